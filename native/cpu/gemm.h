@@ -1,0 +1,39 @@
+// Dense matrix multiply on the CPU. Row-major throughout.
+//
+//   C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C[M,N]
+//
+// op(A) = A      : A is [M,K] with row stride lda >= K
+// op(A) = A^T    : A is [K,M] with row stride lda >= M   (transA)
+// op(B) = B      : B is [K,N] with row stride ldb >= N
+// op(B) = B^T    : B is [N,K] with row stride ldb >= K   (transB)
+// beta == 0 overwrites C (NaNs in C are not propagated), as BLAS does.
+#pragma once
+#include <cstdint>
+
+namespace tk::cpu {
+
+struct GemmShape {
+  bool transA = false, transB = false;
+  int64_t M = 0, N = 0, K = 0;
+  int64_t lda = 0, ldb = 0, ldc = 0;
+  float alpha = 1.0f, beta = 0.0f;
+};
+
+// Fast path: packed panels, AVX-512 / AVX2-FMA / portable microkernel chosen at run time,
+// multi-threaded over the core's pool.
+void gemm_f32(const GemmShape& s, const float* A, const float* B, float* C);
+// bf16 inputs (raw uint16 bf16 bits), f32 accumulation and f32 output.
+void gemm_bf16(const GemmShape& s, const uint16_t* A, const uint16_t* B, float* C);
+
+// Batched: batch independent products, matrices `strideX` elements apart (0 = shared operand).
+void gemm_f32_batched(const GemmShape& s, int64_t batch, const float* A, int64_t strideA,
+                      const float* B, int64_t strideB, float* C, int64_t strideC);
+
+// Plain triple loop in double precision accumulation: the oracle for the fast paths.
+void gemm_f32_reference(const GemmShape& s, const float* A, const float* B, float* C);
+void gemm_bf16_reference(const GemmShape& s, const uint16_t* A, const uint16_t* B, float* C);
+
+// Name of the microkernel the fast path dispatches to on this CPU ("avx512", "avx2", "portable").
+const char* gemm_kernel_name();
+
+}  // namespace tk::cpu

@@ -1,0 +1,33 @@
+// Reference GEMM: the readable definition every fast path is tested against.
+#include "../core/dtype.h"
+#include "gemm.h"
+
+namespace tk::cpu {
+
+namespace {
+template <typename T, typename Load>
+void reference(const GemmShape& s, const T* A, const T* B, float* C, Load load) {
+  for (int64_t i = 0; i < s.M; ++i) {
+    for (int64_t j = 0; j < s.N; ++j) {
+      double acc = 0.0;
+      for (int64_t k = 0; k < s.K; ++k) {
+        double a = load(s.transA ? A[k * s.lda + i] : A[i * s.lda + k]);
+        double b = load(s.transB ? B[j * s.ldb + k] : B[k * s.ldb + j]);
+        acc += a * b;
+      }
+      float* c = &C[i * s.ldc + j];
+      *c = static_cast<float>(s.alpha * acc + (s.beta == 0.0f ? 0.0 : s.beta * static_cast<double>(*c)));
+    }
+  }
+}
+}  // namespace
+
+void gemm_f32_reference(const GemmShape& s, const float* A, const float* B, float* C) {
+  reference(s, A, B, C, [](float v) { return v; });
+}
+
+void gemm_bf16_reference(const GemmShape& s, const uint16_t* A, const uint16_t* B, float* C) {
+  reference(s, A, B, C, [](uint16_t v) { return bf16_to_f32(v); });
+}
+
+}  // namespace tk::cpu
