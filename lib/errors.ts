@@ -1,0 +1,42 @@
+/**
+ * The one error class of tunekit. `code` is stable and machine-readable; `message` says what
+ * was expected and what was received.
+ *
+ * @example
+ * try { t.reshape([3, 5]); } catch (e) { if (e instanceof TunekitError && e.code === 'ERR_SHAPE') ... }
+ */
+export class TunekitError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'TunekitError';
+    this.code = code;
+  }
+}
+
+/** Error codes used across the project (native code uses the same strings). */
+export type TunekitErrorCode =
+  | 'ERR_SHAPE'
+  | 'ERR_DTYPE'
+  | 'ERR_OOM'
+  | 'ERR_FORMAT'
+  | 'ERR_BACKEND'
+  | 'ERR_VALUE'
+  | 'ERR_INDEX'
+  | 'ERR_DISPOSED'
+  | 'ERR_DEVICE'
+  | 'ERR_CONFIG'
+  | 'ERR_IO'
+  | 'ERR_NOT_FOUND'
+  | 'ERR_NAN'
+  | 'ERR_STATE';
+
+/** Formats a value for "but received X" messages: short, typed. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (Array.isArray(value)) return `[${value.slice(0, 8).map(describe).join(', ')}${value.length > 8 ? ', ...' : ''}]`;
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? value.slice(0, 57) + '...' : value);
+  if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
+  return String(value);
+}
