@@ -1,0 +1,196 @@
+/**
+ * The only file that loads the native addon. It types every native export (one `Binding`
+ * interface) and explains, path by path, why the addon could not be loaded.
+ *
+ * Calling convention: a tensor argument is a pair `(handle, byteOffset)`; data is contiguous
+ * row-major; shapes are element counts. All ops are synchronous and run on the native thread
+ * pool. Gradient outputs are written (overwritten), never accumulated, unless the name says
+ * `Add` / `Accumulate`.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TunekitError } from './errors.js';
+
+/** Opaque handle to refcounted native storage. */
+export type Handle = { readonly __brand: 'tunekit.Handle' };
+
+/** Element-type codes shared with native/core/dtype.h. */
+export const DTYPE_CODE = { f32: 0, bf16: 1, f16: 2, i32: 3, i64: 4, u8: 5, f64: 6 } as const;
+
+/** Binary op codes (native/cpu/elementwise.h). */
+export const BINARY_OP = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5 } as const;
+
+/** Unary op codes (native/cpu/elementwise.h). `param` is used by the *_scalar ops. */
+export const UNARY_OP = {
+  neg: 0, exp: 1, log: 2, sqrt: 3, rsqrt: 4, abs: 5, tanh: 6, sigmoid: 7, relu: 8,
+  gelu_tanh: 9, gelu_erf: 10, silu: 11, square: 12, mul_scalar: 13, add_scalar: 14, pow_scalar: 15,
+} as const;
+
+/** Reduction op codes (native/cpu/reduce.h). */
+export const REDUCE_OP = { sum: 0, mean: 1, max: 2, min: 3 } as const;
+
+type H = Handle;
+
+export interface Binding {
+  // ---- storage (native/napi/storage_ops.cpp)
+  setErrorClass(ctor: new (code: string, message: string) => Error): void;
+  alloc(bytes: number, zero: boolean): H;
+  dispose(h: H): void;
+  isDisposed(h: H): boolean;
+  byteLength(h: H): number;
+  view(h: H): ArrayBuffer;
+  write(h: H, off: number, src: ArrayBufferView | ArrayBuffer): void;
+  copyBytes(src: H, srcOff: number, dst: H, dstOff: number, nbytes: number): void;
+  /** dst[row*dstStride ...] = src[row*srcStride ...], `rows` rows of `rowBytes` bytes (strides in bytes). */
+  copyRows(src: H, srcOff: number, dst: H, dstOff: number, rows: number, rowBytes: number, srcStride: number, dstStride: number): void;
+  fill(h: H, off: number, dtype: number, n: number, value: number): void;
+  cast(src: H, srcOff: number, srcDtype: number, dst: H, dstOff: number, dstDtype: number, n: number): void;
+  copyStrided(src: H, srcOff: number, dst: H, dstOff: number, elemSize: number, shape: number[], strides: number[]): void;
+  randomNormal(h: H, off: number, n: number, seed: number, mean: number, std: number): void;
+  randomUniform(h: H, off: number, n: number, seed: number, low: number, high: number): void;
+  arange(h: H, off: number, dtype: number, n: number, start: number, step: number): void;
+  memoryStats(): { liveBytes: number; peakBytes: number };
+  resetPeakMemory(): void;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  backendInfo(): {
+    cpu: { avx2: boolean; avx512: boolean; avx512bf16: boolean; threads: number; hardwareThreads: number };
+    cuda?: { compiled: boolean; devices: number; reason: string };
+  };
+
+  // ---- GEMM (native/napi/ops_gemm.cpp). C[b] = alpha op(A[b]) op(B[b]) + beta C[b]; dtype 0 f32, 1 bf16 inputs (C f32).
+  gemm(a: H, aOff: number, b: H, bOff: number, c: H, cOff: number, transA: boolean, transB: boolean,
+       M: number, N: number, K: number, alpha: number, beta: number, batch: number, dtype: number): void;
+  gemmKernelName(): string;
+
+  // ---- element-wise (native/napi/ops_elementwise.cpp), f32
+  /** out[outShape] = a op b; strides are element strides of a and b over outShape (0 = broadcast). */
+  binary(op: number, a: H, aOff: number, b: H, bOff: number, out: H, outOff: number,
+         outShape: number[], aStrides: number[], bStrides: number[]): void;
+  unary(op: number, x: H, xOff: number, out: H, outOff: number, n: number, param: number): void;
+  /** dx = dy * f'(x) for unary op `op` (y = f(x) also given, whichever the rule uses). */
+  unaryBackward(op: number, x: H, xOff: number, y: H, yOff: number, dy: H, dyOff: number,
+                dx: H, dxOff: number, n: number, param: number): void;
+  /** Reduces the middle axis of x viewed as [outer, n, inner] -> out [outer, inner]. */
+  reduce(op: number, x: H, xOff: number, out: H, outOff: number, outer: number, n: number, inner: number): void;
+  /** out i32 [rows]: index of the max of each row of x [rows, cols]. */
+  argmax(x: H, xOff: number, out: H, outOff: number, rows: number, cols: number): void;
+  /** sum of squares of x[0..n) in double precision (global grad norm). */
+  sumSquares(x: H, xOff: number, n: number): number;
+  /** number of NaN or infinite values in x[0..n). */
+  countNonFinite(x: H, xOff: number, n: number): number;
+
+  // ---- softmax / norms / embedding / dropout / losses / optimizer (native/napi/ops_nn.cpp), f32
+  softmax(x: H, xOff: number, y: H, yOff: number, rows: number, cols: number, log: boolean): void;
+  softmaxBackward(y: H, yOff: number, dy: H, dyOff: number, dx: H, dxOff: number, rows: number, cols: number, log: boolean): void;
+  /** y = (x - mean) * rstd * w + b over the last axis; mean, rstd f32 [rows] saved for backward. */
+  layerNorm(x: H, xOff: number, w: H, wOff: number, b: H, bOff: number, y: H, yOff: number,
+            mean: H, meanOff: number, rstd: H, rstdOff: number, rows: number, cols: number, eps: number): void;
+  /** dx always; dw, db only when needWeightGrad (else their handles are ignored). */
+  layerNormBackward(x: H, xOff: number, w: H, wOff: number, mean: H, meanOff: number, rstd: H, rstdOff: number,
+                    dy: H, dyOff: number, dx: H, dxOff: number, dw: H, dwOff: number, db: H, dbOff: number,
+                    rows: number, cols: number, needWeightGrad: boolean): void;
+  /** y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps) (Llama RMSNorm). */
+  rmsNorm(x: H, xOff: number, w: H, wOff: number, y: H, yOff: number, rstd: H, rstdOff: number,
+          rows: number, cols: number, eps: number): void;
+  rmsNormBackward(x: H, xOff: number, w: H, wOff: number, rstd: H, rstdOff: number, dy: H, dyOff: number,
+                  dx: H, dxOff: number, dw: H, dwOff: number, rows: number, cols: number, needWeightGrad: boolean): void;
+  /** out[i, :] = table[idx[i], :]; idx i32 [n], table [numRows, rowSize]; idx out of range -> ERR_INDEX. */
+  gatherRows(table: H, tOff: number, idx: H, idxOff: number, out: H, outOff: number, n: number, rowSize: number, numRows: number): void;
+  /** dTable[idx[i], :] += dOut[i, :] (dTable is accumulated into; zero it first). */
+  scatterAddRows(dOut: H, dOff: number, idx: H, idxOff: number, dTable: H, dtOff: number, n: number, rowSize: number, numRows: number): void;
+  /** y = x * mask / (1 - p), mask u8 [n] drawn from (seed) — counter-based, thread-count independent. */
+  dropout(x: H, xOff: number, y: H, yOff: number, mask: H, maskOff: number, n: number, p: number, seed: number): void;
+  dropoutBackward(dy: H, dyOff: number, mask: H, maskOff: number, dx: H, dxOff: number, n: number, p: number): void;
+  /**
+   * Cross-entropy fused with log-softmax. logits [rows, classes], labels i32 [rows] (ignoreIndex
+   * rows get loss 0), loss f32 [rows], lse f32 [rows] saved. Returns the number of counted rows.
+   */
+  crossEntropy(logits: H, lOff: number, labels: H, labOff: number, loss: H, lossOff: number, lse: H, lseOff: number,
+               rows: number, classes: number, ignoreIndex: number): number;
+  /** dlogits[r, :] = dloss[r] * (softmax(logits[r]) - onehot(label[r])); zero for ignored rows. */
+  crossEntropyBackward(logits: H, lOff: number, labels: H, labOff: number, lse: H, lseOff: number, dloss: H, dlOff: number,
+                       dlogits: H, dOff: number, rows: number, classes: number, ignoreIndex: number): void;
+  /** In-place AdamW on f32 [n]: decoupled weight decay, bias correction with `step` (1-based). */
+  adamw(param: H, pOff: number, grad: H, gOff: number, m: H, mOff: number, v: H, vOff: number, n: number,
+        lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  /**
+   * Rotary embedding on x [B, H, T, D] (rotate-half layout as in transformers' Llama): pairs
+   * (i, i + rotDim/2) for i < rotDim/2 rotated by angle pos[b, t] * invFreq[i]; positions i32 [B*T].
+   * inverse=true rotates by -angle (the backward).
+   */
+  rope(x: H, xOff: number, out: H, outOff: number, positions: H, posOff: number, invFreq: H, fOff: number,
+       B: number, Hn: number, T: number, D: number, rotDim: number, inverse: boolean): void;
+
+  // ---- attention (native/napi/ops_attention.cpp), f32
+  /**
+   * q [B, Hq, Tq, D], k/v [B, Hkv, Tk, D] (Hq % Hkv == 0, grouped-query), out [B, Hq, Tq, D],
+   * lse f32 [B, Hq, Tq] saved for backward. keyMask i32 [B, Tk] (1 = attend) when hasMask.
+   * causal: query i sits at absolute position (Tk - Tq + i) and sees keys j <= that (covers KV
+   * cache and prefix keys placed first).
+   */
+  attention(q: H, qOff: number, k: H, kOff: number, v: H, vOff: number, out: H, oOff: number, lse: H, lseOff: number,
+            keyMask: H | null, mOff: number, B: number, Hq: number, Hkv: number, Tq: number, Tk: number, D: number,
+            scale: number, causal: boolean): void;
+  attentionBackward(q: H, qOff: number, k: H, kOff: number, v: H, vOff: number, out: H, oOff: number, lse: H, lseOff: number,
+                    dout: H, doOff: number, dq: H, dqOff: number, dk: H, dkOff: number, dv: H, dvOff: number,
+                    keyMask: H | null, mOff: number, B: number, Hq: number, Hkv: number, Tq: number, Tk: number, D: number,
+                    scale: number, causal: boolean): void;
+
+  // ---- fused linear + LoRA (native/napi/ops_lora.cpp), f32
+  /**
+   * y [M, out] = x [M, in] W^T + bias + s * (x A^T) B^T, with W [out, in] (or [in, out] when
+   * wInOut, GPT-2 Conv1D). A [r, in], B [out, r]. xa [M, r] = x A^T is written (saved for
+   * backward; with dropout the caller passes the dropped x as xd). bias may be null.
+   */
+  loraLinearForward(x: H, xOff: number, xd: H, xdOff: number, w: H, wOff: number, bias: H | null, bOff: number,
+                    a: H, aOff: number, b: H, bbOff: number, y: H, yOff: number, xa: H, xaOff: number,
+                    M: number, inF: number, outF: number, r: number, scale: number, wInOut: boolean): void;
+  /**
+   * Given dy [M, out]: dx [M, in] = dy W (+ s (dy B) A routed through the dropout path: dxd),
+   * dA [r, in] = s (dy B)^T xd, dB [out, r] = s dy^T xa. Never a gradient for W. dxd [M, in] is
+   * the gradient with respect to the dropped input (equal to dx's LoRA part); when xd is x
+   * (no dropout) pass mergeDx=true and the LoRA part is added into dx directly.
+   */
+  loraLinearBackward(dy: H, dyOff: number, x: H, xOff: number, xd: H, xdOff: number, w: H, wOff: number,
+                     a: H, aOff: number, b: H, bbOff: number, xa: H, xaOff: number,
+                     dx: H, dxOff: number, dxd: H | null, dxdOff: number, da: H, daOff: number, db: H, dbOff: number,
+                     M: number, inF: number, outF: number, r: number, scale: number, wInOut: boolean, mergeDx: boolean): void;
+}
+
+function loadBinding(): Binding {
+  const require = createRequire(import.meta.url);
+  const here = dirname(fileURLToPath(import.meta.url));
+  // lib/native.ts runs from lib/ (tests) or dist/ (built): the package root is one level up.
+  const root = join(here, '..');
+  const tried: string[] = [];
+  const candidates = [join(root, 'build', 'Release', 'tunekit.node'), join(root, 'build', 'Debug', 'tunekit.node')];
+  for (const path of candidates) {
+    if (!existsSync(path)) {
+      tried.push(`${path}: not built`);
+      continue;
+    }
+    try {
+      return require(path) as Binding;
+    } catch (e) {
+      tried.push(`${path}: failed to load (${(e as Error).message})`);
+    }
+  }
+  try {
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => Binding;
+    return nodeGypBuild(root);
+  } catch (e) {
+    tried.push(`prebuilds/ via node-gyp-build: ${(e as Error).message.split('\n')[0]}`);
+  }
+  throw new TunekitError(
+    'ERR_BACKEND',
+    `tunekit's native addon could not be loaded. Tried:\n  - ${tried.join('\n  - ')}\n` +
+      `Build it with \`npm install\` (or \`npm run build:native\`), which needs cmake and a C++17 compiler.`,
+  );
+}
+
+/** The native binding, loaded once per thread. */
+export const native: Binding = loadBinding();
+native.setErrorClass(TunekitError);
