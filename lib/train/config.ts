@@ -1,0 +1,475 @@
+/**
+ * The configuration of `tunekit train`: a YAML or JSON file (or an object) validated with zod.
+ * Field names follow the ecosystem (PEFT's `r`, `lora_alpha`, ...), defaults follow PEFT and
+ * the QLoRA recipe (see docs/REFERENCE facts), and every invalid field is reported at once.
+ *
+ * ```yaml
+ * model: builtin:gpt2-tiny            # or a Hugging Face folder
+ * task: seq_cls                       # causal_lm | seq_cls | token_cls
+ * method: lora                        # full | lora | qlora | adalora | prompt_tuning | p_tuning | prefix_tuning | reward | dpo | ppo
+ * peft: { r: 8, lora_alpha: 16, target_modules: [c_attn] }
+ * dataset: { path: builtin:spam-assassin, max_length: 256 }
+ * training: { epochs: 3, batch_size: 16, lr: 2.0e-4, schedule: cosine, warmup_ratio: 0.06 }
+ * output_dir: runs/spam-lora
+ * ```
+ */
+
+import { readFileSync } from 'node:fs';
+import { dirname, extname, isAbsolute, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { TunekitError, describe } from '../errors.js';
+
+// ---------------------------------------------------------------------------------------------
+// Method blocks
+
+const posInt = z.number().int().positive();
+const nonNegInt = z.number().int().nonnegative();
+const prob = z.number().min(0).lt(1);
+
+/** target_modules: a list (exact name or suffix match), a regex string, or 'all-linear'. */
+const targetModules = z.union([z.array(z.string().min(1)).min(1), z.string().min(1)]).nullable();
+
+const loraFields = {
+  r: posInt.default(8),
+  lora_alpha: z.number().positive().default(8),
+  lora_dropout: prob.default(0),
+  target_modules: targetModules.default(null),
+  /** undefined: decided by the model (true for GPT-2's Conv1D). */
+  fan_in_fan_out: z.boolean().optional(),
+  bias: z.enum(['none', 'all', 'lora_only']).default('none'),
+  use_rslora: z.boolean().default(false),
+  use_dora: z.boolean().default(false),
+  modules_to_save: z.array(z.string().min(1)).nullable().default(null),
+  init_lora_weights: z.union([z.boolean(), z.literal('gaussian')]).default(true),
+  rank_pattern: z.record(z.string(), posInt).default({}),
+  alpha_pattern: z.record(z.string(), z.number().positive()).default({}),
+  layers_to_transform: z.union([nonNegInt, z.array(nonNegInt).min(1)]).nullable().default(null),
+  layers_pattern: z.string().nullable().default(null),
+};
+
+export const LoraSchema = z.strictObject(loraFields);
+
+/** QLoRA: LoRA on an NF4 base with the QLoRA recipe's defaults (r 64, alpha 16, all linear layers). */
+export const QloraSchema = z.strictObject({
+  ...loraFields,
+  r: posInt.default(64),
+  lora_alpha: z.number().positive().default(16),
+  lora_dropout: prob.default(0.05),
+  target_modules: targetModules.default('all-linear'),
+  double_quant: z.boolean().default(true),
+  blocksize: z.union([z.literal(64), z.literal(128), z.literal(256)]).default(64),
+});
+
+export const AdaloraSchema = z.strictObject({
+  ...loraFields,
+  init_r: posInt.default(12),
+  target_r: posInt.default(8),
+  tinit: nonNegInt.default(0),
+  tfinal: nonNegInt.default(0),
+  deltaT: posInt.default(1),
+  beta1: prob.default(0.85),
+  beta2: prob.default(0.85),
+  orth_reg_weight: z.number().nonnegative().default(0.5),
+  /** Total training steps; when omitted the trainer sets it from the run's step count. */
+  total_step: posInt.optional(),
+});
+
+const promptFields = {
+  /** PEFT has no default; 20 is a common choice. */
+  num_virtual_tokens: posInt.default(20),
+  /** Defaults to the model's hidden size. */
+  token_dim: posInt.optional(),
+  num_transformer_submodules: posInt.optional(),
+  num_attention_heads: posInt.optional(),
+  num_layers: posInt.optional(),
+};
+
+export const PromptTuningSchema = z
+  .strictObject({
+    ...promptFields,
+    prompt_tuning_init: z.enum(['RANDOM', 'TEXT', 'SAMPLE_VOCAB']).default('RANDOM'),
+    prompt_tuning_init_text: z.string().min(1).optional(),
+    tokenizer_name_or_path: z.string().optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.prompt_tuning_init === 'TEXT' && !v.prompt_tuning_init_text) {
+      ctx.addIssue({ code: 'custom', path: ['prompt_tuning_init_text'], message: 'expected a non-empty string when prompt_tuning_init is TEXT but received nothing' });
+    }
+  });
+
+export const PTuningSchema = z.strictObject({
+  ...promptFields,
+  encoder_reparameterization_type: z.enum(['MLP', 'LSTM']).default('MLP'),
+  encoder_hidden_size: posInt.optional(),
+  encoder_num_layers: posInt.default(2),
+  encoder_dropout: prob.default(0),
+});
+
+export const PrefixTuningSchema = z.strictObject({
+  ...promptFields,
+  prefix_projection: z.boolean().default(false),
+  encoder_hidden_size: posInt.optional(),
+});
+
+/** RLHF method settings (reward, dpo, ppo). Adapters for these go in `peft` (LoRA fields). */
+export const RlhfSchema = z.strictObject({
+  /** DPO temperature. */
+  beta: z.number().positive().default(0.1),
+  /** PPO: KL penalty, GAE, clipping, epochs per batch. */
+  kl_coef: z.number().nonnegative().default(0.05),
+  gamma: z.number().min(0).max(1).default(1),
+  lam: z.number().min(0).max(1).default(0.95),
+  cliprange: z.number().positive().default(0.2),
+  cliprange_value: z.number().positive().default(0.2),
+  ppo_epochs: posInt.default(4),
+  /** PPO: path of the trained reward model (folder). */
+  reward_model: z.string().min(1).optional(),
+  /** PPO: tokens generated per rollout. */
+  max_new_tokens: posInt.default(32),
+});
+
+export type LoraConfig = z.output<typeof LoraSchema>;
+export type QloraConfig = z.output<typeof QloraSchema>;
+export type AdaloraConfig = z.output<typeof AdaloraSchema>;
+export type PromptTuningConfig = z.output<typeof PromptTuningSchema>;
+export type PTuningConfig = z.output<typeof PTuningSchema>;
+export type PrefixTuningConfig = z.output<typeof PrefixTuningSchema>;
+export type RlhfConfig = z.output<typeof RlhfSchema>;
+export type PeftBlock = LoraConfig | QloraConfig | AdaloraConfig | PromptTuningConfig | PTuningConfig | PrefixTuningConfig;
+
+export const METHODS = ['full', 'lora', 'qlora', 'adalora', 'prompt_tuning', 'p_tuning', 'prefix_tuning', 'reward', 'dpo', 'ppo'] as const;
+export type Method = (typeof METHODS)[number];
+export const TASKS = ['causal_lm', 'seq_cls', 'token_cls'] as const;
+export type Task = (typeof TASKS)[number];
+
+/** The schema of the `peft` block for each method (null: the method takes no peft block). */
+const PEFT_SCHEMAS: Record<Method, z.ZodType | null> = {
+  full: null,
+  lora: LoraSchema,
+  qlora: QloraSchema,
+  adalora: AdaloraSchema,
+  prompt_tuning: PromptTuningSchema,
+  p_tuning: PTuningSchema,
+  prefix_tuning: PrefixTuningSchema,
+  // RLHF methods train LoRA adapters unless `peft: null` asks for full fine-tuning.
+  reward: LoraSchema,
+  dpo: LoraSchema,
+  ppo: LoraSchema,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Top level
+
+export const DatasetSchema = z.strictObject({
+  /** A file (.jsonl, .json, .csv) or "builtin:spam-assassin" | "builtin:sotu" | "builtin:moby-dick". */
+  path: z.string().min(1),
+  format: z.enum(['jsonl', 'json', 'csv']).optional(),
+  /** Record format; detected from the first record when omitted. */
+  record_format: z.enum(['text', 'prompt_completion', 'alpaca', 'chat', 'labelled', 'preference']).optional(),
+  text_field: z.string().min(1).default('text'),
+  label_field: z.string().min(1).default('label'),
+  max_length: posInt.default(512),
+  packing: z.boolean().default(false),
+  on_error: z.enum(['fail', 'skip']).default('fail'),
+  /** Held-out evaluation data: a separate file, or a seeded split of `path` (ignored for built-ins, which have fixed splits). */
+  eval: z
+    .strictObject({
+      path: z.string().min(1).optional(),
+      fraction: z.number().gt(0).lt(1).optional(),
+      size: posInt.optional(),
+      seed: z.number().int().default(42),
+    })
+    .superRefine((v, ctx) => {
+      const n = [v.path, v.fraction, v.size].filter((x) => x !== undefined).length;
+      if (n > 1) ctx.addIssue({ code: 'custom', path: [], message: `expected only one of path, fraction or size but received ${n}` });
+    })
+    .prefault({}),
+});
+
+export const TrainingSchema = z
+  .strictObject({
+    epochs: z.number().positive().default(3),
+    /** When set, training stops after this many optimizer steps (overrides epochs). */
+    max_steps: posInt.optional(),
+    batch_size: posInt.default(8),
+    grad_accum: posInt.default(1),
+    lr: z.number().positive().default(2e-4),
+    weight_decay: z.number().nonnegative().default(0),
+    warmup_steps: nonNegInt.default(0),
+    warmup_ratio: z.number().min(0).lt(1).default(0),
+    schedule: z.enum(['constant', 'linear', 'cosine']).default('linear'),
+    max_grad_norm: z.number().positive().nullable().default(1),
+    /** Evaluate every N optimizer steps (0: at the end of each epoch only). */
+    eval_every: nonNegInt.default(0),
+    /** Save a checkpoint every N optimizer steps (0: at the end of each epoch only). */
+    save_every: nonNegInt.default(0),
+    early_stopping: z
+      .strictObject({
+        patience: posInt,
+        metric: z.string().min(1).default('eval_loss'),
+        mode: z.enum(['min', 'max']).default('min'),
+        min_delta: z.number().nonnegative().default(0),
+      })
+      .nullable()
+      .default(null),
+    seed: z.number().int().default(42),
+    /** Native thread pool size (0: all cores). */
+    threads: nonNegInt.default(0),
+    dtype: z.enum(['f32', 'bf16']).default('f32'),
+    device: z.string().regex(/^(cpu|cuda(:\d+)?|auto)$/, 'expected "cpu", "cuda", "cuda:N" or "auto"').default('auto'),
+  })
+  ;
+
+export const LoggingSchema = z.strictObject({
+  /** Log training metrics every N optimizer steps. */
+  every: posInt.default(10),
+  /** 'auto': a progress bar on a terminal, plain lines otherwise. */
+  progress: z.enum(['auto', 'bar', 'plain', 'none']).default('auto'),
+  plot: z.boolean().default(true),
+});
+
+const TopSchema = z.strictObject({
+  /** A Hugging Face folder or "builtin:<name>". */
+  model: z.string().min(1),
+  task: z.enum(TASKS).default('causal_lm'),
+  method: z.enum(METHODS).default('lora'),
+  peft: z.record(z.string(), z.unknown()).nullable().optional(),
+  rlhf: z.record(z.string(), z.unknown()).optional(),
+  /** Base-weight quantization; defaults to nf4 for qlora, none otherwise. */
+  quantization: z.enum(['none', 'nf4']).optional(),
+  dataset: DatasetSchema,
+  training: TrainingSchema.prefault({}),
+  output_dir: z.string().min(1).default('runs/tunekit'),
+  logging: LoggingSchema.prefault({}),
+});
+
+type Top = z.output<typeof TopSchema>;
+
+/** A validated training configuration with every default filled. */
+export interface TrainConfig extends Omit<Top, 'peft' | 'rlhf' | 'quantization'> {
+  /** The method's block (null for full fine-tuning, or RLHF without adapters). */
+  peft: PeftBlock | null;
+  /** Present for reward, dpo and ppo. */
+  rlhf: RlhfConfig | null;
+  quantization: 'none' | 'nf4';
+  /** The file the config was read from, if any. */
+  configPath?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+type Issue = z.core.$ZodIssue & { input?: unknown };
+
+function pathString(path: ReadonlyArray<PropertyKey>): string {
+  let s = '';
+  for (const p of path) {
+    if (typeof p === 'number') s += `[${p}]`;
+    else s += (s ? '.' : '') + String(p);
+  }
+  return s || '(top level)';
+}
+
+function received(issue: Issue): string {
+  if (!('input' in issue) || issue.input === undefined) return 'nothing (the field is required)';
+  const v = issue.input;
+  const t = Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v;
+  return t === 'string' || t === 'number' || t === 'boolean' ? `${t} ${describe(v)}` : t === 'object' ? 'object' : `${t} ${describe(v)}`;
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  int: 'an integer',
+  number: 'a number',
+  string: 'a string',
+  boolean: 'a boolean (true or false)',
+  array: 'a list',
+  object: 'a mapping',
+  record: 'a mapping',
+  null: 'null',
+};
+const typeName = (t: string): string => TYPE_NAMES[t] ?? t;
+
+function flattenIssues(issues: readonly Issue[], prefix: PropertyKey[]): string[] {
+  const out: string[] = [];
+  for (const issue of issues) {
+    const path = [...prefix, ...issue.path];
+    switch (issue.code) {
+      case 'unrecognized_keys':
+        for (const k of issue.keys) out.push(`${pathString([...path, k])}: unknown field (check the spelling) with value ${describe((issue.input as Record<string, unknown> | undefined)?.[k])}`);
+        break;
+      case 'invalid_type':
+        out.push(`${pathString(path)}: expected ${typeName(issue.expected)} but received ${received(issue)}`);
+        break;
+      case 'invalid_value':
+        out.push(`${pathString(path)}: expected one of ${issue.values.map((v) => JSON.stringify(v)).join(' | ')} but received ${received(issue)}`);
+        break;
+      case 'too_small':
+      case 'too_big': {
+        const small = issue.code === 'too_small';
+        const bound = small ? issue.minimum : issue.maximum;
+        const op = small ? (issue.inclusive ? '>=' : '>') : issue.inclusive ? '<=' : '<';
+        const what = issue.origin === 'number' || issue.origin === 'int' ? 'a number' : `${issue.origin} length`;
+        out.push(`${pathString(path)}: expected ${what} ${op} ${String(bound)} but received ${received(issue)}`);
+        break;
+      }
+      case 'invalid_union': {
+        const expected = issue.errors
+          .map((branch) => branch.find((b) => b.path.length === 0 && b.code === 'invalid_type'))
+          .map((b) => (b && b.code === 'invalid_type' ? b.expected : undefined))
+          .filter((x): x is NonNullable<typeof x> => x !== undefined);
+        if (expected.length === issue.errors.length) {
+          out.push(`${pathString(path)}: expected ${[...new Set(expected)].map(typeName).join(' or ')} but received ${received(issue)}`);
+        } else {
+          // A branch matched the type but failed inside: report the closest branch's issues.
+          const best = issue.errors.reduce((a, b) => (a.length <= b.length ? a : b));
+          out.push(...flattenIssues(best as Issue[], path));
+        }
+        break;
+      }
+      case 'invalid_format':
+        out.push(`${pathString(path)}: ${issue.message} but received ${received(issue)}`);
+        break;
+      default:
+        out.push(`${pathString(path)}: ${issue.message}${issue.code !== 'custom' && 'input' in issue ? ` but received ${received(issue)}` : ''}`);
+    }
+  }
+  return out;
+}
+
+function configError(source: string, lines: string[]): TunekitError {
+  const n = lines.length;
+  return new TunekitError('ERR_CONFIG', `Invalid training config ${source} (${n} problem${n === 1 ? '' : 's'}):\n${lines.map((l) => `  - ${l}`).join('\n')}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+function readConfigFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new TunekitError(err.code === 'ENOENT' ? 'ERR_NOT_FOUND' : 'ERR_IO', `Could not read config file ${path}: ${err.message}`);
+  }
+  if (extname(path).toLowerCase() === '.json') {
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      throw new TunekitError('ERR_CONFIG', `Invalid JSON in config file ${path}: ${(e as Error).message}`);
+    }
+  }
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) {
+    const lines = doc.errors.map((e) => {
+      const pos = e.linePos?.[0];
+      return `${path}${pos ? `:${pos.line}:${pos.col}` : ''}: ${(e.message.split('\n')[0] ?? '').replace(/:\s*$/, '')}`;
+    });
+    throw new TunekitError('ERR_CONFIG', `Invalid YAML in config file:\n${lines.map((l) => `  - ${l}`).join('\n')}`);
+  }
+  return doc.toJS();
+}
+
+function resolvePath(p: string, base: string): string {
+  return p.startsWith('builtin:') || isAbsolute(p) ? p : resolve(base, p);
+}
+
+/**
+ * Validates a training config (a file path or an already-parsed object) and fills defaults.
+ * Relative paths in a config file (model, dataset, output_dir) are resolved against the file's
+ * folder. Every invalid field is listed in one TunekitError('ERR_CONFIG').
+ *
+ * @example
+ * const cfg = loadConfig('examples/spam-lora.yaml');
+ * cfg.peft;               // { r: 8, lora_alpha: 16, lora_dropout: 0, ... }
+ * cfg.training.schedule;  // 'linear'
+ * loadConfig({ model: 'builtin:gpt2-tiny', dataset: { path: 'builtin:sotu' } });
+ */
+export function loadConfig(pathOrObject: string | Record<string, unknown>): TrainConfig {
+  const fromFile = typeof pathOrObject === 'string';
+  const source = fromFile ? pathOrObject : '(object)';
+  const raw = fromFile ? readConfigFile(pathOrObject) : pathOrObject;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw configError(source, [`(top level): expected a mapping of settings but received ${raw === null ? 'null' : Array.isArray(raw) ? 'a list' : typeof raw}`]);
+  }
+
+  const problems: string[] = [];
+  const top = TopSchema.safeParse(raw, { reportInput: true });
+  if (!top.success) problems.push(...flattenIssues(top.error.issues as Issue[], []));
+
+  // The peft / rlhf blocks depend on the method: validate them even when other fields failed,
+  // so that one run of the command lists everything.
+  const rawObj = raw as Record<string, unknown>;
+  const methodParse = z.enum(METHODS).default('lora').safeParse(rawObj['method']);
+  const method = methodParse.success ? methodParse.data : null;
+  let peft: PeftBlock | null = null;
+  let rlhf: RlhfConfig | null = null;
+  if (method) {
+    const schema = PEFT_SCHEMAS[method];
+    const block = rawObj['peft'];
+    const rlhfMethod = method === 'reward' || method === 'dpo' || method === 'ppo';
+    if (schema === null) {
+      if (block !== undefined && block !== null) problems.push(`peft: expected no peft block for method "full" but received a mapping`);
+    } else if (block === null && rlhfMethod) {
+      peft = null; // RLHF with full fine-tuning
+    } else if (block === undefined || (typeof block === 'object' && block !== null && !Array.isArray(block))) {
+      const r = schema.safeParse(block ?? {}, { reportInput: true });
+      if (r.success) peft = r.data as PeftBlock;
+      else problems.push(...flattenIssues(r.error.issues as Issue[], ['peft']));
+    }
+    if (rlhfMethod) {
+      const rb = rawObj['rlhf'];
+      if (rb === undefined || (typeof rb === 'object' && rb !== null && !Array.isArray(rb))) {
+        const r = RlhfSchema.safeParse(rb ?? {}, { reportInput: true });
+        if (r.success) rlhf = r.data;
+        else problems.push(...flattenIssues(r.error.issues as Issue[], ['rlhf']));
+      }
+      if (method === 'ppo' && rlhf && !rlhf.reward_model) problems.push('rlhf.reward_model: expected the path of a trained reward model for method "ppo" but received nothing');
+    } else if (rawObj['rlhf'] !== undefined) {
+      problems.push(`rlhf: expected no rlhf block for method "${method}" (only reward, dpo, ppo) but received a mapping`);
+    }
+  }
+
+  // Cross-field checks on the raw values, so they are reported alongside field errors.
+  const tr = rawObj['training'] as Record<string, unknown> | undefined;
+  if (tr && typeof tr === 'object' && typeof tr['warmup_steps'] === 'number' && typeof tr['warmup_ratio'] === 'number' && tr['warmup_steps'] > 0 && tr['warmup_ratio'] > 0) {
+    problems.push(`training.warmup_steps: expected warmup_steps or warmup_ratio but received both (${tr['warmup_steps']} and ${tr['warmup_ratio']})`);
+  }
+
+  let quantization: 'none' | 'nf4' = 'none';
+  if (top.success) {
+    const q = top.data.quantization;
+    quantization = q ?? (top.data.method === 'qlora' ? 'nf4' : 'none');
+    if (top.data.method === 'qlora' && q === 'none') problems.push('quantization: expected "nf4" for method "qlora" (QLoRA trains adapters on a 4-bit base), but received "none"');
+    if (quantization === 'nf4' && top.data.method === 'full') problems.push('quantization: expected "none" for method "full" (4-bit weights cannot be trained) but received "nf4"');
+    if (top.data.task === 'causal_lm' && top.data.dataset.record_format === 'labelled') {
+      problems.push('dataset.record_format: expected a text, prompt/completion, alpaca or chat format for task "causal_lm" but received "labelled" (use task "seq_cls")');
+    }
+  }
+
+  if (problems.length > 0 || !top.success) throw configError(source, problems);
+
+  const data = top.data;
+  const cfg: TrainConfig = { ...data, peft, rlhf, quantization };
+  if (fromFile) {
+    const base = dirname(resolve(pathOrObject));
+    cfg.configPath = resolve(pathOrObject);
+    cfg.model = resolvePath(cfg.model, base);
+    cfg.dataset = { ...cfg.dataset, path: resolvePath(cfg.dataset.path, base) };
+    if (cfg.dataset.eval.path) cfg.dataset.eval = { ...cfg.dataset.eval, path: resolvePath(cfg.dataset.eval.path, base) };
+    // An explicit output_dir is relative to the config file; the default stays relative to the working directory.
+    if (rawObj['output_dir'] !== undefined) cfg.output_dir = resolvePath(cfg.output_dir, base);
+  }
+  return cfg;
+}
+
+/**
+ * The number of warm-up steps a config asks for, given the total number of optimizer steps.
+ *
+ * @example
+ * warmupStepsFor(cfg.training, 1000); // 60 with warmup_ratio 0.06
+ */
+export function warmupStepsFor(training: TrainConfig['training'], totalSteps: number): number {
+  return training.warmup_steps > 0 ? training.warmup_steps : Math.ceil(training.warmup_ratio * totalSteps);
+}
