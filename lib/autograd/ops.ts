@@ -1,0 +1,432 @@
+/**
+ * Differentiable ops: each runs its kernel (lib/tensor/kernels.ts or a native call) and records
+ * itself on the tape with what its gradient rule (rules.ts, one table) needs.
+ * Shapes in comments: B batch, T tokens, C channels, H heads, D head size.
+ */
+import { native } from '../native.js';
+import { TunekitError, describe } from '../errors.js';
+import { Tensor, numelOf, contiguousStrides, type Shape } from '../tensor/tensor.js';
+import * as K from '../tensor/kernels.js';
+import type { DType } from '../tensor/dtype.js';
+import { full } from '../tensor/creation.js';
+import { record, needsGrad } from './tape.js';
+
+type T = Tensor;
+type F32 = Tensor<'f32'>;
+
+function asTensor(x: T | number): T {
+  return typeof x === 'number' ? full([], x, 'f32') : x;
+}
+
+// ---------------------------------------------------------------- element-wise
+
+function binaryOp(op: 'add' | 'sub' | 'mul' | 'div', a: T | number, b: T | number): F32 {
+  if (typeof a === 'number' && typeof b === 'number') throw new TunekitError('ERR_VALUE', `${op}: expected at least one tensor`);
+  const ta = asTensor(a);
+  const tb = asTensor(b);
+  const out = K.binary(op, ta, tb);
+  record(op, [ta, tb], out, null);
+  return out;
+}
+
+/** a + b with broadcasting. @example add(x, bias) */
+export const add = (a: T | number, b: T | number): F32 => binaryOp('add', a, b);
+/** a - b with broadcasting. */
+export const sub = (a: T | number, b: T | number): F32 => binaryOp('sub', a, b);
+/** a * b with broadcasting. */
+export const mul = (a: T | number, b: T | number): F32 => binaryOp('mul', a, b);
+/** a / b with broadcasting. */
+export const div = (a: T | number, b: T | number): F32 => binaryOp('div', a, b);
+/** element-wise maximum, as (a + b + |a - b|) / 2 so the gradient follows (ties split evenly). */
+export const maximum = (a: T, b: T): F32 => scale(add(add(a, b), abs(sub(a, b))), 0.5);
+/** element-wise minimum, as (a + b - |a - b|) / 2. */
+export const minimum = (a: T, b: T): F32 => scale(sub(add(a, b), abs(sub(a, b))), 0.5);
+/** clamp to [lo, hi]. */
+export const clamp = (x: T, lo: number, hi: number): F32 => minimum(maximum(x, full([], lo, 'f32')), full([], hi, 'f32'));
+
+function unaryOp(op: K.UnaryOp, x: T, param = 0): F32 {
+  const out = K.unary(op, x, param);
+  record(op, [x], out, { param });
+  return out;
+}
+
+export const neg = (x: T): F32 => unaryOp('neg', x);
+export const exp = (x: T): F32 => unaryOp('exp', x);
+export const log = (x: T): F32 => unaryOp('log', x);
+export const sqrt = (x: T): F32 => unaryOp('sqrt', x);
+export const rsqrt = (x: T): F32 => unaryOp('rsqrt', x);
+export const abs = (x: T): F32 => unaryOp('abs', x);
+export const tanh = (x: T): F32 => unaryOp('tanh', x);
+export const sigmoid = (x: T): F32 => unaryOp('sigmoid', x);
+export const relu = (x: T): F32 => unaryOp('relu', x);
+export const silu = (x: T): F32 => unaryOp('silu', x);
+export const square = (x: T): F32 => unaryOp('square', x);
+/** GELU; 'tanh' is GPT-2's gelu_new, 'erf' BERT's exact gelu. */
+export const gelu = (x: T, approximate: 'tanh' | 'erf' = 'tanh'): F32 => unaryOp(approximate === 'tanh' ? 'gelu_tanh' : 'gelu_erf', x);
+/** x * s for a number s. */
+export const scale = (x: T, s: number): F32 => unaryOp('mul_scalar', x, s);
+/** x + s for a number s. */
+export const addScalar = (x: T, s: number): F32 => unaryOp('add_scalar', x, s);
+/** x ** p for a number p. */
+export const pow = (x: T, p: number): F32 => unaryOp('pow_scalar', x, p);
+
+/** log(sigmoid(x)) computed stably as -softplus(-x) = min(x, 0) - log1p(exp(-|x|)). */
+export function logSigmoid(x: T): F32 {
+  // composed from recorded ops so the gradient follows automatically
+  const negAbs = neg(abs(x));
+  const l = log(addScalar(exp(negAbs), 1));
+  const minx = neg(relu(neg(x)));
+  return sub(minx, l);
+}
+
+// ---------------------------------------------------------------- reductions
+
+/** Sum over `dim` (all elements when dim is undefined). */
+export function sum(x: T, dim?: number, keepDim = false): F32 {
+  const out = dim === undefined ? K.sumAll(x) : K.reduce('sum', x, dim, keepDim);
+  record('sum', [x], out, { dim: dim === undefined ? null : x.normDim(dim), keepDim, mean: false });
+  return out;
+}
+
+/** Mean over `dim` (all elements when dim is undefined). */
+export function mean(x: T, dim?: number, keepDim = false): F32 {
+  const out = dim === undefined ? K.sumAll(x, true) : K.reduce('mean', x, dim, keepDim);
+  record('sum', [x], out, { dim: dim === undefined ? null : x.normDim(dim), keepDim, mean: true });
+  return out;
+}
+
+/** Max over dim (not differentiable: used for metrics). */
+export function max(x: T, dim: number, keepDim = false): F32 {
+  return K.reduce('max', x, dim, keepDim);
+}
+
+/** Index of the max along the last dim, i32. */
+export function argmax(x: T): Tensor<'i32'> {
+  K.expectDtype(x, 'f32', 'argmax input');
+  const cols = x.shape[x.ndim - 1]!;
+  const rows = x.numel / cols;
+  const xc = x.contiguousRaw();
+  const out = Tensor.empty(x.shape.slice(0, -1), 'i32');
+  native.argmax(xc.handle, xc.byteOffset, out.handle, 0, rows, cols);
+  xc.dispose();
+  return out;
+}
+
+// ---------------------------------------------------------------- layout
+
+/** Same data, new shape (a view when contiguous). One dimension may be -1. */
+export function reshape<D extends DType>(x: Tensor<D>, shape: readonly number[]): Tensor<D> {
+  const sh = [...shape];
+  const neg1 = sh.indexOf(-1);
+  if (neg1 >= 0) {
+    const rest = numelOf(sh.filter((_, i) => i !== neg1));
+    sh[neg1] = rest === 0 ? 0 : x.numel / rest;
+  }
+  if (numelOf(sh) !== x.numel || sh.some((d) => !Number.isInteger(d) || d < 0)) {
+    throw new TunekitError('ERR_SHAPE', `reshape: cannot view [${x.shape}] (${x.numel} elements) as [${shape}]`);
+  }
+  const src = x.isContiguous ? x : x.contiguousRaw();
+  const out = src.viewAs(sh, contiguousStrides(sh), src.offset);
+  if (src !== x) src.dispose();
+  record('reshape', [x], out, { shape: [...x.shape] });
+  return out;
+}
+
+/** Reorders dimensions (a view). @example permute(x, [0, 2, 1, 3]) */
+export function permute<D extends DType>(x: Tensor<D>, dims: readonly number[]): Tensor<D> {
+  if (dims.length !== x.ndim || new Set(dims.map((d) => x.normDim(d))).size !== x.ndim) {
+    throw new TunekitError('ERR_SHAPE', `permute: expected a permutation of ${x.ndim} dims but received [${dims}]`);
+  }
+  const d = dims.map((v) => x.normDim(v));
+  const out = x.viewAs(d.map((i) => x.shape[i]!), d.map((i) => x.strides[i]!), x.offset);
+  record('permute', [x], out, { dims: d });
+  return out;
+}
+
+/** Swaps two dimensions (a view). */
+export function transpose<D extends DType>(x: Tensor<D>, d0 = -2, d1 = -1): Tensor<D> {
+  const dims = x.shape.map((_, i) => i);
+  const a = x.normDim(d0), b = x.normDim(d1);
+  dims[a] = b;
+  dims[b] = a;
+  return permute(x, dims);
+}
+
+/** x[..., start:end, ...] along dim (a view). */
+export function slice<D extends DType>(x: Tensor<D>, dim: number, start: number, end?: number): Tensor<D> {
+  const d = x.normDim(dim);
+  const n = x.shape[d]!;
+  const s = start < 0 ? start + n : start;
+  const e = end === undefined ? n : end < 0 ? end + n : Math.min(end, n);
+  if (!(s >= 0 && s <= e && e <= n)) {
+    throw new TunekitError('ERR_INDEX', `slice: [${start}, ${end}) is out of range for dimension ${d} of size ${n}`);
+  }
+  const shape = x.shape.map((v, i) => (i === d ? e - s : v));
+  const out = x.viewAs(shape, x.strides, x.offset + s * x.strides[d]!);
+  record('slice', [x], out, { dim: d, start: s, shape: [...x.shape] });
+  return out;
+}
+
+/** A contiguous copy (or view when already contiguous). */
+export function contiguous<D extends DType>(x: Tensor<D>): Tensor<D> {
+  const out = x.contiguousRaw();
+  record('identity', [x], out, null);
+  return out;
+}
+
+/** Joins tensors along dim. */
+export function concat(parts: T[], dim: number): T {
+  const out = K.concat(parts, dim);
+  const d = parts[0]!.normDim(dim);
+  record('concat', parts, out, { dim: d, sizes: parts.map((p) => p.shape[d]!) });
+  return out;
+}
+
+/** Converts to dtype (f32 <-> bf16/f16; the gradient is cast back to f32). */
+export function cast<D extends DType>(x: T, dtype: D): Tensor<D> {
+  const out = x.castRaw(dtype);
+  record('cast', [x], out, null);
+  return out;
+}
+
+// ---------------------------------------------------------------- linear algebra
+
+/**
+ * Matrix product. a [..., M, K] x b [K, N] (b shared) or a [Bt, M, K] x b [Bt, K, N] (batched);
+ * transA/transB use op(x) = x^T on the last two dims.
+ */
+export function matmul(a: T, b: T, opts: { transA?: boolean; transB?: boolean } = {}): F32 {
+  const transA = opts.transA ?? false, transB = opts.transB ?? false;
+  let out: F32;
+  if (b.ndim === 2 && a.ndim >= 2 && !transA) {
+    const lead = a.shape.slice(0, -1);
+    const a2 = a.ndim === 2 ? a : a.contiguousRaw().viewAs([numelOf(lead), a.shape[a.ndim - 1]!], contiguousStrides([numelOf(lead), a.shape[a.ndim - 1]!]), 0);
+    const o2 = K.gemm(a2.isContiguous ? a2 : a2.contiguousRaw(), b, { transB });
+    out = o2.viewAs([...lead, o2.shape[1]!], contiguousStrides([...lead, o2.shape[1]!]), 0) as F32;
+    if (a2 !== a) a2.dispose();
+    o2.dispose();
+  } else if (a.ndim === b.ndim && a.ndim >= 3) {
+    const batchShape = a.shape.slice(0, -2);
+    if (!K.sameShape(batchShape, b.shape.slice(0, -2))) {
+      throw new TunekitError('ERR_SHAPE', `matmul: batch dimensions differ: [${a.shape}] vs [${b.shape}]`);
+    }
+    const nb = numelOf(batchShape);
+    const a3 = a.contiguousRaw(), b3 = b.contiguousRaw();
+    const av = a3.viewAs([nb, a.shape[a.ndim - 2]!, a.shape[a.ndim - 1]!], contiguousStrides([nb, a.shape[a.ndim - 2]!, a.shape[a.ndim - 1]!]), a3.offset);
+    const bv = b3.viewAs([nb, b.shape[b.ndim - 2]!, b.shape[b.ndim - 1]!], contiguousStrides([nb, b.shape[b.ndim - 2]!, b.shape[b.ndim - 1]!]), b3.offset);
+    const o3 = K.gemm(av, bv, { transA, transB });
+    out = o3.viewAs([...batchShape, o3.shape[1]!, o3.shape[2]!], contiguousStrides([...batchShape, o3.shape[1]!, o3.shape[2]!]), 0) as F32;
+    for (const t of [a3, b3, av, bv, o3]) t.dispose();
+  } else if (a.ndim === 2 && b.ndim === 2) {
+    out = K.gemm(a, b, { transA, transB });
+  } else {
+    throw new TunekitError('ERR_SHAPE', `matmul: unsupported operand shapes [${a.shape}] and [${b.shape}]`);
+  }
+  record('matmul', [a, b], out, { transA, transB });
+  return out;
+}
+
+/**
+ * y = x W^T + b for W [out, in] (nn.Linear), or y = x W + b for W [in, out] (GPT-2 Conv1D,
+ * `wInOut`). x [..., in] -> y [..., out]. No gradient is computed for a frozen W.
+ */
+export function linear(x: T, w: T, bias: T | null, wInOut = false): F32 {
+  const inF = wInOut ? w.shape[0]! : w.shape[1]!;
+  const outF = wInOut ? w.shape[1]! : w.shape[0]!;
+  if (w.ndim !== 2 || x.shape[x.ndim - 1] !== inF) {
+    throw new TunekitError('ERR_SHAPE', `linear: input [${x.shape}] does not match weight [${w.shape}]${wInOut ? ' (in, out layout)' : ' (out, in layout)'}`);
+  }
+  if (bias && bias.numel !== outF) throw new TunekitError('ERR_SHAPE', `linear: bias has ${bias.numel} elements, expected ${outF}`);
+  const lead = x.shape.slice(0, -1);
+  const M = numelOf(lead);
+  const xc = x.contiguousRaw();
+  const x2 = xc.viewAs([M, inF], [inF, 1], xc.offset);
+  const y2 = bias ? K.broadcastRows(bias as F32, M) : Tensor.empty([M, outF], 'f32');
+  K.gemm(x2, w, { transB: !wInOut, into: y2, beta: bias ? 1 : 0 });
+  const out = y2.viewAs([...lead, outF], contiguousStrides([...lead, outF]), 0) as F32;
+  xc.dispose(); x2.dispose(); y2.dispose();
+  record('linear', [x, w, bias], out, { wInOut });
+  return out;
+}
+
+/**
+ * Fused linear + LoRA: y = x W^T + b + scale * (dropout(x) A^T) B^T, never forming W + BA and
+ * never computing a gradient for W. A [r, in], B [out, r].
+ */
+export function loraLinear(x: T, w: T, bias: T | null, a: T, b: T, opts: { scale: number; dropout?: number; seed?: number; wInOut?: boolean }): F32 {
+  const wInOut = opts.wInOut ?? false;
+  const inF = wInOut ? w.shape[0]! : w.shape[1]!;
+  const outF = wInOut ? w.shape[1]! : w.shape[0]!;
+  const r = a.shape[0]!;
+  if (x.shape[x.ndim - 1] !== inF || a.shape[1] !== inF || b.shape[0] !== outF || b.shape[1] !== r) {
+    throw new TunekitError('ERR_SHAPE', `loraLinear: x [${x.shape}], W [${w.shape}], A [${a.shape}], B [${b.shape}] do not fit (in ${inF}, out ${outF}, r ${r})`);
+  }
+  const lead = x.shape.slice(0, -1);
+  const M = numelOf(lead);
+  const xc = x.contiguousRaw();
+  const p = opts.dropout ?? 0;
+  let xd: T = xc;
+  let mask: Tensor<'u8'> | null = null;
+  if (p > 0 && needsGrad(a)) {
+    // dropout on the adapter path only (PEFT's lora_dropout); seed per call from the caller
+    const d = Tensor.empty(xc.shape, 'f32');
+    mask = Tensor.empty(xc.shape, 'u8');
+    native.dropout(xc.handle, xc.byteOffset, d.handle, 0, mask.handle, 0, xc.numel, p, opts.seed ?? 0);
+    xd = d;
+  }
+  const y = Tensor.empty([...lead, outF], 'f32');
+  const xa = Tensor.empty([M, r], 'f32');
+  const wc = w.contiguousRaw(), ac = a.contiguousRaw(), bc = b.contiguousRaw();
+  const bb = bias ? bias.contiguousRaw() : null;
+  native.loraLinearForward(xc.handle, xc.byteOffset, xd.handle, xd.byteOffset, wc.handle, wc.byteOffset,
+    bb ? bb.handle : null, bb ? bb.byteOffset : 0, ac.handle, ac.byteOffset, bc.handle, bc.byteOffset,
+    y.handle, 0, xa.handle, 0, M, inF, outF, r, opts.scale, wInOut);
+  wc.dispose(); ac.dispose(); bc.dispose(); bb?.dispose();
+  record('loraLinear', [x, w, bias, a, b], y, { xc, xd, xa, mask, p, scale: opts.scale, wInOut, M, inF, outF, r });
+  if (!y.gradFn) {
+    if (xd !== xc) xd.dispose();
+    xc.dispose(); xa.dispose(); mask?.dispose();
+  }
+  return y;
+}
+
+// ---------------------------------------------------------------- neural-network ops
+
+/** Softmax over the last dim (log-softmax when log). */
+export function softmax(x: T, log = false): F32 {
+  K.expectDtype(x, 'f32', 'softmax input');
+  const cols = x.shape[x.ndim - 1]!;
+  const xc = x.contiguousRaw();
+  const y = Tensor.empty(x.shape, 'f32');
+  native.softmax(xc.handle, xc.byteOffset, y.handle, 0, x.numel / cols, cols, log);
+  xc.dispose();
+  record('softmax', [x], y, { log });
+  return y;
+}
+
+export const logSoftmax = (x: T): F32 => softmax(x, true);
+
+/** LayerNorm over the last dim. x [..., C], w, b [C]. */
+export function layerNorm(x: T, w: T, b: T, eps: number): F32 {
+  const C = x.shape[x.ndim - 1]!;
+  if (w.numel !== C || b.numel !== C) throw new TunekitError('ERR_SHAPE', `layerNorm: weight/bias must have ${C} elements, got ${w.numel}/${b.numel}`);
+  const rows = x.numel / C;
+  const xc = x.contiguousRaw();
+  const y = Tensor.empty(x.shape, 'f32');
+  const meanT = Tensor.empty([rows], 'f32'), rstd = Tensor.empty([rows], 'f32');
+  native.layerNorm(xc.handle, xc.byteOffset, w.handle, w.byteOffset, b.handle, b.byteOffset, y.handle, 0,
+    meanT.handle, 0, rstd.handle, 0, rows, C, eps);
+  record('layerNorm', [x, w, b], y, { xc, mean: meanT, rstd, rows, C });
+  if (!y.gradFn) { xc.dispose(); meanT.dispose(); rstd.dispose(); }
+  return y;
+}
+
+/** RMSNorm over the last dim (Llama). x [..., C], w [C]. */
+export function rmsNorm(x: T, w: T, eps: number): F32 {
+  const C = x.shape[x.ndim - 1]!;
+  if (w.numel !== C) throw new TunekitError('ERR_SHAPE', `rmsNorm: weight must have ${C} elements, got ${w.numel}`);
+  const rows = x.numel / C;
+  const xc = x.contiguousRaw();
+  const y = Tensor.empty(x.shape, 'f32');
+  const rstd = Tensor.empty([rows], 'f32');
+  native.rmsNorm(xc.handle, xc.byteOffset, w.handle, w.byteOffset, y.handle, 0, rstd.handle, 0, rows, C, eps);
+  record('rmsNorm', [x, w], y, { xc, rstd, rows, C });
+  if (!y.gradFn) { xc.dispose(); rstd.dispose(); }
+  return y;
+}
+
+/** Rows of `table` [N, C] picked by i32 ids [...] -> [..., C] (embedding lookup). */
+export function embedding(table: T, ids: Tensor<'i32'>): F32 {
+  K.expectDtype(ids, 'i32', 'embedding ids');
+  const [N, C] = table.shape as [number, number];
+  const ic = ids.contiguousRaw();
+  const out = Tensor.empty([...ids.shape, C], 'f32');
+  native.gatherRows(table.handle, table.byteOffset, ic.handle, ic.byteOffset, out.handle, 0, ids.numel, C, N);
+  record('embedding', [table], out, { ids: ic, N, C });
+  if (!out.gradFn) ic.dispose();
+  return out;
+}
+
+/** Inverted dropout with probability p; identity when p = 0 or not training. */
+export function dropout(x: T, p: number, seed: number, training = true): T {
+  if (!training || p === 0) return x;
+  if (!(p >= 0 && p < 1)) throw new TunekitError('ERR_VALUE', `dropout: expected p in [0, 1) but received ${describe(p)}`);
+  const xc = x.contiguousRaw();
+  const y = Tensor.empty(x.shape, 'f32');
+  const mask = Tensor.empty(x.shape, 'u8');
+  native.dropout(xc.handle, xc.byteOffset, y.handle, 0, mask.handle, 0, x.numel, p, seed);
+  xc.dispose();
+  record('dropout', [x], y, { mask, p });
+  if (!y.gradFn) mask.dispose();
+  return y;
+}
+
+/**
+ * Mean cross-entropy over rows whose label is not ignoreIndex. logits [N, C] f32, labels i32 [N].
+ * Returns a scalar; an all-ignored batch gives 0.
+ */
+export function crossEntropy(logits: T, labels: Tensor<'i32'>, ignoreIndex = -100): F32 {
+  K.expectDtype(labels, 'i32', 'cross-entropy labels');
+  const C = logits.shape[logits.ndim - 1]!;
+  const N = logits.numel / C;
+  if (labels.numel !== N) throw new TunekitError('ERR_SHAPE', `crossEntropy: ${N} rows of logits but ${labels.numel} labels`);
+  const lc = logits.contiguousRaw(), yc = labels.contiguousRaw();
+  const rowLoss = Tensor.empty([N], 'f32'), lse = Tensor.empty([N], 'f32');
+  const count = native.crossEntropy(lc.handle, lc.byteOffset, yc.handle, yc.byteOffset, rowLoss.handle, 0, lse.handle, 0, N, C, ignoreIndex);
+  const total = K.sumAll(rowLoss);
+  const out = K.unary('mul_scalar', total, count > 0 ? 1 / count : 0);
+  total.dispose(); rowLoss.dispose();
+  record('crossEntropy', [logits], out, { lc, yc, lse, N, C, count, ignoreIndex });
+  if (!out.gradFn) { lc.dispose(); yc.dispose(); lse.dispose(); }
+  return out;
+}
+
+/**
+ * Scaled dot-product attention. q [B, Hq, Tq, D], k/v [B, Hkv, Tk, D]; keyMask i32 [B, Tk]
+ * (1 = attend); causal offsets queries to the end of the keys (KV cache, prefixes).
+ */
+export function attention(q: T, k: T, v: T, opts: { causal: boolean; keyMask?: Tensor<'i32'> | null; scale?: number }): F32 {
+  const [B, Hq, Tq, D] = q.shape as [number, number, number, number];
+  const Hkv = k.shape[1]!, Tk = k.shape[2]!;
+  if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4 || k.shape[0] !== B || k.shape[3] !== D || !K.sameShape(k.shape, v.shape)) {
+    throw new TunekitError('ERR_SHAPE', `attention: q [${q.shape}], k [${k.shape}], v [${v.shape}] do not fit [B, H, T, D]`);
+  }
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  const qc = q.contiguousRaw(), kc = k.contiguousRaw(), vc = v.contiguousRaw();
+  const mask = opts.keyMask ? opts.keyMask.contiguousRaw() : null;
+  const out = Tensor.empty([B, Hq, Tq, D], 'f32');
+  const lse = Tensor.empty([B, Hq, Tq], 'f32');
+  native.attention(qc.handle, qc.byteOffset, kc.handle, kc.byteOffset, vc.handle, vc.byteOffset, out.handle, 0, lse.handle, 0,
+    mask ? mask.handle : null, mask ? mask.byteOffset : 0, B, Hq, Hkv, Tq, Tk, D, scale, opts.causal);
+  record('attention', [q, k, v], out, { qc, kc, vc, mask, lse, B, Hq, Hkv, Tq, Tk, D, scale, causal: opts.causal });
+  if (!out.gradFn) { qc.dispose(); kc.dispose(); vc.dispose(); mask?.dispose(); lse.dispose(); }
+  return out;
+}
+
+/** Rotary position embedding (rotate-half layout) on x [B, H, T, D]; positions i32 [B, T]. */
+export function rope(x: T, positions: Tensor<'i32'>, invFreq: Tensor<'f32'>, rotDim?: number): F32 {
+  const [B, H, Tn, D] = x.shape as [number, number, number, number];
+  const rd = rotDim ?? D;
+  const xc = x.contiguousRaw();
+  const out = Tensor.empty(x.shape, 'f32');
+  native.rope(xc.handle, xc.byteOffset, out.handle, 0, positions.handle, positions.byteOffset, invFreq.handle, invFreq.byteOffset,
+    B, H, Tn, D, rd, false);
+  xc.dispose();
+  record('rope', [x], out, { positions, invFreq, B, H, T: Tn, D, rd });
+  return out;
+}
+
+/** Rows of x [R, C] picked by i32 idx [n] -> [n, C] (e.g. the last token of each sequence). */
+export function gatherRows(x: T, idx: Tensor<'i32'>): F32 {
+  const C = x.shape[x.ndim - 1]!;
+  const R = x.numel / C;
+  const xc = x.contiguousRaw(), ic = idx.contiguousRaw();
+  const out = Tensor.empty([idx.numel, C], 'f32');
+  native.gatherRows(xc.handle, xc.byteOffset, ic.handle, ic.byteOffset, out.handle, 0, idx.numel, C, R);
+  xc.dispose();
+  record('gatherRows', [x], out, { idx: ic, R, C, shape: [...x.shape] });
+  if (!out.gradFn) ic.dispose();
+  return out;
+}
+
+export type { Shape };

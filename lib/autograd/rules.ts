@@ -1,0 +1,335 @@
+/**
+ * Every gradient rule, in one table. A rule gets the output gradient g, the tape node (inputs
+ * and saved values) and the output, and returns one gradient per input (null where none is
+ * needed). Rules run with recording off and must return new tensor objects (never g itself).
+ */
+import { native, UNARY_OP } from '../native.js';
+import { Tensor, contiguousStrides, numelOf } from '../tensor/tensor.js';
+import * as K from '../tensor/kernels.js';
+import { zeros } from '../tensor/creation.js';
+import { installRules, needsGrad, type Node } from './tape.js';
+
+type F32 = Tensor<'f32'>;
+type Rule = (g: F32, node: Node<any>, out: Tensor) => readonly (F32 | null)[];
+
+const want = (node: Node, i: number): boolean => needsGrad(node.inputs[i]);
+
+/** g broadcast back to `shape` after a reduction over `dim` (or all dims). */
+function expandTo(g: F32, shape: readonly number[], dim: number | null): F32 {
+  const strides = dim === null ? shape.map(() => 0) : shape.map((_, i) => (i === dim ? 0 : contiguousStrides(shape.filter((__, j) => j !== dim))[i < dim ? i : i - 1]!));
+  const gc = g.contiguousRaw();
+  const out = Tensor.empty(shape, 'f32');
+  native.copyStrided(gc.handle, gc.byteOffset, out.handle, 0, 4, [...shape], strides);
+  gc.dispose();
+  return out;
+}
+
+function unaryRule(op: keyof typeof UNARY_OP): Rule {
+  return (g, node, out) => [K.unaryBackward(op, node.inputs[0]!, out, g, node.saved.param)];
+}
+
+const scaleBy = (t: F32, s: number): F32 => K.unary('mul_scalar', t, s);
+
+export const GRAD_RULES = {
+  add: (g, node) => [want(node, 0) ? K.sumToShape(g, node.inputs[0]!.shape) : null, want(node, 1) ? K.sumToShape(g, node.inputs[1]!.shape) : null],
+  sub: (g, node) => {
+    let gb: F32 | null = null;
+    if (want(node, 1)) {
+      const n = K.unary('neg', g);
+      gb = K.sumToShape(n, node.inputs[1]!.shape);
+      n.dispose();
+    }
+    return [want(node, 0) ? K.sumToShape(g, node.inputs[0]!.shape) : null, gb];
+  },
+  mul: (g, node) => {
+    const [a, b] = node.inputs as [Tensor, Tensor];
+    const res: (F32 | null)[] = [null, null];
+    if (want(node, 0)) { const t = K.binary('mul', g, b); res[0] = K.sumToShape(t, a.shape); t.dispose(); }
+    if (want(node, 1)) { const t = K.binary('mul', g, a); res[1] = K.sumToShape(t, b.shape); t.dispose(); }
+    return res;
+  },
+  div: (g, node) => {
+    const [a, b] = node.inputs as [Tensor, Tensor];
+    const res: (F32 | null)[] = [null, null];
+    if (want(node, 0)) { const t = K.binary('div', g, b); res[0] = K.sumToShape(t, a.shape); t.dispose(); }
+    if (want(node, 1)) {
+      // d(a/b)/db = -a / b^2
+      const q = K.binary('div', a, b), t1 = K.binary('div', q, b), t2 = K.binary('mul', g, t1), t3 = K.unary('neg', t2);
+      res[1] = K.sumToShape(t3, b.shape);
+      for (const t of [q, t1, t2, t3]) t.dispose();
+    }
+    return res;
+  },
+  neg: unaryRule('neg'),
+  exp: unaryRule('exp'),
+  log: unaryRule('log'),
+  sqrt: unaryRule('sqrt'),
+  rsqrt: unaryRule('rsqrt'),
+  abs: unaryRule('abs'),
+  tanh: unaryRule('tanh'),
+  sigmoid: unaryRule('sigmoid'),
+  relu: unaryRule('relu'),
+  gelu_tanh: unaryRule('gelu_tanh'),
+  gelu_erf: unaryRule('gelu_erf'),
+  silu: unaryRule('silu'),
+  square: unaryRule('square'),
+  mul_scalar: unaryRule('mul_scalar'),
+  add_scalar: unaryRule('add_scalar'),
+  pow_scalar: unaryRule('pow_scalar'),
+
+  sum: (g, node) => {
+    const x = node.inputs[0]!;
+    const { dim, mean } = node.saved as { dim: number | null; mean: boolean };
+    const e = expandTo(g, x.shape, dim);
+    if (!mean) return [e];
+    const n = dim === null ? x.numel : x.shape[dim]!;
+    const r = scaleBy(e, 1 / n);
+    e.dispose();
+    return [r];
+  },
+
+  reshape: (g, node) => {
+    const gc = g.contiguousRaw();
+    const r = gc.viewAs(node.saved.shape, contiguousStrides(node.saved.shape), gc.offset);
+    gc.dispose();
+    return [r as F32];
+  },
+  permute: (g, node) => {
+    const dims: number[] = node.saved.dims;
+    const inv = new Array<number>(dims.length);
+    dims.forEach((d, i) => (inv[d] = i));
+    return [g.viewAs(inv.map((i) => g.shape[i]!), inv.map((i) => g.strides[i]!), g.offset) as F32];
+  },
+  slice: (g, node) => {
+    const { dim, start, shape } = node.saved as { dim: number; start: number; shape: number[] };
+    const out = zeros(shape, 'f32');
+    const gc = g.contiguousRaw();
+    const outer = numelOf(shape.slice(0, dim)), inner = numelOf(shape.slice(dim + 1));
+    const rowBytes = g.shape[dim]! * inner * 4;
+    native.copyRows(gc.handle, gc.byteOffset, out.handle, start * inner * 4, outer, rowBytes, rowBytes, shape[dim]! * inner * 4);
+    gc.dispose();
+    return [out];
+  },
+  identity: (g) => [g.contiguousRaw() as F32],
+  concat: (g, node) => {
+    const { dim, sizes } = node.saved as { dim: number; sizes: number[] };
+    let at = 0;
+    return sizes.map((n, i) => {
+      const s = at;
+      at += n;
+      if (!want(node, i)) return null;
+      const view = g.viewAs(g.shape.map((v, j) => (j === dim ? n : v)), g.strides, g.offset + s * g.strides[dim]!);
+      const c = view.contiguousRaw() as F32;
+      view.dispose();
+      return c;
+    });
+  },
+  cast: (g) => [g.contiguousRaw() as F32],
+
+  matmul: (g, node) => {
+    const [a, b] = node.inputs as [Tensor, Tensor];
+    const { transA, transB } = node.saved as { transA: boolean; transB: boolean };
+    const res: (F32 | null)[] = [null, null];
+    if (b.ndim === 2 && !transA) {
+      // a [..., M, K] flattened to [R, K]; b [K, N] (or [N, K] when transB); g [R, N]
+      const Kd = a.shape[a.ndim - 1]!, R = a.numel / Kd, N = g.shape[g.ndim - 1]!;
+      const g2 = g.contiguousRaw(); const g2v = g2.viewAs([R, N], [N, 1], g2.offset);
+      if (want(node, 0)) {
+        const da = K.gemm(g2v, b, { transB: !transB }); // [R, K]
+        res[0] = da.viewAs(a.shape, contiguousStrides(a.shape), 0) as F32;
+        da.dispose();
+      }
+      if (want(node, 1)) {
+        const ac = a.contiguousRaw(); const a2 = ac.viewAs([R, Kd], [Kd, 1], ac.offset);
+        res[1] = transB ? K.gemm(g2v, a2, { transA: true }) : K.gemm(a2, g2v, { transA: true });
+        ac.dispose(); a2.dispose();
+      }
+      g2.dispose(); g2v.dispose();
+      return res;
+    }
+    // batched or plain 2-D: dA = g op(B)^T (arranged for transA), dB likewise
+    const nb = a.ndim === 2 ? 0 : numelOf(a.shape.slice(0, -2));
+    const as3 = (t: Tensor) => {
+      const c = t.contiguousRaw();
+      const sh = nb ? [nb, t.shape[t.ndim - 2]!, t.shape[t.ndim - 1]!] : [t.shape[0]!, t.shape[1]!];
+      const v = c.viewAs(sh, contiguousStrides(sh), c.offset);
+      c.dispose();
+      return v;
+    };
+    const A = as3(a), B = as3(b), G = as3(g);
+    if (want(node, 0)) {
+      const da = transA ? K.gemm(B, G, { transA: transB, transB: true }) : K.gemm(G, B, { transB: !transB });
+      res[0] = da.viewAs(a.shape, contiguousStrides(a.shape), 0) as F32;
+      da.dispose();
+    }
+    if (want(node, 1)) {
+      const db = transB ? K.gemm(G, A, { transA: true, transB: transA }) : K.gemm(A, G, { transA: !transA });
+      res[1] = db.viewAs(b.shape, contiguousStrides(b.shape), 0) as F32;
+      db.dispose();
+    }
+    A.dispose(); B.dispose(); G.dispose();
+    return res;
+  },
+
+  linear: (g, node) => {
+    const [x, w, bias] = node.inputs as [Tensor, Tensor, Tensor | null];
+    const { wInOut } = node.saved as { wInOut: boolean };
+    const outF = g.shape[g.ndim - 1]!, inF = x.shape[x.ndim - 1]!, M = x.numel / inF;
+    const gc = g.contiguousRaw(); const g2 = gc.viewAs([M, outF], [outF, 1], gc.offset);
+    const res: (F32 | null)[] = [null, null, null];
+    if (want(node, 0)) {
+      const dx = K.gemm(g2, w, { transB: wInOut }); // [M, in]
+      res[0] = dx.viewAs(x.shape, contiguousStrides(x.shape), 0) as F32;
+      dx.dispose();
+    }
+    if (want(node, 1)) {
+      const xc = x.contiguousRaw(); const x2 = xc.viewAs([M, inF], [inF, 1], xc.offset);
+      res[1] = wInOut ? K.gemm(x2, g2, { transA: true }) : K.gemm(g2, x2, { transA: true });
+      xc.dispose(); x2.dispose();
+    }
+    if (bias && want(node, 2)) {
+      const s = K.reduce('sum', g2, 0);
+      res[2] = s.viewAs(bias.shape, contiguousStrides(bias.shape), 0) as F32;
+      s.dispose();
+    }
+    gc.dispose(); g2.dispose();
+    return res;
+  },
+
+  loraLinear: (g, node) => {
+    const [, w, bias, a, b] = node.inputs as [Tensor, Tensor, Tensor | null, Tensor, Tensor];
+    const s = node.saved as { xc: Tensor; xd: Tensor; xa: Tensor; mask: Tensor | null; p: number; scale: number; wInOut: boolean; M: number; inF: number; outF: number; r: number };
+    const gc = g.contiguousRaw();
+    const dx = Tensor.empty([s.M, s.inF], 'f32');
+    const da = Tensor.empty(a.shape, 'f32'), db = Tensor.empty(b.shape, 'f32');
+    const dropped = s.xd !== s.xc;
+    const dxd = dropped ? Tensor.empty([s.M, s.inF], 'f32') : null;
+    const wc = w.contiguousRaw(), ac = a.contiguousRaw(), bc = b.contiguousRaw();
+    native.loraLinearBackward(gc.handle, gc.byteOffset, s.xc.handle, s.xc.byteOffset, s.xd.handle, s.xd.byteOffset,
+      wc.handle, wc.byteOffset, ac.handle, ac.byteOffset, bc.handle, bc.byteOffset, s.xa.handle, s.xa.byteOffset,
+      dx.handle, 0, dxd ? dxd.handle : null, 0, da.handle, 0, db.handle, 0, s.M, s.inF, s.outF, s.r, s.scale, s.wInOut, !dropped);
+    wc.dispose(); ac.dispose(); bc.dispose();
+    if (dxd && s.mask) {
+      // route the adapter path's input gradient back through the dropout mask, then add
+      const back = Tensor.empty([s.M, s.inF], 'f32');
+      native.dropoutBackward(dxd.handle, 0, s.mask.handle, s.mask.byteOffset, back.handle, 0, s.M * s.inF, s.p);
+      native.binary(0, dx.handle, 0, back.handle, 0, dx.handle, 0, [s.M * s.inF], [1], [1]);
+      back.dispose(); dxd.dispose();
+    }
+    let dbias: F32 | null = null;
+    if (bias && want(node, 2)) {
+      const g2 = gc.viewAs([s.M, s.outF], [s.outF, 1], gc.offset);
+      dbias = K.reduce('sum', g2, 0);
+      g2.dispose();
+    }
+    gc.dispose();
+    const x = node.inputs[0]!;
+    const dxv = dx.viewAs(x.shape, contiguousStrides(x.shape), 0) as F32;
+    dx.dispose();
+    // saved activations are no longer needed
+    if (dropped) s.xd.dispose();
+    s.xc.dispose(); s.xa.dispose(); s.mask?.dispose();
+    return [dxv, null, dbias, want(node, 3) ? da : (da.dispose(), null), want(node, 4) ? db : (db.dispose(), null)];
+  },
+
+  softmax: (g, node, out) => {
+    const cols = out.shape[out.ndim - 1]!;
+    const gc = g.contiguousRaw();
+    const dx = Tensor.empty(out.shape, 'f32');
+    native.softmaxBackward(out.handle, out.byteOffset, gc.handle, gc.byteOffset, dx.handle, 0, out.numel / cols, cols, node.saved.log);
+    gc.dispose();
+    return [dx];
+  },
+
+  layerNorm: (g, node) => {
+    const [x, w] = node.inputs as [Tensor, Tensor, Tensor];
+    const s = node.saved as { xc: Tensor; mean: Tensor; rstd: Tensor; rows: number; C: number };
+    const needW = want(node, 1) || want(node, 2);
+    const gc = g.contiguousRaw();
+    const dx = Tensor.empty(x.shape, 'f32');
+    const dw = Tensor.empty([s.C], 'f32'), db = Tensor.empty([s.C], 'f32');
+    native.layerNormBackward(s.xc.handle, s.xc.byteOffset, w.handle, w.byteOffset, s.mean.handle, 0, s.rstd.handle, 0,
+      gc.handle, gc.byteOffset, dx.handle, 0, dw.handle, 0, db.handle, 0, s.rows, s.C, needW);
+    gc.dispose(); s.xc.dispose(); s.mean.dispose(); s.rstd.dispose();
+    const shapeW = node.inputs[1]!.shape;
+    const r1 = want(node, 1) ? (dw.viewAs(shapeW, contiguousStrides(shapeW), 0) as F32) : null;
+    const r2 = want(node, 2) ? (db.viewAs(shapeW, contiguousStrides(shapeW), 0) as F32) : null;
+    dw.dispose(); db.dispose();
+    return [want(node, 0) ? dx : (dx.dispose(), null), r1, r2];
+  },
+
+  rmsNorm: (g, node) => {
+    const [x, w] = node.inputs as [Tensor, Tensor];
+    const s = node.saved as { xc: Tensor; rstd: Tensor; rows: number; C: number };
+    const gc = g.contiguousRaw();
+    const dx = Tensor.empty(x.shape, 'f32'), dw = Tensor.empty(w.shape, 'f32');
+    native.rmsNormBackward(s.xc.handle, s.xc.byteOffset, w.handle, w.byteOffset, s.rstd.handle, 0, gc.handle, gc.byteOffset,
+      dx.handle, 0, dw.handle, 0, s.rows, s.C, want(node, 1));
+    gc.dispose(); s.xc.dispose(); s.rstd.dispose();
+    return [want(node, 0) ? dx : (dx.dispose(), null), want(node, 1) ? dw : (dw.dispose(), null)];
+  },
+
+  embedding: (g, node) => {
+    const s = node.saved as { ids: Tensor; N: number; C: number };
+    const dt = zeros([s.N, s.C], 'f32');
+    const gc = g.contiguousRaw();
+    native.scatterAddRows(gc.handle, gc.byteOffset, s.ids.handle, s.ids.byteOffset, dt.handle, 0, s.ids.numel, s.C, s.N);
+    gc.dispose(); s.ids.dispose();
+    return [dt];
+  },
+
+  gatherRows: (g, node) => {
+    const s = node.saved as { idx: Tensor; R: number; C: number; shape: number[] };
+    const dx = zeros(s.shape, 'f32');
+    const gc = g.contiguousRaw();
+    native.scatterAddRows(gc.handle, gc.byteOffset, s.idx.handle, s.idx.byteOffset, dx.handle, 0, s.idx.numel, s.C, s.R);
+    gc.dispose(); s.idx.dispose();
+    return [dx];
+  },
+
+  dropout: (g, node) => {
+    const s = node.saved as { mask: Tensor; p: number };
+    const gc = g.contiguousRaw();
+    const dx = Tensor.empty(g.shape, 'f32');
+    native.dropoutBackward(gc.handle, gc.byteOffset, s.mask.handle, s.mask.byteOffset, dx.handle, 0, g.numel, s.p);
+    gc.dispose(); s.mask.dispose();
+    return [dx];
+  },
+
+  crossEntropy: (g, node) => {
+    const s = node.saved as { lc: Tensor; yc: Tensor; lse: Tensor; N: number; C: number; count: number; ignoreIndex: number };
+    const gv = g.item();
+    const dl = Tensor.empty([s.N], 'f32');
+    native.fill(dl.handle, 0, 0, s.N, s.count > 0 ? gv / s.count : 0);
+    const dlogits = Tensor.empty(node.inputs[0]!.shape, 'f32');
+    native.crossEntropyBackward(s.lc.handle, s.lc.byteOffset, s.yc.handle, s.yc.byteOffset, s.lse.handle, 0, dl.handle, 0,
+      dlogits.handle, 0, s.N, s.C, s.ignoreIndex);
+    dl.dispose(); s.lc.dispose(); s.yc.dispose(); s.lse.dispose();
+    return [dlogits];
+  },
+
+  attention: (g, node, out) => {
+    const s = node.saved as { qc: Tensor; kc: Tensor; vc: Tensor; mask: Tensor | null; lse: Tensor; B: number; Hq: number; Hkv: number; Tq: number; Tk: number; D: number; scale: number; causal: boolean };
+    const gc = g.contiguousRaw();
+    const dq = Tensor.empty(s.qc.shape, 'f32'), dk = Tensor.empty(s.kc.shape, 'f32'), dv = Tensor.empty(s.vc.shape, 'f32');
+    native.attentionBackward(s.qc.handle, s.qc.byteOffset, s.kc.handle, s.kc.byteOffset, s.vc.handle, s.vc.byteOffset,
+      out.handle, out.byteOffset, s.lse.handle, 0, gc.handle, gc.byteOffset, dq.handle, 0, dk.handle, 0, dv.handle, 0,
+      s.mask ? s.mask.handle : null, s.mask ? s.mask.byteOffset : 0, s.B, s.Hq, s.Hkv, s.Tq, s.Tk, s.D, s.scale, s.causal);
+    gc.dispose(); s.qc.dispose(); s.kc.dispose(); s.vc.dispose(); s.mask?.dispose(); s.lse.dispose();
+    return [dq, dk, dv];
+  },
+
+  rope: (g, node) => {
+    const s = node.saved as { positions: Tensor; invFreq: Tensor; B: number; H: number; T: number; D: number; rd: number };
+    const gc = g.contiguousRaw();
+    const dx = Tensor.empty(g.shape, 'f32');
+    native.rope(gc.handle, gc.byteOffset, dx.handle, 0, s.positions.handle, s.positions.byteOffset, s.invFreq.handle, s.invFreq.byteOffset,
+      s.B, s.H, s.T, s.D, s.rd, true);
+    gc.dispose();
+    return [dx];
+  },
+} satisfies Record<string, Rule>;
+
+export type OpName = keyof typeof GRAD_RULES;
+
+installRules(GRAD_RULES as Record<string, Rule>);

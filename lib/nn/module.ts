@@ -1,0 +1,129 @@
+/**
+ * Module: named parameters and submodules, with Hugging Face-style dotted names
+ * ("transformer.h.0.attn.c_attn.weight") so state dicts map 1:1 onto checkpoint keys.
+ */
+import { Tensor } from '../tensor/tensor.js';
+import { keep } from '../tensor/scope.js';
+import { TunekitError } from '../errors.js';
+
+export abstract class Module {
+  training = true;
+  private readonly _params = new Map<string, Tensor | null>();
+  private readonly _buffers = new Map<string, Tensor>();
+  private readonly _modules = new Map<string, Module>();
+
+  /** Registers a trainable tensor (kept out of memory scopes). Returns it. */
+  protected param<T extends Tensor | null>(name: string, t: T, requiresGrad = true): T {
+    if (t) {
+      keep(t);
+      t.requiresGrad = requiresGrad;
+    }
+    this._params.set(name, t);
+    return t;
+  }
+
+  /** Registers a non-trainable tensor that is still part of the state (e.g. rotary tables). */
+  protected buffer<T extends Tensor>(name: string, t: T): T {
+    keep(t);
+    this._buffers.set(name, t);
+    return t;
+  }
+
+  /** Registers a child module. Returns it. */
+  protected module<M extends Module>(name: string, m: M): M {
+    this._modules.set(name, m);
+    return m;
+  }
+
+  /** Replaces the child `name` (used by PEFT methods to wrap layers). */
+  replaceChild(name: string, m: Module): void {
+    if (!this._modules.has(name)) throw new TunekitError('ERR_VALUE', `no child module '${name}' to replace`);
+    this._modules.set(name, m);
+    // keep the JS property pointing at the new child when one of the same name exists
+    const self = this as unknown as Record<string, unknown>;
+    if (self[name] !== undefined && self[name] instanceof Module) self[name] = m;
+  }
+
+  /** Replaces parameter `name` with a new tensor (disposing the old one unless keepOld). */
+  setParam(name: string, t: Tensor, keepOld = false): void {
+    const old = this._params.get(name);
+    if (old === undefined) throw new TunekitError('ERR_VALUE', `no parameter '${name}' on ${this.constructor.name}`);
+    keep(t);
+    t.requiresGrad = old ? old.requiresGrad : true;
+    this._params.set(name, t);
+    const self = this as unknown as Record<string, unknown>;
+    if (self[name] === old) self[name] = t;
+    if (old && !keepOld && old !== t) old.dispose();
+  }
+
+  children(): [string, Module][] {
+    return [...this._modules.entries()];
+  }
+
+  /** Every submodule with its dotted path, this one first (path ''). */
+  namedModules(prefix = ''): [string, Module][] {
+    const out: [string, Module][] = [[prefix, this]];
+    for (const [n, m] of this._modules) out.push(...m.namedModules(prefix ? `${prefix}.${n}` : n));
+    return out;
+  }
+
+  /** Every parameter with its dotted path. */
+  namedParameters(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [n, p] of this._params) if (p) out.push([prefix ? `${prefix}.${n}` : n, p]);
+    for (const [n, m] of this._modules) out.push(...m.namedParameters(prefix ? `${prefix}.${n}` : n));
+    return out;
+  }
+
+  namedBuffers(prefix = ''): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    for (const [n, b] of this._buffers) out.push([prefix ? `${prefix}.${n}` : n, b]);
+    for (const [n, m] of this._modules) out.push(...m.namedBuffers(prefix ? `${prefix}.${n}` : n));
+    return out;
+  }
+
+  parameters(): Tensor[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  /** Parameters that will receive gradients. */
+  trainableParameters(): [string, Tensor][] {
+    return this.namedParameters().filter(([, p]) => p.requiresGrad);
+  }
+
+  /** Number of elements, all or trainable only. */
+  countParameters(trainableOnly = false): number {
+    return this.namedParameters().reduce((s, [, p]) => s + (!trainableOnly || p.requiresGrad ? p.numel : 0), 0);
+  }
+
+  /** Sets requiresGrad on every parameter. */
+  requiresGrad_(on: boolean): this {
+    for (const [, p] of this.namedParameters()) p.requiresGrad = on;
+    return this;
+  }
+
+  train(on = true): this {
+    for (const [, m] of this.namedModules()) m.training = on;
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Clears gradients of all parameters. */
+  zeroGrad(): void {
+    for (const [, p] of this.namedParameters()) {
+      if (p.grad) {
+        p.grad.dispose();
+        p.grad = null;
+      }
+    }
+  }
+
+  /** Disposes every parameter and buffer. */
+  dispose(): void {
+    for (const [, p] of this.namedParameters()) p.dispose();
+    for (const [, b] of this.namedBuffers()) b.dispose();
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * Typed wrappers over the native kernels: they check shapes and dtypes, allocate outputs and
+ * pass (handle, byteOffset) pairs. Nothing here is recorded for autograd (see lib/autograd).
+ */
+import { native, BINARY_OP, UNARY_OP, REDUCE_OP } from '../native.js';
+import { TunekitError } from '../errors.js';
+import { Tensor, contiguousStrides, numelOf, type Shape } from './tensor.js';
+import type { DType } from './dtype.js';
+
+export type BinaryOp = keyof typeof BINARY_OP;
+export type UnaryOp = keyof typeof UNARY_OP;
+export type ReduceOp = keyof typeof REDUCE_OP;
+
+export function expectDtype(t: Tensor, dtype: DType, what: string): void {
+  if (t.dtype !== dtype) throw new TunekitError('ERR_DTYPE', `Expected ${what} to be ${dtype} but received ${t.dtype}`);
+}
+
+export function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** A contiguous f32 version (a view when already contiguous). Caller disposes it. */
+export function contig(t: Tensor): Tensor {
+  return t.contiguousRaw();
+}
+
+/** Broadcast shape of a and b (numpy rules), or an ERR_SHAPE naming both. */
+export function broadcastShapes(a: Shape, b: Shape): number[] {
+  const n = Math.max(a.length, b.length);
+  const out = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const da = a[a.length - n + i] ?? 1;
+    const db = b[b.length - n + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new TunekitError('ERR_SHAPE', `Cannot broadcast shapes [${a}] and [${b}] (dimension ${i}: ${da} vs ${db})`);
+    }
+    out[i] = da === 1 ? db : da;
+  }
+  return out;
+}
+
+/** Strides of t over outShape (0 where t is broadcast). */
+function broadcastStrides(t: Tensor, outShape: Shape): number[] {
+  const n = outShape.length;
+  const s = new Array<number>(n).fill(0);
+  for (let i = 0; i < t.ndim; i++) {
+    const oi = n - t.ndim + i;
+    s[oi] = t.shape[i] === 1 && outShape[oi] !== 1 ? 0 : t.strides[i]!;
+  }
+  return s;
+}
+
+/** out = a op b with broadcasting (f32). */
+export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor<'f32'> {
+  expectDtype(a, 'f32', `${op} left operand`);
+  expectDtype(b, 'f32', `${op} right operand`);
+  const shape = broadcastShapes(a.shape, b.shape);
+  const out = Tensor.empty(shape, 'f32');
+  native.binary(BINARY_OP[op], a.handle, a.byteOffset, b.handle, b.byteOffset, out.handle, 0, shape,
+    broadcastStrides(a, shape), broadcastStrides(b, shape));
+  return out;
+}
+
+export function unary(op: UnaryOp, x: Tensor, param = 0): Tensor<'f32'> {
+  expectDtype(x, 'f32', `${op} input`);
+  const xc = contig(x);
+  const out = Tensor.empty(x.shape, 'f32');
+  native.unary(UNARY_OP[op], xc.handle, xc.byteOffset, out.handle, 0, x.numel, param);
+  xc.dispose();
+  return out;
+}
+
+export function unaryBackward(op: UnaryOp, x: Tensor, y: Tensor, dy: Tensor, param = 0): Tensor<'f32'> {
+  const xc = contig(x), yc = contig(y), gc = contig(dy);
+  const dx = Tensor.empty(x.shape, 'f32');
+  native.unaryBackward(UNARY_OP[op], xc.handle, xc.byteOffset, yc.handle, yc.byteOffset, gc.handle, gc.byteOffset,
+    dx.handle, 0, x.numel, param);
+  xc.dispose(); yc.dispose(); gc.dispose();
+  return dx;
+}
+
+/** Reduces dimension `dim` (kept as size 1 when keepDim). */
+export function reduce(op: ReduceOp, x: Tensor, dim: number, keepDim = false): Tensor<'f32'> {
+  expectDtype(x, 'f32', `${op} input`);
+  const d = x.normDim(dim);
+  const outer = numelOf(x.shape.slice(0, d)), n = x.shape[d]!, inner = numelOf(x.shape.slice(d + 1));
+  const outShape = keepDim ? x.shape.map((s, i) => (i === d ? 1 : s)) : x.shape.filter((_, i) => i !== d);
+  const xc = contig(x);
+  const out = Tensor.empty(outShape, 'f32');
+  native.reduce(REDUCE_OP[op], xc.handle, xc.byteOffset, out.handle, 0, outer, n, inner);
+  xc.dispose();
+  return out;
+}
+
+/** Sum of all elements as a [] tensor. */
+export function sumAll(x: Tensor, mean = false): Tensor<'f32'> {
+  const xc = contig(x);
+  const out = Tensor.empty([], 'f32');
+  native.reduce(REDUCE_OP[mean ? 'mean' : 'sum'], xc.handle, xc.byteOffset, out.handle, 0, 1, x.numel, 1);
+  xc.dispose();
+  return out;
+}
+
+/** Sums g down to `shape` (the inverse of broadcasting), for gradients of broadcast ops. */
+export function sumToShape(g: Tensor<'f32'>, shape: Shape): Tensor<'f32'> {
+  if (sameShape(g.shape, shape)) return g.contiguousRaw() as Tensor<'f32'>;
+  let cur: Tensor<'f32'> = g;
+  let owned = false;
+  const lead = g.ndim - shape.length;
+  for (let i = 0; i < lead; i++) {
+    const next = reduce('sum', cur, 0);
+    if (owned) cur.dispose();
+    cur = next;
+    owned = true;
+  }
+  for (let i = 0; i < shape.length; i++) {
+    if (shape[i] === 1 && cur.shape[i] !== 1) {
+      const next = reduce('sum', cur, i, true);
+      if (owned) cur.dispose();
+      cur = next;
+      owned = true;
+    }
+  }
+  return owned ? cur : (cur.contiguousRaw() as Tensor<'f32'>);
+}
+
+/**
+ * C = alpha op(A) op(B) (+ beta C when `into` is given). A, B are 2-D (or 3-D batched with the
+ * same batch); dtype f32, or bf16 inputs with an f32 result.
+ */
+export function gemm(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean; alpha?: number; beta?: number; into?: Tensor<'f32'> } = {}): Tensor<'f32'> {
+  const transA = opts.transA ?? false, transB = opts.transB ?? false;
+  if (a.dtype !== b.dtype || (a.dtype !== 'f32' && a.dtype !== 'bf16')) {
+    throw new TunekitError('ERR_DTYPE', `matmul: expected two f32 or two bf16 operands but received ${a.dtype} and ${b.dtype}`);
+  }
+  const batched = a.ndim === 3;
+  if (!(a.ndim === 2 || a.ndim === 3) || b.ndim !== a.ndim) {
+    throw new TunekitError('ERR_SHAPE', `gemm: expected 2-D or batched 3-D operands but received [${a.shape}] and [${b.shape}]`);
+  }
+  const batch = batched ? a.shape[0]! : 1;
+  if (batched && b.shape[0] !== batch) throw new TunekitError('ERR_SHAPE', `gemm: batch sizes differ: [${a.shape}] vs [${b.shape}]`);
+  const ar = a.shape[a.ndim - 2]!, ac = a.shape[a.ndim - 1]!, br = b.shape[b.ndim - 2]!, bc = b.shape[b.ndim - 1]!;
+  const M = transA ? ac : ar, K = transA ? ar : ac;
+  const Kb = transB ? bc : br, N = transB ? br : bc;
+  if (K !== Kb) {
+    throw new TunekitError('ERR_SHAPE', `matmul: inner dimensions differ: [${a.shape}]${transA ? '^T' : ''} x [${b.shape}]${transB ? '^T' : ''} (${K} vs ${Kb})`);
+  }
+  const outShape = batched ? [batch, M, N] : [M, N];
+  const out = opts.into ?? Tensor.empty(outShape, 'f32');
+  if (opts.into && !sameShape(opts.into.shape, outShape)) {
+    throw new TunekitError('ERR_SHAPE', `gemm: output is [${opts.into.shape}] but the product is [${outShape}]`);
+  }
+  const ac_ = contig(a), bc_ = contig(b);
+  native.gemm(ac_.handle, ac_.byteOffset, bc_.handle, bc_.byteOffset, out.handle, out.byteOffset, transA, transB, M, N, K,
+    opts.alpha ?? 1, opts.into ? (opts.beta ?? 0) : 0, batch, a.dtype === 'f32' ? 0 : 1);
+  ac_.dispose();
+  bc_.dispose();
+  return out;
+}
+
+/** Copies rows of `bias` [n] into every row of a new [rows, n] tensor. */
+export function broadcastRows(bias: Tensor<'f32'>, rows: number): Tensor<'f32'> {
+  const n = bias.numel;
+  const out = Tensor.empty([rows, n], 'f32');
+  const bc = contig(bias);
+  native.copyRows(bc.handle, bc.byteOffset, out.handle, 0, rows, n * 4, 0, n * 4);
+  bc.dispose();
+  return out;
+}
+
+/** Concatenates tensors of one dtype along dim (a new contiguous tensor). */
+export function concat(parts: Tensor[], dim: number): Tensor {
+  if (parts.length === 0) throw new TunekitError('ERR_VALUE', 'concat: expected at least one tensor');
+  const first = parts[0]!;
+  const d = first.normDim(dim);
+  for (const p of parts) {
+    if (p.dtype !== first.dtype) throw new TunekitError('ERR_DTYPE', `concat: dtypes differ (${first.dtype} vs ${p.dtype})`);
+    if (p.ndim !== first.ndim || p.shape.some((s, i) => i !== d && s !== first.shape[i])) {
+      throw new TunekitError('ERR_SHAPE', `concat along ${d}: shapes [${first.shape}] and [${p.shape}] differ off that dimension`);
+    }
+  }
+  const total = parts.reduce((s, p) => s + p.shape[d]!, 0);
+  const outShape = first.shape.map((s, i) => (i === d ? total : s));
+  const out = Tensor.empty(outShape, first.dtype);
+  const es = out.numel === 0 ? 0 : out.storage.bytes / out.numel;
+  const outer = numelOf(first.shape.slice(0, d)), inner = numelOf(first.shape.slice(d + 1));
+  let at = 0;
+  for (const p of parts) {
+    const pc = contig(p);
+    const rowBytes = p.shape[d]! * inner * es;
+    native.copyRows(pc.handle, pc.byteOffset, out.handle, at * inner * es, outer, rowBytes, rowBytes, total * inner * es);
+    at += p.shape[d]!;
+    pc.dispose();
+  }
+  return out;
+}
+
+export { contiguousStrides };

@@ -1,0 +1,57 @@
+/**
+ * JS side of a native storage buffer. Tensors and views share one Storage; it is released
+ * (native dispose) when the last tensor using it is disposed. If tensors are dropped without
+ * dispose(), the native handle's finalizer frees the memory when V8 collects it (last resort).
+ */
+import { native, type Handle } from '../native.js';
+import { TunekitError } from '../errors.js';
+
+export type Device = 'cpu';
+
+export class Storage {
+  readonly handle: Handle;
+  readonly bytes: number;
+  readonly device: Device = 'cpu';
+  private users = 0;
+  private released = false;
+  private cachedView: ArrayBuffer | null = null;
+
+  private constructor(handle: Handle, bytes: number) {
+    this.handle = handle;
+    this.bytes = bytes;
+  }
+
+  /** A new native buffer of `bytes` bytes (zero-filled when `zero`). */
+  static allocate(bytes: number, zero = false): Storage {
+    return new Storage(native.alloc(bytes, zero), bytes);
+  }
+
+  get isReleased(): boolean {
+    return this.released;
+  }
+
+  /** Zero-copy ArrayBuffer over the native memory (kept alive by the buffer itself). */
+  arrayBuffer(): ArrayBuffer {
+    this.assertLive();
+    if (!this.cachedView) this.cachedView = native.view(this.handle);
+    return this.cachedView;
+  }
+
+  addUser(): void {
+    this.users++;
+  }
+
+  removeUser(): void {
+    if (this.released) return;
+    this.users--;
+    if (this.users <= 0) {
+      this.released = true;
+      this.cachedView = null;
+      native.dispose(this.handle);
+    }
+  }
+
+  assertLive(): void {
+    if (this.released) throw new TunekitError('ERR_DISPOSED', 'tensor was used after dispose()');
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * Tensor: a dtype, a shape and strides over refcounted native storage. CPU data is readable as
+ * a zero-copy typed array (`data()`). Differentiable ops live in lib/autograd (which also adds
+ * the chainable methods such as `add` and `matmul`); this file only knows layout and memory.
+ */
+import { native, DTYPE_CODE } from '../native.js';
+import { TunekitError, describe } from '../errors.js';
+import { DTYPE_SIZE, typedArrayFor, bf16ToNumber, f16ToNumber, type DType, type DataTypeMap } from './dtype.js';
+import { Storage, type Device } from './storage.js';
+import { track } from './scope.js';
+
+/** The autograd node that produced a tensor (defined in lib/autograd/tape.ts). */
+export interface GradNode {
+  readonly op: string;
+  readonly inputs: readonly (Tensor | null)[];
+}
+
+export type Shape = readonly number[];
+
+export function numelOf(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+export function contiguousStrides(shape: Shape): number[] {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i]!;
+  }
+  return s;
+}
+
+export function checkShape(shape: unknown, what = 'shape'): number[] {
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+    throw new TunekitError('ERR_SHAPE', `Expected ${what} to be an array of non-negative integers but received ${describe(shape)}`);
+  }
+  return shape as number[];
+}
+
+let nextId = 1;
+
+export class Tensor<D extends DType = DType> {
+  readonly id = nextId++;
+  readonly dtype: D;
+  readonly shape: Shape;
+  readonly strides: readonly number[];
+  /** offset of element [0,...,0] in the storage, in elements */
+  readonly offset: number;
+  readonly storage: Storage;
+  /** true for parameters and other leaves whose gradient is wanted */
+  requiresGrad = false;
+  /** accumulated gradient of a leaf after backward() */
+  grad: Tensor<'f32'> | null = null;
+  /** the op that produced this tensor, when recorded on the autograd tape */
+  gradFn: GradNode | null = null;
+  /** optional name (parameters) */
+  name?: string;
+  private disposed = false;
+
+  constructor(storage: Storage, dtype: D, shape: Shape, strides?: readonly number[], offset = 0) {
+    this.storage = storage;
+    this.dtype = dtype;
+    this.shape = Object.freeze([...shape]);
+    this.strides = Object.freeze(strides ? [...strides] : contiguousStrides(shape));
+    this.offset = offset;
+    storage.addUser();
+    track(this);
+  }
+
+  /** A new uninitialised contiguous tensor. */
+  static empty<D extends DType>(shape: Shape, dtype: D, zero = false): Tensor<D> {
+    checkShape(shape as number[]);
+    const bytes = numelOf(shape) * DTYPE_SIZE[dtype];
+    return new Tensor(Storage.allocate(bytes, zero), dtype, shape);
+  }
+
+  get numel(): number {
+    return numelOf(this.shape);
+  }
+  get ndim(): number {
+    return this.shape.length;
+  }
+  get device(): Device {
+    return this.storage.device;
+  }
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+  /** byte offset of element 0 in the storage (what native calls take) */
+  get byteOffset(): number {
+    return this.offset * DTYPE_SIZE[this.dtype];
+  }
+  get handle() {
+    this.assertLive();
+    return this.storage.handle;
+  }
+  get isContiguous(): boolean {
+    let acc = 1;
+    for (let i = this.shape.length - 1; i >= 0; i--) {
+      if (this.shape[i] !== 1 && this.strides[i] !== acc) return false;
+      acc *= this.shape[i]!;
+    }
+    return true;
+  }
+
+  /** Size of dimension `dim` (negative counts from the end). */
+  size(dim: number): number {
+    return this.shape[this.normDim(dim)]!;
+  }
+
+  normDim(dim: number): number {
+    const d = dim < 0 ? dim + this.ndim : dim;
+    if (!Number.isInteger(d) || d < 0 || d >= this.ndim) {
+      throw new TunekitError('ERR_INDEX', `Expected a dimension in [${-this.ndim}, ${this.ndim}) but received ${dim} (shape [${this.shape}])`);
+    }
+    return d;
+  }
+
+  assertLive(): void {
+    if (this.disposed) throw new TunekitError('ERR_DISPOSED', `tensor ${this.name ?? '#' + this.id} [${this.shape}] was used after dispose()`);
+    this.storage.assertLive();
+  }
+
+  /** Frees this tensor's hold on its storage (memory goes when no view uses it). Idempotent. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.gradFn = null;
+    if (this.grad) {
+      this.grad.dispose();
+      this.grad = null;
+    }
+    this.storage.removeUser();
+  }
+
+  /** A view sharing storage (no copy, not recorded for autograd). */
+  viewAs(shape: Shape, strides: readonly number[], offset: number): Tensor<D> {
+    this.assertLive();
+    return new Tensor(this.storage, this.dtype, shape, strides, offset);
+  }
+
+  /** A contiguous copy (or a view sharing storage when already contiguous). Not recorded. */
+  contiguousRaw(): Tensor<D> {
+    this.assertLive();
+    if (this.isContiguous) return this.viewAs(this.shape, contiguousStrides(this.shape), this.offset);
+    const out = Tensor.empty(this.shape, this.dtype);
+    native.copyStrided(this.handle, this.byteOffset, out.handle, 0, DTYPE_SIZE[this.dtype], [...this.shape], [...this.strides]);
+    return out;
+  }
+
+  /**
+   * The elements as a typed array, row-major. Zero-copy for contiguous CPU tensors: writes to it
+   * change the tensor.
+   */
+  data(): DataTypeMap[D] {
+    this.assertLive();
+    if (this.isContiguous) {
+      return typedArrayFor(this.dtype, this.storage.arrayBuffer(), this.byteOffset, this.numel);
+    }
+    const c = this.contiguousRaw();
+    const arr = c.data().slice() as DataTypeMap[D];
+    c.dispose();
+    return arr;
+  }
+
+  /** The elements as plain numbers (bf16/f16 decoded, i64 as numbers), row-major. */
+  toArray(): number[] {
+    const d = this.data();
+    if (this.dtype === 'bf16') return Array.from(d as Uint16Array, bf16ToNumber);
+    if (this.dtype === 'f16') return Array.from(d as Uint16Array, f16ToNumber);
+    if (this.dtype === 'i64') return Array.from(d as BigInt64Array, (v) => Number(v));
+    return Array.from(d as Float32Array);
+  }
+
+  /** The single value of a one-element tensor. */
+  item(): number {
+    if (this.numel !== 1) throw new TunekitError('ERR_SHAPE', `item() needs a one-element tensor but shape is [${this.shape}]`);
+    return this.toArray()[0]!;
+  }
+
+  /** Nested arrays, like torch's tolist(). */
+  toNested(): unknown {
+    const flat = this.toArray();
+    const build = (dim: number, off: number): unknown => {
+      if (dim === this.ndim) return flat[off];
+      const n = this.shape[dim]!;
+      const inner = numelOf(this.shape.slice(dim + 1));
+      return Array.from({ length: n }, (_, i) => build(dim + 1, off + i * inner));
+    };
+    return build(0, 0);
+  }
+
+  /** Copies values in from a typed array of this dtype (contiguous tensors only). */
+  copyFrom(src: ArrayBufferView): this {
+    this.assertLive();
+    if (!this.isContiguous) throw new TunekitError('ERR_VALUE', 'copyFrom needs a contiguous tensor');
+    const want = this.numel * DTYPE_SIZE[this.dtype];
+    if (src.byteLength !== want) {
+      throw new TunekitError('ERR_SHAPE', `copyFrom: expected ${want} bytes for [${this.shape}] ${this.dtype} but received ${src.byteLength}`);
+    }
+    native.write(this.handle, this.byteOffset, src);
+    return this;
+  }
+
+  /** Fills every element with value, in place. */
+  fill_(value: number): this {
+    this.assertLive();
+    if (!this.isContiguous) throw new TunekitError('ERR_VALUE', 'fill_ needs a contiguous tensor');
+    native.fill(this.handle, this.byteOffset, DTYPE_CODE[this.dtype], this.numel, value);
+    return this;
+  }
+
+  /** A copy converted to dtype (not recorded for autograd; see ops.cast). */
+  castRaw<T extends DType>(dtype: T): Tensor<T> {
+    const src = this.contiguousRaw();
+    const out = Tensor.empty(this.shape, dtype);
+    native.cast(src.handle, src.byteOffset, DTYPE_CODE[src.dtype], out.handle, 0, DTYPE_CODE[dtype], this.numel);
+    src.dispose();
+    return out;
+  }
+
+  /** A detached copy of this tensor's values (same dtype, contiguous, new storage). */
+  clone(): Tensor<D> {
+    const out = Tensor.empty(this.shape, this.dtype);
+    const src = this.contiguousRaw();
+    native.copyBytes(src.handle, src.byteOffset, out.handle, 0, this.numel * DTYPE_SIZE[this.dtype]);
+    src.dispose();
+    return out;
+  }
+
+  /** A readable summary with (up to) the first and last values. */
+  toString(): string {
+    if (this.disposed) return `Tensor(disposed, ${this.dtype}, [${this.shape}])`;
+    const vals = this.toArray();
+    const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toPrecision(4));
+    const body = vals.length <= 12 ? vals.map(fmt).join(', ') : `${vals.slice(0, 6).map(fmt).join(', ')}, ..., ${vals.slice(-3).map(fmt).join(', ')}`;
+    const grad = this.requiresGrad ? ', requiresGrad' : this.gradFn ? `, gradFn=${this.gradFn.op}` : '';
+    return `Tensor(${this.dtype}, [${this.shape}]${grad}) [${body}]`;
+  }
+}
