@@ -82,3 +82,8 @@ export class Dropout extends Module {
     return F.dropout(x, this.p, nextSeed(), this.training);
   }
 }
+
+/** Anything that maps [..., in] -> [..., out] like a Linear (PEFT layers wrap a Linear this way). */
+export interface LinearLike extends Module {
+  forward(x: Tensor): Tensor<'f32'>;
+}

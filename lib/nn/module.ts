@@ -127,3 +127,11 @@ export abstract class Module {
     for (const [, b] of this.namedBuffers()) b.dispose();
   }
 }
+
+/** A list of child modules named 0, 1, 2, ... (transformers' nn.ModuleList naming). */
+export class ModuleList extends Module {
+  private count = 0;
+  add<M extends Module>(m: M): M {
+    return this.module(String(this.count++), m);
+  }
+}

@@ -1,0 +1,6 @@
+/** Models: the registry (keyed by model_type), the architectures, loading and saving. */
+import './gpt2.js';
+export * from './common.js';
+export { registerArchitecture, architectureFor, supportedModelTypes, type Architecture } from './registry.js';
+export { loadPretrained, loadWeights, savePretrained, readConfig, type LoadOptions, type LoadReport } from './loader.js';
+export { GPT2, GPT2Model, parseGPT2Config, type GPT2Config } from './gpt2.js';
