@@ -1,0 +1,47 @@
+// Linear layer fused with a LoRA adapter, f32, forward and backward.
+//
+//   y [M, out] = x [M, in] W^T + bias + s * (xd A^T) B^T
+//
+//   W    : [out, in]  (nn.Linear)  or [in, out] when w_in_out (GPT-2 Conv1D, y = x W)
+//   bias : [out] or null
+//   A    : [r, in]    B : [out, r]      s : the LoRA scale (alpha / r, or alpha / sqrt(r))
+//   xd   : [M, in]    the adapter's input: x itself, or dropout(x)
+//   xa   : [M, r]     = xd A^T, written by the forward and read by the backward
+//
+// W + s B A is never formed: the base product and the two thin adapter products are separate
+// GEMMs accumulating into y (beta = 1). The backward never computes a gradient for W:
+//
+//   dx  [M, in]  = dy W                   (+ s (dy B) A when merge_dx: xd is x, no dropout)
+//   dxd [M, in]  = s (dy B) A             (when !merge_dx: gradient w.r.t. the dropped input)
+//   dA  [r, in]  = s (dy B)^T xd
+//   dB  [out, r] = s dy^T xa
+// Outputs are written (overwritten), not accumulated.
+#pragma once
+#include <cstdint>
+
+namespace tk::cpu {
+
+struct LoraShape {
+  int64_t M = 0, in = 0, out = 0, r = 0;
+  float scale = 1.0f;
+  bool w_in_out = false;
+};
+
+// Throws tk::Error (ERR_SHAPE / ERR_VALUE) on negative sizes or a non-finite scale.
+void check_lora_shape(const LoraShape& s);
+
+void lora_linear_forward_f32(const LoraShape& s, const float* x, const float* xd, const float* w,
+                             const float* bias, const float* a, const float* b, float* y, float* xa);
+// dxd may be null when merge_dx (it is not written then); it is required otherwise.
+void lora_linear_backward_f32(const LoraShape& s, const float* dy, const float* xd, const float* w,
+                              const float* a, const float* b, const float* xa, float* dx, float* dxd, float* da,
+                              float* db, bool merge_dx);
+
+// Plain loops in double precision: the oracle for the fast path.
+void lora_linear_forward_reference(const LoraShape& s, const float* x, const float* xd, const float* w,
+                                   const float* bias, const float* a, const float* b, float* y, float* xa);
+void lora_linear_backward_reference(const LoraShape& s, const float* dy, const float* xd, const float* w,
+                                    const float* a, const float* b, const float* xa, float* dx, float* dxd,
+                                    float* da, float* db, bool merge_dx);
+
+}  // namespace tk::cpu
