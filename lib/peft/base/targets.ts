@@ -1,0 +1,62 @@
+/**
+ * Which modules a PEFT method adapts, with PEFT's matching rules: a list matches a module whose
+ * name equals an entry or ends with "." + entry; a string is a full-match regex; 'all-linear'
+ * takes every linear layer except the output head. layers_to_transform keeps layer indices.
+ */
+import { TunekitError } from '../../errors.js';
+import { Linear } from '../../nn/layers.js';
+import type { Module } from '../../nn/module.js';
+
+export type TargetSpec = string[] | string;
+
+const HEAD_NAMES = /(^|\.)(lm_head|score|classifier|qa_outputs|pooler\.dense)$/;
+
+export function matchesTarget(name: string, spec: TargetSpec): boolean {
+  if (Array.isArray(spec)) return spec.some((t) => name === t || name.endsWith(`.${t}`));
+  if (spec === 'all-linear') return !HEAD_NAMES.test(name);
+  return new RegExp(`^(?:${spec})$`).test(name);
+}
+
+/** Layer index of a module path ("transformer.h.3.attn.c_attn" -> 3), or null. */
+export function layerIndexOf(name: string): number | null {
+  const m = /\.(?:h|layer|layers|blocks)\.(\d+)\./.exec(`.${name}.`);
+  return m ? Number(m[1]) : null;
+}
+
+/** The linear modules of `model` a spec selects, with their parents (to swap them). */
+export function findTargets(
+  model: Module,
+  spec: TargetSpec,
+  layersToTransform?: number[] | number | null,
+  opts: { allowEmpty?: boolean } = {},
+): { name: string; parent: Module; child: string; module: Linear }[] {
+  const layers = layersToTransform === undefined || layersToTransform === null ? null : new Set(Array.isArray(layersToTransform) ? layersToTransform : [layersToTransform]);
+  const out: { name: string; parent: Module; child: string; module: Linear }[] = [];
+  for (const [name, parent] of model.namedModules()) {
+    for (const [child, m] of parent.children()) {
+      const full = name ? `${name}.${child}` : child;
+      // a layer already wrapped by a PEFT method keeps its Linear as `base_layer`: not a new target
+      if (!(m instanceof Linear) || child === 'base_layer') continue;
+      if (!matchesTarget(full, spec)) continue;
+      if (layers) {
+        const li = layerIndexOf(full);
+        if (li === null || !layers.has(li)) continue;
+      }
+      out.push({ name: full, parent, child, module: m });
+    }
+  }
+  if (out.length === 0 && !opts.allowEmpty) {
+    const linears = model.namedModules().filter(([, m]) => m instanceof Linear).map(([n]) => n);
+    throw new TunekitError('ERR_CONFIG', `target_modules ${JSON.stringify(spec)} matched no linear layer. The model's linear layers are named like: ${[...new Set(linears.map((n) => n.split('.').pop()))].join(', ')} (e.g. ${linears.slice(0, 3).join(', ')})`);
+  }
+  return out;
+}
+
+/** Per-module override from a PEFT rank_pattern / alpha_pattern (keys are regexes or suffixes). */
+export function patternValue(name: string, pattern: Record<string, number> | undefined, fallback: number): number {
+  if (!pattern) return fallback;
+  for (const [key, v] of Object.entries(pattern)) {
+    if (name === key || name.endsWith(`.${key}`) || new RegExp(`(^|\\.)${key}$`).test(name)) return v;
+  }
+  return fallback;
+}

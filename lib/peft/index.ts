@@ -1,0 +1,9 @@
+/** Parameter-efficient methods. Each registers itself; import order is the registry's order. */
+import './lora/model.js';
+export { PeftModel } from './base/peft_model.js';
+export { registerPeftMethod, peftMethodFor, peftMethods, type PeftMethod } from './base/registry.js';
+export { matchesTarget, findTargets } from './base/targets.js';
+export { readAdapterFolder, writeAdapterFolder } from './base/adapter_io.js';
+export { LoraModel } from './lora/model.js';
+export { LoraLinear } from './lora/layer.js';
+export { normalizeLoraConfig, loraScale, type LoraConfig } from './lora/config.js';

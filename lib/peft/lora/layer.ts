@@ -1,0 +1,130 @@
+/**
+ * LoraLinear wraps a frozen Linear (`base_layer`) with named low-rank adapters:
+ *   y = base(x) + scale * (dropout(x) A^T) B^T,   A [r, in], B [out, r]
+ * computed by the fused native op, so W + BA is never formed and W gets no gradient.
+ */
+import { Module } from '../../nn/module.js';
+import { Linear } from '../../nn/layers.js';
+import { Tensor } from '../../tensor/tensor.js';
+import { zeros, rand, randn } from '../../tensor/creation.js';
+import * as F from '../../autograd/ops.js';
+import * as K from '../../tensor/kernels.js';
+import { nextSeed } from '../../nn/random.js';
+import { noGrad } from '../../autograd/tape.js';
+import { TunekitError } from '../../errors.js';
+
+export interface LoraAdapter {
+  r: number;
+  alpha: number;
+  scale: number;
+  dropout: number;
+  A: Tensor;
+  B: Tensor;
+}
+
+/** A holder so adapter tensors get PEFT's dotted names: lora_A.<adapter>.weight */
+class ParamHolder extends Module {
+  constructor(t: Tensor) {
+    super();
+    this.param('weight', t);
+  }
+  get weight(): Tensor {
+    return this.namedParameters()[0]![1];
+  }
+}
+
+class AdapterDict extends Module {
+  set(name: string, t: Tensor): void {
+    this.module(name, new ParamHolder(t));
+  }
+}
+
+export class LoraLinear extends Module {
+  readonly base_layer: Linear;
+  readonly adapters = new Map<string, LoraAdapter>();
+  private readonly lora_A: AdapterDict;
+  private readonly lora_B: AdapterDict;
+  active: string | null = null;
+  disabled = false;
+  /** adapters currently merged into base_layer.weight */
+  readonly merged = new Set<string>();
+
+  constructor(base: Linear) {
+    super();
+    this.base_layer = this.module('base_layer', base);
+    this.lora_A = this.module('lora_A', new AdapterDict());
+    this.lora_B = this.module('lora_B', new AdapterDict());
+  }
+
+  get inFeatures(): number {
+    return this.base_layer.inFeatures;
+  }
+  get outFeatures(): number {
+    return this.base_layer.outFeatures;
+  }
+
+  /** Adds adapter `name` with PEFT's initialisation. */
+  addAdapter(name: string, opts: { r: number; alpha: number; dropout: number; rslora: boolean; init: boolean | 'gaussian' | 'pissa' }): LoraAdapter {
+    if (this.adapters.has(name)) throw new TunekitError('ERR_VALUE', `adapter '${name}' already exists on this layer`);
+    const { r } = opts;
+    let A: Tensor, B: Tensor;
+    if (opts.init === 'gaussian') {
+      A = randn([r, this.inFeatures], { seed: nextSeed(), std: 1 / r });
+      B = zeros([this.outFeatures, r]);
+    } else if (opts.init === false) {
+      // random B too: a non-identity adapter, used to test merge and save/load round trips
+      const bound = 1 / Math.sqrt(this.inFeatures);
+      A = rand([r, this.inFeatures], { seed: nextSeed(), low: -bound, high: bound });
+      B = rand([this.outFeatures, r], { seed: nextSeed(), low: -bound, high: bound });
+    } else if (opts.init === true) {
+      const bound = 1 / Math.sqrt(this.inFeatures); // kaiming_uniform(a=sqrt(5))
+      A = rand([r, this.inFeatures], { seed: nextSeed(), low: -bound, high: bound });
+      B = zeros([this.outFeatures, r]);
+    } else {
+      throw new TunekitError('ERR_CONFIG', `init_lora_weights '${String(opts.init)}' is not supported here`);
+    }
+    this.lora_A.set(name, A);
+    this.lora_B.set(name, B);
+    const ad: LoraAdapter = { r, alpha: opts.alpha, scale: opts.rslora ? opts.alpha / Math.sqrt(r) : opts.alpha / r, dropout: opts.dropout, A, B };
+    this.adapters.set(name, ad);
+    if (this.active === null) this.active = name;
+    return ad;
+  }
+
+  forward(x: Tensor): Tensor<'f32'> {
+    const ad = this.active && !this.disabled && !this.merged.has(this.active) ? this.adapters.get(this.active) : undefined;
+    if (!ad) {
+      if (this.disabled && this.merged.size) throw new TunekitError('ERR_STATE', 'adapters are merged into the weights: unmerge before disabling them');
+      return this.base_layer.forward(x);
+    }
+    return F.loraLinear(x, this.base_layer.weight, this.base_layer.bias, ad.A, ad.B, {
+      scale: ad.scale,
+      dropout: this.training ? ad.dropout : 0,
+      seed: nextSeed(),
+      wInOut: this.base_layer.layout === 'in_out',
+    });
+  }
+
+  /** W += sign * scale * (B A) in W's own layout. */
+  private addDelta(name: string, sign: 1 | -1): void {
+    const ad = this.adapters.get(name);
+    if (!ad) throw new TunekitError('ERR_VALUE', `no adapter '${name}'`);
+    noGrad(() => {
+      const W = this.base_layer.weight as Tensor<'f32'>;
+      if (this.base_layer.layout === 'out_in') K.gemm(ad.B, ad.A, { into: W, beta: 1, alpha: sign * ad.scale }); // [out,r][r,in]
+      else K.gemm(ad.A, ad.B, { transA: true, transB: true, into: W, beta: 1, alpha: sign * ad.scale }); // [in,r][r,out]
+    });
+  }
+
+  merge(name = this.active!): void {
+    if (this.merged.has(name)) return;
+    this.addDelta(name, 1);
+    this.merged.add(name);
+  }
+
+  unmerge(name = this.active!): void {
+    if (!this.merged.has(name)) return;
+    this.addDelta(name, -1);
+    this.merged.delete(name);
+  }
+}

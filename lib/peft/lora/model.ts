@@ -1,0 +1,164 @@
+/**
+ * LoRA on a pretrained model (PEFT's LoraModel): target linear layers are wrapped in LoraLinear;
+ * only adapter parameters (and modules_to_save) train; merge/unmerge, enable/disable, several
+ * named adapters, PEFT folders in and out.
+ */
+import { PeftModel } from '../base/peft_model.js';
+import { findTargets, patternValue } from '../base/targets.js';
+import { registerPeftMethod } from '../base/registry.js';
+import { readAdapterFolder } from '../base/adapter_io.js';
+import { LoraLinear } from './layer.js';
+import { normalizeLoraConfig, headModulesFor, type LoraConfig } from './config.js';
+import { f32FromRaw } from '../../models/weights.js';
+import { Linear } from '../../nn/layers.js';
+import type { Module } from '../../nn/module.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import type { ModelInputs, ModelOutput, PretrainedModel } from '../../models/common.js';
+import type { RawTensor } from '../../io/safetensors.js';
+import { TunekitError } from '../../errors.js';
+
+export class LoraModel extends PeftModel {
+  /** module path -> its LoRA layer */
+  readonly layers = new Map<string, LoraLinear>();
+
+  constructor(base: PretrainedModel, config: Record<string, unknown>, adapterName = 'default') {
+    const cfg = normalizeLoraConfig(config, base.config.modelType, base.task);
+    const toSave = [...new Set([...(cfg.modules_to_save ?? []), ...headModulesFor(base.task, base.config.modelType)])];
+    super(base, adapterName, toSave);
+    this.addAdapter(adapterName, cfg);
+  }
+
+  /**
+   * Adds another named adapter on its own targets (existing LoraLinear layers are reused).
+   * @example model.addAdapter('other', { r: 4, lora_alpha: 8 })
+   */
+  addAdapter(name: string, config: Record<string, unknown> | LoraConfig): void {
+    if (this.adapterConfigs.has(name)) throw new TunekitError('ERR_VALUE', `adapter '${name}' already exists`);
+    const cfg = normalizeLoraConfig(config as Record<string, unknown>, this.base.config.modelType, this.base.task);
+    const expectInOut = cfg.fan_in_fan_out;
+    const already = [...this.layers.keys()].filter((p) => this.wrappedMatches(p, cfg));
+    const targets = findTargets(this.base, cfg.target_modules!, cfg.layers_to_transform, { allowEmpty: already.length > 0 });
+    for (const t of targets) this.wrap(t.name, t.parent, t.child, t.module);
+    // wrapped layers are found through their LoraLinear parent now
+    for (const [path, layer] of this.layers) {
+      const hit = targets.some((t) => t.name === path) || this.wrappedMatches(path, cfg);
+      if (!hit) continue;
+      if ((layer.base_layer.layout === 'in_out') !== expectInOut) {
+        // PEFT warns and corrects fan_in_fan_out for Conv1D; we follow the layer's real layout
+        cfg.fan_in_fan_out = layer.base_layer.layout === 'in_out';
+      }
+      const r = patternValue(path, cfg.rank_pattern, cfg.r);
+      const alpha = patternValue(path, cfg.alpha_pattern, cfg.lora_alpha);
+      layer.addAdapter(name, { r, alpha, dropout: cfg.lora_dropout, rslora: cfg.use_rslora, init: cfg.init_lora_weights });
+    }
+    this.adapterConfigs.set(name, { ...cfg });
+    this.setAdapter(this.activeAdapter ?? name);
+  }
+
+  private wrappedMatches(path: string, cfg: LoraConfig): boolean {
+    const spec = cfg.target_modules!;
+    if (Array.isArray(spec)) return spec.some((t) => path === t || path.endsWith(`.${t}`));
+    return new RegExp(`^(?:${spec})$`).test(path);
+  }
+
+  private wrap(path: string, parent: Module, child: string, lin: Linear): void {
+    if (this.layers.has(path)) return;
+    const layer = new LoraLinear(lin);
+    parent.replaceChild(child, layer);
+    this.layers.set(path, layer);
+  }
+
+  /** Makes `name` the active (and trainable) adapter. */
+  setAdapter(name: string): void {
+    if (!this.adapterConfigs.has(name)) throw new TunekitError('ERR_VALUE', `no adapter named '${name}' (have ${[...this.adapterConfigs.keys()].join(', ')})`);
+    this.activeAdapter = name;
+    for (const layer of this.layers.values()) layer.active = layer.adapters.has(name) ? name : null;
+    const params: Tensor[] = [];
+    for (const layer of this.layers.values()) {
+      for (const [n, ad] of layer.adapters) {
+        ad.A.requiresGrad = n === name;
+        ad.B.requiresGrad = n === name;
+        if (n === name) params.push(ad.A, ad.B);
+      }
+    }
+    this.markTrainable(params);
+  }
+
+  forward(inputs: ModelInputs): ModelOutput {
+    for (const layer of this.layers.values()) layer.disabled = this.adaptersDisabled;
+    return this.base.forward(inputs);
+  }
+
+  /** Folds the active adapter into the base weights (forward unchanged, faster inference). */
+  merge(): void {
+    for (const layer of this.layers.values()) if (layer.adapters.has(this.activeAdapter)) layer.merge(this.activeAdapter);
+  }
+
+  unmerge(): void {
+    for (const layer of this.layers.values()) layer.unmerge(this.activeAdapter);
+  }
+
+  /**
+   * Merges the active adapter and returns the plain base model (LoRA layers removed), ready for
+   * savePretrained. This LoraModel must not be used afterwards.
+   */
+  mergeAndUnload(): PretrainedModel {
+    this.merge();
+    for (const [path, layer] of this.layers) {
+      const parentPath = path.split('.').slice(0, -1).join('.');
+      const child = path.split('.').pop()!;
+      const parent = this.base.namedModules().find(([n]) => n === parentPath)![1];
+      parent.replaceChild(child, layer.base_layer);
+      for (const ad of layer.adapters.values()) {
+        ad.A.dispose();
+        ad.B.dispose();
+      }
+    }
+    this.layers.clear();
+    return this.base;
+  }
+
+  protected adapterStateDict(adapter: string): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [path, layer] of this.layers) {
+      const ad = layer.adapters.get(adapter);
+      if (!ad) continue;
+      out.set(`${path}.lora_A.weight`, ad.A);
+      out.set(`${path}.lora_B.weight`, ad.B);
+    }
+    return out;
+  }
+
+  protected loadAdapterState(adapter: string, tensors: Map<string, RawTensor>): void {
+    const want = this.adapterStateDict(adapter);
+    for (const [key, t] of want) {
+      const raw = tensors.get(key);
+      if (!raw) throw new TunekitError('ERR_FORMAT', `adapter file lacks '${key}'`);
+      if (raw.shape.join() !== t.shape.join()) throw new TunekitError('ERR_SHAPE', `adapter tensor '${key}' is [${raw.shape}] but the layer expects [${t.shape}]`);
+      const v = f32FromRaw(raw);
+      t.copyFrom(v.data());
+      v.dispose();
+      tensors.delete(key);
+    }
+    if (tensors.size) throw new TunekitError('ERR_FORMAT', `adapter file has tensors that match no layer: ${[...tensors.keys()].slice(0, 5).join(', ')}`);
+  }
+
+  /**
+   * Loads a PEFT LoRA folder onto a base model.
+   * @example const lora = LoraModel.fromPretrained(base, 'out/adapter');
+   */
+  static fromPretrained(base: PretrainedModel, dir: string, adapterName = 'default'): LoraModel {
+    const { config } = readAdapterFolder(dir);
+    if (config.peft_type !== 'LORA') throw new TunekitError('ERR_FORMAT', `${dir} holds a ${String(config.peft_type)} adapter, not LORA`);
+    const m = new LoraModel(base, { ...config, init_lora_weights: true }, adapterName);
+    m.loadAdapterWeights(dir, adapterName);
+    m.adapterConfigs.set(adapterName, { ...m.adapterConfigs.get(adapterName), ...config, inference_mode: false });
+    return m;
+  }
+}
+
+registerPeftMethod({
+  peftType: 'LORA',
+  name: 'lora',
+  create: (model, config, adapterName) => new LoraModel(model, config, adapterName),
+});
