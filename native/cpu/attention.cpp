@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -25,6 +26,46 @@ constexpr int64_t kKTile = 64;
 // Last key index query row i may see (inclusive), before the padding mask.
 inline int64_t last_visible_key(const AttentionShape& s, int64_t i) {
   return s.causal ? s.Tk - s.Tq + i : s.Tk - 1;
+}
+
+// x[i] = exp(x[i] - shift) over a score row, written as straight-line float arithmetic so the
+// compiler vectorises it (std::exp does not): exp(y) = 2^n exp(r), n = round(y / ln 2),
+// |r| <= ln2 / 2, exp(r) by a degree-7 minimax polynomial (the classic Cephes expf
+// coefficients), about 1 ulp. y = -inf (a masked score) and y < -87.3 give exactly 0, so masked
+// entries need no branch; the scores here are <= ~0 so the upper clamp only guards overflow.
+// GCC keeps floating-point selects as branches under its default -ftrapping-math, which stops
+// the loop below from vectorising; the loop raises no FP exceptions anyone observes, so allow
+// if-conversion for this one function. (Clang does not trap by default and ignores nothing here.)
+#if defined(__GNUC__) && !defined(__clang__)
+#define TK_VECTORIZABLE_SELECTS __attribute__((optimize("no-trapping-math")))
+#else
+#define TK_VECTORIZABLE_SELECTS
+#endif
+
+TK_VECTORIZABLE_SELECTS inline void exp_shifted(float* __restrict x, int64_t n, float shift) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float y0 = x[i] - shift;
+    float y = y0 < -87.3f ? -87.3f : y0;  // also maps -inf (masked) to a finite value
+    y = y > 88.0f ? 88.0f : y;
+    // round(y * log2(e)) by the 1.5 * 2^23 trick: the integer lands in the low mantissa bits
+    const float t = y * 1.44269504088896341f + 12582912.0f;
+    const float nf = t - 12582912.0f;
+    int32_t ti;
+    std::memcpy(&ti, &t, 4);
+    const int32_t ni = ti - 0x4B400000;  // bits of 12582912.0f
+    const float r = (y - nf * 0.693359375f) - nf * -2.12194440e-4f;  // y - n ln2, in two parts
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    const int32_t bits = (ni + 127) << 23;  // 2^n, n in [-126, 127] after the clamps
+    float scale;
+    std::memcpy(&scale, &bits, 4);
+    x[i] = y0 < -87.3f ? 0.0f : p * scale;  // exact 0 for masked scores
+  }
 }
 
 inline bool all_masked(const int32_t* mask_row, int64_t j0, int64_t n) {
@@ -100,11 +141,15 @@ void backward_head(const AttentionShape& s, int64_t b, int64_t h, const float* q
         const float l = Lh[i0 + r];
         const int64_t lim = last_visible_key(s, i0 + r);
         float* row = P + r * bk;
+        if (l == kNegInf) {  // fully masked row: no probability mass, no gradient
+          std::fill(row, row + bk, 0.0f);
+          continue;
+        }
         for (int64_t c = 0; c < bk; ++c) {
           const int64_t j = j0 + c;
-          const bool vis = j <= lim && (!mrow || mrow[j] != 0) && l != kNegInf;
-          row[c] = vis ? std::exp(row[c] - l) : 0.0f;
+          if (j > lim || (mrow && mrow[j] == 0)) row[c] = kNegInf;
         }
+        exp_shifted(row, bk, l);
       }
       // dV_j [bk, D] += P^T dO_i
       gemm_call(true, false, bk, D, bq, 1.0f, P, bk, dOi, D, 1.0f, dv_dst + j0 * D, D);
@@ -179,12 +224,9 @@ void attention_forward_f32(const AttentionShape& s, const float* q, const float*
             continue;
           }
           const float corr = std::exp(m[r] - m_new);  // m[r] = -inf -> 0 (acc is still 0)
+          exp_shifted(row, bk, m_new);
           float sum = 0.0f;
-          for (int64_t c = 0; c < bk; ++c) {
-            const float p = std::exp(row[c] - m_new);
-            row[c] = p;
-            sum += p;
-          }
+          for (int64_t c = 0; c < bk; ++c) sum += row[c];
           l[r] = l[r] * corr + sum;
           if (corr != 1.0f) {
             float* a = acc.data() + r * D;
