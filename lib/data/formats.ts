@@ -64,7 +64,7 @@ export function alpacaPrompt(instruction: string, input?: string): string {
 }
 
 function fieldError(where: string, field: string, expected: string, got: unknown): TunekitError {
-  return new TunekitError('ERR_FORMAT', `${where}: Expected ${expected} for field "${field}" but received ${describe(got)}`);
+  return new TunekitError('ERR_FORMAT', `${where}: Expected ${expected} for field "${field}" but received ${got === undefined ? 'nothing (the field is missing)' : describe(got)}`);
 }
 
 function str(rec: RawRecord, field: string, where: string, optional = false): string {

@@ -10,3 +10,4 @@ export * from './split.js';
 export * from './loader.js';
 export * from './email.js';
 export * from './builtin.js';
+export * from './dataset.js';

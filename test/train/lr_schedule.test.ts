@@ -1,4 +1,7 @@
 import { describe, expect, test } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { lrAt, lrLambda, makeLrSchedule, warmupFromRatio } from '../../lib/train/lr_schedule.js';
 
 // Expected values worked out from transformers' lr_lambda formulas (optimization.py):
@@ -55,4 +58,19 @@ describe('lr schedules (transformers formulas)', () => {
     expect(() => lrAt(-1, { schedule: 'linear', baseLr: 1, totalSteps: 10 })).toThrow(/step/);
     expect(() => lrAt(0, { schedule: 'linear', baseLr: 1, totalSteps: 10, warmupSteps: 2, warmupRatio: 0.1 })).toThrow(/both/);
   });
+});
+
+// Fixture written with the Python stack (.venv: torch 2.13 + transformers 5.18):
+//   opt = SGD([p], lr=1e-3); s = get_<name>_schedule_with_warmup(opt, 7, 53)
+//   for step in range(60): record opt.param_groups[0]['lr']; opt.step(); s.step()
+describe('matches transformers step by step', () => {
+  const fixture = JSON.parse(
+    readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'data', 'lr_schedules_transformers.json'), 'utf8'),
+  ) as Record<'linear' | 'cosine' | 'constant', number[]>;
+  for (const name of ['linear', 'cosine', 'constant'] as const) {
+    test(name, () => {
+      const s = makeLrSchedule({ schedule: name, baseLr: 1e-3, totalSteps: 53, warmupSteps: 7 });
+      fixture[name].forEach((want, step) => expect(Math.abs(s.lrAt(step) - want)).toBeLessThan(1e-15));
+    });
+  }
 });
