@@ -139,6 +139,15 @@ export interface Binding {
                     keyMask: H | null, mOff: number, B: number, Hq: number, Hkv: number, Tq: number, Tk: number, D: number,
                     scale: number, causal: boolean): void;
 
+  // ---- SVD (native/napi/ops_svd.cpp)
+  /**
+   * a [m, n] = u [m, k] diag(s [k]) vt [k, n], k = min(m, n) unless given (then the k largest);
+   * s descending; one-sided Jacobi. dtype 0 f32 | 6 f64 for all four tensors. u / vt may be null
+   * (values only). Non-finite input -> ERR_VALUE.
+   */
+  svd(a: H, aOff: number, m: number, n: number, u: H | null, uOff: number, s: H, sOff: number,
+      vt: H | null, vtOff: number, dtype: number, k?: number): void;
+
   // ---- fused linear + LoRA (native/napi/ops_lora.cpp), f32
   /**
    * y [M, out] = x [M, in] W^T + bias + s * (x A^T) B^T, with W [out, in] (or [in, out] when
