@@ -227,7 +227,12 @@ export function parseRecords(text: string, name: string, opts: LoadOptions = {})
   return parseText(name, text, opts);
 }
 
-/** Formats a record source for messages: "file.jsonl:12" or "file.json record 3". */
+/**
+ * Formats a record source for messages: "file.jsonl:12" or "file.json record 3".
+ *
+ * @example
+ * whereIs({ file: 'train.jsonl', line: 12 }); // 'train.jsonl:12'
+ */
 export function whereIs(source: RecordSource | undefined, fallbackIndex?: number): string {
   if (!source) return fallbackIndex !== undefined ? `record ${fallbackIndex}` : 'record';
   const file = source.file ?? '<records>';
