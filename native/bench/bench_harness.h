@@ -1,0 +1,50 @@
+// A tiny benchmark registry for the native bench runner (no Node needed).
+// TK_BENCH(name) { ... } registers a benchmark; it receives the command-line arguments that
+// follow its name. Benchmarks print their own figures, each beside the figure it is judged
+// against where one exists in the same process (the Python/OpenBLAS side runs in bench/*.sh).
+#pragma once
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace tk::bench {
+
+using Args = std::vector<std::string>;
+struct Case {
+  const char* name;
+  const char* help;
+  std::function<int(const Args&)> fn;  // returns a process exit code
+};
+std::vector<Case>& registry();
+
+struct Register {
+  Register(const char* name, const char* help, std::function<int(const Args&)> fn) {
+    registry().push_back({name, help, std::move(fn)});
+  }
+};
+
+// Best (minimum) seconds per call of fn over at least `min_reps` calls and `min_seconds` total,
+// after one warm-up call. The minimum is the figure least disturbed by other processes.
+inline double best_seconds(const std::function<void()>& fn, int min_reps = 3, double min_seconds = 0.3) {
+  fn();
+  double best = 1e30, total = 0;
+  for (int r = 0; r < min_reps || total < min_seconds; ++r) {
+    auto t0 = std::chrono::steady_clock::now();
+    fn();
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = s < best ? s : best;
+    total += s;
+    if (r > 10000) break;
+  }
+  return best;
+}
+
+}  // namespace tk::bench
+
+#define TK_BENCH_CONCAT2(a, b) a##b
+#define TK_BENCH_CONCAT(a, b) TK_BENCH_CONCAT2(a, b)
+#define TK_BENCH(name, help)                                                              \
+  static int name(const ::tk::bench::Args& args);                                         \
+  static ::tk::bench::Register TK_BENCH_CONCAT(tk_bench_reg_, name)(#name, help, name);   \
+  static int name(const ::tk::bench::Args& args)

@@ -1,0 +1,424 @@
+// AVX-512 GEMM microkernels, packers and traits (include only from *_avx512.cpp files, compiled
+// with -mavx512f/bw/dq/vl/bf16 -mfma; called only when cpu_features() reports them). Shared by
+// gemm_avx512.cpp and nf4_avx512.cpp (fused NF4 GEMM), internal linkage in each.
+//
+// f32: 14 x 32 tile = 28 zmm accumulators. Per k: 2 zmm loads of the packed B row (32 floats),
+// 14 broadcasts of packed A, 28 FMAs. On the Zen 4 CPU this was tuned on (512-bit FMA issued at
+// 1/cycle, latency 4) every shape from 4x96 to 14x32 reaches the same L1 peak (~116 GFLOP/s per
+// core); 14x32 has the fewest loads per FMA and divides the power-of-two N sizes, and partial
+// tiles cost nothing extra: rows below 14 use a smaller instantiation, columns use write masks.
+//
+// bf16: same tile with vdpbf16ps, which multiplies bf16 pairs (k, k+1) and accumulates in f32:
+// B is packed as [k/2][32 columns][2], A as [k/2][14 rows][2] so one 32-bit broadcast feeds a row.
+#pragma once
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "gemm_driver.h"
+
+namespace tk::cpu::gemm_detail {
+namespace {
+
+inline float bf16_bits_to_f32(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+constexpr int kMR = 14, kNV = 2, kNR = 16 * kNV;
+
+// Masks for the two 16-column halves of a tile that is nr (1..32) columns wide.
+inline void column_masks(int nr, __mmask16 m[kNV]) {
+  for (int v = 0; v < kNV; ++v) {
+    const int n = nr - 16 * v;
+    m[v] = n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1u);
+  }
+}
+
+// C[M, nr] = alpha * acc + beta * C (beta == 0: C is not read).
+template <int M>
+__attribute__((always_inline)) inline void store_tile(__m512 (&acc)[M][kNV], int nr, float* C, int64_t ldc,
+                                                       float alpha, float beta) {
+  __mmask16 m[kNV];
+  column_masks(nr, m);
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 14
+  for (int i = 0; i < M; ++i) {
+#pragma GCC unroll 2
+    for (int v = 0; v < kNV; ++v) {
+      float* c = C + i * ldc + 16 * v;
+      __m512 r = _mm512_mul_ps(acc[i][v], va);
+      if (beta != 0.0f) r = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m[v], c), vb, r);
+      _mm512_mask_storeu_ps(c, m[v], r);
+    }
+  }
+}
+
+template <int M>
+void kernel_f32_rows(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, int nr, float* C,
+                     int64_t ldc, float alpha, float beta) {
+  __m512 acc[M][kNV];
+#pragma GCC unroll 14
+  for (int i = 0; i < M; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc + 16), _MM_HINT_T0);
+#pragma GCC unroll 2
+    for (int v = 0; v < kNV; ++v) acc[i][v] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
+    _mm_prefetch(reinterpret_cast<const char*>(Bp + 8 * kNR), _MM_HINT_T0);
+#pragma GCC unroll 14
+    for (int i = 0; i < M; ++i) {
+      const __m512 a = _mm512_set1_ps(Ap[i]);
+      acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+    }
+    Ap += kMR;
+    Bp += kNR;
+  }
+  store_tile<M>(acc, nr, C, ldc, alpha, beta);
+}
+
+template <int M>
+void kernel_bf16_rows(int64_t kcp, const uint16_t* __restrict Ap, const uint16_t* __restrict Bp, int nr,
+                      float* C, int64_t ldc, float alpha, float beta) {
+  __m512 acc[M][kNV];
+#pragma GCC unroll 14
+  for (int i = 0; i < M; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc + 16), _MM_HINT_T0);
+#pragma GCC unroll 2
+    for (int v = 0; v < kNV; ++v) acc[i][v] = _mm512_setzero_ps();
+  }
+  // One iteration = one k pair: B row pair is 32 columns x 2 bf16 = 2 zmm.
+  for (int64_t p = 0; p < kcp; p += 2) {
+    const __m512bh b0 = (__m512bh)_mm512_load_si512(Bp);
+    const __m512bh b1 = (__m512bh)_mm512_load_si512(Bp + 32);
+    _mm_prefetch(reinterpret_cast<const char*>(Bp + 16 * kNR), _MM_HINT_T0);
+    const uint32_t* a32 = reinterpret_cast<const uint32_t*>(Ap);
+#pragma GCC unroll 14
+    for (int i = 0; i < M; ++i) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(a32[i]));
+      acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
+      acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
+    }
+    Ap += 2 * kMR;
+    Bp += 2 * kNR;
+  }
+  store_tile<M>(acc, nr, C, ldc, alpha, beta);
+}
+
+template <class P>
+using RowsKernel = void (*)(int64_t, const P*, const P*, int, float*, int64_t, float, float);
+
+template <int M>
+struct F32Rows {
+  static constexpr RowsKernel<float> fn = &kernel_f32_rows<M>;
+};
+template <int M>
+struct BF16Rows {
+  static constexpr RowsKernel<uint16_t> fn = &kernel_bf16_rows<M>;
+};
+
+// mr -> kernel for exactly mr rows (index 0 unused).
+const RowsKernel<float> kF32ByRows[kMR + 1] = {
+    nullptr,           F32Rows<1>::fn,  F32Rows<2>::fn,  F32Rows<3>::fn,  F32Rows<4>::fn,
+    F32Rows<5>::fn,    F32Rows<6>::fn,  F32Rows<7>::fn,  F32Rows<8>::fn,  F32Rows<9>::fn,
+    F32Rows<10>::fn,   F32Rows<11>::fn, F32Rows<12>::fn, F32Rows<13>::fn, F32Rows<14>::fn};
+const RowsKernel<uint16_t> kBF16ByRows[kMR + 1] = {
+    nullptr,           BF16Rows<1>::fn,  BF16Rows<2>::fn,  BF16Rows<3>::fn,  BF16Rows<4>::fn,
+    BF16Rows<5>::fn,   BF16Rows<6>::fn,  BF16Rows<7>::fn,  BF16Rows<8>::fn,  BF16Rows<9>::fn,
+    BF16Rows<10>::fn,  BF16Rows<11>::fn, BF16Rows<12>::fn, BF16Rows<13>::fn, BF16Rows<14>::fn};
+
+
+// ---- Packing ---------------------------------------------------------------------------------
+// The transposing cases (A not transposed, B transposed) are 16 x 16 register transposes of
+// 32-bit elements: an f32, or a bf16 pair (k, k+1), which is what the bf16 panels group anyway.
+// Loads are masked to the valid rows/columns, so nothing past the matrices is read and padding
+// comes out as zeros.
+
+// r[i] holds row i (16 x 32-bit); afterwards r[c] holds column c.
+__attribute__((always_inline)) inline void transpose16(__m512 (&r)[16]) {
+  __m512 t[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {  // r[4i+q], 128-bit lane L: column 4L+q of rows 4i..4i+3
+    r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) {  // 4 x 4 transpose of 128-bit lanes
+    t[q] = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x88);
+    t[q + 4] = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xDD);
+    t[q + 8] = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x88);
+    t[q + 12] = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xDD);
+  }
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) {
+    r[q] = _mm512_shuffle_f32x4(t[q], t[q + 8], 0x88);
+    r[q + 8] = _mm512_shuffle_f32x4(t[q], t[q + 8], 0xDD);
+    r[q + 4] = _mm512_shuffle_f32x4(t[q + 4], t[q + 12], 0x88);
+    r[q + 12] = _mm512_shuffle_f32x4(t[q + 4], t[q + 12], 0xDD);
+  }
+}
+
+inline __mmask16 low_mask16(int n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u); }
+inline __mmask32 low_mask32(int n) { return n >= 32 ? __mmask32(0xFFFFFFFFu) : __mmask32((1u << n) - 1u); }
+
+// Rows 0..rows-1 of a strided 32-bit matrix (row r at base + r*ld elements of E), first `n`
+// elements of E each (masked), transposed: r[c] = column c. E is float or uint16_t; for uint16_t
+// a 32-bit column is a bf16 pair and n counts uint16 elements (an odd n zero-fills the last pair).
+template <class E>
+__attribute__((always_inline)) inline void load_transpose(const E* base, int64_t ld, int rows, int n,
+                                                          __m512 (&r)[16]) {
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) {
+    if (i < rows) {
+      // The next chunks of these rows are 64 B further on: 16+ concurrent streams are more than
+      // the hardware prefetcher follows, so ask for them 4 chunks ahead.
+      _mm_prefetch(reinterpret_cast<const char*>(base + i * ld) + 256, _MM_HINT_T0);
+      if constexpr (sizeof(E) == 4) r[i] = _mm512_maskz_loadu_ps(low_mask16(n), base + i * ld);
+      else r[i] = _mm512_castsi512_ps(_mm512_maskz_loadu_epi16(low_mask32(n), base + i * ld));
+    } else {
+      r[i] = _mm512_setzero_ps();
+    }
+  }
+  transpose16(r);
+}
+
+// Interleave two rows of uint16 (k and k+1) into 32-bit pairs: lo = columns 0..15, hi = 16..31.
+__attribute__((always_inline)) inline void interleave_pairs(__m512i r0, __m512i r1, __m512i& lo, __m512i& hi) {
+  alignas(64) static const uint16_t kLo[32] = {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,
+                                               8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+  alignas(64) static const uint16_t kHi[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21, 53, 22, 54, 23, 55,
+                                               24, 56, 25, 57, 26, 58, 27, 59, 28, 60, 29, 61, 30, 62, 31, 63};
+  lo = _mm512_permutex2var_epi16(r0, _mm512_load_si512(kLo), r1);
+  hi = _mm512_permutex2var_epi16(r0, _mm512_load_si512(kHi), r1);
+}
+
+// f32 panels: A [kc][14], B [kc][32].
+struct PackF32 {
+  static bool fast_pack_a(const GemmShape& s, const float* A, int64_t i0, int mr, int64_t k0, int64_t kc,
+                          int64_t kcp, float* dst) {
+    const __mmask16 keep = low_mask16(kMR);
+    if (s.transA) {  // row k of A^T storage holds the 14 values contiguously
+      const __mmask16 m = low_mask16(mr);
+      for (int64_t k = 0; k < kc; ++k)
+        _mm512_mask_storeu_ps(dst + k * kMR, keep, _mm512_maskz_loadu_ps(m, A + (k0 + k) * s.lda + i0));
+    } else {
+      __m512 r[16];
+      for (int64_t k = 0; k < kc; k += 16) {
+        const int n = static_cast<int>(std::min<int64_t>(16, kc - k));
+        load_transpose(A + i0 * s.lda + k0 + k, s.lda, mr, n, r);
+        for (int kk = 0; kk < n; ++kk) _mm512_mask_storeu_ps(dst + (k + kk) * kMR, keep, r[kk]);
+      }
+    }
+    for (int64_t k = kc; k < kcp; ++k) _mm512_mask_storeu_ps(dst + k * kMR, keep, _mm512_setzero_ps());
+    return true;
+  }
+  static bool fast_pack_b(const GemmShape& s, const float* B, int64_t j0, int nr, int64_t k0, int64_t kc,
+                          int64_t kcp, float* dst) {
+    if (!s.transB) {
+      const __mmask16 m0 = low_mask16(nr), m1 = low_mask16(std::max(0, nr - 16));
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = B + (k0 + k) * s.ldb + j0;
+        _mm512_store_ps(dst + k * kNR, _mm512_maskz_loadu_ps(m0, src));
+        _mm512_store_ps(dst + k * kNR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+      }
+    } else {
+      __m512 r[16];
+      for (int64_t k = 0; k < kc; k += 16) {
+        const int n = static_cast<int>(std::min<int64_t>(16, kc - k));
+        for (int h = 0; h < 2; ++h) {
+          const int rows = std::max(0, std::min(16, nr - 16 * h));
+          if (rows == 0) {
+            for (int kk = 0; kk < n; ++kk) _mm512_store_ps(dst + (k + kk) * kNR + 16 * h, _mm512_setzero_ps());
+            continue;
+          }
+          load_transpose(B + (j0 + 16 * h) * s.ldb + k0 + k, s.ldb, rows, n, r);
+          for (int kk = 0; kk < n; ++kk) _mm512_store_ps(dst + (k + kk) * kNR + 16 * h, r[kk]);
+        }
+      }
+    }
+    for (int64_t k = kc; k < kcp; ++k) {
+      _mm512_store_ps(dst + k * kNR, _mm512_setzero_ps());
+      _mm512_store_ps(dst + k * kNR + 16, _mm512_setzero_ps());
+    }
+    return true;
+  }
+};
+
+// bf16 pair panels: A [kcp/2][14][2], B [kcp/2][32][2] (uint16).
+struct PackBF16 {
+  static bool fast_pack_a(const GemmShape& s, const uint16_t* A, int64_t i0, int mr, int64_t k0, int64_t kc,
+                          int64_t kcp, uint16_t* dst) {
+    const int64_t pairs = kcp / 2;
+    if (!s.transA) {  // the pair (k, k+1) of a row is contiguous: transpose 32-bit pairs
+      __m512 r[16];
+      for (int64_t p = 0; p < pairs; p += 16) {
+        const int np = static_cast<int>(std::min<int64_t>(16, pairs - p));
+        const int n = static_cast<int>(std::min<int64_t>(32, kc - 2 * p));
+        load_transpose(A + i0 * s.lda + k0 + 2 * p, s.lda, mr, n, r);
+        for (int pp = 0; pp < np; ++pp)
+          _mm512_mask_storeu_epi32(dst + (p + pp) * 2 * kMR, low_mask16(kMR), _mm512_castps_si512(r[pp]));
+      }
+    } else {  // rows k and k+1 of A^T storage hold the 14 values each: interleave them
+      const __mmask32 m = low_mask32(mr);
+      for (int64_t p = 0; p < pairs; ++p) {
+        const int64_t k = 2 * p;
+        const __m512i r0 = _mm512_maskz_loadu_epi16(m, A + (k0 + k) * s.lda + i0);
+        const __m512i r1 = k + 1 < kc ? _mm512_maskz_loadu_epi16(m, A + (k0 + k + 1) * s.lda + i0)
+                                      : _mm512_setzero_si512();
+        __m512i lo, hi;
+        interleave_pairs(r0, r1, lo, hi);
+        _mm512_mask_storeu_epi16(dst + p * 2 * kMR, low_mask32(2 * kMR), lo);
+      }
+    }
+    return true;
+  }
+  static bool fast_pack_b(const GemmShape& s, const uint16_t* B, int64_t j0, int nr, int64_t k0, int64_t kc,
+                          int64_t kcp, uint16_t* dst) {
+    const int64_t pairs = kcp / 2;
+    if (s.transB) {  // pairs contiguous in each row of B storage
+      __m512 r[16];
+      for (int64_t p = 0; p < pairs; p += 16) {
+        const int np = static_cast<int>(std::min<int64_t>(16, pairs - p));
+        const int n = static_cast<int>(std::min<int64_t>(32, kc - 2 * p));
+        for (int h = 0; h < 2; ++h) {
+          const int rows = std::max(0, std::min(16, nr - 16 * h));
+          if (rows == 0) {
+            for (int pp = 0; pp < np; ++pp) _mm512_store_si512(dst + (p + pp) * 2 * kNR + 32 * h, _mm512_setzero_si512());
+            continue;
+          }
+          load_transpose(B + (j0 + 16 * h) * s.ldb + k0 + 2 * p, s.ldb, rows, n, r);
+          for (int pp = 0; pp < np; ++pp)
+            _mm512_store_si512(dst + (p + pp) * 2 * kNR + 32 * h, _mm512_castps_si512(r[pp]));
+        }
+      }
+    } else {  // rows k and k+1 of B: interleave
+      const __mmask32 m = low_mask32(nr);
+      for (int64_t p = 0; p < pairs; ++p) {
+        const int64_t k = 2 * p;
+        const __m512i r0 = _mm512_maskz_loadu_epi16(m, B + (k0 + k) * s.ldb + j0);
+        const __m512i r1 = k + 1 < kc ? _mm512_maskz_loadu_epi16(m, B + (k0 + k + 1) * s.ldb + j0)
+                                      : _mm512_setzero_si512();
+        __m512i lo, hi;
+        interleave_pairs(r0, r1, lo, hi);
+        _mm512_store_si512(dst + p * 2 * kNR, lo);
+        _mm512_store_si512(dst + p * 2 * kNR + 32, hi);
+      }
+    }
+    return true;
+  }
+};
+
+// Blocking for a 1 MiB-L2 / 32 MiB-L3 core: A block 168 x 384 f32 = 252 KiB (L2), B micro-panel
+// 384 x 32 f32 = 48 KiB, B block 384 x 3072 f32 = 4.5 MiB (L3, one per thread).
+struct TraitsF32 : PackF32 {
+  using InA = float;
+  using InB = float;
+  using Packed = float;
+  static constexpr int MR = kMR, NR = kNR, KU = 1;
+  static constexpr int64_t MC = 168, KC = 384, NC = 3072;
+  static float to_packed(float v) { return v; }
+  static void kernel(int mr, int nr, int64_t kcp, const float* Ap, const float* Bp, float* C, int64_t ldc,
+                     float alpha, float beta) {
+    if (mr == kMR) kernel_f32_rows<kMR>(kcp, Ap, Bp, nr, C, ldc, alpha, beta);
+    else kF32ByRows[mr](kcp, Ap, Bp, nr, C, ldc, alpha, beta);
+  }
+};
+
+// bf16 inputs widened to f32 while packing (no AVX512_BF16).
+struct TraitsBF16ViaF32 : TraitsF32, GenericPacking {
+  using GenericPacking::fast_pack_a;
+  using GenericPacking::fast_pack_b;
+  using InA = uint16_t;
+  using InB = uint16_t;
+  static float to_packed(uint16_t v) { return bf16_bits_to_f32(v); }
+};
+
+// bf16 pairs for vdpbf16ps. Packed panels are half the bytes of f32, so KC doubles.
+struct TraitsBF16 : PackBF16 {
+  using InA = uint16_t;
+  using InB = uint16_t;
+  using Packed = uint16_t;
+  static constexpr int MR = kMR, NR = kNR, KU = 2;
+  static constexpr int64_t MC = 168, KC = 768, NC = 3072;
+  static uint16_t to_packed(uint16_t v) { return v; }
+  static void kernel(int mr, int nr, int64_t kcp, const uint16_t* Ap, const uint16_t* Bp, float* C,
+                     int64_t ldc, float alpha, float beta) {
+    if (mr == kMR) kernel_bf16_rows<kMR>(kcp, Ap, Bp, nr, C, ldc, alpha, beta);
+    else kBF16ByRows[mr](kcp, Ap, Bp, nr, C, ldc, alpha, beta);
+  }
+};
+
+// ---- GEMV (M == 1) ---------------------------------------------------------------------------
+// Memory bound: the GEMM path would pack (copy) all of B for a single row of C. Instead stream B
+// once. x is contiguous [K]; y[n] for n in [n0, n1).
+//   transB: y[n] = alpha * dot(x, B[n, :]) + beta * y[n]   (B is [N, K], rows contiguous)
+//   else  : y[n] = alpha * sum_k x[k] B[k, n] + beta * y[n] (B is [K, N])
+inline void gemv_f32_avx512(const float* x, const float* B, int64_t ldb, bool transB, int64_t K, int64_t n0,
+                            int64_t n1, float* y, float alpha, float beta) {
+  auto finish = [&](int64_t n, float dot) { y[n] = alpha * dot + (beta == 0.0f ? 0.0f : beta * y[n]); };
+  if (transB) {
+    int64_t n = n0;
+    for (; n + 4 <= n1; n += 4) {  // 4 rows share each x load
+      const float* r0 = B + n * ldb;
+      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int64_t k = 0; k < K; k += 16) {
+        const __mmask16 m = low_mask16(static_cast<int>(std::min<int64_t>(16, K - k)));
+        const __m512 xv = _mm512_maskz_loadu_ps(m, x + k);
+        a0 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, r0 + k), a0);
+        a1 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, r0 + ldb + k), a1);
+        a2 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, r0 + 2 * ldb + k), a2);
+        a3 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, r0 + 3 * ldb + k), a3);
+      }
+      finish(n, _mm512_reduce_add_ps(a0));
+      finish(n + 1, _mm512_reduce_add_ps(a1));
+      finish(n + 2, _mm512_reduce_add_ps(a2));
+      finish(n + 3, _mm512_reduce_add_ps(a3));
+    }
+    for (; n < n1; ++n) {
+      __m512 a0 = _mm512_setzero_ps();
+      for (int64_t k = 0; k < K; k += 16) {
+        const __mmask16 m = low_mask16(static_cast<int>(std::min<int64_t>(16, K - k)));
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + k), _mm512_maskz_loadu_ps(m, B + n * ldb + k), a0);
+      }
+      finish(n, _mm512_reduce_add_ps(a0));
+    }
+    return;
+  }
+  // Columns in chunks of 128 (8 zmm accumulators); rows of B streamed top to bottom.
+  for (int64_t c = n0; c < n1; c += 128) {
+    const int w = static_cast<int>(std::min<int64_t>(128, n1 - c));
+    __mmask16 m[8];
+    for (int v = 0; v < 8; ++v) m[v] = low_mask16(std::max(0, std::min(16, w - 16 * v)));
+    __m512 acc[8];
+    for (int v = 0; v < 8; ++v) acc[v] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < K; ++k) {
+      const __m512 xv = _mm512_set1_ps(x[k]);
+      const float* row = B + k * ldb + c;
+#pragma GCC unroll 8
+      for (int v = 0; v < 8; ++v) acc[v] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m[v], row + 16 * v), acc[v]);
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int v = 0; v < 8; ++v) {
+      if (!m[v]) break;
+      __m512 r = _mm512_mul_ps(acc[v], va);
+      if (beta != 0.0f) r = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m[v], y + c + 16 * v), vb, r);
+      _mm512_mask_storeu_ps(y + c + 16 * v, m[v], r);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tk::cpu::gemm_detail

@@ -1,0 +1,75 @@
+// Portable GEMM microkernel (baseline x86-64 / any CPU): plain C++ over a 4 x 16 tile that the
+// compiler keeps in SSE registers. Same packing and loop nest as the SIMD paths, so it is also the
+// check that the driver is ISA-independent.
+#include "gemm_driver.h"
+
+namespace tk::cpu::gemm_detail {
+namespace {
+
+inline float bf16_bits_to_f32(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+constexpr int kMR = 4, kNR = 16;
+
+void kernel_full(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, float* C, int64_t ldc,
+                 float alpha, float beta) {
+  float acc[kMR][kNR] = {};
+  for (int64_t k = 0; k < kc; ++k) {
+    for (int i = 0; i < kMR; ++i) {
+      const float a = Ap[i];
+      for (int j = 0; j < kNR; ++j) acc[i][j] += a * Bp[j];
+    }
+    Ap += kMR;
+    Bp += kNR;
+  }
+  for (int i = 0; i < kMR; ++i)
+    for (int j = 0; j < kNR; ++j) {
+      float* c = C + i * ldc + j;
+      *c = alpha * acc[i][j] + (beta == 0.0f ? 0.0f : beta * *c);
+    }
+}
+
+struct TraitsF32 : GenericPacking {
+  using InA = float;
+  using InB = float;
+  using Packed = float;
+  static constexpr int MR = kMR, NR = kNR, KU = 1;
+  static constexpr int64_t MC = 128, KC = 256, NC = 2048;
+  static float to_packed(float v) { return v; }
+  static void kernel(int mr, int nr, int64_t kcp, const float* Ap, const float* Bp, float* C, int64_t ldc,
+                     float alpha, float beta) {
+    if (mr == kMR && nr == kNR) {
+      kernel_full(kcp, Ap, Bp, C, ldc, alpha, beta);
+    } else {
+      edge_via_tile<kMR, kNR>(mr, nr, C, ldc, alpha, beta, [&](float* t, int64_t ldt, float a, float b) {
+        kernel_full(kcp, Ap, Bp, t, ldt, a, b);
+      });
+    }
+  }
+};
+
+struct TraitsBF16ViaF32 : TraitsF32 {
+  using InA = uint16_t;
+  using InB = uint16_t;
+  static float to_packed(uint16_t v) { return bf16_bits_to_f32(v); }
+};
+
+void serial_f32(const GemmShape& s, const float* A, const float* B, float* C, WorkspaceFn ws) {
+  gemm_serial<TraitsF32>(s, A, B, C, ws);
+}
+void serial_bf16(const GemmShape& s, const uint16_t* A, const uint16_t* B, float* C, WorkspaceFn ws) {
+  gemm_serial<TraitsBF16ViaF32>(s, A, B, C, ws);
+}
+
+}  // namespace
+
+const IsaGemm& isa_gemm_portable() {
+  static const IsaGemm g{"portable", &serial_f32, &serial_bf16, kMR, kNR};
+  return g;
+}
+
+}  // namespace tk::cpu::gemm_detail
