@@ -1,0 +1,14 @@
+/**
+ * The main job `tunekit train` runs with no config: LoRA on the built-in pretrained GPT-2 base,
+ * spam/ham classification of the SpamAssassin corpus (fixed 80/20 split).
+ */
+export const DEFAULT_TRAIN_CONFIG = {
+  model: 'builtin:tunekit-gpt2-small',
+  task: 'seq_cls',
+  method: 'lora',
+  peft: { r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: ['c_attn', 'c_proj', 'c_fc'] },
+  dataset: { path: 'builtin:spam-assassin', max_length: 128 },
+  training: { epochs: 1, batch_size: 16, lr: 2e-3, schedule: 'linear', warmup_ratio: 0.06, weight_decay: 0.01 },
+  output_dir: 'runs/spam-lora',
+  logging: { every: 10 },
+} as const;

@@ -1,0 +1,119 @@
+#!/usr/bin/env node
+/**
+ * The tunekit command line: train | eval | generate | merge | pretrain | info.
+ * Every command validates its arguments up front and prints --help.
+ */
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import pc from 'picocolors';
+import { TunekitError } from '../errors.js';
+import { native } from '../native.js';
+import { loadConfig, type TrainConfig } from '../train/config.js';
+import { runTraining } from '../train/run.js';
+import { DEFAULT_TRAIN_CONFIG } from './defaults.js';
+import { mergeCommand } from './merge.js';
+
+import { evalCommand } from './eval.js';
+import { pretrainCommand } from './pretrain.js';
+import '../autograd/index.js';
+
+const HELP: Record<string, string> = {
+  main: `tunekit: fine-tune pretrained models from Node.js
+
+Usage: tunekit <command> [options]
+
+Commands:
+  train [config.yaml]   fine-tune (no config: LoRA on the built-in GPT-2 base, SpamAssassin spam/ham)
+  eval <config.yaml>    evaluate a trained run (its adapter or model) on the config's eval split
+  generate              generate text from a model (optionally with an adapter)
+  merge                 merge a LoRA adapter into its base model and save a Hugging Face folder
+  pretrain              pretrain a small GPT-2 base on real English text (how the built-in base is made)
+  info                  show the native backend (CPU features, threads, CUDA)
+
+Run 'tunekit <command> --help' for a command's options.`,
+  train: `Usage: tunekit train [config.yaml|config.json] [options]
+
+With no config, runs the main job: LoRA on builtin:tunekit-gpt2-small, spam/ham on SpamAssassin.
+
+Options:
+  --output <dir>      output folder (overrides output_dir)
+  --resume            continue from <output>/checkpoint when it exists (same config required)
+  --max-steps <n>     stop after n optimizer steps
+  --epochs <n>        number of epochs
+  --threads <n>       native threads (default: all cores)
+  --print-config      print the validated config (with defaults) and exit
+  -h, --help          this help`,
+};
+
+function fail(e: unknown): never {
+  if (e instanceof TunekitError) {
+    process.stderr.write(`${pc.red('error')} ${pc.dim(`[${e.code}]`)} ${e.message}\n`);
+  } else {
+    process.stderr.write(`${pc.red('error')} ${(e as Error)?.stack ?? String(e)}\n`);
+  }
+  process.exit(1);
+}
+
+async function trainCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      output: { type: 'string' }, resume: { type: 'boolean' }, 'max-steps': { type: 'string' }, epochs: { type: 'string' },
+      threads: { type: 'string' }, 'print-config': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return void console.log(HELP.train);
+  if (positionals.length > 1) throw new TunekitError('ERR_CONFIG', `train takes one config file but received ${positionals.length}: ${positionals.join(' ')}`);
+  const raw = positionals[0] ?? JSON.parse(JSON.stringify(DEFAULT_TRAIN_CONFIG));
+  let config: TrainConfig = loadConfig(raw);
+  const num = (name: string, v: string | undefined) => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new TunekitError('ERR_CONFIG', `--${name}: expected a positive number but received '${v}'`);
+    return n;
+  };
+  config = {
+    ...config,
+    output_dir: values.output ?? config.output_dir,
+    training: {
+      ...config.training,
+      max_steps: num('max-steps', values['max-steps']) ?? config.training.max_steps,
+      epochs: num('epochs', values.epochs) ?? config.training.epochs,
+      threads: num('threads', values.threads) ?? config.training.threads,
+    },
+  };
+  if (values['print-config']) return void console.log(JSON.stringify(config, null, 2));
+  const res = await runTraining(config, { resume: values.resume });
+  const e = res.eval;
+  const lines = [
+    `${pc.bold('done')}: ${res.fit.steps} steps (${res.fit.status}) in ${res.fit.trainSeconds.toFixed(1)} s, ${res.fit.tokensPerSecond.toFixed(0)} tokens/s`,
+    e ? `eval: loss ${e.loss.toFixed(4)}${e.accuracy !== undefined ? `, accuracy ${pc.bold((e.accuracy * 100).toFixed(2) + '%')}, F1 ${(e.f1! * 100).toFixed(2)}%` : ''}${e.perplexity !== undefined ? `, perplexity ${e.perplexity.toFixed(2)}` : ''} on ${e.count} examples` : 'no eval split',
+    `trainable parameters: ${res.trainableParameters.toLocaleString('en-US')} of ${res.totalParameters.toLocaleString('en-US')}`,
+    `outputs in ${res.outputDir}: ${existsSync(join(res.outputDir, 'adapter')) ? 'adapter/ (PEFT), ' : 'model/, '}metrics.jsonl, loss.svg, checkpoint/, results.json`,
+  ];
+  console.log(lines.join('\n'));
+}
+
+async function main(): Promise<void> {
+  const [cmd, ...rest] = process.argv.slice(2);
+  switch (cmd) {
+    case 'train': return trainCommand(rest);
+    case 'eval': return evalCommand(rest);
+
+    case 'merge': return mergeCommand(rest);
+    case 'pretrain': return pretrainCommand(rest);
+    case 'info':
+      return void console.log(JSON.stringify({ ...native.backendInfo(), gemmKernel: native.gemmKernelName() }, null, 2));
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      return void console.log(HELP.main);
+    default:
+      throw new TunekitError('ERR_CONFIG', `unknown command '${cmd}'. Commands: train, eval, generate, merge, pretrain, info (see tunekit --help)`);
+  }
+}
+
+main().catch(fail);

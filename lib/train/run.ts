@@ -1,0 +1,134 @@
+/**
+ * A whole training job from a validated config: load the base model and tokenizer, prepare the
+ * dataset for the task, wrap the model with the method, train, evaluate, and write the run
+ * folder (adapter or model, metrics.jsonl, loss.svg, checkpoint/, results.json).
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { native } from '../native.js';
+import { TunekitError } from '../errors.js';
+import { loadPretrained } from '../models/loader.js';
+import { resolveModelPath } from '../models/builtin.js';
+import { savePretrained } from '../models/loader.js';
+import type { PretrainedModel } from '../models/common.js';
+import { Tokenizer } from '../tokenizer/index.js';
+import { loadDataset } from '../data/dataset.js';
+import type { TokenizerLike } from '../data/types.js';
+import { buildLabelMap, labelMapToConfig } from '../data/labels.js';
+import { buildClassificationExamples, buildCausalLmExamples, packExamples } from '../data/examples.js';
+import { peftMethodFor } from '../peft/base/registry.js';
+import { PeftModel } from '../peft/base/peft_model.js';
+import { writeJsonAtomicSync } from '../io/atomic.js';
+import { Trainer, type FitResult, type TrainExample, type TrainSettings } from './trainer.js';
+import { warmupStepsFor, type TrainConfig } from './config.js';
+import '../peft/index.js';
+
+export interface RunResult {
+  outputDir: string;
+  fit: FitResult;
+  trainableParameters: number;
+  totalParameters: number;
+  /** final eval metrics */
+  eval: FitResult['evals'][number]['result'] | null;
+  baseEval?: FitResult['evals'][number]['result'];
+}
+
+/**
+ * Runs the job a config describes.
+ * @example
+ * const result = await runTraining(loadConfig('spam.yaml'));
+ * console.log(result.eval?.accuracy);
+ */
+export async function runTraining(config: TrainConfig, opts: { resume?: boolean; log?: (s: string) => void } = {}): Promise<RunResult> {
+  const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  if (config.training.threads > 0) native.setNumThreads(config.training.threads);
+  if (config.training.dtype !== 'f32') throw new TunekitError('ERR_CONFIG', `training.dtype '${config.training.dtype}' is not supported yet on this build; use f32`);
+  const modelDir = resolveModelPath(config.model);
+  const tokenizer = Tokenizer.fromFolder(modelDir);
+  const tok: TokenizerLike = {
+    encode: (text, o) => tokenizer.encode(text, o),
+    eosTokenId: tokenizer.eosTokenId ?? undefined,
+    bosTokenId: tokenizer.bosTokenId ?? undefined,
+    padTokenId: tokenizer.padTokenId ?? undefined,
+  };
+  const data = await loadDataset({
+    path: config.dataset.path, format: config.dataset.format, recordFormat: config.dataset.record_format,
+    textField: config.dataset.text_field, labelField: config.dataset.label_field, onError: config.dataset.on_error,
+    eval: config.dataset.eval,
+  });
+  if (data.skipped) log(`skipped ${data.skipped} malformed row(s): ${data.skipReasons.slice(0, 3).join('; ')}`);
+  const task = config.task;
+  const maxLength = config.dataset.max_length;
+  let train: TrainExample[], evalEx: TrainExample[];
+  let labels: string[] | undefined;
+  let labelMap: ReturnType<typeof buildLabelMap> | undefined;
+  if (task === 'seq_cls') {
+    labelMap = buildLabelMap(data.train as never);
+    labels = labelMap.names;
+    train = buildClassificationExamples(data.train, tok, labelMap, { maxLength });
+    evalEx = buildClassificationExamples(data.eval, tok, labelMap, { maxLength });
+  } else if (task === 'causal_lm') {
+    train = buildCausalLmExamples(data.train, tok, { maxLength }).examples;
+    evalEx = buildCausalLmExamples(data.eval, tok, { maxLength }).examples;
+    if (config.dataset.packing) {
+      train = packExamples(train as never, maxLength);
+      evalEx = packExamples(evalEx as never, maxLength);
+    }
+  } else {
+    throw new TunekitError('ERR_CONFIG', `task '${task}' has no dataset builder yet (supported: seq_cls, causal_lm)`);
+  }
+  if (train.length === 0) throw new TunekitError('ERR_VALUE', `the training split of ${config.dataset.path} produced no examples`);
+  const padTokenId = tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0;
+
+  const { model: base, report } = loadPretrained(modelDir, { task, labels });
+  if (report.initialised.length) log(`new head initialised: ${report.initialised.join(', ')}`);
+  const model = wrapForMethod(base, config);
+  const trainable = model.countParameters(true);
+  const totalParams = base.countParameters();
+  log(`model ${config.model}: ${(totalParams / 1e6).toFixed(2)}M parameters, method ${config.method}: ${trainable.toLocaleString('en-US')} trainable (${((100 * trainable) / totalParams).toFixed(3)}%)`);
+  log(`data: ${train.length} train / ${evalEx.length} eval examples (max_length ${maxLength})`);
+
+  const t = config.training;
+  const stepsPerEpoch = Math.max(1, Math.floor(Math.ceil(train.length / t.batch_size) / t.grad_accum));
+  const totalSteps = t.max_steps ?? Math.max(1, Math.floor(stepsPerEpoch * t.epochs));
+  const settings: Partial<TrainSettings> = {
+    epochs: t.epochs, maxSteps: totalSteps, batchSize: t.batch_size, gradAccum: t.grad_accum, lr: t.lr, weightDecay: t.weight_decay,
+    warmupSteps: warmupStepsFor(t, totalSteps), schedule: t.schedule, maxGradNorm: t.max_grad_norm ?? 0,
+    evalEvery: t.eval_every, saveEvery: t.save_every, earlyStoppingPatience: t.early_stopping?.patience ?? 0, seed: t.seed,
+    logEvery: config.logging.every,
+  };
+  const outputDir = config.output_dir;
+  mkdirSync(outputDir, { recursive: true });
+  const runConfig = JSON.parse(JSON.stringify({ ...config, configPath: undefined })) as Record<string, unknown>;
+  const trainer = new Trainer({ model, task, train, eval: evalEx, padTokenId, settings, outputDir, runConfig, progress: config.logging.progress });
+  const resumeDir = join(outputDir, 'checkpoint');
+  const resume = opts.resume && existsSync(join(resumeDir, 'trainer_state.json')) ? resumeDir : undefined;
+  if (resume) log(`resuming from ${resume}`);
+  const fit = await trainer.fit({ resumeFrom: resume });
+
+  // final artefacts
+  if (model instanceof PeftModel) {
+    model.saveAdapter(join(outputDir, 'adapter'));
+  } else {
+    savePretrained(model as PretrainedModel, join(outputDir, 'model'), { extraConfig: labelMap ? labelMapToConfig(labelMap) : {} });
+  }
+  const last = fit.evals.at(-1)?.result ?? null;
+  const result: RunResult = { outputDir, fit, trainableParameters: trainable, totalParameters: totalParams, eval: last };
+  writeJsonAtomicSync(join(outputDir, 'results.json'), {
+    model: config.model, method: config.method, task, steps: fit.steps, status: fit.status, train_seconds: fit.trainSeconds,
+    tokens_per_second: fit.tokensPerSecond, peak_native_bytes: fit.peakBytes, trainable_parameters: trainable, total_parameters: totalParams,
+    eval: last, labels,
+  }, { indent: 2 });
+  return result;
+}
+
+/** The model the method trains: a PEFT wrapper, or the base model itself for full fine-tuning. */
+export function wrapForMethod(base: PretrainedModel, config: TrainConfig): PretrainedModel | PeftModel {
+  if (config.method === 'full') {
+    base.requiresGrad_(true);
+    return base;
+  }
+  if (config.quantization === 'nf4') throw new TunekitError('ERR_CONFIG', 'quantization nf4 (QLoRA) is not available in this build yet');
+  const method = peftMethodFor(config.method);
+  return method.create(base, { ...(config.peft ?? {}) }, 'default');
+}
