@@ -28,13 +28,7 @@ TK_SIMD_CLONES float row_lse(const float* x, int64_t n) {
   float m = ninf;
   for (; i < n; ++i) m = x[i] > m ? x[i] : m;
   for (int l = 0; l < 16; ++l) m = mx[l] > m ? mx[l] : m;
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) acc[l] += exp_fast(x[i + l] - m);
-  double s = 0;
-  for (; i < n; ++i) s += exp_fast(x[i] - m);
-  for (int l = 0; l < 8; ++l) s += acc[l];
+  double s = exp_shift_sum(x, nullptr, n, m);
   return static_cast<float>(m + std::log(s));
 }
 

@@ -24,12 +24,12 @@ TK_SIMD_CLONES void dropout_chunk(const float* x, float* y, uint8_t* mask, int64
   for (int64_t i = begin; i < end; ++i) {
     uint8_t keep = dropout_bits(seed, static_cast<uint64_t>(i)) >= thr;
     mask[i] = keep;
-    y[i] = keep ? x[i] * scale : 0.0f;
+    y[i] = x[i] * (static_cast<float>(keep) * scale);  // branch-free; x * mask * scale as torch
   }
 }
 
 TK_SIMD_CLONES void dropout_backward_chunk(const float* dy, const uint8_t* mask, float* dx, int64_t n, float scale) {
-  for (int64_t i = 0; i < n; ++i) dx[i] = mask[i] ? dy[i] * scale : 0.0f;
+  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (static_cast<float>(mask[i] != 0) * scale);
 }
 
 }  // namespace
@@ -40,7 +40,7 @@ void dropout_reference(const float* x, float* y, uint8_t* mask, int64_t n, float
   for (int64_t i = 0; i < n; ++i) {
     bool keep = dropout_bits(seed, static_cast<uint64_t>(i)) >= thr;
     mask[i] = keep ? 1 : 0;
-    y[i] = keep ? x[i] * scale : 0.0f;
+    y[i] = x[i] * (keep ? scale : 0.0f);
   }
 }
 
@@ -52,7 +52,7 @@ void dropout(const float* x, float* y, uint8_t* mask, int64_t n, float p, uint64
 
 void dropout_backward_reference(const float* dy, const uint8_t* mask, float* dx, int64_t n, float p) {
   float scale = 1.0f / (1.0f - p);
-  for (int64_t i = 0; i < n; ++i) dx[i] = mask[i] ? dy[i] * scale : 0.0f;
+  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (mask[i] ? scale : 0.0f);
 }
 
 void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t n, float p) {

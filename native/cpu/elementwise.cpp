@@ -380,6 +380,33 @@ void unary_backward(UnaryOp op, const float* x, const float* y, const float* dy,
   });
 }
 
+// ---- exp helpers shared with softmax / cross-entropy ----
+
+// A separate (multi-versioned) function: inlined into a caller's outer loop, GCC 12 stops
+// vectorising this loop.
+TK_SIMD_CLONES void exp_shift(const float* __restrict x, float* __restrict e, int64_t n, float shift) {
+  for (int64_t j = 0; j < n; ++j) e[j] = exp_fast(x[j] - shift);
+}
+
+// Blocks of 256: exps first, then an 8-lane double sum of the block (GCC will not vectorise
+// the two fused).
+TK_SIMD_CLONES double exp_shift_sum(const float* x, float* y, int64_t n, float shift) {
+  double total = 0;
+  float buf[256];
+  for (int64_t i0 = 0; i0 < n; i0 += 256) {
+    int64_t w = std::min<int64_t>(256, n - i0);
+    float* e = y ? y + i0 : buf;
+    exp_shift(x + i0, e, w, shift);
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= w; j += 8)
+      for (int l = 0; l < 8; ++l) acc[l] += e[j + l];
+    for (; j < w; ++j) total += e[j];
+    for (int l = 0; l < 8; ++l) total += acc[l];
+  }
+  return total;
+}
+
 // ---- scans ----
 
 double sum_squares_reference(const float* x, int64_t n) {

@@ -95,6 +95,12 @@ inline float exp_fast(float x) {
 // 1 / (1 + exp(-x)), saturating cleanly to 0 and 1.
 inline float sigmoid_fast(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
 
+// e[i] = exp(x[i] - shift) for i < n (x and e must not overlap)
+void exp_shift(const float* x, float* e, int64_t n, float shift);
+
+// sum_i exp(x[i] - shift) in double; the exps are also stored in y when y is non-null.
+double exp_shift_sum(const float* x, float* y, int64_t n, float shift);
+
 }  // namespace tk::cpu
 
 // Function multi-versioning for hot loops (AVX-512, AVX2, baseline), picked at load time.
@@ -103,3 +109,4 @@ inline float sigmoid_fast(float x) { return 1.0f / (1.0f + exp_fast(-x)); }
 #else
 #define TK_SIMD_CLONES
 #endif
+

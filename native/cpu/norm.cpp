@@ -37,28 +37,34 @@ TK_SIMD_CLONES double row_sum(const float* x, int64_t n, bool sq, double shift) 
   return s;
 }
 
-// sum g[i] and sum g[i] * xhat[i] for one row, g = dy w, xhat = (x - mu) rs, in double
+// sum g[i] and sum g[i] * xhat[i] for one row, g = dy w (w may be null: 1), xhat = (x - mu) rs,
+// in double. Blocks of 256: g and xhat into buffers (plain vectorisable loops), then 8-lane sums.
 TK_SIMD_CLONES void row_grad_sums(const float* x, const float* w, const float* dy, int64_t n, float mu, float rs,
                                   double* sum_g, double* sum_gx) {
-  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, c[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) {
-      float g = w ? dy[i + l] * w[i + l] : dy[i + l];
-      float xh = (x[i + l] - mu) * rs;
-      a[l] += g;
-      c[l] += static_cast<double>(g) * xh;
-    }
+  float gb[256], xb[256];
   double sa = 0, sc = 0;
-  for (; i < n; ++i) {
-    float g = w ? dy[i] * w[i] : dy[i];
-    float xh = (x[i] - mu) * rs;
-    sa += g;
-    sc += static_cast<double>(g) * xh;
-  }
-  for (int l = 0; l < 8; ++l) {
-    sa += a[l];
-    sc += c[l];
+  for (int64_t i0 = 0; i0 < n; i0 += 256) {
+    int64_t bw = std::min<int64_t>(256, n - i0);
+    if (w)
+      for (int64_t j = 0; j < bw; ++j) gb[j] = dy[i0 + j] * w[i0 + j];
+    else
+      for (int64_t j = 0; j < bw; ++j) gb[j] = dy[i0 + j];
+    for (int64_t j = 0; j < bw; ++j) xb[j] = (x[i0 + j] - mu) * rs;
+    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, c[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= bw; j += 8)
+      for (int l = 0; l < 8; ++l) {
+        a[l] += gb[j + l];
+        c[l] += static_cast<double>(gb[j + l]) * xb[j + l];
+      }
+    for (; j < bw; ++j) {
+      sa += gb[j];
+      sc += static_cast<double>(gb[j]) * xb[j];
+    }
+    for (int l = 0; l < 8; ++l) {
+      sa += a[l];
+      sc += c[l];
+    }
   }
   *sum_g = sa;
   *sum_gx = sc;
@@ -80,11 +86,10 @@ TK_SIMD_CLONES void row_normalize(const float* x, const float* w, const float* b
 // dx = rs (g - a - xhat c) for one row; a = mean(g) (0 for RMSNorm), c = mean(g xhat)
 TK_SIMD_CLONES void row_dx(const float* x, const float* w, const float* dy, float* dx, int64_t n, float mu, float rs,
                            float a, float c) {
-  for (int64_t i = 0; i < n; ++i) {
-    float g = w ? dy[i] * w[i] : dy[i];
-    float xh = (x[i] - mu) * rs;
-    dx[i] = rs * (g - a - xh * c);
-  }
+  if (w)
+    for (int64_t i = 0; i < n; ++i) dx[i] = rs * (dy[i] * w[i] - a - (x[i] - mu) * rs * c);
+  else
+    for (int64_t i = 0; i < n; ++i) dx[i] = rs * (dy[i] - a - (x[i] - mu) * rs * c);
 }
 
 // dw[j] = sum_r dy[r, j] xhat[r, j], db[j] = sum_r dy[r, j], j in one column block of width bw.

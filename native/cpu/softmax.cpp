@@ -30,42 +30,10 @@ TK_SIMD_CLONES float row_max(const float* x, int64_t n) {
   return m;
 }
 
-// y[i] = exp(x[i] - m); returns sum y in double (8 lanes)
-TK_SIMD_CLONES double exp_shift_sum(const float* x, float* y, int64_t n, float m) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) {
-      float e = exp_fast(x[i + l] - m);
-      y[i + l] = e;
-      acc[l] += e;
-    }
-  double s = 0;
-  for (; i < n; ++i) {
-    float e = exp_fast(x[i] - m);
-    y[i] = e;
-    s += e;
-  }
-  for (int l = 0; l < 8; ++l) s += acc[l];
-  return s;
-}
-
-// sum exp(x[i] - m) without storing (log-softmax needs only the sum)
-TK_SIMD_CLONES double exp_shift_sum_only(const float* x, int64_t n, float m) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) acc[l] += exp_fast(x[i + l] - m);
-  double s = 0;
-  for (; i < n; ++i) s += exp_fast(x[i] - m);
-  for (int l = 0; l < 8; ++l) s += acc[l];
-  return s;
-}
-
 TK_SIMD_CLONES void softmax_row(const float* x, float* y, int64_t n, bool log) {
   float m = row_max(x, n);
   if (log) {
-    double s = exp_shift_sum_only(x, n, m);
+    double s = exp_shift_sum(x, nullptr, n, m);
     float ls = static_cast<float>(std::log(s));
     for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - m) - ls;
   } else {
