@@ -4,3 +4,8 @@ export * from './common.js';
 export { registerArchitecture, architectureFor, supportedModelTypes, type Architecture } from './registry.js';
 export { loadPretrained, loadWeights, savePretrained, readConfig, type LoadOptions, type LoadReport } from './loader.js';
 export { GPT2, GPT2Model, parseGPT2Config, type GPT2Config } from './gpt2.js';
+import './bert.js';
+import './llama.js';
+export { Bert, BertModel, parseBertConfig, type BertConfig, type BertActivation } from './bert.js';
+export { Llama, LlamaModel, parseLlamaConfig, ropeInvFreq, type LlamaConfig, type RopeConfig, type RopeType } from './llama.js';
+export { generate, type GenerateOptions, type GenerateResult, type TokenEvent, type TokenizerLike } from './generate.js';

@@ -41,7 +41,7 @@ export function readConfig(dir: string): Record<string, unknown> {
 }
 
 /**
- * Loads a pretrained model from a Hugging Face folder.
+ * Loads a pretrained model from a Hugging Face folder, in eval mode (dropout off).
  * @example
  * const { model } = loadPretrained('models/tunekit-gpt2-small', { task: 'seq_cls', numLabels: 2 });
  */
@@ -60,6 +60,7 @@ export function loadPretrained(dir: string, opts: LoadOptions = {}): { model: Pr
   const config = arch.parseConfig(raw);
   const model = arch.build(config, task);
   const report = loadWeights(model, dir, task);
+  model.eval(); // as transformers' from_pretrained: dropout off until a trainer calls train()
   return { model, report };
 }
 

@@ -1,0 +1,299 @@
+/**
+ * BERT (transformers' BertModel / BertForSequenceClassification / BertForTokenClassification).
+ * Embeddings word + absolute position + token type, post-LayerNorm encoder layers with
+ * bidirectional attention under the padding mask, GELU (erf) intermediate, and the pooler
+ * (dense + tanh on [CLS]) for sequence classification. nn.Linear weights are [out, in].
+ * The masked-LM head (`cls.*`) is not built: its keys are ignored when loading.
+ * Attention-probability dropout is not applied (the fused attention kernel has none).
+ */
+import { Module, ModuleList } from '../nn/module.js';
+import { Linear, Embedding, LayerNorm, Dropout, type LinearLike } from '../nn/layers.js';
+import { Tensor } from '../tensor/tensor.js';
+import { tensor, zeros } from '../tensor/creation.js';
+import { TunekitError } from '../errors.js';
+import * as F from '../autograd/ops.js';
+import { registerArchitecture } from './registry.js';
+import {
+  type ModelConfig, type ModelInputs, type ModelOutput, type PretrainedModel, type Task,
+  splitHeads, mergeHeads, extendKV, keyMask, field, numLabelsOf,
+} from './common.js';
+
+export type BertActivation = 'gelu_erf' | 'gelu_tanh' | 'relu' | 'silu';
+
+export interface BertConfig extends ModelConfig {
+  intermediateSize: number;
+  typeVocabSize: number;
+  layerNormEps: number;
+  hiddenDropout: number;
+  classifierDropout: number;
+  activation: BertActivation;
+}
+
+const ACTIVATIONS: Record<string, BertActivation> = {
+  gelu: 'gelu_erf', gelu_python: 'gelu_erf', gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh',
+  relu: 'relu', silu: 'silu', swish: 'silu',
+};
+
+/**
+ * Parses a BERT config.json.
+ * @example const cfg = parseBertConfig({ model_type: 'bert', vocab_size: 30522, hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072 });
+ */
+export function parseBertConfig(raw: Record<string, unknown>): BertConfig {
+  const hidden = field<number>(raw, ['hidden_size']);
+  const heads = field<number>(raw, ['num_attention_heads']);
+  if (hidden % heads !== 0) throw new TunekitError('ERR_CONFIG', `config.json: hidden_size ${hidden} is not divisible by num_attention_heads ${heads}`);
+  const actName = field<string>(raw, ['hidden_act'], 'gelu');
+  const activation = ACTIVATIONS[actName];
+  if (!activation) throw new TunekitError('ERR_CONFIG', `config.json: hidden_act '${actName}' is not supported (supported: ${Object.keys(ACTIVATIONS).join(', ')})`);
+  const pet = raw.position_embedding_type;
+  if (pet !== undefined && pet !== null && pet !== 'absolute') {
+    throw new TunekitError('ERR_CONFIG', `config.json: position_embedding_type '${String(pet)}' is not supported (only 'absolute')`);
+  }
+  const hiddenDropout = field<number>(raw, ['hidden_dropout_prob'], 0.1);
+  return {
+    modelType: 'bert',
+    vocabSize: field(raw, ['vocab_size']),
+    hiddenSize: hidden,
+    numLayers: field(raw, ['num_hidden_layers']),
+    numHeads: heads,
+    numKvHeads: heads,
+    headDim: hidden / heads,
+    maxPositions: field(raw, ['max_position_embeddings'], 512),
+    numLabels: numLabelsOf(raw),
+    padTokenId: (raw.pad_token_id as number | undefined) ?? null,
+    bosTokenId: (raw.bos_token_id as number | undefined) ?? null,
+    eosTokenId: (raw.eos_token_id as number | undefined) ?? null,
+    tieWordEmbeddings: (raw.tie_word_embeddings as boolean | undefined) ?? true,
+    intermediateSize: field(raw, ['intermediate_size']),
+    typeVocabSize: field(raw, ['type_vocab_size'], 2),
+    layerNormEps: field(raw, ['layer_norm_eps'], 1e-12),
+    hiddenDropout,
+    classifierDropout: typeof raw.classifier_dropout === 'number' ? raw.classifier_dropout : hiddenDropout,
+    activation,
+    raw,
+  };
+}
+
+function activate(x: Tensor, a: BertActivation): Tensor {
+  if (a === 'gelu_erf') return F.gelu(x, 'erf');
+  if (a === 'gelu_tanh') return F.gelu(x, 'tanh');
+  if (a === 'relu') return F.relu(x);
+  return F.silu(x);
+}
+
+class BertEmbeddings extends Module {
+  word_embeddings: Embedding;
+  position_embeddings: Embedding;
+  token_type_embeddings: Embedding;
+  LayerNorm: LayerNorm;
+  dropout: Dropout;
+  constructor(readonly cfg: BertConfig) {
+    super();
+    this.word_embeddings = this.module('word_embeddings', new Embedding(cfg.vocabSize, cfg.hiddenSize));
+    this.position_embeddings = this.module('position_embeddings', new Embedding(cfg.maxPositions, cfg.hiddenSize));
+    this.token_type_embeddings = this.module('token_type_embeddings', new Embedding(cfg.typeVocabSize, cfg.hiddenSize));
+    this.LayerNorm = this.module('LayerNorm', new LayerNorm(cfg.hiddenSize, cfg.layerNormEps));
+    this.dropout = this.module('dropout', new Dropout(cfg.hiddenDropout));
+  }
+  forward(inputs: ModelInputs): Tensor {
+    const emb = inputs.inputsEmbeds ?? this.word_embeddings.forward(inputs.inputIds!);
+    const [B, T] = emb.shape as [number, number, number];
+    if (T > this.cfg.maxPositions) {
+      throw new TunekitError('ERR_SHAPE', `BERT: ${T} tokens exceed max_position_embeddings ${this.cfg.maxPositions}`);
+    }
+    // absolute positions 0..T-1 for every row (transformers' default, whatever the padding)
+    const pos = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) pos[b * T + t] = t;
+    const types = inputs.tokenTypeIds ?? (zeros([B, T], 'i32') as Tensor<'i32'>);
+    if (types.shape[0] !== B || types.shape[1] !== T) {
+      throw new TunekitError('ERR_SHAPE', `BERT: token_type_ids are [${types.shape}] but the input is [${B}, ${T}]`);
+    }
+    let x = F.add(emb, this.position_embeddings.forward(tensor(pos, [B, T], 'i32') as Tensor<'i32'>));
+    x = F.add(x, this.token_type_embeddings.forward(types));
+    return this.dropout.forward(this.LayerNorm.forward(x));
+  }
+}
+
+class BertSelfAttention extends Module {
+  query: LinearLike;
+  key: LinearLike;
+  value: LinearLike;
+  constructor(readonly cfg: BertConfig, readonly layer: number) {
+    super();
+    const C = cfg.hiddenSize;
+    this.query = this.module('query', new Linear(C, C));
+    this.key = this.module('key', new Linear(C, C));
+    this.value = this.module('value', new Linear(C, C));
+  }
+  forward(x: Tensor, inputs: ModelInputs): Tensor {
+    const B = x.shape[0]!;
+    const H = this.cfg.numHeads;
+    const q = splitHeads(this.query.forward(x), H);
+    const kNew = splitHeads(this.key.forward(x), H).contiguous();
+    const vNew = splitHeads(this.value.forward(x), H).contiguous();
+    // prefixes (prefix tuning) are joined here; BERT has no KV cache
+    const { k, v } = extendKV(this.layer, kNew, vNew, { ...inputs, cache: null });
+    const mask = keyMask(B, k.shape[2]!, inputs);
+    return mergeHeads(F.attention(q, k, v, { causal: false, keyMask: mask }));
+  }
+}
+
+/** dense + dropout + LayerNorm(residual + x), used after attention and after the MLP. */
+class BertOutput extends Module {
+  dense: LinearLike;
+  LayerNorm: LayerNorm;
+  dropout: Dropout;
+  constructor(cfg: BertConfig, inFeatures: number) {
+    super();
+    this.dense = this.module('dense', new Linear(inFeatures, cfg.hiddenSize));
+    this.LayerNorm = this.module('LayerNorm', new LayerNorm(cfg.hiddenSize, cfg.layerNormEps));
+    this.dropout = this.module('dropout', new Dropout(cfg.hiddenDropout));
+  }
+  forward(x: Tensor, residual: Tensor): Tensor {
+    return this.LayerNorm.forward(F.add(this.dropout.forward(this.dense.forward(x)), residual));
+  }
+}
+
+class BertAttention extends Module {
+  self: BertSelfAttention;
+  output: BertOutput;
+  constructor(cfg: BertConfig, layer: number) {
+    super();
+    this.self = this.module('self', new BertSelfAttention(cfg, layer));
+    this.output = this.module('output', new BertOutput(cfg, cfg.hiddenSize));
+  }
+  forward(x: Tensor, inputs: ModelInputs): Tensor {
+    return this.output.forward(this.self.forward(x, inputs), x);
+  }
+}
+
+class BertIntermediate extends Module {
+  dense: LinearLike;
+  constructor(readonly cfg: BertConfig) {
+    super();
+    this.dense = this.module('dense', new Linear(cfg.hiddenSize, cfg.intermediateSize));
+  }
+  forward(x: Tensor): Tensor {
+    return activate(this.dense.forward(x), this.cfg.activation);
+  }
+}
+
+class BertLayer extends Module {
+  attention: BertAttention;
+  intermediate: BertIntermediate;
+  output: BertOutput;
+  constructor(cfg: BertConfig, layer: number) {
+    super();
+    this.attention = this.module('attention', new BertAttention(cfg, layer));
+    this.intermediate = this.module('intermediate', new BertIntermediate(cfg));
+    this.output = this.module('output', new BertOutput(cfg, cfg.intermediateSize));
+  }
+  forward(x: Tensor, inputs: ModelInputs): Tensor {
+    const a = this.attention.forward(x, inputs);
+    return this.output.forward(this.intermediate.forward(a), a);
+  }
+}
+
+class BertEncoder extends Module {
+  layer: BertLayer[] = [];
+  constructor(cfg: BertConfig) {
+    super();
+    const list = this.module('layer', new ModuleList());
+    for (let i = 0; i < cfg.numLayers; i++) this.layer.push(list.add(new BertLayer(cfg, i)));
+  }
+  forward(x: Tensor, inputs: ModelInputs): Tensor {
+    for (const l of this.layer) x = l.forward(x, inputs);
+    return x;
+  }
+}
+
+class BertPooler extends Module {
+  dense: LinearLike;
+  constructor(cfg: BertConfig) {
+    super();
+    this.dense = this.module('dense', new Linear(cfg.hiddenSize, cfg.hiddenSize));
+  }
+  /** tanh(dense(hidden[:, 0])) */
+  forward(hidden: Tensor): Tensor<'f32'> {
+    const [B, T, C] = hidden.shape as [number, number, number];
+    const rows = new Int32Array(B);
+    for (let b = 0; b < B; b++) rows[b] = b * T;
+    const cls = F.gatherRows(F.reshape(hidden, [B * T, C]), tensor(rows, [B], 'i32') as Tensor<'i32'>);
+    return F.tanh(this.dense.forward(cls));
+  }
+}
+
+/** The BERT trunk (transformers' BertModel, saved under the `bert.` prefix). */
+export class BertModel extends Module {
+  embeddings: BertEmbeddings;
+  encoder: BertEncoder;
+  pooler: BertPooler | null;
+  constructor(readonly cfg: BertConfig, addPoolingLayer = true) {
+    super();
+    this.embeddings = this.module('embeddings', new BertEmbeddings(cfg));
+    this.encoder = this.module('encoder', new BertEncoder(cfg));
+    this.pooler = addPoolingLayer ? this.module('pooler', new BertPooler(cfg)) : null;
+  }
+  /** last hidden states [B, T, C] */
+  forward(inputs: ModelInputs): Tensor<'f32'> {
+    if (inputs.cache) throw new TunekitError('ERR_VALUE', 'BERT is an encoder: it has no KV cache (pass cache: null)');
+    return this.encoder.forward(this.embeddings.forward(inputs), inputs) as Tensor<'f32'>;
+  }
+}
+
+/**
+ * BERT with a task head: `classifier` on the pooled [CLS] output (seq_cls) or on every token
+ * (token_cls); task 'base' returns the hidden states as logits.
+ * @example
+ * const { model } = loadPretrained('models/tiny-bert', { task: 'seq_cls', numLabels: 2 });
+ * const { logits } = model.forward({ inputIds: ids, attentionMask: mask }); // [B, 2]
+ */
+export class Bert extends Module implements PretrainedModel {
+  bert: BertModel;
+  dropout: Dropout | null = null;
+  classifier: LinearLike | null = null;
+  constructor(readonly config: BertConfig, readonly task: Task) {
+    super();
+    if (task === 'causal_lm') {
+      throw new TunekitError('ERR_VALUE', "BERT has no causal LM head: use task 'seq_cls', 'token_cls' or 'base'");
+    }
+    // transformers builds BertForTokenClassification without the pooler
+    this.bert = this.module('bert', new BertModel(config, task !== 'token_cls'));
+    if (task === 'seq_cls' || task === 'token_cls') {
+      this.dropout = this.module('dropout', new Dropout(config.classifierDropout));
+      this.classifier = this.module('classifier', new Linear(config.hiddenSize, config.numLabels));
+    }
+  }
+  tokenEmbeddings(): Tensor {
+    return this.bert.embeddings.word_embeddings.weight;
+  }
+  embedTokens(ids: Tensor<'i32'>): Tensor<'f32'> {
+    return this.bert.embeddings.word_embeddings.forward(ids);
+  }
+  forward(inputs: ModelInputs): ModelOutput {
+    const hidden = this.bert.forward(inputs);
+    if (this.task === 'seq_cls') {
+      const pooled = this.bert.pooler!.forward(hidden);
+      return { logits: this.classifier!.forward(this.dropout!.forward(pooled)), hidden };
+    }
+    if (this.task === 'token_cls') return { logits: this.classifier!.forward(this.dropout!.forward(hidden)), hidden };
+    return { logits: hidden, hidden };
+  }
+}
+
+registerArchitecture('bert', {
+  parseConfig: parseBertConfig,
+  build: (config, task) => new Bert(config as BertConfig, task),
+  mapKey(key, task) {
+    if (key.endsWith('position_ids')) return null; // buffer in old files
+    if (key.startsWith('cls.')) return null; // masked-LM / next-sentence heads: not built
+    if (key.startsWith('classifier.')) return task === 'seq_cls' || task === 'token_cls' ? key : null;
+    let k = key.startsWith('bert.') ? key : `bert.${key}`; // a bare BertModel saves without the prefix
+    if (task === 'token_cls' && k.startsWith('bert.pooler.')) return null;
+    // TF-era names
+    k = k.replace(/\.LayerNorm\.gamma$/, '.LayerNorm.weight').replace(/\.LayerNorm\.beta$/, '.LayerNorm.bias');
+    return k;
+  },
+  saveKey: (name) => name,
+  className: (task) => (task === 'seq_cls' ? 'BertForSequenceClassification' : task === 'token_cls' ? 'BertForTokenClassification' : 'BertModel'),
+});
