@@ -3,10 +3,16 @@
 
 #include <cmath>
 
+#include "../core/cpu_features.h"
 #include "../core/thread_pool.h"
 #include "elementwise.h"  // TK_SIMD_CLONES
 
 namespace tk::cpu {
+
+namespace adamw_detail {
+void adamw_avx512(float* p, const float* g, float* m, float* v, int64_t n, float beta1, float beta2, float one_b1,
+                  float one_b2, float eps, float decay, float step_size, float bc2_sqrt);  // adamw_avx512.cpp
+}  // namespace adamw_detail
 
 namespace {
 
@@ -69,8 +75,13 @@ void adamw_reference(float* param, const float* grad, float* m, float* v, int64_
 
 void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWHyper& h) {
   Derived d = derive(h);
+  const bool avx512 = cpu_features().avx512f;
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    adamw_chunk(param + b, grad + b, m + b, v + b, e - b, d);
+    if (avx512)
+      adamw_detail::adamw_avx512(param + b, grad + b, m + b, v + b, e - b, d.beta1, d.beta2, d.one_b1, d.one_b2, d.eps,
+                                 d.decay, d.step_size, d.bc2_sqrt);
+    else
+      adamw_chunk(param + b, grad + b, m + b, v + b, e - b, d);
   });
 }
 
