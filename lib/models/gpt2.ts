@@ -129,6 +129,12 @@ export class GPT2Model extends Module {
     const [B, T] = emb.shape as [number, number, number];
     const past = cachedLength(inputs);
     const pos = positionIds(B, T, inputs.attentionMask, past);
+    // prefix tuning: the real tokens' positions start after the virtual ones (as with PEFT)
+    const P = inputs.prefix?.[0]?.k.shape[2] ?? 0;
+    if (P > 0) {
+      const d = pos.data() as Int32Array;
+      for (let i = 0; i < d.length; i++) d[i] = d[i]! + P;
+    }
     let x: Tensor = this.drop.forward(F.add(emb, this.wpe.forward(pos)));
     for (const block of this.h) x = block.forward(x, inputs);
     return this.ln_f.forward(x);

@@ -15,6 +15,8 @@ export interface Expected {
   shape: number[];
   logits: number[];
   inv_freq?: number[];
+  prefix?: { P: number; shape: number[]; k: number[][]; v: number[][] };
+  prefix_logits?: number[];
   generate?: { prompts: number[][]; max_new_tokens: number; batched: number[][]; single: number[][] };
 }
 export interface Inputs { input_ids: number[][]; attention_mask: number[][]; token_type_ids?: number[][] }

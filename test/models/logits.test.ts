@@ -6,6 +6,8 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { loadPretrained } from '../../lib/models/index.js';
 import { noGrad } from '../../lib/autograd/tape.js';
 import { tidy } from '../../lib/tensor/scope.js';
+import { tensor } from '../../lib/tensor/creation.js';
+import type { Tensor } from '../../lib/tensor/tensor.js';
 import { dir, expectedOf, inputsOf, modelInputs, maxRelErr, maxAbsErr, REL_TOL } from './helpers.js';
 
 const CASES: [folder: string, expectedFrom: string][] = [
@@ -36,6 +38,26 @@ describe('logits match transformers', () => {
       measured[folder] = { rel: err, abs: maxAbsErr(logits, exp.logits, exp.shape, inp.attention_mask).err };
       expect(err).toBeLessThan(REL_TOL);
       model.dispose();
+    });
+  }
+});
+
+describe('prefix key/values (prefix tuning) match transformers with a past-key-value prefix', () => {
+  for (const name of ['gpt2_lm', 'llama_lm']) {
+    it(`${name}`, () => {
+      const exp = expectedOf(name);
+      const inp = inputsOf(name);
+      const pre = exp.prefix!;
+      const { model } = loadPretrained(dir(name));
+      const logits = noGrad(() => tidy(() => {
+        const t = (x: number[]) => tensor(Float32Array.from(x), pre.shape) as Tensor<'f32'>;
+        const prefix = pre.k.map((k, i) => ({ k: t(k), v: t(pre.v[i]!) }));
+        const out = model.forward({ ...modelInputs(inp), prefix });
+        return Array.from(out.logits.contiguousRaw().data() as Float32Array);
+      }));
+      const err = maxRelErr(logits, exp.prefix_logits!, exp.shape, inp.attention_mask);
+      measured[`${name}+prefix`] = { rel: err, abs: maxAbsErr(logits, exp.prefix_logits!, exp.shape, inp.attention_mask).err };
+      expect(err).toBeLessThan(REL_TOL);
     });
   }
 });
