@@ -44,7 +44,9 @@ inline double best_seconds(const std::function<void()>& fn, int min_reps = 3, do
 
 #define TK_BENCH_CONCAT2(a, b) a##b
 #define TK_BENCH_CONCAT(a, b) TK_BENCH_CONCAT2(a, b)
-#define TK_BENCH(name, help)                                                              \
-  static int name(const ::tk::bench::Args& args);                                         \
-  static ::tk::bench::Register TK_BENCH_CONCAT(tk_bench_reg_, name)(#name, help, name);   \
-  static int name(const ::tk::bench::Args& args)
+// The function is named tk_bench_<name> so a benchmark may share its name with the op it times.
+#define TK_BENCH(name, help)                                                                          \
+  static int TK_BENCH_CONCAT(tk_bench_, name)(const ::tk::bench::Args& args);                         \
+  static ::tk::bench::Register TK_BENCH_CONCAT(tk_bench_reg_, name)(#name, help,                      \
+                                                                    TK_BENCH_CONCAT(tk_bench_, name)); \
+  static int TK_BENCH_CONCAT(tk_bench_, name)(const ::tk::bench::Args& args)
