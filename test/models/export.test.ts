@@ -8,7 +8,7 @@ import { loadPretrained, savePretrained } from '../../lib/models/index.js';
 import { dir, expectedOf } from './helpers.js';
 
 const OUT = process.env.TUNEKIT_MODELS_EXPORT;
-const MODELS = ['gpt2_lm', 'gpt2_seqcls', 'bert_seqcls', 'bert_tokcls', 'llama_lm', 'llama_seqcls', 'llama3_lm', 'llama_tied_linear', 'qwen2_lm'];
+const MODELS = ['gpt2_lm', 'gpt2_seqcls', 'bert_seqcls', 'bert_tokcls', 'llama_lm', 'llama_seqcls', 'llama3_lm', 'llama_tied_linear', 'qwen2_lm', 'mistral_lm'];
 
 describe.skipIf(!OUT)('export for the Python interop check', () => {
   for (const name of MODELS) {

@@ -141,6 +141,13 @@ describe('sampling and stopping', () => {
     expect(peakDuring).toBeLessThan(2 * cacheBytes + 64 * 1024);
   });
 
+  it('Mistral refuses sequences longer than its sliding window (not implemented)', async () => {
+    const { model } = loadPretrained(dir('mistral_lm'));
+    const ok = await generate(model, [[1, 2, 3]], { maxNewTokens: 14, eosTokenId: null });
+    expect(ok.sequences[0]!.length).toBe(14); // the last forward sees 3 + 13 = 16 tokens
+    await expect(generate(model, [[1, 2, 3]], { maxNewTokens: 15, eosTokenId: null })).rejects.toThrow(/17 attended tokens exceed sliding_window 16/);
+  });
+
   it('refuses bad arguments with clear messages', async () => {
     const { model } = loadPretrained(dir('gpt2_lm'));
     await expect(generate(model, [], {})).rejects.toThrow(/non-empty array/);

@@ -14,7 +14,7 @@ const CASES: [folder: string, expectedFrom: string][] = [
   ['gpt2_lm', 'gpt2_lm'], ['gpt2_seqcls', 'gpt2_seqcls'], ['gpt2_legacy', 'gpt2_lm'], ['gpt2_sharded', 'gpt2_lm'],
   ['bert_seqcls', 'bert_seqcls'], ['bert_tokcls', 'bert_tokcls'],
   ['llama_lm', 'llama_lm'], ['llama_seqcls', 'llama_seqcls'], ['llama3_lm', 'llama3_lm'], ['llama_tied_linear', 'llama_tied_linear'],
-  ['qwen2_lm', 'qwen2_lm'],
+  ['qwen2_lm', 'qwen2_lm'], ['mistral_lm', 'mistral_lm'],
 ];
 
 const measured: Record<string, { rel: number; abs: number }> = {};

@@ -22,7 +22,7 @@ const logitsOf = (m: PretrainedModel, name: string) => noGrad(() => tidy(() =>
   Array.from(m.forward(modelInputs(inputsOf(name))).logits.contiguousRaw().data() as Float32Array)));
 
 describe('savePretrained -> loadPretrained', () => {
-  for (const name of ['gpt2_lm', 'gpt2_seqcls', 'bert_seqcls', 'bert_tokcls', 'llama_lm', 'llama_seqcls', 'llama3_lm', 'llama_tied_linear', 'qwen2_lm']) {
+  for (const name of ['gpt2_lm', 'gpt2_seqcls', 'bert_seqcls', 'bert_tokcls', 'llama_lm', 'llama_seqcls', 'llama3_lm', 'llama_tied_linear', 'qwen2_lm', 'mistral_lm']) {
     it(`${name} round-trips with transformers' key names`, () => {
       const task = expectedOf(name).task;
       const { model } = loadPretrained(dir(name), { task });
@@ -70,7 +70,7 @@ describe('transformers loads folders written by savePretrained', () => {
   it('python_loads_ours.json (written by scripts/fixtures/make_model_fixtures.py) records ok for every model', () => {
     const rec = readJson<{ ok: boolean; models: Record<string, { ok: boolean; max_rel_err?: number }> }>(path.join(FIXTURES, 'python_loads_ours.json'));
     expect(rec.ok).toBe(true);
-    expect(Object.keys(rec.models).sort()).toEqual(['bert_seqcls', 'bert_tokcls', 'gpt2_lm', 'gpt2_seqcls', 'llama3_lm', 'llama_lm', 'llama_seqcls', 'llama_tied_linear', 'qwen2_lm']);
+    expect(Object.keys(rec.models).sort()).toEqual(['bert_seqcls', 'bert_tokcls', 'gpt2_lm', 'gpt2_seqcls', 'llama3_lm', 'llama_lm', 'llama_seqcls', 'llama_tied_linear', 'mistral_lm', 'qwen2_lm']);
     for (const m of Object.values(rec.models)) expect(m.ok).toBe(true);
   });
 });
