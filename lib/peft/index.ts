@@ -1,6 +1,6 @@
 /** Parameter-efficient methods. Each registers itself; import order is the registry's order. */
 import './lora/model.js';
-export { PeftModel } from './base/peft_model.js';
+export { PeftModel, type TrainingHooks } from './base/peft_model.js';
 export { registerPeftMethod, peftMethodFor, peftMethods, type PeftMethod } from './base/registry.js';
 export { matchesTarget, findTargets } from './base/targets.js';
 export { readAdapterFolder, writeAdapterFolder } from './base/adapter_io.js';

@@ -16,7 +16,7 @@ import * as F from '../autograd/ops.js';
 import { TunekitError } from '../errors.js';
 import { manualSeed, getSeedState, setSeedState } from '../nn/random.js';
 import type { PretrainedModel, ModelInputs, ModelOutput } from '../models/common.js';
-import { PeftModel } from '../peft/base/peft_model.js';
+import { PeftModel, type TrainingHooks } from '../peft/base/peft_model.js';
 import { DataLoader, type LoaderState } from '../data/loader.js';
 import { makeCollator } from '../data/collate.js';
 import type { Batch, CausalLmExample, ClassificationExample } from '../data/types.js';
@@ -139,6 +139,8 @@ export class Trainer {
   private badEvals = 0;
   private interrupted = false;
   private readonly opts: TrainerOptions;
+  /** the PEFT method's own hooks (e.g. AdaLoRA), called whatever the user's callbacks are */
+  private readonly hooks: TrainingHooks;
 
   constructor(opts: TrainerOptions) {
     this.opts = opts;
@@ -156,6 +158,7 @@ export class Trainer {
     manualSeed(s.seed);
     this.loader = new DataLoader(opts.train, { batchSize: s.batchSize, seed: s.seed, shuffle: true, collate: this.collate });
     this.optimizer = new AdamW(this.model.trainableParameters(), { lr: s.lr, weightDecay: s.weightDecay });
+    this.hooks = this.model instanceof PeftModel ? this.model.trainingHooks() : {};
   }
 
   /** Optimizer steps the run will make. */
@@ -179,7 +182,7 @@ export class Trainer {
       const out: ModelOutput = this.model.forward(Trainer.inputsOf(batch));
       let { loss } = taskLoss(this.task, out, batch);
       const value = loss.item();
-      const extra = this.opts.callbacks?.extraLoss?.();
+      const extra = this.opts.callbacks?.extraLoss?.() ?? this.hooks.extraLoss?.() ?? null;
       if (extra) loss = F.add(loss, extra);
       backward(scale === 1 ? loss : F.scale(loss, scale));
       return value;
@@ -233,6 +236,7 @@ export class Trainer {
         this.optimizer.step(lr);
         this.step++;
         this.opts.callbacks?.afterOptimizerStep?.(this.step);
+        this.hooks.afterOptimizerStep?.(this.step, total);
         this.optimizer.zeroGrad();
         lastLoss = loss;
         tokensSeen += tokens;

@@ -11,6 +11,17 @@ import { writeAdapterFolder, readAdapterFolder, KEY_PREFIX } from './adapter_io.
 import { noGrad } from '../../autograd/tape.js';
 import type { RawTensor } from '../../io/safetensors.js';
 
+/**
+ * What a method needs from the training loop. The Trainer calls these by itself for every
+ * PeftModel, so a method such as AdaLoRA cannot silently run as plain LoRA.
+ */
+export interface TrainingHooks {
+  /** a term added to the loss before backward (AdaLoRA's orthogonal regulariser) */
+  extraLoss?(): Tensor<'f32'> | null;
+  /** after each optimizer step, before gradients are cleared (AdaLoRA's rank allocation) */
+  afterOptimizerStep?(step: number, totalSteps: number): void;
+}
+
 export abstract class PeftModel extends Module {
   readonly base: PretrainedModel;
   /** adapter name -> PEFT-style config (snake_case, as written to adapter_config.json) */
@@ -35,6 +46,11 @@ export abstract class PeftModel extends Module {
   }
 
   abstract forward(inputs: ModelInputs): ModelOutput;
+
+  /** Hooks into the training loop; none by default. */
+  trainingHooks(): TrainingHooks {
+    return {};
+  }
 
   /** Adapter tensors of `adapter` with their PEFT keys (adapter name stripped). */
   protected abstract adapterStateDict(adapter: string): Map<string, Tensor>;
