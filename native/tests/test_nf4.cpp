@@ -307,5 +307,9 @@ TK_TEST(nf4_fused_gemm_matches_dequantize_then_gemm) {
   check_fused(3, 300, 800, 64, 1.0f, 0, 8, Quant4Type::FP4);
   check_fused(150, 520, 450, 64, 0.5f, 3, 9, Quant4Type::NF4);
   check_fused(9, 40, 50, 4, 0.0f, 0, 10, Quant4Type::NF4);
+  // Streaming GEMV fast path (K % blocksize == 0), threaded over rows, with row-group tails.
+  check_fused(1, 1001, 1024, 64, 0.0f, 0, 12, Quant4Type::NF4);
+  check_fused(2, 37, 4096, 4096, 0.5f, 1, 13, Quant4Type::NF4);
+  check_fused(4, 515, 256, 128, 0.0f, 0, 14, Quant4Type::FP4);
   check_fused(2, 40, 50, 6, 0.0f, 0, 11, Quant4Type::NF4);
 }
