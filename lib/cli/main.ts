@@ -13,6 +13,7 @@ import { loadConfig, type TrainConfig } from '../train/config.js';
 import { runTraining } from '../train/run.js';
 import { DEFAULT_TRAIN_CONFIG } from './defaults.js';
 import { mergeCommand } from './merge.js';
+import { generateCommand } from './generate.js';
 
 import { evalCommand } from './eval.js';
 import { pretrainCommand } from './pretrain.js';
@@ -102,6 +103,7 @@ async function main(): Promise<void> {
     case 'train': return trainCommand(rest);
     case 'eval': return evalCommand(rest);
 
+    case 'generate': return generateCommand(rest);
     case 'merge': return mergeCommand(rest);
     case 'pretrain': return pretrainCommand(rest);
     case 'info':
