@@ -42,6 +42,8 @@ export interface Binding {
   byteLength(h: H): number;
   view(h: H): ArrayBuffer;
   write(h: H, off: number, src: ArrayBufferView | ArrayBuffer): void;
+  /** copies dst.byteLength bytes from the storage into dst (JS-owned memory) */
+  read(h: H, off: number, dst: ArrayBufferView): void;
   copyBytes(src: H, srcOff: number, dst: H, dstOff: number, nbytes: number): void;
   /** dst[row*dstStride ...] = src[row*srcStride ...], `rows` rows of `rowBytes` bytes (strides in bytes). */
   copyRows(src: H, srcOff: number, dst: H, dstOff: number, rows: number, rowBytes: number, srcStride: number, dstStride: number): void;

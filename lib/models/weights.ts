@@ -30,8 +30,8 @@ export function f32FromRaw(raw: RawTensor): Tensor<'f32'> {
 /** Raw safetensors bytes of a tensor (copied; optionally cast first). */
 export function rawFromTensor(name: string, t: Tensor, dtype?: DType): RawTensor {
   const src = dtype && dtype !== t.dtype ? t.castRaw(dtype) : t.contiguousRaw();
-  const d = src.data() as ArrayBufferView;
-  const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength).slice();
+  const d = src.toTypedArray() as ArrayBufferView;
+  const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
   const out: RawTensor = { name, dtype: TO_ST[src.dtype], shape: [...t.shape], bytes };
   src.dispose();
   return out;

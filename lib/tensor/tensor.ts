@@ -166,9 +166,22 @@ export class Tensor<D extends DType = DType> {
     return arr;
   }
 
+  /**
+   * A copy of the elements in a new JS-owned typed array (no view on native memory is kept, so
+   * memory is released as soon as the tensor is disposed).
+   */
+  toTypedArray(): DataTypeMap[D] {
+    this.assertLive();
+    const src = this.isContiguous ? this : this.contiguousRaw();
+    const out = typedArrayFor(this.dtype, new ArrayBuffer(this.numel * DTYPE_SIZE[this.dtype]), 0, this.numel);
+    native.read(src.handle, src.byteOffset, out as ArrayBufferView);
+    if (src !== this) src.dispose();
+    return out;
+  }
+
   /** The elements as plain numbers (bf16/f16 decoded, i64 as numbers), row-major. */
   toArray(): number[] {
-    const d = this.data();
+    const d = this.toTypedArray();
     if (this.dtype === 'bf16') return Array.from(d as Uint16Array, bf16ToNumber);
     if (this.dtype === 'f16') return Array.from(d as Uint16Array, f16ToNumber);
     if (this.dtype === 'i64') return Array.from(d as BigInt64Array, (v) => Number(v));
@@ -202,6 +215,19 @@ export class Tensor<D extends DType = DType> {
       throw new TunekitError('ERR_SHAPE', `copyFrom: expected ${want} bytes for [${this.shape}] ${this.dtype} but received ${src.byteLength}`);
     }
     native.write(this.handle, this.byteOffset, src);
+    return this;
+  }
+
+  /** Copies another tensor's values in (same dtype and element count; no GC-held views). */
+  assign(src: Tensor): this {
+    this.assertLive();
+    if (src.dtype !== this.dtype || src.numel !== this.numel) {
+      throw new TunekitError('ERR_SHAPE', `assign: expected ${this.numel} ${this.dtype} elements but received ${src.numel} ${src.dtype}`);
+    }
+    if (!this.isContiguous) throw new TunekitError('ERR_VALUE', 'assign needs a contiguous destination');
+    const s = src.isContiguous ? src : src.contiguousRaw();
+    native.copyBytes(s.handle, s.byteOffset, this.handle, this.byteOffset, this.numel * DTYPE_SIZE[this.dtype]);
+    if (s !== src) s.dispose();
     return this;
   }
 

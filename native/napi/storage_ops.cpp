@@ -213,3 +213,14 @@ TK_EXPORT(copyRows) {
   for (int64_t r = 0; r < rows; ++r) std::memcpy(d + r * ds, s + r * ss, static_cast<size_t>(rb));
   return info.Env().Undefined();
 }
+
+// read(handle, byteOffset, dst typed array): copies dst.byteLength bytes out of the storage into
+// JS-owned memory (no external ArrayBuffer is created, so nothing waits for the GC).
+TK_EXPORT(read) {
+  if (info.Length() < 3 || !info[2].IsTypedArray()) fail(ErrorCode::Value, "read: expected a typed array as the destination");
+  auto ta = info[2].As<Napi::TypedArray>();
+  uint8_t* dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  const uint8_t* src = tensor_arg<uint8_t>(info, 0, static_cast<int64_t>(ta.ByteLength()), "read source");
+  std::memcpy(dst, src, ta.ByteLength());
+  return info.Env().Undefined();
+}
