@@ -76,7 +76,7 @@ export function positionIds(B: number, T: number, mask: Tensor<'i32'> | null | u
   if (!mask) {
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) out[b * T + t] = past + t;
   } else {
-    const m = mask.data() as Int32Array;
+    const m = mask.toTypedArray() as Int32Array;
     const Tm = mask.shape[1]!;
     if (Tm !== past + T) throw new TunekitError('ERR_SHAPE', `attention mask has ${Tm} columns but ${past} cached + ${T} new tokens`);
     for (let b = 0; b < B; b++) {
@@ -93,7 +93,7 @@ export function positionIds(B: number, T: number, mask: Tensor<'i32'> | null | u
 /** Index (into the flattened [B*T] rows) of each sequence's last real token. */
 export function lastTokenRows(B: number, T: number, mask: Tensor<'i32'> | null | undefined): Tensor<'i32'> {
   const out = new Int32Array(B);
-  const m = mask ? (mask.data() as Int32Array) : null;
+  const m = mask ? (mask.toTypedArray() as Int32Array) : null;
   const Tm = mask ? mask.shape[1]! : T;
   for (let b = 0; b < B; b++) {
     let last = T - 1;
@@ -158,7 +158,7 @@ export function keyMask(B: number, total: number, inputs: ModelInputs): Tensor<'
     throw new TunekitError('ERR_SHAPE', `attention mask is [${m.shape}] but ${B} sequences of ${total - P} tokens (with cache) are attended`);
   }
   if (P === 0) return m;
-  const src = m.data() as Int32Array;
+  const src = m.toTypedArray() as Int32Array;
   const out = new Int32Array(B * total);
   const Tm = m.shape[1]!;
   for (let b = 0; b < B; b++) {

@@ -110,7 +110,7 @@ export async function generate(
         // only [B, V] is read from JS, never the whole [B, T, V]
         const last = Int32Array.from({ length: B }, (_, r) => (r + 1) * T - 1);
         const picked = F.gatherRows(F.reshape(logits, [B * T, V]), tensor(last, [B], 'i32') as Tensor<'i32'>);
-        const data = picked.data() as Float32Array;
+        const data = picked.toTypedArray() as Float32Array;
         const res: Float32Array[] = [];
         for (let r = 0; r < B; r++) res.push(data.slice(r * V, (r + 1) * V));
         return res;

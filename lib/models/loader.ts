@@ -86,7 +86,7 @@ export function loadWeights(model: PretrainedModel, dir: string, task: Task): Lo
           throw new TunekitError('ERR_SHAPE', `checkpoint tensor '${key}' has shape [${info.shape}] but the model built from config.json expects [${p.shape}] for '${name}'`);
         }
         const t = f32FromRaw(ckpt.readTensor(key));
-        p.copyFrom(t.data());
+        p.assign(t);
         t.dispose();
         loaded.add(name);
       }

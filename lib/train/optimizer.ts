@@ -79,7 +79,7 @@ export class AdamW {
         if (!raw) throw new TunekitError('ERR_FORMAT', `optimizer state lacks '${name}.${suffix}'`);
         if (raw.shape.join() !== p.shape.join()) throw new TunekitError('ERR_SHAPE', `optimizer state '${name}.${suffix}' is [${raw.shape}] but the parameter is [${p.shape}]`);
         const t = f32FromRaw(raw);
-        map.get(name)!.copyFrom(t.data());
+        map.get(name)!.assign(t);
         t.dispose();
       }
     }

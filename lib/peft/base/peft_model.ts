@@ -122,7 +122,7 @@ export abstract class PeftModel extends Module {
         if (!p || !this.modulesToSave.some((m) => k.startsWith(`${m}.`))) continue;
         if (raw.shape.join() !== p.shape.join()) throw new TunekitError('ERR_SHAPE', `adapter tensor '${k}' is [${raw.shape}] but the model has [${p.shape}]`);
         const t = f32FromRaw(raw);
-        p.copyFrom(t.data());
+        p.assign(t);
         t.dispose();
         stripped.delete(k);
       }

@@ -136,7 +136,7 @@ export class LoraModel extends PeftModel {
       if (!raw) throw new TunekitError('ERR_FORMAT', `adapter file lacks '${key}'`);
       if (raw.shape.join() !== t.shape.join()) throw new TunekitError('ERR_SHAPE', `adapter tensor '${key}' is [${raw.shape}] but the layer expects [${t.shape}]`);
       const v = f32FromRaw(raw);
-      t.copyFrom(v.data());
+      t.assign(v);
       v.dispose();
       tensors.delete(key);
     }
