@@ -132,7 +132,7 @@ export class GPT2Model extends Module {
     // prefix tuning: the real tokens' positions start after the virtual ones (as with PEFT)
     const P = inputs.prefix?.[0]?.k.shape[2] ?? 0;
     if (P > 0) {
-      const d = pos.toTypedArray() as Int32Array;
+      const d = pos.data() as Int32Array; // in-place edit of the positions tensor
       for (let i = 0; i < d.length; i++) d[i] = d[i]! + P;
     }
     let x: Tensor = this.drop.forward(F.add(emb, this.wpe.forward(pos)));

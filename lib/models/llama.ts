@@ -255,7 +255,7 @@ export class LlamaModel extends Module {
     // prefix tuning: the real tokens' positions start after the virtual ones (as with PEFT)
     const P = inputs.prefix?.[0]?.k.shape[2] ?? 0;
     if (P > 0) {
-      const d = pos.toTypedArray() as Int32Array;
+      const d = pos.data() as Int32Array; // in-place edit of the positions tensor
       for (let i = 0; i < d.length; i++) d[i] = d[i]! + P;
     }
     let x: Tensor = emb;
