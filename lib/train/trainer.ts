@@ -183,7 +183,13 @@ export class Trainer {
       let { loss } = taskLoss(this.task, out, batch);
       const value = loss.item();
       const extra = this.opts.callbacks?.extraLoss?.() ?? this.hooks.extraLoss?.() ?? null;
-      if (extra) loss = F.add(loss, extra);
+      if (extra) {
+        // a non-finite extra term makes the objective non-finite even when its gradient is not
+        // (a constant NaN): report it so that fit() stops with ERR_NAN
+        const ev = extra.item();
+        if (!Number.isFinite(ev)) return ev;
+        loss = F.add(loss, extra);
+      }
       backward(scale === 1 ? loss : F.scale(loss, scale));
       return value;
     });

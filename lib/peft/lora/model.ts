@@ -4,7 +4,7 @@
  * named adapters, PEFT folders in and out.
  */
 import { PeftModel } from '../base/peft_model.js';
-import { findTargets, patternValue } from '../base/targets.js';
+import { findTargets, patternValue, matchesTarget, layerIndexOf } from '../base/targets.js';
 import { registerPeftMethod } from '../base/registry.js';
 import { readAdapterFolder } from '../base/adapter_io.js';
 import { LoraLinear } from './layer.js';
@@ -25,6 +25,9 @@ export class LoraModel extends PeftModel {
     const cfg = normalizeLoraConfig(config, base.config.modelType, base.task);
     const toSave = [...new Set([...(cfg.modules_to_save ?? []), ...headModulesFor(base.task, base.config.modelType)])];
     super(base, adapterName, toSave);
+    // the wrapper and its new LoRA layers take the base model's mode (eval after loadPretrained:
+    // no lora_dropout at inference until a trainer calls train())
+    this.training = base.training;
     this.addAdapter(adapterName, cfg);
   }
 
@@ -51,19 +54,28 @@ export class LoraModel extends PeftModel {
       const alpha = patternValue(path, cfg.alpha_pattern, cfg.lora_alpha);
       layer.addAdapter(name, { r, alpha, dropout: cfg.lora_dropout, rslora: cfg.use_rslora, init: cfg.init_lora_weights });
     }
+    // as PEFT does, 'all-linear' is saved as the resolved list of module paths, so that a loader
+    // with other exclusion rules (PEFT keeps BERT's pooler, for one) adapts exactly these layers
+    if (typeof cfg.target_modules === 'string' && cfg.target_modules.toLowerCase() === 'all-linear') {
+      cfg.target_modules = [...this.layers].filter(([, l]) => l.adapters.has(name)).map(([p]) => p).sort();
+    }
     this.adapterConfigs.set(name, { ...cfg });
     this.setAdapter(this.activeAdapter ?? name);
   }
 
+  /** Whether an already wrapped layer is a target of `cfg` (same rules as findTargets). */
   private wrappedMatches(path: string, cfg: LoraConfig): boolean {
-    const spec = cfg.target_modules!;
-    if (Array.isArray(spec)) return spec.some((t) => path === t || path.endsWith(`.${t}`));
-    return new RegExp(`^(?:${spec})$`).test(path);
+    if (!matchesTarget(path, cfg.target_modules!)) return false;
+    const lt = cfg.layers_to_transform;
+    if (lt === null || lt === undefined) return true;
+    const li = layerIndexOf(path);
+    return li !== null && (Array.isArray(lt) ? lt : [lt]).includes(li);
   }
 
   private wrap(path: string, parent: Module, child: string, lin: Linear): void {
     if (this.layers.has(path)) return;
     const layer = new LoraLinear(lin);
+    layer.train(lin.training);
     parent.replaceChild(child, layer);
     this.layers.set(path, layer);
   }
