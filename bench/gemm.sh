@@ -3,6 +3,10 @@
 #
 #   bench/gemm.sh [rounds] [shape-filter]   (default 3 rounds; best of the rounds is reported)
 #   THREADS=1 bench/gemm.sh                 both sides on one thread
+#   CLOCK=cpu THREADS=1 bench/gemm.sh       ... timed by process CPU time, not wall time: on a
+#                                           machine shared with other jobs this is the fair
+#                                           single-thread comparison (not meaningful for >1 thread:
+#                                           OpenBLAS's idle threads spin and would be charged)
 #
 # Builds the native bench into $BUILD (default /tmp/build-gemm), then for every shape runs ours
 # and OpenBLAS alternately, each in its own process, so that a burst of load from elsewhere hits
@@ -16,6 +20,9 @@ BUILD="${BUILD:-/tmp/build-gemm}"
 PYTHON="${PYTHON:-/tmp/venv-gemm/bin/python}"
 ROUNDS="${1:-3}"
 FILTER="${2:-}"
+if [[ "${CLOCK:-wall}" == cpu ]]; then
+  export TUNEKIT_BENCH_CLOCK=cpu
+fi
 if [[ -n "${THREADS:-}" ]]; then
   export TUNEKIT_BENCH_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS"
 fi
@@ -50,4 +57,4 @@ for shape in "${SHAPES[@]}"; do
   printf "%6s %6s %6s %3s %3s %10.1f %10.1f %7.2f\n" "$M" "$K" "$N" "$ta" "$tb" "$o" "$r" \
     "$(awk -v a="$o" -v b="$r" 'BEGIN { print a / b }')"
 done
-echo "(GFLOP/s, threads: ${THREADS:-all}, best of $ROUNDS interleaved rounds; OpenBLAS run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset)"
+echo "(GFLOP/s per ${CLOCK:-wall}-clock second, threads: ${THREADS:-all}, best of $ROUNDS interleaved rounds; OpenBLAS run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset)"
