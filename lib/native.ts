@@ -169,6 +169,14 @@ export interface Binding {
                      a: H, aOff: number, b: H, bbOff: number, xa: H, xaOff: number,
                      dx: H, dxOff: number, dxd: H | null, dxdOff: number, da: H, daOff: number, db: H, dbOff: number,
                      M: number, inF: number, outF: number, r: number, scale: number, wInOut: boolean, mergeDx: boolean): void;
+  // ---- LSTM (native/napi/ops_lstm.cpp), f32: one direction of one layer, PyTorch's gate order i, f, g, o.
+  /** y, gates (activated i,f,g,o) and cell [B, T, *] from x [B, T, inF]; w_ih [4H, inF], w_hh [4H, H]; reverse walks T-1..0. */
+  lstmForward(x: H, xOff: number, wih: H, wihOff: number, whh: H, whhOff: number, bih: H | null, bihOff: number, bhh: H | null, bhhOff: number,
+              y: H, yOff: number, gates: H, gatesOff: number, cell: H, cellOff: number, B: number, T: number, inF: number, hidden: number, reverse: boolean): void;
+  /** Backward through time: dx (optional), dW_ih, dW_hh and db (= d b_ih = d b_hh), all overwritten. */
+  lstmBackward(dy: H, dyOff: number, x: H, xOff: number, wih: H, wihOff: number, whh: H, whhOff: number, y: H, yOff: number,
+               gates: H, gatesOff: number, cell: H, cellOff: number, dx: H | null, dxOff: number, dwih: H, dwihOff: number,
+               dwhh: H, dwhhOff: number, db: H, dbOff: number, B: number, T: number, inF: number, hidden: number, reverse: boolean): void;
 }
 
 function loadBinding(): Binding {

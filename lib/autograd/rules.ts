@@ -328,6 +328,21 @@ export const GRAD_RULES = {
     gc.dispose();
     return [dx];
   },
+  // single-direction LSTM layer (lib/peft/p_tuning/lstm.ts): backward through time, natively
+  lstm: (g, node, out) => {
+    const [x, wih, whh, bih, bhh] = node.inputs as [Tensor, Tensor, Tensor, Tensor | null, Tensor | null];
+    const s = node.saved as { xc: Tensor; wihc: Tensor; whhc: Tensor; gates: Tensor; cell: Tensor; B: number; T: number; inF: number; H: number; reverse: boolean };
+    const gc = g.contiguousRaw();
+    const dx = want(node, 0) ? Tensor.empty(x.shape, 'f32') : null;
+    const dwih = Tensor.empty(wih.shape, 'f32'), dwhh = Tensor.empty(whh.shape, 'f32'), db = Tensor.empty([4 * s.H], 'f32');
+    native.lstmBackward(gc.handle, gc.byteOffset, s.xc.handle, s.xc.byteOffset, s.wihc.handle, s.wihc.byteOffset, s.whhc.handle, s.whhc.byteOffset,
+      out.handle, out.byteOffset, s.gates.handle, 0, s.cell.handle, 0, dx ? dx.handle : null, 0, dwih.handle, 0, dwhh.handle, 0, db.handle, 0,
+      s.B, s.T, s.inF, s.H, s.reverse);
+    gc.dispose(); s.xc.dispose(); s.wihc.dispose(); s.whhc.dispose(); s.gates.dispose(); s.cell.dispose();
+    const dbh = bhh && want(node, 4) ? K.unary('mul_scalar', db, 1) : null;
+    return [dx, want(node, 1) ? dwih : (dwih.dispose(), null), want(node, 2) ? dwhh : (dwhh.dispose(), null),
+      bih && want(node, 3) ? db : (db.dispose(), null), dbh];
+  },
 } satisfies Record<string, Rule>;
 
 export type OpName = keyof typeof GRAD_RULES;

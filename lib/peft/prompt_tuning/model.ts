@@ -1,0 +1,96 @@
+/**
+ * Prompt tuning (Lester et al. 2021; PEFT's PROMPT_TUNING): P learnable virtual token
+ * embeddings [P, C] put before the input embeddings. Initialised RANDOM (N(0, 1), as
+ * torch.nn.Embedding), SAMPLE_VOCAB (rows of the model's token table at seeded random ids) or
+ * TEXT (the embeddings of prompt_tuning_init_text's tokens, repeated or cut to P, as PEFT).
+ */
+import { PromptEncoder, PromptLearningModel } from '../prompt/prompt_model.js';
+import { PromptTable } from '../prompt/layers.js';
+import { normalizePromptTuningConfig, type PromptTuningConfig } from './config.js';
+import { Tensor } from '../../tensor/tensor.js';
+import { tensor } from '../../tensor/creation.js';
+import { noGrad } from '../../autograd/tape.js';
+import * as F from '../../autograd/ops.js';
+import { nextSeed } from '../../nn/random.js';
+import { Rng } from '../../data/rng.js';
+import { Tokenizer } from '../../tokenizer/tokenizer.js';
+import { readAdapterFolder } from '../base/adapter_io.js';
+import type { PretrainedModel } from '../../models/common.js';
+import { TunekitError } from '../../errors.js';
+
+/** Anything that turns text into ids: a tunekit Tokenizer or `{ encode: (t) => number[] }`. */
+export interface TextEncoder {
+  encode(text: string): { ids: readonly number[] } | readonly number[];
+}
+
+/** Extra creation options (not saved to adapter_config.json). */
+export interface PromptTuningOptions {
+  /** tokenizer for TEXT init (else tokenizer_name_or_path is opened as a tokenizer folder) */
+  tokenizer?: TextEncoder;
+  /** seed of SAMPLE_VOCAB's token draw and RANDOM's values (default: the global seed stream) */
+  seed?: number;
+}
+
+/** The virtual embeddings themselves ([P, C] parameter `embedding.weight`). */
+export class PromptEmbedding extends PromptEncoder {
+  embedding: PromptTable;
+  constructor(P: number, C: number, values?: Tensor, seed?: number) {
+    super();
+    this.embedding = this.module('embedding', new PromptTable(P, C, { values, seed }));
+  }
+  forward(): Tensor<'f32'> {
+    return this.embedding.weight as Tensor<'f32'>;
+  }
+}
+
+/** PEFT's TEXT rule: cut to P tokens, or repeat ceil(P / n) times and cut. */
+export function initTokenIds(ids: readonly number[], P: number): number[] {
+  if (ids.length === 0) throw new TunekitError('ERR_CONFIG', 'prompt_tuning_init_text tokenizes to no tokens');
+  const reps = Math.ceil(P / ids.length);
+  return (ids.length >= P ? [...ids] : new Array<number[]>(reps).fill([...ids]).flat()).slice(0, P);
+}
+
+function rowsOf(model: PretrainedModel, ids: number[]): Tensor {
+  return noGrad(() => {
+    const idx = tensor(Int32Array.from(ids), [ids.length], 'i32') as Tensor<'i32'>;
+    const rows = F.embedding(model.tokenEmbeddings(), idx);
+    idx.dispose();
+    return rows.castRaw('f32');
+  });
+}
+
+export class PromptTuningModel extends PromptLearningModel {
+  constructor(base: PretrainedModel, config: Record<string, unknown>, adapterName = 'default', opts: PromptTuningOptions = {}) {
+    const { tokenizer, seed, ...rest } = config as Record<string, unknown> & PromptTuningOptions;
+    const cfg = normalizePromptTuningConfig(rest, base);
+    const P = cfg.num_virtual_tokens, C = cfg.token_dim;
+    const tok = opts.tokenizer ?? (tokenizer as TextEncoder | undefined);
+    const s = opts.seed ?? (seed as number | undefined);
+    let values: Tensor | undefined;
+    if (!cfg.inference_mode && cfg.prompt_tuning_init === 'SAMPLE_VOCAB') {
+      const rng = new Rng(s ?? nextSeed());
+      const V = base.tokenEmbeddings().shape[0]!;
+      values = rowsOf(base, Array.from({ length: P }, () => Math.floor(rng.nextFloat() * V)));
+    } else if (!cfg.inference_mode && cfg.prompt_tuning_init === 'TEXT') {
+      const enc = tok ?? (cfg.tokenizer_name_or_path ? Tokenizer.fromFolder(cfg.tokenizer_name_or_path) : null);
+      if (!enc) throw new TunekitError('ERR_CONFIG', 'prompt_tuning TEXT init needs a tokenizer: pass `tokenizer` or set tokenizer_name_or_path to a tokenizer folder');
+      const r = enc.encode(cfg.prompt_tuning_init_text!);
+      const ids = Array.isArray(r) ? (r as number[]) : [...(r as { ids: readonly number[] }).ids];
+      values = rowsOf(base, initTokenIds(ids, P));
+    }
+    super(base, adapterName, cfg as PromptTuningConfig & Record<string, unknown>, 'embeds', new PromptEmbedding(P, C, values, s));
+  }
+
+  /**
+   * Loads a PEFT PROMPT_TUNING folder (its saved embeddings are used directly).
+   * @example const pt = PromptTuningModel.fromPretrained(base, 'out/adapter');
+   */
+  static fromPretrained(base: PretrainedModel, dir: string, adapterName = 'default'): PromptTuningModel {
+    const { config } = readAdapterFolder(dir);
+    if (config.peft_type !== 'PROMPT_TUNING') throw new TunekitError('ERR_FORMAT', `${dir} holds a ${String(config.peft_type)} adapter, not PROMPT_TUNING`);
+    const m = new PromptTuningModel(base, { ...config, inference_mode: true }, adapterName);
+    m.loadAdapterWeights(dir, adapterName);
+    m.adapterConfigs.set(adapterName, { ...m.adapterConfigs.get(adapterName), ...config, inference_mode: false });
+    return m;
+  }
+}
