@@ -9,7 +9,8 @@ import type { Module } from '../../nn/module.js';
 
 export type TargetSpec = string[] | string;
 
-const HEAD_NAMES = /(^|\.)(lm_head|score|classifier|qa_outputs|pooler\.dense)$/;
+// the output layers PEFT leaves out of 'all-linear' (BERT's pooler.dense is kept, as PEFT does)
+const HEAD_NAMES = /(^|\.)(lm_head|score|classifier|qa_outputs)$/;
 
 export function matchesTarget(name: string, spec: TargetSpec): boolean {
   if (Array.isArray(spec)) return spec.some((t) => name === t || name.endsWith(`.${t}`));
@@ -56,7 +57,8 @@ export function findTargets(
 export function patternValue(name: string, pattern: Record<string, number> | undefined, fallback: number): number {
   if (!pattern) return fallback;
   for (const [key, v] of Object.entries(pattern)) {
-    if (name === key || name.endsWith(`.${key}`) || new RegExp(`(^|\\.)${key}$`).test(name)) return v;
+    // PEFT matches pattern keys as `(.*\.)?(key)$` against the module path
+    if (name === key || new RegExp(`^(.*\\.)?(${key})$`).test(name)) return v;
   }
   return fallback;
 }
