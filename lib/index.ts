@@ -1,11 +1,23 @@
 /**
  * tunekit: fine-tune pretrained models from Node.js.
  * @example
- * import { tensor, ops, backward } from 'tunekit';
+ * import { loadPretrained, LoraModel, Trainer } from 'tunekit';
  */
 import './autograd/index.js';
 export * from './tensor/index.js';
 export * from './autograd/index.js';
 export * from './nn/index.js';
+export * from './models/index.js';
+export * from './peft/index.js';
+export { Tokenizer, trainByteLevelBpe, saveTrainedBpe, applyChatTemplate } from './tokenizer/index.js';
+export * as data from './data/index.js';
+export { Trainer, type TrainSettings, type FitResult, type EvalResult, type TrainerOptions, type TrainerCallbacks } from './train/trainer.js';
+export { AdamW, clipGradNorm, gradNorm } from './train/optimizer.js';
+export { runTraining, type RunResult } from './train/run.js';
+export { loadConfig, type TrainConfig } from './train/config.js';
+export { pretrainBase } from './train/pretrain.js';
+export { resolveModelPath, builtinModelsDir, DEFAULT_BASE_MODEL } from './models/builtin.js';
+export { generate, type GenerateOptions, type GenerateResult } from './models/generate.js';
+export * as io from './io/index.js';
 export { TunekitError } from './errors.js';
 export { native } from './native.js';

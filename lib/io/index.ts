@@ -1,0 +1,2 @@
+export { openSafetensors, openCheckpoint, writeSafetensors, writeShardedSafetensors, decodeValues, type RawTensor, type SafetensorsReader } from './safetensors.js';
+export { writeFileAtomic, writeFileAtomicSync, writeJsonAtomic, writeJsonAtomicSync } from './atomic.js';
