@@ -138,7 +138,7 @@ export type PrefixTuningConfig = z.output<typeof PrefixTuningSchema>;
 export type RlhfConfig = z.output<typeof RlhfSchema>;
 export type PeftBlock = LoraConfig | QloraConfig | AdaloraConfig | PromptTuningConfig | PTuningConfig | PrefixTuningConfig;
 
-export const METHODS = ['full', 'lora', 'qlora', 'adalora', 'prompt_tuning', 'p_tuning', 'prefix_tuning', 'reward', 'dpo', 'ppo'] as const;
+export const METHODS = ['full', 'head_only', 'lora', 'qlora', 'adalora', 'prompt_tuning', 'p_tuning', 'prefix_tuning', 'reward', 'dpo', 'ppo'] as const;
 export type Method = (typeof METHODS)[number];
 export const TASKS = ['causal_lm', 'seq_cls', 'token_cls'] as const;
 export type Task = (typeof TASKS)[number];
@@ -146,6 +146,8 @@ export type Task = (typeof TASKS)[number];
 /** The schema of the `peft` block for each method (null: the method takes no peft block). */
 const PEFT_SCHEMAS: Record<Method, z.ZodType | null> = {
   full: null,
+  // the baseline of the README table: the base stays frozen, only the task head trains
+  head_only: null,
   lora: LoraSchema,
   qlora: QloraSchema,
   adalora: AdaloraSchema,
@@ -410,7 +412,7 @@ export function loadConfig(pathOrObject: string | Record<string, unknown>): Trai
     const block = rawObj['peft'];
     const rlhfMethod = method === 'reward' || method === 'dpo' || method === 'ppo';
     if (schema === null) {
-      if (block !== undefined && block !== null) problems.push(`peft: expected no peft block for method "full" but received a mapping`);
+      if (block !== undefined && block !== null) problems.push(`peft: expected no peft block for method "${method}" but received a mapping`);
     } else if (block === null && rlhfMethod) {
       peft = null; // RLHF with full fine-tuning
     } else if (block === undefined || (typeof block === 'object' && block !== null && !Array.isArray(block))) {
@@ -442,7 +444,7 @@ export function loadConfig(pathOrObject: string | Record<string, unknown>): Trai
     const q = top.data.quantization;
     quantization = q ?? (top.data.method === 'qlora' ? 'nf4' : 'none');
     if (top.data.method === 'qlora' && q === 'none') problems.push('quantization: expected "nf4" for method "qlora" (QLoRA trains adapters on a 4-bit base), but received "none"');
-    if (quantization === 'nf4' && top.data.method === 'full') problems.push('quantization: expected "none" for method "full" (4-bit weights cannot be trained) but received "nf4"');
+    if (quantization === 'nf4' && (top.data.method === 'full' || top.data.method === 'head_only')) problems.push('quantization: expected "none" for method "full" (4-bit weights cannot be trained) but received "nf4"');
     if (top.data.task === 'causal_lm' && top.data.dataset.record_format === 'labelled') {
       problems.push('dataset.record_format: expected a text, prompt/completion, alpaca or chat format for task "causal_lm" but received "labelled" (use task "seq_cls")');
     }

@@ -128,6 +128,14 @@ export function wrapForMethod(base: PretrainedModel, config: TrainConfig): Pretr
     base.requiresGrad_(true);
     return base;
   }
+  if (config.method === 'head_only') {
+    // frozen base: only the task head (score / classifier / a tied LM head has none) trains
+    base.requiresGrad_(false);
+    const head = base.namedParameters().filter(([n]) => /^(score|classifier)\./.test(n));
+    if (head.length === 0) throw new TunekitError('ERR_CONFIG', `method head_only needs a task head (task seq_cls or token_cls); task '${config.task}' has none`);
+    for (const [, p] of head) p.requiresGrad = true;
+    return base;
+  }
   if (config.quantization === 'nf4') throw new TunekitError('ERR_CONFIG', 'quantization nf4 (QLoRA) is not available in this build yet');
   const method = peftMethodFor(config.method);
   return method.create(base, { ...(config.peft ?? {}) }, 'default');
