@@ -6,6 +6,8 @@ namespace tk::cpu::gemm_detail {
 namespace {
 
 void serial_f32(const GemmShape& s, const float* A, const float* B, float* C, WorkspaceFn ws) {
+  if (s.N <= 8) return gemm_serial<TraitsF32X8>(s, A, B, C, ws);
+  if (s.N <= kNarrowNR) return gemm_serial<TraitsF32Narrow>(s, A, B, C, ws);
   gemm_serial<TraitsF32>(s, A, B, C, ws);
 }
 void serial_bf16(const GemmShape& s, const uint16_t* A, const uint16_t* B, float* C, WorkspaceFn ws) {

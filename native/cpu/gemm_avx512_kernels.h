@@ -29,25 +29,26 @@ inline float bf16_bits_to_f32(uint16_t h) {
 
 constexpr int kMR = 14, kNV = 2, kNR = 16 * kNV;
 
-// Masks for the two 16-column halves of a tile that is nr (1..32) columns wide.
-inline void column_masks(int nr, __mmask16 m[kNV]) {
-  for (int v = 0; v < kNV; ++v) {
+// Masks for the NV 16-column parts of a tile that is nr (1..16*NV) columns wide.
+template <int NV = kNV>
+inline void column_masks(int nr, __mmask16 m[NV]) {
+  for (int v = 0; v < NV; ++v) {
     const int n = nr - 16 * v;
     m[v] = n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1u);
   }
 }
 
 // C[M, nr] = alpha * acc + beta * C (beta == 0: C is not read).
-template <int M>
-__attribute__((always_inline)) inline void store_tile(__m512 (&acc)[M][kNV], int nr, float* C, int64_t ldc,
+template <int M, int NV = kNV>
+__attribute__((always_inline)) inline void store_tile(__m512 (&acc)[M][NV], int nr, float* C, int64_t ldc,
                                                        float alpha, float beta) {
-  __mmask16 m[kNV];
-  column_masks(nr, m);
+  __mmask16 m[NV];
+  column_masks<NV>(nr, m);
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 14
+#pragma GCC unroll 16
   for (int i = 0; i < M; ++i) {
 #pragma GCC unroll 2
-    for (int v = 0; v < kNV; ++v) {
+    for (int v = 0; v < NV; ++v) {
       float* c = C + i * ldc + 16 * v;
       __m512 r = _mm512_mul_ps(acc[i][v], va);
       if (beta != 0.0f) r = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m[v], c), vb, r);
@@ -56,30 +57,35 @@ __attribute__((always_inline)) inline void store_tile(__m512 (&acc)[M][kNV], int
   }
 }
 
-template <int M>
+// M rows (<= MRS, the packed A panel's row count) x 16*NV columns.
+template <int M, int MRS = kMR, int NV = kNV>
 void kernel_f32_rows(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, int nr, float* C,
                      int64_t ldc, float alpha, float beta) {
-  __m512 acc[M][kNV];
-#pragma GCC unroll 14
+  constexpr int NR = 16 * NV;
+  __m512 acc[M][NV];
+#pragma GCC unroll 16
   for (int i = 0; i < M; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc + 16), _MM_HINT_T0);
 #pragma GCC unroll 2
-    for (int v = 0; v < kNV; ++v) acc[i][v] = _mm512_setzero_ps();
+    for (int v = 0; v < NV; ++v) {
+      _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc + 16 * v), _MM_HINT_T0);
+      acc[i][v] = _mm512_setzero_ps();
+    }
   }
   for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
-    _mm_prefetch(reinterpret_cast<const char*>(Bp + 8 * kNR), _MM_HINT_T0);
-#pragma GCC unroll 14
+    __m512 b[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) b[v] = _mm512_load_ps(Bp + 16 * v);
+    _mm_prefetch(reinterpret_cast<const char*>(Bp + 8 * NR), _MM_HINT_T0);
+#pragma GCC unroll 16
     for (int i = 0; i < M; ++i) {
       const __m512 a = _mm512_set1_ps(Ap[i]);
-      acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
     }
-    Ap += kMR;
-    Bp += kNR;
+    Ap += MRS;
+    Bp += NR;
   }
-  store_tile<M>(acc, nr, C, ldc, alpha, beta);
+  store_tile<M, NV>(acc, nr, C, ldc, alpha, beta);
 }
 
 template <int M>
@@ -205,24 +211,25 @@ __attribute__((always_inline)) inline void interleave_pairs(__m512i r0, __m512i 
   hi = _mm512_permutex2var_epi16(r0, _mm512_load_si512(kHi), r1);
 }
 
-// f32 panels: A [kc][14], B [kc][32].
-struct PackF32 {
+// f32 panels: A [kc][MR_], B [kc][NR_] (MR_ <= 16; NR_ = 8, 16 or 32).
+template <int MR_, int NR_>
+struct PackF32T {
   static bool fast_pack_a(const GemmShape& s, const float* A, int64_t i0, int mr, int64_t k0, int64_t kc,
                           int64_t kcp, float* dst) {
-    const __mmask16 keep = low_mask16(kMR);
+    const __mmask16 keep = low_mask16(MR_);
     if (s.transA) {  // row k of A^T storage holds the 14 values contiguously
       const __mmask16 m = low_mask16(mr);
       for (int64_t k = 0; k < kc; ++k)
-        _mm512_mask_storeu_ps(dst + k * kMR, keep, _mm512_maskz_loadu_ps(m, A + (k0 + k) * s.lda + i0));
+        _mm512_mask_storeu_ps(dst + k * MR_, keep, _mm512_maskz_loadu_ps(m, A + (k0 + k) * s.lda + i0));
     } else {
       __m512 r[16];
       for (int64_t k = 0; k < kc; k += 16) {
         const int n = static_cast<int>(std::min<int64_t>(16, kc - k));
         load_transpose(A + i0 * s.lda + k0 + k, s.lda, mr, n, r);
-        for (int kk = 0; kk < n; ++kk) _mm512_mask_storeu_ps(dst + (k + kk) * kMR, keep, r[kk]);
+        for (int kk = 0; kk < n; ++kk) _mm512_mask_storeu_ps(dst + (k + kk) * MR_, keep, r[kk]);
       }
     }
-    for (int64_t k = kc; k < kcp; ++k) _mm512_mask_storeu_ps(dst + k * kMR, keep, _mm512_setzero_ps());
+    for (int64_t k = kc; k < kcp; ++k) _mm512_mask_storeu_ps(dst + k * MR_, keep, _mm512_setzero_ps());
     return true;
   }
   static bool fast_pack_b(const GemmShape& s, const float* B, int64_t j0, int nr, int64_t k0, int64_t kc,
@@ -231,31 +238,40 @@ struct PackF32 {
       const __mmask16 m0 = low_mask16(nr), m1 = low_mask16(std::max(0, nr - 16));
       for (int64_t k = 0; k < kc; ++k) {
         const float* src = B + (k0 + k) * s.ldb + j0;
-        _mm512_store_ps(dst + k * kNR, _mm512_maskz_loadu_ps(m0, src));
-        _mm512_store_ps(dst + k * kNR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+        if constexpr (NR_ == 8) {
+          _mm256_store_ps(dst + k * NR_, _mm512_castps512_ps256(_mm512_maskz_loadu_ps(m0, src)));
+          continue;
+        }
+        _mm512_store_ps(dst + k * NR_, _mm512_maskz_loadu_ps(m0, src));
+        if constexpr (NR_ == 32) _mm512_store_ps(dst + k * NR_ + 16, _mm512_maskz_loadu_ps(m1, src + 16));
       }
     } else {
       __m512 r[16];
       for (int64_t k = 0; k < kc; k += 16) {
         const int n = static_cast<int>(std::min<int64_t>(16, kc - k));
-        for (int h = 0; h < 2; ++h) {
+        if constexpr (NR_ == 8) {  // 8 rows transposed; the low half of each column is the panel row
+          load_transpose(B + j0 * s.ldb + k0 + k, s.ldb, nr, n, r);
+          for (int kk = 0; kk < n; ++kk) _mm256_store_ps(dst + (k + kk) * NR_, _mm512_castps512_ps256(r[kk]));
+          continue;
+        }
+        for (int h = 0; h < NR_ / 16; ++h) {
           const int rows = std::max(0, std::min(16, nr - 16 * h));
           if (rows == 0) {
-            for (int kk = 0; kk < n; ++kk) _mm512_store_ps(dst + (k + kk) * kNR + 16 * h, _mm512_setzero_ps());
+            for (int kk = 0; kk < n; ++kk) _mm512_store_ps(dst + (k + kk) * NR_ + 16 * h, _mm512_setzero_ps());
             continue;
           }
           load_transpose(B + (j0 + 16 * h) * s.ldb + k0 + k, s.ldb, rows, n, r);
-          for (int kk = 0; kk < n; ++kk) _mm512_store_ps(dst + (k + kk) * kNR + 16 * h, r[kk]);
+          for (int kk = 0; kk < n; ++kk) _mm512_store_ps(dst + (k + kk) * NR_ + 16 * h, r[kk]);
         }
       }
     }
-    for (int64_t k = kc; k < kcp; ++k) {
-      _mm512_store_ps(dst + k * kNR, _mm512_setzero_ps());
-      _mm512_store_ps(dst + k * kNR + 16, _mm512_setzero_ps());
-    }
+    for (int64_t k = kc; k < kcp; ++k)
+      for (int j = 0; j < NR_; j += 8) _mm256_store_ps(dst + k * NR_ + j, _mm256_setzero_ps());
     return true;
   }
 };
+
+using PackF32 = PackF32T<kMR, kNR>;
 
 // bf16 pair panels: A [kcp/2][14][2], B [kcp/2][32][2] (uint16).
 struct PackBF16 {
@@ -337,6 +353,86 @@ struct TraitsF32 : PackF32 {
   }
 };
 
+// Narrow C (N <= 16, e.g. LoRA's x A^T with rank 8 or 16): 16 x 16 tiles, so a rank-8 product
+// uses half of each vector instead of a quarter of the 14 x 32 tile. 16 accumulators cover the
+// FMA latency; 16 broadcasts + 1 load per 16 FMAs is within Zen 4's load bandwidth.
+constexpr int kNarrowMR = 16, kNarrowNR = 16;
+template <int M>
+struct F32NarrowRows {
+  static constexpr RowsKernel<float> fn = &kernel_f32_rows<M, kNarrowMR, 1>;
+};
+const RowsKernel<float> kF32NarrowByRows[kNarrowMR + 1] = {
+    nullptr,              F32NarrowRows<1>::fn,  F32NarrowRows<2>::fn,  F32NarrowRows<3>::fn,
+    F32NarrowRows<4>::fn, F32NarrowRows<5>::fn,  F32NarrowRows<6>::fn,  F32NarrowRows<7>::fn,
+    F32NarrowRows<8>::fn, F32NarrowRows<9>::fn,  F32NarrowRows<10>::fn, F32NarrowRows<11>::fn,
+    F32NarrowRows<12>::fn, F32NarrowRows<13>::fn, F32NarrowRows<14>::fn, F32NarrowRows<15>::fn,
+    F32NarrowRows<16>::fn};
+
+struct TraitsF32Narrow : PackF32T<kNarrowMR, kNarrowNR> {
+  using InA = float;
+  using InB = float;
+  using Packed = float;
+  static constexpr int MR = kNarrowMR, NR = kNarrowNR, KU = 1;
+  static constexpr int64_t MC = 192, KC = 384, NC = 3072;
+  static float to_packed(float v) { return v; }
+  static void kernel(int mr, int nr, int64_t kcp, const float* Ap, const float* Bp, float* C, int64_t ldc,
+                     float alpha, float beta) {
+    kF32NarrowByRows[mr](kcp, Ap, Bp, nr, C, ldc, alpha, beta);
+  }
+};
+
+// N <= 8 (LoRA rank 8 and below): 16 x 8 tiles in ymm registers. Zen 4 executes a 512-bit FMA
+// as two 256-bit halves, so two ymm FMAs per cycle cost the same as one zmm FMA: 8-wide tiles
+// waste nothing where a 16-wide tile would waste half.
+template <int M>
+void kernel_f32_rows_x8(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, int nr, float* C,
+                        int64_t ldc, float alpha, float beta) {
+  __m256 acc[M];
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc), _MM_HINT_T0);
+    acc[i] = _mm256_setzero_ps();
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b = _mm256_load_ps(Bp);
+#pragma GCC unroll 16
+    for (int i = 0; i < M; ++i) acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(Ap[i]), b, acc[i]);
+    Ap += kNarrowMR;
+    Bp += 8;
+  }
+  const __mmask8 m = nr >= 8 ? __mmask8(0xFF) : __mmask8((1u << nr) - 1u);
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i) {
+    float* c = C + i * ldc;
+    __m256 r = _mm256_mul_ps(acc[i], va);
+    if (beta != 0.0f) r = _mm256_fmadd_ps(_mm256_maskz_loadu_ps(m, c), vb, r);
+    _mm256_mask_storeu_ps(c, m, r);
+  }
+}
+template <int M>
+struct F32X8Rows {
+  static constexpr RowsKernel<float> fn = &kernel_f32_rows_x8<M>;
+};
+const RowsKernel<float> kF32X8ByRows[kNarrowMR + 1] = {
+    nullptr,          F32X8Rows<1>::fn,  F32X8Rows<2>::fn,  F32X8Rows<3>::fn,  F32X8Rows<4>::fn,
+    F32X8Rows<5>::fn, F32X8Rows<6>::fn,  F32X8Rows<7>::fn,  F32X8Rows<8>::fn,  F32X8Rows<9>::fn,
+    F32X8Rows<10>::fn, F32X8Rows<11>::fn, F32X8Rows<12>::fn, F32X8Rows<13>::fn, F32X8Rows<14>::fn,
+    F32X8Rows<15>::fn, F32X8Rows<16>::fn};
+
+struct TraitsF32X8 : PackF32T<kNarrowMR, 8> {
+  using InA = float;
+  using InB = float;
+  using Packed = float;
+  static constexpr int MR = kNarrowMR, NR = 8, KU = 1;
+  static constexpr int64_t MC = 192, KC = 384, NC = 3072;
+  static float to_packed(float v) { return v; }
+  static void kernel(int mr, int nr, int64_t kcp, const float* Ap, const float* Bp, float* C, int64_t ldc,
+                     float alpha, float beta) {
+    kF32X8ByRows[mr](kcp, Ap, Bp, nr, C, ldc, alpha, beta);
+  }
+};
+
 // bf16 inputs widened to f32 while packing (no AVX512_BF16).
 struct TraitsBF16ViaF32 : TraitsF32, GenericPacking {
   using GenericPacking::fast_pack_a;
@@ -397,21 +493,21 @@ inline void gemv_f32_avx512(const float* x, const float* B, int64_t ldb, bool tr
     }
     return;
   }
-  // Columns in chunks of 128 (8 zmm accumulators); rows of B streamed top to bottom.
-  for (int64_t c = n0; c < n1; c += 128) {
-    const int w = static_cast<int>(std::min<int64_t>(128, n1 - c));
-    __mmask16 m[8];
-    for (int v = 0; v < 8; ++v) m[v] = low_mask16(std::max(0, std::min(16, w - 16 * v)));
-    __m512 acc[8];
-    for (int v = 0; v < 8; ++v) acc[v] = _mm512_setzero_ps();
+  // Columns in chunks of 256 (16 zmm accumulators); rows of B streamed top to bottom.
+  for (int64_t c = n0; c < n1; c += 256) {
+    const int w = static_cast<int>(std::min<int64_t>(256, n1 - c));
+    __mmask16 m[16];
+    for (int v = 0; v < 16; ++v) m[v] = low_mask16(std::max(0, std::min(16, w - 16 * v)));
+    __m512 acc[16];
+    for (int v = 0; v < 16; ++v) acc[v] = _mm512_setzero_ps();
     for (int64_t k = 0; k < K; ++k) {
       const __m512 xv = _mm512_set1_ps(x[k]);
       const float* row = B + k * ldb + c;
-#pragma GCC unroll 8
-      for (int v = 0; v < 8; ++v) acc[v] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m[v], row + 16 * v), acc[v]);
+#pragma GCC unroll 16
+      for (int v = 0; v < 16; ++v) acc[v] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m[v], row + 16 * v), acc[v]);
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    for (int v = 0; v < 8; ++v) {
+    for (int v = 0; v < 16; ++v) {
       if (!m[v]) break;
       __m512 r = _mm512_mul_ps(acc[v], va);
       if (beta != 0.0f) r = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m[v], y + c + 16 * v), vb, r);
