@@ -177,6 +177,23 @@ export interface Binding {
   lstmBackward(dy: H, dyOff: number, x: H, xOff: number, wih: H, wihOff: number, whh: H, whhOff: number, y: H, yOff: number,
                gates: H, gatesOff: number, cell: H, cellOff: number, dx: H | null, dxOff: number, dwih: H, dwihOff: number,
                dwhh: H, dwhhOff: number, db: H, dbOff: number, B: number, T: number, inF: number, hidden: number, reverse: boolean): void;
+
+  // ---- AdaLoRA (native/napi/ops_adalora.cpp), f32
+  /**
+   * One layer's rank-allocator step. state [2 (r in + r + out r)] = [Ibar_A | U_A | Ibar_E | U_E |
+   * Ibar_B | U_B]. update: I = |w g|, Ibar = b1 Ibar + (1-b1) I, U = b2 U + (1-b2) |I - Ibar| for A
+   * [r, in], E [r], B [out, r] (a null grad counts as 0). scores [r] (when given) =
+   * Ibar_E U_E + (mean_j Ibar_A U_A + mean_j Ibar_B U_B).
+   */
+  adaloraUpdateScores(a: H, aOff: number, ga: H | null, gaOff: number, e: H, eOff: number, ge: H | null, geOff: number,
+                      b: H, bOff: number, gb: H | null, gbOff: number, state: H, stateOff: number, scores: H | null, scoresOff: number,
+                      r: number, inF: number, outF: number, beta1: number, beta2: number, update: boolean): void;
+  /** The k-th smallest (1-based, as torch.kthvalue) of n f32 values. */
+  adaloraKthSmallest(values: H, off: number, n: number, k: number): number;
+  /** E[i] = 0 where scores[i] <= threshold; keep (u8 [r], optional) = 1 for kept ranks. Returns the kept count. */
+  adaloraMask(e: H, eOff: number, scores: H, sOff: number, r: number, threshold: number, keep: H | null, keepOff: number): number;
+  /** E[i] = 0 where keep[i] == 0 (u8 [r]). */
+  adaloraApplyPattern(e: H, eOff: number, keep: H, keepOff: number, r: number): void;
 }
 
 function loadBinding(): Binding {

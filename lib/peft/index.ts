@@ -1,5 +1,6 @@
 /** Parameter-efficient methods. Each registers itself; import order is the registry's order. */
 import './lora/model.js';
+export * from './adalora/index.js';
 import './prompt_tuning/index.js';
 import './p_tuning/index.js';
 import './prefix_tuning/index.js';

@@ -6,12 +6,13 @@
 import { Module } from '../../nn/module.js';
 import { Linear } from '../../nn/layers.js';
 import { Tensor } from '../../tensor/tensor.js';
-import { zeros, rand, randn } from '../../tensor/creation.js';
+import { zeros, rand, randn, tensor } from '../../tensor/creation.js';
 import * as F from '../../autograd/ops.js';
 import * as K from '../../tensor/kernels.js';
 import { nextSeed } from '../../nn/random.js';
 import { noGrad } from '../../autograd/tape.js';
 import { TunekitError } from '../../errors.js';
+import { svdF64 } from './resize.js';
 
 export interface LoraAdapter {
   r: number;
@@ -80,6 +81,10 @@ export class LoraLinear extends Module {
       const bound = 1 / Math.sqrt(this.inFeatures); // kaiming_uniform(a=sqrt(5))
       A = rand([r, this.inFeatures], { seed: nextSeed(), low: -bound, high: bound });
       B = zeros([this.outFeatures, r]);
+    } else if (opts.init === 'pissa') {
+      // PiSSA (PEFT's pissa_init): A, B from W's top-r singular triplets, divided by the scale;
+      // the base weight becomes the residual W - scale * B A below (the output is unchanged).
+      ({ A, B } = pissaFactors(this.base_layer, r, opts.rslora ? opts.alpha / Math.sqrt(r) : opts.alpha / r));
     } else {
       throw new TunekitError('ERR_CONFIG', `init_lora_weights '${String(opts.init)}' is not supported here`);
     }
@@ -87,6 +92,7 @@ export class LoraLinear extends Module {
     this.lora_B.set(name, B);
     const ad: LoraAdapter = { r, alpha: opts.alpha, scale: opts.rslora ? opts.alpha / Math.sqrt(r) : opts.alpha / r, dropout: opts.dropout, A, B };
     this.adapters.set(name, ad);
+    if (opts.init === 'pissa') this.addDelta(name, -1);
     if (this.active === null) this.active = name;
     return ad;
   }
@@ -127,4 +133,26 @@ export class LoraLinear extends Module {
     this.addDelta(name, -1);
     this.merged.delete(name);
   }
+}
+
+/**
+ * PiSSA factors of a Linear: with W [out, in] = U S V^T (top r), B = U sqrt(S / scale) and
+ * A = sqrt(S / scale) V^T, so scale * B A is W's best rank-r part.
+ */
+function pissaFactors(base: Linear, r: number, scale: number): { A: Tensor; B: Tensor } {
+  const inF = base.inFeatures, outF = base.outFeatures;
+  if (r > Math.min(inF, outF)) throw new TunekitError('ERR_CONFIG', `PiSSA: r (${r}) exceeds the rank of a [${outF}, ${inF}] weight`);
+  const wc = base.weight.contiguousRaw();
+  const w = Float64Array.from(wc.data() as Float32Array);
+  wc.dispose();
+  const inOut = base.layout === 'in_out';
+  // the stored matrix is W [out, in], or W^T [in, out] for Conv1D: W^T = U S Vt means W = Vt^T S U^T
+  const { u, s, vt } = inOut ? svdF64(w, inF, outF, r) : svdF64(w, outF, inF, r);
+  const A = new Float32Array(r * inF), B = new Float32Array(outF * r);
+  for (let i = 0; i < r; i++) {
+    const root = Math.sqrt(s[i]! / scale);
+    for (let j = 0; j < inF; j++) A[i * inF + j] = root * (inOut ? u[j * r + i]! : vt[i * inF + j]!);
+    for (let o = 0; o < outF; o++) B[o * r + i] = root * (inOut ? vt[i * outF + o]! : u[o * r + i]!);
+  }
+  return { A: tensor(A, [r, inF]), B: tensor(B, [outF, r]) };
 }
