@@ -1,9 +1,9 @@
 /** Parameter-efficient methods. Each registers itself; import order is the registry's order. */
 import './lora/model.js';
 export * from './adalora/index.js';
-import './prompt_tuning/index.js';
-import './p_tuning/index.js';
-import './prefix_tuning/index.js';
+export * from './prompt_tuning/index.js';
+export * from './p_tuning/index.js';
+export * from './prefix_tuning/index.js';
 export { PeftModel, type TrainingHooks } from './base/peft_model.js';
 export { registerPeftMethod, peftMethodFor, peftMethods, type PeftMethod } from './base/registry.js';
 export { matchesTarget, findTargets } from './base/targets.js';
