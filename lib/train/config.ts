@@ -41,7 +41,7 @@ const loraFields = {
   use_rslora: z.boolean().default(false),
   use_dora: z.boolean().default(false),
   modules_to_save: z.array(z.string().min(1)).nullable().default(null),
-  init_lora_weights: z.union([z.boolean(), z.literal('gaussian')]).default(true),
+  init_lora_weights: z.union([z.boolean(), z.literal('gaussian'), z.literal('pissa')]).default(true),
   rank_pattern: z.record(z.string(), posInt).default({}),
   alpha_pattern: z.record(z.string(), z.number().positive()).default({}),
   layers_to_transform: z.union([nonNegInt, z.array(nonNegInt).min(1)]).nullable().default(null),
