@@ -22,6 +22,7 @@ import { writeJsonAtomicSync } from '../io/atomic.js';
 import { Trainer, type FitResult, type TrainExample, type TrainSettings } from './trainer.js';
 import { warmupStepsFor, type TrainConfig } from './config.js';
 import '../peft/index.js';
+import { isRlhfMethod, runRlhf, toRunResult } from '../rlhf/run.js';
 
 export interface RunResult {
   outputDir: string;
@@ -41,6 +42,8 @@ export interface RunResult {
  */
 export async function runTraining(config: TrainConfig, opts: { resume?: boolean; log?: (s: string) => void } = {}): Promise<RunResult> {
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  // RLHF methods (reward, dpo, ppo) run their own loops: lib/rlhf/run.ts
+  if (isRlhfMethod(config.method)) return toRunResult(await runRlhf(config, { log }));
   if (config.training.threads > 0) native.setNumThreads(config.training.threads);
   if (config.training.dtype !== 'f32') throw new TunekitError('ERR_CONFIG', `training.dtype '${config.training.dtype}' is not supported yet on this build; use f32`);
   const modelDir = resolveModelPath(config.model);
