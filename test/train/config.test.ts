@@ -125,7 +125,7 @@ describe('every bad field is listed', () => {
     expect(configError({ ...minimal, method: 'prompt_tuning', peft: { prompt_tuning_init: 'TEXT' } }).message).toContain('peft.prompt_tuning_init_text');
     expect(configError({ ...minimal, method: 'adalora', peft: { beta1: 1.5, total_step: 0 } }).message).toMatch(/peft\.beta1: expected a number < 1[\s\S]*peft\.total_step: expected a number > 0/);
     expect(configError({ ...minimal, method: 'dpo', rlhf: { beta: -1 } }).message).toContain('rlhf.beta: expected a number > 0 but received number -1');
-    expect(configError({ ...minimal, method: 'sgd' }).message).toContain('method: expected one of "full" | "lora"');
+    expect(configError({ ...minimal, method: 'sgd' }).message).toContain('method: expected one of "full" | "head_only" | "lora"');
     expect(configError({ ...minimal, peft: { target_modules: [] } }).message).toContain('peft.target_modules');
     expect(configError({ ...minimal, dataset: { path: 'x.jsonl', eval: { fraction: 0.1, size: 10 } } }).message).toContain('dataset.eval: expected only one of path, fraction or size');
   });
