@@ -246,22 +246,21 @@ struct PackF32T {
         if constexpr (NR_ == 32) _mm512_store_ps(dst + k * NR_ + 16, _mm512_maskz_loadu_ps(m1, src + 16));
       }
     } else {
+      // One 16-row group at a time down the whole kc: 16 sequential read streams (prefetched in
+      // load_transpose) rather than 32 interleaved ones, which matters when B comes from DRAM
+      // (the 50257 x 768 LM-head weight).
       __m512 r[16];
-      for (int64_t k = 0; k < kc; k += 16) {
-        const int n = static_cast<int>(std::min<int64_t>(16, kc - k));
-        if constexpr (NR_ == 8) {  // 8 rows transposed; the low half of each column is the panel row
-          load_transpose(B + j0 * s.ldb + k0 + k, s.ldb, nr, n, r);
-          for (int kk = 0; kk < n; ++kk) _mm256_store_ps(dst + (k + kk) * NR_, _mm512_castps512_ps256(r[kk]));
-          continue;
-        }
-        for (int h = 0; h < NR_ / 16; ++h) {
-          const int rows = std::max(0, std::min(16, nr - 16 * h));
-          if (rows == 0) {
-            for (int kk = 0; kk < n; ++kk) _mm512_store_ps(dst + (k + kk) * NR_ + 16 * h, _mm512_setzero_ps());
-            continue;
+      constexpr int kGroups = NR_ == 8 ? 1 : NR_ / 16;
+      for (int h = 0; h < kGroups; ++h) {
+        const int rows = std::max(0, std::min(std::min(16, NR_), nr - 16 * h));
+        for (int64_t k = 0; k < kc; k += 16) {
+          const int n = static_cast<int>(std::min<int64_t>(16, kc - k));
+          if (rows > 0) load_transpose(B + (j0 + 16 * h) * s.ldb + k0 + k, s.ldb, rows, n, r);
+          for (int kk = 0; kk < n; ++kk) {
+            const __m512 v = rows > 0 ? r[kk] : _mm512_setzero_ps();
+            if constexpr (NR_ == 8) _mm256_store_ps(dst + (k + kk) * NR_, _mm512_castps512_ps256(v));
+            else _mm512_store_ps(dst + (k + kk) * NR_ + 16 * h, v);
           }
-          load_transpose(B + (j0 + 16 * h) * s.ldb + k0 + k, s.ldb, rows, n, r);
-          for (int kk = 0; kk < n; ++kk) _mm512_store_ps(dst + (k + kk) * NR_ + 16 * h, r[kk]);
         }
       }
     }
