@@ -14,6 +14,10 @@ import { record, needsGrad } from './tape.js';
 type T = Tensor;
 type F32 = Tensor<'f32'>;
 
+function expectF32(ts: readonly T[], what: readonly string[]): void {
+  ts.forEach((t, i) => K.expectDtype(t, 'f32', what[i]!));
+}
+
 function asTensor(x: T | number): T {
   return typeof x === 'number' ? full([], x, 'f32') : x;
 }
@@ -37,10 +41,17 @@ export const sub = (a: T | number, b: T | number): F32 => binaryOp('sub', a, b);
 export const mul = (a: T | number, b: T | number): F32 => binaryOp('mul', a, b);
 /** a / b with broadcasting. */
 export const div = (a: T | number, b: T | number): F32 => binaryOp('div', a, b);
-/** element-wise maximum, as (a + b + |a - b|) / 2 so the gradient follows (ties split evenly). */
-export const maximum = (a: T, b: T): F32 => scale(add(add(a, b), abs(sub(a, b))), 0.5);
-/** element-wise minimum, as (a + b - |a - b|) / 2. */
-export const minimum = (a: T, b: T): F32 => scale(sub(add(a, b), abs(sub(a, b))), 0.5);
+// The native kernel, not (a + b + |a - b|) / 2: that form rounds at the scale of the larger operand,
+// so maximum(1e-4, -100) came out 9.92e-5 and clamp(1e-5, 0, 1e6) came out 0.
+function extremum(op: 'maximum' | 'minimum', a: T, b: T): F32 {
+  const out = K.binary(op, a, b);
+  record(op, [a, b], out, null);
+  return out;
+}
+/** element-wise maximum with broadcasting; the gradient goes to the larger operand (ties split evenly, as torch). */
+export const maximum = (a: T, b: T): F32 => extremum('maximum', a, b);
+/** element-wise minimum with broadcasting; the gradient goes to the smaller operand (ties split evenly). */
+export const minimum = (a: T, b: T): F32 => extremum('minimum', a, b);
 /** clamp to [lo, hi]. */
 export const clamp = (x: T, lo: number, hi: number): F32 => minimum(maximum(x, full([], lo, 'f32')), full([], hi, 'f32'));
 
@@ -258,6 +269,7 @@ export function loraLinear(x: T, w: T, bias: T | null, a: T, b: T, opts: { scale
   const inF = wInOut ? w.shape[0]! : w.shape[1]!;
   const outF = wInOut ? w.shape[1]! : w.shape[0]!;
   const r = a.shape[0]!;
+  expectF32([x, w, a, b], ['loraLinear input', 'loraLinear weight', 'loraLinear A', 'loraLinear B']);
   if (x.shape[x.ndim - 1] !== inF || a.shape[1] !== inF || b.shape[0] !== outF || b.shape[1] !== r) {
     throw new TunekitError('ERR_SHAPE', `loraLinear: x [${x.shape}], W [${w.shape}], A [${a.shape}], B [${b.shape}] do not fit (in ${inF}, out ${outF}, r ${r})`);
   }
@@ -308,6 +320,7 @@ export const logSoftmax = (x: T): F32 => softmax(x, true);
 
 /** LayerNorm over the last dim. x [..., C], w, b [C]. */
 export function layerNorm(x: T, w: T, b: T, eps: number): F32 {
+  expectF32([x, w, b], ['layerNorm input', 'layerNorm weight', 'layerNorm bias']);
   const C = x.shape[x.ndim - 1]!;
   if (w.numel !== C || b.numel !== C) throw new TunekitError('ERR_SHAPE', `layerNorm: weight/bias must have ${C} elements, got ${w.numel}/${b.numel}`);
   const rows = x.numel / C;
@@ -323,6 +336,7 @@ export function layerNorm(x: T, w: T, b: T, eps: number): F32 {
 
 /** RMSNorm over the last dim (Llama). x [..., C], w [C]. */
 export function rmsNorm(x: T, w: T, eps: number): F32 {
+  expectF32([x, w], ['rmsNorm input', 'rmsNorm weight']);
   const C = x.shape[x.ndim - 1]!;
   if (w.numel !== C) throw new TunekitError('ERR_SHAPE', `rmsNorm: weight must have ${C} elements, got ${w.numel}`);
   const rows = x.numel / C;
@@ -338,6 +352,8 @@ export function rmsNorm(x: T, w: T, eps: number): F32 {
 /** Rows of `table` [N, C] picked by i32 ids [...] -> [..., C] (embedding lookup). */
 export function embedding(table: T, ids: Tensor<'i32'>): F32 {
   K.expectDtype(ids, 'i32', 'embedding ids');
+  K.expectDtype(table, 'f32', 'embedding table');
+  if (table.ndim !== 2) throw new TunekitError('ERR_SHAPE', `embedding: expected a table [N, C] but received [${table.shape}]`);
   const [N, C] = table.shape as [number, number];
   const ic = ids.contiguousRaw();
   const out = Tensor.empty([...ids.shape, C], 'f32');
@@ -367,6 +383,7 @@ export function dropout(x: T, p: number, seed: number, training = true): T {
  */
 export function crossEntropy(logits: T, labels: Tensor<'i32'>, ignoreIndex = -100): F32 {
   K.expectDtype(labels, 'i32', 'cross-entropy labels');
+  K.expectDtype(logits, 'f32', 'cross-entropy logits');
   const C = logits.shape[logits.ndim - 1]!;
   const N = logits.numel / C;
   if (labels.numel !== N) throw new TunekitError('ERR_SHAPE', `crossEntropy: ${N} rows of logits but ${labels.numel} labels`);
@@ -391,6 +408,13 @@ export function attention(q: T, k: T, v: T, opts: { causal: boolean; keyMask?: T
   if (q.ndim !== 4 || k.ndim !== 4 || v.ndim !== 4 || k.shape[0] !== B || k.shape[3] !== D || !K.sameShape(k.shape, v.shape)) {
     throw new TunekitError('ERR_SHAPE', `attention: q [${q.shape}], k [${k.shape}], v [${v.shape}] do not fit [B, H, T, D]`);
   }
+  expectF32([q, k, v], ['attention q', 'attention k', 'attention v']);
+  if (opts.keyMask) {
+    K.expectDtype(opts.keyMask, 'i32', 'attention keyMask');
+    if (!K.sameShape(opts.keyMask.shape, [B, Tk])) {
+      throw new TunekitError('ERR_SHAPE', `attention: expected keyMask [B, Tk] = [${B},${Tk}] but received [${opts.keyMask.shape}]`);
+    }
+  }
   const scale = opts.scale ?? 1 / Math.sqrt(D);
   const qc = q.contiguousRaw(), kc = k.contiguousRaw(), vc = v.contiguousRaw();
   const mask = opts.keyMask ? opts.keyMask.contiguousRaw() : null;
@@ -407,6 +431,12 @@ export function attention(q: T, k: T, v: T, opts: { causal: boolean; keyMask?: T
 export function rope(x: T, positions: Tensor<'i32'>, invFreq: Tensor<'f32'>, rotDim?: number): F32 {
   const [B, H, Tn, D] = x.shape as [number, number, number, number];
   const rd = rotDim ?? D;
+  K.expectDtype(x, 'f32', 'rope input');
+  K.expectDtype(positions, 'i32', 'rope positions');
+  K.expectDtype(invFreq, 'f32', 'rope invFreq');
+  if (x.ndim !== 4 || !K.sameShape(positions.shape, [B, Tn]) || invFreq.numel < rd / 2) {
+    throw new TunekitError('ERR_SHAPE', `rope: expected x [B, H, T, D], positions [B, T] and invFreq of at least rotDim / 2 = ${rd / 2} values but received x [${x.shape}], positions [${positions.shape}], invFreq [${invFreq.shape}]`);
+  }
   const xc = x.contiguousRaw();
   const out = Tensor.empty(x.shape, 'f32');
   native.rope(xc.handle, xc.byteOffset, out.handle, 0, positions.handle, positions.byteOffset, invFreq.handle, invFreq.byteOffset,
@@ -418,6 +448,8 @@ export function rope(x: T, positions: Tensor<'i32'>, invFreq: Tensor<'f32'>, rot
 
 /** Rows of x [R, C] picked by i32 idx [n] -> [n, C] (e.g. the last token of each sequence). */
 export function gatherRows(x: T, idx: Tensor<'i32'>): F32 {
+  K.expectDtype(x, 'f32', 'gatherRows input');
+  K.expectDtype(idx, 'i32', 'gatherRows indices');
   const C = x.shape[x.ndim - 1]!;
   const R = x.numel / C;
   const xc = x.contiguousRaw(), ic = idx.contiguousRaw();

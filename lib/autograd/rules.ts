@@ -30,6 +30,26 @@ function unaryRule(op: keyof typeof UNARY_OP): Rule {
 
 const scaleBy = (t: F32, s: number): F32 => K.unary('mul_scalar', t, s);
 
+/**
+ * maximum (sign +1) / minimum (sign -1). With s = g * sign(a - b) (abs's backward; sign(0) = 0):
+ * d max / da = (g + s) / 2 and d max / db = (g - s) / 2, i.e. g to the larger operand and g / 2 to
+ * each at a tie, as torch; minimum swaps the two. Exact in f32 (each element is g, g / 2 or 0).
+ */
+function extremumRule(sign: 1 | -1): Rule {
+  return (g, node) => {
+    const [a, b] = node.inputs as [Tensor, Tensor];
+    const d = K.binary('sub', a, b);
+    const s = K.unaryBackward('abs', d, d, g);
+    const hi = K.binary('add', g, s), lo = K.binary('sub', g, s);
+    const toA = sign > 0 ? hi : lo, toB = sign > 0 ? lo : hi;
+    const res: (F32 | null)[] = [null, null];
+    if (want(node, 0)) { const t = scaleBy(toA, 0.5); res[0] = K.sumToShape(t, a.shape); t.dispose(); }
+    if (want(node, 1)) { const t = scaleBy(toB, 0.5); res[1] = K.sumToShape(t, b.shape); t.dispose(); }
+    for (const t of [d, s, hi, lo]) t.dispose();
+    return res;
+  };
+}
+
 export const GRAD_RULES = {
   add: (g, node) => [want(node, 0) ? K.sumToShape(g, node.inputs[0]!.shape) : null, want(node, 1) ? K.sumToShape(g, node.inputs[1]!.shape) : null],
   sub: (g, node) => {
@@ -60,6 +80,8 @@ export const GRAD_RULES = {
     }
     return res;
   },
+  maximum: extremumRule(1),
+  minimum: extremumRule(-1),
   neg: unaryRule('neg'),
   exp: unaryRule('exp'),
   log: unaryRule('log'),

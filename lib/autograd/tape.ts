@@ -75,6 +75,15 @@ export function backward(root: Tensor, gradOutput?: Tensor<'f32'>): void {
   if (!gradOutput && root.numel !== 1) {
     throw new TunekitError('ERR_SHAPE', `backward(): expected a scalar loss but received shape [${root.shape}]; pass gradOutput`);
   }
+  // Checked here: a mismatched gradOutput would otherwise surface deep in some rule, with the graph
+  // half consumed (or, broadcast silently, as a wrong gradient).
+  if (gradOutput && !(gradOutput.numel === 1 && root.numel === 1) &&
+      (gradOutput.shape.length !== root.shape.length || gradOutput.shape.some((d, i) => d !== root.shape[i]))) {
+    throw new TunekitError('ERR_SHAPE', `backward(): expected gradOutput of shape [${root.shape}] (the tensor's) but received [${gradOutput.shape}]`);
+  }
+  if (gradOutput && gradOutput.dtype !== 'f32') {
+    throw new TunekitError('ERR_DTYPE', `backward(): expected an f32 gradOutput but received ${gradOutput.dtype}`);
+  }
   // Topological order by iterative DFS over gradFn edges.
   const order: Tensor[] = [];
   const visited = new Set<Tensor>();
