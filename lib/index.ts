@@ -21,3 +21,4 @@ export { generate, type GenerateOptions, type GenerateResult } from './models/ge
 export * as io from './io/index.js';
 export { TunekitError } from './errors.js';
 export { native } from './native.js';
+export * as rlhf from './rlhf/index.js';
