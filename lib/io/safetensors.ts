@@ -64,6 +64,8 @@ export interface SafetensorsReader {
   info(name: string): TensorInfo;
   /** Reads one tensor's bytes from disk (only that tensor). */
   read(name: string): Uint8Array;
+  /** Reads one tensor's bytes into `target` (exactly its byte length), e.g. straight into native memory. */
+  readInto(name: string, target: Uint8Array): void;
   /** Reads one tensor with its dtype and shape. */
   readTensor(name: string): RawTensor;
   /** Releases file descriptors. Further reads throw ERR_IO. */
@@ -282,6 +284,14 @@ class FileReader implements SafetensorsReader {
     return { name, dtype: t.dtype, shape: [...t.shape], bytes: this.read(name) };
   }
 
+  readInto(name: string, target: Uint8Array): void {
+    const t = this.info(name);
+    if (this.fd === null) throw new TunekitError('ERR_IO', `${this.path}: readInto("${name}") after close()`);
+    const n = t.dataOffsets[1] - t.dataOffsets[0];
+    if (target.length !== n) throw new TunekitError('ERR_SHAPE', `${this.path}: tensor "${name}" has ${n} bytes but the target holds ${target.length}`);
+    readExactly(this.fd, this.path, target, this.dataStart + t.dataOffsets[0], `tensor "${name}"`);
+  }
+
   close(): void {
     if (this.fd !== null) {
       fs.closeSync(this.fd);
@@ -361,6 +371,11 @@ class ShardedReader implements SafetensorsReader {
   readTensor(name: string): RawTensor {
     this.info(name);
     return this.owner.get(name)!.readTensor(name);
+  }
+
+  readInto(name: string, target: Uint8Array): void {
+    this.info(name);
+    this.owner.get(name)!.readInto(name, target);
   }
 
   close(): void {

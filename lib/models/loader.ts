@@ -85,9 +85,14 @@ export function loadWeights(model: PretrainedModel, dir: string, task: Task): Lo
         if (info.shape.length !== p.shape.length || info.shape.some((d, i) => d !== p.shape[i])) {
           throw new TunekitError('ERR_SHAPE', `checkpoint tensor '${key}' has shape [${info.shape}] but the model built from config.json expects [${p.shape}] for '${name}'`);
         }
-        const t = f32FromRaw(ckpt.readTensor(key));
-        p.assign(t);
-        t.dispose();
+        if (info.dtype === 'F32' && p.dtype === 'f32' && p.isContiguous) {
+          // straight from the file into the parameter's native memory: no intermediate copies
+          ckpt.readInto(key, new Uint8Array(p.storage.arrayBuffer(), p.byteOffset, p.numel * 4));
+        } else {
+          const t = f32FromRaw(ckpt.readTensor(key));
+          p.assign(t);
+          t.dispose();
+        }
         loaded.add(name);
       }
     });
