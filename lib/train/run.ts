@@ -119,7 +119,8 @@ export async function runTraining(config: TrainConfig, opts: { resume?: boolean;
   const result: RunResult = { outputDir, fit, trainableParameters: trainable, totalParameters: totalParams, eval: last };
   writeJsonAtomicSync(join(outputDir, 'results.json'), {
     model: config.model, method: config.method, task, steps: fit.steps, status: fit.status, train_seconds: fit.trainSeconds,
-    tokens_per_second: fit.tokensPerSecond, peak_native_bytes: fit.peakBytes, trainable_parameters: trainable, total_parameters: totalParams,
+    tokens_per_second: fit.tokensPerSecond, step_seconds: fit.trainSeconds / Math.max(1, fit.steps), peak_native_bytes: fit.peakBytes,
+    peak_rss_bytes: process.resourceUsage().maxRSS * 1024, trainable_parameters: trainable, total_parameters: totalParams,
     eval: last, labels,
   }, { indent: 2 });
   return result;
