@@ -96,6 +96,9 @@ export function backward(root: Tensor, gradOutput?: Tensor<'f32'>): void {
     if (i < inputs.length) {
       top[1]++;
       const child = inputs[i];
+      if (child && child.isDisposed && !visited.has(child)) {
+        throw new TunekitError('ERR_DISPOSED', `backward(): tensor [${child.shape}] of the graph was disposed before backward ran (a tidy() scope ended?). Call backward inside the scope that built the graph.`);
+      }
       if (child && needsGrad(child) && !visited.has(child)) {
         visited.add(child);
         stack.push([child, 0]);

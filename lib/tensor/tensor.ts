@@ -259,11 +259,11 @@ export class Tensor<D extends DType = DType> {
 
   /** A readable summary with (up to) the first and last values. */
   toString(): string {
-    if (this.disposed) return `Tensor(disposed, ${this.dtype}, [${this.shape}])`;
+    if (this.disposed) return `Tensor(disposed, ${this.dtype}, [${this.shape.join(', ')}])`;
     const vals = this.toArray();
     const fmt = (v: number) => (Number.isInteger(v) ? String(v) : v.toPrecision(4));
     const body = vals.length <= 12 ? vals.map(fmt).join(', ') : `${vals.slice(0, 6).map(fmt).join(', ')}, ..., ${vals.slice(-3).map(fmt).join(', ')}`;
     const grad = this.requiresGrad ? ', requiresGrad' : this.gradFn ? `, gradFn=${this.gradFn.op}` : '';
-    return `Tensor(${this.dtype}, [${this.shape}]${grad}) [${body}]`;
+    return `Tensor(${this.dtype}, [${this.shape.join(', ')}]${grad}) [${body}]`;
   }
 }
