@@ -134,7 +134,7 @@ export function mobyDick(): BuiltinSplit<ChapterRecord> & { all: ChapterRecord[]
 }
 
 /** Names accepted after "builtin:". */
-export const BUILTIN_DATASETS = ['spam-assassin', 'sotu', 'moby-dick'] as const;
+export const BUILTIN_DATASETS = ['spam-assassin', 'spam-assassin-instruct', 'sotu', 'moby-dick'] as const;
 export type BuiltinName = (typeof BUILTIN_DATASETS)[number];
 
 /**
@@ -148,6 +148,18 @@ export function loadBuiltin(spec: string): { format: RecordFormat; train: Normal
   switch (name) {
     case 'spam-assassin':
       return { format: 'labelled', ...spamAssassin() };
+    case 'spam-assassin-instruct': {
+      // The same e-mails and split as an instruction-tuning task for causal LMs: the prompt
+      // holds the start of the body and a question, the completion is the answer (loss only on it).
+      const { train, eval: ev } = spamAssassin();
+      const toPrompt = (r: SpamRecord): NormalizedRecord => ({
+        kind: 'prompt_completion',
+        prompt: `E-mail:\n${r.text.slice(0, 600).trim()}\n\nQuestion: is this e-mail spam or ham?\nAnswer:`,
+        completion: ` ${r.label}`,
+        source: r.source,
+      });
+      return { format: 'prompt_completion', train: train.map(toPrompt), eval: ev.map(toPrompt) };
+    }
     case 'sotu': {
       const { train, eval: ev } = sotu();
       return { format: 'text', train, eval: ev };
