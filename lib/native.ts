@@ -194,6 +194,10 @@ export interface Binding {
   adaloraMask(e: H, eOff: number, scores: H, sOff: number, r: number, threshold: number, keep: H | null, keepOff: number): number;
   /** E[i] = 0 where keep[i] == 0 (u8 [r]). */
   adaloraApplyPattern(e: H, eOff: number, keep: H, keepOff: number, r: number): void;
+
+  // ---- CUDA (native/napi/ops_cuda.cpp)
+  /** Status of the CUDA backend: compiled in or not, usable devices, and why there are none. */
+  cudaInfo(): { compiled: boolean; devices: number; reason: string; name?: string; computeCapability?: string; totalBytes?: number };
 }
 
 function loadBinding(): Binding {

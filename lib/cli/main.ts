@@ -107,7 +107,7 @@ async function main(): Promise<void> {
     case 'merge': return mergeCommand(rest);
     case 'pretrain': return pretrainCommand(rest);
     case 'info':
-      return void console.log(JSON.stringify({ ...native.backendInfo(), gemmKernel: native.gemmKernelName() }, null, 2));
+      return void console.log(JSON.stringify({ ...native.backendInfo(), gemmKernel: native.gemmKernelName(), cuda: native.cudaInfo() }, null, 2));
     case undefined:
     case '-h':
     case '--help':
