@@ -462,3 +462,42 @@ export function gatherRows(x: T, idx: Tensor<'i32'>): F32 {
 }
 
 export type { Shape };
+
+/**
+ * Self-attention straight from a packed projection: qkv [B, T, 3C] (q | k | v, each H heads of
+ * D = C / H) -> out [B, T, C] with the heads merged. Same result as slicing, splitting heads,
+ * attention() and merging heads, with two layout copies forward and two backward instead of
+ * four copies forward and, backward, three zero-filled [B, T, 3C] slice gradients summed by two adds.
+ */
+export function qkvAttention(qkv: T, H: number, opts: { causal: boolean; keyMask?: Tensor<'i32'> | null; scale?: number }): F32 {
+  const [B, Tn, C3] = qkv.shape as [number, number, number];
+  const C = C3 / 3, D = C / H;
+  if (qkv.ndim !== 3 || !Number.isInteger(C) || !Number.isInteger(D)) {
+    throw new TunekitError('ERR_SHAPE', `qkvAttention: expected qkv [B, T, 3C] with C divisible by ${H} heads but received [${qkv.shape}]`);
+  }
+  K.expectDtype(qkv, 'f32', 'qkvAttention input');
+  if (opts.keyMask) {
+    K.expectDtype(opts.keyMask, 'i32', 'attention keyMask');
+    if (!K.sameShape(opts.keyMask.shape, [B, Tn])) {
+      throw new TunekitError('ERR_SHAPE', `attention: expected keyMask [B, Tk] = [${B},${Tn}] but received [${opts.keyMask.shape}]`);
+    }
+  }
+  const scale = opts.scale ?? 1 / Math.sqrt(D);
+  const xc = qkv.contiguousRaw();
+  const n = B * H * Tn * D;
+  // [B, T, 3, H, D] -> packed [3, B, H, T, D]
+  const packed = Tensor.empty([3, B, H, Tn, D], 'f32');
+  native.copyStrided(xc.handle, xc.byteOffset, packed.handle, 0, 4, [3, B, H, Tn, D], [C, Tn * C3, D, C3, 1]);
+  xc.dispose();
+  const mask = opts.keyMask ? opts.keyMask.contiguousRaw() : null;
+  const o4 = Tensor.empty([B, H, Tn, D], 'f32');
+  const lse = Tensor.empty([B, H, Tn], 'f32');
+  native.attention(packed.handle, 0, packed.handle, n * 4, packed.handle, 2 * n * 4, o4.handle, 0, lse.handle, 0,
+    mask ? mask.handle : null, mask ? mask.byteOffset : 0, B, H, H, Tn, Tn, D, scale, opts.causal);
+  // [B, H, T, D] -> [B, T, H, D]
+  const out = Tensor.empty([B, Tn, C], 'f32');
+  native.copyStrided(o4.handle, 0, out.handle, 0, 4, [B, Tn, H, D], [H * Tn * D, D, Tn * D, 1]);
+  record('qkvAttention', [qkv], out, { packed, o4, lse, mask, B, H, T: Tn, D, scale, causal: opts.causal });
+  if (!out.gradFn) { packed.dispose(); o4.dispose(); lse.dispose(); mask?.dispose(); }
+  return out;
+}

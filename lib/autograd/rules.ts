@@ -341,6 +341,26 @@ export const GRAD_RULES = {
     return [dq, dk, dv];
   },
 
+  qkvAttention: (g, node) => {
+    const s = node.saved as { packed: Tensor; o4: Tensor; lse: Tensor; mask: Tensor | null; B: number; H: number; T: number; D: number; scale: number; causal: boolean };
+    const { B, H, T, D } = s;
+    const C = H * D, n = B * H * T * D;
+    const gc = g.contiguousRaw();
+    const g4 = Tensor.empty([B, H, T, D], 'f32');
+    native.copyStrided(gc.handle, gc.byteOffset, g4.handle, 0, 4, [B, H, T, D], [T * C, D, C, 1]);
+    gc.dispose();
+    const d = Tensor.empty([3, B, H, T, D], 'f32');
+    native.attentionBackward(s.packed.handle, 0, s.packed.handle, n * 4, s.packed.handle, 2 * n * 4, s.o4.handle, 0, s.lse.handle, 0,
+      g4.handle, 0, d.handle, 0, d.handle, n * 4, d.handle, 2 * n * 4, s.mask ? s.mask.handle : null, s.mask ? s.mask.byteOffset : 0,
+      B, H, H, T, T, D, s.scale, s.causal);
+    g4.dispose(); s.packed.dispose(); s.o4.dispose(); s.lse.dispose(); s.mask?.dispose();
+    // packed [3, B, H, T, D] -> [B, T, 3, H, D] = [B, T, 3C]
+    const dqkv = Tensor.empty([B, T, 3 * C], 'f32');
+    native.copyStrided(d.handle, 0, dqkv.handle, 0, 4, [B, T, 3, H, D], [H * T * D, D, n, T * D, 1]);
+    d.dispose();
+    return [dqkv];
+  },
+
   rope: (g, node) => {
     const s = node.saved as { positions: Tensor; invFreq: Tensor; B: number; H: number; T: number; D: number; rd: number };
     const gc = g.contiguousRaw();

@@ -62,6 +62,11 @@ class GPT2Attention extends Module {
     const [B, T, C] = x.shape as [number, number, number];
     const H = this.cfg.numHeads;
     const qkv = this.c_attn.forward(x); // [B, T, 3C]
+    if (!inputs.cache && !inputs.prefix) {
+      // no KV cache or prefix to join: attend straight from the packed projection (fewer copies)
+      const a = F.qkvAttention(qkv, H, { causal: true, keyMask: keyMask(B, T, inputs) });
+      return this.resid_dropout.forward(this.c_proj.forward(a));
+    }
     const q = splitHeads(F.slice(qkv, 2, 0, C), H);
     const kNew = splitHeads(F.slice(qkv, 2, C, 2 * C), H);
     const vNew = splitHeads(F.slice(qkv, 2, 2 * C, 3 * C), H);
