@@ -11,3 +11,4 @@ export * from './loader.js';
 export * from './email.js';
 export * from './builtin.js';
 export * from './dataset.js';
+export * from './token_cls.js';

@@ -13,6 +13,7 @@ import { savePretrained } from '../models/loader.js';
 import type { PretrainedModel } from '../models/common.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { loadDataset } from '../data/dataset.js';
+import { loadTaggedRecords, buildTagMap, buildTokenClassificationExamples, splitTagged } from '../data/token_cls.js';
 import type { TokenizerLike } from '../data/types.js';
 import { buildLabelMap, labelMapToConfig } from '../data/labels.js';
 import { buildClassificationExamples, buildCausalLmExamples, packExamples } from '../data/examples.js';
@@ -54,31 +55,44 @@ export async function runTraining(config: TrainConfig, opts: { resume?: boolean;
     bosTokenId: tokenizer.bosTokenId ?? undefined,
     padTokenId: tokenizer.padTokenId ?? undefined,
   };
-  const data = await loadDataset({
+  const data = config.task === 'token_cls' ? null : await loadDataset({
     path: config.dataset.path, format: config.dataset.format, recordFormat: config.dataset.record_format,
     textField: config.dataset.text_field, labelField: config.dataset.label_field, onError: config.dataset.on_error,
     eval: config.dataset.eval,
   });
-  if (data.skipped) log(`skipped ${data.skipped} malformed row(s): ${data.skipReasons.slice(0, 3).join('; ')}`);
+  if (data?.skipped) log(`skipped ${data.skipped} malformed row(s): ${data.skipReasons.slice(0, 3).join('; ')}`);
   const task = config.task;
   const maxLength = config.dataset.max_length;
   let train: TrainExample[], evalEx: TrainExample[];
   let labels: string[] | undefined;
   let labelMap: ReturnType<typeof buildLabelMap> | undefined;
   if (task === 'seq_cls') {
-    labelMap = buildLabelMap(data.train as never);
+    labelMap = buildLabelMap(data!.train as never);
     labels = labelMap.names;
-    train = buildClassificationExamples(data.train, tok, labelMap, { maxLength });
-    evalEx = buildClassificationExamples(data.eval, tok, labelMap, { maxLength });
+    train = buildClassificationExamples(data!.train, tok, labelMap, { maxLength });
+    evalEx = buildClassificationExamples(data!.eval, tok, labelMap, { maxLength });
   } else if (task === 'causal_lm') {
-    train = buildCausalLmExamples(data.train, tok, { maxLength }).examples;
-    evalEx = buildCausalLmExamples(data.eval, tok, { maxLength }).examples;
+    train = buildCausalLmExamples(data!.train, tok, { maxLength }).examples;
+    evalEx = buildCausalLmExamples(data!.eval, tok, { maxLength }).examples;
     if (config.dataset.packing) {
       train = packExamples(train as never, maxLength);
       evalEx = packExamples(evalEx as never, maxLength);
     }
   } else {
-    throw new TunekitError('ERR_CONFIG', `task '${task}' has no dataset builder yet (supported: seq_cls, causal_lm)`);
+    // token classification: words + one tag per word (fields `tokens` / `tags` unless named)
+    if (config.dataset.path.startsWith('builtin:')) throw new TunekitError('ERR_CONFIG', `task token_cls needs a file of {tokens, tags} records, not ${config.dataset.path}`);
+    const fields = {
+      wordsField: config.dataset.text_field === 'text' ? 'tokens' : config.dataset.text_field,
+      tagsField: config.dataset.label_field === 'label' ? 'tags' : config.dataset.label_field,
+      format: config.dataset.format, onError: config.dataset.on_error,
+    };
+    const all = loadTaggedRecords(config.dataset.path, fields);
+    const ev = config.dataset.eval;
+    const split = ev.path ? { train: all, eval: loadTaggedRecords(ev.path, fields) } : splitTagged(all, ev);
+    labels = buildTagMap(split.train);
+    labelMap = { kind: 'string', names: labels, numLabels: labels.length };
+    train = buildTokenClassificationExamples(split.train, tok, labels, { maxLength });
+    evalEx = buildTokenClassificationExamples(split.eval, tok, labels, { maxLength });
   }
   if (train.length === 0) throw new TunekitError('ERR_VALUE', `the training split of ${config.dataset.path} produced no examples`);
   const padTokenId = tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0;

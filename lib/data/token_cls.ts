@@ -1,0 +1,84 @@
+/**
+ * Token classification data (NER-style): records holding pre-split words and one tag per word,
+ * `{"tokens": ["John", "lives", "in", "Paris"], "tags": ["B-PER", "O", "O", "B-LOC"]}`.
+ * Each word is tokenised on its own; its tag goes on its first sub-token and the others get -100
+ * (transformers' usual alignment), so the loss and accuracy count words.
+ */
+import { TunekitError, describe } from '../errors.js';
+import { specialTokenLayout } from './examples.js';
+import { splitTrainEval } from './split.js';
+import { loadRecordsSync, type LoadOptions } from './load.js';
+import { IGNORE_INDEX, type CausalLmExample, type RawRecord, type TokenizerLike } from './types.js';
+
+export interface TaggedRecord {
+  words: string[];
+  tags: (string | number)[];
+  where: string;
+}
+
+/**
+ * Reads tagged records from a JSONL/JSON/CSV file (fields `tokens` and `tags` by default).
+ * @example const recs = loadTaggedRecords('ner.jsonl', { wordsField: 'tokens', tagsField: 'ner_tags' });
+ */
+export function loadTaggedRecords(path: string, opts: LoadOptions & { wordsField?: string; tagsField?: string } = {}): TaggedRecord[] {
+  const wf = opts.wordsField ?? 'tokens', tf = opts.tagsField ?? 'tags';
+  const loaded = loadRecordsSync(path, opts);
+  return loaded.records.map((r: RawRecord, i) => {
+    const src = loaded.sources[i];
+    const where = `${path}${src?.line !== undefined ? `:${src.line}` : `[${i}]`}`;
+    const words = r[wf], tags = r[tf];
+    if (!Array.isArray(words) || !words.every((w) => typeof w === 'string')) {
+      throw new TunekitError('ERR_FORMAT', `${where}: Expected '${wf}' to be an array of strings but received ${describe(words)}`);
+    }
+    if (!Array.isArray(tags) || tags.length !== words.length || !tags.every((t) => typeof t === 'string' || Number.isInteger(t))) {
+      throw new TunekitError('ERR_FORMAT', `${where}: Expected '${tf}' to be ${words.length} tags (strings or integers), one per word, but received ${describe(tags)}`);
+    }
+    return { words: words as string[], tags: tags as (string | number)[], where };
+  });
+}
+
+/** Sorted tag names (or the integer ids as strings) of the training records. */
+export function buildTagMap(records: TaggedRecord[]): string[] {
+  const all = new Set<string>();
+  for (const r of records) for (const t of r.tags) all.add(String(t));
+  const names = [...all];
+  if (names.every((n) => /^\d+$/.test(n))) {
+    const max = Math.max(...names.map(Number));
+    return Array.from({ length: max + 1 }, (_, i) => String(i));
+  }
+  return names.sort();
+}
+
+/**
+ * Token ids and per-token labels (tag id on each word's first sub-token, -100 elsewhere).
+ * @example const ex = buildTokenClassificationExamples(recs, tok, buildTagMap(recs), { maxLength: 128 });
+ */
+export function buildTokenClassificationExamples(records: TaggedRecord[], tok: TokenizerLike, tagNames: string[], opts: { maxLength?: number } = {}): CausalLmExample[] {
+  const index = new Map(tagNames.map((n, i) => [n, i]));
+  const layout = specialTokenLayout(tok);
+  const budget = (opts.maxLength ?? Infinity) - layout.prefix.length - layout.suffix.length;
+  return records.map((r) => {
+    const ids: number[] = [], labels: number[] = [];
+    for (let w = 0; w < r.words.length; w++) {
+      const id = index.get(String(r.tags[w]));
+      if (id === undefined) throw new TunekitError('ERR_VALUE', `${r.where}: tag ${describe(r.tags[w])} is not among the training tags (${tagNames.slice(0, 10).join(', ')})`);
+      // byte-level BPE marks word starts with a leading space; WordPiece ignores it
+      const sub = tok.encode(w === 0 ? r.words[w]! : ` ${r.words[w]}`, { addSpecialTokens: false }).ids;
+      if (ids.length + sub.length > budget) break;
+      sub.forEach((t, k) => {
+        ids.push(t);
+        labels.push(k === 0 ? id : IGNORE_INDEX);
+      });
+    }
+    return {
+      inputIds: [...layout.prefix, ...ids, ...layout.suffix],
+      labels: [...layout.prefix.map(() => IGNORE_INDEX), ...labels, ...layout.suffix.map(() => IGNORE_INDEX)],
+    };
+  });
+}
+
+/** Train/eval split of tagged records (seeded), as the config's dataset.eval asks. */
+export function splitTagged(records: TaggedRecord[], ev: { fraction?: number; size?: number; seed?: number }): { train: TaggedRecord[]; eval: TaggedRecord[] } {
+  const s = splitTrainEval(records, ev.size !== undefined ? { evalSize: ev.size, seed: ev.seed ?? 42 } : { evalFraction: ev.fraction ?? 0.1, seed: ev.seed ?? 42 });
+  return { train: s.train, eval: s.eval };
+}
