@@ -21,6 +21,9 @@ struct Storage {
   static int64_t live_bytes();
   static int64_t peak_bytes();
   static void reset_peak();
+  // Bytes held by the caching allocator's free lists (not live), and releasing them.
+  static int64_t cached_bytes();
+  static void empty_cache();
 };
 
 void* aligned_alloc_bytes(size_t bytes);  // 64-byte aligned, throws ERR_OOM; free with aligned_free
