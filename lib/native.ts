@@ -231,6 +231,57 @@ function loadBinding(): Binding {
   );
 }
 
-/** The native binding, loaded once per thread. */
-export const native: Binding = loadBinding();
+/** Per-function totals of the opt-in profiler (TUNEKIT_PROFILE=1). */
+export interface NativeProfileEntry { name: string; calls: number; ms: number }
+
+/**
+ * Opt-in profiler: with TUNEKIT_PROFILE=1 every native function is wrapped (a Proxy) to count
+ * its calls and wall time; GEMM calls are also keyed by shape. Off, the binding is returned as is.
+ * `nativeProfile()` returns the totals so far (null when off); `resetNativeProfile()` clears them.
+ */
+const profileStats = new Map<string, NativeProfileEntry>();
+function profiled(b: Binding): Binding {
+  const wrapped = new Map<PropertyKey, unknown>();
+  const add = (name: string, ms: number) => {
+    const e = profileStats.get(name) ?? { name, calls: 0, ms: 0 };
+    e.calls++;
+    e.ms += ms;
+    profileStats.set(name, e);
+  };
+  return new Proxy(b, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop) as unknown;
+      if (typeof v !== 'function' || prop === 'setErrorClass') return v;
+      let w = wrapped.get(prop);
+      if (!w) {
+        const fn = v as (...args: unknown[]) => unknown;
+        const name = String(prop);
+        w = (...args: unknown[]) => {
+          const t0 = performance.now();
+          try {
+            return fn.apply(target, args);
+          } finally {
+            const ms = performance.now() - t0;
+            add(name, ms);
+            if (name === 'gemm') add(`gemm ${args[8]}x${args[10]}x${args[9]}${args[6] ? ' tA' : ''}${args[7] ? ' tB' : ''}${args[13] !== 1 ? ` b${args[13]}` : ''}${args[14] ? ' bf16' : ''}`, ms);
+          }
+        };
+        wrapped.set(prop, w);
+      }
+      return w;
+    },
+  });
+}
+const PROFILING = !!process.env.TUNEKIT_PROFILE && process.env.TUNEKIT_PROFILE !== '0';
+
+/** Totals of the native-call profiler, slowest first; null unless TUNEKIT_PROFILE is set. */
+export function nativeProfile(): NativeProfileEntry[] | null {
+  return PROFILING ? [...profileStats.values()].map((e) => ({ ...e })).sort((a, b) => b.ms - a.ms) : null;
+}
+export function resetNativeProfile(): void {
+  profileStats.clear();
+}
+
+/** The native binding, loaded once per thread (wrapped by the profiler when TUNEKIT_PROFILE is set). */
+export const native: Binding = PROFILING ? profiled(loadBinding()) : loadBinding();
 native.setErrorClass(TunekitError);

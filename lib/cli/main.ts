@@ -17,6 +17,7 @@ import { generateCommand } from './generate.js';
 
 import { evalCommand } from './eval.js';
 import { pretrainCommand } from './pretrain.js';
+import { benchCommand } from './bench.js';
 import '../autograd/index.js';
 
 const HELP: Record<string, string> = {
@@ -31,6 +32,7 @@ Commands:
   merge                 merge a LoRA adapter into its base model and save a Hugging Face folder
   pretrain              pretrain a small GPT-2 base on real English text (how the built-in base is made)
   info                  show the native backend (CPU features, threads, CUDA)
+  bench                 benchmark suite against PyTorch / transformers + PEFT (source checkout)
 
 Run 'tunekit <command> --help' for a command's options.`,
   train: `Usage: tunekit train [config.yaml|config.json] [options]
@@ -106,6 +108,7 @@ async function main(): Promise<void> {
     case 'generate': return generateCommand(rest);
     case 'merge': return mergeCommand(rest);
     case 'pretrain': return pretrainCommand(rest);
+    case 'bench': return benchCommand(rest);
     case 'info':
       return void console.log(JSON.stringify({ ...native.backendInfo(), gemmKernel: native.gemmKernelName(), cuda: native.cudaInfo() }, null, 2));
     case undefined:
@@ -114,7 +117,7 @@ async function main(): Promise<void> {
     case 'help':
       return void console.log(HELP.main);
     default:
-      throw new TunekitError('ERR_CONFIG', `unknown command '${cmd}'. Commands: train, eval, generate, merge, pretrain, info (see tunekit --help)`);
+      throw new TunekitError('ERR_CONFIG', `unknown command '${cmd}'. Commands: train, eval, generate, merge, pretrain, info, bench (see tunekit --help)`);
   }
 }
 

@@ -1,0 +1,212 @@
+/**
+ * `tunekit bench`: the benchmark suite of a source checkout (bench/ is not in the npm package).
+ * Kernels through the JS API (bench/kernels.bench.ts, tinybench) against PyTorch's
+ * (bench/reference/kernels.py), and whole training steps, one process per measurement
+ * (bench/train_step.ts) against transformers + PEFT (bench/reference/peft_step.py), ours and the
+ * reference interleaved in the same run. Prints one table with the machine (CPU, cores, load).
+ * `--suite scaling` measures tokens/s against sequence length, batch size and model size (ours)
+ * and writes an SVG plot.
+ */
+import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TunekitError } from '../errors.js';
+
+const HELP = `Usage: tunekit bench [options]      (from a source checkout: uses bench/)
+
+Options:
+  --suite <list>     comma list of kernels, train, scaling (default kernels,train)
+  --rounds <n>       interleaved rounds, each side's best kept (default 2)
+  --steps <n>        timed training steps per process, after 2 warm-up steps (default 4)
+  --modes <list>     training modes for the train suite: lora, full (default lora,full)
+  --threads <n>      threads for both sides (default 2)
+  --python <path>    the reference's Python (default: $TUNEKIT_BENCH_PYTHON, bench/reference/.venv, .venv)
+  --no-reference     ours only
+  --json <file>      also write the raw results as JSON
+  --svg <file>       scaling plot (default docs/scaling.svg)
+
+The reference (PyTorch, transformers, PEFT) is installed by 'bash bench/reference/setup.sh',
+never by npm install.`;
+
+interface Row { name: string; ours: number | null; ref: number | null; unit: string; better: 'higher' | 'lower' }
+type Json = Record<string, unknown>;
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): string {
+  const r = spawnSync(cmd, args, { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new TunekitError('ERR_BACKEND', `bench: ${cmd} ${args.join(' ')} failed (${r.status}):\n${(r.stderr || r.stdout || '').slice(-2000)}`);
+  return r.stdout;
+}
+const jsonLines = (s: string): Json[] => s.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Json);
+
+function findPython(explicit?: string): string | null {
+  const cands = [explicit, process.env.TUNEKIT_BENCH_PYTHON, join(root, 'bench/reference/.venv/bin/python'), join(root, '.venv/bin/python')];
+  for (const c of cands) {
+    if (!c || !existsSync(c)) continue;
+    const r = spawnSync(c, ['-c', 'import torch, transformers, peft'], { encoding: 'utf8' });
+    if (r.status === 0) return c;
+  }
+  return null;
+}
+
+export function machine(): string {
+  const [l1, l5] = loadavg();
+  return `${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores, load ${l1!.toFixed(2)} / ${l5!.toFixed(2)} (1 / 5 min)`;
+}
+
+function table(rows: Row[]): string {
+  const fmt = (v: number | null) => (v === null ? '-' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+  const lines = ['| measurement | ours | reference | ratio | unit |', '| --- | ---: | ---: | ---: | --- |'];
+  for (const r of rows) {
+    // ratio: how many times better ours is (speed: ours/ref; time and memory: ref/ours)... except
+    // memory, which the targets state as ours/ref
+    let ratio = '-';
+    if (r.ours !== null && r.ref !== null) ratio = r.unit === 'MB' ? `${(r.ours / r.ref).toFixed(2)}x size` : `${(r.better === 'higher' ? r.ours / r.ref : r.ref / r.ours).toFixed(2)}x`;
+    lines.push(`| ${r.name} | ${fmt(r.ours)} | ${fmt(r.ref)} | ${ratio} | ${r.unit} |`);
+  }
+  return lines.join('\n');
+}
+
+function best(vals: number[], better: 'higher' | 'lower'): number | null {
+  if (!vals.length) return null;
+  return better === 'higher' ? Math.max(...vals) : Math.min(...vals);
+}
+
+export async function benchCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      suite: { type: 'string', default: 'kernels,train' }, rounds: { type: 'string', default: '2' }, steps: { type: 'string', default: '4' },
+      modes: { type: 'string', default: 'lora,full' }, threads: { type: 'string', default: '2' }, python: { type: 'string' },
+      'no-reference': { type: 'boolean', default: false }, json: { type: 'string' }, svg: { type: 'string', default: 'docs/scaling.svg' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return void console.log(HELP);
+  if (!existsSync(join(root, 'bench', 'train_step.ts'))) throw new TunekitError('ERR_NOT_FOUND', 'tunekit bench runs from a source checkout (bench/ is not in the npm package)');
+  const suites = values.suite!.split(',');
+  const rounds = +values.rounds!, steps = values.steps!, threads = values.threads!;
+  const log = (s: string) => process.stderr.write(s + '\n');
+  log('compiling bench/ (tsc -p bench/tsconfig.json)');
+  sh(join(root, 'node_modules/.bin/tsc'), ['-p', 'bench/tsconfig.json']);
+  const py = values['no-reference'] ? null : findPython(values.python);
+  if (!py && !values['no-reference']) log('no reference Python with torch, transformers and peft found: run `bash bench/reference/setup.sh` (reference columns left empty)');
+  const startMachine = machine();
+  const rows: Row[] = [];
+  const raw: Json[] = [];
+
+  if (suites.includes('kernels')) {
+    const ours = new Map<string, number[]>(), ref = new Map<string, number[]>();
+    for (let r = 0; r < rounds; r++) {
+      log(`kernels, round ${r + 1}/${rounds}`);
+      for (const j of jsonLines(sh('node', ['bench/.out/kernels.bench.js', '--threads', threads]))) {
+        raw.push(j);
+        ours.set(j.name as string, [...(ours.get(j.name as string) ?? []), j.ms as number]);
+      }
+      if (py) {
+        for (const j of jsonLines(sh(py, ['bench/reference/kernels.py', '--threads', threads]))) {
+          raw.push(j);
+          ref.set(j.name as string, [...(ref.get(j.name as string) ?? []), j.ms as number]);
+        }
+      }
+    }
+    for (const [name, v] of ours) rows.push({ name: `kernel: ${name}`, ours: best(v, 'lower'), ref: best(ref.get(name) ?? [], 'lower'), unit: 'ms', better: 'lower' });
+  }
+
+  if (suites.includes('train')) {
+    const modes = values.modes!.split(',');
+    const got = new Map<string, { ours: Json[]; ref: Json[] }>();
+    for (let r = 0; r < rounds; r++) {
+      for (const mode of modes) {
+        log(`train step ${mode}, round ${r + 1}/${rounds}`);
+        const args = ['--mode', mode, '--batch', '4', '--seq', '128', '--steps', steps, '--warmup', '2', '--threads', threads];
+        const g = got.get(mode) ?? { ours: [], ref: [] };
+        g.ours.push(...jsonLines(sh('node', ['bench/.out/train_step.js', ...args])));
+        if (py) g.ref.push(...jsonLines(sh(py, ['bench/reference/peft_step.py', ...args])));
+        got.set(mode, g);
+      }
+    }
+    for (const [mode, g] of got) {
+      raw.push(...g.ours, ...g.ref);
+      const label = mode === 'lora' ? 'GPT-2 124M LoRA r8 c_attn, 4x128, AdamW' : 'GPT-2 124M full fine-tuning, 4x128, AdamW';
+      rows.push({ name: `${label}: tokens/s`, ours: best(g.ours.map((j) => j.tokensPerSec as number), 'higher'), ref: best(g.ref.map((j) => j.tokensPerSec as number), 'higher'), unit: 'tokens/s', better: 'higher' });
+      rows.push({ name: `${label}: peak RSS`, ours: best(g.ours.map((j) => j.peakRssMB as number), 'lower'), ref: best(g.ref.map((j) => j.peakRssMB as number), 'lower'), unit: 'MB', better: 'lower' });
+    }
+  }
+
+  if (suites.includes('scaling')) {
+    const series = scalingSeries();
+    const results: { series: string; x: number; tokensPerSec: number; stepSeconds: number }[] = [];
+    for (const s of series) {
+      for (const p of s.points) {
+        log(`scaling ${s.name} ${p.x}`);
+        const [j] = jsonLines(sh('node', ['bench/.out/train_step.js', ...p.args, '--steps', '2', '--warmup', '1', '--threads', threads]));
+        raw.push({ ...j!, series: s.name, x: p.x });
+        results.push({ series: s.name, x: p.x, tokensPerSec: j!.tokensPerSec as number, stepSeconds: j!.medianStep as number });
+        rows.push({ name: `scaling: ${s.name} = ${p.x}`, ours: j!.tokensPerSec as number, ref: null, unit: 'tokens/s', better: 'higher' });
+      }
+    }
+    const svgPath = join(root, values.svg!);
+    mkdirSync(dirname(svgPath), { recursive: true });
+    writeFileSync(svgPath, scalingSvg(results, machine()));
+    log(`wrote ${svgPath}`);
+  }
+
+  const endMachine = machine();
+  console.log(`Machine: ${startMachine} at the start; load ${endMachine.split('load ')[1]} at the end`);
+  console.log(`Ratio: how many times faster ours is (time and throughput rows); for peak RSS, ours / reference (lower is better)`);
+  console.log(`Reference: ${py ? `PyTorch / transformers / PEFT from ${py}` : 'none'}; threads ${threads}; best of ${rounds} interleaved rounds`);
+  console.log(table(rows));
+  if (values.json) writeFileSync(values.json, JSON.stringify({ machine: { start: startMachine, end: endMachine }, rows, raw }, null, 1));
+}
+
+function scalingSeries(): { name: string; unit: string; points: { x: number; args: string[] }[] }[] {
+  return [
+    { name: 'sequence length (LoRA, batch 1)', unit: 'tokens', points: [128, 256, 512, 1024].map((x) => ({ x, args: ['--mode', 'lora', '--batch', '1', '--seq', String(x)] })) },
+    { name: 'batch size (LoRA, 128 tokens)', unit: 'sequences', points: [1, 2, 4, 8].map((x) => ({ x, args: ['--mode', 'lora', '--batch', String(x), '--seq', '128'] })) },
+    {
+      name: 'model size (LoRA, 4x128)', unit: 'M parameters',
+      points: ([['tiny', 6.7], ['mini', 30], ['small', 124], ['medium', 355]] as const).map(([m, x]) => ({ x, args: ['--mode', 'lora', '--batch', '4', '--seq', '128', '--model', m] })),
+    },
+  ];
+}
+
+/** Three small line charts (tokens/s and step time against each scaling axis), log-2 x axes. */
+export function scalingSvg(results: { series: string; x: number; tokensPerSec: number; stepSeconds: number }[], machineLine: string): string {
+  const names = [...new Set(results.map((r) => r.series))];
+  const W = 300, Hh = 220, pad = { l: 52, r: 12, t: 28, b: 40 };
+  const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  let body = '';
+  names.forEach((name, i) => {
+    const pts = results.filter((r) => r.series === name).sort((a, b) => a.x - b.x);
+    const ox = i * (W + 20);
+    const xs = pts.map((p) => Math.log2(p.x)), x0 = Math.min(...xs), x1 = Math.max(...xs);
+    const ymax = Math.max(...pts.map((p) => p.tokensPerSec)) * 1.15;
+    const sx = (x: number) => ox + pad.l + ((Math.log2(x) - x0) / Math.max(1e-9, x1 - x0)) * (W - pad.l - pad.r);
+    const sy = (y: number) => pad.t + (1 - y / ymax) * (Hh - pad.t - pad.b);
+    body += `<text x="${ox + W / 2}" y="16" text-anchor="middle" font-size="12">${esc(name)}</text>`;
+    body += `<line x1="${ox + pad.l}" y1="${Hh - pad.b}" x2="${ox + W - pad.r}" y2="${Hh - pad.b}" stroke="#444"/><line x1="${ox + pad.l}" y1="${pad.t}" x2="${ox + pad.l}" y2="${Hh - pad.b}" stroke="#444"/>`;
+    for (let k = 0; k <= 4; k++) {
+      const y = (ymax / 1.15) * (k / 4);
+      body += `<text x="${ox + pad.l - 4}" y="${sy(y) + 4}" text-anchor="end" font-size="9">${y.toFixed(0)}</text><line x1="${ox + pad.l}" y1="${sy(y)}" x2="${ox + W - pad.r}" y2="${sy(y)}" stroke="#ddd"/>`;
+    }
+    body += `<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="${pts.map((p) => `${sx(p.x).toFixed(1)},${sy(p.tokensPerSec).toFixed(1)}`).join(' ')}"/>`;
+    for (const p of pts) {
+      body += `<circle cx="${sx(p.x).toFixed(1)}" cy="${sy(p.tokensPerSec).toFixed(1)}" r="3" fill="#1f77b4"/>`;
+      body += `<text x="${sx(p.x).toFixed(1)}" y="${Hh - pad.b + 13}" text-anchor="middle" font-size="9">${p.x}</text>`;
+      body += `<text x="${sx(p.x).toFixed(1)}" y="${(sy(p.tokensPerSec) - 6).toFixed(1)}" text-anchor="middle" font-size="8" fill="#555">${p.stepSeconds.toFixed(2)} s</text>`;
+    }
+    body += `<text x="${ox + pad.l + (W - pad.l - pad.r) / 2}" y="${Hh - 8}" text-anchor="middle" font-size="10">${esc(name.split(' (')[0]!)} (log scale)</text>`;
+    body += `<text transform="translate(${ox + 12},${(Hh - pad.b + pad.t) / 2}) rotate(-90)" text-anchor="middle" font-size="10">tokens/s</text>`;
+  });
+  const total = names.length * (W + 20);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${total}" height="${Hh + 24}" viewBox="0 0 ${total} ${Hh + 24}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>${body}
+<text x="8" y="${Hh + 16}" font-size="9" fill="#555">tunekit training step (forward, backward, AdamW), GPT-2 random init; labels: median step time. ${esc(machineLine)}</text>
+</svg>
+`;
+}
