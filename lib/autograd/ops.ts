@@ -212,7 +212,7 @@ export function matmul(a: T, b: T, opts: { transA?: boolean; transB?: boolean } 
   if (b.ndim === 2 && a.ndim >= 2 && !transA) {
     const lead = a.shape.slice(0, -1);
     const a2 = a.ndim === 2 ? a : a.contiguousRaw().viewAs([numelOf(lead), a.shape[a.ndim - 1]!], contiguousStrides([numelOf(lead), a.shape[a.ndim - 1]!]), 0);
-    const o2 = K.gemm(a2.isContiguous ? a2 : a2.contiguousRaw(), b, { transB });
+    const o2 = K.gemmWeight(a2.isContiguous ? a2 : a2.contiguousRaw(), b, !needsGrad(b), { transB });
     out = o2.viewAs([...lead, o2.shape[1]!], contiguousStrides([...lead, o2.shape[1]!]), 0) as F32;
     if (a2 !== a) a2.dispose();
     o2.dispose();
@@ -253,7 +253,7 @@ export function linear(x: T, w: T, bias: T | null, wInOut = false): F32 {
   const xc = x.contiguousRaw();
   const x2 = xc.viewAs([M, inF], [inF, 1], xc.offset);
   const y2 = bias ? K.broadcastRows(bias as F32, M) : Tensor.empty([M, outF], 'f32');
-  K.gemm(x2, w, { transB: !wInOut, into: y2, beta: bias ? 1 : 0 });
+  K.gemmWeight(x2, w, !needsGrad(w), { transB: !wInOut, into: y2, beta: bias ? 1 : 0 });
   const out = y2.viewAs([...lead, outF], contiguousStrides([...lead, outF]), 0) as F32;
   xc.dispose(); x2.dispose(); y2.dispose();
   record('linear', [x, w, bias], out, { wInOut });

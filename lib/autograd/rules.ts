@@ -157,7 +157,7 @@ export const GRAD_RULES = {
       const Kd = a.shape[a.ndim - 1]!, R = a.numel / Kd, N = g.shape[g.ndim - 1]!;
       const g2 = g.contiguousRaw(); const g2v = g2.viewAs([R, N], [N, 1], g2.offset);
       if (want(node, 0)) {
-        const da = K.gemm(g2v, b, { transB: !transB }); // [R, K]
+        const da = K.gemmWeight(g2v, b, !want(node, 1), { transB: !transB }); // [R, K]
         res[0] = da.viewAs(a.shape, contiguousStrides(a.shape), 0) as F32;
         da.dispose();
       }
@@ -200,7 +200,7 @@ export const GRAD_RULES = {
     const gc = g.contiguousRaw(); const g2 = gc.viewAs([M, outF], [outF, 1], gc.offset);
     const res: (F32 | null)[] = [null, null, null];
     if (want(node, 0)) {
-      const dx = K.gemm(g2, w, { transB: wInOut }); // [M, in]
+      const dx = K.gemmWeight(g2, w, !want(node, 1), { transB: wInOut }); // [M, in]
       res[0] = dx.viewAs(x.shape, contiguousStrides(x.shape), 0) as F32;
       dx.dispose();
     }

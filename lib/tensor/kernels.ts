@@ -6,6 +6,7 @@ import { native, BINARY_OP, UNARY_OP, REDUCE_OP } from '../native.js';
 import { TunekitError } from '../errors.js';
 import { Tensor, contiguousStrides, numelOf, type Shape } from './tensor.js';
 import type { DType } from './dtype.js';
+import { keep } from './scope.js';
 
 export type BinaryOp = keyof typeof BINARY_OP;
 export type UnaryOp = keyof typeof UNARY_OP;
@@ -196,3 +197,46 @@ export function concat(parts: Tensor[], dim: number): Tensor {
 }
 
 export { contiguousStrides };
+
+// ---------------------------------------------------------------- bf16 compute (opt-in)
+
+let computeDtype: 'f32' | 'bf16' = process.env.TUNEKIT_COMPUTE_DTYPE === 'bf16' ? 'bf16' : 'f32';
+let bf16Weights = new WeakMap<Tensor, Tensor<'bf16'>>();
+
+/**
+ * 'bf16': products with a frozen weight (one that gets no gradient: the base model under LoRA,
+ * a tied LM head) run on the bf16 GEMM (AVX512_BF16 `vdpbf16ps` where present), the activation
+ * rounded to bf16 per call and the weight's bf16 copy made once and cached; f32 accumulation and
+ * output. Trained weights stay f32. Also set by TUNEKIT_COMPUTE_DTYPE=bf16.
+ * The cache assumes frozen weights are not modified in place while in use: call
+ * clearBf16WeightCache() after editing one (merging an adapter, loading weights).
+ */
+export function setComputeDtype(d: 'f32' | 'bf16'): void {
+  computeDtype = d;
+  if (d === 'f32') clearBf16WeightCache();
+}
+export function getComputeDtype(): 'f32' | 'bf16' {
+  return computeDtype;
+}
+export function clearBf16WeightCache(): void {
+  bf16Weights = new WeakMap();
+}
+
+/**
+ * gemm(a, w) where w is a weight: in bf16 compute mode with a frozen f32 weight, through bf16
+ * (see setComputeDtype); otherwise exactly gemm().
+ */
+export function gemmWeight(a: Tensor, w: Tensor, frozen: boolean, opts: { transA?: boolean; transB?: boolean; beta?: number; into?: Tensor<'f32'> } = {}): Tensor<'f32'> {
+  if (computeDtype !== 'bf16' || !frozen || a.dtype !== 'f32' || w.dtype !== 'f32') return gemm(a, w, opts);
+  let wb = bf16Weights.get(w);
+  if (!wb) {
+    wb = w.castRaw('bf16');
+    // held outside any tidy scope for as long as the weight lives
+    keep(wb);
+    bf16Weights.set(w, wb);
+  }
+  const ab = a.castRaw('bf16');
+  const out = gemm(ab, wb, opts);
+  ab.dispose();
+  return out;
+}

@@ -34,3 +34,31 @@ describe('qkvAttention', () => {
     });
   }
 });
+
+describe('bf16 compute for frozen weights', () => {
+  it('linear and its input gradient run through bf16 only when asked, close to f32', async () => {
+    const K = await import('../../lib/tensor/kernels.js');
+    const x0 = randn([16, 64], { seed: 1 });
+    const w = randn([64, 32], { seed: 2, std: 0.1 }); // frozen: requiresGrad false
+    const gw = randn([16, 32], { seed: 3 });
+    const run = () => grads((x) => F.linear(x, w, null, true), x0, gw);
+    const f32 = run();
+    K.setComputeDtype('bf16');
+    let b16: { y: Float32Array; g: Float32Array };
+    try {
+      b16 = run();
+    } finally {
+      K.setComputeDtype('f32');
+    }
+    const again = run();
+    let maxDiff = 0, maxAbs = 0;
+    for (let i = 0; i < f32.y.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(f32.y[i]! - b16.y[i]!));
+      maxAbs = Math.max(maxAbs, Math.abs(f32.y[i]!));
+      expect(again.y[i]).toBe(f32.y[i]); // back to exact f32
+    }
+    expect(maxDiff).toBeGreaterThan(0); // bf16 really was used
+    expect(maxDiff).toBeLessThan(0.02 * maxAbs);
+    for (let i = 0; i < f32.g.length; i++) expect(Math.abs(f32.g[i]! - b16.g[i]!)).toBeLessThan(0.05);
+  });
+});
