@@ -273,10 +273,17 @@ export function loraLinear(x: T, w: T, bias: T | null, a: T, b: T, opts: { scale
   if (x.shape[x.ndim - 1] !== inF || a.shape[1] !== inF || b.shape[0] !== outF || b.shape[1] !== r) {
     throw new TunekitError('ERR_SHAPE', `loraLinear: x [${x.shape}], W [${w.shape}], A [${a.shape}], B [${b.shape}] do not fit (in ${inF}, out ${outF}, r ${r})`);
   }
+  const p = opts.dropout ?? 0;
+  if (K.getComputeDtype() === 'bf16' && !needsGrad(w)) {
+    // bf16 compute: the frozen base product goes through the bf16 GEMM (linear), the rank-r
+    // adapter path stays f32; same dropout mask as the fused kernel (same seed and p)
+    const base = linear(x, w, bias, wInOut);
+    const xd = p > 0 && needsGrad(a) ? dropout(x, p, opts.seed ?? 0) : x;
+    return add(base, scale(linear(linear(xd, a, null), b, null), opts.scale));
+  }
   const lead = x.shape.slice(0, -1);
   const M = numelOf(lead);
   const xc = x.contiguousRaw();
-  const p = opts.dropout ?? 0;
   let xd: T = xc;
   let mask: Tensor<'u8'> | null = null;
   if (p > 0 && needsGrad(a)) {

@@ -62,3 +62,28 @@ describe('bf16 compute for frozen weights', () => {
     for (let i = 0; i < f32.g.length; i++) expect(Math.abs(f32.g[i]! - b16.g[i]!)).toBeLessThan(0.05);
   });
 });
+
+describe('loraLinear in bf16 compute mode', () => {
+  it('composes base (bf16) + adapter (f32) close to the fused f32 kernel, gradients for A and B included', async () => {
+    const K = await import('../../lib/tensor/kernels.js');
+    const x = randn([2, 5, 32], { seed: 1 });
+    const w = randn([32, 48], { seed: 2, std: 0.1 }); // Conv1D layout [in, out], frozen
+    const bias = randn([48], { seed: 3 });
+    const gy = randn([2, 5, 48], { seed: 6 });
+    const run = () => tidy(() => {
+      const a = randn([4, 32], { seed: 4, std: 0.1 }), b = randn([48, 4], { seed: 5, std: 0.1 });
+      a.requiresGrad = true; b.requiresGrad = true;
+      const y = F.loraLinear(x, w, bias, a, b, { scale: 2, wInOut: true });
+      backward(F.sum(F.mul(y, gy)));
+      return [y, a.grad!, b.grad!].map((t) => t.toTypedArray() as Float32Array);
+    });
+    const ref = run();
+    K.setComputeDtype('bf16');
+    let got: Float32Array[];
+    try { got = run(); } finally { K.setComputeDtype('f32'); }
+    ref.forEach((r, k) => {
+      const m = Math.max(...r.map(Math.abs));
+      for (let i = 0; i < r.length; i++) expect(Math.abs(r[i]! - got[k]![i]!)).toBeLessThan(0.02 * m);
+    });
+  });
+});
