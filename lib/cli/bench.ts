@@ -21,7 +21,7 @@ Options:
   --suite <list>     comma list of kernels, train, scaling (default kernels,train)
   --rounds <n>       interleaved rounds, each side's best kept (default 2)
   --steps <n>        timed training steps per process, after 2 warm-up steps (default 4)
-  --modes <list>     training modes for the train suite: lora, full (default lora,full)
+  --modes <list>     training modes for the train suite: lora, full, lora-bf16 (default lora,full)
   --threads <n>      threads for both sides (default 2)
   --python <path>    the reference's Python (default: $TUNEKIT_BENCH_PYTHON, bench/reference/.venv, .venv)
   --no-reference     ours only
@@ -123,16 +123,19 @@ export async function benchCommand(argv: string[]): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       for (const mode of modes) {
         log(`train step ${mode}, round ${r + 1}/${rounds}`);
-        const args = ['--mode', mode, '--batch', '4', '--seq', '128', '--steps', steps, '--warmup', '2', '--threads', threads];
+        // 'lora-bf16': ours with TUNEKIT_COMPUTE_DTYPE=bf16 against PEFT under torch.autocast(bf16)
+        const bf16 = mode.endsWith('-bf16');
+        const args = ['--mode', mode.replace('-bf16', ''), '--batch', '4', '--seq', '128', '--steps', steps, '--warmup', '2', '--threads', threads];
         const g = got.get(mode) ?? { ours: [], ref: [] };
-        g.ours.push(...jsonLines(sh('node', ['bench/.out/train_step.js', ...args])));
-        if (py) g.ref.push(...jsonLines(sh(py, ['bench/reference/peft_step.py', ...args])));
+        g.ours.push(...jsonLines(sh('node', ['bench/.out/train_step.js', ...args], bf16 ? { TUNEKIT_COMPUTE_DTYPE: 'bf16' } : {})));
+        if (py) g.ref.push(...jsonLines(sh(py, ['bench/reference/peft_step.py', ...args, ...(bf16 ? ['--dtype', 'bf16'] : [])])));
         got.set(mode, g);
       }
     }
     for (const [mode, g] of got) {
       raw.push(...g.ours, ...g.ref);
-      const label = mode === 'lora' ? 'GPT-2 124M LoRA r8 c_attn, 4x128, AdamW' : 'GPT-2 124M full fine-tuning, 4x128, AdamW';
+      const base = mode.startsWith('lora') ? 'GPT-2 124M LoRA r8 c_attn, 4x128, AdamW' : 'GPT-2 124M full fine-tuning, 4x128, AdamW';
+      const label = mode.endsWith('-bf16') ? `${base}, bf16 compute (PEFT: autocast bf16)` : base;
       rows.push({ name: `${label}: tokens/s`, ours: best(g.ours.map((j) => j.tokensPerSec as number), 'higher'), ref: best(g.ref.map((j) => j.tokensPerSec as number), 'higher'), unit: 'tokens/s', better: 'higher' });
       rows.push({ name: `${label}: peak RSS`, ours: best(g.ours.map((j) => j.peakRssMB as number), 'lower'), ref: best(g.ref.map((j) => j.peakRssMB as number), 'lower'), unit: 'MB', better: 'lower' });
     }
