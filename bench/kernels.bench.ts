@@ -2,7 +2,7 @@
  * Kernel timings through the JS API (tinybench): GEMM, attention, LayerNorm, softmax,
  * cross-entropy over the GPT-2 vocabulary, AdamW. GPT-2 small training shapes (B 4, T 128,
  * C 768, 12 heads, vocab 50257). Prints one JSON line per kernel: { name, ms } (median latency).
- * bench/reference/kernels.py times the same ops in PyTorch under the same names.
+ * bench/reference/torch_kernels.py times the same ops in PyTorch under the same names.
  *
  *   node bench/.out/kernels.bench.js [--threads 2] [--time 400]
  */

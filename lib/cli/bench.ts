@@ -1,7 +1,7 @@
 /**
  * `tunekit bench`: the benchmark suite of a source checkout (bench/ is not in the npm package).
  * Kernels through the JS API (bench/kernels.bench.ts, tinybench) against PyTorch's
- * (bench/reference/kernels.py), and whole training steps, one process per measurement
+ * (bench/reference/torch_kernels.py), and whole training steps, one process per measurement
  * (bench/train_step.ts) against transformers + PEFT (bench/reference/peft_step.py), ours and the
  * reference interleaved in the same run. Prints one table with the machine (CPU, cores, load).
  * `--suite scaling` measures tokens/s against sequence length, batch size and model size (ours)
@@ -108,7 +108,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
         ours.set(j.name as string, [...(ours.get(j.name as string) ?? []), j.ms as number]);
       }
       if (py) {
-        for (const j of jsonLines(sh(py, ['bench/reference/kernels.py', '--threads', threads]))) {
+        for (const j of jsonLines(sh(py, ['bench/reference/torch_kernels.py', '--threads', threads]))) {
           raw.push(j);
           ref.set(j.name as string, [...(ref.get(j.name as string) ?? []), j.ms as number]);
         }

@@ -1,4 +1,7 @@
-"""PyTorch timings of the kernels in bench/kernels.bench.ts (same names, shapes, median ms)."""
+"""PyTorch timings of the kernels in bench/kernels.bench.ts (same names, shapes, median ms).
+
+Not named kernels.py: transformers imports a package called `kernels` when present, and the
+script directory comes first on sys.path for bench/reference/peft_step.py."""
 import argparse, json, time
 
 import torch
