@@ -22,3 +22,4 @@ export * as io from './io/index.js';
 export { TunekitError } from './errors.js';
 export { native } from './native.js';
 export * as rlhf from './rlhf/index.js';
+export * as quant from './quant/index.js';

@@ -198,6 +198,27 @@ export interface Binding {
   // ---- CUDA (native/napi/ops_cuda.cpp)
   /** Status of the CUDA backend: compiled in or not, usable devices, and why there are none. */
   cudaInfo(): { compiled: boolean; devices: number; reason: string; name?: string; computeCapability?: string; totalBytes?: number };
+
+  // ---- NF4 (native/napi/ops_nf4.cpp): bitsandbytes' blockwise 4-bit layout. quantType 0 nf4, 1 fp4;
+  // blocksize in [32, 4096]; packed u8 [(n+1)/2] (even element in the high nibble); absmax f32 [ceil(n/blocksize)].
+  /** The 16 code values (index = 4-bit code). */
+  nf4Codebook(quantType: number): number[];
+  /** bitsandbytes' signed 8-bit dynamic map (256 values), the double-quantization code. */
+  nf4DynamicMap(): number[];
+  /** Quantizes n f32 values in blocks into packed codes and per-block absmax. */
+  nf4Quantize(w: H, wOff: number, n: number, blocksize: number, quantType: number, packed: H, pOff: number, absmax: H, aOff: number): void;
+  /** out [n] f32 = codebook[code] * absmax[block]. */
+  nf4Dequantize(packed: H, pOff: number, absmax: H, aOff: number, n: number, blocksize: number, quantType: number, out: H, oOff: number): void;
+  /** Double quantization of absmax [nblocks]: q u8 [nblocks], nested f32 [ceil(nblocks/256)]; returns the offset (mean). */
+  nf4DoubleQuantize(absmax: H, aOff: number, nblocks: number, q: H, qOff: number, nested: H, nOff: number): number;
+  /** absmax[i] = dynamicMap[q[i]] * nested[i / 256] + offset. */
+  nf4DoubleDequantize(q: H, qOff: number, nested: H, nOff: number, offset: number, nblocks: number, absmax: H, aOff: number): void;
+  /** y [M, N] = x [M, K] dequant(W [N, K])^T + beta y (W stays 4-bit). */
+  nf4Gemm(x: H, xOff: number, M: number, packed: H, pOff: number, absmax: H, aOff: number, N: number, K: number,
+          blocksize: number, quantType: number, y: H, yOff: number, beta: number): void;
+  /** dx [M, K] = dy [M, N] dequant(W [N, K]) + beta dx. */
+  nf4GemmDx(dy: H, dyOff: number, M: number, packed: H, pOff: number, absmax: H, aOff: number, N: number, K: number,
+            blocksize: number, quantType: number, dx: H, dxOff: number, beta: number): void;
 }
 
 function loadBinding(): Binding {

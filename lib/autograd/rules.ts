@@ -8,6 +8,7 @@ import { Tensor, contiguousStrides, numelOf } from '../tensor/tensor.js';
 import * as K from '../tensor/kernels.js';
 import { zeros } from '../tensor/creation.js';
 import { installRules, needsGrad, type Node } from './tape.js';
+import { nf4LinearBackward, loraNf4LinearBackward } from '../quant/ops.js';
 
 type F32 = Tensor<'f32'>;
 type Rule = (g: F32, node: Node<any>, out: Tensor) => readonly (F32 | null)[];
@@ -253,6 +254,10 @@ export const GRAD_RULES = {
     s.xc.dispose(); s.xa.dispose(); s.mask?.dispose();
     return [dxv, null, dbias, want(node, 3) ? da : (da.dispose(), null), want(node, 4) ? db : (db.dispose(), null)];
   },
+
+  // NF4 base weights (lib/quant/ops.ts): gradients for the input, bias and adapter only, never W
+  nf4Linear: (g, node) => nf4LinearBackward(g, node),
+  loraNf4Linear: (g, node) => loraNf4LinearBackward(g, node),
 
   softmax: (g, node, out) => {
     const cols = out.shape[out.ndim - 1]!;

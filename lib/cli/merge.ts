@@ -8,16 +8,25 @@ import { resolveModelPath } from '../models/builtin.js';
 import { readAdapterFolder } from '../peft/base/adapter_io.js';
 import { LoraModel } from '../peft/lora/model.js';
 import type { Task } from '../models/common.js';
+import { quantizeModel } from '../quant/quantize.js';
+import { isNf4Checkpoint, loadNf4Pretrained, saveNf4Pretrained } from '../quant/checkpoint.js';
+import { mergeQlora, formatMergeReport } from '../quant/merge.js';
 
-const HELP = `Usage: tunekit merge --model <dir|builtin:name> --adapter <dir> --output <dir> [--dtype f32|bf16]
+const HELP = `Usage: tunekit merge --model <dir|builtin:name> --adapter <dir> --output <dir> [--dtype f32|bf16] [--nf4 [--requantize]]
 
 Merges a LoRA adapter (a PEFT folder) into its base model and writes a Hugging Face folder that
-transformers loads. The task (and label count) is taken from the adapter's task_type.`;
+transformers loads. The task (and label count) is taken from the adapter's task_type.
+
+QLoRA adapters: with --nf4 (implied when --model is a bitsandbytes 4-bit folder) the base is the
+NF4 one the adapter was trained on: the merged weights are dequant(W) + s B A, written dense, and
+the base's quantization error is reported (relative Frobenius error per layer and overall,
+against the dense weights when --model is dense). --requantize writes the merged model as NF4
+(bitsandbytes layout) and reports the error that adds.`;
 
 const TASK_OF: Record<string, Task> = { CAUSAL_LM: 'causal_lm', SEQ_CLS: 'seq_cls', TOKEN_CLS: 'token_cls' };
 
 export async function mergeCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { model: { type: 'string' }, adapter: { type: 'string' }, output: { type: 'string' }, dtype: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values } = parseArgs({ args: argv, options: { model: { type: 'string' }, adapter: { type: 'string' }, output: { type: 'string' }, dtype: { type: 'string' }, nf4: { type: 'boolean' }, requantize: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) return void console.log(HELP);
   for (const k of ['model', 'adapter', 'output'] as const) if (!values[k]) throw new TunekitError('ERR_CONFIG', `merge: --${k} is required (see tunekit merge --help)`);
   const dtype = (values.dtype ?? 'f32') as 'f32' | 'bf16';
@@ -27,12 +36,28 @@ export async function mergeCommand(argv: string[]): Promise<void> {
   const task = TASK_OF[String(config.task_type)] ?? 'causal_lm';
   let numLabels: number | undefined;
   for (const [k, t] of tensors) if (/\.(score|classifier)\.weight$/.test(k)) numLabels = t.shape[0];
-  const { model } = loadPretrained(modelDir, { task, numLabels });
-  const lora = LoraModel.fromPretrained(model, values.adapter!);
-  const merged = lora.mergeAndUnload();
-  savePretrained(merged, values.output!, { dtype });
+  const nf4Base = isNf4Checkpoint(modelDir);
+  if (values.requantize && !values.nf4 && !nf4Base) throw new TunekitError('ERR_CONFIG', 'merge: --requantize needs an NF4 base (--nf4, or a 4-bit --model folder)');
+  if (values.nf4 || nf4Base) {
+    let model, dense;
+    if (nf4Base) model = loadNf4Pretrained(modelDir, { task, numLabels }).model;
+    else {
+      model = loadPretrained(modelDir, { task, numLabels }).model;
+      dense = quantizeModel(model, { keepDense: true }).dense;
+    }
+    const lora = LoraModel.fromPretrained(model, values.adapter!);
+    const { model: merged, report } = mergeQlora(lora, { reference: dense, requantize: !!values.requantize });
+    if (values.requantize) saveNf4Pretrained(merged, values.output!, { dtype });
+    else savePretrained(merged, values.output!, { dtype });
+    console.log(formatMergeReport(report));
+  } else {
+    const { model } = loadPretrained(modelDir, { task, numLabels });
+    const lora = LoraModel.fromPretrained(model, values.adapter!);
+    const merged = lora.mergeAndUnload();
+    savePretrained(merged, values.output!, { dtype });
+  }
   for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
     if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(values.output!, f));
   }
-  console.log(`merged ${values.adapter} into ${values.model} -> ${values.output} (${task}, ${dtype})`);
+  console.log(`merged ${values.adapter} into ${values.model}${values.nf4 || nf4Base ? ' (NF4 base)' : ''} -> ${values.output} (${task}, ${values.requantize ? 'nf4 + ' : ''}${dtype})`);
 }

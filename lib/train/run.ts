@@ -18,6 +18,7 @@ import type { TokenizerLike } from '../data/types.js';
 import { buildLabelMap, labelMapToConfig } from '../data/labels.js';
 import { buildClassificationExamples, buildCausalLmExamples, packExamples } from '../data/examples.js';
 import { peftMethodFor } from '../peft/base/registry.js';
+import { quantizeModel } from '../quant/quantize.js';
 import { PeftModel } from '../peft/base/peft_model.js';
 import { writeJsonAtomicSync } from '../io/atomic.js';
 import { Trainer, type FitResult, type TrainExample, type TrainSettings } from './trainer.js';
@@ -154,7 +155,18 @@ export function wrapForMethod(base: PretrainedModel, config: TrainConfig): Pretr
     for (const [, p] of head) p.requiresGrad = true;
     return base;
   }
-  if (config.quantization === 'nf4') throw new TunekitError('ERR_CONFIG', 'quantization nf4 (QLoRA) is not available in this build yet');
+  if (config.quantization === 'nf4') {
+    // QLoRA: base linear layers -> NF4 (double-quantized, blocksize from the config; heads and
+    // embeddings stay f32), then LoRA with the qlora recipe's defaults (config.ts QloraSchema)
+    if (config.method !== 'qlora' && config.method !== 'lora') throw new TunekitError('ERR_CONFIG', `quantization nf4 works with methods qlora and lora, not '${config.method}'`);
+    const peft = { ...(config.peft ?? {}) } as Record<string, unknown>;
+    const blocksize = (peft.blocksize as number | undefined) ?? 64;
+    const doubleQuant = (peft.double_quant as boolean | undefined) ?? true;
+    delete peft.blocksize;
+    delete peft.double_quant;
+    quantizeModel(base, { blocksize, doubleQuant });
+    return peftMethodFor('lora').create(base, peft, 'default');
+  }
   const method = peftMethodFor(config.method);
   return method.create(base, { ...(config.peft ?? {}) }, 'default');
 }

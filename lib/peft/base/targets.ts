@@ -5,6 +5,7 @@
  */
 import { TunekitError } from '../../errors.js';
 import { Linear } from '../../nn/layers.js';
+import { NF4Linear } from '../../quant/nf4_linear.js';
 import type { Module } from '../../nn/module.js';
 
 export type TargetSpec = string[] | string;
@@ -37,17 +38,18 @@ export function findTargets(
     for (const [child, m] of parent.children()) {
       const full = name ? `${name}.${child}` : child;
       // a layer already wrapped by a PEFT method keeps its Linear as `base_layer`: not a new target
-      if (!(m instanceof Linear) || child === 'base_layer') continue;
+      if (!(m instanceof Linear || m instanceof NF4Linear) || child === 'base_layer') continue;
       if (!matchesTarget(full, spec)) continue;
       if (layers) {
         const li = layerIndexOf(full);
         if (li === null || !layers.has(li)) continue;
       }
-      out.push({ name: full, parent, child, module: m });
+      // an NF4Linear (QLoRA base) has Linear's shape fields (layout 'out_in'): LoRA wraps it alike
+      out.push({ name: full, parent, child, module: m as Linear });
     }
   }
   if (out.length === 0 && !opts.allowEmpty) {
-    const linears = model.namedModules().filter(([, m]) => m instanceof Linear).map(([n]) => n);
+    const linears = model.namedModules().filter(([, m]) => m instanceof Linear || m instanceof NF4Linear).map(([n]) => n);
     throw new TunekitError('ERR_CONFIG', `target_modules ${JSON.stringify(spec)} matched no linear layer. The model's linear layers are named like: ${[...new Set(linears.map((n) => n.split('.').pop()))].join(', ')} (e.g. ${linears.slice(0, 3).join(', ')})`);
   }
   return out;

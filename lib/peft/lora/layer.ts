@@ -13,6 +13,8 @@ import { nextSeed } from '../../nn/random.js';
 import { noGrad } from '../../autograd/tape.js';
 import { TunekitError } from '../../errors.js';
 import { svdF64 } from './resize.js';
+import { NF4Linear } from '../../quant/nf4_linear.js';
+import { loraNf4Linear } from '../../quant/ops.js';
 
 export interface LoraAdapter {
   r: number;
@@ -41,7 +43,8 @@ class AdapterDict extends Module {
 }
 
 export class LoraLinear extends Module {
-  readonly base_layer: Linear;
+  /** a dense Linear, or an NF4Linear (QLoRA: the adapter trains over a frozen 4-bit base) */
+  readonly base_layer: Linear | NF4Linear;
   readonly adapters = new Map<string, LoraAdapter>();
   private readonly lora_A: AdapterDict;
   private readonly lora_B: AdapterDict;
@@ -50,7 +53,7 @@ export class LoraLinear extends Module {
   /** adapters currently merged into base_layer.weight */
   readonly merged = new Set<string>();
 
-  constructor(base: Linear) {
+  constructor(base: Linear | NF4Linear) {
     super();
     this.base_layer = this.module('base_layer', base);
     this.lora_A = this.module('lora_A', new AdapterDict());
@@ -81,10 +84,12 @@ export class LoraLinear extends Module {
       const bound = 1 / Math.sqrt(this.inFeatures); // kaiming_uniform(a=sqrt(5))
       A = rand([r, this.inFeatures], { seed: nextSeed(), low: -bound, high: bound });
       B = zeros([this.outFeatures, r]);
+    } else if (opts.init === 'pissa' && this.base_layer instanceof NF4Linear) {
+      throw new TunekitError('ERR_CONFIG', 'init_lora_weights pissa needs a dense base weight, but this layer is NF4 (QLoRA)');
     } else if (opts.init === 'pissa') {
       // PiSSA (PEFT's pissa_init): A, B from W's top-r singular triplets, divided by the scale;
       // the base weight becomes the residual W - scale * B A below (the output is unchanged).
-      ({ A, B } = pissaFactors(this.base_layer, r, opts.rslora ? opts.alpha / Math.sqrt(r) : opts.alpha / r));
+      ({ A, B } = pissaFactors(this.base_layer as Linear, r, opts.rslora ? opts.alpha / Math.sqrt(r) : opts.alpha / r));
     } else {
       throw new TunekitError('ERR_CONFIG', `init_lora_weights '${String(opts.init)}' is not supported here`);
     }
@@ -103,6 +108,14 @@ export class LoraLinear extends Module {
       if (this.disabled && this.merged.size) throw new TunekitError('ERR_STATE', 'adapters are merged into the weights: unmerge before disabling them');
       return this.base_layer.forward(x);
     }
+    if (this.base_layer instanceof NF4Linear) {
+      // QLoRA: fused NF4 dequant-GEMM for the base plus the f32 adapter path, in one op
+      return loraNf4Linear(x, this.base_layer.qweight, this.base_layer.bias, ad.A, ad.B, {
+        scale: ad.scale,
+        dropout: this.training ? ad.dropout : 0,
+        seed: nextSeed(),
+      });
+    }
     return F.loraLinear(x, this.base_layer.weight, this.base_layer.bias, ad.A, ad.B, {
       scale: ad.scale,
       dropout: this.training ? ad.dropout : 0,
@@ -115,6 +128,9 @@ export class LoraLinear extends Module {
   private addDelta(name: string, sign: 1 | -1): void {
     const ad = this.adapters.get(name);
     if (!ad) throw new TunekitError('ERR_VALUE', `no adapter '${name}'`);
+    if (this.base_layer instanceof NF4Linear) {
+      throw new TunekitError('ERR_STATE', 'cannot merge an adapter into an NF4 (4-bit) base in place: use mergeQlora (lib/quant/merge.ts) or `tunekit merge --nf4`, which write a dense merged model');
+    }
     noGrad(() => {
       const W = this.base_layer.weight as Tensor<'f32'>;
       if (this.base_layer.layout === 'out_in') K.gemm(ad.B, ad.A, { into: W, beta: 1, alpha: sign * ad.scale }); // [out,r][r,in]
