@@ -66,18 +66,20 @@ def step():
     return loss.item()
 
 
-times, losses = [], []
+times, cpu, losses = [], [], []
 for i in range(a.warmup + a.steps):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     losses.append(step())
-    dt = time.perf_counter() - t0
+    dt, dc = time.perf_counter() - t0, time.process_time() - c0
     if i >= a.warmup:
         times.append(dt)
+        cpu.append(dc)
 s = sorted(times)
 med = s[len(s) // 2]
 print(json.dumps(dict(
     impl="transformers+peft", mode=a.mode, model=a.model, batch=a.batch, seq=a.seq, threads=a.threads, dtype=a.dtype,
     stepSeconds=times, medianStep=med, tokensPerSec=a.batch * a.seq / med, meanTokensPerSec=a.batch * a.seq * len(times) / sum(times),
+    cpuSecondsPerStep=sum(cpu) / len(cpu),
     peakRssMB=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, trainable=sum(q.numel() for q in params), losses=losses,
     versions=dict(torch=torch.__version__, transformers=__import__("transformers").__version__, peft=__import__("peft").__version__),
 )))
