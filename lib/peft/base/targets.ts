@@ -4,7 +4,7 @@
  * takes every linear layer except the output head. layers_to_transform keeps layer indices.
  */
 import { TunekitError } from '../../errors.js';
-import { Linear } from '../../nn/layers.js';
+import { Linear, Embedding } from '../../nn/layers.js';
 import { NF4Linear } from '../../quant/nf4_linear.js';
 import type { Module } from '../../nn/module.js';
 
@@ -30,7 +30,7 @@ export function findTargets(
   model: Module,
   spec: TargetSpec,
   layersToTransform?: number[] | number | null,
-  opts: { allowEmpty?: boolean } = {},
+  opts: { allowEmpty?: boolean; embeddings?: boolean } = {},
 ): { name: string; parent: Module; child: string; module: Linear }[] {
   const layers = layersToTransform === undefined || layersToTransform === null ? null : new Set(Array.isArray(layersToTransform) ? layersToTransform : [layersToTransform]);
   const out: { name: string; parent: Module; child: string; module: Linear }[] = [];
@@ -38,7 +38,9 @@ export function findTargets(
     for (const [child, m] of parent.children()) {
       const full = name ? `${name}.${child}` : child;
       // a layer already wrapped by a PEFT method keeps its Linear as `base_layer`: not a new target
-      if (!(m instanceof Linear || m instanceof NF4Linear) || child === 'base_layer') continue;
+      // embedding tables are targets only when named explicitly (never by 'all-linear'), as in PEFT
+      const isEmbedding = !!opts.embeddings && m instanceof Embedding && spec !== 'all-linear';
+      if (!(m instanceof Linear || m instanceof NF4Linear || isEmbedding) || child === 'base_layer') continue;
       if (!matchesTarget(full, spec)) continue;
       if (layers) {
         const li = layerIndexOf(full);

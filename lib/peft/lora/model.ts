@@ -8,9 +8,10 @@ import { findTargets, patternValue, matchesTarget, layerIndexOf } from '../base/
 import { registerPeftMethod } from '../base/registry.js';
 import { readAdapterFolder } from '../base/adapter_io.js';
 import { LoraLinear } from './layer.js';
+import { LoraEmbedding } from './embedding.js';
 import { normalizeLoraConfig, headModulesFor, type LoraConfig } from './config.js';
 import { f32FromRaw } from '../../models/weights.js';
-import { Linear } from '../../nn/layers.js';
+import { Linear, Embedding } from '../../nn/layers.js';
 import type { Module } from '../../nn/module.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import type { ModelInputs, ModelOutput, PretrainedModel } from '../../models/common.js';
@@ -19,7 +20,8 @@ import { TunekitError } from '../../errors.js';
 
 export class LoraModel extends PeftModel {
   /** module path -> its LoRA layer */
-  readonly layers = new Map<string, LoraLinear>();
+  /** module path -> its LoRA layer (linear layers, and embedding tables when targeted by name) */
+  readonly layers = new Map<string, LoraLinear | LoraEmbedding>();
 
   constructor(base: PretrainedModel, config: Record<string, unknown>, adapterName = 'default') {
     const cfg = normalizeLoraConfig(config, base.config.modelType, base.task);
@@ -40,13 +42,13 @@ export class LoraModel extends PeftModel {
     const cfg = normalizeLoraConfig(config as Record<string, unknown>, this.base.config.modelType, this.base.task);
     const expectInOut = cfg.fan_in_fan_out;
     const already = [...this.layers.keys()].filter((p) => this.wrappedMatches(p, cfg));
-    const targets = findTargets(this.base, cfg.target_modules!, cfg.layers_to_transform, { allowEmpty: already.length > 0 });
+    const targets = findTargets(this.base, cfg.target_modules!, cfg.layers_to_transform, { allowEmpty: already.length > 0, embeddings: true });
     for (const t of targets) this.wrap(t.name, t.parent, t.child, t.module);
     // wrapped layers are found through their LoraLinear parent now
     for (const [path, layer] of this.layers) {
       const hit = targets.some((t) => t.name === path) || this.wrappedMatches(path, cfg);
       if (!hit) continue;
-      if ((layer.base_layer.layout === 'in_out') !== expectInOut) {
+      if (layer instanceof LoraLinear && (layer.base_layer.layout === 'in_out') !== expectInOut) {
         // PEFT warns and corrects fan_in_fan_out for Conv1D; we follow the layer's real layout
         cfg.fan_in_fan_out = layer.base_layer.layout === 'in_out';
       }
@@ -72,9 +74,9 @@ export class LoraModel extends PeftModel {
     return li !== null && (Array.isArray(lt) ? lt : [lt]).includes(li);
   }
 
-  private wrap(path: string, parent: Module, child: string, lin: Linear): void {
+  private wrap(path: string, parent: Module, child: string, lin: Linear | Embedding): void {
     if (this.layers.has(path)) return;
-    const layer = new LoraLinear(lin);
+    const layer = lin instanceof Embedding ? new LoraEmbedding(lin) : new LoraLinear(lin);
     layer.train(lin.training);
     parent.replaceChild(child, layer);
     this.layers.set(path, layer);
@@ -135,8 +137,14 @@ export class LoraModel extends PeftModel {
     for (const [path, layer] of this.layers) {
       const ad = layer.adapters.get(adapter);
       if (!ad) continue;
-      out.set(`${path}.lora_A.weight`, ad.A);
-      out.set(`${path}.lora_B.weight`, ad.B);
+      // PEFT's embedding LoRA parameters have no `.weight` suffix
+      if (layer instanceof LoraEmbedding) {
+        out.set(`${path}.lora_embedding_A`, ad.A);
+        out.set(`${path}.lora_embedding_B`, ad.B);
+      } else {
+        out.set(`${path}.lora_A.weight`, ad.A);
+        out.set(`${path}.lora_B.weight`, ad.B);
+      }
     }
     return out;
   }

@@ -18,7 +18,7 @@ import { tensor } from '../../tensor/creation.js';
 import { Module } from '../../nn/module.js';
 import { TunekitError } from '../../errors.js';
 import type { LoraModel } from './model.js';
-import type { LoraLinear } from './layer.js';
+import { LoraLinear } from './layer.js';
 import { loraScale } from './config.js';
 
 /** Thin or top-k SVD of a row-major f64 matrix a [m, n] through the native one-sided Jacobi. */
@@ -101,6 +101,7 @@ export function resizeAdapter(model: LoraModel, k: number, adapter = model.activ
   const layers: ResizeLayerReport[] = [];
   const rankPattern: Record<string, number> = {};
   for (const [path, layer] of model.layers) {
+    if (!(layer instanceof LoraLinear)) continue; // embedding adapters are kept as they are
     const ad = layer.adapters.get(adapter);
     if (!ad) continue;
     if (layer.merged.has(adapter)) throw new TunekitError('ERR_STATE', `resizeAdapter: adapter '${adapter}' is merged into ${path}; unmerge first`);
