@@ -6,7 +6,8 @@ export const DEFAULT_TRAIN_CONFIG = {
   model: 'builtin:tunekit-gpt2-small',
   task: 'seq_cls',
   method: 'lora',
-  peft: { r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: ['c_attn', 'c_proj', 'c_fc'] },
+  // the token table gets a LoRA adapter too: spam vocabulary is rare in the base's pretraining text
+  peft: { r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: ['wte', 'c_attn', 'c_proj', 'c_fc'] },
   dataset: { path: 'builtin:spam-assassin', max_length: 128 },
   training: { epochs: 1, batch_size: 16, lr: 2e-3, schedule: 'linear', warmup_ratio: 0.06, weight_decay: 0.01 },
   output_dir: 'runs/spam-lora',
