@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <sys/mman.h>
 #include <unordered_map>
 #include <vector>
 
@@ -21,13 +22,28 @@ void note_alloc(int64_t n) {
   }
 }
 
+// Blocks of 256 KiB and more are mapped directly, so that freeing one (eviction below) returns its
+// pages to the system instead of leaving them resident in the malloc heap.
+constexpr size_t kMapMin = size_t{256} << 10;
+void* raw_alloc(size_t cls) {
+  if (cls < kMapMin) return std::aligned_alloc(64, cls);
+  void* p = mmap(nullptr, cls, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+void raw_free(void* p, size_t cls) {
+  if (cls < kMapMin) std::free(p);
+  else munmap(p, cls);
+}
+
 // Caching allocator for Storage blocks. A training step allocates and frees the same sizes every
 // step (activations, gradients, logits); from the system allocator each large block is a fresh
 // mmap whose pages fault in again on first touch (~10% of a GPT-2 step). Freed blocks are kept in
 // per-size-class free lists and handed out again. Size classes are quarter powers of two
 // (<= 25% rounding; 64-byte multiples below 4 KiB). The cache holds at most kMaxCachedBytes
-// (env TUNEKIT_ALLOC_CACHE_MB; 0 disables it); an allocation that fails empties the cache and
-// retries. live/peak bytes count the bytes asked for by live storages, as before (cached blocks
+// (env TUNEKIT_ALLOC_CACHE_MB; 0 disables it). It never lets live + cached bytes exceed the peak
+// of live bytes seen so far: a freed block is kept only within that bound, and a size that misses
+// first evicts cached blocks (largest first) to stay within it, so the cache does not raise the
+// resident peak. An allocation that fails empties the cache and retries. live/peak bytes count the bytes asked for by live storages, as before (cached blocks
 // are not live).
 class BlockCache {
  public:
@@ -55,20 +71,36 @@ class BlockCache {
     return p;
   }
 
-  // true when the block was kept
-  bool give(void* p, size_t cls) {
+  // true when the block was kept; live = live bytes after this block's release
+  bool give(void* p, size_t cls, int64_t live, int64_t peak) {
     if (max_bytes_ == 0) return false;
     std::lock_guard<std::mutex> lock(mu_);
-    if (cached_ + cls > max_bytes_) return false;
+    if (cached_ + cls > max_bytes_ || live + static_cast<int64_t>(cached_ + cls) > peak) return false;
     free_[cls].push_back(p);
     cached_ += cls;
     return true;
   }
 
+  // Before a fresh allocation of cls bytes: evict cached blocks, largest first, until
+  // live + cached + cls fits under the live peak (or the cache is empty).
+  void make_room(size_t cls, int64_t live, int64_t peak) {
+    if (max_bytes_ == 0) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    while (cached_ > 0 && live + static_cast<int64_t>(cached_ + cls) > peak) {
+      auto big = free_.end();
+      for (auto it = free_.begin(); it != free_.end(); ++it)
+        if (!it->second.empty() && (big == free_.end() || it->first > big->first)) big = it;
+      if (big == free_.end()) break;
+      raw_free(big->second.back(), big->first);
+      big->second.pop_back();
+      cached_ -= big->first;
+    }
+  }
+
   void clear() {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [cls, v] : free_) {
-      for (void* p : v) std::free(p);
+      for (void* p : v) raw_free(p, cls);
     }
     free_.clear();
     cached_ = 0;
@@ -107,10 +139,11 @@ Storage* Storage::allocate(size_t bytes, bool zero) {
   const size_t cls = BlockCache::size_class(bytes);
   void* p = cache().take(cls);
   if (!p) {
-    p = std::aligned_alloc(64, cls);
+    cache().make_room(cls, g_live.load(), g_peak.load());
+    p = raw_alloc(cls);
     if (!p) {
       cache().clear();
-      p = std::aligned_alloc(64, cls);
+      p = raw_alloc(cls);
     }
     if (!p) {
       delete s;
@@ -126,8 +159,9 @@ Storage* Storage::allocate(size_t bytes, bool zero) {
 
 void Storage::release() {
   if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    if (!cache().give(data, BlockCache::size_class(bytes))) std::free(data);
-    g_live.fetch_sub(static_cast<int64_t>(bytes));
+    const size_t cls = BlockCache::size_class(bytes);
+    const int64_t live = g_live.fetch_sub(static_cast<int64_t>(bytes)) - static_cast<int64_t>(bytes);
+    if (!cache().give(data, cls, live, g_peak.load())) raw_free(data, cls);
     delete this;
   }
 }
