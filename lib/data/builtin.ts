@@ -154,7 +154,7 @@ export function loadBuiltin(spec: string): { format: RecordFormat; train: Normal
       const { train, eval: ev } = spamAssassin();
       const toPrompt = (r: SpamRecord): NormalizedRecord => ({
         kind: 'prompt_completion',
-        prompt: `E-mail:\n${r.text.slice(0, 600).trim()}\n\nQuestion: is this e-mail spam or ham?\nAnswer:`,
+        prompt: `E-mail:\n${r.text.slice(0, 400).trim()}\n\nQuestion: is this e-mail spam or ham?\nAnswer:`,
         completion: ` ${r.label}`,
         source: r.source,
       });

@@ -73,8 +73,14 @@ export async function runTraining(config: TrainConfig, opts: { resume?: boolean;
     train = buildClassificationExamples(data!.train, tok, labelMap, { maxLength });
     evalEx = buildClassificationExamples(data!.eval, tok, labelMap, { maxLength });
   } else if (task === 'causal_lm') {
-    train = buildCausalLmExamples(data!.train, tok, { maxLength }).examples;
-    evalEx = buildCausalLmExamples(data!.eval, tok, { maxLength }).examples;
+    // chat records go through the tokenizer's chat template (tokenizer_config.json)
+    const renderChat = tokenizer.chatTemplate
+      ? (messages: { role: string; content: string }[], o?: { addGenerationPrompt?: boolean }) =>
+          tokenizer.applyChatTemplate(messages, { addGenerationPrompt: o?.addGenerationPrompt ?? false }) as string
+      : undefined;
+    if (data!.format === 'chat' && !renderChat) throw new TunekitError('ERR_CONFIG', `chat records need a chat_template in ${modelDir}/tokenizer_config.json`);
+    train = buildCausalLmExamples(data!.train, tok, { maxLength, renderChat }).examples;
+    evalEx = buildCausalLmExamples(data!.eval, tok, { maxLength, renderChat }).examples;
     if (config.dataset.packing) {
       train = packExamples(train as never, maxLength);
       evalEx = packExamples(evalEx as never, maxLength);
