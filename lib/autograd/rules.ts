@@ -8,7 +8,7 @@ import { Tensor, contiguousStrides, numelOf } from '../tensor/tensor.js';
 import * as K from '../tensor/kernels.js';
 import { zeros } from '../tensor/creation.js';
 import { installRules, needsGrad, type Node } from './tape.js';
-import { nf4LinearBackward, loraNf4LinearBackward } from '../quant/ops.js';
+import { nf4LinearBackward, loraNf4LinearBackward } from './nf4_ops.js';
 
 type F32 = Tensor<'f32'>;
 type Rule = (g: F32, node: Node<any>, out: Tensor) => readonly (F32 | null)[];
@@ -255,7 +255,7 @@ export const GRAD_RULES = {
     return [dxv, null, dbias, want(node, 3) ? da : (da.dispose(), null), want(node, 4) ? db : (db.dispose(), null)];
   },
 
-  // NF4 base weights (lib/quant/ops.ts): gradients for the input, bias and adapter only, never W
+  // NF4 base weights (lib/autograd/nf4_ops.ts): gradients for the input, bias and adapter only, never W
   nf4Linear: (g, node) => nf4LinearBackward(g, node),
   loraNf4Linear: (g, node) => loraNf4LinearBackward(g, node),
 

@@ -25,7 +25,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { Linear } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { noGrad } from '../autograd/tape.js';
-import { NF4Tensor, codebook, dynamicMap, NESTED_BLOCKSIZE, type AbsmaxState, type QuantType } from './nf4.js';
+import { NF4Tensor, codebook, dynamicMap, NESTED_BLOCKSIZE, type AbsmaxState, type QuantType } from '../tensor/nf4.js';
 import { NF4Linear } from './nf4_linear.js';
 
 const STATE_SUFFIX = /\.quant_state\.bitsandbytes__(nf4|fp4)$/;

@@ -18,8 +18,8 @@ import { Module } from '../nn/module.js';
 import { Linear, type LinearLike } from '../nn/layers.js';
 import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../autograd/tape.js';
-import { NF4Tensor, type QuantizeOptions } from './nf4.js';
-import { nf4Linear } from './ops.js';
+import { NF4Tensor, type QuantizeOptions } from '../tensor/nf4.js';
+import { nf4Linear } from '../autograd/nf4_ops.js';
 
 export class NF4Linear extends Module implements LinearLike {
   readonly qweight: NF4Tensor;

@@ -11,7 +11,7 @@ import type { Module } from '../nn/module.js';
 import { Linear } from '../nn/layers.js';
 import { TunekitError } from '../errors.js';
 import { NF4Linear } from './nf4_linear.js';
-import type { QuantizeOptions } from './nf4.js';
+import type { QuantizeOptions } from '../tensor/nf4.js';
 
 /** transformers keeps these dense (llm_int8_skip_modules defaults to the output head). */
 export const DEFAULT_SKIP = ['lm_head', 'score', 'classifier', 'qa_outputs', 'wte', 'wpe', 'embed_tokens', 'word_embeddings'];

@@ -25,7 +25,7 @@ import { PeftModel } from '../peft/base/peft_model.js';
 import { LoraModel } from '../peft/lora/model.js';
 import { writeJsonAtomicSync } from '../io/atomic.js';
 import type { TrainConfig } from '../train/config.js';
-import type { RunResult } from '../train/run.js';
+import type { RunResult } from '../train/run_result.js';
 import { warmupStepsFor } from '../train/config.js';
 import type { PairTrainSettings } from './pair_loop.js';
 import { RewardTrainer } from './reward.js';

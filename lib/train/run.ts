@@ -26,15 +26,8 @@ import { warmupStepsFor, type TrainConfig } from './config.js';
 import '../peft/index.js';
 import { isRlhfMethod, runRlhf, toRunResult } from '../rlhf/run.js';
 
-export interface RunResult {
-  outputDir: string;
-  fit: FitResult;
-  trainableParameters: number;
-  totalParameters: number;
-  /** final eval metrics */
-  eval: FitResult['evals'][number]['result'] | null;
-  baseEval?: FitResult['evals'][number]['result'];
-}
+export type { RunResult } from './run_result.js';
+import type { RunResult } from './run_result.js';
 
 /**
  * Runs the job a config describes.

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../../lib/index.js';
 import { tensor, randn } from '../../lib/tensor/creation.js';
-import { NF4Tensor, codebook, dynamicMap, doubleQuantize, relativeError } from '../../lib/quant/nf4.js';
+import { NF4Tensor, codebook, dynamicMap, doubleQuantize, relativeError } from '../../lib/tensor/nf4.js';
 import { pyFloat, quantStateBytes } from '../../lib/quant/checkpoint.js';
 
 const FIX = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'nf4');

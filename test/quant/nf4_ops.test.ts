@@ -10,9 +10,9 @@ import type { Tensor } from '../../lib/tensor/tensor.js';
 import { backward } from '../../lib/autograd/tape.js';
 import * as F from '../../lib/autograd/ops.js';
 import { Linear } from '../../lib/nn/layers.js';
-import { NF4Tensor } from '../../lib/quant/nf4.js';
+import { NF4Tensor } from '../../lib/tensor/nf4.js';
 import { NF4Linear } from '../../lib/quant/nf4_linear.js';
-import { nf4Linear, loraNf4Linear } from '../../lib/quant/ops.js';
+import { nf4Linear, loraNf4Linear } from '../../lib/autograd/nf4_ops.js';
 import { FD32_TOL, FD32_STEP } from '../tolerances.js';
 
 const arr = (t: Tensor) => Float64Array.from(t.contiguousRaw().data() as Float32Array);

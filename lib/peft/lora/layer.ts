@@ -12,9 +12,9 @@ import * as K from '../../tensor/kernels.js';
 import { nextSeed } from '../../nn/random.js';
 import { noGrad } from '../../autograd/tape.js';
 import { TunekitError } from '../../errors.js';
-import { svdF64 } from './resize.js';
+import { svdF64 } from '../../tensor/linalg.js';
 import { NF4Linear } from '../../quant/nf4_linear.js';
-import { loraNf4Linear } from '../../quant/ops.js';
+import { loraNf4Linear } from '../../autograd/nf4_ops.js';
 
 export interface LoraAdapter {
   r: number;

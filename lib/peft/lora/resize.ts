@@ -20,20 +20,8 @@ import { TunekitError } from '../../errors.js';
 import type { LoraModel } from './model.js';
 import { LoraLinear } from './layer.js';
 import { loraScale } from './config.js';
-
-/** Thin or top-k SVD of a row-major f64 matrix a [m, n] through the native one-sided Jacobi. */
-export function svdF64(a: Float64Array, m: number, n: number, k = Math.min(m, n)): { u: Float64Array; s: Float64Array; vt: Float64Array } {
-  if (a.length !== m * n) throw new TunekitError('ERR_SHAPE', `svdF64: expected ${m * n} values for [${m}, ${n}] but received ${a.length}`);
-  if (k === 0) return { u: new Float64Array(0), s: new Float64Array(0), vt: new Float64Array(0) };
-  const at = tensor(a, [m, n], 'f64');
-  const u = Tensor.empty([m, k], 'f64'), s = Tensor.empty([k], 'f64'), vt = Tensor.empty([k, n], 'f64');
-  try {
-    native.svd(at.handle, at.byteOffset, m, n, u.handle, 0, s.handle, 0, vt.handle, 0, DTYPE_CODE.f64, k);
-    return { u: (u.data() as Float64Array).slice(), s: (s.data() as Float64Array).slice(), vt: (vt.data() as Float64Array).slice() };
-  } finally {
-    at.dispose(); u.dispose(); s.dispose(); vt.dispose();
-  }
-}
+import { svdF64 } from '../../tensor/linalg.js';
+export { svdF64 };
 
 /** c [m, n] = op(a) op(b), row-major f64, op = transpose when asked. */
 function mm(a: Float64Array, b: Float64Array, m: number, kk: number, n: number, ta = false, tb = false): Float64Array {

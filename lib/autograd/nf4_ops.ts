@@ -7,9 +7,9 @@
 import { native } from '../native.js';
 import { Tensor, numelOf, contiguousStrides } from '../tensor/tensor.js';
 import * as K from '../tensor/kernels.js';
-import { record, needsGrad, type Node } from '../autograd/tape.js';
+import { record, needsGrad, type Node } from './tape.js';
 import { TunekitError } from '../errors.js';
-import { NF4Tensor, QUANT_TYPE_CODE } from './nf4.js';
+import { NF4Tensor, QUANT_TYPE_CODE } from '../tensor/nf4.js';
 
 type F32 = Tensor<'f32'>;
 

@@ -13,8 +13,8 @@
  * q.bytesPerParam();                      // 0.5159...
  */
 import { native } from '../native.js';
-import { Tensor } from '../tensor/tensor.js';
-import { keep } from '../tensor/scope.js';
+import { Tensor } from './tensor.js';
+import { keep } from './scope.js';
 import { TunekitError, describe } from '../errors.js';
 
 export type QuantType = 'nf4' | 'fp4';
