@@ -79,7 +79,9 @@ export class Dropout extends Module {
     super();
   }
   forward(x: Tensor): Tensor {
-    return F.dropout(x, this.p, nextSeed(), this.training);
+    // no seed is drawn in eval mode, so evaluation never shifts training's dropout masks
+    if (!this.training || this.p === 0) return x;
+    return F.dropout(x, this.p, nextSeed(), true);
   }
 }
 

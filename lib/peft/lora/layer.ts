@@ -108,18 +108,22 @@ export class LoraLinear extends Module {
       if (this.disabled && this.merged.size) throw new TunekitError('ERR_STATE', 'adapters are merged into the weights: unmerge before disabling them');
       return this.base_layer.forward(x);
     }
+    // a seed is drawn only when dropout really runs, so evaluation never shifts the training
+    // run's dropout masks (results do not depend on how often one evaluates)
+    const p = this.training ? ad.dropout : 0;
+    const seed = p > 0 ? nextSeed() : 0;
     if (this.base_layer instanceof NF4Linear) {
       // QLoRA: fused NF4 dequant-GEMM for the base plus the f32 adapter path, in one op
       return loraNf4Linear(x, this.base_layer.qweight, this.base_layer.bias, ad.A, ad.B, {
         scale: ad.scale,
-        dropout: this.training ? ad.dropout : 0,
-        seed: nextSeed(),
+        dropout: p,
+        seed,
       });
     }
     return F.loraLinear(x, this.base_layer.weight, this.base_layer.bias, ad.A, ad.B, {
       scale: ad.scale,
-      dropout: this.training ? ad.dropout : 0,
-      seed: nextSeed(),
+      dropout: p,
+      seed,
       wInOut: this.base_layer.layout === 'in_out',
     });
   }
