@@ -78,18 +78,7 @@ inline bool all_masked(const int32_t* mask_row, int64_t j0, int64_t n) {
 // C[M,N] (+)= alpha * A[M,K] op(B), contiguous operands with the leading dims given.
 inline void gemm_call(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                       int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  GemmShape g;
-  g.transA = transA;
-  g.transB = transB;
-  g.M = M;
-  g.N = N;
-  g.K = K;
-  g.lda = lda;
-  g.ldb = ldb;
-  g.ldc = ldc;
-  g.alpha = alpha;
-  g.beta = beta;
-  gemm_f32(g, A, B, C);
+  gemm_f32(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 // Per-thread scratch of the backward, sized by tiles (and Tq for the row dots).

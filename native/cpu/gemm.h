@@ -22,6 +22,22 @@ struct GemmShape {
 // Fast path: packed panels, AVX-512 / AVX2-FMA / portable microkernel chosen at run time,
 // multi-threaded over the core's pool.
 void gemm_f32(const GemmShape& s, const float* A, const float* B, float* C);
+// The same with the shape spelled out (a convenience for kernels that call GEMM on sub-blocks).
+inline void gemm_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  GemmShape g;
+  g.transA = transA;
+  g.transB = transB;
+  g.M = M;
+  g.N = N;
+  g.K = K;
+  g.lda = lda;
+  g.ldb = ldb;
+  g.ldc = ldc;
+  g.alpha = alpha;
+  g.beta = beta;
+  gemm_f32(g, A, B, C);
+}
 // bf16 inputs (raw uint16 bf16 bits), f32 accumulation and f32 output.
 void gemm_bf16(const GemmShape& s, const uint16_t* A, const uint16_t* B, float* C);
 

@@ -23,18 +23,7 @@ inline void gemm_call(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
     return;
   }
-  GemmShape g;
-  g.transA = transA;
-  g.transB = transB;
-  g.M = M;
-  g.N = N;
-  g.K = K;
-  g.lda = lda;
-  g.ldb = ldb;
-  g.ldc = ldc;
-  g.alpha = alpha;
-  g.beta = beta;
-  gemm_f32(g, A, B, C);
+  gemm_f32(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 }  // namespace
