@@ -42,6 +42,23 @@ bool bool_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   return info[i].As<Napi::Boolean>().Value();
 }
 
+int64_t checked_elems(std::initializer_list<int64_t> dims, const char* what) {
+  constexpr int64_t kMax = int64_t(1) << 53;
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    TK_CHECK(d >= 0, Shape, what, ": negative size ", d);
+    TK_CHECK(d == 0 || n <= kMax / d, Shape, what, ": element count overflows");
+    n *= d;
+  }
+  return n;
+}
+
+int64_t count_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  int64_t n = int_arg(info, i, what);
+  TK_CHECK(n >= 0, Shape, what, ": expected a count >= 0 but received ", n);
+  return n;
+}
+
 std::vector<int64_t> ints_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   if (i >= info.Length() || !info[i].IsArray()) fail(ErrorCode::Value, what, ": expected an array of integers");
   Napi::Array a = info[i].As<Napi::Array>();

@@ -8,6 +8,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -57,6 +58,14 @@ double num_arg(const Napi::CallbackInfo& info, size_t i, const char* what);
 bool bool_arg(const Napi::CallbackInfo& info, size_t i, const char* what);
 std::vector<int64_t> ints_arg(const Napi::CallbackInfo& info, size_t i, const char* what);
 DType dtype_arg(const Napi::CallbackInfo& info, size_t i, const char* what);
+
+// Element count of a tensor with these dimensions: negative sizes and products past 2^53 (beyond
+// any storage we can allocate, and where JS numbers stop being exact) are ERR_SHAPE naming `what`.
+int64_t checked_elems(std::initializer_list<int64_t> dims, const char* what);
+inline int64_t checked_elems(int64_t a, int64_t b, const char* what) { return checked_elems({a, b}, what); }
+
+// A non-negative count argument.
+int64_t count_arg(const Napi::CallbackInfo& info, size_t i, const char* what);
 
 using NativeFn = Napi::Value (*)(const Napi::CallbackInfo&);
 

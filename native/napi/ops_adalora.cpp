@@ -11,13 +11,6 @@ using namespace tk::napi;
 
 namespace {
 
-int64_t elems(int64_t a, int64_t b, const char* what) {
-  int64_t n = 0;
-  TK_CHECK(a >= 0 && b >= 0, Shape, what, ": negative size");
-  TK_CHECK(!__builtin_mul_overflow(a, b, &n) && n <= (int64_t{1} << 60), Shape, what, ": size overflows");
-  return n;
-}
-
 bool is_null(const Napi::CallbackInfo& info, size_t i) {
   return i >= info.Length() || info[i].IsNull() || info[i].IsUndefined();
 }
@@ -37,7 +30,7 @@ TK_EXPORT(adaloraUpdateScores) {
   const double beta1 = num_arg(info, 19, "adaloraUpdateScores beta1");
   const double beta2 = num_arg(info, 20, "adaloraUpdateScores beta2");
   const bool update = bool_arg(info, 21, "adaloraUpdateScores update");
-  const int64_t na = elems(s.r, s.in, "adaloraUpdateScores a"), nb = elems(s.out, s.r, "adaloraUpdateScores b");
+  const int64_t na = checked_elems(s.r, s.in, "adaloraUpdateScores a"), nb = checked_elems(s.out, s.r, "adaloraUpdateScores b");
   const int64_t nstate = 2 * (na + s.r + nb);
   float* state = tensor_arg<float>(info, 12, nstate, "adaloraUpdateScores state");
   cpu::AdaloraState st;

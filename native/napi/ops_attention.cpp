@@ -11,17 +11,6 @@ using namespace tk::napi;
 
 namespace {
 
-// Product of non-negative sizes, refusing overflow (JS numbers reach 2^53; the bounds checks
-// of tensor_arg multiply the count by the element size again, so keep well under 2^62).
-int64_t elems(std::initializer_list<int64_t> dims, const char* what) {
-  int64_t n = 1;
-  for (int64_t d : dims) {
-    TK_CHECK(d >= 0, Shape, what, ": negative size ", d);
-    TK_CHECK(!__builtin_mul_overflow(n, d, &n) && n <= (int64_t{1} << 60), Shape, what, ": size overflows");
-  }
-  return n;
-}
-
 // Sizes at info[at..at+7]: B, Hq, Hkv, Tq, Tk, D, scale, causal.
 cpu::AttentionShape shape_args(const Napi::CallbackInfo& info, size_t at) {
   cpu::AttentionShape s;
@@ -43,7 +32,7 @@ cpu::AttentionShape shape_args(const Napi::CallbackInfo& info, size_t at) {
 // keyMask i32 [B, Tk] at info[i], info[i+1], or null (no padding mask).
 const int32_t* mask_arg(const Napi::CallbackInfo& info, size_t i, const cpu::AttentionShape& s) {
   if (i < info.Length() && (info[i].IsNull() || info[i].IsUndefined())) return nullptr;
-  return tensor_arg<int32_t>(info, i, elems({s.B, s.Tk}, "attention keyMask"), "attention keyMask");
+  return tensor_arg<int32_t>(info, i, checked_elems({s.B, s.Tk}, "attention keyMask"), "attention keyMask");
 }
 
 }  // namespace
@@ -52,9 +41,9 @@ const int32_t* mask_arg(const Napi::CallbackInfo& info, size_t i, const cpu::Att
 //           B, Hq, Hkv, Tq, Tk, D, scale, causal)
 TK_EXPORT(attention) {
   const cpu::AttentionShape s = shape_args(info, 12);
-  const int64_t nq = elems({s.B, s.Hq, s.Tq, s.D}, "attention q");
-  const int64_t nk = elems({s.B, s.Hkv, s.Tk, s.D}, "attention k");
-  const int64_t nl = elems({s.B, s.Hq, s.Tq}, "attention lse");
+  const int64_t nq = checked_elems({s.B, s.Hq, s.Tq, s.D}, "attention q");
+  const int64_t nk = checked_elems({s.B, s.Hkv, s.Tk, s.D}, "attention k");
+  const int64_t nl = checked_elems({s.B, s.Hq, s.Tq}, "attention lse");
   const float* q = tensor_arg<float>(info, 0, nq, "attention q");
   const float* k = tensor_arg<float>(info, 2, nk, "attention k");
   const float* v = tensor_arg<float>(info, 4, nk, "attention v");
@@ -69,9 +58,9 @@ TK_EXPORT(attention) {
 //                   dk, dkOff, dv, dvOff, keyMask | null, mOff, B, Hq, Hkv, Tq, Tk, D, scale, causal)
 TK_EXPORT(attentionBackward) {
   const cpu::AttentionShape s = shape_args(info, 20);
-  const int64_t nq = elems({s.B, s.Hq, s.Tq, s.D}, "attentionBackward q");
-  const int64_t nk = elems({s.B, s.Hkv, s.Tk, s.D}, "attentionBackward k");
-  const int64_t nl = elems({s.B, s.Hq, s.Tq}, "attentionBackward lse");
+  const int64_t nq = checked_elems({s.B, s.Hq, s.Tq, s.D}, "attentionBackward q");
+  const int64_t nk = checked_elems({s.B, s.Hkv, s.Tk, s.D}, "attentionBackward k");
+  const int64_t nl = checked_elems({s.B, s.Hq, s.Tq}, "attentionBackward lse");
   const float* q = tensor_arg<float>(info, 0, nq, "attentionBackward q");
   const float* k = tensor_arg<float>(info, 2, nk, "attentionBackward k");
   const float* v = tensor_arg<float>(info, 4, nk, "attentionBackward v");

@@ -12,20 +12,6 @@ using namespace tk::napi;
 
 namespace {
 
-// a * b for element counts, refusing overflow past 2^53 (beyond any storage we can allocate)
-int64_t checked_mul(int64_t a, int64_t b, const char* what) {
-  constexpr int64_t kMax = int64_t(1) << 53;
-  TK_CHECK(a >= 0 && b >= 0, Shape, what, ": negative size");
-  TK_CHECK(a == 0 || b <= kMax / a, Shape, what, ": element count overflows");
-  return a * b;
-}
-
-int64_t count_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  int64_t n = int_arg(info, i, what);
-  TK_CHECK(n >= 0, Shape, what, ": expected a count >= 0 but received ", n);
-  return n;
-}
-
 cpu::BinaryOp binary_op_arg(const Napi::CallbackInfo& info, size_t i) {
   int64_t op = int_arg(info, i, "binary op");
   TK_CHECK(op >= 0 && op < cpu::kNumBinaryOps, Value, "binary: unknown op code ", op, " (expected 0..",
@@ -48,7 +34,7 @@ int64_t strided_extent(const std::vector<int64_t>& shape, const std::vector<int6
     if (shape[k] == 0) return 0;
     TK_CHECK(strides[k] >= 0, Shape, "binary: ", what, " stride ", strides[k], " at axis ", k,
              " is negative (make the view contiguous first)");
-    extent += checked_mul(shape[k] - 1, strides[k], "binary");
+    extent += checked_elems(shape[k] - 1, strides[k], "binary");
     TK_CHECK(extent <= (int64_t(1) << 53), Shape, "binary: ", what, " extent overflows");
   }
   return extent;
@@ -67,7 +53,7 @@ TK_EXPORT(binary) {
   int64_t total = 1;
   for (size_t k = 0; k < shape.size(); ++k) {
     TK_CHECK(shape[k] >= 0, Shape, "binary: outShape[", k, "] = ", shape[k], " is negative");
-    total = checked_mul(total, shape[k], "binary outShape");
+    total = checked_elems(total, shape[k], "binary outShape");
   }
   const float* a = tensor_arg<float>(info, 1, strided_extent(shape, as, "a"), "binary a");
   const float* b = tensor_arg<float>(info, 3, strided_extent(shape, bs, "b"), "binary b");
@@ -110,10 +96,10 @@ TK_EXPORT(reduce) {
   int64_t n = count_arg(info, 6, "reduce n");
   int64_t inner = count_arg(info, 7, "reduce inner");
   auto rop = static_cast<cpu::ReduceOp>(op);
-  int64_t out_count = checked_mul(outer, inner, "reduce");
+  int64_t out_count = checked_elems(outer, inner, "reduce");
   TK_CHECK(n > 0 || out_count == 0 || rop == cpu::ReduceOp::Sum || rop == cpu::ReduceOp::Mean, Shape,
            "reduce: max/min over an empty axis (n = 0) has no identity");
-  const float* x = tensor_arg<float>(info, 1, checked_mul(out_count, n, "reduce"), "reduce x");
+  const float* x = tensor_arg<float>(info, 1, checked_elems(out_count, n, "reduce"), "reduce x");
   float* out = tensor_arg<float>(info, 3, out_count, "reduce out");
   cpu::reduce(rop, x, out, outer, n, inner);
   return info.Env().Undefined();
@@ -125,7 +111,7 @@ TK_EXPORT(argmax) {
   int64_t cols = count_arg(info, 5, "argmax cols");
   TK_CHECK(cols > 0 || rows == 0, Shape, "argmax: rows of zero columns have no maximum");
   TK_CHECK(cols <= std::numeric_limits<int32_t>::max(), Shape, "argmax: cols ", cols, " exceeds the i32 index range");
-  const float* x = tensor_arg<float>(info, 0, checked_mul(rows, cols, "argmax"), "argmax x");
+  const float* x = tensor_arg<float>(info, 0, checked_elems(rows, cols, "argmax"), "argmax x");
   int32_t* out = tensor_arg<int32_t>(info, 2, rows, "argmax out");
   cpu::argmax(x, out, rows, cols);
   return info.Env().Undefined();

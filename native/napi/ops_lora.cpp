@@ -11,14 +11,6 @@ using namespace tk::napi;
 
 namespace {
 
-// Product of non-negative sizes, refusing overflow (tensor_arg multiplies by the element size).
-int64_t elems(int64_t a, int64_t b, const char* what) {
-  int64_t n = 0;
-  TK_CHECK(a >= 0 && b >= 0, Shape, what, ": negative size");
-  TK_CHECK(!__builtin_mul_overflow(a, b, &n) && n <= (int64_t{1} << 60), Shape, what, ": size overflows");
-  return n;
-}
-
 // Sizes at info[at..at+5]: M, inF, outF, r, scale, wInOut.
 cpu::LoraShape shape_args(const Napi::CallbackInfo& info, size_t at) {
   cpu::LoraShape s;
@@ -45,15 +37,15 @@ bool is_null(const Napi::CallbackInfo& info, size_t i) {
 //                   xa, xaOff, M, inF, outF, r, scale, wInOut)
 TK_EXPORT(loraLinearForward) {
   const cpu::LoraShape s = shape_args(info, 16);
-  const int64_t n_x = elems(s.M, s.in, "loraLinearForward x"), n_w = elems(s.out, s.in, "loraLinearForward w");
+  const int64_t n_x = checked_elems(s.M, s.in, "loraLinearForward x"), n_w = checked_elems(s.out, s.in, "loraLinearForward w");
   const float* x = tensor_arg<float>(info, 0, n_x, "loraLinearForward x");
   const float* xd = tensor_arg<float>(info, 2, n_x, "loraLinearForward xd");
   const float* w = tensor_arg<float>(info, 4, n_w, "loraLinearForward w");
   const float* bias = is_null(info, 6) ? nullptr : tensor_arg<float>(info, 6, s.out, "loraLinearForward bias");
-  const float* a = tensor_arg<float>(info, 8, elems(s.r, s.in, "loraLinearForward a"), "loraLinearForward a");
-  const float* b = tensor_arg<float>(info, 10, elems(s.out, s.r, "loraLinearForward b"), "loraLinearForward b");
-  float* y = tensor_arg<float>(info, 12, elems(s.M, s.out, "loraLinearForward y"), "loraLinearForward y");
-  float* xa = tensor_arg<float>(info, 14, elems(s.M, s.r, "loraLinearForward xa"), "loraLinearForward xa");
+  const float* a = tensor_arg<float>(info, 8, checked_elems(s.r, s.in, "loraLinearForward a"), "loraLinearForward a");
+  const float* b = tensor_arg<float>(info, 10, checked_elems(s.out, s.r, "loraLinearForward b"), "loraLinearForward b");
+  float* y = tensor_arg<float>(info, 12, checked_elems(s.M, s.out, "loraLinearForward y"), "loraLinearForward y");
+  float* xa = tensor_arg<float>(info, 14, checked_elems(s.M, s.r, "loraLinearForward xa"), "loraLinearForward xa");
   cpu::lora_linear_forward_f32(s, x, xd, w, bias, a, b, y, xa);
   return info.Env().Undefined();
 }
@@ -63,23 +55,23 @@ TK_EXPORT(loraLinearForward) {
 TK_EXPORT(loraLinearBackward) {
   const cpu::LoraShape s = shape_args(info, 22);
   const bool merge_dx = bool_arg(info, 28, "loraLinearBackward mergeDx");
-  const int64_t n_x = elems(s.M, s.in, "loraLinearBackward x");
-  const float* dy = tensor_arg<float>(info, 0, elems(s.M, s.out, "loraLinearBackward dy"), "loraLinearBackward dy");
+  const int64_t n_x = checked_elems(s.M, s.in, "loraLinearBackward x");
+  const float* dy = tensor_arg<float>(info, 0, checked_elems(s.M, s.out, "loraLinearBackward dy"), "loraLinearBackward dy");
   // x itself is not read (dy W needs no input) but it is part of the contract: check it anyway.
   (void)tensor_arg<float>(info, 2, n_x, "loraLinearBackward x");
   const float* xd = tensor_arg<float>(info, 4, n_x, "loraLinearBackward xd");
-  const float* w = tensor_arg<float>(info, 6, elems(s.out, s.in, "loraLinearBackward w"), "loraLinearBackward w");
-  const float* a = tensor_arg<float>(info, 8, elems(s.r, s.in, "loraLinearBackward a"), "loraLinearBackward a");
-  const float* b = tensor_arg<float>(info, 10, elems(s.out, s.r, "loraLinearBackward b"), "loraLinearBackward b");
-  const float* xa = tensor_arg<float>(info, 12, elems(s.M, s.r, "loraLinearBackward xa"), "loraLinearBackward xa");
+  const float* w = tensor_arg<float>(info, 6, checked_elems(s.out, s.in, "loraLinearBackward w"), "loraLinearBackward w");
+  const float* a = tensor_arg<float>(info, 8, checked_elems(s.r, s.in, "loraLinearBackward a"), "loraLinearBackward a");
+  const float* b = tensor_arg<float>(info, 10, checked_elems(s.out, s.r, "loraLinearBackward b"), "loraLinearBackward b");
+  const float* xa = tensor_arg<float>(info, 12, checked_elems(s.M, s.r, "loraLinearBackward xa"), "loraLinearBackward xa");
   float* dx = tensor_arg<float>(info, 14, n_x, "loraLinearBackward dx");
   float* dxd = nullptr;
   if (!merge_dx) {
     TK_CHECK(!is_null(info, 16), Value, "loraLinearBackward: dxd is required when mergeDx is false");
     dxd = tensor_arg<float>(info, 16, n_x, "loraLinearBackward dxd");
   }
-  float* da = tensor_arg<float>(info, 18, elems(s.r, s.in, "loraLinearBackward da"), "loraLinearBackward da");
-  float* db = tensor_arg<float>(info, 20, elems(s.out, s.r, "loraLinearBackward db"), "loraLinearBackward db");
+  float* da = tensor_arg<float>(info, 18, checked_elems(s.r, s.in, "loraLinearBackward da"), "loraLinearBackward da");
+  float* db = tensor_arg<float>(info, 20, checked_elems(s.out, s.r, "loraLinearBackward db"), "loraLinearBackward db");
   cpu::lora_linear_backward_f32(s, dy, xd, w, a, b, xa, dx, dxd, da, db, merge_dx);
   return info.Env().Undefined();
 }

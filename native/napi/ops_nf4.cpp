@@ -12,13 +12,6 @@ using namespace tk::napi;
 
 namespace {
 
-int64_t mul_checked(int64_t a, int64_t b, const char* what) {
-  int64_t n = 0;
-  TK_CHECK(a >= 0 && b >= 0, Shape, what, ": negative size");
-  TK_CHECK(!__builtin_mul_overflow(a, b, &n) && n <= (int64_t{1} << 60), Shape, what, ": size overflows");
-  return n;
-}
-
 int blocksize_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   const int64_t bs = int_arg(info, i, what);
   TK_CHECK(bs >= 32 && bs <= 4096, Value, what, ": blocksize must be in [32, 4096] (bitsandbytes' range) but is ", bs);
@@ -47,7 +40,7 @@ cpu::Nf4Weight weight_args(const Napi::CallbackInfo& info, size_t at, const char
   w.blocksize = blocksize_arg(info, at + 6, what);
   w.type = type_arg(info, at + 7, what);
   TK_CHECK(w.N > 0 && w.K > 0, Shape, what, ": weight sizes must be positive but are [", w.N, ", ", w.K, "]");
-  const int64_t n = mul_checked(w.N, w.K, what);
+  const int64_t n = checked_elems(w.N, w.K, what);
   w.packed = tensor_arg<uint8_t>(info, at, (n + 1) / 2, what);
   w.absmax = tensor_arg<float>(info, at + 2, nblocks_of(n, w.blocksize), what);
   return w;
@@ -123,8 +116,8 @@ TK_EXPORT(nf4Gemm) {
   TK_CHECK(M >= 0, Shape, "nf4Gemm: negative M ", M);
   const cpu::Nf4Weight w = weight_args(info, 3, "nf4Gemm weight");
   const double beta = num_arg(info, 13, "nf4Gemm beta");
-  const float* x = tensor_arg<float>(info, 0, mul_checked(M, w.K, "nf4Gemm x"), "nf4Gemm x");
-  float* y = tensor_arg<float>(info, 11, mul_checked(M, w.N, "nf4Gemm y"), "nf4Gemm y");
+  const float* x = tensor_arg<float>(info, 0, checked_elems(M, w.K, "nf4Gemm x"), "nf4Gemm x");
+  float* y = tensor_arg<float>(info, 11, checked_elems(M, w.N, "nf4Gemm y"), "nf4Gemm y");
   if (M > 0) cpu::nf4_gemm(x, M, w.K, w, y, w.N, static_cast<float>(beta));
   return info.Env().Undefined();
 }
@@ -136,8 +129,8 @@ TK_EXPORT(nf4GemmDx) {
   TK_CHECK(M >= 0, Shape, "nf4GemmDx: negative M ", M);
   const cpu::Nf4Weight w = weight_args(info, 3, "nf4GemmDx weight");
   const double beta = num_arg(info, 13, "nf4GemmDx beta");
-  const float* dy = tensor_arg<float>(info, 0, mul_checked(M, w.N, "nf4GemmDx dy"), "nf4GemmDx dy");
-  float* dx = tensor_arg<float>(info, 11, mul_checked(M, w.K, "nf4GemmDx dx"), "nf4GemmDx dx");
+  const float* dy = tensor_arg<float>(info, 0, checked_elems(M, w.N, "nf4GemmDx dy"), "nf4GemmDx dy");
+  float* dx = tensor_arg<float>(info, 11, checked_elems(M, w.K, "nf4GemmDx dx"), "nf4GemmDx dx");
   if (M > 0) cpu::nf4_gemm_dx(dy, M, w.N, w, dx, w.K, static_cast<float>(beta));
   return info.Env().Undefined();
 }

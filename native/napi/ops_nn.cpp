@@ -19,19 +19,6 @@ using namespace tk::napi;
 
 namespace {
 
-int64_t checked_mul(int64_t a, int64_t b, const char* what) {
-  constexpr int64_t kMax = int64_t(1) << 53;
-  TK_CHECK(a >= 0 && b >= 0, Shape, what, ": negative size");
-  TK_CHECK(a == 0 || b <= kMax / a, Shape, what, ": element count overflows");
-  return a * b;
-}
-
-int64_t count_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  int64_t n = int_arg(info, i, what);
-  TK_CHECK(n >= 0, Shape, what, ": expected a count >= 0 but received ", n);
-  return n;
-}
-
 // rows x cols where a row needs at least one column (statistics of an empty row are undefined)
 void check_rows_cols(const char* fn, int64_t rows, int64_t cols) {
   TK_CHECK(rows == 0 || cols > 0, Shape, fn, ": rows of ", cols, " columns (need >= 1)");
@@ -51,7 +38,7 @@ float eps_arg(const Napi::CallbackInfo& info, size_t i, const char* what) {
 TK_EXPORT(softmax) {
   int64_t rows = count_arg(info, 4, "softmax rows"), cols = count_arg(info, 5, "softmax cols");
   bool log = bool_arg(info, 6, "softmax log");
-  int64_t n = checked_mul(rows, cols, "softmax");
+  int64_t n = checked_elems(rows, cols, "softmax");
   const float* x = tensor_arg<float>(info, 0, n, "softmax x");
   float* y = tensor_arg<float>(info, 2, n, "softmax y");
   cpu::softmax(x, y, rows, cols, log);
@@ -62,7 +49,7 @@ TK_EXPORT(softmax) {
 TK_EXPORT(softmaxBackward) {
   int64_t rows = count_arg(info, 6, "softmaxBackward rows"), cols = count_arg(info, 7, "softmaxBackward cols");
   bool log = bool_arg(info, 8, "softmaxBackward log");
-  int64_t n = checked_mul(rows, cols, "softmaxBackward");
+  int64_t n = checked_elems(rows, cols, "softmaxBackward");
   const float* y = tensor_arg<float>(info, 0, n, "softmaxBackward y");
   const float* dy = tensor_arg<float>(info, 2, n, "softmaxBackward dy");
   float* dx = tensor_arg<float>(info, 4, n, "softmaxBackward dx");
@@ -77,7 +64,7 @@ TK_EXPORT(layerNorm) {
   int64_t rows = count_arg(info, 12, "layerNorm rows"), cols = count_arg(info, 13, "layerNorm cols");
   float eps = eps_arg(info, 14, "layerNorm eps");
   check_rows_cols("layerNorm", rows, cols);
-  int64_t n = checked_mul(rows, cols, "layerNorm");
+  int64_t n = checked_elems(rows, cols, "layerNorm");
   const float* x = tensor_arg<float>(info, 0, n, "layerNorm x");
   const float* w = tensor_arg<float>(info, 2, cols, "layerNorm weight");
   const float* b = tensor_arg<float>(info, 4, cols, "layerNorm bias");
@@ -93,7 +80,7 @@ TK_EXPORT(layerNormBackward) {
   int64_t rows = count_arg(info, 16, "layerNormBackward rows"), cols = count_arg(info, 17, "layerNormBackward cols");
   bool need = bool_arg(info, 18, "layerNormBackward needWeightGrad");
   check_rows_cols("layerNormBackward", rows, cols);
-  int64_t n = checked_mul(rows, cols, "layerNormBackward");
+  int64_t n = checked_elems(rows, cols, "layerNormBackward");
   const float* x = tensor_arg<float>(info, 0, n, "layerNormBackward x");
   const float* w = tensor_arg<float>(info, 2, cols, "layerNormBackward weight");
   const float* mean = tensor_arg<float>(info, 4, rows, "layerNormBackward mean");
@@ -111,7 +98,7 @@ TK_EXPORT(rmsNorm) {
   int64_t rows = count_arg(info, 8, "rmsNorm rows"), cols = count_arg(info, 9, "rmsNorm cols");
   float eps = eps_arg(info, 10, "rmsNorm eps");
   check_rows_cols("rmsNorm", rows, cols);
-  int64_t n = checked_mul(rows, cols, "rmsNorm");
+  int64_t n = checked_elems(rows, cols, "rmsNorm");
   const float* x = tensor_arg<float>(info, 0, n, "rmsNorm x");
   const float* w = tensor_arg<float>(info, 2, cols, "rmsNorm weight");
   float* y = tensor_arg<float>(info, 4, n, "rmsNorm y");
@@ -125,7 +112,7 @@ TK_EXPORT(rmsNormBackward) {
   int64_t rows = count_arg(info, 12, "rmsNormBackward rows"), cols = count_arg(info, 13, "rmsNormBackward cols");
   bool need = bool_arg(info, 14, "rmsNormBackward needWeightGrad");
   check_rows_cols("rmsNormBackward", rows, cols);
-  int64_t n = checked_mul(rows, cols, "rmsNormBackward");
+  int64_t n = checked_elems(rows, cols, "rmsNormBackward");
   const float* x = tensor_arg<float>(info, 0, n, "rmsNormBackward x");
   const float* w = tensor_arg<float>(info, 2, cols, "rmsNormBackward weight");
   const float* rstd = tensor_arg<float>(info, 4, rows, "rmsNormBackward rstd");
@@ -142,9 +129,9 @@ TK_EXPORT(rmsNormBackward) {
 TK_EXPORT(gatherRows) {
   int64_t n = count_arg(info, 6, "gatherRows n"), row = count_arg(info, 7, "gatherRows rowSize");
   int64_t num = count_arg(info, 8, "gatherRows numRows");
-  const float* table = tensor_arg<float>(info, 0, checked_mul(num, row, "gatherRows table"), "gatherRows table");
+  const float* table = tensor_arg<float>(info, 0, checked_elems(num, row, "gatherRows table"), "gatherRows table");
   const int32_t* idx = tensor_arg<int32_t>(info, 2, n, "gatherRows idx");
-  float* out = tensor_arg<float>(info, 4, checked_mul(n, row, "gatherRows out"), "gatherRows out");
+  float* out = tensor_arg<float>(info, 4, checked_elems(n, row, "gatherRows out"), "gatherRows out");
   cpu::gather_rows(table, idx, out, n, row, num);  // ERR_INDEX on a bad id, before any write
   return info.Env().Undefined();
 }
@@ -153,9 +140,9 @@ TK_EXPORT(gatherRows) {
 TK_EXPORT(scatterAddRows) {
   int64_t n = count_arg(info, 6, "scatterAddRows n"), row = count_arg(info, 7, "scatterAddRows rowSize");
   int64_t num = count_arg(info, 8, "scatterAddRows numRows");
-  const float* d_out = tensor_arg<float>(info, 0, checked_mul(n, row, "scatterAddRows dOut"), "scatterAddRows dOut");
+  const float* d_out = tensor_arg<float>(info, 0, checked_elems(n, row, "scatterAddRows dOut"), "scatterAddRows dOut");
   const int32_t* idx = tensor_arg<int32_t>(info, 2, n, "scatterAddRows idx");
-  float* d_table = tensor_arg<float>(info, 4, checked_mul(num, row, "scatterAddRows dTable"), "scatterAddRows dTable");
+  float* d_table = tensor_arg<float>(info, 4, checked_elems(num, row, "scatterAddRows dTable"), "scatterAddRows dTable");
   cpu::scatter_add_rows(d_out, idx, d_table, n, row, num);
   return info.Env().Undefined();
 }
@@ -200,7 +187,7 @@ TK_EXPORT(crossEntropy) {
   int64_t rows = count_arg(info, 8, "crossEntropy rows"), classes = count_arg(info, 9, "crossEntropy classes");
   int64_t ignore = int_arg(info, 10, "crossEntropy ignoreIndex");
   check_rows_cols("crossEntropy", rows, classes);
-  const float* logits = tensor_arg<float>(info, 0, checked_mul(rows, classes, "crossEntropy"), "crossEntropy logits");
+  const float* logits = tensor_arg<float>(info, 0, checked_elems(rows, classes, "crossEntropy"), "crossEntropy logits");
   const int32_t* labels = tensor_arg<int32_t>(info, 2, rows, "crossEntropy labels");
   float* loss = tensor_arg<float>(info, 4, rows, "crossEntropy loss");
   float* lse = tensor_arg<float>(info, 6, rows, "crossEntropy lse");
@@ -214,7 +201,7 @@ TK_EXPORT(crossEntropyBackward) {
   int64_t classes = count_arg(info, 11, "crossEntropyBackward classes");
   int64_t ignore = int_arg(info, 12, "crossEntropyBackward ignoreIndex");
   check_rows_cols("crossEntropyBackward", rows, classes);
-  int64_t n = checked_mul(rows, classes, "crossEntropyBackward");
+  int64_t n = checked_elems(rows, classes, "crossEntropyBackward");
   const float* logits = tensor_arg<float>(info, 0, n, "crossEntropyBackward logits");
   const int32_t* labels = tensor_arg<int32_t>(info, 2, rows, "crossEntropyBackward labels");
   const float* lse = tensor_arg<float>(info, 4, rows, "crossEntropyBackward lse");
@@ -261,10 +248,10 @@ TK_EXPORT(rope) {
   int64_t rot = count_arg(info, 12, "rope rotDim");
   bool inverse = bool_arg(info, 13, "rope inverse");
   TK_CHECK(rot % 2 == 0 && rot <= D, Shape, "rope: rotDim must be even and <= D (", D, ") but is ", rot);
-  int64_t n = checked_mul(checked_mul(checked_mul(B, H, "rope"), T, "rope"), D, "rope");
+  int64_t n = checked_elems(checked_elems(checked_elems(B, H, "rope"), T, "rope"), D, "rope");
   const float* x = tensor_arg<float>(info, 0, n, "rope x");
   float* out = tensor_arg<float>(info, 2, n, "rope out");
-  const int32_t* pos = tensor_arg<int32_t>(info, 4, checked_mul(B, T, "rope positions"), "rope positions");
+  const int32_t* pos = tensor_arg<int32_t>(info, 4, checked_elems(B, T, "rope positions"), "rope positions");
   const float* inv_freq = tensor_arg<float>(info, 6, rot / 2, "rope invFreq");
   cpu::rope(x, out, pos, inv_freq, B, H, T, D, rot, inverse);
   return info.Env().Undefined();
