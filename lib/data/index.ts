@@ -10,5 +10,6 @@ export * from './split.js';
 export * from './loader.js';
 export * from './email.js';
 export * from './builtin.js';
+export * from './afinn.js';
 export * from './dataset.js';
 export * from './token_cls.js';
