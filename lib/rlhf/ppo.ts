@@ -8,7 +8,9 @@
  *  4. per-token rewards -kl_coef (logp - logp_ref), plus the score on the last response token;
  *     GAE (gamma, lambda) gives advantages and returns; advantages are whitened over the mask;
  *  5. `ppoEpochs` epochs over shuffled minibatches: clipped policy loss + vf_coef * clipped
- *     value loss, one AdamW step per minibatch.
+ *     value loss, one AdamW step per minibatch;
+ *  6. with `klTarget` set, the adaptive KL controller (kl_control.ts) moves kl_coef toward the
+ *     value that holds the rollout's KL at the target; without it kl_coef stays fixed.
  * Differences from TRL, on purpose: the score sits on the last response token (TRL adds it one
  * position later, `sequence_lengths_p1`, and keeps that position's value), and the value head
  * shares the policy's trunk (TRL's current trainer runs a separate value model).
@@ -37,6 +39,7 @@ import { MetricsLog } from '../train/metrics_log.js';
 import { gatherLogprobs, type CausalForward } from './logprobs.js';
 import { gae, maskedWhiten, perTokenRewards, ppoPolicyLoss, ppoValueLoss, responseMask } from './losses.js';
 import { scoreSequences, type ScalarModel } from './reward.js';
+import { makeKlController, type KlController } from './kl_control.js';
 
 /** TRL's fill value for log-probs at masked-out response positions. */
 export const INVALID_LOGPROB = 1.0;
@@ -80,7 +83,15 @@ export interface PpoOptions {
   padTokenId: number;
   /** ends a response (kept in it); null for none. Default: the model's eos_token_id */
   eosTokenId?: number | null;
+  /** KL penalty coefficient (0.05); with klTarget, its initial value */
   klCoef?: number;
+  /**
+   * Adaptive KL control (Ziegler et al. 2019; TRL's adap_kl_ctrl): the summed-over-tokens KL per
+   * sequence to steer toward, in nats. null (default): kl_coef is fixed
+   */
+  klTarget?: number | null;
+  /** rollouts over which the adaptive controller may change kl_coef by about 20% (10000, TRL's default) */
+  klHorizon?: number;
   gamma?: number;
   lam?: number;
   cliprange?: number;
@@ -115,6 +126,8 @@ export interface PpoStats {
   kl: number;
   /** score - kl_coef * kl */
   rlhf_reward: number;
+  /** the KL coefficient this rollout was rewarded with (changes only with klTarget) */
+  kl_coef: number;
   /** mean per-token entropy of the sampling distribution */
   entropy: number;
   pg_loss: number;
@@ -144,6 +157,8 @@ export interface Rollout {
   returns: Float64Array;
   kl: Float64Array;
   entropy: number;
+  /** the KL coefficient of the per-token rewards */
+  klCoef: number;
 }
 
 interface Grid {
@@ -156,7 +171,9 @@ interface Grid {
 export class PpoTrainer {
   readonly valueHead: ValueHead;
   readonly optimizer: AdamW;
-  readonly o: Required<Omit<PpoOptions, 'refModel' | 'outputDir' | 'log' | 'eosTokenId'>> & Pick<PpoOptions, 'refModel' | 'outputDir' | 'log'> & { eosTokenId: number | null };
+  readonly o: Required<Omit<PpoOptions, 'refModel' | 'outputDir' | 'log' | 'eosTokenId' | 'klTarget'>> & Pick<PpoOptions, 'refModel' | 'outputDir' | 'log'> & { eosTokenId: number | null; klTarget: number | null };
+  /** kl_coef for the next rollout (fixed, or adaptive with klTarget) */
+  readonly klController: KlController;
   private stepCount = 0;
   private readonly metrics: MetricsLog | null;
 
@@ -164,11 +181,12 @@ export class PpoTrainer {
     if (opts.policy.task !== 'causal_lm') throw new TunekitError('ERR_VALUE', `PPO: expected a causal_lm policy but received task '${opts.policy.task}'`);
     if (!(opts.policy instanceof PeftModel) && !opts.refModel) throw new TunekitError('ERR_VALUE', 'PPO without adapters needs a frozen refModel');
     this.o = {
-      klCoef: 0.05, gamma: 1, lam: 0.95, cliprange: 0.2, cliprangeValue: 0.2, vfCoef: 0.1, ppoEpochs: 4, numMiniBatches: 4, maxNewTokens: 16,
+      klCoef: 0.05, klTarget: null, klHorizon: 10000, gamma: 1, lam: 0.95, cliprange: 0.2, cliprangeValue: 0.2, vfCoef: 0.1, ppoEpochs: 4, numMiniBatches: 4, maxNewTokens: 16,
       temperature: 1, topK: 0, lr: 1e-4, weightDecay: 0, maxGradNorm: 1, whitenAdvantages: true, seed: 42,
       ...opts,
       eosTokenId: opts.eosTokenId === undefined ? opts.policy.config.eosTokenId : opts.eosTokenId,
     };
+    this.klController = makeKlController(this.o);
     if (!(this.o.temperature > 0)) throw new TunekitError('ERR_VALUE', `PPO: expected temperature > 0 but received ${this.o.temperature}`);
     this.valueHead = new ValueHead(opts.policy.config.hiddenSize, { seed: this.o.seed });
     this.optimizer = new AdamW([...opts.policy.trainableParameters(), ...this.valueHead.namedParameters('value_head.')], { lr: this.o.lr, weightDecay: this.o.weightDecay });
@@ -251,12 +269,13 @@ export class PpoTrainer {
       return !this.o.refModel && policy instanceof PeftModel ? policy.withAdaptersDisabled(run) : run();
     }));
     const entropy = this.meanEntropy(policy, g, mask);
-    const { rewards, kl } = perTokenRewards(logprobs, refLogprobs, scores, lastIndex, B, R, this.o.klCoef);
+    const klCoef = this.klController.value;
+    const { rewards, kl } = perTokenRewards(logprobs, refLogprobs, scores, lastIndex, B, R, klCoef);
     const { advantages: rawAdv, returns } = gae(rewards, values, B, R, this.o.gamma, this.o.lam);
     const advantages = this.o.whitenAdvantages ? maskedWhiten(rawAdv, mask) : rawAdv;
     for (let i = 0; i < advantages.length; i++) if (!mask[i]) advantages[i] = 0;
     for (const t of Object.values(g.inputs)) (t as Tensor | undefined)?.dispose?.();
-    return { queries, responses, scores, B, R, mask, logprobs, refLogprobs, values, advantages, returns, kl, entropy };
+    return { queries, responses, scores, B, R, mask, logprobs, refLogprobs, values, advantages, returns, kl, entropy, klCoef };
   }
 
   /** ppoEpochs epochs of shuffled minibatch updates on a rollout; returns the averaged losses. */
@@ -316,12 +335,14 @@ export class PpoTrainer {
     for (let b = 0; b < ro.B; b++) for (let t = 0; t < ro.R; t++) kl += ro.kl[b * ro.R + t]!;
     kl /= ro.B;
     const score = ro.scores.reduce((a, b) => a + b, 0) / ro.B;
+    // as TRL: the controller sees the batch's mean KL once the batch has been learnt from
+    this.klController.update(kl, ro.B);
     const stats: PpoStats = {
-      step: this.stepCount, score, kl, rlhf_reward: score - this.o.klCoef * kl, entropy: ro.entropy, ...learn,
+      step: this.stepCount, score, kl, rlhf_reward: score - ro.klCoef * kl, kl_coef: ro.klCoef, entropy: ro.entropy, ...learn,
       response_length: ro.responses.reduce((a, r) => a + r.length, 0) / ro.B, seconds: (performance.now() - t0) / 1000,
     };
     this.metrics?.append({ ...stats, epoch: 0, split: 'train' });
-    this.o.log?.(`ppo step ${stats.step}: score ${score.toFixed(4)}, kl ${kl.toFixed(4)}, entropy ${stats.entropy.toFixed(3)}, clipfrac ${stats.clipfrac.toFixed(3)}, pg ${stats.pg_loss.toFixed(4)}, vf ${stats.vf_loss.toFixed(4)} (${stats.seconds.toFixed(1)} s)`);
+    this.o.log?.(`ppo step ${stats.step}: score ${score.toFixed(4)}, kl ${kl.toFixed(4)}, kl_coef ${ro.klCoef.toPrecision(3)}, entropy ${stats.entropy.toFixed(3)}, clipfrac ${stats.clipfrac.toFixed(3)}, pg ${stats.pg_loss.toFixed(4)}, vf ${stats.vf_loss.toFixed(4)} (${stats.seconds.toFixed(1)} s)`);
     return stats;
   }
 

@@ -138,7 +138,7 @@ export async function runRlhf(config: TrainConfig, opts: { log?: (s: string) => 
     const steps = config.training.max_steps ?? Math.max(1, Math.floor((prompts.length / B) * config.training.epochs));
     log(`data: ${prompts.length} prompts, ${steps} PPO steps of ${B} rollouts`);
     const ppo = new PpoTrainer({
-      policy: model, reward: rewardModelScorer(rm, pad), padTokenId: pad, eosTokenId: tokenizer.eosTokenId ?? null, klCoef: rl.kl_coef, gamma: rl.gamma,
+      policy: model, reward: rewardModelScorer(rm, pad), padTokenId: pad, eosTokenId: tokenizer.eosTokenId ?? null, klCoef: rl.kl_coef, klTarget: rl.kl_target, klHorizon: rl.kl_horizon, gamma: rl.gamma,
       lam: rl.lam, cliprange: rl.cliprange, cliprangeValue: rl.cliprange_value, ppoEpochs: rl.ppo_epochs, maxNewTokens: rl.max_new_tokens,
       lr: config.training.lr, weightDecay: config.training.weight_decay, maxGradNorm: config.training.max_grad_norm ?? 0, seed: config.training.seed,
       outputDir, log,
@@ -154,7 +154,7 @@ export async function runRlhf(config: TrainConfig, opts: { log?: (s: string) => 
     } finally {
       ppo.close();
     }
-    writePpoPlot(all, join(outputDir, 'ppo.svg'));
+    writePpoPlot(all, join(outputDir, 'ppo.svg'), 'tunekit PPO', { klTarget: rl.kl_target });
     const last = all.at(-1)!;
     result = {
       outputDir, method, steps, trainSeconds: (performance.now() - t0) / 1000, trainableParameters: trainable, totalParameters: total,

@@ -118,6 +118,10 @@ export const RlhfSchema = z.strictObject({
   beta: z.number().positive().default(0.1),
   /** PPO: KL penalty, GAE, clipping, epochs per batch. */
   kl_coef: z.number().nonnegative().default(0.05),
+  /** PPO: adaptive KL control (Ziegler et al. 2019): the KL per sequence (nats, summed over tokens) to steer kl_coef toward; null keeps kl_coef fixed. */
+  kl_target: z.number().positive().nullable().default(null),
+  /** PPO: rollouts over which the adaptive controller changes kl_coef by at most about 20% (TRL's 10000). */
+  kl_horizon: z.number().positive().default(10000),
   gamma: z.number().min(0).max(1).default(1),
   lam: z.number().min(0).max(1).default(0.95),
   cliprange: z.number().positive().default(0.2),
