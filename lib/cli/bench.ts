@@ -4,6 +4,9 @@
  * (bench/reference/torch_kernels.py), and whole training steps, one process per measurement
  * (bench/train_step.ts) against transformers + PEFT (bench/reference/peft_step.py), ours and the
  * reference interleaved in the same run. Prints one table with the machine (CPU, cores, load).
+ * The kernels also run in TensorFlow.js on its wasm backend (bench/reference/tfjs/kernels.mjs),
+ * the JavaScript alternative, when bench/reference/tfjs/setup.sh has installed it: their rows
+ * gain a TF.js column and ratio beside PyTorch's.
  * `--suite scaling` measures tokens/s against sequence length, batch size and model size (ours)
  * and writes an SVG plot.
  */
@@ -22,17 +25,23 @@ Options:
   --rounds <n>       interleaved rounds, each side's best kept (default 2)
   --steps <n>        timed training steps per process, after 2 warm-up steps (default 4)
   --modes <list>     training modes for the train suite: lora, full, lora-bf16 (default lora,full)
-  --threads <n>      threads for both sides (default 2)
+  --threads <n>      threads for ours and PyTorch (default 2; TF.js wasm runs one under Node)
   --python <path>    the reference's Python (default: $TUNEKIT_BENCH_PYTHON, bench/reference/.venv, .venv)
+  --reference <list> references to run beside ours, each when installed: torch (PyTorch / transformers
+                     + PEFT; all suites), tfjs (TensorFlow.js wasm; kernels only, one thread)
+                     (default torch,tfjs)
   --no-reference     ours only
   --json <file>      also write the raw results as JSON
   --svg <file>       scaling plot (default docs/scaling.svg)
 
-The reference (PyTorch, transformers, PEFT) is installed by 'bash bench/reference/setup.sh',
-never by npm install.`;
+The references are installed by bench scripts, never by npm install: PyTorch, transformers and
+PEFT by 'bash bench/reference/setup.sh', TensorFlow.js by 'bash bench/reference/tfjs/setup.sh'.`;
 
-interface Row { name: string; ours: number | null; ref: number | null; unit: string; better: 'higher' | 'lower' }
+/** One table row; ref is PyTorch's figure, tfjs TensorFlow.js wasm's (kernels only). */
+export interface Row { name: string; ours: number | null; ref: number | null; tfjs?: number | null; unit: string; better: 'higher' | 'lower' }
 type Json = Record<string, unknown>;
+const REFERENCES = ['torch', 'tfjs'] as const;
+type Reference = (typeof REFERENCES)[number];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -53,20 +62,70 @@ function findPython(explicit?: string): string | null {
   return null;
 }
 
+/** bench/reference/tfjs/kernels.mjs when setup.sh has installed its packages, else null. */
+function findTfjs(): string | null {
+  const dir = join(root, 'bench/reference/tfjs');
+  const installed = ['@tensorflow/tfjs', '@tensorflow/tfjs-backend-wasm'].every((p) => existsSync(join(dir, 'node_modules', p, 'package.json')));
+  return installed ? join(dir, 'kernels.mjs') : null;
+}
+
+/**
+ * The --reference list, checked: parseReferences('torch,tfjs') -> ['torch', 'tfjs'];
+ * parseReferences('') -> [].
+ */
+export function parseReferences(list: string): Reference[] {
+  const names = list.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const n of names) {
+    if (!(REFERENCES as readonly string[]).includes(n)) throw new TunekitError('ERR_CONFIG', `bench: unknown reference '${n}' in --reference; expected a comma list of ${REFERENCES.join(', ')}`);
+  }
+  return [...new Set(names)] as Reference[];
+}
+
+/**
+ * Adds each kernel line ({ name, ms }) to the samples of its name and returns the lines that have
+ * no name (a reference's description of itself, e.g. TF.js's { backend: {...} }).
+ */
+export function addKernelSamples(samples: Map<string, number[]>, lines: Json[]): Json[] {
+  const other: Json[] = [];
+  for (const j of lines) {
+    if (typeof j.name !== 'string' || typeof j.ms !== 'number') {
+      other.push(j);
+      continue;
+    }
+    samples.set(j.name, [...(samples.get(j.name) ?? []), j.ms]);
+  }
+  return other;
+}
+
 export function machine(): string {
   const [l1, l5] = loadavg();
   return `${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores, load ${l1!.toFixed(2)} / ${l5!.toFixed(2)} (1 / 5 min)`;
 }
 
-function table(rows: Row[]): string {
-  const fmt = (v: number | null) => (v === null ? '-' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
-  const lines = ['| measurement | ours | reference | ratio | unit |', '| --- | ---: | ---: | ---: | --- |'];
+/**
+ * How many times better ours is than a reference figure: speed ours/ref, time ref/ours; for memory
+ * (unit MB) ours/ref as the targets state it, marked 'size'. '-' when either is missing.
+ */
+export function ratioText(ours: number | null, ref: number | null, unit: string, better: 'higher' | 'lower'): string {
+  if (ours === null || ref === null) return '-';
+  if (unit === 'MB') return `${(ours / ref).toFixed(2)}x size`;
+  return `${(better === 'higher' ? ours / ref : ref / ours).toFixed(2)}x`;
+}
+
+/**
+ * The markdown table. With a TF.js figure in any row, PyTorch and TF.js wasm each get a column
+ * and a ratio; without, the layout is ours | reference | ratio as before.
+ */
+export function table(rows: Row[]): string {
+  const fmt = (v: number | null | undefined) => (v == null ? '-' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+  const withTfjs = rows.some((r) => r.tfjs != null);
+  const lines = withTfjs
+    ? ['| measurement | ours | PyTorch | ratio | TF.js wasm | ratio | unit |', '| --- | ---: | ---: | ---: | ---: | ---: | --- |']
+    : ['| measurement | ours | reference | ratio | unit |', '| --- | ---: | ---: | ---: | --- |'];
   for (const r of rows) {
-    // ratio: how many times better ours is (speed: ours/ref; time and memory: ref/ours)... except
-    // memory, which the targets state as ours/ref
-    let ratio = '-';
-    if (r.ours !== null && r.ref !== null) ratio = r.unit === 'MB' ? `${(r.ours / r.ref).toFixed(2)}x size` : `${(r.better === 'higher' ? r.ours / r.ref : r.ref / r.ours).toFixed(2)}x`;
-    lines.push(`| ${r.name} | ${fmt(r.ours)} | ${fmt(r.ref)} | ${ratio} | ${r.unit} |`);
+    const torch = `${fmt(r.ref)} | ${ratioText(r.ours, r.ref, r.unit, r.better)}`;
+    const tfjs = withTfjs ? ` ${fmt(r.tfjs)} | ${ratioText(r.ours, r.tfjs ?? null, r.unit, r.better)} |` : '';
+    lines.push(`| ${r.name} | ${fmt(r.ours)} | ${torch} |${tfjs} ${r.unit} |`);
   }
   return lines.join('\n');
 }
@@ -82,7 +141,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
     options: {
       suite: { type: 'string', default: 'kernels,train' }, rounds: { type: 'string', default: '2' }, steps: { type: 'string', default: '4' },
       modes: { type: 'string', default: 'lora,full' }, threads: { type: 'string', default: '2' }, python: { type: 'string' },
-      'no-reference': { type: 'boolean', default: false }, json: { type: 'string' }, svg: { type: 'string', default: 'docs/scaling.svg' },
+      reference: { type: 'string', default: REFERENCES.join(',') }, 'no-reference': { type: 'boolean', default: false }, json: { type: 'string' }, svg: { type: 'string', default: 'docs/scaling.svg' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -93,28 +152,34 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const log = (s: string) => process.stderr.write(s + '\n');
   log('compiling bench/ (tsc -p bench/tsconfig.json)');
   sh(join(root, 'node_modules/.bin/tsc'), ['-p', 'bench/tsconfig.json']);
-  const py = values['no-reference'] ? null : findPython(values.python);
-  if (!py && !values['no-reference']) log('no reference Python with torch, transformers and peft found: run `bash bench/reference/setup.sh` (reference columns left empty)');
+  const refs = values['no-reference'] ? [] : parseReferences(values.reference!);
+  const py = refs.includes('torch') ? findPython(values.python) : null;
+  if (!py && refs.includes('torch')) log('no reference Python with torch, transformers and peft found: run `bash bench/reference/setup.sh` (reference columns left empty)');
+  // TF.js has only the kernels; its column appears when that suite runs and it is installed
+  const tfjs = refs.includes('tfjs') && suites.includes('kernels') ? findTfjs() : null;
+  if (!tfjs && refs.includes('tfjs') && suites.includes('kernels')) log('TensorFlow.js not installed: run `bash bench/reference/tfjs/setup.sh` for its kernel column');
+  let tfjsBackend: Json | null = null;
   const startMachine = machine();
   const rows: Row[] = [];
   const raw: Json[] = [];
 
   if (suites.includes('kernels')) {
-    const ours = new Map<string, number[]>(), ref = new Map<string, number[]>();
+    const ours = new Map<string, number[]>(), ref = new Map<string, number[]>(), tfjsMs = new Map<string, number[]>();
+    // each round runs ours, PyTorch, TF.js one after the other, so load drifts hit all three
+    const run = (samples: Map<string, number[]>, cmd: string, args: string[]): Json[] => {
+      const lines = jsonLines(sh(cmd, args));
+      raw.push(...lines);
+      return addKernelSamples(samples, lines);
+    };
     for (let r = 0; r < rounds; r++) {
       log(`kernels, round ${r + 1}/${rounds}`);
-      for (const j of jsonLines(sh('node', ['bench/.out/kernels.bench.js', '--threads', threads]))) {
-        raw.push(j);
-        ours.set(j.name as string, [...(ours.get(j.name as string) ?? []), j.ms as number]);
-      }
-      if (py) {
-        for (const j of jsonLines(sh(py, ['bench/reference/torch_kernels.py', '--threads', threads]))) {
-          raw.push(j);
-          ref.set(j.name as string, [...(ref.get(j.name as string) ?? []), j.ms as number]);
-        }
-      }
+      run(ours, 'node', ['bench/.out/kernels.bench.js', '--threads', threads]);
+      if (py) run(ref, py, ['bench/reference/torch_kernels.py', '--threads', threads]);
+      if (tfjs) tfjsBackend = (run(tfjsMs, 'node', [tfjs, '--threads', threads]).find((j) => j.backend)?.backend as Json) ?? tfjsBackend;
     }
-    for (const [name, v] of ours) rows.push({ name: `kernel: ${name}`, ours: best(v, 'lower'), ref: best(ref.get(name) ?? [], 'lower'), unit: 'ms', better: 'lower' });
+    for (const [name, v] of ours) {
+      rows.push({ name: `kernel: ${name}`, ours: best(v, 'lower'), ref: best(ref.get(name) ?? [], 'lower'), ...(tfjs ? { tfjs: best(tfjsMs.get(name) ?? [], 'lower') } : {}), unit: 'ms', better: 'lower' });
+    }
   }
 
   if (suites.includes('train')) {
@@ -163,8 +228,17 @@ export async function benchCommand(argv: string[]): Promise<void> {
   console.log(`Machine: ${startMachine} at the start; load ${endMachine.split('load ')[1]} at the end`);
   console.log(`Ratio: how many times faster ours is (time and throughput rows); for peak RSS, ours / reference (lower is better)`);
   console.log(`Reference: ${py ? `PyTorch / transformers / PEFT from ${py}` : 'none'}; threads ${threads}; best of ${rounds} interleaved rounds`);
+  if (tfjs) console.log(`TF.js: ${tfjsDescription(tfjsBackend)}; kernels only`);
   console.log(table(rows));
   if (values.json) writeFileSync(values.json, JSON.stringify({ machine: { start: startMachine, end: endMachine }, rows, raw }, null, 1));
+}
+
+/** 'TensorFlow.js 4.22.0, wasm backend (SIMD, 1 thread)' from kernels.mjs's backend line. */
+export function tfjsDescription(backend: Json | null): string {
+  if (!backend) return 'TensorFlow.js, wasm backend';
+  const threads = Number(backend.threads);
+  const why = threads === 1 && backend.multithreadSupported === false ? ': tfjs-backend-wasm has no threads under Node' : '';
+  return `TensorFlow.js ${String(backend.version)}, ${String(backend.backend)} backend (${backend.simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}${why})`;
 }
 
 function scalingSeries(): { name: string; unit: string; points: { x: number; args: string[] }[] }[] {
