@@ -149,10 +149,11 @@ export async function benchCommand(argv: string[]): Promise<void> {
   if (!existsSync(join(root, 'bench', 'train_step.ts'))) throw new TunekitError('ERR_NOT_FOUND', 'tunekit bench runs from a source checkout (bench/ is not in the npm package)');
   const suites = values.suite!.split(',');
   const rounds = +values.rounds!, steps = values.steps!, threads = values.threads!;
+  // checked before the bench/ compile, so a typo fails at once
+  const refs = values['no-reference'] ? [] : parseReferences(values.reference!);
   const log = (s: string) => process.stderr.write(s + '\n');
   log('compiling bench/ (tsc -p bench/tsconfig.json)');
   sh(join(root, 'node_modules/.bin/tsc'), ['-p', 'bench/tsconfig.json']);
-  const refs = values['no-reference'] ? [] : parseReferences(values.reference!);
   const py = refs.includes('torch') ? findPython(values.python) : null;
   if (!py && refs.includes('torch')) log('no reference Python with torch, transformers and peft found: run `bash bench/reference/setup.sh` (reference columns left empty)');
   // TF.js has only the kernels; its column appears when that suite runs and it is installed
