@@ -9,8 +9,9 @@ import { evaluateRun } from '../train/evaluate.js';
 const HELP = `Usage: tunekit eval <config.yaml> [--run <dir>] [--base]
 
 Evaluates the adapter (or full model) in the run folder (default: the config's output_dir) on the
-config's eval split and prints loss and accuracy/F1 (classification) or perplexity (causal LM).
---base evaluates the base model without the adapter (a frozen-base baseline).`;
+config's eval split and prints loss and accuracy/F1 (classification) or perplexity (causal LM;
+plus multiple-choice accuracy/F1 when the completions are a few fixed answers, dataset.choices).
+--base evaluates the base model without the adapter (a frozen-base or zero-shot baseline).`;
 
 export async function evalCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { run: { type: 'string' }, base: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });

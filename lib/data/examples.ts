@@ -57,7 +57,8 @@ export function specialTokenLayout(tok: TokenizerLike): SpecialLayout {
   return layout;
 }
 
-function encodePlain(tok: TokenizerLike, text: string): number[] {
+/** Token ids of a text without special tokens (an empty text is no tokens). */
+export function encodePlain(tok: TokenizerLike, text: string): number[] {
   return text.length === 0 ? [] : tok.encode(text, { addSpecialTokens: false }).ids;
 }
 

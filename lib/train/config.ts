@@ -177,6 +177,13 @@ export const DatasetSchema = z.strictObject({
   label_field: z.string().min(1).default('label'),
   max_length: posInt.default(512),
   packing: z.boolean().default(false),
+  /** Causal LM: end each example with the EOS token (learnt as a target). Default: on, except for chat records. */
+  add_eos: z.boolean().optional(),
+  /**
+   * Causal LM with prompt/completion records: score the eval split as multiple choice (accuracy
+   * and F1 of the most likely answer). `auto`: when the completions are 2..16 fixed answers.
+   */
+  choices: z.union([z.enum(['auto', 'off']), z.array(z.string().min(1)).min(2)]).default('auto'),
   on_error: z.enum(['fail', 'skip']).default('fail'),
   /** Held-out evaluation data: a separate file, or a seeded split of `path` (ignored for built-ins, which have fixed splits). */
   eval: z

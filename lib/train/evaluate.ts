@@ -12,6 +12,8 @@ import { buildClassificationExamples, buildCausalLmExamples } from '../data/exam
 import { peftMethodFor } from '../peft/base/registry.js';
 import { readAdapterFolder } from '../peft/base/adapter_io.js';
 import type { TokenizerLike } from '../data/types.js';
+import type { ChoiceSet } from '../data/choices.js';
+import { choiceSetFor } from './choice_eval.js';
 import { Trainer, type EvalResult, type TrainExample } from './trainer.js';
 import type { TrainConfig } from './config.js';
 import '../peft/index.js';
@@ -24,12 +26,14 @@ export async function evaluateRun(config: TrainConfig, opts: { runDir: string; b
   const data = await loadDataset({ path: config.dataset.path, format: config.dataset.format, recordFormat: config.dataset.record_format, textField: config.dataset.text_field, labelField: config.dataset.label_field, onError: config.dataset.on_error, eval: config.dataset.eval });
   let evalEx: TrainExample[];
   let labels: string[] | undefined;
+  let choices: ChoiceSet | undefined;
   if (config.task === 'seq_cls') {
     const lm = buildLabelMap(data.train as never);
     labels = lm.names;
     evalEx = buildClassificationExamples(data.eval, tok, lm, { maxLength: config.dataset.max_length });
   } else {
-    evalEx = buildCausalLmExamples(data.eval, tok, { maxLength: config.dataset.max_length }).examples;
+    evalEx = buildCausalLmExamples(data.eval, tok, { maxLength: config.dataset.max_length, addEos: config.dataset.add_eos }).examples;
+    choices = choiceSetFor(config, data.train, data.eval, tok);
   }
   const fullModel = join(opts.runDir, 'model');
   const useFull = !opts.base && existsSync(fullModel);
@@ -43,6 +47,6 @@ export async function evaluateRun(config: TrainConfig, opts: { runDir: string; b
     evalModel = peft;
   }
   const padTokenId = tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0;
-  const trainer = new Trainer({ model: evalModel, task: config.task as 'seq_cls', train: evalEx.slice(0, 1), eval: evalEx, padTokenId, settings: { batchSize: config.training.batch_size }, progress: 'none' });
+  const trainer = new Trainer({ model: evalModel, task: config.task as 'seq_cls', train: evalEx.slice(0, 1), eval: evalEx, padTokenId, settings: { batchSize: config.training.batch_size }, progress: 'none', choices });
   return trainer.evaluate();
 }

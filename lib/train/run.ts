@@ -17,6 +17,8 @@ import { loadTaggedRecords, buildTagMap, buildTokenClassificationExamples, split
 import type { TokenizerLike } from '../data/types.js';
 import { buildLabelMap, labelMapToConfig } from '../data/labels.js';
 import { buildClassificationExamples, buildCausalLmExamples, packExamples } from '../data/examples.js';
+import type { ChoiceSet } from '../data/choices.js';
+import { choiceSetFor } from './choice_eval.js';
 import { peftMethodFor } from '../peft/base/registry.js';
 import { quantizeModel } from '../quant/quantize.js';
 import { PeftModel } from '../peft/base/peft_model.js';
@@ -60,6 +62,7 @@ export async function runTraining(config: TrainConfig, opts: { resume?: boolean;
   let train: TrainExample[], evalEx: TrainExample[];
   let labels: string[] | undefined;
   let labelMap: ReturnType<typeof buildLabelMap> | undefined;
+  let choices: ChoiceSet | undefined;
   if (task === 'seq_cls') {
     labelMap = buildLabelMap(data!.train as never);
     labels = labelMap.names;
@@ -72,12 +75,14 @@ export async function runTraining(config: TrainConfig, opts: { resume?: boolean;
           tokenizer.applyChatTemplate(messages, { addGenerationPrompt: o?.addGenerationPrompt ?? false }) as string
       : undefined;
     if (data!.format === 'chat' && !renderChat) throw new TunekitError('ERR_CONFIG', `chat records need a chat_template in ${modelDir}/tokenizer_config.json`);
-    train = buildCausalLmExamples(data!.train, tok, { maxLength, renderChat }).examples;
-    evalEx = buildCausalLmExamples(data!.eval, tok, { maxLength, renderChat }).examples;
+    const addEos = config.dataset.add_eos;
+    train = buildCausalLmExamples(data!.train, tok, { maxLength, renderChat, addEos }).examples;
+    evalEx = buildCausalLmExamples(data!.eval, tok, { maxLength, renderChat, addEos }).examples;
     if (config.dataset.packing) {
       train = packExamples(train as never, maxLength);
       evalEx = packExamples(evalEx as never, maxLength);
     }
+    choices = choiceSetFor(config, data!.train, data!.eval, tok, log);
   } else {
     // token classification: words + one tag per word (fields `tokens` / `tags` unless named)
     if (config.dataset.path.startsWith('builtin:')) throw new TunekitError('ERR_CONFIG', `task token_cls needs a file of {tokens, tags} records, not ${config.dataset.path}`);
@@ -117,7 +122,7 @@ export async function runTraining(config: TrainConfig, opts: { resume?: boolean;
   const outputDir = config.output_dir;
   mkdirSync(outputDir, { recursive: true });
   const runConfig = JSON.parse(JSON.stringify({ ...config, configPath: undefined })) as Record<string, unknown>;
-  const trainer = new Trainer({ model, task, train, eval: evalEx, padTokenId, settings, outputDir, runConfig, progress: config.logging.progress });
+  const trainer = new Trainer({ model, task, train, eval: evalEx, padTokenId, settings, outputDir, runConfig, progress: config.logging.progress, choices });
   const resumeDir = join(outputDir, 'checkpoint');
   const resume = opts.resume && existsSync(join(resumeDir, 'trainer_state.json')) ? resumeDir : undefined;
   if (resume) log(`resuming from ${resume}`);
@@ -167,5 +172,8 @@ export function wrapForMethod(base: PretrainedModel, config: TrainConfig): Pretr
     return peftMethodFor('lora').create(base, peft, 'default');
   }
   const method = peftMethodFor(config.method);
-  return method.create(base, { ...(config.peft ?? {}) }, 'default');
+  const peft = { ...(config.peft ?? {}) } as Record<string, unknown>;
+  // prompt tuning's TEXT init tokenises its text with the base model's own tokenizer unless told otherwise
+  if (config.method === 'prompt_tuning' && peft.prompt_tuning_init === 'TEXT' && !peft.tokenizer_name_or_path) peft.tokenizer_name_or_path = resolveModelPath(config.model);
+  return method.create(base, peft, 'default');
 }

@@ -29,6 +29,8 @@ import { MetricsLog, readMetrics, truncateMetrics, type MetricsRecord } from './
 import { writeLossPlot } from './plot.js';
 import { ProgressReporter } from './progress.js';
 import { taskLoss, ClassificationMetrics, type TrainTask } from './losses.js';
+import { scoreChoices } from './choice_eval.js';
+import type { ChoiceSet } from '../data/choices.js';
 
 export type TrainableModel = PretrainedModel | PeftModel;
 export type TrainExample = CausalLmExample | ClassificationExample;
@@ -103,6 +105,8 @@ export interface TrainerOptions {
   progress?: 'auto' | 'bar' | 'plain' | 'none';
   /** the metric that decides the best checkpoint and early stopping */
   metric?: 'loss' | 'accuracy';
+  /** causal LM: multiple-choice items of the eval split; each evaluation adds their accuracy and F1 */
+  choices?: ChoiceSet;
 }
 
 export interface FitResult {
@@ -327,7 +331,10 @@ export class Trainer {
     });
     this.model.train(wasTraining);
     const loss = count ? lossSum / count : NaN;
-    if (this.task === 'causal_lm') return { loss, perplexity: Math.exp(loss), count };
+    if (this.task === 'causal_lm') {
+      const choices = this.opts.choices && examples === this.evalExamples ? scoreChoices(this.model, this.opts.choices, { padTokenId: this.opts.padTokenId, batchSize: bs }) : null;
+      return { loss, perplexity: Math.exp(loss), count, ...(choices ? { accuracy: choices.accuracy, f1: choices.f1 } : {}) };
+    }
     return { loss, accuracy: metrics.accuracy, f1: metrics.macroF1, count };
   }
 
