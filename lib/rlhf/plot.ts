@@ -33,7 +33,7 @@ function panel(p: SeriesPanel, x0: number, y0: number, w: number, h: number): st
   out.push(`<text x="${x0 + w / 2}" y="${y0 + h + 34}" text-anchor="middle" font-size="12">PPO step</text>`);
   if (p.reference) {
     const y = Y(p.reference.y).toFixed(1);
-    out.push(`<line x1="${x0}" x2="${x0 + w}" y1="${y}" y2="${y}" stroke="#555" stroke-dasharray="6 4"/><text x="${x0 + w - 4}" y="${+y - 5}" text-anchor="end" font-size="11" fill="#555">${esc(p.reference.label)}</text>`);
+    out.push(`<line x1="${x0}" x2="${x0 + w}" y1="${y}" y2="${y}" stroke="#555" stroke-dasharray="6 4"/><text x="${x0 + 6}" y="${+y - 5}" font-size="11" fill="#555">${esc(p.reference.label)}</text>`);
   }
   if (p.points.length) {
     out.push(`<polyline fill="none" stroke="${p.color}" stroke-width="2" points="${p.points.map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(' ')}"/>`);
