@@ -14,6 +14,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "gemm_driver.h"
 
@@ -57,10 +58,42 @@ __attribute__((always_inline)) inline void store_tile(__m512 (&acc)[M][NV], int 
   }
 }
 
-// M rows (<= MRS, the packed A panel's row count) x 16*NV columns.
-template <int M, int MRS = kMR, int NV = kNV>
-void kernel_f32_rows(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, int nr, float* C,
-                     int64_t ldc, float alpha, float beta) {
+// Every cache line of one C tile row (16*NV floats from c): NV lines, plus the line holding the
+// last element when rows are not 64-byte aligned (ldc = 50257 puts almost every row off).
+template <int NV>
+__attribute__((always_inline)) inline void prefetch_c_row(const float* c, bool unaligned) {
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(c + 16 * v), _MM_HINT_T0);
+  if (unaligned) _mm_prefetch(reinterpret_cast<const char*>(c + 16 * NV - 1), _MM_HINT_T0);
+}
+
+// k steps between the C-row prefetches of kernel_f32_rows_spread (see there).
+constexpr int64_t kCRowPrefetchEvery = 4;
+
+// One k step of the f32 microkernel: acc[i][v] += A[i] * B[16v .. 16v+15].
+template <int M, int NV>
+__attribute__((always_inline)) inline void fma_step(__m512 (&acc)[M][NV], const float* __restrict Ap,
+                                                    const float* __restrict Bp) {
+  __m512 b[NV];
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) b[v] = _mm512_load_ps(Bp + 16 * v);
+  _mm_prefetch(reinterpret_cast<const char*>(Bp + 8 * 16 * NV), _MM_HINT_T0);
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i) {
+    const __m512 a = _mm512_set1_ps(Ap[i]);
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
+  }
+}
+
+// M rows (<= MRS, the packed A panel's row count) x 16*NV columns, the k loop too short to
+// spread the C prefetches over (kernel_f32_rows): all of C's rows prefetched up front, first
+// line of each 16-column half (for K = 8 the whole call is a few hundred cycles, and any extra
+// work here measured slower).
+template <int M, int MRS, int NV>
+__attribute__((noinline)) void kernel_f32_rows_short(int64_t kc, const float* __restrict Ap,
+                                                     const float* __restrict Bp, int nr, float* C, int64_t ldc,
+                                                     float alpha, float beta) {
   constexpr int NR = 16 * NV;
   __m512 acc[M][NV];
 #pragma GCC unroll 16
@@ -72,20 +105,59 @@ void kernel_f32_rows(int64_t kc, const float* __restrict Ap, const float* __rest
     }
   }
   for (int64_t k = 0; k < kc; ++k) {
-    __m512 b[NV];
-#pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) b[v] = _mm512_load_ps(Bp + 16 * v);
-    _mm_prefetch(reinterpret_cast<const char*>(Bp + 8 * NR), _MM_HINT_T0);
-#pragma GCC unroll 16
-    for (int i = 0; i < M; ++i) {
-      const __m512 a = _mm512_set1_ps(Ap[i]);
-#pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
-    }
+    fma_step<M, NV>(acc, Ap, Bp);
     Ap += MRS;
     Bp += NR;
   }
   store_tile<M, NV>(acc, nr, C, ldc, alpha, beta);
+}
+
+// Same, kc >= M * kCRowPrefetchEvery: C row i is prefetched at k step i * kCRowPrefetchEvery
+// rather than all at the start. When C comes from L3 or DRAM (the 154 MB C of the LM-head
+// weight gradient, 768 x 50257) 28 simultaneous prefetches (2 per tile row) fill the L1 miss
+// buffers, and the packed-A/B loads queue behind them for a memory latency per tile. Spread out,
+// a few are in flight at a time and they still land thousands of cycles before store_tile
+// needs them (that shape: ~100 -> ~107 GFLOP/s on one core; the other shapes gained 2-10%).
+template <int M, int MRS, int NV>
+__attribute__((noinline)) void kernel_f32_rows_spread(int64_t kc, const float* __restrict Ap,
+                                                      const float* __restrict Bp, int nr, float* C, int64_t ldc,
+                                                      float alpha, float beta) {
+  constexpr int NR = 16 * NV;
+  constexpr int every = static_cast<int>(kCRowPrefetchEvery);
+  __m512 acc[M][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < M; ++i) {
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
+  }
+  const bool unaligned = ((reinterpret_cast<uintptr_t>(C) | static_cast<uintptr_t>(ldc) * 4) & 63) != 0;
+  const float* c_row = C;
+  for (int i = 0; i < M; ++i) {  // k steps [0, M * every)
+    prefetch_c_row<NV>(c_row, unaligned);
+    c_row += ldc;
+#pragma GCC unroll 4
+    for (int u = 0; u < every; ++u) {
+      fma_step<M, NV>(acc, Ap, Bp);
+      Ap += MRS;
+      Bp += NR;
+    }
+  }
+  for (int64_t k = static_cast<int64_t>(M) * every; k < kc; ++k) {
+    fma_step<M, NV>(acc, Ap, Bp);
+    Ap += MRS;
+    Bp += NR;
+  }
+  store_tile<M, NV>(acc, nr, C, ldc, alpha, beta);
+}
+
+// M rows (<= MRS, the packed A panel's row count) x 16*NV columns: C[M, nr] = alpha * Ap*Bp +
+// beta * C. Two bodies (above) so that each is register-allocated on its own: sharing one
+// function cost the short one ~5% at K = 8.
+template <int M, int MRS = kMR, int NV = kNV>
+void kernel_f32_rows(int64_t kc, const float* __restrict Ap, const float* __restrict Bp, int nr, float* C,
+                     int64_t ldc, float alpha, float beta) {
+  if (kc < M * kCRowPrefetchEvery) kernel_f32_rows_short<M, MRS, NV>(kc, Ap, Bp, nr, C, ldc, alpha, beta);
+  else kernel_f32_rows_spread<M, MRS, NV>(kc, Ap, Bp, nr, C, ldc, alpha, beta);
 }
 
 template <int M>
@@ -214,6 +286,41 @@ __attribute__((always_inline)) inline void interleave_pairs(__m512i r0, __m512i 
 // f32 panels: A [kc][MR_], B [kc][NR_] (MR_ <= 16; NR_ = 8, 16 or 32).
 template <int MR_, int NR_>
 struct PackF32T {
+  // B not transposed, 32-column panels, f32 input: the whole [kc x nc] block, reading each B row
+  // across kPanelsPerRun panels (1 KiB contiguous) instead of one panel (128 bytes) at a time.
+  // When B comes from DRAM with a long row stride (dY of the LM head: 512 x 50257, 196 KiB per
+  // row) a panel at a time reads 128 bytes from each page it opens; packing that B alone went
+  // from ~7 to ~11 GB/s (1, 4, 8, 16 and 93 panels per run measured: 8 best, 4-93 within 10%),
+  // i.e. from ~4.5% to ~3% of the GEMM. Only for a B larger than the L3 (32 MiB), which must come
+  // from DRAM: from cache the panel-by-panel order is faster (~2x on a 6 MiB B), since the run
+  // order scatters its stores over kPanelsPerRun panels 128*kc bytes apart. f32 panels have
+  // kcp == kc (KU is 1), so there is no k padding to write. InB is a template parameter because
+  // traits deriving from these (NF4) have other B types; for them this declines.
+  template <class InB>
+  static bool fast_pack_b_block(const GemmShape& s, const InB* B, int64_t j0, int64_t nc, int64_t k0, int64_t kc,
+                                int64_t kcp, float* dst) {
+    if constexpr (!std::is_same_v<InB, float> || NR_ != 32) {
+      return false;
+    } else {
+      constexpr double kMinBBytes = 32.0 * (1 << 20);
+      if (s.transB || static_cast<double>(s.K) * static_cast<double>(s.N) * sizeof(float) < kMinBBytes) return false;
+      constexpr int64_t kPanelsPerRun = 8;
+      for (int64_t jg = 0; jg < nc; jg += kPanelsPerRun * NR_) {
+        const int64_t width = std::min<int64_t>(kPanelsPerRun * NR_, nc - jg);
+        for (int64_t k = 0; k < kc; ++k) {
+          const float* src = B + (k0 + k) * s.ldb + j0 + jg;
+          for (int64_t jr = 0; jr < width; jr += NR_) {
+            const int nr = static_cast<int>(std::min<int64_t>(NR_, width - jr));
+            float* d = dst + (jg + jr) * kcp + k * NR_;
+            _mm512_store_ps(d, _mm512_maskz_loadu_ps(low_mask16(nr), src + jr));
+            _mm512_store_ps(d + 16, _mm512_maskz_loadu_ps(low_mask16(std::max(0, nr - 16)), src + jr + 16));
+          }
+        }
+      }
+      return true;
+    }
+  }
+
   static bool fast_pack_a(const GemmShape& s, const float* A, int64_t i0, int mr, int64_t k0, int64_t kc,
                           int64_t kcp, float* dst) {
     const __mmask16 keep = low_mask16(MR_);
@@ -274,6 +381,8 @@ using PackF32 = PackF32T<kMR, kNR>;
 
 // bf16 pair panels: A [kcp/2][14][2], B [kcp/2][32][2] (uint16).
 struct PackBF16 {
+  template <class... Args>
+  static bool fast_pack_b_block(Args&&...) { return false; }
   static bool fast_pack_a(const GemmShape& s, const uint16_t* A, int64_t i0, int mr, int64_t k0, int64_t kc,
                           int64_t kcp, uint16_t* dst) {
     const int64_t pairs = kcp / 2;
@@ -436,6 +545,7 @@ struct TraitsF32X8 : PackF32T<kNarrowMR, 8> {
 struct TraitsBF16ViaF32 : TraitsF32, GenericPacking {
   using GenericPacking::fast_pack_a;
   using GenericPacking::fast_pack_b;
+  using GenericPacking::fast_pack_b_block;
   using InA = uint16_t;
   using InB = uint16_t;
   static float to_packed(uint16_t v) { return bf16_bits_to_f32(v); }

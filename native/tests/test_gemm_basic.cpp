@@ -114,6 +114,47 @@ TK_TEST(gemm_f32_crosses_cache_blocks_and_threads) {
     }
 }
 
+TK_TEST(gemm_f32_packs_a_once_across_column_blocks) {
+  // N > NC (3072) gives two column blocks, so op(A) is packed once and reused (it is far below
+  // 4 MiB); K > KC (384) and M > MC (168) check where each (K block, row block) of it lives. For
+  // tB = 0 the AVX-512 table packs each B block in 8-panel runs: N = 3100 splits into column
+  // blocks of 1568 and 1532, whose last runs and panels are partial. Each ISA table is called
+  // directly (serial), because the threaded front end would split N below NC per thread.
+  // Checked against the same table run on two column halves (each below NC: A packed per
+  // block, B panel by panel), which sums every element in the same order, so the bits must
+  // match; and the LM-head-like case (tA = 1, tB = 0) once against the reference.
+  using namespace tk::cpu::gemm_detail;
+  const auto& f = tk::cpu_features();
+  std::vector<const IsaGemm*> tables = {&isa_gemm_portable()};
+  if (f.avx2_fma) tables.push_back(&isa_gemm_avx2());
+  if (f.avx512f) tables.push_back(&isa_gemm_avx512());
+  uint64_t seed = 150;
+  for (const IsaGemm* t : tables)
+    for (int ta = 0; ta < 2; ++ta) for (int tb = 0; tb < 2; ++tb) {
+      GemmShape s = shape(171, 3100, 390, ta, tb, tb ? 0 : 5);
+      s.alpha = 0.75f; s.beta = (seed & 1) ? 0.0f : 1.0f;
+      auto A = tk::test::randn(a_size(s), seed), B = tk::test::randn(b_size(s), seed + 1);
+      auto C0 = tk::test::randn(c_size(s), seed + 2);
+      auto C1 = C0, C2 = C0;
+      t->f32(s, A.data(), B.data(), C1.data(), &thread_workspace);
+      const int64_t half = 1536;  // a whole number of tiles (32, 16 wide): same edge tiles
+      GemmShape left = s, right = s;
+      left.N = half;
+      right.N = s.N - half;
+      t->f32(left, A.data(), B.data(), C2.data(), &thread_workspace);
+      t->f32(right, A.data(), tb ? B.data() + half * s.ldb : B.data() + half, C2.data() + half, &thread_workspace);
+      TK_EXPECT(std::memcmp(C1.data(), C2.data(), C1.size() * 4) == 0,
+                "%s tA=%d tB=%d beta=%g: differs from the two column halves", t->name, ta, tb, s.beta);
+      if (t == tables.back() && ta == 1 && tb == 0) {
+        auto C3 = C0;
+        tk::cpu::gemm_f32_reference(s, A.data(), B.data(), C3.data());
+        const double r = tk::test::worst_ratio(C1.data(), C3.data(), C1.size(), atol_for(s.K), 1e-4);
+        TK_EXPECT(r <= 1.0, "%s tA=1 tB=0: ratio to the reference %.3g", t->name, r);
+      }
+      ++seed;
+    }
+}
+
 TK_TEST(gemm_f32_padded_leading_dimensions) {
   uint64_t seed = 200;
   for (int ta = 0; ta < 2; ++ta) for (int tb = 0; tb < 2; ++tb) {
