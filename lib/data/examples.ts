@@ -279,3 +279,18 @@ export function packExamples(examples: CausalLmExample[], blockSize: number, opt
   }
   return out;
 }
+
+/**
+ * The causal-LM examples of a split as a training run uses them: one example per record cut at
+ * `maxLength`, or with `packing` the whole records concatenated (each ending in EOS) and cut
+ * into `maxLength` blocks, so that no text past a record's first block is lost.
+ *
+ * @example
+ * const blocks = buildCausalLmSplit(records, tok, { maxLength: 128, packing: true });
+ */
+export function buildCausalLmSplit(records: NormalizedRecord[], tok: TokenizerLike, opts: CausalLmOptions & { packing?: boolean } = {}): CausalLmExample[] {
+  const { packing, ...rest } = opts;
+  if (!packing) return buildCausalLmExamples(records, tok, rest).examples;
+  const whole = buildCausalLmExamples(records, tok, { ...rest, maxLength: undefined }).examples;
+  return packExamples(whole, opts.maxLength ?? 512);
+}

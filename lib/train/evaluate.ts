@@ -8,7 +8,7 @@ import { resolveModelPath } from '../models/builtin.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { loadDataset } from '../data/dataset.js';
 import { buildLabelMap } from '../data/labels.js';
-import { buildClassificationExamples, buildCausalLmExamples } from '../data/examples.js';
+import { buildClassificationExamples, buildCausalLmSplit } from '../data/examples.js';
 import { peftMethodFor } from '../peft/base/registry.js';
 import { readAdapterFolder } from '../peft/base/adapter_io.js';
 import type { TokenizerLike } from '../data/types.js';
@@ -32,7 +32,7 @@ export async function evaluateRun(config: TrainConfig, opts: { runDir: string; b
     labels = lm.names;
     evalEx = buildClassificationExamples(data.eval, tok, lm, { maxLength: config.dataset.max_length });
   } else {
-    evalEx = buildCausalLmExamples(data.eval, tok, { maxLength: config.dataset.max_length, addEos: config.dataset.add_eos }).examples;
+    evalEx = buildCausalLmSplit(data.eval, tok, { maxLength: config.dataset.max_length, addEos: config.dataset.add_eos, packing: config.dataset.packing });
     choices = choiceSetFor(config, data.train, data.eval, tok);
   }
   const fullModel = join(opts.runDir, 'model');

@@ -16,7 +16,7 @@ import { loadDataset } from '../data/dataset.js';
 import { loadTaggedRecords, buildTagMap, buildTokenClassificationExamples, splitTagged } from '../data/token_cls.js';
 import type { TokenizerLike } from '../data/types.js';
 import { buildLabelMap, labelMapToConfig } from '../data/labels.js';
-import { buildClassificationExamples, buildCausalLmExamples, packExamples } from '../data/examples.js';
+import { buildClassificationExamples, buildCausalLmSplit } from '../data/examples.js';
 import type { ChoiceSet } from '../data/choices.js';
 import { choiceSetFor } from './choice_eval.js';
 import { peftMethodFor } from '../peft/base/registry.js';
@@ -75,13 +75,9 @@ export async function runTraining(config: TrainConfig, opts: { resume?: boolean;
           tokenizer.applyChatTemplate(messages, { addGenerationPrompt: o?.addGenerationPrompt ?? false }) as string
       : undefined;
     if (data!.format === 'chat' && !renderChat) throw new TunekitError('ERR_CONFIG', `chat records need a chat_template in ${modelDir}/tokenizer_config.json`);
-    const addEos = config.dataset.add_eos;
-    train = buildCausalLmExamples(data!.train, tok, { maxLength, renderChat, addEos }).examples;
-    evalEx = buildCausalLmExamples(data!.eval, tok, { maxLength, renderChat, addEos }).examples;
-    if (config.dataset.packing) {
-      train = packExamples(train as never, maxLength);
-      evalEx = packExamples(evalEx as never, maxLength);
-    }
+    const opts = { maxLength, renderChat, addEos: config.dataset.add_eos, packing: config.dataset.packing };
+    train = buildCausalLmSplit(data!.train, tok, opts);
+    evalEx = buildCausalLmSplit(data!.eval, tok, opts);
     choices = choiceSetFor(config, data!.train, data!.eval, tok, log);
   } else {
     // token classification: words + one tag per word (fields `tokens` / `tags` unless named)

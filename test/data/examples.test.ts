@@ -3,6 +3,7 @@ import { loadRecordsSync } from '../../lib/data/load.js';
 import { normalizeRecords } from '../../lib/data/formats.js';
 import { buildLabelMap, encodeLabel, labelMapToConfig } from '../../lib/data/labels.js';
 import {
+  buildCausalLmSplit,
   buildCausalLmExample,
   buildCausalLmExamples,
   buildClassificationExamples,
@@ -79,6 +80,15 @@ describe('causal LM examples', () => {
     expect(blocks.flatMap((b) => b.labels)).toEqual(examples.flatMap((e) => e.labels).slice(0, blocks.length * 8));
     expect(packExamples(examples, 8, { keepRemainder: true }).flatMap((b) => b.inputIds)).toHaveLength(total);
     expect(() => packExamples(examples, 10_000)).toThrow(/at least 10000 tokens/);
+  });
+
+  test('a packed split keeps every record whole (records are not cut at maxLength first)', () => {
+    const tok = charTokenizer();
+    const docs = [{ kind: 'text' as const, text: 'abcdefghijklmnopqrstuvwxyz' }, { kind: 'text' as const, text: 'ABCDEFGHIJ' }];
+    const blocks = buildCausalLmSplit(docs, tok, { maxLength: 8, packing: true });
+    // 26 + EOS + 10 + EOS = 38 tokens -> 4 whole blocks of 8
+    expect(blocks.map((b) => dec(b.inputIds)).join('')).toBe('abcdefghijklmnopqrstuvwxyz<2>ABCDE');
+    expect(buildCausalLmSplit(docs, tok, { maxLength: 8 }).map((b) => dec(b.inputIds))).toEqual(['abcdefgh', 'ABCDEFGH']);
   });
 });
 
