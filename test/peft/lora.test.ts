@@ -195,6 +195,23 @@ describe('named adapters', () => {
   });
 });
 
+describe('modules_to_save', () => {
+  it("matches module names by suffix as PEFT does ('wpe' is transformer.wpe); the table trains and travels with the adapter", () => {
+    const lora = new LoraModel(load('gpt2_lm'), { r: 2, modules_to_save: ['wpe'] });
+    const trainable = lora.namedParameters().filter(([, p]) => p.requiresGrad).map(([n]) => n);
+    expect(trainable.some((n) => /transformer\.wpe\.weight$/.test(n))).toBe(true);
+    expect(trainable.some((n) => /wte/.test(n))).toBe(false);
+    const d = newDir();
+    lora.saveAdapter(d);
+    const header = fs.readFileSync(path.join(d, 'adapter_model.safetensors')).subarray(8, 8 + 4096).toString('latin1');
+    expect(header).toContain('base_model.model.transformer.wpe.weight');
+  });
+  it('an entry that names no module is refused (PEFT\'s head aliases classifier/score excepted)', () => {
+    expect(() => new LoraModel(load('gpt2_lm'), { modules_to_save: ['wpx'] })).toThrow(/modules_to_save: 'wpx' names no module/);
+    expect(() => new LoraModel(load('gpt2_lm'), { modules_to_save: ['classifier'] })).not.toThrow();
+  });
+});
+
 describe('errors', () => {
   it("a target that matches nothing names the model's layers", () => {
     expect(() => new LoraModel(load('gpt2_lm'), { target_modules: ['q_proj'] })).toThrow(/matched no linear layer.*c_attn.*c_proj.*c_fc/s);

@@ -61,14 +61,22 @@ export abstract class PeftModel extends Module {
   protected markTrainable(adapterParams: Tensor[]): void {
     this.base.requiresGrad_(false);
     for (const p of adapterParams) p.requiresGrad = true;
-    for (const [name, p] of this.base.namedParameters()) {
-      if (this.modulesToSave.some((m) => name === m || name.startsWith(`${m}.`))) p.requiresGrad = true;
+    const params = this.base.namedParameters();
+    // PEFT lists both head names (classifier, score) for classification tasks, so one of them
+    // is absent from every model; any other entry that matches nothing is a mistake
+    for (const m of this.modulesToSave) {
+      if (!PEFT_HEAD_ALIASES.has(m) && !params.some(([name]) => savesParameter(m, name))) {
+        throw new TunekitError('ERR_CONFIG', `modules_to_save: '${m}' names no module of this ${this.base.config.modelType} model (a module path such as 'transformer.wpe', or its last part 'wpe')`);
+      }
+    }
+    for (const [name, p] of params) {
+      if (this.modulesToSave.some((m) => savesParameter(m, name))) p.requiresGrad = true;
     }
   }
 
   /** Parameters of the modules_to_save, by model path. */
   protected savedModuleParams(): [string, Tensor][] {
-    return this.base.namedParameters().filter(([name]) => this.modulesToSave.some((m) => name.startsWith(`${m}.`) || name === m));
+    return this.base.namedParameters().filter(([name]) => this.modulesToSave.some((m) => savesParameter(m, name)));
   }
 
   /**
@@ -130,4 +138,15 @@ export abstract class PeftModel extends Module {
     });
     return config;
   }
+}
+
+const PEFT_HEAD_ALIASES = new Set(['classifier', 'score']);
+
+/**
+ * Whether parameter `name` belongs to the modules_to_save entry `m`: its module path is `m` or
+ * ends with `.m` (PEFT matches module names by suffix, so 'wpe' is 'transformer.wpe').
+ */
+export function savesParameter(m: string, name: string): boolean {
+  const module = name.slice(0, Math.max(0, name.lastIndexOf('.')));
+  return module === m || module.endsWith(`.${m}`) || name.startsWith(`${m}.`);
 }
