@@ -44,14 +44,19 @@ Options:
   --resume            continue from <output>/checkpoint when it exists (same config required)
   --max-steps <n>     stop after n optimizer steps
   --epochs <n>        number of epochs
+  --seed <n>          training seed (initialisation, dropout, data order); repeat a run with others to see its spread
   --threads <n>       native threads (default: all cores)
   --print-config      print the validated config (with defaults) and exit
   -h, --help          this help`,
 };
 
 function fail(e: unknown): never {
+  const code = (e as { code?: unknown })?.code;
   if (e instanceof TunekitError) {
     process.stderr.write(`${pc.red('error')} ${pc.dim(`[${e.code}]`)} ${e.message}\n`);
+  } else if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+    // a mistyped command line: Node's own message says what was wrong, no stack needed
+    process.stderr.write(`${pc.red('error')} ${pc.dim(`[${code}]`)} ${(e as Error).message} (see --help)\n`);
   } else {
     process.stderr.write(`${pc.red('error')} ${(e as Error)?.stack ?? String(e)}\n`);
   }
@@ -63,7 +68,7 @@ async function trainCommand(argv: string[]): Promise<void> {
     args: argv,
     allowPositionals: true,
     options: {
-      output: { type: 'string' }, resume: { type: 'boolean' }, 'max-steps': { type: 'string' }, epochs: { type: 'string' },
+      output: { type: 'string' }, resume: { type: 'boolean' }, 'max-steps': { type: 'string' }, epochs: { type: 'string' }, seed: { type: 'string' },
       threads: { type: 'string' }, 'print-config': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -77,6 +82,11 @@ async function trainCommand(argv: string[]): Promise<void> {
     if (!Number.isFinite(n) || n <= 0) throw new TunekitError('ERR_CONFIG', `--${name}: expected a positive number but received '${v}'`);
     return n;
   };
+  const seedArg = (v: string | undefined) => {
+    if (v === undefined) return undefined;
+    if (!/^\d+$/.test(v)) throw new TunekitError('ERR_CONFIG', `--seed: expected a non-negative integer but received '${v}'`);
+    return Number(v);
+  };
   config = {
     ...config,
     output_dir: values.output ?? config.output_dir,
@@ -85,6 +95,7 @@ async function trainCommand(argv: string[]): Promise<void> {
       max_steps: num('max-steps', values['max-steps']) ?? config.training.max_steps,
       epochs: num('epochs', values.epochs) ?? config.training.epochs,
       threads: num('threads', values.threads) ?? config.training.threads,
+      seed: seedArg(values.seed) ?? config.training.seed,
     },
   };
   if (values['print-config']) return void console.log(JSON.stringify(config, null, 2));

@@ -111,6 +111,20 @@ describe('tunekit CLI', () => {
     expect(bad.stderr).toMatch(/unknown command 'frobnicate'/);
   });
 
+  it('train flags override the config (--seed, --epochs); a bad --seed is refused', () => {
+    const r = cli(['train', '--seed', '7', '--epochs', '2', '--print-config']);
+    expect(r.code).toBe(0);
+    const cfg = JSON.parse(r.stdout) as { training: { seed: number; epochs: number } };
+    expect(cfg.training).toMatchObject({ seed: 7, epochs: 2 });
+    const bad = cli(['train', '--seed', '1.5', '--print-config']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--seed: expected a non-negative integer but received '1.5'/);
+    const unknown = cli(['train', '--sed', '1']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/ERR_PARSE_ARGS_UNKNOWN_OPTION.*--sed.*see --help/);
+    expect(unknown.stderr).not.toMatch(/at parseArgs/);
+  });
+
   it('a bad config lists every bad field and exits 1', () => {
     const p = writeConfig('bad.json', {
       model: modelDir, task: 'translate', method: 'lora',
