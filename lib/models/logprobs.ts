@@ -8,7 +8,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
 import * as F from '../autograd/ops.js';
 import { TunekitError } from '../errors.js';
-import type { ModelInputs, ModelOutput } from '../models/common.js';
+import type { ModelInputs, ModelOutput } from './common.js';
 
 type F32 = Tensor<'f32'>;
 

@@ -21,7 +21,7 @@ import { TunekitError } from '../errors.js';
 import { PeftModel } from '../peft/base/peft_model.js';
 import type { PreferenceExample } from '../data/types.js';
 import type { Module } from '../nn/module.js';
-import { collateCompletions, completionLogprobs, type CausalForward, type PromptCompletion } from './logprobs.js';
+import { collateCompletions, completionLogprobs, type CausalForward, type PromptCompletion } from '../models/logprobs.js';
 import { dpoLoss } from './losses.js';
 import { runPairLoop, DEFAULT_PAIR_SETTINGS, type PairTrainSettings, type PairFitResult, type PairMetrics } from './pair_loop.js';
 

@@ -4,7 +4,7 @@
  * import { RewardTrainer, DpoTrainer, PpoTrainer } from 'tunekit/rlhf';
  */
 export * from './losses.js';
-export * from './logprobs.js';
+export * from '../models/logprobs.js';
 export { RewardTrainer, scoreSequences, pairRewards, padRight, type RewardTrainerOptions, type ScalarModel } from './reward.js';
 export { DpoTrainer, pairLogprobs, pairSequences, type DpoTrainerOptions } from './dpo.js';
 export { PpoTrainer, ValueHead, rewardModelScorer, INVALID_LOGPROB, type PpoOptions, type PpoStats, type Rollout, type RewardFn } from './ppo.js';

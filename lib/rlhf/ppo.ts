@@ -36,7 +36,7 @@ import { generate } from '../models/generate.js';
 import { Rng, deriveSeed } from '../data/rng.js';
 import { AdamW, clipGradNorm } from '../train/optimizer.js';
 import { MetricsLog } from '../train/metrics_log.js';
-import { gatherLogprobs, type CausalForward } from './logprobs.js';
+import { gatherLogprobs, type CausalForward } from '../models/logprobs.js';
 import { gae, maskedWhiten, perTokenRewards, ppoPolicyLoss, ppoValueLoss, responseMask } from './losses.js';
 import { scoreSequences, type ScalarModel } from './reward.js';
 import { makeKlController, type KlController } from './kl_control.js';

@@ -6,7 +6,7 @@
  */
 import { tidy } from '../tensor/scope.js';
 import { noGrad } from '../autograd/tape.js';
-import { collateCompletions, completionLogprobs, type CausalForward, type PromptCompletion } from '../rlhf/logprobs.js';
+import { collateCompletions, completionLogprobs, type CausalForward, type PromptCompletion } from '../models/logprobs.js';
 import { detectChoices, buildChoiceSet, type ChoiceSet } from '../data/choices.js';
 import type { NormalizedRecord, TokenizerLike } from '../data/types.js';
 import type { TrainConfig } from './config.js';

@@ -14,7 +14,7 @@ import type { Tensor } from '../../lib/tensor/tensor.js';
 import {
   pairwiseRewardLoss, dpoLoss, maskedMean, maskedVar, maskedWhiten, gae, perTokenRewards, responseMask, ppoPolicyLoss, ppoValueLoss,
 } from '../../lib/rlhf/losses.js';
-import { gatherLogprobs, sumBySequence } from '../../lib/rlhf/logprobs.js';
+import { gatherLogprobs, sumBySequence } from '../../lib/models/logprobs.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const fx: any = JSON.parse(readFileSync(join(import.meta.dirname, '../fixtures/rlhf/losses.json'), 'utf8'));
