@@ -69,8 +69,14 @@ function checkMaxLength(maxLength: number | undefined, min: number): void {
 }
 
 export interface CausalLmOptions {
-  /** Truncate to this many tokens, keeping the start. */
+  /** Truncate to this many tokens (which end is kept: `truncation`). */
   maxLength?: number;
+  /**
+   * `keep_start` (default): cut the end, so a long prompt can lose its completion (the example is
+   * then dropped); `keep_end`: cut the start (after the leading special tokens), so the
+   * completion and the end of the prompt (e.g. the question) stay.
+   */
+  truncation?: 'keep_start' | 'keep_end';
   /** Append the EOS token (default true for text and prompt/completion; false for chat, whose template ends turns itself). */
   addEos?: boolean;
   /** Prepend the tokenizer's own leading special tokens (e.g. Llama's <s>; default true). */
@@ -152,8 +158,15 @@ export function buildCausalLmExample(rec: NormalizedRecord, tok: TokenizerLike, 
     labels.push(tok.eosTokenId);
   }
   if (opts.maxLength !== undefined && inputIds.length > opts.maxLength) {
-    inputIds.length = opts.maxLength;
-    labels.length = opts.maxLength;
+    if (opts.truncation === 'keep_end') {
+      const cut = inputIds.length - opts.maxLength;
+      if (cut > inputIds.length - prefix.length) throw new TunekitError('ERR_VALUE', `${where}: maxLength ${opts.maxLength} leaves no room after the ${prefix.length} leading special token(s)`);
+      inputIds.splice(prefix.length, cut);
+      labels.splice(prefix.length, cut);
+    } else {
+      inputIds.length = opts.maxLength;
+      labels.length = opts.maxLength;
+    }
   }
   if (inputIds.length === 0 || labels.every((l) => l === IGNORE_INDEX)) return null;
   return { inputIds, labels };

@@ -177,6 +177,8 @@ export const DatasetSchema = z.strictObject({
   label_field: z.string().min(1).default('label'),
   max_length: posInt.default(512),
   packing: z.boolean().default(false),
+  /** Causal LM: which end a too-long example keeps; keep_end keeps prompt/completion answers (and the question). */
+  truncation: z.enum(['keep_start', 'keep_end']).default('keep_start'),
   /** Causal LM: end each example with the EOS token (learnt as a target). Default: on, except for chat records. */
   add_eos: z.boolean().optional(),
   /**

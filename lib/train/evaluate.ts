@@ -32,7 +32,7 @@ export async function evaluateRun(config: TrainConfig, opts: { runDir: string; b
     labels = lm.names;
     evalEx = buildClassificationExamples(data.eval, tok, lm, { maxLength: config.dataset.max_length });
   } else {
-    evalEx = buildCausalLmSplit(data.eval, tok, { maxLength: config.dataset.max_length, addEos: config.dataset.add_eos, packing: config.dataset.packing });
+    evalEx = buildCausalLmSplit(data.eval, tok, { maxLength: config.dataset.max_length, addEos: config.dataset.add_eos, packing: config.dataset.packing, truncation: config.dataset.truncation });
     choices = choiceSetFor(config, data.train, data.eval, tok);
   }
   const fullModel = join(opts.runDir, 'model');

@@ -75,7 +75,7 @@ export async function runTraining(config: TrainConfig, opts: { resume?: boolean;
           tokenizer.applyChatTemplate(messages, { addGenerationPrompt: o?.addGenerationPrompt ?? false }) as string
       : undefined;
     if (data!.format === 'chat' && !renderChat) throw new TunekitError('ERR_CONFIG', `chat records need a chat_template in ${modelDir}/tokenizer_config.json`);
-    const opts = { maxLength, renderChat, addEos: config.dataset.add_eos, packing: config.dataset.packing };
+    const opts = { maxLength, renderChat, addEos: config.dataset.add_eos, packing: config.dataset.packing, truncation: config.dataset.truncation };
     train = buildCausalLmSplit(data!.train, tok, opts);
     evalEx = buildCausalLmSplit(data!.eval, tok, opts);
     choices = choiceSetFor(config, data!.train, data!.eval, tok, log);

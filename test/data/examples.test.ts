@@ -48,6 +48,16 @@ describe('causal LM examples', () => {
     expect(dropped).toBe(3);
   });
 
+  test("truncation keep_end cuts the prompt's start and keeps the answer, after the leading special tokens", () => {
+    const tok = charTokenizer('llama'); // BOS=1 first
+    const rec = { kind: 'prompt_completion' as const, prompt: 'Q: capital of France?', completion: ' Paris' };
+    const ex = buildCausalLmExample(rec, tok, { maxLength: 12, truncation: 'keep_end' })!;
+    expect(ex.inputIds[0]).toBe(1);
+    expect(dec(ex.inputIds.slice(1))).toBe('nce? Paris<2>');
+    expect(ex.labels.filter((l) => l !== IGNORE_INDEX)).toHaveLength(7);
+    expect(buildCausalLmExample(rec, tok, { maxLength: 1, truncation: 'keep_end' })).toBeNull(); // only BOS left: nothing to learn
+  });
+
   test('alpaca records train on the output only', () => {
     const ex = buildCausalLmExample(load('alpaca.json')[0]!, charTokenizer())!;
     const trained = ex.inputIds.filter((_, i) => ex.labels[i] !== IGNORE_INDEX);
