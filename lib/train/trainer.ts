@@ -78,6 +78,7 @@ export interface EvalResult {
   accuracy?: number;
   f1?: number;
   perplexity?: number;
+  /** classification: examples scored; causal LM: target tokens in the loss */
   count: number;
 }
 
