@@ -8,7 +8,8 @@ import { resolveModelPath } from '../models/builtin.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { loadDataset } from '../data/dataset.js';
 import { buildLabelMap } from '../data/labels.js';
-import { buildClassificationExamples, buildCausalLmSplit } from '../data/examples.js';
+import { buildClassificationExamples } from '../data/examples.js';
+import { causalLmExamplesFor } from './run.js';
 import { peftMethodFor } from '../peft/base/registry.js';
 import { readAdapterFolder } from '../peft/base/adapter_io.js';
 import type { TokenizerLike } from '../data/types.js';
@@ -32,7 +33,7 @@ export async function evaluateRun(config: TrainConfig, opts: { runDir: string; b
     labels = lm.names;
     evalEx = buildClassificationExamples(data.eval, tok, lm, { maxLength: config.dataset.max_length });
   } else {
-    evalEx = buildCausalLmSplit(data.eval, tok, { maxLength: config.dataset.max_length, addEos: config.dataset.add_eos, packing: config.dataset.packing, truncation: config.dataset.truncation });
+    evalEx = causalLmExamplesFor(config, data.eval, data.format, tokenizer, tok, modelDir);
     choices = choiceSetFor(config, data.train, data.eval, tok);
   }
   const fullModel = join(opts.runDir, 'model');

@@ -14,7 +14,7 @@ import type { PretrainedModel } from '../models/common.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { loadDataset } from '../data/dataset.js';
 import { loadTaggedRecords, buildTagMap, buildTokenClassificationExamples, splitTagged } from '../data/token_cls.js';
-import type { TokenizerLike } from '../data/types.js';
+import type { NormalizedRecord, TokenizerLike } from '../data/types.js';
 import { buildLabelMap, labelMapToConfig } from '../data/labels.js';
 import { buildClassificationExamples, buildCausalLmSplit } from '../data/examples.js';
 import type { ChoiceSet } from '../data/choices.js';
@@ -69,15 +69,8 @@ export async function runTraining(config: TrainConfig, opts: { resume?: boolean;
     train = buildClassificationExamples(data!.train, tok, labelMap, { maxLength });
     evalEx = buildClassificationExamples(data!.eval, tok, labelMap, { maxLength });
   } else if (task === 'causal_lm') {
-    // chat records go through the tokenizer's chat template (tokenizer_config.json)
-    const renderChat = tokenizer.chatTemplate
-      ? (messages: { role: string; content: string }[], o?: { addGenerationPrompt?: boolean }) =>
-          tokenizer.applyChatTemplate(messages, { addGenerationPrompt: o?.addGenerationPrompt ?? false }) as string
-      : undefined;
-    if (data!.format === 'chat' && !renderChat) throw new TunekitError('ERR_CONFIG', `chat records need a chat_template in ${modelDir}/tokenizer_config.json`);
-    const opts = { maxLength, renderChat, addEos: config.dataset.add_eos, packing: config.dataset.packing, truncation: config.dataset.truncation };
-    train = buildCausalLmSplit(data!.train, tok, opts);
-    evalEx = buildCausalLmSplit(data!.eval, tok, opts);
+    train = causalLmExamplesFor(config, data!.train, data!.format, tokenizer, tok, modelDir);
+    evalEx = causalLmExamplesFor(config, data!.eval, data!.format, tokenizer, tok, modelDir);
     choices = choiceSetFor(config, data!.train, data!.eval, tok, log);
   } else {
     // token classification: words + one tag per word (fields `tokens` / `tags` unless named)
@@ -139,6 +132,20 @@ export async function runTraining(config: TrainConfig, opts: { resume?: boolean;
     eval: last, labels,
   }, { indent: 2 });
   return result;
+}
+
+/**
+ * The causal-LM examples of one split as the config asks: chat records through the tokenizer's
+ * chat template (tokenizer_config.json), packing, truncation, EOS.
+ */
+export function causalLmExamplesFor(config: TrainConfig, records: NormalizedRecord[], format: string, tokenizer: Tokenizer, tok: TokenizerLike, modelDir: string): TrainExample[] {
+  const renderChat = tokenizer.chatTemplate
+    ? (messages: { role: string; content: string }[], o?: { addGenerationPrompt?: boolean }) =>
+        tokenizer.applyChatTemplate(messages, { addGenerationPrompt: o?.addGenerationPrompt ?? false }) as string
+    : undefined;
+  if (format === 'chat' && !renderChat) throw new TunekitError('ERR_CONFIG', `chat records need a chat_template in ${modelDir}/tokenizer_config.json`);
+  const d = config.dataset;
+  return buildCausalLmSplit(records, tok, { maxLength: d.max_length, renderChat, addEos: d.add_eos, packing: d.packing, truncation: d.truncation });
 }
 
 /** The model the method trains: a PEFT wrapper, or the base model itself for full fine-tuning. */

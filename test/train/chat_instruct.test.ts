@@ -25,6 +25,11 @@ describe('instruction tuning', () => {
     expect(res.eval!.perplexity).toBeGreaterThan(1);
     expect(existsSync(join(out, 'adapter', 'adapter_config.json'))).toBe(true);
     expect(JSON.parse(readFileSync(join(out, 'adapter', 'adapter_config.json'), 'utf8')).task_type).toBe('CAUSAL_LM');
+    // tunekit eval renders the chat records the same way and reproduces the run's final evaluation
+    const { evaluateRun } = await import('../../lib/train/evaluate.js');
+    const again = await evaluateRun(config, { runDir: out });
+    expect(again.count).toBe(res.eval!.count);
+    expect(again.loss).toBeCloseTo(res.eval!.loss, 4);
   });
 
   it('the spam-assassin-instruct built-in gives prompt/completion examples that keep their answers', async () => {
