@@ -13,6 +13,7 @@ import { f32FromRaw, rawFromTensor } from './weights.js';
 import type { PretrainedModel, Task } from './common.js';
 import type { DType } from '../tensor/dtype.js';
 import { noGrad } from '../autograd/tape.js';
+import { withDeferredInit } from '../nn/init.js';
 
 export interface LoadOptions {
   task?: Task;
@@ -58,8 +59,19 @@ export function loadPretrained(dir: string, opts: LoadOptions = {}): { model: Pr
   }
   const arch = architectureFor(raw.model_type);
   const config = arch.parseConfig(raw);
-  const model = arch.build(config, task);
-  const report = loadWeights(model, dir, task);
+  // weights the checkpoint provides are never randomly filled first (see lib/nn/init.ts)
+  const { value: model, initialise } = withDeferredInit(() => arch.build(config, task));
+  let report: LoadReport;
+  try {
+    report = loadWeights(model, dir, task);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  // fill what the checkpoint lacked; a tensor shared with a loaded name (tied weights) is loaded
+  const missing = new Set(report.initialised);
+  const loadedTensors = new Set(model.namedParameters().filter(([n]) => !missing.has(n)).map(([, p]) => p));
+  initialise(model.namedParameters().filter(([n, p]) => missing.has(n) && !loadedTensors.has(p)).map(([, p]) => p));
   model.eval(); // as transformers' from_pretrained: dropout off until a trainer calls train()
   return { model, report };
 }

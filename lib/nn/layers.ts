@@ -3,7 +3,8 @@
  */
 import { Module } from './module.js';
 import { Tensor } from '../tensor/tensor.js';
-import { zeros, ones, rand } from '../tensor/creation.js';
+import { zeros, ones } from '../tensor/creation.js';
+import { uniformParam } from './init.js';
 import * as F from '../autograd/ops.js';
 import { nextSeed } from './random.js';
 
@@ -26,7 +27,7 @@ export class Linear extends Module {
     this.layout = opts.layout ?? 'out_in';
     const bound = 1 / Math.sqrt(inFeatures); // PyTorch's kaiming_uniform(a=sqrt(5)) bound
     const shape = this.layout === 'out_in' ? [outFeatures, inFeatures] : [inFeatures, outFeatures];
-    this.weight = this.param('weight', rand(shape, { seed: opts.seed ?? nextSeed(), low: -bound, high: bound }));
+    this.weight = this.param('weight', uniformParam(shape, opts.seed ?? nextSeed(), -bound, bound));
     this.bias = this.param('bias', opts.bias === false ? null : zeros([outFeatures]));
   }
 
@@ -40,7 +41,8 @@ export class Embedding extends Module {
   weight: Tensor;
   constructor(num: number, dim: number, opts: { std?: number; seed?: number } = {}) {
     super();
-    this.weight = this.param('weight', rand([num, dim], { seed: opts.seed ?? nextSeed(), low: -(opts.std ?? 0.02) * Math.sqrt(3), high: (opts.std ?? 0.02) * Math.sqrt(3) }));
+    const half = (opts.std ?? 0.02) * Math.sqrt(3); // U(-a, a) has std a / sqrt(3)
+    this.weight = this.param('weight', uniformParam([num, dim], opts.seed ?? nextSeed(), -half, half));
   }
   forward(ids: Tensor<'i32'>): Tensor<'f32'> {
     return F.embedding(this.weight, ids);
