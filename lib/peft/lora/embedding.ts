@@ -13,7 +13,8 @@ import * as K from '../../tensor/kernels.js';
 import { nextSeed } from '../../nn/random.js';
 import { noGrad } from '../../autograd/tape.js';
 import { TunekitError } from '../../errors.js';
-import type { LoraAdapter } from './layer.js';
+import { LoraAdaptedModule, type LoraAdapter } from './adapted.js';
+import { loraScale } from './config.js';
 
 class ParamSet extends Module {
   set(name: string, t: Tensor): void {
@@ -21,14 +22,10 @@ class ParamSet extends Module {
   }
 }
 
-export class LoraEmbedding extends Module {
+export class LoraEmbedding extends LoraAdaptedModule {
   readonly base_layer: Embedding;
-  readonly adapters = new Map<string, LoraAdapter>();
   private readonly lora_embedding_A: ParamSet;
   private readonly lora_embedding_B: ParamSet;
-  active: string | null = null;
-  disabled = false;
-  readonly merged = new Set<string>();
 
   constructor(base: Embedding) {
     super();
@@ -52,15 +49,12 @@ export class LoraEmbedding extends Module {
     const B = randn([dim, r], { seed: nextSeed() });
     this.lora_embedding_A.set(name, A);
     this.lora_embedding_B.set(name, B);
-    const ad: LoraAdapter = { r, alpha: opts.alpha, scale: opts.rslora ? opts.alpha / Math.sqrt(r) : opts.alpha / r, dropout: 0, A, B };
-    this.adapters.set(name, ad);
-    if (this.active === null) this.active = name;
-    return ad;
+    return this.registerAdapter(name, { r, alpha: opts.alpha, scale: loraScale(opts.alpha, r, opts.rslora), dropout: 0, A, B });
   }
 
   forward(ids: Tensor<'i32'>): Tensor<'f32'> {
     const base = this.base_layer.forward(ids);
-    const ad = this.active && !this.disabled && !this.merged.has(this.active) ? this.adapters.get(this.active) : undefined;
+    const ad = this.liveAdapter();
     if (!ad) return base;
     const flat = F.reshape(ids, [ids.numel]) as Tensor<'i32'>;
     const picked = F.gatherRows(F.transpose(ad.A), flat); // [N, r]
@@ -69,21 +63,7 @@ export class LoraEmbedding extends Module {
   }
 
   /** W [num, dim] += sign * scale * A^T B^T */
-  private addDelta(name: string, sign: 1 | -1): void {
-    const ad = this.adapters.get(name);
-    if (!ad) throw new TunekitError('ERR_VALUE', `no adapter '${name}'`);
+  protected applyDelta(ad: LoraAdapter, sign: 1 | -1): void {
     noGrad(() => K.gemm(ad.A, ad.B, { transA: true, transB: true, into: this.base_layer.weight as Tensor<'f32'>, beta: 1, alpha: sign * ad.scale }));
-  }
-
-  merge(name = this.active!): void {
-    if (this.merged.has(name)) return;
-    this.addDelta(name, 1);
-    this.merged.add(name);
-  }
-
-  unmerge(name = this.active!): void {
-    if (!this.merged.has(name)) return;
-    this.addDelta(name, -1);
-    this.merged.delete(name);
   }
 }

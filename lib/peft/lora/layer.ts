@@ -15,15 +15,10 @@ import { TunekitError } from '../../errors.js';
 import { svdF64 } from '../../tensor/linalg.js';
 import { NF4Linear } from '../../quant/nf4_linear.js';
 import { loraNf4Linear } from '../../autograd/nf4_ops.js';
+import { LoraAdaptedModule, type LoraAdapter } from './adapted.js';
+import { loraScale } from './config.js';
 
-export interface LoraAdapter {
-  r: number;
-  alpha: number;
-  scale: number;
-  dropout: number;
-  A: Tensor;
-  B: Tensor;
-}
+export type { LoraAdapter } from './adapted.js';
 
 /** A holder so adapter tensors get PEFT's dotted names: lora_A.<adapter>.weight */
 class ParamHolder extends Module {
@@ -42,16 +37,11 @@ class AdapterDict extends Module {
   }
 }
 
-export class LoraLinear extends Module {
+export class LoraLinear extends LoraAdaptedModule {
   /** a dense Linear, or an NF4Linear (QLoRA: the adapter trains over a frozen 4-bit base) */
   readonly base_layer: Linear | NF4Linear;
-  readonly adapters = new Map<string, LoraAdapter>();
   private readonly lora_A: AdapterDict;
   private readonly lora_B: AdapterDict;
-  active: string | null = null;
-  disabled = false;
-  /** adapters currently merged into base_layer.weight */
-  readonly merged = new Set<string>();
 
   constructor(base: Linear | NF4Linear) {
     super();
@@ -89,21 +79,19 @@ export class LoraLinear extends Module {
     } else if (opts.init === 'pissa') {
       // PiSSA (PEFT's pissa_init): A, B from W's top-r singular triplets, divided by the scale;
       // the base weight becomes the residual W - scale * B A below (the output is unchanged).
-      ({ A, B } = pissaFactors(this.base_layer as Linear, r, opts.rslora ? opts.alpha / Math.sqrt(r) : opts.alpha / r));
+      ({ A, B } = pissaFactors(this.base_layer as Linear, r, loraScale(opts.alpha, r, opts.rslora)));
     } else {
       throw new TunekitError('ERR_CONFIG', `init_lora_weights '${String(opts.init)}' is not supported here`);
     }
     this.lora_A.set(name, A);
     this.lora_B.set(name, B);
-    const ad: LoraAdapter = { r, alpha: opts.alpha, scale: opts.rslora ? opts.alpha / Math.sqrt(r) : opts.alpha / r, dropout: opts.dropout, A, B };
-    this.adapters.set(name, ad);
+    const ad = this.registerAdapter(name, { r, alpha: opts.alpha, scale: loraScale(opts.alpha, r, opts.rslora), dropout: opts.dropout, A, B });
     if (opts.init === 'pissa') this.addDelta(name, -1);
-    if (this.active === null) this.active = name;
     return ad;
   }
 
   forward(x: Tensor): Tensor<'f32'> {
-    const ad = this.active && !this.disabled && !this.merged.has(this.active) ? this.adapters.get(this.active) : undefined;
+    const ad = this.liveAdapter();
     if (!ad) {
       if (this.disabled && this.merged.size) throw new TunekitError('ERR_STATE', 'adapters are merged into the weights: unmerge before disabling them');
       return this.base_layer.forward(x);
@@ -129,9 +117,7 @@ export class LoraLinear extends Module {
   }
 
   /** W += sign * scale * (B A) in W's own layout. */
-  private addDelta(name: string, sign: 1 | -1): void {
-    const ad = this.adapters.get(name);
-    if (!ad) throw new TunekitError('ERR_VALUE', `no adapter '${name}'`);
+  protected applyDelta(ad: LoraAdapter, sign: 1 | -1): void {
     if (this.base_layer instanceof NF4Linear) {
       throw new TunekitError('ERR_STATE', 'cannot merge an adapter into an NF4 (4-bit) base in place: use mergeQlora (lib/quant/merge.ts) or `tunekit merge --nf4`, which write a dense merged model');
     }
@@ -142,17 +128,6 @@ export class LoraLinear extends Module {
     });
   }
 
-  merge(name = this.active!): void {
-    if (this.merged.has(name)) return;
-    this.addDelta(name, 1);
-    this.merged.add(name);
-  }
-
-  unmerge(name = this.active!): void {
-    if (!this.merged.has(name)) return;
-    this.addDelta(name, -1);
-    this.merged.delete(name);
-  }
 }
 
 /**
