@@ -70,8 +70,9 @@ export function loadPretrained(dir: string, opts: LoadOptions = {}): { model: Pr
   }
   // fill what the checkpoint lacked; a tensor shared with a loaded name (tied weights) is loaded
   const missing = new Set(report.initialised);
-  const loadedTensors = new Set(model.namedParameters().filter(([n]) => !missing.has(n)).map(([, p]) => p));
-  initialise(model.namedParameters().filter(([n, p]) => missing.has(n) && !loadedTensors.has(p)).map(([, p]) => p));
+  const named = model.namedParameters();
+  const loadedTensors = new Set(named.filter(([n]) => !missing.has(n)).map(([, p]) => p));
+  initialise(named.filter(([n, p]) => missing.has(n) && !loadedTensors.has(p)).map(([, p]) => p));
   model.eval(); // as transformers' from_pretrained: dropout off until a trainer calls train()
   return { model, report };
 }

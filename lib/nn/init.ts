@@ -47,10 +47,7 @@ export function withDeferredInit<T>(build: () => T): { value: T; initialise(para
   return {
     value,
     initialise(params: Iterable<Tensor>): void {
-      for (const p of params) {
-        mine.get(p)?.();
-        mine.delete(p);
-      }
+      for (const p of params) mine.get(p)?.();
       mine.clear();
     },
   };

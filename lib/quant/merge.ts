@@ -17,7 +17,7 @@ import type { Module } from '../nn/module.js';
 import { noGrad } from '../autograd/tape.js';
 import * as K from '../tensor/kernels.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { NF4Tensor, relativeError } from '../tensor/nf4.js';
+import { relativeError } from '../tensor/nf4.js';
 import { NF4Linear } from './nf4_linear.js';
 
 export interface LayerMergeReport {

@@ -318,7 +318,7 @@ export function ppoValueLoss(vpred: Tensor, oldValues: ArrayLike<number>, return
   checkLen('ppoValueLoss oldValues', oldValues, n);
   checkLen('ppoValueLoss returns', returns, n);
   checkLen('ppoValueLoss mask', mask, n);
-  const V = vec(oldValues, shape), R = vec(returns, shape), M = vec(mask, shape);
+  const R = vec(returns, shape), M = vec(mask, shape);
   // clip(v, old - eps, old + eps) elementwise: min(max(v, old - eps), old + eps)
   const clipped = exactClamp(vpred, Array.from(oldValues, (v) => Math.fround(v) - cliprangeValue), Array.from(oldValues, (v) => Math.fround(v) + cliprangeValue));
   const l1 = F.square(F.sub(vpred, R));

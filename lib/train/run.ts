@@ -23,7 +23,7 @@ import { peftMethodFor } from '../peft/base/registry.js';
 import { quantizeModel } from '../quant/quantize.js';
 import { PeftModel } from '../peft/base/peft_model.js';
 import { writeJsonAtomicSync } from '../io/atomic.js';
-import { Trainer, type FitResult, type TrainExample, type TrainSettings } from './trainer.js';
+import { Trainer, type TrainExample, type TrainSettings } from './trainer.js';
 import { warmupStepsFor, type TrainConfig } from './config.js';
 import '../peft/index.js';
 import { isRlhfMethod, runRlhf, toRunResult } from '../rlhf/run.js';

@@ -12,8 +12,6 @@
  * const report = resizeAdapter(lora, 4);
  * for (const l of report.layers) console.log(l.path, l.rankBefore, '->', l.rankAfter, (l.energyKept * 100).toFixed(1) + '%');
  */
-import { native, DTYPE_CODE } from '../../native.js';
-import { Tensor } from '../../tensor/tensor.js';
 import { tensor } from '../../tensor/creation.js';
 import { Module } from '../../nn/module.js';
 import { TunekitError } from '../../errors.js';
