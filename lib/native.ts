@@ -190,6 +190,11 @@ export interface Binding {
                       r: number, inF: number, outF: number, beta1: number, beta2: number, update: boolean): void;
   /** The k-th smallest (1-based, as torch.kthvalue) of n f32 values. */
   adaloraKthSmallest(values: H, off: number, n: number, k: number): number;
+  /**
+   * The score threshold for a budget in parameters: ranks in descending score order are kept
+   * while their summed costs (f32 [n]) fit `budget`; returns the first misfit's score (-Infinity if all fit).
+   */
+  adaloraCostThreshold(scores: H, sOff: number, costs: H, cOff: number, n: number, budget: number): number;
   /** E[i] = 0 where scores[i] <= threshold; keep (u8 [r], optional) = 1 for kept ranks. Returns the kept count. */
   adaloraMask(e: H, eOff: number, scores: H, sOff: number, r: number, threshold: number, keep: H | null, keepOff: number): number;
   /** E[i] = 0 where keep[i] == 0 (u8 [r]). */

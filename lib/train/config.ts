@@ -71,6 +71,8 @@ export const AdaloraSchema = z.strictObject({
   beta1: prob.default(0.85),
   beta2: prob.default(0.85),
   orth_reg_weight: z.number().nonnegative().default(0.5),
+  /** 'params': the budget counts parameters (final = LoRA r = target_r's count), not ranks (PEFT's 'rank'). */
+  budget_unit: z.enum(['rank', 'params']).default('rank'),
   /** Total training steps; when omitted the trainer sets it from the run's step count. */
   total_step: posInt.optional(),
 });

@@ -85,6 +85,28 @@ float adalora_kth_smallest_f32(const float* values, int64_t n, int64_t k) {
   return v[static_cast<size_t>(k - 1)];
 }
 
+float adalora_cost_threshold_f32(const float* scores, const float* costs, int64_t n, double budget) {
+  TK_CHECK(n >= 0, Value, "adalora cost threshold: negative count ", n);
+  TK_CHECK(!std::isnan(budget), Value, "adalora cost threshold: the budget is NaN");
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
+  // descending score; NaN counts as the largest (kept first), as in adalora_kth_smallest_f32
+  auto higher = [&](int64_t x, int64_t y) {
+    const float a = scores[x], b = scores[y];
+    if (std::isnan(a)) return !std::isnan(b);
+    if (std::isnan(b)) return false;
+    return a > b;
+  };
+  std::stable_sort(order.begin(), order.end(), higher);
+  double used = 0.0;
+  for (int64_t i : order) {
+    TK_CHECK(costs[i] >= 0.0f, Value, "adalora cost threshold: negative cost ", costs[i], " at ", i);
+    if (used + costs[i] > budget) return scores[i];
+    used += costs[i];
+  }
+  return -INFINITY;
+}
+
 int64_t adalora_mask_f32(int64_t r, const float* scores, float threshold, float* e, uint8_t* keep) {
   TK_CHECK(r >= 0, Shape, "adalora mask: negative rank ", r);
   int64_t kept = 0;

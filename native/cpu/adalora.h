@@ -50,6 +50,13 @@ void adalora_triplet_scores_f32(const AdaloraShape& s, const AdaloraState& st, f
 // The k-th smallest (1-based) of n values, as torch.kthvalue; 1 <= k <= n. NaN sorts last.
 float adalora_kth_smallest_f32(const float* values, int64_t n, int64_t k);
 
+// The threshold for a budget counted in parameters instead of ranks: ranks are taken in
+// descending score order (NaN first, as the largest) while the running sum of their costs
+// (parameters per rank, >= 0) stays <= budget; the returned value is the score of the first rank
+// that does not fit, so masking every score <= it keeps a cost <= budget (ties with that rank
+// are masked too). -inf when everything fits. n >= 0.
+float adalora_cost_threshold_f32(const float* scores, const float* costs, int64_t n, double budget);
+
 // E[i] = 0 where scores[i] <= threshold; keep[i] = 1 if kept, 0 if masked (keep may be null).
 // Returns the number of kept ranks.
 int64_t adalora_mask_f32(int64_t r, const float* scores, float threshold, float* e, uint8_t* keep);

@@ -64,6 +64,17 @@ TK_EXPORT(adaloraKthSmallest) {
   return Napi::Number::New(info.Env(), cpu::adalora_kth_smallest_f32(v, n, k));
 }
 
+// adaloraCostThreshold(scores, sOff, costs, cOff, n, budget) -> the score threshold that keeps the
+// highest-scored ranks whose summed cost (f32 [n], parameters per rank) fits the budget.
+TK_EXPORT(adaloraCostThreshold) {
+  const int64_t n = int_arg(info, 4, "adaloraCostThreshold n");
+  TK_CHECK(n >= 1, Value, "adaloraCostThreshold: needs n >= 1 but n=", n);
+  const double budget = num_arg(info, 5, "adaloraCostThreshold budget");
+  const float* scores = tensor_arg<float>(info, 0, n, "adaloraCostThreshold scores");
+  const float* costs = tensor_arg<float>(info, 2, n, "adaloraCostThreshold costs");
+  return Napi::Number::New(info.Env(), cpu::adalora_cost_threshold_f32(scores, costs, n, budget));
+}
+
 // adaloraMask(e, eOff, scores, sOff, r, threshold, keep | null, keepOff) -> kept count.
 // E[i] = 0 where scores[i] <= threshold; keep (u8 [r]) gets 1 for kept ranks.
 TK_EXPORT(adaloraMask) {

@@ -96,6 +96,47 @@ TK_TEST(adalora_kth_smallest_matches_sort) {
   TK_EXPECT(std::isnan(tk::cpu::adalora_kth_smallest_f32(w.data(), 4, 4)), "k = n picks the NaN");
 }
 
+// Properties of the threshold on distinct random scores: the kept ranks fit the budget, and the
+// best masked rank (the one scored exactly t) would not have fitted on top of them.
+TK_TEST(adalora_cost_threshold_keeps_best_ranks_within_budget) {
+  auto scores = tk::test::randn(97, 21);
+  std::vector<float> costs(97);
+  for (size_t i = 0; i < 97; ++i) costs[i] = static_cast<float>(257 + 512 * (i % 3));  // 257, 769, 1281
+  double total = 0;
+  for (float c : costs) total += c;
+  for (double budget : {0.0, 256.0, 1000.0, 20000.0, total / 2, total - 1, total, total + 5}) {
+    const float t = tk::cpu::adalora_cost_threshold_f32(scores.data(), costs.data(), 97, budget);
+    double kept_cost = 0, at_t_cost = -1;
+    for (size_t i = 0; i < 97; ++i) {
+      if (scores[i] > t) kept_cost += costs[i];
+      if (scores[i] == t) at_t_cost = costs[i];
+    }
+    TK_EXPECT(kept_cost <= budget, "budget %g: kept cost %g is over it", budget, kept_cost);
+    if (budget >= total) {
+      TK_EXPECT(std::isinf(t) && t < 0, "budget %g covers every rank but the threshold is %g", budget, (double)t);
+    } else {
+      TK_EXPECT(at_t_cost >= 0 && kept_cost + at_t_cost > budget, "budget %g: the rank at the threshold %g would have fitted", budget, (double)t);
+    }
+  }
+  // scores 4 3 2 1 with costs 2 5 1 1: budget 3 keeps only the 4 (the 3 does not fit), 7 keeps 4 and 3
+  std::vector<float> s4 = {1, 4, 2, 3}, c4 = {1, 2, 1, 5};
+  TK_EXPECT(tk::cpu::adalora_cost_threshold_f32(s4.data(), c4.data(), 4, 3.0) == 3.0f, "must stop at the first misfit");
+  TK_EXPECT(tk::cpu::adalora_cost_threshold_f32(s4.data(), c4.data(), 4, 7.0) == 2.0f, "4 and 3 fit in 7");
+  // a tie with the misfit is masked with it, so the kept cost stays within the budget
+  std::vector<float> st = {5, 2, 2}, ct = {1, 1, 1};
+  TK_EXPECT(tk::cpu::adalora_cost_threshold_f32(st.data(), ct.data(), 3, 2.0) == 2.0f, "ties with the misfit");
+  std::vector<float> sn = {1, NAN, 2}, cn = {1, 1, 1};
+  TK_EXPECT(tk::cpu::adalora_cost_threshold_f32(sn.data(), cn.data(), 3, 1.0) == 2.0f, "NaN must be kept first");
+  bool threw = false;
+  try {
+    std::vector<float> bad = {1, -1};
+    tk::cpu::adalora_cost_threshold_f32(s4.data(), bad.data(), 2, 10.0);
+  } catch (const tk::Error& err) {
+    threw = err.code() == tk::ErrorCode::Value;
+  }
+  TK_EXPECT(threw, "a negative cost must be refused");
+}
+
 TK_TEST(adalora_mask_and_pattern) {
   std::vector<float> scores = {0.5f, 0.1f, 0.3f, 0.1f, 0.9f};
   std::vector<float> e = {1, 2, 3, 4, 5};

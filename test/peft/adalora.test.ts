@@ -148,6 +148,37 @@ describe('rank allocator (native kernels)', () => {
     alloc.dispose();
   });
 
+  it('a budget in parameters keeps the best ranks whose parameters fit, cheap ranks cost less', () => {
+    const layers = makeLayers();
+    const alloc = new RankAllocator(layers, { targetR: 1, tinit: 0, tfinal: 0, deltaT: 1, beta1: 0.85, beta2: 0.85, totalStep: 10, budgetUnit: 'params' });
+    const cost = dims.map((d) => d.inF + d.outF + 1); // 13, 16, 13 parameters per rank
+    expect(alloc.initBudget).toBe(3 * 13 + 5 * 16 + 2 * 13);
+    expect(alloc.targetBudget).toBe(1 * (12 + 15 + 12)); // LoRA r 1 on the same layers
+    setGrads(layers, 1);
+    alloc.updateIpt();
+    const scores = alloc.tripletScores();
+    // best first over all layers: [score, cost]
+    const ranked = layers.flatMap((l, i) => [...scores.get(l.name)!].map((sc) => [sc, cost[i]!] as const)).sort((a, b) => b[0] - a[0]);
+    for (const budget of [alloc.targetBudget, 60, 100, alloc.initBudget]) {
+      let used = 0, threshold = -Infinity;
+      for (const [sc, c] of ranked) {
+        if (used + c > budget) { threshold = sc; break; }
+        used += c;
+      }
+      const pattern = alloc.maskToBudget(budget);
+      let keptCost = 0;
+      layers.forEach((l, i) => {
+        pattern[`${l.name}.lora_E`]!.forEach((k, j) => {
+          expect(k).toBe(scores.get(l.name)![j]! > threshold);
+          if (k) keptCost += cost[i]!;
+        });
+      });
+      expect(keptCost).toBe(used);
+      expect(keptCost).toBeLessThanOrEqual(budget);
+    }
+    alloc.dispose();
+  });
+
   it('a missing gradient counts as zero sensitivity', () => {
     const layers = makeLayers();
     const alloc = new RankAllocator(layers, { targetR: 1, tinit: 0, tfinal: 0, deltaT: 1, beta1: 0.85, beta2: 0.85, totalStep: 10 });
@@ -336,6 +367,7 @@ describe('AdaLoRA layer forward', () => {
     expect(() => new AdaLoraModel(gpt2(), { init_r: 4, target_r: 8, total_step: 10 })).toThrow(/target_r/);
     expect(() => new AdaLoraModel(gpt2(), { init_r: 4, target_r: 2, total_step: 10, tinit: 6, tfinal: 4 })).toThrow(/budgeting phase/);
     expect(() => new AdaLoraModel(gpt2(), { beta1: 1, total_step: 10 })).toThrow(/beta1/);
+    expect(() => new AdaLoraModel(gpt2(), { budget_unit: 'bytes', total_step: 10 })).toThrow(/budget_unit: expected "rank" or "params"/);
     const m = new AdaLoraModel(gpt2(), { init_r: 4, target_r: 2 });
     expect(() => m.saveAdapter(path.join(os.tmpdir(), 'never'))).toThrow(/total_step/);
   });

@@ -54,6 +54,36 @@ describe('AdaLoRA training', () => {
     }
   });
 
+  it('budget_unit params: the kept ranks hold about the parameters of LoRA r = target_r, never more', async () => {
+    manualSeed(4);
+    const model = new AdaLoraModel(gpt2(), { init_r: 4, target_r: 2, tinit: 1, tfinal: 2, lora_alpha: 8, target_modules: ['c_attn', 'c_fc'], budget_unit: 'params' });
+    const trainer = new Trainer({
+      model, task: 'causal_lm', train: examples(16), padTokenId: 0, progress: 'none',
+      settings: { maxSteps: 10, batchSize: 4, lr: 5e-3, logEvery: 100 },
+    });
+    await trainer.fit();
+    const cfg = model.adaloraConfig();
+    let keptParams = 0, loraParams = 0, maxCost = 0;
+    for (const { path: p, ad } of model.svdAdapters()) {
+      const [r, inF] = ad.lora.A.shape as [number, number];
+      const outF = ad.lora.B.shape[0]!;
+      expect(r).toBe(4);
+      const kept = cfg.rank_pattern![`${p}.lora_E`]!.filter(Boolean).length;
+      keptParams += kept * (inF + outF + 1);
+      loraParams += 2 * (inF + outF);
+      maxCost = Math.max(maxCost, inF + outF + 1);
+    }
+    expect(model.lastAllocation!.budget).toBe(loraParams);
+    expect(keptParams).toBeLessThanOrEqual(loraParams);
+    expect(keptParams).toBeGreaterThan(loraParams - maxCost);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ada-params-'));
+    model.saveAdapter(dir);
+    const saved = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    expect(saved.budget_unit).toBe('params');
+    expect(AdaLoraModel.fromPretrained(gpt2(), dir).adaloraConfig().budget_unit).toBe('params');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it('a short run on the tiny GPT-2 lowers the loss; the adapter round-trips (PEFT folder, compact LoRA)', async () => {
     manualSeed(5);
     const model = new AdaLoraModel(gpt2(), { init_r: 6, target_r: 3, tinit: 4, tfinal: 6, total_step: 30, lora_alpha: 16, target_modules: ['c_attn', 'c_fc'] });

@@ -34,6 +34,11 @@ export interface AllocatorOptions {
   beta1: number;
   beta2: number;
   totalStep: number;
+  /**
+   * What the budget counts: 'rank' (PEFT: initial sum of init_r, target targetR x layers) or
+   * 'params' (each rank costs in + out + 1; target = LoRA r = targetR's count, targetR x sum(in + out)).
+   */
+  budgetUnit?: 'rank' | 'params';
 }
 
 /** Kept ranks per layer, keyed "<module path>.lora_E" as in PEFT's rank_pattern. */
@@ -70,16 +75,20 @@ function gradArg(g: Tensor | null): { t: Tensor | null; owned: boolean } {
 export class RankAllocator {
   readonly layers: AllocatorLayer[];
   readonly opts: AllocatorOptions;
-  /** sum of the layers' initial ranks */
+  /** the budget before pruning: the sum of the layers' initial ranks, or of their parameters */
   readonly initBudget: number;
-  /** target_r * number of layers */
+  /** the final budget: target_r x layers, or LoRA r = target_r's parameter count */
   readonly targetBudget: number;
+  /** the total number of ranks over all layers (the length of the score buffer) */
+  readonly totalRanks: number;
   private readonly dims: { r: number; inF: number; outF: number; offset: number }[];
   /** per layer: [Ibar_A | U_A | Ibar_E | U_E | Ibar_B | U_B] (native layout) */
   private readonly state: Tensor<'f32'>[];
   /** the triplet scores of every layer, concatenated */
   private readonly scores: Tensor<'f32'>;
   private readonly keepMasks: Tensor<'u8'>[];
+  /** parameters per rank (in + out + 1), one per entry of `scores`; null when the budget counts ranks */
+  private readonly costs: Tensor<'f32'> | null;
 
   constructor(layers: AllocatorLayer[], opts: AllocatorOptions) {
     if (layers.length === 0) throw new TunekitError('ERR_VALUE', 'AdaLoRA allocator: no adapted layers');
@@ -94,8 +103,19 @@ export class RankAllocator {
       offset += r;
       return d;
     });
-    this.initBudget = offset;
-    this.targetBudget = opts.targetR * layers.length;
+    this.totalRanks = offset;
+    if (opts.budgetUnit === 'params') {
+      const cost = new Float32Array(Math.max(1, offset));
+      for (const d of this.dims) cost.fill(d.inF + d.outF + 1, d.offset, d.offset + d.r);
+      this.costs = keep(Tensor.empty([cost.length], 'f32', true));
+      this.costs.copyFrom(cost);
+      this.initBudget = this.dims.reduce((s, d) => s + d.r * (d.inF + d.outF + 1), 0);
+      this.targetBudget = opts.targetR * this.dims.reduce((s, d) => s + d.inF + d.outF, 0);
+    } else {
+      this.costs = null;
+      this.initBudget = offset;
+      this.targetBudget = opts.targetR * layers.length;
+    }
     this.state = this.dims.map((d) => keep(Tensor.empty([2 * (d.r * d.inF + d.r + d.outF * d.r)], 'f32', true)));
     this.scores = keep(Tensor.empty([Math.max(1, offset)], 'f32', true));
     this.keepMasks = this.dims.map((d) => keep(Tensor.empty([Math.max(1, d.r)], 'u8', true)));
@@ -151,13 +171,19 @@ export class RankAllocator {
 
   /**
    * Masks (E := 0) every rank whose score is <= the k-th smallest over all layers,
-   * k = initBudget - budget (PEFT's mask_to_budget). Returns the kept ranks.
+   * k = initBudget - budget (PEFT's mask_to_budget); with a budget in parameters, every rank
+   * scored at or below the first one (best first) whose parameters no longer fit. Returns the kept ranks.
    */
   maskToBudget(budget: number): RankPattern {
     this.computeScores();
-    const k = this.initBudget - budget;
-    // k <= 0: nothing to remove (PEFT would fail in kthvalue; the budget never exceeds init there)
-    const threshold = k >= 1 ? native.adaloraKthSmallest(this.scores.handle, 0, this.initBudget, Math.min(k, this.initBudget)) : -Infinity;
+    let threshold: number;
+    if (this.costs) {
+      threshold = native.adaloraCostThreshold(this.scores.handle, 0, this.costs.handle, 0, this.totalRanks, budget);
+    } else {
+      const k = this.initBudget - budget;
+      // k <= 0: nothing to remove (PEFT would fail in kthvalue; the budget never exceeds init there)
+      threshold = k >= 1 ? native.adaloraKthSmallest(this.scores.handle, 0, this.initBudget, Math.min(k, this.initBudget)) : -Infinity;
+    }
     const pattern: RankPattern = {};
     this.layers.forEach((l, i) => {
       const d = this.dims[i]!;
@@ -195,5 +221,6 @@ export class RankAllocator {
   /** Frees the allocator's native buffers. */
   dispose(): void {
     for (const t of [...this.state, this.scores, ...this.keepMasks]) t.dispose();
+    this.costs?.dispose();
   }
 }

@@ -31,6 +31,13 @@ export interface AdaloraConfig extends Omit<LoraConfig, 'peft_type' | 'rank_patt
   orth_reg_weight: number;
   /** total training steps (null until the trainer sets it from its own step count) */
   total_step: number | null;
+  /**
+   * What the budget counts (tunekit's extension; absent = PEFT's 'rank'): 'params' counts each
+   * kept rank as its in + out + 1 parameters and sets the target to the parameter count of LoRA
+   * r = target_r on the same layers, so ranks on small matrices cost less than on large ones.
+   * Written to adapter_config.json only when 'params' (PEFT ignores the key with a warning).
+   */
+  budget_unit?: 'params';
   /** kept ranks per layer, keys "<module path>.lora_E"; null before any masking */
   rank_pattern: Record<string, boolean[]> | null;
 }
@@ -62,6 +69,9 @@ export function normalizeAdaloraConfig(partial: Record<string, unknown>, modelTy
     total_step: partial.total_step === undefined || partial.total_step === null ? null : int(partial.total_step, 'total_step', 1),
     rank_pattern: (rank_pattern as Record<string, boolean[]> | null | undefined) ?? null,
   };
+  const unit = partial.budget_unit ?? 'rank';
+  if (unit !== 'rank' && unit !== 'params') throw new TunekitError('ERR_CONFIG', `AdaLoRA budget_unit: expected "rank" or "params" but received ${describe(unit)}`);
+  if (unit === 'params') c.budget_unit = 'params';
   for (const b of ['beta1', 'beta2'] as const) {
     if (!(c[b] > 0 && c[b] < 1)) throw new TunekitError('ERR_CONFIG', `AdaLoRA ${b}: expected a number in (0, 1) but received ${describe(c[b])}`);
   }

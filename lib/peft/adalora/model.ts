@@ -42,7 +42,7 @@ let constructing: Record<string, unknown> | null = null;
 /** What one allocation step did (returned by updateAndAllocate, for logs and tests). */
 export interface AllocationInfo {
   step: number;
-  /** the total rank budget at this step */
+  /** the total budget at this step: ranks, or parameters when budget_unit is 'params' */
   budget: number;
   /** 'update' (EMAs only), 'mask' (budget applied), 'freeze' (T - tfinal: pattern fixed), 'frozen' (pattern re-applied) */
   phase: 'update' | 'mask' | 'freeze' | 'frozen';
@@ -163,7 +163,7 @@ export class AdaLoraModel extends LoraModel {
     if (!this.allocator) {
       this.allocator = new RankAllocator(
         this.svdAdapters().map(({ path, ad }) => ({ name: path, A: ad.lora.A, E: ad.E, B: ad.lora.B })),
-        { targetR: cfg.target_r, tinit: cfg.tinit, tfinal: cfg.tfinal, deltaT: cfg.deltaT, beta1: cfg.beta1, beta2: cfg.beta2, totalStep: cfg.total_step },
+        { targetR: cfg.target_r, tinit: cfg.tinit, tfinal: cfg.tfinal, deltaT: cfg.deltaT, beta1: cfg.beta1, beta2: cfg.beta2, totalStep: cfg.total_step, budgetUnit: cfg.budget_unit ?? 'rank' },
       );
     }
     return this.allocator;
