@@ -11,10 +11,25 @@ const pattern = cfg.rank_pattern ?? {};
 const rows = Object.entries(pattern).map(([k, mask]) => [k.replace(/^base_model\.model\./, '').replace(/\.lora_E$/, ''), mask.filter(Boolean).length, mask.length]);
 if (rows.length === 0) throw new Error('no rank_pattern in the adapter (the allocator has not frozen a pattern yet)');
 rows.sort((a, b) => a[0].localeCompare(b[0], 'en', { numeric: true }));
+// in/out features from the weights' safetensors header (u64 LE length, then JSON): A [r, in], B [out, r]
+const buf = readFileSync(join(dir, 'adapter_model.safetensors'));
+const header = JSON.parse(buf.subarray(8, 8 + Number(buf.readBigUInt64LE(0))).toString('utf8'));
+const dims = (layer) => {
+  const key = (t) => Object.keys(header).find((k) => k.endsWith(`${layer}.${t}`) || k.includes(`${layer}.${t}.`));
+  const a = header[key('lora_A')], b = header[key('lora_B')];
+  if (!a || !b) throw new Error(`no lora_A/lora_B for ${layer} in adapter_model.safetensors`);
+  return { inF: a.shape[1], outF: b.shape[0] };
+};
 const total = rows.reduce((s, r) => s + r[1], 0);
-console.log(`| layer | kept rank | of |\n|---|---|---|`);
-for (const [n, k, r] of rows) console.log(`| ${n} | ${k} | ${r} |`);
-console.log(`total kept ranks ${total} (budget target_r x layers = ${cfg.target_r * rows.length})`);
+let kept = 0, lora = 0;
+console.log(`| layer | kept rank | of | parameters kept |\n|---|---|---|---|`);
+for (const [n, k, r] of rows) {
+  const { inF, outF } = dims(n);
+  kept += k * (inF + outF + 1);
+  lora += cfg.target_r * (inF + outF);
+  console.log(`| ${n} | ${k} | ${r} | ${(k * (inF + outF + 1)).toLocaleString('en')} |`);
+}
+console.log(`total kept ranks ${total} (target_r x layers = ${cfg.target_r * rows.length}); parameters kept ${kept.toLocaleString('en')} (A rows + E + B columns; LoRA r = ${cfg.target_r} on these layers: ${lora.toLocaleString('en')})`);
 const W = 760, bh = 16, H = 60 + rows.length * (bh + 4), maxR = Math.max(...rows.map((r) => r[2]));
 const x0 = 230, scale = (W - x0 - 40) / maxR;
 const bars = rows.map(([n, k, r], i) => {
