@@ -71,6 +71,8 @@ export const AdaloraSchema = z.strictObject({
   beta1: prob.default(0.85),
   beta2: prob.default(0.85),
   orth_reg_weight: z.number().nonnegative().default(0.5),
+  /** true: PEFT's init (A, B ~ N(0, 0.02), E = 0); 'lora': LoRA's (A kaiming-uniform, B = 0, E = 1). */
+  init_lora_weights: z.union([z.boolean(), z.literal('lora')]).default(true),
   /** 'params': the budget counts parameters (final = LoRA r = target_r's count), not ranks (PEFT's 'rank'). */
   budget_unit: z.enum(['rank', 'params']).default('rank'),
   /** Total training steps; when omitted the trainer sets it from the run's step count. */

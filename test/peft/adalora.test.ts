@@ -363,11 +363,36 @@ describe('AdaLoRA layer forward', () => {
     expect(x instanceof Tensor).toBe(true);
   });
 
+  it("init_lora_weights 'lora': A kaiming-uniform, B = 0, E = 1; the model starts unchanged and the file says true", () => {
+    const base = logitsOf(gpt2());
+    const model = new AdaLoraModel(gpt2(), { init_r: 4, target_r: 2, total_step: 10, init_lora_weights: 'lora' });
+    expect(maxRel(logitsOf(model), base)).toBe(0);
+    for (const { ad } of model.svdAdapters()) {
+      const inF = ad.lora.A.shape[1]!;
+      const a = ad.lora.A.data() as Float32Array;
+      expect(a.every((v) => Math.abs(v) <= 1 / Math.sqrt(inF))).toBe(true);
+      expect(a.some((v) => v !== 0)).toBe(true);
+      expect((ad.lora.B.data() as Float32Array).every((v) => v === 0)).toBe(true);
+      expect(Array.from(ad.E.data() as Float32Array)).toEqual([1, 1, 1, 1]);
+    }
+    // B gets a gradient at once (PEFT's init gives A and B none until E moves)
+    const inputIds = tensor(Int32Array.from([5, 9, 2, 7]), [1, 4], 'i32') as Tensor<'i32'>;
+    const attentionMask = tensor(Int32Array.from([1, 1, 1, 1]), [1, 4], 'i32') as Tensor<'i32'>;
+    backward(model.forward({ inputIds, attentionMask }).logits.sum());
+    const { ad } = model.svdAdapters()[0]!;
+    expect((ad.lora.B.grad!.data() as Float32Array).some((v) => v !== 0)).toBe(true);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ada-lorainit-'));
+    model.saveAdapter(dir);
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')).init_lora_weights).toBe(true);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it('refuses bad configs with the reason', () => {
     expect(() => new AdaLoraModel(gpt2(), { init_r: 4, target_r: 8, total_step: 10 })).toThrow(/target_r/);
     expect(() => new AdaLoraModel(gpt2(), { init_r: 4, target_r: 2, total_step: 10, tinit: 6, tfinal: 4 })).toThrow(/budgeting phase/);
     expect(() => new AdaLoraModel(gpt2(), { beta1: 1, total_step: 10 })).toThrow(/beta1/);
     expect(() => new AdaLoraModel(gpt2(), { budget_unit: 'bytes', total_step: 10 })).toThrow(/budget_unit: expected "rank" or "params"/);
+    expect(() => new AdaLoraModel(gpt2(), { init_lora_weights: 'pissa', total_step: 10 })).toThrow(/init_lora_weights: expected true, false or "lora"/);
     const m = new AdaLoraModel(gpt2(), { init_r: 4, target_r: 2 });
     expect(() => m.saveAdapter(path.join(os.tmpdir(), 'never'))).toThrow(/total_step/);
   });

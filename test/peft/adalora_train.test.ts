@@ -54,9 +54,9 @@ describe('AdaLoRA training', () => {
     }
   });
 
-  it('budget_unit params: the kept ranks hold about the parameters of LoRA r = target_r, never more', async () => {
+  it("budget_unit params (with init_lora_weights 'lora'): the kept ranks hold about the parameters of LoRA r = target_r, never more", async () => {
     manualSeed(4);
-    const model = new AdaLoraModel(gpt2(), { init_r: 4, target_r: 2, tinit: 1, tfinal: 2, lora_alpha: 8, target_modules: ['c_attn', 'c_fc'], budget_unit: 'params' });
+    const model = new AdaLoraModel(gpt2(), { init_r: 4, target_r: 2, tinit: 1, tfinal: 2, lora_alpha: 8, target_modules: ['c_attn', 'c_fc'], budget_unit: 'params', init_lora_weights: 'lora' });
     const trainer = new Trainer({
       model, task: 'causal_lm', train: examples(16), padTokenId: 0, progress: 'none',
       settings: { maxSteps: 10, batchSize: 4, lr: 5e-3, logEvery: 100 },

@@ -11,8 +11,12 @@ import { normalizeLoraConfig, type LoraConfig } from '../lora/config.js';
 
 export interface AdaloraConfig extends Omit<LoraConfig, 'peft_type' | 'rank_pattern' | 'init_lora_weights'> {
   peft_type: 'ADALORA';
-  /** PEFT's init: A, B ~ N(0, 0.02), E = 0 (false: left random, for tests) */
-  init_lora_weights: boolean;
+  /**
+   * true: PEFT's init, A, B ~ N(0, 0.02), E = 0; 'lora' (tunekit's addition): LoRA's init in SVD
+   * form, A kaiming-uniform, B = 0, E = 1 (trains better: docs/methods-adalora.md); false: left
+   * random, for tests. Files get `true` for 'lora' (PEFT's field is a bool; it only matters before training).
+   */
+  init_lora_weights: boolean | 'lora';
   /** rank each layer starts with */
   init_r: number;
   /** average rank per layer at the end (the final budget is target_r * layers) */
@@ -57,7 +61,7 @@ export function normalizeAdaloraConfig(partial: Record<string, unknown>, modelTy
   const c: AdaloraConfig = {
     ...lora,
     peft_type: 'ADALORA',
-    init_lora_weights: (init_lora_weights as boolean | undefined) ?? true,
+    init_lora_weights: (init_lora_weights as boolean | 'lora' | undefined) ?? true,
     init_r: int(partial.init_r ?? 12, 'init_r', 1),
     target_r: int(partial.target_r ?? 8, 'target_r', 0),
     tinit: int(partial.tinit ?? 0, 'tinit', 0),
@@ -77,7 +81,7 @@ export function normalizeAdaloraConfig(partial: Record<string, unknown>, modelTy
   }
   if (!(c.orth_reg_weight >= 0)) throw new TunekitError('ERR_CONFIG', `AdaLoRA orth_reg_weight: expected a number >= 0 but received ${describe(c.orth_reg_weight)}`);
   if (c.target_r > c.init_r) throw new TunekitError('ERR_CONFIG', `AdaLoRA target_r (${c.target_r}) must not exceed init_r (${c.init_r}): the allocator only removes ranks`);
-  if (typeof c.init_lora_weights !== 'boolean') throw new TunekitError('ERR_CONFIG', `AdaLoRA init_lora_weights: expected true or false but received ${describe(c.init_lora_weights)}`);
+  if (typeof c.init_lora_weights !== 'boolean' && c.init_lora_weights !== 'lora') throw new TunekitError('ERR_CONFIG', `AdaLoRA init_lora_weights: expected true, false or "lora" but received ${describe(c.init_lora_weights)}`);
   if (c.total_step !== null) checkSchedule(c, c.total_step);
   if (c.rank_pattern !== null && (typeof c.rank_pattern !== 'object' || Object.values(c.rank_pattern).some((v) => !Array.isArray(v)))) {
     throw new TunekitError('ERR_CONFIG', `AdaLoRA rank_pattern: expected {"<module>.lora_E": [bool, ...]} or null but received ${describe(c.rank_pattern)}`);

@@ -16,7 +16,7 @@
 import { Module } from '../../nn/module.js';
 import type { Linear } from '../../nn/layers.js';
 import type { Tensor } from '../../tensor/tensor.js';
-import { zeros, randn } from '../../tensor/creation.js';
+import { zeros, ones, randn } from '../../tensor/creation.js';
 import * as F from '../../autograd/ops.js';
 import * as K from '../../tensor/kernels.js';
 import { nextSeed } from '../../nn/random.js';
@@ -54,12 +54,15 @@ export class AdaLoraLinear extends LoraLinear {
 
   /**
    * Adds adapter `name` of rank r with PEFT's AdaLoRA initialisation (A, B ~ N(0, 0.02), E = 0);
-   * `init: false` leaves E random as well (a non-identity adapter, for tests).
+   * `init: 'lora'` uses LoRA's instead (A kaiming-uniform, B = 0) with E = 1: the same zero update
+   * at the start, but B gets a gradient from the first step, where PEFT's A and B get none until
+   * E has moved; `init: false` leaves E random as well (a non-identity adapter, for tests).
    */
-  addSvdAdapter(name: string, opts: { r: number; alpha: number; dropout: number; init?: boolean }): SvdAdapter {
+  addSvdAdapter(name: string, opts: { r: number; alpha: number; dropout: number; init?: boolean | 'lora' }): SvdAdapter {
     const { r } = opts;
-    const lora = super.addAdapter(name, { r, alpha: opts.alpha, dropout: opts.dropout, rslora: false, init: false });
-    noGrad(() => {
+    const loraInit = opts.init === 'lora';
+    const lora = super.addAdapter(name, { r, alpha: opts.alpha, dropout: opts.dropout, rslora: false, init: loraInit });
+    if (!loraInit) noGrad(() => {
       for (const t of [lora.A, lora.B]) {
         const v = randn(t.shape, { seed: nextSeed(), std: 0.02 });
         t.copyFrom(v.data());
@@ -67,7 +70,7 @@ export class AdaLoraLinear extends LoraLinear {
       }
     });
     lora.scale = adaloraScale(opts.alpha, r);
-    const E = opts.init === false ? randn([r, 1], { seed: nextSeed(), std: 0.5 }) : zeros([r, 1]);
+    const E = opts.init === false ? randn([r, 1], { seed: nextSeed(), std: 0.5 }) : loraInit ? ones([r, 1]) : zeros([r, 1]);
     this.lora_E.set(name, E);
     const ad: SvdAdapter = { lora, E, ranknum: r };
     this.svd.set(name, ad);

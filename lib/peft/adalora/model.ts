@@ -289,6 +289,13 @@ export class AdaLoraModel extends LoraModel {
     tidy(() => super.saveAdapter(dir, adapter));
   }
 
+  /** PEFT's init_lora_weights is a bool: 'lora' (a training-time choice) is written as true. */
+  protected override adapterFileConfig(cfg: object): Record<string, unknown> {
+    const out = super.adapterFileConfig(cfg);
+    if (out.init_lora_weights === 'lora') out.init_lora_weights = true;
+    return out;
+  }
+
   override loadAdapterWeights(dir: string, adapter = this.activeAdapter): Record<string, unknown> {
     const cfgPath = join(dir, ADAPTER_CONFIG);
     const fileCfg = existsSync(cfgPath) ? (JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>) : {};

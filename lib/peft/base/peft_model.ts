@@ -114,7 +114,12 @@ export abstract class PeftModel extends Module {
     const tensors: RawTensor[] = [];
     for (const [key, t] of this.adapterStateDict(adapter)) tensors.push(rawFromTensor(KEY_PREFIX + key, t, 'f32'));
     for (const [name, p] of this.savedModuleParams()) tensors.push(rawFromTensor(KEY_PREFIX + name, p, 'f32'));
-    writeAdapterFolder(dir, { ...cfg, inference_mode: true }, tensors);
+    writeAdapterFolder(dir, this.adapterFileConfig(cfg), tensors);
+  }
+
+  /** The adapter_config.json written for a config (methods map tunekit-only values to PEFT's here). */
+  protected adapterFileConfig(cfg: object): Record<string, unknown> {
+    return { ...cfg, inference_mode: true };
   }
 
   /** Loads a PEFT folder's tensors into adapter `adapter` (which must exist with matching shapes). */
