@@ -19,12 +19,16 @@ describe('example configs', () => {
       expect(() => loadConfig(join(dir, f))).not.toThrow();
     });
   }
-  it('spam-adalora.yaml ends at the parameter budget of spam-lora-r8.yaml on the same layers', () => {
-    const ada = loadConfig(join(dir, 'spam-adalora.yaml'));
-    const lora = loadConfig(join(dir, 'spam-lora-r8.yaml'));
-    const a = ada.peft as Record<string, unknown>, l = lora.peft as Record<string, unknown>;
-    expect(a.target_r).toBe(l.r);
-    expect(a.budget_unit).toBe('params');
-    expect(a.target_modules).toEqual(l.target_modules);
-  });
+  for (const [adaFile, loraFile] of [['spam-adalora.yaml', 'spam-lora-r8.yaml'], ['spam-adalora-r2.yaml', 'spam-lora-r2.yaml']]) {
+    it(`${adaFile} ends at the parameter budget of ${loraFile} on the same layers, same scale and lr`, () => {
+      const ada = loadConfig(join(dir, adaFile!));
+      const lora = loadConfig(join(dir, loraFile!));
+      const a = ada.peft as Record<string, number | string | string[]>, l = lora.peft as Record<string, number | string | string[]>;
+      expect(a.target_r).toBe(l.r);
+      expect(a.budget_unit).toBe('params');
+      expect(a.target_modules).toEqual(l.target_modules);
+      expect((a.lora_alpha as number) / (a.init_r as number)).toBe((l.lora_alpha as number) / (l.r as number));
+      expect(ada.training.lr).toBe(lora.training.lr);
+    });
+  }
 });
