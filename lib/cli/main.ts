@@ -105,7 +105,7 @@ async function trainCommand(argv: string[]): Promise<void> {
     `${pc.bold('done')}: ${res.fit.steps} steps (${res.fit.status}) in ${res.fit.trainSeconds.toFixed(1)} s, ${res.fit.tokensPerSecond.toFixed(0)} tokens/s`,
     e ? `eval: loss ${e.loss.toFixed(4)}${e.accuracy !== undefined ? `, accuracy ${pc.bold((e.accuracy * 100).toFixed(2) + '%')}, F1 ${(e.f1! * 100).toFixed(2)}%` : ''}${e.perplexity !== undefined ? `, perplexity ${e.perplexity.toFixed(2)}` : ''} on ${e.count} ${e.perplexity !== undefined ? 'target tokens' : 'examples'}` : 'no eval split',
     `trainable parameters: ${res.trainableParameters.toLocaleString('en-US')} of ${res.totalParameters.toLocaleString('en-US')}`,
-    `outputs in ${res.outputDir}: ${existsSync(join(res.outputDir, 'adapter')) ? 'adapter/ (PEFT), ' : 'model/, '}metrics.jsonl, loss.svg, checkpoint/, results.json`,
+    `outputs in ${res.outputDir}: ${existsSync(join(res.outputDir, 'adapter')) ? 'adapter/ (PEFT), ' : 'model/, '}metrics.jsonl, loss.svg, ${existsSync(join(res.outputDir, 'ranks.svg')) ? 'ranks.svg, ' : ''}checkpoint/, results.json`,
   ];
   console.log(lines.join('\n'));
 }

@@ -120,6 +120,7 @@ export async function runTraining(config: TrainConfig, opts: { resume?: boolean;
   // final artefacts
   if (model instanceof PeftModel) {
     model.saveAdapter(join(outputDir, 'adapter'));
+    for (const line of model.writeRunReport(outputDir)) log(line);
   } else {
     savePretrained(model as PretrainedModel, join(outputDir, 'model'), { extraConfig: labelMap ? labelMapToConfig(labelMap) : {} });
   }

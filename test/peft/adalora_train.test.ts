@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { AdaLoraModel } from '../../lib/peft/adalora/index.js';
+import { AdaLoraModel, rankReportFromFolder, rankTable, rankChartSvg } from '../../lib/peft/adalora/index.js';
 import { LoraModel } from '../../lib/peft/lora/model.js';
 import { peftMethodFor } from '../../lib/peft/base/registry.js';
 import { Trainer, type TrainExample } from '../../lib/train/trainer.js';
@@ -76,11 +76,24 @@ describe('AdaLoRA training', () => {
     expect(model.lastAllocation!.budget).toBe(loraParams);
     expect(keptParams).toBeLessThanOrEqual(loraParams);
     expect(keptParams).toBeGreaterThan(loraParams - maxCost);
+    // the rank report counts the same, from the model and from the saved folder
+    const report = model.rankReport();
+    expect(report.keptParameters).toBe(keptParams);
+    expect(report.loraParameters).toBe(loraParams);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ada-params-'));
     model.saveAdapter(dir);
     const saved = JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
     expect(saved.budget_unit).toBe('params');
     expect(AdaLoraModel.fromPretrained(gpt2(), dir).adaloraConfig().budget_unit).toBe('params');
+    expect(rankReportFromFolder(dir)).toEqual(report);
+    const table = rankTable(report);
+    expect(table.split('\n')).toHaveLength(2 + report.rows.length + 1);
+    expect(table).toContain(`parameters kept ${keptParams.toLocaleString('en-US')}`);
+    const svg = rankChartSvg(report);
+    expect(svg.match(/fill="#1f77b4"/g)).toHaveLength(report.rows.length);
+    const lines = model.writeRunReport(dir);
+    expect(lines[0]).toBe(table);
+    expect(fs.readFileSync(path.join(dir, 'ranks.svg'), 'utf8')).toBe(svg);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

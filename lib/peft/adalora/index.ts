@@ -3,3 +3,4 @@ export { AdaLoraModel, type AllocationInfo } from './model.js';
 export { AdaLoraLinear, type SvdAdapter } from './layer.js';
 export { RankAllocator, budgetSchedule, type AllocatorLayer, type AllocatorOptions, type RankPattern } from './allocator.js';
 export { normalizeAdaloraConfig, adaloraScale, type AdaloraConfig } from './config.js';
+export { rankReportFromFolder, rankReportOf, rankTable, rankChartSvg, type RankReport, type RankRow } from './rank_report.js';

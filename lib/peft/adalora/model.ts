@@ -21,6 +21,8 @@ import { LoraModel } from '../lora/model.js';
 import { registerPeftMethod } from '../base/registry.js';
 import { findTargets, matchesTarget, layerIndexOf } from '../base/targets.js';
 import { readAdapterFolder, writeAdapterFolder, ADAPTER_CONFIG, KEY_PREFIX } from '../base/adapter_io.js';
+import { rankReportOf, rankTable, rankChartSvg, type RankReport } from './rank_report.js';
+import { writeFileAtomicSync } from '../../io/atomic.js';
 import type { TrainingHooks } from '../base/peft_model.js';
 import { AdaLoraLinear, type SvdAdapter } from './layer.js';
 import { normalizeAdaloraConfig, checkSchedule, type AdaloraConfig } from './config.js';
@@ -207,6 +209,23 @@ export class AdaLoraModel extends LoraModel {
     }
     this.lastAllocation = { step, budget, phase, kept };
     return this.lastAllocation;
+  }
+
+  /** The kept ranks per layer of the active adapter and the parameters they hold (all of init_r before any masking). */
+  rankReport(): RankReport {
+    const cfg = this.adaloraConfig();
+    const rows = this.svdAdapters().map(({ path, ad }) => {
+      const keep = cfg.rank_pattern?.[`${path}.lora_E`];
+      return { layer: path, kept: keep ? keep.filter(Boolean).length : ad.ranknum, initR: ad.ranknum, inFeatures: ad.lora.A.shape[1]!, outFeatures: ad.lora.B.shape[0]! };
+    });
+    return rankReportOf(cfg.target_r, rows);
+  }
+
+  /** After a training run: the rank table (returned for the log) and ranks.svg in the run folder. */
+  override writeRunReport(outputDir: string): string[] {
+    const report = this.rankReport();
+    writeFileAtomicSync(join(outputDir, 'ranks.svg'), rankChartSvg(report));
+    return [rankTable(report), `rank chart: ${join(outputDir, 'ranks.svg')}`];
   }
 
   /**

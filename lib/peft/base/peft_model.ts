@@ -117,6 +117,14 @@ export abstract class PeftModel extends Module {
     writeAdapterFolder(dir, this.adapterFileConfig(cfg), tensors);
   }
 
+  /**
+   * Method-specific results written after a training run into its folder; returns lines for the
+   * log (none by default; AdaLoRA: the kept ranks per layer and ranks.svg).
+   */
+  writeRunReport(_outputDir: string): string[] {
+    return [];
+  }
+
   /** The adapter_config.json written for a config (methods map tunekit-only values to PEFT's here). */
   protected adapterFileConfig(cfg: object): Record<string, unknown> {
     return { ...cfg, inference_mode: true };
