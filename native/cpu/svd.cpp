@@ -21,16 +21,54 @@ namespace {
 
 constexpr int kMaxSweeps = 80;
 
+// Eight independent double accumulators: the compiler vectorizes them (one 512-bit lane set)
+// without -ffast-math, since the summation order is written out.
+constexpr int kLanes = 8;
+
+double sum_lanes(const double* acc) {
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 template <typename T>
 double dot(const T* x, const T* y, int64_t n) {
-  double acc = 0;
-  for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(x[i]) * y[i];
-  return acc;
+  double acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += static_cast<double>(x[i + l]) * y[i + l];
+  for (; i < n; ++i) acc[i % kLanes] += static_cast<double>(x[i]) * y[i];
+  return sum_lanes(acc);
+}
+
+// rows x, y <- c x - s y, s x + c y; returns |x'|^2 and |y'|^2 of the rotated (stored) rows in
+// the same pass (recomputed rather than updated: alpha - t gamma loses accuracy for tiny rows).
+template <typename T>
+void rotate_norms(T* __restrict x, T* __restrict y, int64_t n, double c, double s, double* nx, double* ny) {
+  double ax[kLanes] = {}, ay[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const double xi = x[i + l], yi = y[i + l];
+      const T xr = static_cast<T>(c * xi - s * yi), yr = static_cast<T>(s * xi + c * yi);
+      x[i + l] = xr;
+      y[i + l] = yr;
+      ax[l] += static_cast<double>(xr) * xr;
+      ay[l] += static_cast<double>(yr) * yr;
+    }
+  for (; i < n; ++i) {
+    const double xi = x[i], yi = y[i];
+    const T xr = static_cast<T>(c * xi - s * yi), yr = static_cast<T>(s * xi + c * yi);
+    x[i] = xr;
+    y[i] = yr;
+    ax[i % kLanes] += static_cast<double>(xr) * xr;
+    ay[i % kLanes] += static_cast<double>(yr) * yr;
+  }
+  *nx = sum_lanes(ax);
+  *ny = sum_lanes(ay);
 }
 
 // rows x, y <- c x - s y, s x + c y
 template <typename T>
-void rotate(T* x, T* y, int64_t n, double c, double s) {
+void rotate(T* __restrict x, T* __restrict y, int64_t n, double c, double s) {
   for (int64_t i = 0; i < n; ++i) {
     const double xi = x[i], yi = y[i];
     x[i] = static_cast<T>(c * xi - s * yi);
@@ -79,11 +117,8 @@ int svd_impl(int64_t m, int64_t n, int64_t k, const T* a, T* u, T* s, T* vt) {
         const double zeta = (beta - alpha) / (2.0 * gamma);
         const double t = (zeta >= 0 ? 1.0 : -1.0) / (std::fabs(zeta) + std::sqrt(1.0 + zeta * zeta));
         const double c = 1.0 / std::sqrt(1.0 + t * t), sn = c * t;
-        rotate(&G[i * L], &G[j * L], L, c, sn);
+        rotate_norms(&G[i * L], &G[j * L], L, c, sn, &norm2[i], &norm2[j]);
         rotate(&Jt[i * p], &Jt[j * p], p, c, sn);
-        // Recompute rather than update: the update alpha - t gamma loses accuracy for tiny columns.
-        norm2[i] = dot(&G[i * L], &G[i * L], L);
-        norm2[j] = dot(&G[j * L], &G[j * L], L);
       }
     if (!rotated) break;
   }
