@@ -8,12 +8,14 @@
 #include "svd.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <numeric>
 #include <vector>
 
 #include "../core/status.h"
+#include "../core/thread_pool.h"
 
 namespace tk::cpu {
 
@@ -103,24 +105,46 @@ int svd_impl(int64_t m, int64_t n, int64_t k, const T* a, T* u, T* s, T* vt) {
   std::vector<double> norm2(p);  // |g_j|^2, kept current across rotations
   for (int64_t j = 0; j < p; ++j) norm2[j] = dot(&G[j * L], &G[j * L], L);
 
+  // Round-robin (tournament) ordering: each sweep is P - 1 rounds of P / 2 disjoint pairs
+  // (P = p rounded up to even; the pair with the padding index is skipped). Pairs of a round touch
+  // different rows of G, Jt and norm2, so they run in parallel, and the result does not depend on
+  // the thread count.
+  const int64_t P = p + (p & 1);
+  std::vector<int64_t> slot(static_cast<size_t>(P));
+  std::iota(slot.begin(), slot.end(), 0);
+  // one pair: rotate rows i < j if they are not yet orthogonal; returns whether it rotated
+  auto orthogonalize = [&](int64_t i, int64_t j) {
+    const double alpha = norm2[i], beta = norm2[j];
+    if (alpha == 0.0 || beta == 0.0) return false;  // a zero column is orthogonal to everything
+    const double gamma = dot(&G[i * L], &G[j * L], L);
+    if (std::fabs(gamma) <= tol * std::sqrt(alpha) * std::sqrt(beta)) return false;
+    // Rotation angle that zeroes the (i, j) entry of G G^T (the symmetric 2x2 Schur step).
+    const double zeta = (beta - alpha) / (2.0 * gamma);
+    const double t = (zeta >= 0 ? 1.0 : -1.0) / (std::fabs(zeta) + std::sqrt(1.0 + zeta * zeta));
+    const double c = 1.0 / std::sqrt(1.0 + t * t), sn = c * t;
+    rotate_norms(&G[i * L], &G[j * L], L, c, sn, &norm2[i], &norm2[j]);
+    rotate(&Jt[i * p], &Jt[j * p], p, c, sn);
+    return true;
+  };
+  // ~32k multiply-adds per pair-chunk at the least, so small matrices stay on one thread
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, L + p));
   int sweeps = 0;
   for (; sweeps < kMaxSweeps; ++sweeps) {
-    bool rotated = false;
-    for (int64_t i = 0; i < p - 1; ++i)
-      for (int64_t j = i + 1; j < p; ++j) {
-        const double alpha = norm2[i], beta = norm2[j];
-        if (alpha == 0.0 || beta == 0.0) continue;  // a zero column is orthogonal to everything
-        const double gamma = dot(&G[i * L], &G[j * L], L);
-        if (std::fabs(gamma) <= tol * std::sqrt(alpha) * std::sqrt(beta)) continue;
-        rotated = true;
-        // Rotation angle that zeroes the (i, j) entry of G G^T (the symmetric 2x2 Schur step).
-        const double zeta = (beta - alpha) / (2.0 * gamma);
-        const double t = (zeta >= 0 ? 1.0 : -1.0) / (std::fabs(zeta) + std::sqrt(1.0 + zeta * zeta));
-        const double c = 1.0 / std::sqrt(1.0 + t * t), sn = c * t;
-        rotate_norms(&G[i * L], &G[j * L], L, c, sn, &norm2[i], &norm2[j]);
-        rotate(&Jt[i * p], &Jt[j * p], p, c, sn);
-      }
-    if (!rotated) break;
+    std::atomic<bool> rotated{false};
+    for (int64_t round = 0; round < P - 1; ++round) {
+      parallel_for(P / 2, grain, [&](int64_t b, int64_t e) {
+        bool any = false;
+        for (int64_t k = b; k < e; ++k) {
+          const int64_t x = slot[static_cast<size_t>(k)], y = slot[static_cast<size_t>(P - 1 - k)];
+          if (x >= p || y >= p) continue;  // the padding index of an odd p
+          any |= orthogonalize(std::min(x, y), std::max(x, y));
+        }
+        if (any) rotated.store(true, std::memory_order_relaxed);
+      });
+      // circle method: slot 0 stays, the others move one place
+      std::rotate(slot.begin() + 1, slot.end() - 1, slot.end());
+    }
+    if (!rotated.load()) break;
   }
 
   // sigma, sorted descending; keep the first k.
