@@ -182,7 +182,7 @@ export class RankAllocator {
     } else {
       const k = this.initBudget - budget;
       // k <= 0: nothing to remove (PEFT would fail in kthvalue; the budget never exceeds init there)
-      threshold = k >= 1 ? native.adaloraKthSmallest(this.scores.handle, 0, this.initBudget, Math.min(k, this.initBudget)) : -Infinity;
+      threshold = k >= 1 ? native.adaloraKthSmallest(this.scores.handle, 0, this.totalRanks, Math.min(k, this.totalRanks)) : -Infinity;
     }
     const pattern: RankPattern = {};
     this.layers.forEach((l, i) => {

@@ -203,10 +203,7 @@ export class AdaLoraModel extends LoraModel {
       phase = 'frozen';
     }
     const kept: Record<string, number> = {};
-    for (const { path, ad } of this.svdAdapters()) {
-      const row = cfg.rank_pattern?.[`${path}.lora_E`];
-      kept[path] = row ? row.filter(Boolean).length : ad.ranknum;
-    }
+    for (const { path, ad } of this.svdAdapters()) kept[path] = keptRanks(cfg, path, ad);
     this.lastAllocation = { step, budget, phase, kept };
     return this.lastAllocation;
   }
@@ -214,10 +211,9 @@ export class AdaLoraModel extends LoraModel {
   /** The kept ranks per layer of the active adapter and the parameters they hold (all of init_r before any masking). */
   rankReport(): RankReport {
     const cfg = this.adaloraConfig();
-    const rows = this.svdAdapters().map(({ path, ad }) => {
-      const keep = cfg.rank_pattern?.[`${path}.lora_E`];
-      return { layer: path, kept: keep ? keep.filter(Boolean).length : ad.ranknum, initR: ad.ranknum, inFeatures: ad.lora.A.shape[1]!, outFeatures: ad.lora.B.shape[0]! };
-    });
+    const rows = this.svdAdapters().map(({ path, ad }) => ({
+      layer: path, kept: keptRanks(cfg, path, ad), initR: ad.ranknum, inFeatures: ad.lora.A.shape[1]!, outFeatures: ad.lora.B.shape[0]!,
+    }));
     return rankReportOf(cfg.target_r, rows);
   }
 
@@ -452,6 +448,12 @@ function scatterRanks(ad: SvdAdapter, rows: number[], a: Float32Array, e: Float3
     ad.E.copyFrom(E);
     ad.lora.B.copyFrom(B);
   });
+}
+
+/** Ranks a layer keeps under the config's rank_pattern (all of init_r before any masking). */
+function keptRanks(cfg: AdaloraConfig, path: string, ad: SvdAdapter): number {
+  const row = cfg.rank_pattern?.[`${path}.lora_E`];
+  return row ? row.filter(Boolean).length : ad.ranknum;
 }
 
 registerPeftMethod({

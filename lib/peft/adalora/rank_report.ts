@@ -9,11 +9,10 @@
  * console.log(rankTable(report));
  * writeFileSync('ranks.svg', rankChartSvg(report));
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TunekitError } from '../../errors.js';
 import { openSafetensors } from '../../io/safetensors.js';
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from '../base/adapter_io.js';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, readAdapterConfig } from '../base/adapter_io.js';
 
 export interface RankRow {
   /** module path, e.g. transformer.h.0.attn.c_attn */
@@ -48,12 +47,10 @@ export function rankReportOf(targetR: number, rows: RankRow[]): RankReport {
 
 /** The same from a PEFT AdaLoRA folder: rank_pattern from its config, in/out features from its weights' header. */
 export function rankReportFromFolder(dir: string): RankReport {
-  const cfgPath = join(dir, ADAPTER_CONFIG);
-  if (!existsSync(cfgPath)) throw new TunekitError('ERR_NOT_FOUND', `no ${ADAPTER_CONFIG} in ${dir}: expected a PEFT AdaLoRA folder`);
-  const cfg = JSON.parse(readFileSync(cfgPath, 'utf8')) as { peft_type?: string; target_r?: number; rank_pattern?: Record<string, boolean[]> | null };
-  if (cfg.peft_type !== 'ADALORA') throw new TunekitError('ERR_FORMAT', `${dir} holds a ${String(cfg.peft_type)} adapter, not ADALORA`);
+  const cfg = readAdapterConfig(dir) as { peft_type: string; target_r?: number; rank_pattern?: Record<string, boolean[]> | null };
+  if (cfg.peft_type !== 'ADALORA') throw new TunekitError('ERR_FORMAT', `${dir} holds a ${cfg.peft_type} adapter, not ADALORA`);
   const pattern = cfg.rank_pattern ?? {};
-  if (Object.keys(pattern).length === 0) throw new TunekitError('ERR_VALUE', `${cfgPath} has no rank_pattern: the allocator has not frozen one yet (train past total_step - tfinal)`);
+  if (Object.keys(pattern).length === 0) throw new TunekitError('ERR_VALUE', `${join(dir, ADAPTER_CONFIG)} has no rank_pattern: the allocator has not frozen one yet (train past total_step - tfinal)`);
   const st = openSafetensors(join(dir, ADAPTER_WEIGHTS));
   try {
     const rows = Object.entries(pattern).map(([key, keep]) => {

@@ -25,8 +25,8 @@ export function writeAdapterFolder(dir: string, config: Record<string, unknown>,
   writeFileAtomicSync(join(dir, ADAPTER_CONFIG), JSON.stringify(sortKeys(config), null, 2));
 }
 
-/** Reads adapter_config.json and every tensor of adapter_model.safetensors. */
-export function readAdapterFolder(dir: string): { config: Record<string, unknown>; tensors: Map<string, RawTensor> } {
+/** Reads and checks a PEFT folder's adapter_config.json (it must name a peft_type). */
+export function readAdapterConfig(dir: string): Record<string, unknown> {
   const cfgPath = join(dir, ADAPTER_CONFIG);
   if (!existsSync(cfgPath)) throw new TunekitError('ERR_NOT_FOUND', `no ${ADAPTER_CONFIG} in ${dir}: expected a PEFT adapter folder`);
   let config: Record<string, unknown>;
@@ -36,6 +36,12 @@ export function readAdapterFolder(dir: string): { config: Record<string, unknown
     throw new TunekitError('ERR_FORMAT', `${cfgPath} is not valid JSON: ${(e as Error).message}`);
   }
   if (typeof config.peft_type !== 'string') throw new TunekitError('ERR_FORMAT', `${cfgPath} has no peft_type`);
+  return config;
+}
+
+/** Reads adapter_config.json and every tensor of adapter_model.safetensors. */
+export function readAdapterFolder(dir: string): { config: Record<string, unknown>; tensors: Map<string, RawTensor> } {
+  const config = readAdapterConfig(dir);
   const wPath = join(dir, ADAPTER_WEIGHTS);
   if (!existsSync(wPath)) throw new TunekitError('ERR_NOT_FOUND', `no ${ADAPTER_WEIGHTS} in ${dir}`);
   const r = openSafetensors(wPath);
