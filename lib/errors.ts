@@ -29,7 +29,11 @@ export type TunekitErrorCode =
   | 'ERR_IO'
   | 'ERR_NOT_FOUND'
   | 'ERR_NAN'
-  | 'ERR_STATE';
+  | 'ERR_STATE'
+  /** a size or count over a documented limit (checked before anything is allocated) */
+  | 'ERR_LIMIT'
+  /** a valid input tunekit does not implement (e.g. Mistral's sliding window beyond its length) */
+  | 'ERR_UNSUPPORTED';
 
 /** Formats a value for "but received X" messages: short, typed. */
 export function describe(value: unknown): string {
