@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import pc from 'picocolors';
 import { TunekitError } from '../errors.js';
 import { native } from '../native.js';
-import { loadConfig, type TrainConfig } from '../train/config.js';
+import { loadConfig, type ConfigOverride, type TrainConfig } from '../train/config.js';
 import { runTraining } from '../train/run.js';
 import { DEFAULT_TRAIN_CONFIG } from './defaults.js';
 import { mergeCommand } from './merge.js';
@@ -74,30 +74,16 @@ async function trainCommand(argv: string[]): Promise<void> {
   });
   if (values.help) return void console.log(HELP.train);
   if (positionals.length > 1) throw new TunekitError('ERR_CONFIG', `train takes one config file but received ${positionals.length}: ${positionals.join(' ')}`);
-  const raw = positionals[0] ?? JSON.parse(JSON.stringify(DEFAULT_TRAIN_CONFIG));
-  let config: TrainConfig = loadConfig(raw);
-  const num = (name: string, v: string | undefined) => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new TunekitError('ERR_CONFIG', `--${name}: expected a positive number but received '${v}'`);
-    return n;
-  };
-  const seedArg = (v: string | undefined) => {
-    if (v === undefined) return undefined;
-    if (!/^\d+$/.test(v)) throw new TunekitError('ERR_CONFIG', `--seed: expected a non-negative integer but received '${v}'`);
-    return Number(v);
-  };
-  config = {
-    ...config,
-    output_dir: values.output ?? config.output_dir,
-    training: {
-      ...config.training,
-      max_steps: num('max-steps', values['max-steps']) ?? config.training.max_steps,
-      epochs: num('epochs', values.epochs) ?? config.training.epochs,
-      threads: num('threads', values.threads) ?? config.training.threads,
-      seed: seedArg(values.seed) ?? config.training.seed,
-    },
-  };
+  const raw = positionals[0] ?? (structuredClone(DEFAULT_TRAIN_CONFIG) as unknown as Record<string, unknown>);
+  // flags go through the config's own schema: `--max-steps 2.5` is refused as the file's field would be
+  const flags: [keyof typeof values, string[]][] = [
+    ['output', ['output_dir']], ['max-steps', ['training', 'max_steps']], ['epochs', ['training', 'epochs']],
+    ['threads', ['training', 'threads']], ['seed', ['training', 'seed']],
+  ];
+  const overrides: ConfigOverride[] = flags
+    .filter(([name]) => values[name] !== undefined)
+    .map(([name, path]) => ({ path, value: values[name], flag: `--${name}` }));
+  const config: TrainConfig = loadConfig(raw, { overrides });
   if (values['print-config']) return void console.log(JSON.stringify(config, null, 2));
   const res = await runTraining(config, { resume: values.resume });
   const e = res.eval;

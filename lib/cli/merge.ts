@@ -11,6 +11,8 @@ import type { Task } from '../models/common.js';
 import { quantizeModel } from '../quant/quantize.js';
 import { isNf4Checkpoint, loadNf4Pretrained, saveNf4Pretrained } from '../quant/checkpoint.js';
 import { mergeQlora, formatMergeReport } from '../quant/merge.js';
+import { readLabelNames } from '../data/labels.js';
+import { prepareOutputDir } from '../io/output_dir.js';
 
 const HELP = `Usage: tunekit merge --model <dir|builtin:name> --adapter <dir> --output <dir> [--dtype f32|bf16] [--nf4 [--requantize]]
 
@@ -36,13 +38,19 @@ export async function mergeCommand(argv: string[]): Promise<void> {
   const task = TASK_OF[String(config.task_type)] ?? 'causal_lm';
   let numLabels: number | undefined;
   for (const [k, t] of tensors) if (/\.(score|classifier)\.weight$/.test(k)) numLabels = t.shape[0];
+  // label names written by tunekit train beside the adapter (labels.json); LABEL_i without it
+  const labels = readLabelNames(values.adapter!) ?? undefined;
+  if (labels && numLabels !== undefined && labels.length !== numLabels) {
+    throw new TunekitError('ERR_FORMAT', `merge: ${values.adapter}/labels.json names ${labels.length} labels but the adapter's head has ${numLabels} outputs`);
+  }
+  prepareOutputDir(values.output!);
   const nf4Base = isNf4Checkpoint(modelDir);
   if (values.requantize && !values.nf4 && !nf4Base) throw new TunekitError('ERR_CONFIG', 'merge: --requantize needs an NF4 base (--nf4, or a 4-bit --model folder)');
   if (values.nf4 || nf4Base) {
     let model, dense;
-    if (nf4Base) model = loadNf4Pretrained(modelDir, { task, numLabels }).model;
+    if (nf4Base) model = loadNf4Pretrained(modelDir, { task, numLabels, labels }).model;
     else {
-      model = loadPretrained(modelDir, { task, numLabels }).model;
+      model = loadPretrained(modelDir, { task, numLabels, labels }).model;
       dense = quantizeModel(model, { keepDense: true }).dense;
     }
     const lora = LoraModel.fromPretrained(model, values.adapter!);
@@ -51,7 +59,7 @@ export async function mergeCommand(argv: string[]): Promise<void> {
     else savePretrained(merged, values.output!, { dtype });
     console.log(formatMergeReport(report));
   } else {
-    const { model } = loadPretrained(modelDir, { task, numLabels });
+    const { model } = loadPretrained(modelDir, { task, numLabels, labels });
     const lora = LoraModel.fromPretrained(model, values.adapter!);
     const merged = lora.mergeAndUnload();
     savePretrained(merged, values.output!, { dtype });

@@ -3,6 +3,8 @@
  * split, so that an evaluation label never seen in training is an error rather than a new class.
  */
 
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { TunekitError, describe } from '../errors.js';
 import { whereIs } from './load.js';
 import type { LabelledRecord } from './types.js';
@@ -75,6 +77,12 @@ export function encodeLabel(map: LabelMap, label: string | number, where: string
 }
 
 /**
+ * The side file a run writes into its adapter folder: `{ id2label, label2id }` as in config.json
+ * (PEFT's adapter_config.json has no field for label names; PEFT ignores other files).
+ */
+export const LABELS_FILE = 'labels.json';
+
+/**
  * The Hugging Face config fields for a label map.
  *
  * @example
@@ -88,4 +96,33 @@ export function labelMapToConfig(map: LabelMap): { id2label: Record<string, stri
     label2id[n] = i;
   });
   return { id2label, label2id };
+}
+
+/**
+ * Label names from a folder's LABELS_FILE (id order), or null when the folder has none. The file
+ * is checked: ids 0..n-1 each named once by a non-empty string.
+ *
+ * @example
+ * readLabelNames('runs/spam-lora/adapter'); // ['ham', 'spam']
+ */
+export function readLabelNames(dir: string): string[] | null {
+  const path = join(dir, LABELS_FILE);
+  if (!existsSync(path)) return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new TunekitError('ERR_FORMAT', `${path}: not valid JSON (${(e as Error).message})`);
+  }
+  const id2label = (parsed as { id2label?: unknown } | null)?.id2label;
+  if (!id2label || typeof id2label !== 'object' || Array.isArray(id2label)) throw new TunekitError('ERR_FORMAT', `${path}: expected {"id2label": {"0": name, ...}} but received ${describe(parsed)}`);
+  const entries = Object.entries(id2label as Record<string, unknown>);
+  const names: string[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    const name = (id2label as Record<string, unknown>)[String(i)];
+    if (typeof name !== 'string' || name === '') throw new TunekitError('ERR_FORMAT', `${path}: id2label must name ids 0..${entries.length - 1} with non-empty strings, but id ${i} is ${describe(name)}`);
+    names.push(name);
+  }
+  if (new Set(names).size !== names.length) throw new TunekitError('ERR_FORMAT', `${path}: id2label names a label twice (${describe(names)})`);
+  return names;
 }

@@ -9,6 +9,7 @@ import { TunekitError } from '../errors.js';
 import { openCheckpoint, writeSafetensors, type RawTensor } from '../io/safetensors.js';
 import { writeJsonAtomicSync } from '../io/atomic.js';
 import { architectureFor } from './registry.js';
+import './architectures.js';
 import { f32FromRaw, rawFromTensor } from './weights.js';
 import type { PretrainedModel, Task } from './common.js';
 import type { DType } from '../tensor/dtype.js';

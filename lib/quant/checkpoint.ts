@@ -217,7 +217,11 @@ export function isNf4Checkpoint(dir: string): boolean {
 export function loadNf4Pretrained(dir: string, opts: LoadOptions = {}): { model: PretrainedModel; report: LoadReport & { quantized: string[] } } {
   const rawCfg = { ...readConfig(dir) };
   const task = opts.task ?? 'causal_lm';
-  if (opts.numLabels) {
+  if (opts.labels) {
+    rawCfg.id2label = Object.fromEntries(opts.labels.map((l, i) => [String(i), l]));
+    rawCfg.label2id = Object.fromEntries(opts.labels.map((l, i) => [l, i]));
+    rawCfg.num_labels = opts.labels.length;
+  } else if (opts.numLabels) {
     rawCfg.num_labels = opts.numLabels;
     delete rawCfg.id2label;
   }

@@ -14,8 +14,8 @@
  * ```
  */
 
-import { readFileSync } from 'node:fs';
-import { dirname, extname, isAbsolute, resolve } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
+import { extname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { TunekitError, describe } from '../errors.js';
@@ -364,40 +364,98 @@ function configError(source: string, lines: string[]): TunekitError {
 // ---------------------------------------------------------------------------------------------
 // Loading
 
+/** Config files are small; anything bigger is not a config (and is not read whole). */
+const MAX_CONFIG_BYTES = 1 << 20;
+/** YAML aliases a config may expand (an alias bomb expands exponentially; yaml's default is 100). */
+const MAX_YAML_ALIASES = 100;
+
 function readConfigFile(path: string): unknown {
   let text: string;
   try {
+    // only regular files: a FIFO or a device would block or never end
+    const st = statSync(path);
+    if (!st.isFile()) throw new TunekitError('ERR_CONFIG', `config ${path} is not a regular file (${st.isDirectory() ? 'a folder' : 'a special file'})`);
+    if (st.size > MAX_CONFIG_BYTES) throw new TunekitError('ERR_CONFIG', `config ${path} is ${st.size} bytes; expected at most ${MAX_CONFIG_BYTES} (a config file, not data)`);
     text = readFileSync(path, 'utf8');
   } catch (e) {
+    if (e instanceof TunekitError) throw e;
     const err = e as NodeJS.ErrnoException;
     throw new TunekitError(err.code === 'ENOENT' ? 'ERR_NOT_FOUND' : 'ERR_IO', `Could not read config file ${path}: ${err.message}`);
   }
-  if (extname(path).toLowerCase() === '.json') {
+  const isJson = extname(path).toLowerCase() === '.json';
+  if (isJson) {
     try {
-      return JSON.parse(text);
+      JSON.parse(text);
     } catch (e) {
       throw new TunekitError('ERR_CONFIG', `Invalid JSON in config file ${path}: ${(e as Error).message}`);
     }
   }
-  const doc = parseDocument(text, { prettyErrors: true });
+  // JSON is read through the YAML parser too (JSON is YAML 1.2): JSON.parse silently keeps the
+  // last of two equal keys, YAML refuses duplicates with their line and column.
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const lines = doc.errors.map((e) => {
       const pos = e.linePos?.[0];
       return `${path}${pos ? `:${pos.line}:${pos.col}` : ''}: ${(e.message.split('\n')[0] ?? '').replace(/:\s*$/, '')}`;
     });
-    throw new TunekitError('ERR_CONFIG', `Invalid YAML in config file:\n${lines.map((l) => `  - ${l}`).join('\n')}`);
+    throw new TunekitError('ERR_CONFIG', `Invalid ${isJson ? 'JSON' : 'YAML'} in config file:\n${lines.map((l) => `  - ${l}`).join('\n')}`);
   }
-  return doc.toJS();
+  try {
+    return doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+  } catch (e) {
+    // yaml throws a ReferenceError when aliases expand past maxAliasCount (an alias bomb)
+    throw new TunekitError('ERR_CONFIG', `Invalid YAML in config file ${path}: ${(e as Error).message} (at most ${MAX_YAML_ALIASES} alias expansions)`);
+  }
 }
 
-function resolvePath(p: string, base: string): string {
-  return p.startsWith('builtin:') || isAbsolute(p) ? p : resolve(base, p);
+/**
+ * Paths in configs and flags resolve against the working directory, as transformers'
+ * TrainingArguments, axolotl and LLaMA-Factory do: a README command run from the project root
+ * means the same files whichever folder the config sits in.
+ */
+function resolvePath(p: string): string {
+  return p.startsWith('builtin:') || isAbsolute(p) ? p : resolve(p);
+}
+
+/** A command-line flag's value, set into the raw config before validation (so flags get the same checks as files). */
+export interface ConfigOverride {
+  /** the field it sets, e.g. ['training', 'max_steps'] */
+  path: string[];
+  /** the raw value (numeric strings become numbers; anything else stays for the schema to refuse) */
+  value: unknown;
+  /** how the user spelt it, e.g. '--max-steps' */
+  flag: string;
+}
+
+/** A copy of `raw` with each override set at its path (objects created on the way). */
+function withOverrides(raw: Record<string, unknown>, overrides: ConfigOverride[]): Record<string, unknown> {
+  const out = structuredClone(raw);
+  for (const o of overrides) {
+    let node = out;
+    for (const k of o.path.slice(0, -1)) {
+      const next = node[k];
+      node = next && typeof next === 'object' && !Array.isArray(next) ? (next as Record<string, unknown>) : (node[k] = {});
+    }
+    const v = typeof o.value === 'string' && o.value.trim() !== '' && Number.isFinite(Number(o.value)) ? Number(o.value) : o.value;
+    node[o.path.at(-1)!] = v;
+  }
+  return out;
+}
+
+/** "training.max_steps: expected ..." -> "--max-steps (training.max_steps): expected ..." for a field set by a flag. */
+function nameFlag(problem: string, overrides: ConfigOverride[]): string {
+  for (const o of overrides) {
+    const field = o.path.join('.');
+    if (problem.startsWith(`${field}:`)) return `${o.flag} (${field})${problem.slice(field.length)}`;
+  }
+  return problem;
 }
 
 /**
  * Validates a training config (a file path or an already-parsed object) and fills defaults.
- * Relative paths in a config file (model, dataset, output_dir) are resolved against the file's
- * folder. Every invalid field is listed in one TunekitError('ERR_CONFIG').
+ * Relative paths (model, dataset, eval, output_dir, reward_model) resolve against the working
+ * directory, whichever folder the config file sits in. Every invalid field is listed in one
+ * TunekitError('ERR_CONFIG').
  *
  * @example
  * const cfg = loadConfig('examples/spam-lora.yaml');
@@ -405,13 +463,15 @@ function resolvePath(p: string, base: string): string {
  * cfg.training.schedule;  // 'linear'
  * loadConfig({ model: 'builtin:gpt2-tiny', dataset: { path: 'builtin:sotu' } });
  */
-export function loadConfig(pathOrObject: string | Record<string, unknown>): TrainConfig {
+export function loadConfig(pathOrObject: string | Record<string, unknown>, opts: { overrides?: ConfigOverride[] } = {}): TrainConfig {
   const fromFile = typeof pathOrObject === 'string';
   const source = fromFile ? pathOrObject : '(object)';
-  const raw = fromFile ? readConfigFile(pathOrObject) : pathOrObject;
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw configError(source, [`(top level): expected a mapping of settings but received ${raw === null ? 'null' : Array.isArray(raw) ? 'a list' : typeof raw}`]);
+  const parsed = fromFile ? readConfigFile(pathOrObject) : pathOrObject;
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw configError(source, [`(top level): expected a mapping of settings but received ${parsed === null ? 'null' : Array.isArray(parsed) ? 'a list' : typeof parsed}`]);
   }
+  const overrides = opts.overrides ?? [];
+  const raw = overrides.length ? withOverrides(parsed as Record<string, unknown>, overrides) : parsed;
 
   const problems: string[] = [];
   const top = TopSchema.safeParse(raw, { reportInput: true });
@@ -467,19 +527,16 @@ export function loadConfig(pathOrObject: string | Record<string, unknown>): Trai
     }
   }
 
-  if (problems.length > 0 || !top.success) throw configError(source, problems);
+  if (problems.length > 0 || !top.success) throw configError(source, problems.map((p) => nameFlag(p, overrides)));
 
   const data = top.data;
   const cfg: TrainConfig = { ...data, peft, rlhf, quantization };
-  if (fromFile) {
-    const base = dirname(resolve(pathOrObject));
-    cfg.configPath = resolve(pathOrObject);
-    cfg.model = resolvePath(cfg.model, base);
-    cfg.dataset = { ...cfg.dataset, path: resolvePath(cfg.dataset.path, base) };
-    if (cfg.dataset.eval.path) cfg.dataset.eval = { ...cfg.dataset.eval, path: resolvePath(cfg.dataset.eval.path, base) };
-    // An explicit output_dir is relative to the config file; the default stays relative to the working directory.
-    if (rawObj['output_dir'] !== undefined) cfg.output_dir = resolvePath(cfg.output_dir, base);
-  }
+  if (fromFile) cfg.configPath = resolve(pathOrObject);
+  cfg.model = resolvePath(cfg.model);
+  cfg.dataset = { ...cfg.dataset, path: resolvePath(cfg.dataset.path) };
+  if (cfg.dataset.eval.path) cfg.dataset.eval = { ...cfg.dataset.eval, path: resolvePath(cfg.dataset.eval.path) };
+  cfg.output_dir = resolvePath(cfg.output_dir);
+  if (cfg.rlhf?.reward_model) cfg.rlhf = { ...cfg.rlhf, reward_model: resolvePath(cfg.rlhf.reward_model) };
   return cfg;
 }
 

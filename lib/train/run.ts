@@ -15,7 +15,7 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { loadDataset } from '../data/dataset.js';
 import { loadTaggedRecords, buildTagMap, buildTokenClassificationExamples, splitTagged } from '../data/token_cls.js';
 import type { NormalizedRecord, TokenizerLike } from '../data/types.js';
-import { buildLabelMap, labelMapToConfig } from '../data/labels.js';
+import { buildLabelMap, labelMapToConfig, LABELS_FILE } from '../data/labels.js';
 import { buildClassificationExamples, buildCausalLmSplit } from '../data/examples.js';
 import type { ChoiceSet } from '../data/choices.js';
 import { choiceSetFor } from './choice_eval.js';
@@ -23,6 +23,8 @@ import { peftMethodFor } from '../peft/base/registry.js';
 import { quantizeModel } from '../quant/quantize.js';
 import { PeftModel } from '../peft/base/peft_model.js';
 import { writeJsonAtomicSync } from '../io/atomic.js';
+import { prepareOutputDir } from '../io/output_dir.js';
+import { manualSeed } from '../nn/random.js';
 import { Trainer, type TrainExample, type TrainSettings } from './trainer.js';
 import { warmupStepsFor, type TrainConfig } from './config.js';
 import '../peft/index.js';
@@ -39,6 +41,10 @@ import type { RunResult } from './run_result.js';
  */
 export async function runTraining(config: TrainConfig, opts: { resume?: boolean; log?: (s: string) => void } = {}): Promise<RunResult> {
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  // the output folder is checked (and made) before minutes of loading and training, not after
+  prepareOutputDir(config.output_dir);
+  // the seed decides initialisation (adapters, new heads, prompt encoders) as well as dropout and data order
+  manualSeed(config.training.seed);
   // RLHF methods (reward, dpo, ppo) run their own loops: lib/rlhf/run.ts
   if (isRlhfMethod(config.method)) return toRunResult(await runRlhf(config, { log }));
   if (config.training.threads > 0) native.setNumThreads(config.training.threads);
@@ -120,6 +126,8 @@ export async function runTraining(config: TrainConfig, opts: { resume?: boolean;
   // final artefacts
   if (model instanceof PeftModel) {
     model.saveAdapter(join(outputDir, 'adapter'));
+    // PEFT's folder has no place for label names; a side file keeps them for merge and eval
+    if (labelMap) writeJsonAtomicSync(join(outputDir, 'adapter', LABELS_FILE), labelMapToConfig(labelMap), { indent: 2 });
     for (const line of model.writeRunReport(outputDir)) log(line);
   } else {
     savePretrained(model as PretrainedModel, join(outputDir, 'model'), { extraConfig: labelMap ? labelMapToConfig(labelMap) : {} });

@@ -118,7 +118,7 @@ describe('tunekit CLI', () => {
     expect(cfg.training).toMatchObject({ seed: 7, epochs: 2 });
     const bad = cli(['train', '--seed', '1.5', '--print-config']);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/--seed: expected a non-negative integer but received '1.5'/);
+    expect(bad.stderr).toMatch(/--seed \(training\.seed\): expected an integer but received number 1\.5/);
     const unknown = cli(['train', '--sed', '1']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/ERR_PARSE_ARGS_UNKNOWN_OPTION.*--sed.*see --help/);

@@ -31,7 +31,8 @@ describe('loadConfig defaults', () => {
     expect(c.training).toMatchObject({ epochs: 3, batch_size: 8, grad_accum: 1, lr: 2e-4, schedule: 'linear', max_grad_norm: 1, seed: 42, dtype: 'f32', early_stopping: null });
     expect(c.dataset).toMatchObject({ max_length: 512, packing: false, on_error: 'fail', text_field: 'text', label_field: 'label', eval: { seed: 42 } });
     expect(c.logging).toEqual({ every: 10, progress: 'auto', plot: true });
-    expect(c.output_dir).toBe('runs/tunekit');
+    // relative paths resolve against the working directory (as transformers' TrainingArguments do)
+    expect(c.output_dir).toBe(resolve('runs/tunekit'));
     expect(c.rlhf).toBeNull();
   });
 
@@ -58,14 +59,14 @@ describe('loadConfig defaults', () => {
 });
 
 describe('config files', () => {
-  test('YAML: values read, relative paths resolved against the file', () => {
+  test('YAML: values read, relative paths resolved against the working directory (not the file)', () => {
     const c = loadConfig(join(DIR, 'lora.yaml'));
     expect(c.task).toBe('seq_cls');
-    expect(c.model).toBe(resolve(DIR, '../models/tiny-gpt2'));
+    expect(c.model).toBe(resolve('../models/tiny-gpt2'));
     expect(c.dataset.path).toBe('builtin:spam-assassin');
     expect(c.peft).toMatchObject({ r: 16, lora_alpha: 32, lora_dropout: 0.1, target_modules: ['c_attn', 'c_proj'], modules_to_save: ['score'], rank_pattern: { 'h.0.attn.c_attn': 4 } });
     expect(c.training).toMatchObject({ epochs: 2, lr: 3e-4, schedule: 'cosine', warmup_ratio: 0.06, early_stopping: { patience: 3, metric: 'eval_loss', mode: 'min', min_delta: 0 } });
-    expect(c.output_dir).toBe(resolve(DIR, '../../../../runs/spam-lora'));
+    expect(c.output_dir).toBe(resolve('../../../../runs/spam-lora'));
     expect(c.configPath).toBe(join(DIR, 'lora.yaml'));
   });
 
@@ -74,9 +75,9 @@ describe('config files', () => {
     expect(c.method).toBe('qlora');
     expect(c.quantization).toBe('nf4');
     expect(c.training).toMatchObject({ max_steps: 100, max_grad_norm: 0.3, dtype: 'bf16' });
-    expect(c.dataset.path).toBe(join(DIR, 'train.jsonl'));
+    expect(c.dataset.path).toBe(resolve('train.jsonl'));
     expect(c.dataset.eval.fraction).toBe(0.05);
-    expect(c.output_dir).toBe('runs/tunekit');
+    expect(c.output_dir).toBe(resolve('runs/tunekit'));
   });
 
   test('YAML syntax errors give file, line and column', () => {

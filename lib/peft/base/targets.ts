@@ -13,10 +13,19 @@ export type TargetSpec = string[] | string;
 // the output layers PEFT leaves out of 'all-linear' (BERT's pooler.dense is kept, as PEFT does)
 const HEAD_NAMES = /(^|\.)(lm_head|score|classifier|qa_outputs)$/;
 
+/** A user's regex (target_modules, pattern keys) compiled, or ERR_CONFIG naming the field (not a raw SyntaxError). */
+export function compileUserRegex(source: string, field: string, userText: string = source): RegExp {
+  try {
+    return new RegExp(source);
+  } catch (e) {
+    throw new TunekitError('ERR_CONFIG', `${field}: expected a valid regular expression but received ${JSON.stringify(userText)} (${(e as Error).message})`);
+  }
+}
+
 export function matchesTarget(name: string, spec: TargetSpec): boolean {
   if (Array.isArray(spec)) return spec.some((t) => name === t || name.endsWith(`.${t}`));
   if (spec === 'all-linear') return !HEAD_NAMES.test(name);
-  return new RegExp(`^(?:${spec})$`).test(name);
+  return compileUserRegex(`^(?:${spec})$`, 'target_modules', spec).test(name);
 }
 
 /** Layer index of a module path ("transformer.h.3.attn.c_attn" -> 3), or null. */
@@ -62,7 +71,7 @@ export function patternValue(name: string, pattern: Record<string, number> | und
   if (!pattern) return fallback;
   for (const [key, v] of Object.entries(pattern)) {
     // PEFT matches pattern keys as `(.*\.)?(key)$` against the module path
-    if (name === key || new RegExp(`^(.*\\.)?(${key})$`).test(name)) return v;
+    if (name === key || compileUserRegex(`^(.*\\.)?(${key})$`, 'rank_pattern/alpha_pattern key', key).test(name)) return v;
   }
   return fallback;
 }
