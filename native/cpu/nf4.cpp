@@ -111,7 +111,14 @@ void quantize_4bit(const float* w, int64_t n, int blocksize, uint8_t* packed, fl
       }
     }
   });
-  if (n & 1) packed[n >> 1] &= 0xF0;  // the unused low nibble of an odd length is 0
+  // An odd length leaves one low nibble past the end. bitsandbytes fills it as if the last block
+  // held one more 0.0 (its CPU path pads the scaled values with 0 before bucketize, its CUDA
+  // kernel loads 0.0 past n): NF4 code 7, FP4 code 0; an all-zero last block gives zero_code.
+  if (n & 1) {
+    const float last_amax = absmax[(n - 1) / blocksize];
+    const uint8_t pad = last_amax == 0.0f ? zero_code : code_of(0.0f);
+    packed[n >> 1] = static_cast<uint8_t>((packed[n >> 1] & 0xF0) | pad);
+  }
 }
 
 template <class Out, class Convert>

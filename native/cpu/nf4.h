@@ -4,7 +4,8 @@
 // Layout (bitsandbytes): the weight is flattened row-major (W [N,K] -> n = N*K values), cut into
 // blocks of `blocksize` consecutive values (the last block may be partial), one fp32 absmax per
 // block. Codes are packed two per byte, even element in the HIGH nibble:
-//   packed[j] = code[2j] << 4 | code[2j+1]          (odd n: the last low nibble is 0)
+//   packed[j] = code[2j] << 4 | code[2j+1]          (odd n: the last low nibble is the code of 0.0,
+//                                                    NF4 7 / FP4 0, as bitsandbytes pads)
 // Values: w ~= codebook[code] * absmax[block].
 //
 // Double quantization (QLoRA): the absmax array itself is stored as 8-bit codes of the signed
