@@ -15,7 +15,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
 import { openCheckpoint, writeSafetensors, type RawTensor } from '../io/safetensors.js';
-import { writeJsonAtomicSync } from '../io/atomic.js';
+import { writeFileAtomicSync } from '../io/atomic.js';
 import { architectureFor } from '../models/registry.js';
 import { readConfig, loadWeights, type LoadOptions, type LoadReport } from '../models/loader.js';
 import { rawFromTensor } from '../models/weights.js';
@@ -154,6 +154,26 @@ export function nf4FromState(key: string, get: (suffix: string) => RawTensor | u
   return new NF4Tensor(packed, state, [shape[0]!, shape[1]!], blocksize, quantType, String(st.dtype ?? 'float32'));
 }
 
+/**
+ * Fields of BitsAndBytesConfig that transformers' post_init type-checks as Python floats
+ * (`isinstance(x, float)`): JSON from JavaScript writes 6 for 6.0, which Python reads as an int.
+ */
+const PYTHON_FLOAT_FIELDS = ['llm_int8_threshold'] as const;
+
+/**
+ * config.json text for a 4-bit model: JSON (indent 2) with the quantization_config's float
+ * fields written with a decimal point (`"llm_int8_threshold": 6.0`), so that transformers'
+ * BitsAndBytesConfig accepts it.
+ */
+export function nf4ConfigJson(cfg: Record<string, unknown>): string {
+  let text = JSON.stringify(cfg, null, 2);
+  for (const field of PYTHON_FLOAT_FIELDS) {
+    // JSON.stringify writes integral numbers without a fraction or exponent: add ".0"
+    text = text.replace(new RegExp(`("${field}": )(-?\\d+)(?=[,\\n}])`, 'g'), '$1$2.0');
+  }
+  return text + '\n';
+}
+
 /** transformers' BitsAndBytesConfig dict for config.json. */
 export function quantizationConfig(model: Module, skip: string[] = []): Record<string, unknown> {
   const first = model.namedModules().find(([, m]) => m instanceof NF4Linear)?.[1] as NF4Linear | undefined;
@@ -200,7 +220,7 @@ export function saveNf4Pretrained(model: PretrainedModel, dir: string, opts: { d
   }
   cfg.torch_dtype = opts.dtype === 'bf16' ? 'bfloat16' : opts.dtype === 'f16' ? 'float16' : 'float32';
   cfg.quantization_config = quantizationConfig(model);
-  writeJsonAtomicSync(join(dir, 'config.json'), cfg, { indent: 2 });
+  writeFileAtomicSync(join(dir, 'config.json'), nf4ConfigJson(cfg));
   return { bytes: tensors.reduce((s, t) => s + t.bytes.length, 0) };
 }
 

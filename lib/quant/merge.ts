@@ -110,6 +110,22 @@ export function mergeQlora(lora: LoraModel, opts: MergeQloraOptions = {}): { mod
     }
   });
   if (layers.length === 0) throw new TunekitError('ERR_VALUE', 'mergeQlora: the model has no LoRA layer over an NF4 base (use mergeAndUnload for dense bases)');
+  if (!opts.requantize) {
+    // a dense result is dense throughout: NF4 layers that carry no adapter are dequantized too
+    // (a dense folder saves parameters only, and NF4 codes are buffers: they would be lost), and
+    // the config no longer describes a 4-bit model (transformers would try to load it as one)
+    noGrad(() => {
+      for (const [path, m] of base.namedModules()) {
+        if (!(m instanceof NF4Linear) || lora.layers.has(path)) continue;
+        const { parent, child } = parentOf(base, path);
+        const lin = m.toLinear();
+        lin.requiresGrad_(false);
+        parent.replaceChild(child, lin);
+        m.qweight.dispose();
+      }
+    });
+    delete base.config.raw.quantization_config;
+  }
   // any dense LoRA layers (e.g. a head) merge the usual way
   for (const [path, layer] of lora.layers) {
     if (layer.base_layer instanceof NF4Linear) continue;
