@@ -18,7 +18,14 @@ function ioError(path: string, e: unknown): TunekitError {
   return new TunekitError('ERR_IO', `Could not write ${path}: ${(e as Error).message}`);
 }
 
-function fsyncDirSync(dir: string): void {
+/**
+ * fsyncs a folder so that renames and creations in it are durable (a no-op where the platform
+ * cannot fsync a folder; the renames are still atomic).
+ *
+ * @example
+ * renameSync('runs/x/.tmp', 'runs/x/checkpoint'); fsyncDir('runs/x');
+ */
+export function fsyncDir(dir: string): void {
   let fd: number | undefined;
   try {
     fd = openSync(dir, 'r');
@@ -56,12 +63,12 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
     try {
       await dh.sync();
     } catch {
-      /* see fsyncDirSync */
+      /* see fsyncDir */
     } finally {
       await dh.close();
     }
   } catch {
-    /* see fsyncDirSync */
+    /* see fsyncDir */
   }
 }
 
@@ -92,7 +99,7 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array): vo
     }
     throw ioError(path, e);
   }
-  fsyncDirSync(dirname(path));
+  fsyncDir(dirname(path));
 }
 
 /**

@@ -118,10 +118,9 @@ export async function runTraining(config: TrainConfig, opts: { resume?: boolean;
   mkdirSync(outputDir, { recursive: true });
   const runConfig = JSON.parse(JSON.stringify({ ...config, configPath: undefined })) as Record<string, unknown>;
   const trainer = new Trainer({ model, task, train, eval: evalEx, padTokenId, settings, outputDir, runConfig, progress: config.logging.progress, choices });
-  const resumeDir = join(outputDir, 'checkpoint');
-  const resume = opts.resume && existsSync(join(resumeDir, 'trainer_state.json')) ? resumeDir : undefined;
-  if (resume) log(`resuming from ${resume}`);
-  const fit = await trainer.fit({ resumeFrom: resume });
+  // --resume: from the newest complete checkpoint of outputDir (an interrupted save is recovered);
+  // none is ERR_NOT_FOUND, a finished run ERR_STATE with its outputs left as they are
+  const fit = await trainer.fit({ resume: opts.resume === true, log });
 
   // final artefacts
   if (model instanceof PeftModel) {

@@ -1,10 +1,12 @@
 /**
  * Trainer: the training loop over any model of the models layer, plain or wrapped by a PEFT
  * method. Gradient accumulation, clipping, AdamW, LR schedules, periodic evaluation, early
- * stopping, checkpoints written atomically and exact resumption, SIGINT saves before exiting,
- * NaN/infinite loss stops with the last good checkpoint kept.
+ * stopping, checkpoints that survive a crash at any point (checkpoint.ts) and exact resumption,
+ * SIGINT saves before exiting, NaN/infinite loss stops and says which checkpoint is kept.
+ * The optimizer state (AdamW m and v: twice the trainable parameters, f32) is allocated when
+ * fit() starts and released when it ends, whatever the outcome.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Tensor } from '../tensor/tensor.js';
@@ -17,15 +19,16 @@ import { TunekitError } from '../errors.js';
 import { manualSeed, getSeedState, setSeedState } from '../nn/random.js';
 import type { PretrainedModel, ModelInputs, ModelOutput } from '../models/common.js';
 import { PeftModel, type TrainingHooks } from '../peft/base/peft_model.js';
-import { DataLoader, type LoaderState } from '../data/loader.js';
+import { DataLoader } from '../data/loader.js';
 import { makeCollator } from '../data/collate.js';
 import type { Batch, CausalLmExample, ClassificationExample } from '../data/types.js';
 import { openSafetensors, writeSafetensors } from '../io/safetensors.js';
-import { writeJsonAtomicSync } from '../io/atomic.js';
+import { writeFileAtomicSync } from '../io/atomic.js';
 import { savePretrained, loadWeights } from '../models/loader.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
 import { makeLrSchedule, type ScheduleName } from './lr_schedule.js';
 import { MetricsLog, readMetrics, truncateMetrics, type MetricsRecord } from './metrics_log.js';
+import { readCheckpoint, requireCheckpoint, writeCheckpoint, OPTIMIZER_FILE, TRAINER_STATE_FILE, type CheckpointStatus, type TrainerState } from './checkpoint.js';
 import { writeLossPlot } from './plot.js';
 import { ProgressReporter } from './progress.js';
 import { taskLoss, ClassificationMetrics, type TrainTask } from './losses.js';
@@ -47,9 +50,9 @@ export interface TrainSettings {
   warmupSteps: number;
   schedule: ScheduleName;
   maxGradNorm: number;
-  /** evaluate every N optimizer steps (0: at the end of each epoch only) */
+  /** evaluate every N optimizer steps (0: at the end of each epoch); always after the last step */
   evalEvery: number;
-  /** checkpoint every N optimizer steps (0: at the end only) */
+  /** checkpoint every N optimizer steps (0: at the end of each epoch); always after the last step */
   saveEvery: number;
   /** stop after this many evaluations without improvement (0: never) */
   earlyStoppingPatience: number;
@@ -110,6 +113,18 @@ export interface TrainerOptions {
   choices?: ChoiceSet;
 }
 
+export interface FitOptions {
+  /** continue from this checkpoint folder */
+  resumeFrom?: string;
+  /**
+   * continue from the newest complete checkpoint of outputDir, recovering one left by an
+   * interrupted save (checkpoint.ts); none is ERR_NOT_FOUND naming the folder
+   */
+  resume?: boolean;
+  /** where resume/recovery lines go */
+  log?: (line: string) => void;
+}
+
 export interface FitResult {
   steps: number;
   status: 'completed' | 'early_stopped' | 'interrupted';
@@ -120,22 +135,17 @@ export interface FitResult {
   peakBytes: number;
 }
 
-interface TrainerState {
-  version: 1;
-  step: number;
-  loader: LoaderState;
-  seedState: string;
-  best: number | null;
-  badEvals: number;
-  runConfig: Record<string, unknown> | null;
-}
-
 export class Trainer {
   readonly model: TrainableModel;
   readonly task: TrainTask;
   readonly settings: TrainSettings;
   readonly outputDir: string | null;
-  readonly optimizer: AdamW;
+  /** AdamW, allocated on first use (fit, loadCheckpoint), released when fit() ends or by dispose() */
+  private adam: AdamW | null = null;
+  private released = false;
+  private fitStarted = false;
+  /** the checkpoint this trainer last wrote or resumed from (what a failure leaves on disk) */
+  private lastCheckpoint: { dir: string; step: number } | null = null;
   private readonly loader: DataLoader<TrainExample, Batch>;
   private readonly evalExamples: TrainExample[];
   private readonly collate: (ex: TrainExample[]) => Batch;
@@ -162,8 +172,28 @@ export class Trainer {
     this.collate = makeCollator({ padTokenId: opts.padTokenId }) as (ex: TrainExample[]) => Batch;
     manualSeed(s.seed);
     this.loader = new DataLoader(opts.train, { batchSize: s.batchSize, seed: s.seed, shuffle: true, collate: this.collate });
-    this.optimizer = new AdamW(this.model.trainableParameters(), { lr: s.lr, weightDecay: s.weightDecay });
+    if (this.model.trainableParameters().length === 0) throw new TunekitError('ERR_VALUE', 'AdamW: no trainable parameters (is everything frozen?)');
     this.hooks = this.model instanceof PeftModel ? this.model.trainingHooks() : {};
+  }
+
+  /**
+   * The optimizer (AdamW over the trainable parameters), allocated on first use.
+   * After fit() has ended or dispose() ran, its state is gone: ERR_STATE.
+   */
+  get optimizer(): AdamW {
+    if (this.released) throw new TunekitError('ERR_STATE', 'the optimizer state of this Trainer was released when fit() ended (or by dispose()); make a new Trainer and fit({ resumeFrom }) a checkpoint to continue');
+    if (!this.adam) this.adam = new AdamW(this.model.trainableParameters(), { lr: this.settings.lr, weightDecay: this.settings.weightDecay });
+    return this.adam;
+  }
+
+  /**
+   * Releases the optimizer state (native memory); fit() does it when it ends. Idempotent.
+   * @example const t = new Trainer(opts); t.loadCheckpoint(dir); ...; t.dispose();
+   */
+  dispose(): void {
+    this.adam?.dispose();
+    this.adam = null;
+    this.released = true;
   }
 
   /** Optimizer steps the run will make. */
@@ -201,21 +231,58 @@ export class Trainer {
   }
 
   /**
-   * Runs training to the end (or early stop / SIGINT).
+   * Runs training to the end (or early stop / SIGINT), from the start or from a checkpoint
+   * folder. Once per Trainer: the optimizer state is released when it ends.
+   *
+   * A resume is refused (before anything is changed) when the checkpoint is incomplete or
+   * corrupt (ERR_FORMAT), was written with another run config (ERR_CONFIG, naming the fields),
+   * or is past or at the end of this run (ERR_STATE). metrics.jsonl is cut back to the
+   * checkpoint's step, so that no step appears twice; a run from the start begins a new one.
+   *
    * @example const result = await new Trainer({ model, task: 'seq_cls', train, eval, padTokenId: 0 }).fit();
    */
-  async fit(opts: { resumeFrom?: string } = {}): Promise<FitResult> {
+  async fit(opts: FitOptions = {}): Promise<FitResult> {
+    if (this.fitStarted) throw new TunekitError('ERR_STATE', 'fit() already ran on this Trainer; make a new Trainer (and fit({ resumeFrom }) its checkpoint to continue)');
+    this.fitStarted = true;
+    try {
+      let from = opts.resumeFrom;
+      if (opts.resume) {
+        if (from !== undefined) throw new TunekitError('ERR_VALUE', 'fit: give resume or resumeFrom, not both');
+        if (!this.outputDir) throw new TunekitError('ERR_STATE', 'fit({ resume: true }) needs an outputDir to find the checkpoint in');
+        const ck = requireCheckpoint(this.outputDir);
+        if (ck.recoveredFrom) opts.log?.(`recovered the checkpoint of step ${ck.step} from ${ck.recoveredFrom} (a save was interrupted)`);
+        if (ck.removed.length) opts.log?.(`removed older or incomplete checkpoint folders: ${ck.removed.join(', ')}`);
+        opts.log?.(`resuming from ${ck.dir} (step ${ck.step} of ${this.totalSteps})`);
+        from = ck.dir;
+      }
+      return await this.run(from);
+    } finally {
+      this.dispose();
+    }
+  }
+
+  private async run(resumeFrom: string | undefined): Promise<FitResult> {
     const s = this.settings;
-    if (opts.resumeFrom) this.loadCheckpoint(opts.resumeFrom);
     const total = this.totalSteps;
+    const metricsPath = this.outputDir ? join(this.outputDir, 'metrics.jsonl') : null;
+    if (resumeFrom) {
+      const { state } = readCheckpoint(resumeFrom);
+      this.checkResumable(resumeFrom, state, total);
+      this.restore(resumeFrom, state);
+      if (metricsPath && existsSync(metricsPath)) truncateMetrics(metricsPath, this.step);
+    } else if (metricsPath && existsSync(metricsPath)) {
+      // a run from the start owns its folder: an earlier run's lines would repeat its steps
+      writeFileAtomicSync(metricsPath, '');
+    }
     const schedule = makeLrSchedule({ schedule: s.schedule, warmupSteps: s.warmupSteps, totalSteps: total, baseLr: s.lr });
-    const log = this.outputDir ? new MetricsLog(join(this.outputDir, 'metrics.jsonl')) : null;
+    const log = metricsPath ? new MetricsLog(metricsPath) : null;
     const progress = new ProgressReporter({ total, mode: this.opts.progress ?? 'auto', every: s.logEvery, startStep: this.step });
     const onSigint = () => {
       this.interrupted = true;
     };
     process.once('SIGINT', onSigint);
     this.model.train();
+    const optimizer = this.optimizer;
     const evals: { step: number; result: EvalResult }[] = [];
     let status: FitResult['status'] = 'completed';
     let lastLoss = NaN;
@@ -227,39 +294,44 @@ export class Trainer {
         const ts = performance.now();
         let lossSum = 0, tokens = 0;
         let epoch = 0;
+        // true when this step consumed the last batch of an epoch (with gradient accumulation
+        // an epoch can end inside a step; that step ends the epoch)
+        let epochEnded = false;
         for (let micro = 0; micro < s.gradAccum; micro++) {
-          const { data: batch, epoch: e } = this.loader.next();
+          const { data: batch, epoch: e, batchIndex } = this.loader.next();
           epoch = e;
+          if (batchIndex === this.loader.batchesPerEpoch - 1) epochEnded = true;
           tokens += batch.attentionMask.reduce((a, b) => a + b, 0);
           lossSum += this.microStep(batch, 1 / s.gradAccum);
         }
         const loss = lossSum / s.gradAccum;
         if (!Number.isFinite(loss)) {
-          this.optimizer.zeroGrad();
-          throw new TunekitError('ERR_NAN', `loss became ${loss} at step ${this.step + 1}; training stopped${this.outputDir ? ` (the last good checkpoint in ${join(this.outputDir, 'checkpoint')} is kept)` : ''}. Try a lower learning rate or gradient clipping.`);
+          optimizer.zeroGrad();
+          throw new TunekitError('ERR_NAN', `loss became ${loss} at step ${this.step + 1}; training stopped${this.checkpointNote()}. Try a lower learning rate or gradient clipping.`);
         }
-        const norm = clipGradNorm(this.optimizer.params, s.maxGradNorm);
+        const norm = clipGradNorm(optimizer.params, s.maxGradNorm);
         if (!Number.isFinite(norm)) {
-          this.optimizer.zeroGrad();
-          throw new TunekitError('ERR_NAN', `gradient norm became ${norm} at step ${this.step + 1}; training stopped with the last good checkpoint kept`);
+          optimizer.zeroGrad();
+          throw new TunekitError('ERR_NAN', `gradient norm became ${norm} at step ${this.step + 1}; training stopped${this.checkpointNote()}. Try a lower learning rate.`);
         }
         const lr = schedule.lrAt(this.step);
-        this.optimizer.step(lr);
+        optimizer.step(lr);
         this.step++;
         this.opts.callbacks?.afterOptimizerStep?.(this.step);
         this.hooks.afterOptimizerStep?.(this.step, total);
-        this.optimizer.zeroGrad();
+        optimizer.zeroGrad();
         lastLoss = loss;
         tokensSeen += tokens;
         const stepSeconds = (performance.now() - ts) / 1000;
         const info: StepInfo = { step: this.step, epoch, loss, lr, gradNorm: norm, tokens, stepSeconds };
         this.opts.callbacks?.onStep?.(info);
         progress.update(this.step, { loss, lr, tokens, epoch });
-        if (log && (this.step % s.logEvery === 0 || this.step === total)) {
+        const finished = this.step === total;
+        if (log && (this.step % s.logEvery === 0 || finished)) {
           log.append({ step: this.step, epoch, split: 'train', loss, lr, grad_norm: norm, tokens_per_s: tokens / stepSeconds });
         }
-        const epochEnd = s.evalEvery === 0 && this.loader.state().index === 0;
-        if (this.evalExamples.length && ((s.evalEvery > 0 && this.step % s.evalEvery === 0) || epochEnd || this.step === total)) {
+        const evalNow = s.evalEvery > 0 ? this.step % s.evalEvery === 0 : epochEnded;
+        if (this.evalExamples.length && (evalNow || finished)) {
           const result = this.evaluate();
           evals.push({ step: this.step, result });
           this.opts.callbacks?.onEval?.(this.step, result);
@@ -270,30 +342,35 @@ export class Trainer {
             status = 'early_stopped';
           }
         }
-        if (this.outputDir && ((s.saveEvery > 0 && this.step % s.saveEvery === 0) || this.interrupted || status === 'early_stopped')) {
-          this.saveCheckpoint();
+        if (this.interrupted && !finished && status === 'completed') status = 'interrupted';
+        const saveNow = s.saveEvery > 0 ? this.step % s.saveEvery === 0 : epochEnded;
+        if (this.outputDir && (saveNow || finished || status !== 'completed')) {
+          this.saveCheckpoint(status === 'completed' ? (finished ? 'completed' : 'running') : status);
         }
-        if (this.interrupted) {
-          status = 'interrupted';
-          break;
-        }
-        if (status === 'early_stopped') break;
+        if (status !== 'completed') break;
         await yieldToLoop();
       }
-      if (this.outputDir && status === 'completed') this.saveCheckpoint();
     } finally {
       process.removeListener('SIGINT', onSigint);
       progress.stop();
       log?.close();
     }
-    if (this.outputDir && existsSync(join(this.outputDir, 'metrics.jsonl'))) {
-      await writeLossPlot(readMetrics(join(this.outputDir, 'metrics.jsonl')), join(this.outputDir, 'loss.svg'), { title: 'tunekit training' });
+    if (metricsPath && existsSync(metricsPath)) {
+      await writeLossPlot(readMetrics(metricsPath), join(this.outputDir!, 'loss.svg'), { title: 'tunekit training' });
     }
     const trainSeconds = (performance.now() - t0) / 1000;
     return {
       steps: this.step, status, lastTrainLoss: lastLoss, evals, trainSeconds,
       tokensPerSecond: tokensSeen / trainSeconds, peakBytes: native.memoryStats().peakBytes,
     };
+  }
+
+  /** " (<which checkpoint is on disk>)" for a stopped run's message; '' without an output folder. */
+  private checkpointNote(): string {
+    if (!this.outputDir) return '';
+    if (this.lastCheckpoint) return ` (the last good checkpoint, step ${this.lastCheckpoint.step}, is kept in ${this.lastCheckpoint.dir})`;
+    const when = this.settings.saveEvery > 0 ? `save_every is ${this.settings.saveEvery} steps` : 'save_every 0 writes one at the end of each epoch';
+    return ` (no checkpoint of this run was written before it: ${when})`;
   }
 
   private improved(r: EvalResult): boolean {
@@ -341,52 +418,83 @@ export class Trainer {
 
   // ------------------------------------------------------------------ checkpoints
 
-  /** Writes <outputDir>/checkpoint atomically (new folder, then rename over the old one). */
-  saveCheckpoint(): string {
+  /**
+   * Writes <outputDir>/checkpoint so that a crash at any point leaves a complete checkpoint
+   * (checkpoint.ts). `status` records where the run stands (a resume of a finished run is refused).
+   * @example trainer.saveCheckpoint(); // -> 'runs/x/checkpoint'
+   */
+  saveCheckpoint(status: CheckpointStatus = 'running'): string {
     if (!this.outputDir) throw new TunekitError('ERR_STATE', 'saveCheckpoint needs an outputDir');
-    mkdirSync(this.outputDir, { recursive: true });
-    const final = join(this.outputDir, 'checkpoint');
-    const tmp = join(this.outputDir, `.checkpoint.tmp-${process.pid}-${Date.now()}`);
-    mkdirSync(tmp, { recursive: true });
-    if (this.model instanceof PeftModel) this.model.saveAdapter(join(tmp, 'adapter'));
-    else savePretrained(this.model, join(tmp, 'model'));
-    writeSafetensors(join(tmp, 'optimizer.safetensors'), this.optimizer.stateTensors(), { step: String(this.optimizer.stepCount) });
+    const optimizer = this.optimizer;
+    const model = this.model;
     const state: TrainerState = {
-      version: 1, step: this.step, loader: this.loader.state(), seedState: getSeedState(), best: this.best, badEvals: this.badEvals,
-      runConfig: this.opts.runConfig ?? null,
+      version: 2, step: this.step, totalSteps: this.totalSteps, status, loader: this.loader.state(), seedState: getSeedState(),
+      best: this.best, badEvals: this.badEvals, runConfig: this.opts.runConfig ?? null,
     };
-    writeJsonAtomicSync(join(tmp, 'trainer_state.json'), state, { indent: 2 });
-    const old = join(this.outputDir, `.checkpoint.old-${process.pid}`);
-    if (existsSync(final)) renameSync(final, old);
-    renameSync(tmp, final);
-    if (existsSync(old)) rmSync(old, { recursive: true, force: true });
-    // leftovers of a crash mid-save
-    for (const f of readdirSync(this.outputDir)) if (f.startsWith('.checkpoint.tmp-') && join(this.outputDir, f) !== tmp) rmSync(join(this.outputDir, f), { recursive: true, force: true });
-    return final;
+    const dir = writeCheckpoint(this.outputDir, {
+      writeWeights: (d) => (model instanceof PeftModel ? model.saveAdapter(join(d, 'adapter')) : savePretrained(model, join(d, 'model'))),
+      writeOptimizer: (f) => writeSafetensors(f, optimizer.stateTensors(), { step: String(optimizer.stepCount) }),
+      state,
+    });
+    this.lastCheckpoint = { dir, step: this.step };
+    return dir;
   }
 
-  /** Restores weights, optimizer, data position and RNG from a checkpoint folder. */
+  /**
+   * Restores weights, optimizer, data position and RNG from a checkpoint folder, after checking
+   * it: incomplete or corrupt is ERR_FORMAT, another run config ERR_CONFIG (naming the fields),
+   * a step above this run's steps ERR_STATE.
+   * @example trainer.loadCheckpoint('runs/x/checkpoint');
+   */
   loadCheckpoint(dir: string): void {
-    const statePath = join(dir, 'trainer_state.json');
-    if (!existsSync(statePath)) throw new TunekitError('ERR_NOT_FOUND', `no trainer_state.json in ${dir}: not a tunekit checkpoint`);
-    const state = JSON.parse(readFileSync(statePath, 'utf8')) as TrainerState;
+    const { state } = readCheckpoint(dir);
+    this.checkConfig(dir, state);
+    this.checkStep(dir, state, this.totalSteps);
+    this.restore(dir, state);
+  }
+
+  private checkConfig(dir: string, state: TrainerState): void {
     const diff = configDiff(state.runConfig, this.opts.runConfig ?? null);
     if (diff.length) {
       throw new TunekitError('ERR_CONFIG', `refusing to resume from ${dir}: it was written with a different config:\n  ${diff.join('\n  ')}`);
     }
+  }
+
+  private checkStep(dir: string, state: TrainerState, total: number): void {
+    if (state.step > total) {
+      throw new TunekitError('ERR_STATE', `refusing to resume from ${dir}: ${TRAINER_STATE_FILE} has step ${state.step}, above this run's ${total} optimizer steps (max_steps / epochs)`);
+    }
+  }
+
+  /** A resume must have steps left: a finished run is refused, its folder left as it is. */
+  private checkResumable(dir: string, state: TrainerState, total: number): void {
+    this.checkConfig(dir, state);
+    this.checkStep(dir, state, total);
+    if (state.step === total || state.status === 'early_stopped') {
+      const how = state.status === 'early_stopped' ? `stopped early at step ${state.step} of ${total}` : `completed all ${total} steps`;
+      throw new TunekitError('ERR_STATE', `nothing to resume: the run of ${dir} has already finished (${how}); its results and outputs are left as they are. Start a new run without --resume, or in another output folder, to train again.`);
+    }
+  }
+
+  private restore(dir: string, state: TrainerState): void {
     if (this.model instanceof PeftModel) this.model.loadAdapterWeights(join(dir, 'adapter'));
     else loadWeights(this.model, join(dir, 'model'), this.model.task);
-    const r = openSafetensors(join(dir, 'optimizer.safetensors'));
-    const tensors = new Map(r.names.map((n) => [n, r.readTensor(n)] as const));
-    const stepCount = Number(r.metadata.step ?? state.step);
-    r.close();
-    this.optimizer.loadStateTensors(tensors, stepCount);
+    const r = openSafetensors(join(dir, OPTIMIZER_FILE));
+    let stepCount: number;
+    try {
+      const tensors = new Map(r.names.map((n) => [n, r.readTensor(n)] as const));
+      stepCount = r.metadata.step === undefined ? state.step : Number(r.metadata.step);
+      if (!Number.isSafeInteger(stepCount) || stepCount < 0) throw new TunekitError('ERR_FORMAT', `${join(dir, OPTIMIZER_FILE)}: expected a non-negative integer for metadata.step but received ${JSON.stringify(r.metadata.step)}`);
+      this.optimizer.loadStateTensors(tensors, stepCount);
+    } finally {
+      r.close();
+    }
     this.loader.restore(state.loader);
     setSeedState(state.seedState);
     this.step = state.step;
     this.best = state.best;
     this.badEvals = state.badEvals;
-    if (this.outputDir && existsSync(join(this.outputDir, 'metrics.jsonl'))) truncateMetrics(join(this.outputDir, 'metrics.jsonl'), this.step);
+    this.lastCheckpoint = { dir, step: state.step };
   }
 }
 

@@ -162,7 +162,7 @@ describe('Trainer', () => {
       expect(readMetrics(path.join(dB, 'metrics.jsonl')).map((r) => r.loss)).toEqual(lossA);
       // the final checkpoint's layout
       const ck = fs.readdirSync(path.join(dB, 'checkpoint')).sort();
-      expect(ck).toEqual([kind === 'lora' ? 'adapter' : 'model', 'optimizer.safetensors', 'trainer_state.json'].sort());
+      expect(ck).toEqual([kind === 'lora' ? 'adapter' : 'model', 'manifest.json', 'optimizer.safetensors', 'trainer_state.json'].sort());
       expect(fs.readdirSync(dB).filter((f) => f.startsWith('.'))).toEqual([]);
       a.dispose();
       b2.dispose();

@@ -1,0 +1,484 @@
+/**
+ * Training checkpoints on disk: written so that a crash (SIGKILL, power loss after fsync) at any
+ * point leaves the newest complete checkpoint findable, read back only once verified, and
+ * recovered on resume.
+ *
+ * Layout of `<outputDir>/checkpoint/`:
+ *   adapter/ or model/       weights (a PEFT folder or a Hugging Face folder)
+ *   optimizer.safetensors    AdamW m and v (metadata.step: AdamW's step count)
+ *   trainer_state.json       step, status, loader position, RNG, best metric, run config
+ *   manifest.json            written last: every other file with its size (bytes) and sha256
+ *
+ * A folder is *complete* when its manifest parses and every file it lists is there with that
+ * size and hash. The write runs these steps; a crash can fall between any two of them:
+ *
+ *   tmp-created        mkdir .checkpoint.tmp-<id>
+ *   weights-written    adapter/ or model/ (each file fsynced by its writer)
+ *   optimizer-written  optimizer.safetensors
+ *   state-written      trainer_state.json
+ *   manifest-written   manifest.json (the tmp folder is now complete)
+ *   old-moved          checkpoint -> .checkpoint.old-<id> (only when a checkpoint exists)
+ *   tmp-installed      .checkpoint.tmp-<id> -> checkpoint, output folder fsynced
+ *   old-removed        rm -r .checkpoint.old-<id>
+ *   leftovers-removed  rm -r other .checkpoint.tmp-* / .checkpoint.old-* (crashes of earlier saves)
+ *
+ * {@link recoverCheckpoint} looks at `checkpoint/`, `.checkpoint.tmp-*` and `.checkpoint.old-*`,
+ * renames the complete one with the highest step to `checkpoint/`, and only then removes the
+ * others; with no complete one it removes nothing.
+ */
+import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { TunekitError, describe } from '../errors.js';
+import { fsyncDir, writeJsonAtomicSync } from '../io/atomic.js';
+import type { LoaderState } from '../data/loader.js';
+
+export const CHECKPOINT_DIR = 'checkpoint';
+export const MANIFEST_FILE = 'manifest.json';
+export const TRAINER_STATE_FILE = 'trainer_state.json';
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+const TMP_PREFIX = '.checkpoint.tmp-';
+const OLD_PREFIX = '.checkpoint.old-';
+
+/** Where a run stood when its checkpoint was written. */
+export type CheckpointStatus = 'running' | 'completed' | 'early_stopped' | 'interrupted';
+const STATUSES: readonly CheckpointStatus[] = ['running', 'completed', 'early_stopped', 'interrupted'];
+
+/** trainer_state.json (version 1, written before status and totalSteps existed, is still read). */
+export interface TrainerState {
+  version: 2;
+  /** optimizer steps done */
+  step: number;
+  /** optimizer steps the run was to make; null in version-1 files */
+  totalSteps: number | null;
+  /** null in version-1 files */
+  status: CheckpointStatus | null;
+  loader: LoaderState;
+  /** the global RNG (lib/nn/random.ts) as a decimal string */
+  seedState: string;
+  best: number | null;
+  badEvals: number;
+  runConfig: Record<string, unknown> | null;
+}
+
+/** The filesystem steps of a checkpoint write, in order (see the file comment). */
+export const CHECKPOINT_WRITE_STEPS = [
+  'tmp-created', 'weights-written', 'optimizer-written', 'state-written', 'manifest-written',
+  'old-moved', 'tmp-installed', 'old-removed', 'leftovers-removed',
+] as const;
+export type CheckpointWriteStep = (typeof CHECKPOINT_WRITE_STEPS)[number];
+
+/**
+ * Called after each step of each checkpoint write: `write` counts this process's writes from 1.
+ * Fault injection for tests: throw (or kill the process) to stop the write there.
+ */
+export type CheckpointFaultHook = (step: CheckpointWriteStep, write: number) => void;
+
+/**
+ * `TUNEKIT_FAULT_CHECKPOINT_KILL=<step>[@<write>]` makes the process SIGKILL itself right after
+ * that step of that write (default: the first), for tests that kill a real `tunekit train`.
+ */
+function hookFromEnv(): CheckpointFaultHook | null {
+  const spec = process.env.TUNEKIT_FAULT_CHECKPOINT_KILL;
+  if (!spec) return null;
+  const m = /^([a-z-]+)(?:@(\d+))?$/.exec(spec);
+  if (!m || !(CHECKPOINT_WRITE_STEPS as readonly string[]).includes(m[1]!)) {
+    throw new TunekitError('ERR_CONFIG', `TUNEKIT_FAULT_CHECKPOINT_KILL: expected <step>[@<write>] with a step of ${CHECKPOINT_WRITE_STEPS.join(', ')} but received ${describe(spec)}`);
+  }
+  const at = m[1], write = Number(m[2] ?? 1);
+  return (step, n) => {
+    if (step === at && n === write) process.kill(process.pid, 'SIGKILL');
+  };
+}
+
+let faultHook: CheckpointFaultHook | null = null;
+let faultHookFromEnvRead = false;
+let writesDone = 0;
+
+/**
+ * Installs (or with null removes) the fault-injection hook of checkpoint writes.
+ *
+ * @example
+ * setCheckpointFaultHook((step, write) => { if (step === 'old-moved' && write === 2) throw new Error('killed'); });
+ */
+export function setCheckpointFaultHook(hook: CheckpointFaultHook | null): void {
+  faultHook = hook;
+  faultHookFromEnvRead = true;
+  writesDone = 0;
+}
+
+function reached(step: CheckpointWriteStep, write: number): void {
+  if (!faultHookFromEnvRead) {
+    faultHook = hookFromEnv();
+    faultHookFromEnvRead = true;
+  }
+  faultHook?.(step, write);
+}
+
+function ioError(what: string, path: string, e: unknown): TunekitError {
+  if (e instanceof TunekitError) return e;
+  return new TunekitError('ERR_IO', `Could not ${what} ${path}: ${(e as Error).message}`);
+}
+
+/** A name no other save (of this or another process) uses. */
+function uniqueSuffix(): string {
+  return `${process.pid}-${Date.now()}-${randomBytes(3).toString('hex')}`;
+}
+
+/** sha256 of a file, read in 4 MiB chunks (checkpoints of full models are gigabytes). */
+function sha256File(path: string): string {
+  const hash = createHash('sha256');
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(4 << 20);
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      hash.update(buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+/** Regular files under dir (relative, '/'-separated), hidden temporaries left out. */
+function listFiles(dir: string, root = dir): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.name.startsWith('.')) continue;
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...listFiles(p, root));
+    else if (e.isFile()) out.push(relative(root, p).split(sep).join('/'));
+  }
+  return out.sort();
+}
+
+interface Manifest {
+  version: 1;
+  step: number;
+  files: Record<string, { bytes: number; sha256: string }>;
+}
+
+/** What a checkpoint holds; the weights are written by the model's own saver. */
+export interface CheckpointContent {
+  /** writes adapter/ or model/ under the given checkpoint folder */
+  writeWeights(dir: string): void;
+  /** writes the optimizer state to the given file */
+  writeOptimizer(file: string): void;
+  state: TrainerState;
+}
+
+/**
+ * Writes `<outputDir>/checkpoint` so that every crash window leaves a complete checkpoint
+ * (the new one or the previous one) that {@link recoverCheckpoint} finds. Returns the folder.
+ *
+ * @example
+ * writeCheckpoint('runs/x', { writeWeights: (d) => model.saveAdapter(join(d, 'adapter')), writeOptimizer: (f) => ..., state });
+ */
+export function writeCheckpoint(outputDir: string, content: CheckpointContent): string {
+  const write = ++writesDone;
+  const final = join(outputDir, CHECKPOINT_DIR);
+  const tmp = join(outputDir, TMP_PREFIX + uniqueSuffix());
+  try {
+    mkdirSync(outputDir, { recursive: true });
+    mkdirSync(tmp);
+  } catch (e) {
+    throw ioError('create the checkpoint folder', tmp, e);
+  }
+  reached('tmp-created', write);
+  content.writeWeights(tmp);
+  reached('weights-written', write);
+  content.writeOptimizer(join(tmp, OPTIMIZER_FILE));
+  reached('optimizer-written', write);
+  writeJsonAtomicSync(join(tmp, TRAINER_STATE_FILE), content.state, { indent: 2 });
+  reached('state-written', write);
+  // every file above was fsynced by its writer; the manifest, written last, makes the folder complete
+  const files: Manifest['files'] = {};
+  for (const f of listFiles(tmp)) {
+    const p = join(tmp, f);
+    files[f] = { bytes: lstatSync(p).size, sha256: sha256File(p) };
+  }
+  const manifest: Manifest = { version: 1, step: content.state.step, files };
+  writeJsonAtomicSync(join(tmp, MANIFEST_FILE), manifest, { indent: 2 });
+  reached('manifest-written', write);
+  const old = join(outputDir, OLD_PREFIX + uniqueSuffix());
+  const movedOld = isDir(final);
+  if (movedOld) {
+    try {
+      renameSync(final, old);
+    } catch (e) {
+      throw ioError('move the previous checkpoint aside to', old, e);
+    }
+    reached('old-moved', write);
+  }
+  try {
+    renameSync(tmp, final);
+  } catch (e) {
+    throw ioError('install the checkpoint', final, e);
+  }
+  fsyncDir(outputDir);
+  reached('tmp-installed', write);
+  if (movedOld) {
+    rmSync(old, { recursive: true, force: true });
+    reached('old-removed', write);
+  }
+  // leftovers of crashed saves: checkpoint/ is now the newest complete checkpoint (a resume always
+  // starts from the newest one, and a fresh run owns its folder), so none of them is needed
+  for (const name of candidateNames(outputDir)) {
+    if (name !== CHECKPOINT_DIR) rmSync(join(outputDir, name), { recursive: true, force: true });
+  }
+  reached('leftovers-removed', write);
+  return final;
+}
+
+function isDir(p: string): boolean {
+  try {
+    return lstatSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** checkpoint, .checkpoint.tmp-*, .checkpoint.old-* folders of an output folder. */
+function candidateNames(outputDir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(outputDir);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => (n === CHECKPOINT_DIR || n.startsWith(TMP_PREFIX) || n.startsWith(OLD_PREFIX)) && isDir(join(outputDir, n)));
+}
+
+/**
+ * Parses trainer_state.json text, checking every field (the file is untrusted input: truncated
+ * by a crash or edited by hand). `file` names it in errors.
+ *
+ * @example
+ * const state = parseTrainerState(readFileSync('runs/x/checkpoint/trainer_state.json', 'utf8'), 'runs/x/checkpoint/trainer_state.json');
+ */
+export function parseTrainerState(text: string, file: string): TrainerState {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new TunekitError('ERR_FORMAT', `${file}: expected JSON but the file is truncated or corrupt (${(e as Error).message})`);
+  }
+  const bad = (field: string, expected: string, got: unknown) =>
+    new TunekitError('ERR_FORMAT', `${file}: expected ${expected} for ${field} but received ${describe(got)}`);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad('the file', 'an object', v);
+  const o = v as Record<string, unknown>;
+  if (o.version !== 1 && o.version !== 2) throw bad('version', '1 or 2', o.version);
+  const nonNegInt = (k: string) => {
+    if (!Number.isSafeInteger(o[k]) || (o[k] as number) < 0) throw bad(k, 'a non-negative integer', o[k]);
+    return o[k] as number;
+  };
+  const step = nonNegInt('step');
+  const badEvals = nonNegInt('badEvals');
+  if (typeof o.loader !== 'object' || o.loader === null || Array.isArray(o.loader)) throw bad('loader', 'an object {epoch, index, seed}', o.loader);
+  if (typeof o.seedState !== 'string' || !/^\d{1,40}$/.test(o.seedState)) throw bad('seedState', 'a decimal string', o.seedState);
+  if (o.best !== null && typeof o.best !== 'number') throw bad('best', 'a number or null', o.best);
+  if (o.runConfig !== null && (typeof o.runConfig !== 'object' || Array.isArray(o.runConfig))) throw bad('runConfig', 'an object or null', o.runConfig);
+  let totalSteps: number | null = null, status: CheckpointStatus | null = null;
+  if (o.version === 2) {
+    if (!Number.isSafeInteger(o.totalSteps) || (o.totalSteps as number) < 1) throw bad('totalSteps', 'a positive integer', o.totalSteps);
+    totalSteps = o.totalSteps as number;
+    if (!STATUSES.includes(o.status as CheckpointStatus)) throw bad('status', `one of ${STATUSES.join(', ')}`, o.status);
+    status = o.status as CheckpointStatus;
+    if (step > totalSteps) throw bad('step', `at most totalSteps (${totalSteps})`, step);
+  }
+  return {
+    version: 2, step, totalSteps, status, loader: o.loader as LoaderState, seedState: o.seedState,
+    best: o.best as number | null, badEvals, runConfig: o.runConfig as Record<string, unknown> | null,
+  };
+}
+
+/** Result of checking one checkpoint folder. */
+export type CheckpointCheck =
+  | { complete: true; step: number; state: TrainerState; legacy: boolean }
+  | { complete: false; reason: string };
+
+/**
+ * Checks a checkpoint folder: its manifest and every file it lists (size, then sha256), and
+ * trainer_state.json. A folder without manifest.json is accepted only as `checkpoint/` itself
+ * (`legacyName`), where tunekit before manifests only ever renamed complete folders.
+ *
+ * @example
+ * const c = checkCheckpoint('runs/x/checkpoint');
+ * if (!c.complete) console.log(c.reason);
+ */
+export function checkCheckpoint(dir: string, opts: { allowLegacy?: boolean } = {}): CheckpointCheck {
+  const manifestPath = join(dir, MANIFEST_FILE);
+  const statePath = join(dir, TRAINER_STATE_FILE);
+  let manifestText: string | null = null;
+  try {
+    manifestText = readFileSync(manifestPath, 'utf8');
+  } catch {
+    manifestText = null;
+  }
+  try {
+    if (manifestText === null) {
+      if (!opts.allowLegacy) return { complete: false, reason: `no ${MANIFEST_FILE} (the write did not finish, or an older tunekit wrote it)` };
+      const state = parseTrainerState(readText(statePath), statePath);
+      if (!isFile(join(dir, OPTIMIZER_FILE))) return { complete: false, reason: `no ${OPTIMIZER_FILE}` };
+      return { complete: true, step: state.step, state, legacy: true };
+    }
+    const manifest = parseManifest(manifestText, manifestPath);
+    for (const required of [TRAINER_STATE_FILE, OPTIMIZER_FILE]) {
+      if (!manifest.files[required]) return { complete: false, reason: `${manifestPath} does not list ${required}` };
+    }
+    if (!Object.keys(manifest.files).some((f) => f.startsWith('adapter/') || f.startsWith('model/'))) {
+      return { complete: false, reason: `${manifestPath} lists no adapter/ or model/ files` };
+    }
+    // sizes first (cheap; a truncated file fails here), then hashes
+    for (const [f, want] of Object.entries(manifest.files)) {
+      const p = join(dir, ...f.split('/'));
+      let size: number;
+      try {
+        const st = lstatSync(p);
+        if (!st.isFile()) return { complete: false, reason: `${p} is not a regular file` };
+        size = st.size;
+      } catch {
+        return { complete: false, reason: `${p} is missing` };
+      }
+      if (size !== want.bytes) return { complete: false, reason: `${p} has ${size} bytes, the manifest says ${want.bytes}` };
+    }
+    for (const [f, want] of Object.entries(manifest.files)) {
+      const p = join(dir, ...f.split('/'));
+      if (sha256File(p) !== want.sha256) return { complete: false, reason: `${p} does not match its sha256 in the manifest` };
+    }
+    const state = parseTrainerState(readText(statePath), statePath);
+    if (state.step !== manifest.step) return { complete: false, reason: `${statePath} has step ${state.step}, the manifest says ${manifest.step}` };
+    return { complete: true, step: state.step, state, legacy: false };
+  } catch (e) {
+    return { complete: false, reason: (e as Error).message };
+  }
+}
+
+function readText(p: string): string {
+  try {
+    return readFileSync(p, 'utf8');
+  } catch (e) {
+    throw new TunekitError('ERR_NOT_FOUND', `Could not read ${p}: ${(e as Error).message}`);
+  }
+}
+
+function isFile(p: string): boolean {
+  try {
+    return lstatSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function parseManifest(text: string, file: string): Manifest {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new TunekitError('ERR_FORMAT', `${file}: expected JSON but the file is truncated or corrupt (${(e as Error).message})`);
+  }
+  const o = v as Record<string, unknown>;
+  if (typeof v !== 'object' || v === null || o.version !== 1 || !Number.isSafeInteger(o.step) || typeof o.files !== 'object' || o.files === null) {
+    throw new TunekitError('ERR_FORMAT', `${file}: expected {version: 1, step, files} but received ${describe(v)}`);
+  }
+  for (const [f, e] of Object.entries(o.files as Record<string, unknown>)) {
+    // the manifest is untrusted: its paths stay inside the checkpoint folder
+    if (f === '' || f.startsWith('/') || f.split('/').some((s) => s === '' || s === '.' || s === '..') || f.includes('\\') || f.includes('\0')) {
+      throw new TunekitError('ERR_FORMAT', `${file}: expected a relative path inside the checkpoint but received ${describe(f)}`);
+    }
+    const entry = e as { bytes?: unknown; sha256?: unknown };
+    if (typeof e !== 'object' || e === null || !Number.isSafeInteger(entry.bytes) || (entry.bytes as number) < 0 || typeof entry.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(entry.sha256)) {
+      throw new TunekitError('ERR_FORMAT', `${file}: expected {bytes, sha256} for ${describe(f)} but received ${describe(e)}`);
+    }
+  }
+  return v as Manifest;
+}
+
+/**
+ * Reads a checkpoint folder's state after checking it ({@link checkCheckpoint}); an incomplete
+ * or corrupt folder is an ERR_FORMAT naming what is wrong.
+ *
+ * @example
+ * const { state } = readCheckpoint('runs/x/checkpoint');
+ */
+export function readCheckpoint(dir: string): { state: TrainerState; legacy: boolean } {
+  if (!isDir(dir)) throw new TunekitError('ERR_NOT_FOUND', `no checkpoint folder ${dir}`);
+  const c = checkCheckpoint(dir, { allowLegacy: true });
+  if (!c.complete) throw new TunekitError('ERR_FORMAT', `checkpoint ${dir} is incomplete or corrupt: ${c.reason}`);
+  return { state: c.state, legacy: c.legacy };
+}
+
+/** What {@link recoverCheckpoint} found and did. */
+export interface RecoveredCheckpoint {
+  /** `<outputDir>/checkpoint`, now the newest complete checkpoint */
+  dir: string;
+  step: number;
+  state: TrainerState;
+  /** the leftover folder renamed to checkpoint/ (null: checkpoint/ already was the newest) */
+  recoveredFrom: string | null;
+  /** folders removed (older or incomplete) */
+  removed: string[];
+}
+
+/**
+ * Makes `<outputDir>/checkpoint` the newest complete checkpoint among it and the leftovers of
+ * an interrupted save, then removes the others. With no complete checkpoint, returns null and
+ * removes nothing; `found` then lists each folder seen and why it is not usable.
+ *
+ * @example
+ * const r = recoverCheckpoint('runs/x');
+ * if (r) await trainer.fit({ resumeFrom: r.dir });
+ */
+export function recoverCheckpoint(outputDir: string, found: string[] = []): RecoveredCheckpoint | null {
+  const checked = candidateNames(outputDir).map((name) => ({ name, check: checkCheckpoint(join(outputDir, name), { allowLegacy: name === CHECKPOINT_DIR }) }));
+  let best: { name: string; step: number; state: TrainerState } | null = null;
+  for (const { name, check } of checked) {
+    if (!check.complete) {
+      found.push(`${name}: ${check.reason}`);
+      continue;
+    }
+    // the highest step wins; on a tie checkpoint/ (already in place) is kept
+    if (!best || check.step > best.step || (check.step === best.step && name === CHECKPOINT_DIR)) best = { name, step: check.step, state: check.state };
+  }
+  if (!best) return null;
+  const final = join(outputDir, CHECKPOINT_DIR);
+  const removed: string[] = [];
+  try {
+    if (best.name !== CHECKPOINT_DIR) {
+      // each rename is atomic and the chosen folder stays complete under one name or the other,
+      // so a crash here is recovered by the next call the same way
+      if (isDir(final)) {
+        const aside = OLD_PREFIX + uniqueSuffix();
+        renameSync(final, join(outputDir, aside));
+        checked.push({ name: aside, check: { complete: false, reason: 'moved aside' } });
+      }
+      renameSync(join(outputDir, best.name), final);
+      fsyncDir(outputDir);
+    }
+  } catch (e) {
+    throw ioError('recover the checkpoint', join(outputDir, best.name), e);
+  }
+  for (const { name } of checked) {
+    if (name === CHECKPOINT_DIR || name === best.name) continue;
+    rmSync(join(outputDir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return { dir: final, step: best.step, state: best.state, recoveredFrom: best.name === CHECKPOINT_DIR ? null : best.name, removed };
+}
+
+/**
+ * {@link recoverCheckpoint} for `--resume`: no complete checkpoint is an ERR_NOT_FOUND naming the
+ * folder and what it holds.
+ *
+ * @example
+ * const ck = requireCheckpoint(config.output_dir);   // then trainer.fit({ resumeFrom: ck.dir })
+ */
+export function requireCheckpoint(outputDir: string): RecoveredCheckpoint {
+  const found: string[] = [];
+  const r = recoverCheckpoint(outputDir, found);
+  if (r) return r;
+  const what = found.length ? `; found only incomplete checkpoints:\n  ${found.join('\n  ')}` : isDir(outputDir) ? ` (the folder has no ${CHECKPOINT_DIR}/)` : ' (the folder does not exist)';
+  throw new TunekitError('ERR_NOT_FOUND', `nothing to resume: no complete checkpoint in ${outputDir}${what}. Run without --resume to start a new run.`);
+}
