@@ -18,6 +18,8 @@ export interface DatasetSpec {
   textField?: string;
   labelField?: string;
   onError?: 'fail' | 'skip';
+  /** Invalid UTF-8 bytes: 'fail' (default) or 'replace' (read as U+FFFD, counted in `warnings`). */
+  invalidUtf8?: 'fail' | 'replace';
   eval?: { path?: string; fraction?: number; size?: number; seed?: number };
 }
 
@@ -28,6 +30,10 @@ export interface DatasetSplits {
   /** Malformed rows skipped (onError 'skip'), train and eval files together. */
   skipped: number;
   skipReasons: string[];
+  /** Invalid UTF-8 sequences read as U+FFFD (invalidUtf8 'replace'), train and eval files together. */
+  invalidUtf8: number;
+  /** Messages for the user (e.g. how many invalid UTF-8 sequences were replaced, and where). */
+  warnings: string[];
 }
 
 /**
@@ -41,14 +47,15 @@ export interface DatasetSplits {
 export async function loadDataset(spec: DatasetSpec): Promise<DatasetSplits> {
   if (spec.path.startsWith('builtin:')) {
     const b = loadBuiltin(spec.path);
-    return { format: b.format, train: b.train, eval: b.eval, skipped: 0, skipReasons: [] };
+    return { format: b.format, train: b.train, eval: b.eval, skipped: 0, skipReasons: [], invalidUtf8: 0, warnings: [] };
   }
   const norm = { format: spec.recordFormat, textField: spec.textField, labelField: spec.labelField };
-  const loaded = await loadRecords(spec.path, { format: spec.format, onError: spec.onError });
+  const read = { format: spec.format, onError: spec.onError, invalidUtf8: spec.invalidUtf8 };
+  const loaded = await loadRecords(spec.path, read);
   const { format, records } = normalizeRecords(loaded, norm);
   const ev = spec.eval ?? {};
   if (ev.path) {
-    const loadedEval = await loadRecords(ev.path, { format: spec.format, onError: spec.onError });
+    const loadedEval = await loadRecords(ev.path, read);
     const evalNorm = normalizeRecords(loadedEval, { ...norm, format });
     return {
       format,
@@ -56,11 +63,13 @@ export async function loadDataset(spec: DatasetSpec): Promise<DatasetSplits> {
       eval: evalNorm.records,
       skipped: loaded.skipped + loadedEval.skipped,
       skipReasons: [...loaded.skipReasons, ...loadedEval.skipReasons],
+      invalidUtf8: loaded.invalidUtf8 + loadedEval.invalidUtf8,
+      warnings: [...loaded.warnings, ...loadedEval.warnings],
     };
   }
   if (records.length < 2) {
     throw new TunekitError('ERR_VALUE', `Expected at least 2 records in ${spec.path} to hold some out for evaluation but received ${records.length} (give dataset.eval.path)`);
   }
   const split = splitTrainEval(records, ev.size !== undefined ? { evalSize: ev.size, seed: ev.seed ?? 42 } : { evalFraction: ev.fraction ?? 0.1, seed: ev.seed ?? 42 });
-  return { format, train: split.train, eval: split.eval, skipped: loaded.skipped, skipReasons: loaded.skipReasons };
+  return { format, train: split.train, eval: split.eval, skipped: loaded.skipped, skipReasons: loaded.skipReasons, invalidUtf8: loaded.invalidUtf8, warnings: loaded.warnings };
 }

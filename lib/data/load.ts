@@ -2,10 +2,15 @@
  * Reading dataset files: JSON Lines, JSON (an array, or `{ "data": [...] }`) and CSV with a
  * header row. Every record keeps where it came from (file and line) so that later errors can
  * point at the offending row.
+ *
+ * Files are untrusted: only regular files of at most {@link MAX_DATASET_FILE_BYTES} are read (a
+ * FIFO would block forever, a larger file cannot be one JS string), and invalid UTF-8 is refused
+ * or, with `invalidUtf8: 'replace'`, read as U+FFFD and counted in the report.
  */
 
-import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { isUtf8 } from 'node:buffer';
+import { readFileSync, statSync, type Stats } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { TunekitError, describe } from '../errors.js';
@@ -20,6 +25,11 @@ export interface LoadOptions {
   onError?: 'fail' | 'skip';
   /** CSV delimiter (default ',' or a tab for .tsv). */
   delimiter?: string;
+  /**
+   * Bytes that are not valid UTF-8: 'fail' (default) throws ERR_FORMAT naming the line; 'replace'
+   * reads each invalid sequence as U+FFFD (as Node and browsers decode) and reports the count.
+   */
+  invalidUtf8?: 'fail' | 'replace';
 }
 
 export interface LoadedRecords {
@@ -32,9 +42,19 @@ export interface LoadedRecords {
   skipped: number;
   /** The first few skip reasons, for logging. */
   skipReasons: string[];
+  /** Invalid UTF-8 sequences read as U+FFFD (always 0 with invalidUtf8 'fail'). */
+  invalidUtf8: number;
+  /** Things the caller should tell the user (e.g. the invalid UTF-8 count and where it starts). */
+  warnings: string[];
 }
 
 const MAX_REASONS = 20;
+
+/**
+ * Largest dataset file read: 512 MiB. The file becomes one JS string, and V8's strings stop at
+ * 2^29 - 24 UTF-16 units; every record also stays in memory. Larger data: split it into files.
+ */
+export const MAX_DATASET_FILE_BYTES = 512 * 1024 * 1024;
 
 /**
  * Guesses a file format from its extension.
@@ -157,7 +177,7 @@ function parseCsvText(text: string, c: Collector, delimiter: string): void {
   }
 }
 
-function parseText(file: string, text: string, opts: LoadOptions): LoadedRecords {
+function parseText(file: string, text: string, opts: LoadOptions, utf8: Utf8Report = { replaced: 0, warnings: [] }): LoadedRecords {
   const format = opts.format ?? formatFromPath(file);
   const onError = opts.onError ?? 'fail';
   if (onError !== 'fail' && onError !== 'skip') {
@@ -176,13 +196,99 @@ function parseText(file: string, text: string, opts: LoadOptions): LoadedRecords
     const extra = c.skipped > 0 ? ` (all ${c.skipped} rows were malformed and skipped; first: ${c.skipReasons[0]})` : '';
     throw new TunekitError('ERR_FORMAT', `Expected at least one record in ${file} but the dataset is empty${extra}`);
   }
-  return { file, format, records: c.records, sources: c.sources, skipped: c.skipped, skipReasons: c.skipReasons };
+  return { file, format, records: c.records, sources: c.sources, skipped: c.skipped, skipReasons: c.skipReasons, invalidUtf8: utf8.replaced, warnings: utf8.warnings };
 }
 
 function readError(path: string, e: unknown): TunekitError {
   const err = e as NodeJS.ErrnoException;
   if (err.code === 'ENOENT') return new TunekitError('ERR_NOT_FOUND', `Dataset file not found: ${path}`);
+  if (err.code === 'EISDIR') return new TunekitError('ERR_IO', `Expected a dataset file but ${path} is a directory`);
   return new TunekitError('ERR_IO', `Could not read dataset file ${path}: ${err.message}`);
+}
+
+/** Refuses what must not be read: anything but a regular file, or a file over the size limit. */
+function checkFileStats(path: string, st: Stats): void {
+  if (st.isDirectory()) throw new TunekitError('ERR_IO', `Expected a dataset file but ${path} is a directory`);
+  if (!st.isFile()) {
+    throw new TunekitError('ERR_IO', `Expected a regular dataset file but ${path} is a ${st.isFIFO() ? 'FIFO' : st.isSocket() ? 'socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'device' : 'special file'} (reading it could block forever)`);
+  }
+  if (st.size > MAX_DATASET_FILE_BYTES) {
+    throw new TunekitError('ERR_LIMIT', `Expected a dataset file of at most ${MAX_DATASET_FILE_BYTES / 2 ** 20} MiB (MAX_DATASET_FILE_BYTES) but ${path} has ${(st.size / 2 ** 20).toFixed(1)} MiB; split it into several files`);
+  }
+}
+
+function checkOption<T extends string>(value: T | undefined, allowed: readonly T[], name: string): void {
+  if (value !== undefined && !allowed.includes(value)) {
+    throw new TunekitError('ERR_VALUE', `Expected ${allowed.map((a) => `'${a}'`).join(' or ')} for ${name} but received ${describe(value)}`);
+  }
+}
+
+interface Utf8Report {
+  /** Invalid sequences read as U+FFFD. */
+  replaced: number;
+  warnings: string[];
+}
+
+/**
+ * Byte offset of the first ill-formed UTF-8 sequence (Unicode table 3-7: no overlong forms, no
+ * surrogates, nothing above U+10FFFF), or -1.
+ */
+export function firstInvalidUtf8(buf: Uint8Array): number {
+  const n = buf.length;
+  let i = 0;
+  while (i < n) {
+    const b = buf[i]!;
+    if (b < 0x80) { i++; continue; }
+    let need: number, lo = 0x80, hi = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) need = 1;
+    else if (b >= 0xe0 && b <= 0xef) { need = 2; if (b === 0xe0) lo = 0xa0; else if (b === 0xed) hi = 0x9f; }
+    else if (b >= 0xf0 && b <= 0xf4) { need = 3; if (b === 0xf0) lo = 0x90; else if (b === 0xf4) hi = 0x8f; }
+    else return i;
+    if (i + need >= n) return i; // cut short by the end of the file
+    const second = buf[i + 1]!;
+    if (second < lo || second > hi) return i;
+    for (let k = 2; k <= need; k++) {
+      const c = buf[i + k]!;
+      if (c < 0x80 || c > 0xbf) return i;
+    }
+    i += need + 1;
+  }
+  return -1;
+}
+
+function countOf(buf: Uint8Array, byte: number, end: number): number {
+  let count = 0;
+  for (let i = 0; i < end; i++) if (buf[i] === byte) count++;
+  return count;
+}
+
+/** Counts U+FFFD characters in a string. */
+function countReplacementChars(text: string): number {
+  let count = 0;
+  for (let at = text.indexOf('\ufffd'); at >= 0; at = text.indexOf('\ufffd', at + 1)) count++;
+  return count;
+}
+
+/**
+ * Decodes a dataset file's bytes. Valid UTF-8 (the usual case, checked natively) decodes as is;
+ * otherwise 'fail' names the line and byte, and 'replace' decodes with U+FFFD and counts the
+ * sequences replaced (the U+FFFDs of the decoded text minus those spelled in the file).
+ */
+function decodeDataset(path: string, buf: Buffer, mode: 'fail' | 'replace'): { text: string; utf8: Utf8Report } {
+  if (isUtf8(buf)) return { text: buf.toString('utf8'), utf8: { replaced: 0, warnings: [] } };
+  const at = firstInvalidUtf8(buf);
+  const line = countOf(buf, 0x0a, Math.max(0, at)) + 1;
+  const utf16 = buf.length >= 2 && ((buf[0] === 0xff && buf[1] === 0xfe) || (buf[0] === 0xfe && buf[1] === 0xff));
+  if (mode === 'fail') {
+    const hint = utf16 ? 'the file starts with a UTF-16 byte order mark: save it as UTF-8' : "set dataset.invalid_utf8: replace to read such bytes as U+FFFD (they are counted)";
+    throw new TunekitError('ERR_FORMAT', `${path}:${line}: Expected UTF-8 text but received the invalid byte 0x${buf[at]!.toString(16).padStart(2, '0')} at byte offset ${at}; ${hint}`);
+  }
+  const text = buf.toString('utf8');
+  let spelled = 0;
+  const fffd = Buffer.from([0xef, 0xbf, 0xbd]);
+  for (let k = buf.indexOf(fffd); k >= 0; k = buf.indexOf(fffd, k + 3)) spelled++;
+  const replaced = countReplacementChars(text) - spelled;
+  return { text, utf8: { replaced, warnings: [`${path}: ${replaced} invalid UTF-8 sequence(s) read as U+FFFD (the first at line ${line}, byte offset ${at})`] } };
 }
 
 /**
@@ -192,13 +298,17 @@ function readError(path: string, e: unknown): TunekitError {
  * const { records, skipped } = await loadRecords('data/train.jsonl', { onError: 'skip' });
  */
 export async function loadRecords(path: string, opts: LoadOptions = {}): Promise<LoadedRecords> {
-  let text: string;
+  checkOption(opts.invalidUtf8, ['fail', 'replace'], 'invalidUtf8');
+  let buf: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    checkFileStats(path, await stat(path));
+    buf = await readFile(path);
   } catch (e) {
+    if (e instanceof TunekitError) throw e;
     throw readError(path, e);
   }
-  return parseText(path, text, opts);
+  const { text, utf8 } = decodeDataset(path, buf, opts.invalidUtf8 ?? 'fail');
+  return parseText(path, text, opts, utf8);
 }
 
 /**
@@ -208,13 +318,17 @@ export async function loadRecords(path: string, opts: LoadOptions = {}): Promise
  * const { records } = loadRecordsSync('data/train.csv');
  */
 export function loadRecordsSync(path: string, opts: LoadOptions = {}): LoadedRecords {
-  let text: string;
+  checkOption(opts.invalidUtf8, ['fail', 'replace'], 'invalidUtf8');
+  let buf: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    checkFileStats(path, statSync(path));
+    buf = readFileSync(path);
   } catch (e) {
+    if (e instanceof TunekitError) throw e;
     throw readError(path, e);
   }
-  return parseText(path, text, opts);
+  const { text, utf8 } = decodeDataset(path, buf, opts.invalidUtf8 ?? 'fail');
+  return parseText(path, text, opts, utf8);
 }
 
 /**

@@ -7,6 +7,7 @@
 import { TunekitError, describe } from '../errors.js';
 import { specialTokenLayout } from './examples.js';
 import { splitTrainEval } from './split.js';
+import { denseIds, MAX_NUM_LABELS } from './labels.js';
 import { loadRecordsSync, type LoadOptions } from './load.js';
 import { IGNORE_INDEX, type CausalLmExample, type RawRecord, type TokenizerLike } from './types.js';
 
@@ -20,9 +21,10 @@ export interface TaggedRecord {
  * Reads tagged records from a JSONL/JSON/CSV file (fields `tokens` and `tags` by default).
  * @example const recs = loadTaggedRecords('ner.jsonl', { wordsField: 'tokens', tagsField: 'ner_tags' });
  */
-export function loadTaggedRecords(path: string, opts: LoadOptions & { wordsField?: string; tagsField?: string } = {}): TaggedRecord[] {
+export function loadTaggedRecords(path: string, opts: LoadOptions & { wordsField?: string; tagsField?: string; warn?: (message: string) => void } = {}): TaggedRecord[] {
   const wf = opts.wordsField ?? 'tokens', tf = opts.tagsField ?? 'tags';
   const loaded = loadRecordsSync(path, opts);
+  for (const w of loaded.warnings) opts.warn?.(w);
   return loaded.records.map((r: RawRecord, i) => {
     const src = loaded.sources[i];
     const where = `${path}${src?.line !== undefined ? `:${src.line}` : `[${i}]`}`;
@@ -37,14 +39,26 @@ export function loadTaggedRecords(path: string, opts: LoadOptions & { wordsField
   });
 }
 
-/** Sorted tag names (or the integer ids as strings) of the training records. */
+/**
+ * Tag names of the training records, by id: integer tags are ids 0..max when they are dense
+ * (as labels.ts's {@link denseIds}), other tags, sparse integers included, are names in sorted
+ * order (integers numerically). More than {@link MAX_NUM_LABELS} tags is ERR_LIMIT, before any
+ * per-tag array is allocated (a tag of 2e9 taken as an id would be a 2e9-entry list).
+ *
+ * @example buildTagMap([{ words: ['a', 'b'], tags: ['O', 'B-PER'], where: 'x:1' }]); // ['B-PER', 'O']
+ */
 export function buildTagMap(records: TaggedRecord[]): string[] {
   const all = new Set<string>();
   for (const r of records) for (const t of r.tags) all.add(String(t));
+  if (all.size > MAX_NUM_LABELS) {
+    throw new TunekitError('ERR_LIMIT', `Expected at most ${MAX_NUM_LABELS} distinct tags (MAX_NUM_LABELS) but the training split has ${all.size}; is the tags field the right one?`);
+  }
   const names = [...all];
-  if (names.every((n) => /^\d+$/.test(n))) {
-    const max = Math.max(...names.map(Number));
-    return Array.from({ length: max + 1 }, (_, i) => String(i));
+  if (names.length > 0 && names.every((n) => /^\d+$/.test(n) && Number.isSafeInteger(Number(n)))) {
+    let max = 0;
+    for (const n of names) max = Math.max(max, Number(n));
+    if (denseIds(max, names.length)) return Array.from({ length: max + 1 }, (_, i) => String(i));
+    return names.sort((a, b) => Number(a) - Number(b) || (a < b ? -1 : a > b ? 1 : 0));
   }
   return names.sort();
 }

@@ -98,8 +98,9 @@ export async function runRlhf(config: TrainConfig, opts: { log?: (s: string) => 
   const lead = tokenizer.bosTokenId ?? tokenizer.eosTokenId ?? pad;
   const data = await loadDataset({
     path: config.dataset.path, format: config.dataset.format, recordFormat: config.dataset.record_format,
-    textField: config.dataset.text_field, labelField: config.dataset.label_field, onError: config.dataset.on_error, eval: config.dataset.eval,
+    textField: config.dataset.text_field, labelField: config.dataset.label_field, onError: config.dataset.on_error, invalidUtf8: config.dataset.invalid_utf8, eval: config.dataset.eval,
   });
+  for (const w of data.warnings) log(w);
   const outputDir = config.output_dir;
   mkdirSync(outputDir, { recursive: true });
   const maxLength = config.dataset.max_length;

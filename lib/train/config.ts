@@ -191,6 +191,8 @@ export const DatasetSchema = z.strictObject({
    */
   choices: z.union([z.enum(['auto', 'off']), z.array(z.string().min(1)).min(2)]).default('auto'),
   on_error: z.enum(['fail', 'skip']).default('fail'),
+  /** Bytes that are not valid UTF-8: `fail` names the line; `replace` reads them as U+FFFD and reports the count. */
+  invalid_utf8: z.enum(['fail', 'replace']).default('fail'),
   /** Held-out evaluation data: a separate file, or a seeded split of `path` (ignored for built-ins, which have fixed splits). */
   eval: z
     .strictObject({

@@ -24,7 +24,7 @@ export async function evaluateRun(config: TrainConfig, opts: { runDir: string; b
   const modelDir = resolveModelPath(config.model);
   const tokenizer = Tokenizer.fromFolder(modelDir);
   const tok: TokenizerLike = { encode: (t, o) => tokenizer.encode(t, o), eosTokenId: tokenizer.eosTokenId ?? undefined, padTokenId: tokenizer.padTokenId ?? undefined };
-  const data = await loadDataset({ path: config.dataset.path, format: config.dataset.format, recordFormat: config.dataset.record_format, textField: config.dataset.text_field, labelField: config.dataset.label_field, onError: config.dataset.on_error, eval: config.dataset.eval });
+  const data = await loadDataset({ path: config.dataset.path, format: config.dataset.format, recordFormat: config.dataset.record_format, textField: config.dataset.text_field, labelField: config.dataset.label_field, onError: config.dataset.on_error, invalidUtf8: config.dataset.invalid_utf8, eval: config.dataset.eval });
   let evalEx: TrainExample[];
   let labels: string[] | undefined;
   let choices: ChoiceSet | undefined;

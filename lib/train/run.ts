@@ -59,10 +59,11 @@ export async function runTraining(config: TrainConfig, opts: { resume?: boolean;
   };
   const data = config.task === 'token_cls' ? null : await loadDataset({
     path: config.dataset.path, format: config.dataset.format, recordFormat: config.dataset.record_format,
-    textField: config.dataset.text_field, labelField: config.dataset.label_field, onError: config.dataset.on_error,
+    textField: config.dataset.text_field, labelField: config.dataset.label_field, onError: config.dataset.on_error, invalidUtf8: config.dataset.invalid_utf8,
     eval: config.dataset.eval,
   });
   if (data?.skipped) log(`skipped ${data.skipped} malformed row(s): ${data.skipReasons.slice(0, 3).join('; ')}`);
+  for (const w of data?.warnings ?? []) log(w);
   const task = config.task;
   const maxLength = config.dataset.max_length;
   let train: TrainExample[], evalEx: TrainExample[];
@@ -84,7 +85,7 @@ export async function runTraining(config: TrainConfig, opts: { resume?: boolean;
     const fields = {
       wordsField: config.dataset.text_field === 'text' ? 'tokens' : config.dataset.text_field,
       tagsField: config.dataset.label_field === 'label' ? 'tags' : config.dataset.label_field,
-      format: config.dataset.format, onError: config.dataset.on_error,
+      format: config.dataset.format, onError: config.dataset.on_error, invalidUtf8: config.dataset.invalid_utf8, warn: log,
     };
     const all = loadTaggedRecords(config.dataset.path, fields);
     const ev = config.dataset.eval;
