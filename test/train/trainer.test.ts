@@ -204,6 +204,7 @@ describe('Trainer', () => {
         expect(failedAt).toBeGreaterThan(1);
         const ck = path.join(d, 'checkpoint');
         expect(JSON.parse(fs.readFileSync(path.join(ck, 'trainer_state.json'), 'utf8')).step).toBe(failedAt - 1);
+        expect(err.message).toContain(`the last good checkpoint, step ${failedAt - 1}, is kept in ${ck}`);
         const r = openSafetensors(path.join(ck, 'model', 'model.safetensors'));
         try {
           expect(r.names.length).toBeGreaterThan(0);
@@ -217,6 +218,88 @@ describe('Trainer', () => {
         model.dispose();
       });
     }
+  });
+
+  it('NaN with save_every 0 before the first epoch ends says that no checkpoint exists (and none does)', async () => {
+    const d = newDir();
+    const model = tinyGpt2(6);
+    let step = 0;
+    const t = new Trainer({
+      model, task: 'causal_lm', train: lmData(16), padTokenId: 0, progress: 'none', outputDir: d,
+      settings: { ...quiet, maxSteps: 8, batchSize: 4, saveEvery: 0, maxGradNorm: 0 },
+      callbacks: { onStep: (i) => (step = i.step), extraLoss: () => (step >= 2 ? full([], NaN, 'f32') : null) },
+    });
+    const err = await t.fit().catch((e) => e);
+    expect(err.code).toBe('ERR_NAN');
+    expect(err.message).toMatch(/loss became NaN at step 3; training stopped \(no checkpoint of this run was written before it: save_every 0 writes one at the end of each epoch\)/);
+    expect(err.message).not.toMatch(/kept/);
+    expect(fs.readdirSync(d).filter((f) => f.includes('checkpoint'))).toEqual([]);
+    model.dispose();
+  });
+
+  describe('every 0 means at the end of each epoch', () => {
+    // 8 examples in batches of 4: an epoch is 2 steps
+    const data = lmData(8, 6, 8, 11);
+    const evalSteps = async (settings: Partial<TrainSettings>) => {
+      const model = tinyGpt2(12);
+      const t = new Trainer({ model, task: 'causal_lm', train: data, eval: data.slice(0, 3), padTokenId: 0, progress: 'none', settings: { ...quiet, batchSize: 4, ...settings } });
+      const res = await t.fit();
+      model.dispose();
+      return res.evals.map((e) => e.step);
+    };
+
+    it('eval_every 0: a 3-epoch run evaluates after each epoch', async () => {
+      expect(await evalSteps({ epochs: 3, evalEvery: 0 })).toEqual([2, 4, 6]);
+      // gradient accumulation 3: step 1 = e0b0 e0b1 e1b0, step 2 = e1b1 e2b0 e2b1; a step in
+      // which an epoch ends evaluates once
+      expect(await evalSteps({ epochs: 3, evalEvery: 0, gradAccum: 3 })).toEqual([1, 2]);
+      // a step count: the last step always evaluates, epochs don't
+      expect(await evalSteps({ epochs: 3, evalEvery: 4 })).toEqual([4, 6]);
+    });
+
+    it('save_every 0: a checkpoint at the end of each epoch', async () => {
+      for (const [crashAt, saved] of [[2, null], [3, 2], [5, 4]] as const) {
+        const d = newDir();
+        const model = tinyGpt2(13);
+        const t = new Trainer({
+          model, task: 'causal_lm', train: data, padTokenId: 0, progress: 'none', outputDir: d, settings: { ...quiet, batchSize: 4, epochs: 3, saveEvery: 0 },
+          // onStep runs before the step's save: a crash there loses that step's checkpoint
+          callbacks: { onStep: (i) => { if (i.step === crashAt) throw new Error('crash'); } },
+        });
+        await expect(t.fit()).rejects.toThrow('crash');
+        const state = path.join(d, 'checkpoint', 'trainer_state.json');
+        if (saved === null) expect(fs.existsSync(state)).toBe(false);
+        else expect(JSON.parse(fs.readFileSync(state, 'utf8')).step, `crash at ${crashAt}`).toBe(saved);
+        model.dispose();
+      }
+    });
+  });
+
+  it('the optimizer state is released when fit() ends: native memory is flat across trainers; a second fit() is refused', async () => {
+    const model = tinyGpt2(14);
+    const data = lmData(8);
+    const run = async (outcome: 'ok' | 'throws') => {
+      const t = new Trainer({
+        model, task: 'causal_lm', train: data, padTokenId: 0, progress: 'none', settings: { ...quiet, maxSteps: 3, batchSize: 4 },
+        callbacks: { onStep: (i) => { if (outcome === 'throws' && i.step === 2) throw new Error('boom'); } },
+      });
+      if (outcome === 'ok') await t.fit();
+      else await expect(t.fit()).rejects.toThrow('boom');
+      return t;
+    };
+    await run('ok'); // warm: caches the model keeps between forwards
+    const live0 = native.memoryStats().liveBytes;
+    const t = await run('ok');
+    expect(native.memoryStats().liveBytes).toBe(live0);
+    await run('throws');
+    expect(native.memoryStats().liveBytes).toBe(live0);
+    await expect(t.fit()).rejects.toMatchObject({ code: 'ERR_STATE', message: expect.stringMatching(/fit\(\) already ran on this Trainer/) });
+    expect(() => t.optimizer).toThrow(/optimizer state of this Trainer was released/);
+    // a Trainer used only to evaluate allocates no optimizer state at all
+    const evalOnly = new Trainer({ model, task: 'causal_lm', train: data, eval: data, padTokenId: 0, progress: 'none' });
+    evalOnly.evaluate();
+    expect(native.memoryStats().liveBytes).toBe(live0);
+    model.dispose();
   });
 
   it('refuses an empty dataset and out-of-range labels', async () => {
