@@ -469,8 +469,9 @@ export function recoverCheckpoint(outputDir: string, found: string[] = []): Reco
 }
 
 /**
- * {@link recoverCheckpoint} for `--resume`: no complete checkpoint is an ERR_NOT_FOUND naming the
- * folder and what it holds.
+ * {@link recoverCheckpoint} for `--resume`. No complete checkpoint is an error naming the folder
+ * and what it holds: ERR_FORMAT when `checkpoint/` itself is there but damaged (truncated,
+ * corrupt, tampered), ERR_NOT_FOUND otherwise (nothing, or only an interrupted first save).
  *
  * @example
  * const ck = requireCheckpoint(config.output_dir);   // then trainer.fit({ resumeFrom: ck.dir })
@@ -479,6 +480,7 @@ export function requireCheckpoint(outputDir: string): RecoveredCheckpoint {
   const found: string[] = [];
   const r = recoverCheckpoint(outputDir, found);
   if (r) return r;
-  const what = found.length ? `; found only incomplete checkpoints:\n  ${found.join('\n  ')}` : isDir(outputDir) ? ` (the folder has no ${CHECKPOINT_DIR}/)` : ' (the folder does not exist)';
-  throw new TunekitError('ERR_NOT_FOUND', `nothing to resume: no complete checkpoint in ${outputDir}${what}. Run without --resume to start a new run.`);
+  const what = found.length ? `; found only incomplete checkpoints:\n  ${found.join('\n  ')}\n` : isDir(outputDir) ? ` (the folder has no ${CHECKPOINT_DIR}/). ` : ' (the folder does not exist). ';
+  const damaged = found.some((l) => l.startsWith(`${CHECKPOINT_DIR}: `));
+  throw new TunekitError(damaged ? 'ERR_FORMAT' : 'ERR_NOT_FOUND', `nothing to resume: no complete checkpoint in ${outputDir}${what}Run without --resume to start a new run.`);
 }

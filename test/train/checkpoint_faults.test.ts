@@ -211,12 +211,19 @@ describe('recovery refuses what is not complete', () => {
     }
   });
 
-  it('with only damaged folders nothing is removed and --resume names them', async () => {
+  it('with only damaged folders nothing is removed and --resume names them (ERR_FORMAT: checkpoint/ is damaged)', async () => {
     const d = await twoCheckpoints();
     fs.writeFileSync(path.join(d, 'checkpoint', 'trainer_state.json'), '{"version": 2, "st');
     fs.rmSync(path.join(tmpOf(d), 'manifest.json'));
     const before = checkpointFolders(d);
     expect(before.every((f) => f.step === null)).toBe(true);
+    let err: { code?: string } | null = null;
+    try {
+      requireCheckpoint(d);
+    } catch (e) {
+      err = e as { code?: string };
+    }
+    expect(err?.code).toBe('ERR_FORMAT');
     expect(() => requireCheckpoint(d)).toThrow(/nothing to resume: no complete checkpoint in [\s\S]*\n  checkpoint: \S+trainer_state\.json has 18 bytes, the manifest says \d+/);
     expect(checkpointFolders(d)).toEqual(before);
   });
