@@ -1,24 +1,38 @@
 /**
  * BERT (transformers' BertModel / BertForSequenceClassification / BertForTokenClassification).
  * Embeddings word + absolute position + token type, post-LayerNorm encoder layers with
- * bidirectional attention under the padding mask, GELU (erf) intermediate, and the pooler
+ * bidirectional attention under the padding mask, the intermediate activation, and the pooler
  * (dense + tanh on [CLS]) for sequence classification. nn.Linear weights are [out, in].
  * The masked-LM head (`cls.*`) is not built: its keys are ignored when loading.
- * Attention-probability dropout is not applied (the fused attention kernel has none).
+ *
+ * config.json fields, as transformers 5 reads them (configuration_bert.py, modeling_bert.py):
+ * sizes (vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size,
+ * max_position_embeddings, type_vocab_size) are integers within CONFIG_LIMITS; hidden_act is any
+ * ACT2FN name lib/nn/activation.ts computes; layer_norm_eps; is_decoder (true: causal attention,
+ * as BertAttention(is_causal=config.is_decoder)); hidden_dropout_prob and classifier_dropout are
+ * applied in training.
+ * Refused: position_embedding_type other than 'absolute' (transformers 5 no longer reads it and
+ * would run a relative-position checkpoint with absolute positions, silently computing something
+ * else than the model was trained with) and add_cross_attention true (an encoder-decoder layer).
+ * Not applied: attention_probs_dropout_prob (the fused attention kernel has no probability
+ * dropout), a training-only difference: eval-mode logits are unaffected.
  */
 import { Module, ModuleList } from '../nn/module.js';
 import { Linear, Embedding, LayerNorm, Dropout, type LinearLike } from '../nn/layers.js';
+import { activate, parseActivation, type ActivationName } from '../nn/activation.js';
 import { Tensor } from '../tensor/tensor.js';
 import { tensor, zeros } from '../tensor/creation.js';
 import { TunekitError } from '../errors.js';
 import * as F from '../autograd/ops.js';
 import { registerArchitecture } from './registry.js';
 import {
-  type ModelConfig, type ModelInputs, type ModelOutput, type PretrainedModel, type Task,
-  splitHeads, mergeHeads, extendKV, keyMask, field, numLabelsOf,
+  type ModelConfig, type ModelInputs, type ModelOutput, type PretrainedModel, type Task, type ParameterShapes,
+  splitHeads, mergeHeads, extendKV, keyMask, numLabelsOf,
+  configObject, sizeField, numberField, dropoutField, boolField, tokenIdField, refuseUnless, checkParameterBudget, checkSequenceLength,
 } from './common.js';
 
-export type BertActivation = 'gelu_erf' | 'gelu_tanh' | 'relu' | 'silu';
+/** The intermediate activation: a transformers ACT2FN name (see lib/nn/activation.ts). */
+export type BertActivation = ActivationName;
 
 export interface BertConfig extends ModelConfig {
   intermediateSize: number;
@@ -27,58 +41,82 @@ export interface BertConfig extends ModelConfig {
   hiddenDropout: number;
   classifierDropout: number;
   activation: BertActivation;
+  /** causal self-attention (is_decoder) */
+  isDecoder: boolean;
 }
 
-const ACTIVATIONS: Record<string, BertActivation> = {
-  gelu: 'gelu_erf', gelu_python: 'gelu_erf', gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh',
-  relu: 'relu', silu: 'silu', swish: 'silu',
-};
-
 /**
- * Parses a BERT config.json.
+ * Parses a BERT config.json; every field that changes the numbers is checked (see the file header).
  * @example const cfg = parseBertConfig({ model_type: 'bert', vocab_size: 30522, hidden_size: 768, num_hidden_layers: 12, num_attention_heads: 12, intermediate_size: 3072 });
  */
-export function parseBertConfig(raw: Record<string, unknown>): BertConfig {
-  const hidden = field<number>(raw, ['hidden_size']);
-  const heads = field<number>(raw, ['num_attention_heads']);
+export function parseBertConfig(rawIn: Record<string, unknown>): BertConfig {
+  const raw = configObject(rawIn);
+  const vocab = sizeField(raw, ['vocab_size'], 'vocab', 30522);
+  const hidden = sizeField(raw, ['hidden_size'], 'width', 768);
+  const heads = sizeField(raw, ['num_attention_heads'], 'heads', 12);
   if (hidden % heads !== 0) throw new TunekitError('ERR_CONFIG', `config.json: hidden_size ${hidden} is not divisible by num_attention_heads ${heads}`);
-  const actName = field<string>(raw, ['hidden_act'], 'gelu');
-  const activation = ACTIVATIONS[actName];
-  if (!activation) throw new TunekitError('ERR_CONFIG', `config.json: hidden_act '${actName}' is not supported (supported: ${Object.keys(ACTIVATIONS).join(', ')})`);
   const pet = raw.position_embedding_type;
   if (pet !== undefined && pet !== null && pet !== 'absolute') {
-    throw new TunekitError('ERR_CONFIG', `config.json: position_embedding_type '${String(pet)}' is not supported (only 'absolute')`);
+    throw new TunekitError('ERR_CONFIG', `config.json: position_embedding_type '${String(pet)}' is not supported (only 'absolute'; transformers 5 ignores the field and would compute absolute positions for a checkpoint trained otherwise)`);
   }
-  const hiddenDropout = field<number>(raw, ['hidden_dropout_prob'], 0.1);
+  refuseUnless(raw, 'add_cross_attention', [undefined, null, false], 'BERT cross-attention layers (encoder-decoder use) are not built by tunekit');
+  dropoutField(raw, ['attention_probs_dropout_prob'], 0.1); // checked; not applied (see the header)
+  const hiddenDropout = dropoutField(raw, ['hidden_dropout_prob'], 0.1);
+  const positions = sizeField(raw, ['max_position_embeddings'], 'positions', 512);
   return {
     modelType: 'bert',
-    vocabSize: field(raw, ['vocab_size']),
+    vocabSize: vocab,
     hiddenSize: hidden,
-    numLayers: field(raw, ['num_hidden_layers']),
+    numLayers: sizeField(raw, ['num_hidden_layers'], 'layers', 12),
     numHeads: heads,
     numKvHeads: heads,
     headDim: hidden / heads,
-    maxPositions: field(raw, ['max_position_embeddings'], 512),
+    maxPositions: positions,
+    maxSequenceLength: positions,
     numLabels: numLabelsOf(raw),
-    padTokenId: (raw.pad_token_id as number | undefined) ?? null,
-    bosTokenId: (raw.bos_token_id as number | undefined) ?? null,
-    eosTokenId: (raw.eos_token_id as number | undefined) ?? null,
-    tieWordEmbeddings: (raw.tie_word_embeddings as boolean | undefined) ?? true,
-    intermediateSize: field(raw, ['intermediate_size']),
-    typeVocabSize: field(raw, ['type_vocab_size'], 2),
-    layerNormEps: field(raw, ['layer_norm_eps'], 1e-12),
+    padTokenId: tokenIdField(raw, 'pad_token_id', vocab, 0),
+    bosTokenId: tokenIdField(raw, 'bos_token_id', vocab, null),
+    eosTokenId: tokenIdField(raw, 'eos_token_id', vocab, null),
+    tieWordEmbeddings: boolField(raw, ['tie_word_embeddings'], true),
+    intermediateSize: sizeField(raw, ['intermediate_size'], 'width', 3072),
+    typeVocabSize: sizeField(raw, ['type_vocab_size'], 'types', 2),
+    layerNormEps: numberField(raw, ['layer_norm_eps'], 1e-12, { min: 0 }),
     hiddenDropout,
-    classifierDropout: typeof raw.classifier_dropout === 'number' ? raw.classifier_dropout : hiddenDropout,
-    activation,
+    classifierDropout: dropoutField(raw, ['classifier_dropout'], hiddenDropout),
+    activation: parseActivation('hidden_act', raw.hidden_act === undefined ? 'gelu' : raw.hidden_act),
+    isDecoder: boolField(raw, ['is_decoder'], false),
     raw,
   };
 }
 
-function activate(x: Tensor, a: BertActivation): Tensor {
-  if (a === 'gelu_erf') return F.gelu(x, 'erf');
-  if (a === 'gelu_tanh') return F.gelu(x, 'tanh');
-  if (a === 'relu') return F.relu(x);
-  return F.silu(x);
+/**
+ * Every parameter a BERT of this config and task has, name -> shape (no allocation).
+ * @example bertParameterShapes(cfg, 'seq_cls').at(-1) // ['classifier.bias', [numLabels]]
+ */
+export function bertParameterShapes(cfg: BertConfig, task: Task): ParameterShapes {
+  const C = cfg.hiddenSize, I = cfg.intermediateSize, L = cfg.numLabels;
+  const out: ParameterShapes = [
+    ['bert.embeddings.word_embeddings.weight', [cfg.vocabSize, C]],
+    ['bert.embeddings.position_embeddings.weight', [cfg.maxPositions, C]],
+    ['bert.embeddings.token_type_embeddings.weight', [cfg.typeVocabSize, C]],
+    ['bert.embeddings.LayerNorm.weight', [C]], ['bert.embeddings.LayerNorm.bias', [C]],
+  ];
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const l = `bert.encoder.layer.${i}`;
+    out.push(
+      [`${l}.attention.self.query.weight`, [C, C]], [`${l}.attention.self.query.bias`, [C]],
+      [`${l}.attention.self.key.weight`, [C, C]], [`${l}.attention.self.key.bias`, [C]],
+      [`${l}.attention.self.value.weight`, [C, C]], [`${l}.attention.self.value.bias`, [C]],
+      [`${l}.attention.output.dense.weight`, [C, C]], [`${l}.attention.output.dense.bias`, [C]],
+      [`${l}.attention.output.LayerNorm.weight`, [C]], [`${l}.attention.output.LayerNorm.bias`, [C]],
+      [`${l}.intermediate.dense.weight`, [I, C]], [`${l}.intermediate.dense.bias`, [I]],
+      [`${l}.output.dense.weight`, [C, I]], [`${l}.output.dense.bias`, [C]],
+      [`${l}.output.LayerNorm.weight`, [C]], [`${l}.output.LayerNorm.bias`, [C]],
+    );
+  }
+  if (task !== 'token_cls') out.push(['bert.pooler.dense.weight', [C, C]], ['bert.pooler.dense.bias', [C]]);
+  if (task === 'seq_cls' || task === 'token_cls') out.push(['classifier.weight', [L, C]], ['classifier.bias', [L]]);
+  return out;
 }
 
 class BertEmbeddings extends Module {
@@ -96,11 +134,11 @@ class BertEmbeddings extends Module {
     this.dropout = this.module('dropout', new Dropout(cfg.hiddenDropout));
   }
   forward(inputs: ModelInputs): Tensor {
+    const T = inputs.inputsEmbeds ? inputs.inputsEmbeds.shape[1]! : inputs.inputIds!.shape[1]!;
+    // positions index position_embeddings [max_position_embeddings, C]: refuse before the lookup fails
+    checkSequenceLength(this.cfg, 0, 0, T, 'max_position_embeddings');
     const emb = inputs.inputsEmbeds ?? this.word_embeddings.forward(inputs.inputIds!);
-    const [B, T] = emb.shape as [number, number, number];
-    if (T > this.cfg.maxPositions) {
-      throw new TunekitError('ERR_SHAPE', `BERT: ${T} tokens exceed max_position_embeddings ${this.cfg.maxPositions}`);
-    }
+    const B = emb.shape[0]!;
     // absolute positions 0..T-1 for every row (transformers' default, whatever the padding)
     const pos = new Int32Array(B * T);
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) pos[b * T + t] = t;
@@ -134,7 +172,7 @@ class BertSelfAttention extends Module {
     // prefixes (prefix tuning) are joined here; BERT has no KV cache
     const { k, v } = extendKV(this.layer, kNew, vNew, { ...inputs, cache: null });
     const mask = keyMask(B, k.shape[2]!, inputs);
-    return mergeHeads(F.attention(q, k, v, { causal: false, keyMask: mask }));
+    return mergeHeads(F.attention(q, k, v, { causal: this.cfg.isDecoder, keyMask: mask }));
   }
 }
 
@@ -257,6 +295,7 @@ export class Bert extends Module implements PretrainedModel {
     if (task === 'causal_lm') {
       throw new TunekitError('ERR_VALUE', "BERT has no causal LM head: use task 'seq_cls', 'token_cls' or 'base'");
     }
+    checkParameterBudget('bert', bertParameterShapes(config, task)); // before allocating anything
     // transformers builds BertForTokenClassification without the pooler
     this.bert = this.module('bert', new BertModel(config, task !== 'token_cls'));
     if (task === 'seq_cls' || task === 'token_cls') {
@@ -284,6 +323,7 @@ export class Bert extends Module implements PretrainedModel {
 registerArchitecture('bert', {
   parseConfig: parseBertConfig,
   build: (config, task) => new Bert(config as BertConfig, task),
+  parameterShapes: (config, task) => bertParameterShapes(config as BertConfig, task),
   mapKey(key, task) {
     if (key.endsWith('position_ids')) return null; // buffer in old files
     if (key.startsWith('cls.')) return null; // masked-LM / next-sentence heads: not built

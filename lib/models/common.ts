@@ -4,7 +4,8 @@
  */
 import { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
-import { TunekitError } from '../errors.js';
+import { totalmem } from 'node:os';
+import { TunekitError, describe } from '../errors.js';
 import { Module } from '../nn/module.js';
 import * as F from '../autograd/ops.js';
 
@@ -60,7 +61,10 @@ export interface ModelConfig {
   numHeads: number;
   numKvHeads: number;
   headDim: number;
+  /** size of the learned position table (GPT-2, BERT) or the trained context (Llama family) */
   maxPositions: number;
+  /** the longest sequence (prefix + cached + new tokens) the model accepts: see maxSequenceLength */
+  maxSequenceLength: number;
   numLabels: number;
   padTokenId: number | null;
   bosTokenId: number | null;
@@ -168,15 +172,185 @@ export function keyMask(B: number, total: number, inputs: ModelInputs): Tensor<'
   return tensor(out, [B, total]) as Tensor<'i32'>;
 }
 
-/** Reads a config field under any of its names. */
-export function field<T>(raw: Record<string, unknown>, names: string[], fallback?: T): T {
-  for (const n of names) if (raw[n] !== undefined && raw[n] !== null) return raw[n] as T;
-  if (fallback !== undefined) return fallback;
-  throw new TunekitError('ERR_CONFIG', `config.json is missing '${names[0]}'${names.length > 1 ? ` (or ${names.slice(1).join(', ')})` : ''}`);
+/**
+ * Upper bounds of config.json sizes, checked before anything is allocated (a config with
+ * `n_layer: 1e9` once ran the heap out after two minutes). Each is far above every released
+ * model (largest vocabularies ~262k, widest hidden sizes ~25k, deepest stacks ~130 layers,
+ * longest contexts ~10M) and far below what would overflow the index arithmetic.
+ */
+export const CONFIG_LIMITS = {
+  vocab: 1 << 22,
+  width: 1 << 17,
+  layers: 1024,
+  heads: 1 << 12,
+  positions: 1 << 24,
+  types: 1 << 16,
+  labels: 1 << 20,
+} as const;
+
+export type SizeKind = keyof typeof CONFIG_LIMITS;
+
+/**
+ * Most parameters a model may have (a sanity bound: 2^37 is 137 billion); the f32 weights must
+ * also fit in this machine's memory. Checked from the config before anything is allocated.
+ */
+export const MAX_MODEL_PARAMETERS = 2 ** 37;
+
+/**
+ * Checks that a parsed config.json is a JSON object (not an array, a string or null).
+ * @example const raw = configObject(JSON.parse(text), 'models/x/config.json');
+ */
+export function configObject(value: unknown, where = 'config.json'): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    const what = Array.isArray(value) ? 'an array' : value === null ? 'null' : `a ${typeof value}`;
+    throw new TunekitError('ERR_CONFIG', `${where}: expected a JSON object with model_type and the architecture's sizes but received ${what}`);
+  }
+  return value as Record<string, unknown>;
 }
 
+/** The value of the first of `names` that is present and not null, with the name it was found under. */
+function lookup(raw: Record<string, unknown>, names: readonly string[]): { name: string; value: unknown } | undefined {
+  for (const n of names) if (raw[n] !== undefined && raw[n] !== null) return { name: n, value: raw[n] };
+  return undefined;
+}
+
+/**
+ * A size field: an integer in [min (1), CONFIG_LIMITS[kind]], read under any of its names, or
+ * `fallback` (transformers' default) when absent. Anything else is an ERR_CONFIG naming the
+ * field, the accepted range and the value.
+ * @example const layers = sizeField(raw, ['n_layer', 'num_hidden_layers'], 'layers', 12);
+ */
+export function sizeField(raw: Record<string, unknown>, names: readonly string[], kind: SizeKind, fallback?: number, min = 1): number {
+  const hit = lookup(raw, names);
+  const max = CONFIG_LIMITS[kind];
+  if (!hit) {
+    if (fallback !== undefined) return fallback;
+    throw new TunekitError('ERR_CONFIG', `config.json is missing '${names[0]}'${names.length > 1 ? ` (or ${names.slice(1).join(', ')})` : ''}`);
+  }
+  const v = hit.value;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new TunekitError('ERR_CONFIG', `config.json: expected ${hit.name} to be an integer in [${min}, ${max}] but received ${describe(v)}`);
+  }
+  return v;
+}
+
+/**
+ * A real-valued field (an epsilon, a dropout probability, a rope theta): a finite number in the
+ * given range, or `fallback` when absent.
+ * @example const eps = numberField(raw, ['layer_norm_epsilon'], 1e-5, { min: 0 });
+ */
+export function numberField(raw: Record<string, unknown>, names: readonly string[], fallback: number, range: { min?: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean } = {}): number {
+  const hit = lookup(raw, names);
+  if (!hit) return fallback;
+  const v = hit.value;
+  const { min = -Infinity, max = Infinity, minExclusive = false, maxExclusive = false } = range;
+  const ok = typeof v === 'number' && Number.isFinite(v) && (minExclusive ? v > min : v >= min) && (maxExclusive ? v < max : v <= max);
+  if (!ok) {
+    const lo = min === -Infinity ? '(-inf' : `${minExclusive ? '(' : '['}${min}`;
+    const hi = max === Infinity ? 'inf)' : `${max}${maxExclusive ? ')' : ']'}`;
+    throw new TunekitError('ERR_CONFIG', `config.json: expected ${hit.name} to be a number in ${lo}, ${hi} but received ${describe(v)}`);
+  }
+  return v as number;
+}
+
+/** A dropout probability in [0, 1) (1 would divide by zero in inverted dropout). */
+export function dropoutField(raw: Record<string, unknown>, names: readonly string[], fallback: number): number {
+  return numberField(raw, names, fallback, { min: 0, max: 1, maxExclusive: true });
+}
+
+/** A boolean field, or `fallback` when absent. */
+export function boolField(raw: Record<string, unknown>, names: readonly string[], fallback: boolean): boolean {
+  const hit = lookup(raw, names);
+  if (!hit) return fallback;
+  if (typeof hit.value !== 'boolean') throw new TunekitError('ERR_CONFIG', `config.json: expected ${hit.name} to be true or false but received ${describe(hit.value)}`);
+  return hit.value;
+}
+
+/**
+ * A special-token id (`pad_token_id`, `bos_token_id`, `eos_token_id`): an integer, a list of
+ * integers (eos of Llama 3: the first is used), or absent/null. An id outside [0, vocab) (some
+ * configs carry pad_token_id -1) names no token: it is kept in `raw` and read as null, since
+ * tunekit would otherwise feed it to an embedding lookup.
+ * @example const eos = tokenIdField(raw, 'eos_token_id', vocab, 2);
+ */
+export function tokenIdField(raw: Record<string, unknown>, name: string, vocabSize: number, fallback: number | null = null): number | null {
+  const v = raw[name] === undefined ? fallback : raw[name];
+  if (v === null || v === undefined) return null;
+  const ids = Array.isArray(v) ? v : [v];
+  if (ids.some((id) => typeof id !== 'number' || !Number.isInteger(id))) {
+    throw new TunekitError('ERR_CONFIG', `config.json: expected ${name} to be an integer token id (or a list of them, or null) but received ${describe(v)}`);
+  }
+  const first = ids[0] as number | undefined;
+  return first !== undefined && first >= 0 && first < vocabSize ? first : null;
+}
+
+/**
+ * Labels of a classification head: `num_labels`, else the size of `id2label`, else 2 (as
+ * transformers). An integer in [1, CONFIG_LIMITS.labels].
+ */
 export function numLabelsOf(raw: Record<string, unknown>): number {
-  if (typeof raw.num_labels === 'number') return raw.num_labels;
-  if (raw.id2label && typeof raw.id2label === 'object') return Object.keys(raw.id2label).length;
+  if (raw.num_labels !== undefined && raw.num_labels !== null) return sizeField(raw, ['num_labels'], 'labels');
+  const id2label = raw.id2label;
+  if (id2label !== undefined && id2label !== null) {
+    if (typeof id2label !== 'object' || Array.isArray(id2label)) {
+      throw new TunekitError('ERR_CONFIG', `config.json: expected id2label to be an object {"0": "name", ...} but received ${describe(id2label)}`);
+    }
+    const n = Object.keys(id2label).length;
+    if (n < 1 || n > CONFIG_LIMITS.labels) throw new TunekitError('ERR_CONFIG', `config.json: expected id2label to name between 1 and ${CONFIG_LIMITS.labels} labels but it names ${n}`);
+    return n;
+  }
   return 2;
+}
+
+/**
+ * Refuses a field tunekit does not implement when it holds anything but its neutral value
+ * (`accepted`), naming the field and the value.
+ * @example refuseUnless(raw, 'add_cross_attention', [false, undefined, null], 'cross-attention needs an encoder');
+ */
+export function refuseUnless(raw: Record<string, unknown>, name: string, accepted: readonly unknown[], why: string): void {
+  if (!accepted.includes(raw[name])) {
+    throw new TunekitError('ERR_CONFIG', `config.json: ${name} ${describe(raw[name])} is not supported: ${why}`);
+  }
+}
+
+/** Our parameter name -> shape, in the order the model registers them (see Architecture.parameterShapes). */
+export type ParameterShapes = [name: string, shape: number[]][];
+
+/**
+ * Checks the parameter count a config implies against MAX_MODEL_PARAMETERS and this machine's
+ * memory (f32 master weights, 4 bytes each) before anything is allocated; ERR_LIMIT otherwise.
+ * Returns the count.
+ */
+export function checkParameterBudget(modelType: string, shapes: ParameterShapes): number {
+  let count = 0;
+  for (const [, s] of shapes) count += s.reduce((a, b) => a * b, 1);
+  const bytes = count * 4;
+  const mem = totalmem();
+  if (count > MAX_MODEL_PARAMETERS || bytes > mem) {
+    const gb = (n: number) => `${(n / 2 ** 30).toFixed(1)} GiB`;
+    throw new TunekitError('ERR_LIMIT', `config.json describes a ${modelType} model of ${count.toExponential(3)} parameters (${gb(bytes)} of f32 weights): over ${count > MAX_MODEL_PARAMETERS ? `the limit of ${MAX_MODEL_PARAMETERS.toExponential(3)} parameters` : `this machine's ${gb(mem)} of memory`}; check its sizes (vocab_size, hidden size, layers, intermediate size, positions)`);
+  }
+  return count;
+}
+
+/**
+ * The longest sequence a model accepts: prefix (virtual tokens) + cached + new tokens. GPT-2 and
+ * BERT look positions up in a learned table of n_positions / max_position_embeddings rows; the
+ * Llama family was trained to max_position_embeddings (Mistral: at most its sliding window,
+ * which tunekit does not implement beyond its length). A training run should refuse a
+ * `max_length` above it.
+ * @example if (maxLength > maxSequenceLength(model)) throw ...
+ */
+export function maxSequenceLength(model: { config: ModelConfig } | ModelConfig): number {
+  const config = 'config' in model ? model.config : model;
+  return config.maxSequenceLength;
+}
+
+/** Refuses a forward over more positions than the model's table (ERR_VALUE naming the limit). */
+export function checkSequenceLength(config: ModelConfig, prefix: number, cached: number, fresh: number, limitName: string): void {
+  const total = prefix + cached + fresh;
+  if (total > config.maxSequenceLength) {
+    const parts = [prefix ? `${prefix} prefix` : '', cached ? `${cached} cached` : '', `${fresh} new`].filter(Boolean).join(' + ');
+    throw new TunekitError('ERR_VALUE', `${config.modelType}: ${total} positions (${parts} tokens) exceed ${limitName} ${config.maxSequenceLength}, the longest sequence this model accepts; shorten the input (e.g. dataset.max_length)`);
+  }
 }

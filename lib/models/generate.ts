@@ -4,15 +4,21 @@
  * temperature is 0, otherwise seeded sampling with repetition penalty, top-k and top-p applied in
  * transformers' order. The model runs under noGrad, each step inside a tidy scope: only the cache
  * survives a step, so memory stays flat.
+ *
+ * Each forward runs inside `inferenceMode` (dropout off) instead of switching the model to eval
+ * mode: the model's own mode is never touched, so overlapping generate() calls, or a fit() that
+ * runs between a generation's steps, see the mode they set (a generation that flipped the model
+ * to eval and restored "what it saw" once left a training model in eval mode).
  */
 import { TunekitError, describe } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
 import { tidy, keep } from '../tensor/scope.js';
 import { noGrad } from '../autograd/tape.js';
+import { inferenceMode } from '../nn/module.js';
 import * as F from '../autograd/ops.js';
 import { Rng } from '../data/rng.js';
-import type { LayerKV, PretrainedModel } from './common.js';
+import { maxSequenceLength, type LayerKV, type PretrainedModel } from './common.js';
 
 /** What generate needs of a tokenizer: turning ids into text (for streaming and `texts`). */
 export interface TokenizerLike {
@@ -95,13 +101,11 @@ export async function generate(
   const mask: number[][] = inputIds.map((p) => [...new Array<number>(L - p.length).fill(0), ...new Array<number>(p.length).fill(1)]);
   let stepIds: number[][] = inputIds.map((p) => [...new Array<number>(L - p.length).fill(s.pad), ...p]);
   const cache: LayerKV[] = [];
-  const wasTraining = model.training;
-  model.eval();
   try {
     for (let step = 0; step < s.maxNewTokens; step++) {
       const T = stepIds[0]!.length;
       // last-position logits of every row, copied out of the scope
-      const rows = noGrad(() => tidy(() => {
+      const rows = noGrad(() => inferenceMode(() => tidy(() => {
         const ids = tensor(Int32Array.from(stepIds.flat()), [B, T], 'i32') as Tensor<'i32'>;
         const m = tensor(Int32Array.from(mask.flat()), [B, mask[0]!.length], 'i32') as Tensor<'i32'>;
         const { logits } = model.forward({ inputIds: ids, attentionMask: m, cache });
@@ -114,7 +118,7 @@ export async function generate(
         const res: Float32Array[] = [];
         for (let r = 0; r < B; r++) res.push(data.slice(r * V, (r + 1) * V));
         return res;
-      }));
+      })));
       const next: number[] = [];
       for (let r = 0; r < B; r++) {
         if (done[r]) {
@@ -147,7 +151,6 @@ export async function generate(
     }
   } finally {
     for (const kv of cache) { kv.k.dispose(); kv.v.dispose(); }
-    model.train(wasTraining);
   }
   const result: GenerateResult = { sequences: out, finishReasons: reasons };
   if (tokenizer) result.texts = out.map((o) => tokenizer.decode(o));
@@ -196,8 +199,10 @@ function checkOptions(model: PretrainedModel, inputIds: number[][], o: GenerateO
   }
   const pad = o.padTokenId ?? model.config.padTokenId ?? model.config.eosTokenId ?? 0;
   const L = Math.max(...inputIds.map((p) => p.length));
-  if (model.config.modelType === 'gpt2' && L + maxNewTokens > model.config.maxPositions) {
-    throw new TunekitError('ERR_VALUE', `generate: ${L} prompt tokens + ${maxNewTokens} new ones exceed GPT-2's ${model.config.maxPositions} positions`);
+  // the last new token is returned, never fed back: the longest forward sees L + maxNewTokens - 1 tokens
+  const limit = maxSequenceLength(model);
+  if (L + maxNewTokens - 1 > limit) {
+    throw new TunekitError('ERR_VALUE', `generate: ${L} prompt tokens + ${maxNewTokens} new ones need ${L + maxNewTokens - 1} positions, over the ${limit} positions this ${model.config.modelType} model accepts (maxSequenceLength); lower maxNewTokens to at most ${Math.max(0, limit - L + 1)}`);
   }
   return { maxNewTokens, temperature, topK, topP, penalty, eos, stops, pad };
 }

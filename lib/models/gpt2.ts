@@ -1,50 +1,111 @@
 /**
  * GPT-2 (transformers' GPT2LMHeadModel / GPT2ForSequenceClassification / GPT2ForTokenClassification).
- * Conv1D weights are kept in the checkpoint's [in, out] layout; the LM head is tied to wte;
- * activation gelu_new (tanh approximation); LayerNorm eps from config (1e-5).
- * Attention-probability dropout (attn_pdrop) is not applied: the fused attention kernel has none.
+ * Conv1D weights are kept in the checkpoint's [in, out] layout; the LM head is tied to wte unless
+ * `tie_word_embeddings` is false (then `lm_head.weight` [V, C] is loaded, used and saved).
+ *
+ * config.json fields, as transformers 5 reads them (configuration_gpt2.py, modeling_gpt2.py):
+ * sizes (vocab_size, n_positions, n_embd, n_layer, n_head, n_inner) are integers within
+ * CONFIG_LIMITS; activation_function is any ACT2FN name lib/nn/activation.ts computes;
+ * layer_norm_epsilon; scale_attn_weights (false: no 1/sqrt(D)); scale_attn_by_inverse_layer_idx
+ * (scores also divided by layer + 1); reorder_and_upcast_attn only reorders and upcasts to f32 a
+ * product tunekit already computes in f32, so it changes nothing here; resid_pdrop, embd_pdrop and
+ * (token classification) classifier_dropout / hidden_dropout are applied in training.
+ * Refused: add_cross_attention true (an encoder-decoder layer tunekit does not build).
+ * Not applied: attn_pdrop (attention-probability dropout; the fused attention kernel has none), a
+ * training-only difference: eval-mode logits are unaffected.
  */
 import { Module, ModuleList } from '../nn/module.js';
 import { Linear, Embedding, LayerNorm, Dropout, type LinearLike } from '../nn/layers.js';
+import { activate, parseActivation, type ActivationName } from '../nn/activation.js';
 import { Tensor } from '../tensor/tensor.js';
+import { TunekitError } from '../errors.js';
 import * as F from '../autograd/ops.js';
 import { registerArchitecture } from './registry.js';
 import {
-  type ModelConfig, type ModelInputs, type ModelOutput, type PretrainedModel, type Task,
-  positionIds, lastTokenRows, splitHeads, mergeHeads, extendKV, cachedLength, keyMask, field, numLabelsOf,
+  type ModelConfig, type ModelInputs, type ModelOutput, type PretrainedModel, type Task, type ParameterShapes,
+  positionIds, lastTokenRows, splitHeads, mergeHeads, extendKV, cachedLength, keyMask, numLabelsOf,
+  configObject, sizeField, numberField, dropoutField, boolField, tokenIdField, refuseUnless, checkParameterBudget, checkSequenceLength,
 } from './common.js';
 
 export interface GPT2Config extends ModelConfig {
+  /** MLP width (n_inner, default 4 * n_embd) */
+  innerSize: number;
   layerNormEps: number;
   residDropout: number;
   embdDropout: number;
-  activation: 'tanh' | 'erf';
+  /** dropout before the token-classification head */
+  classifierDropout: number;
+  activation: ActivationName;
+  /** scores * 1/sqrt(head_dim) (scale_attn_weights) */
+  scaleAttnWeights: boolean;
+  /** scores additionally / (layer + 1) (scale_attn_by_inverse_layer_idx) */
+  scaleAttnByInverseLayerIdx: boolean;
 }
 
-export function parseGPT2Config(raw: Record<string, unknown>): GPT2Config {
-  const hidden = field<number>(raw, ['n_embd', 'hidden_size']);
-  const heads = field<number>(raw, ['n_head', 'num_attention_heads']);
-  const act = field<string>(raw, ['activation_function'], 'gelu_new');
+/**
+ * Parses a GPT-2 config.json; every field that changes the numbers is checked (see the file header).
+ * @example const cfg = parseGPT2Config({ model_type: 'gpt2', vocab_size: 97, n_embd: 48, n_layer: 2, n_head: 3 });
+ */
+export function parseGPT2Config(rawIn: Record<string, unknown>): GPT2Config {
+  const raw = configObject(rawIn);
+  const vocab = sizeField(raw, ['vocab_size'], 'vocab', 50257);
+  const hidden = sizeField(raw, ['n_embd', 'hidden_size'], 'width', 768);
+  const heads = sizeField(raw, ['n_head', 'num_attention_heads'], 'heads', 12);
+  if (hidden % heads !== 0) throw new TunekitError('ERR_CONFIG', `config.json: n_embd ${hidden} is not divisible by n_head ${heads}`);
+  const positions = sizeField(raw, ['n_positions', 'max_position_embeddings'], 'positions', 1024);
+  refuseUnless(raw, 'add_cross_attention', [undefined, null, false], 'GPT-2 cross-attention layers (encoder-decoder use) are not built by tunekit');
+  boolField(raw, ['reorder_and_upcast_attn'], false); // checked; a no-op in f32 (see the header)
+  dropoutField(raw, ['attn_pdrop'], 0.1); // checked; not applied (see the header)
   return {
     modelType: 'gpt2',
-    vocabSize: field(raw, ['vocab_size']),
+    vocabSize: vocab,
     hiddenSize: hidden,
-    numLayers: field(raw, ['n_layer', 'num_hidden_layers']),
+    numLayers: sizeField(raw, ['n_layer', 'num_hidden_layers'], 'layers', 12),
     numHeads: heads,
     numKvHeads: heads,
     headDim: hidden / heads,
-    maxPositions: field(raw, ['n_positions', 'max_position_embeddings'], 1024),
+    maxPositions: positions,
+    maxSequenceLength: positions,
     numLabels: numLabelsOf(raw),
-    padTokenId: (raw.pad_token_id as number | undefined) ?? null,
-    bosTokenId: (raw.bos_token_id as number) ?? null,
-    eosTokenId: (raw.eos_token_id as number) ?? null,
-    tieWordEmbeddings: (raw.tie_word_embeddings as boolean) ?? true,
-    layerNormEps: field(raw, ['layer_norm_epsilon'], 1e-5),
-    residDropout: field(raw, ['resid_pdrop'], 0.1),
-    embdDropout: field(raw, ['embd_pdrop'], 0.1),
-    activation: act === 'gelu' ? 'erf' : 'tanh',
+    padTokenId: tokenIdField(raw, 'pad_token_id', vocab, null),
+    bosTokenId: tokenIdField(raw, 'bos_token_id', vocab, 50256),
+    eosTokenId: tokenIdField(raw, 'eos_token_id', vocab, 50256),
+    tieWordEmbeddings: boolField(raw, ['tie_word_embeddings'], true),
+    innerSize: sizeField(raw, ['n_inner'], 'width', 4 * hidden),
+    layerNormEps: numberField(raw, ['layer_norm_epsilon'], 1e-5, { min: 0 }),
+    residDropout: dropoutField(raw, ['resid_pdrop'], 0.1),
+    embdDropout: dropoutField(raw, ['embd_pdrop'], 0.1),
+    classifierDropout: dropoutField(raw, ['classifier_dropout', 'hidden_dropout'], 0.1),
+    activation: parseActivation('activation_function', raw.activation_function === undefined ? 'gelu_new' : raw.activation_function),
+    scaleAttnWeights: boolField(raw, ['scale_attn_weights'], true),
+    scaleAttnByInverseLayerIdx: boolField(raw, ['scale_attn_by_inverse_layer_idx'], false),
     raw,
   };
+}
+
+/**
+ * Every parameter a GPT-2 of this config and task has, name -> shape (no allocation).
+ * @example gpt2ParameterShapes(cfg, 'causal_lm').length // 4 + 12 * n_layer (+1 untied head)
+ */
+export function gpt2ParameterShapes(cfg: GPT2Config, task: Task): ParameterShapes {
+  const C = cfg.hiddenSize, I = cfg.innerSize, L = cfg.numLabels;
+  const out: ParameterShapes = [['transformer.wte.weight', [cfg.vocabSize, C]], ['transformer.wpe.weight', [cfg.maxPositions, C]]];
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const h = `transformer.h.${i}`;
+    out.push(
+      [`${h}.ln_1.weight`, [C]], [`${h}.ln_1.bias`, [C]],
+      [`${h}.attn.c_attn.weight`, [C, 3 * C]], [`${h}.attn.c_attn.bias`, [3 * C]],
+      [`${h}.attn.c_proj.weight`, [C, C]], [`${h}.attn.c_proj.bias`, [C]],
+      [`${h}.ln_2.weight`, [C]], [`${h}.ln_2.bias`, [C]],
+      [`${h}.mlp.c_fc.weight`, [C, I]], [`${h}.mlp.c_fc.bias`, [I]],
+      [`${h}.mlp.c_proj.weight`, [I, C]], [`${h}.mlp.c_proj.bias`, [C]],
+    );
+  }
+  out.push(['transformer.ln_f.weight', [C]], ['transformer.ln_f.bias', [C]]);
+  if (task === 'seq_cls') out.push(['score.weight', [L, C]]);
+  else if (task === 'token_cls') out.push(['classifier.weight', [L, C]], ['classifier.bias', [L]]);
+  else if (!cfg.tieWordEmbeddings) out.push(['lm_head.weight', [cfg.vocabSize, C]]);
+  return out;
 }
 
 class GPT2Attention extends Module {
@@ -58,13 +119,20 @@ class GPT2Attention extends Module {
     this.c_proj = this.module('c_proj', new Linear(C, C, { layout: 'in_out' }));
     this.resid_dropout = this.module('resid_dropout', new Dropout(cfg.residDropout));
   }
+  /** transformers' GPT2Attention.scaling: 1/sqrt(D) unless scale_attn_weights is false, / (layer + 1) with scale_attn_by_inverse_layer_idx */
+  get scaling(): number {
+    let s = this.cfg.scaleAttnWeights ? this.cfg.headDim ** -0.5 : 1;
+    if (this.cfg.scaleAttnByInverseLayerIdx) s /= this.layer + 1;
+    return s;
+  }
   forward(x: Tensor, inputs: ModelInputs): Tensor {
     const [B, T, C] = x.shape as [number, number, number];
     const H = this.cfg.numHeads;
+    const scale = this.scaling;
     const qkv = this.c_attn.forward(x); // [B, T, 3C]
     if (!inputs.cache && !inputs.prefix) {
       // no KV cache or prefix to join: attend straight from the packed projection (fewer copies)
-      const a = F.qkvAttention(qkv, H, { causal: true, keyMask: keyMask(B, T, inputs) });
+      const a = F.qkvAttention(qkv, H, { causal: true, keyMask: keyMask(B, T, inputs), scale });
       return this.resid_dropout.forward(this.c_proj.forward(a));
     }
     const q = splitHeads(F.slice(qkv, 2, 0, C), H);
@@ -72,7 +140,7 @@ class GPT2Attention extends Module {
     const vNew = splitHeads(F.slice(qkv, 2, 2 * C, 3 * C), H);
     const { k, v } = extendKV(this.layer, kNew.contiguous(), vNew.contiguous(), inputs);
     const mask = keyMask(B, k.shape[2]!, inputs);
-    const a = F.attention(q, k, v, { causal: true, keyMask: mask });
+    const a = F.attention(q, k, v, { causal: true, keyMask: mask, scale });
     return this.resid_dropout.forward(this.c_proj.forward(mergeHeads(a)));
   }
 }
@@ -84,13 +152,13 @@ class GPT2MLP extends Module {
   constructor(readonly cfg: GPT2Config) {
     super();
     const C = cfg.hiddenSize;
-    const inner = (cfg.raw.n_inner as number | null) ?? 4 * C;
+    const inner = cfg.innerSize;
     this.c_fc = this.module('c_fc', new Linear(C, inner, { layout: 'in_out' }));
     this.c_proj = this.module('c_proj', new Linear(inner, C, { layout: 'in_out' }));
     this.dropout = this.module('dropout', new Dropout(cfg.residDropout));
   }
   forward(x: Tensor): Tensor {
-    const h = F.gelu(this.c_fc.forward(x), this.cfg.activation);
+    const h = activate(this.c_fc.forward(x), this.cfg.activation);
     return this.dropout.forward(this.c_proj.forward(h));
   }
 }
@@ -130,12 +198,15 @@ export class GPT2Model extends Module {
     this.ln_f = this.module('ln_f', new LayerNorm(cfg.hiddenSize, cfg.layerNormEps));
   }
   forward(inputs: ModelInputs): Tensor<'f32'> {
-    const emb = inputs.inputsEmbeds ?? this.wte.forward(inputs.inputIds!);
-    const [B, T] = emb.shape as [number, number, number];
     const past = cachedLength(inputs);
+    const P = inputs.prefix?.[0]?.k.shape[2] ?? 0;
+    const T = inputs.inputsEmbeds ? inputs.inputsEmbeds.shape[1]! : inputs.inputIds!.shape[1]!;
+    // positions index wpe [n_positions, C]: refuse before the lookup fails with an index error
+    checkSequenceLength(this.cfg, P, past, T, 'n_positions');
+    const emb = inputs.inputsEmbeds ?? this.wte.forward(inputs.inputIds!);
+    const B = emb.shape[0]!;
     const pos = positionIds(B, T, inputs.attentionMask, past);
     // prefix tuning: the real tokens' positions start after the virtual ones (as with PEFT)
-    const P = inputs.prefix?.[0]?.k.shape[2] ?? 0;
     if (P > 0) {
       const d = pos.data() as Int32Array; // in-place edit of the positions tensor
       for (let i = 0; i < d.length; i++) d[i] = d[i]! + P;
@@ -146,16 +217,30 @@ export class GPT2Model extends Module {
   }
 }
 
-/** GPT-2 with a task head: tied LM head, `score` [labels, C] (no bias) or a token classifier. */
+/**
+ * GPT-2 with a task head: the LM head (tied to wte, or `lm_head` [V, C] when
+ * tie_word_embeddings is false), `score` [labels, C] (no bias) on the last real token, or a
+ * token classifier after dropout.
+ * @example const { model } = loadPretrained('models/tunekit-gpt2-small'); model.forward({ inputIds }).logits // [B, T, V]
+ */
 export class GPT2 extends Module implements PretrainedModel {
   transformer: GPT2Model;
+  lm_head: LinearLike | null = null;
   score: LinearLike | null = null;
+  dropout: Dropout | null = null;
   classifier: LinearLike | null = null;
   constructor(readonly config: GPT2Config, readonly task: Task) {
     super();
+    checkParameterBudget('gpt2', gpt2ParameterShapes(config, task)); // before allocating anything
     this.transformer = this.module('transformer', new GPT2Model(config));
     if (task === 'seq_cls') this.score = this.module('score', new Linear(config.hiddenSize, config.numLabels, { bias: false }));
-    if (task === 'token_cls') this.classifier = this.module('classifier', new Linear(config.hiddenSize, config.numLabels));
+    if (task === 'token_cls') {
+      this.dropout = this.module('dropout', new Dropout(config.classifierDropout));
+      this.classifier = this.module('classifier', new Linear(config.hiddenSize, config.numLabels));
+    }
+    if (task !== 'seq_cls' && task !== 'token_cls' && !config.tieWordEmbeddings) {
+      this.lm_head = this.module('lm_head', new Linear(config.hiddenSize, config.vocabSize, { bias: false }));
+    }
   }
   tokenEmbeddings(): Tensor {
     return this.transformer.wte.weight;
@@ -171,7 +256,8 @@ export class GPT2 extends Module implements PretrainedModel {
       const pooled = F.gatherRows(F.reshape(hidden, [B * T, C]), rows);
       return { logits: this.score!.forward(pooled), hidden };
     }
-    if (this.task === 'token_cls') return { logits: this.classifier!.forward(hidden), hidden };
+    if (this.task === 'token_cls') return { logits: this.classifier!.forward(this.dropout!.forward(hidden)), hidden };
+    if (this.lm_head) return { logits: this.lm_head.forward(hidden), hidden };
     // tied head: logits = h wte^T
     return { logits: F.matmul(hidden, this.transformer.wte.weight, { transB: true }), hidden };
   }
@@ -180,9 +266,11 @@ export class GPT2 extends Module implements PretrainedModel {
 registerArchitecture('gpt2', {
   parseConfig: parseGPT2Config,
   build: (config, task) => new GPT2(config as GPT2Config, task),
+  parameterShapes: (config, task) => gpt2ParameterShapes(config as GPT2Config, task),
   mapKey(key, task) {
     if (/\.attn\.(bias|masked_bias)$/.test(key)) return null; // causal-mask buffers of old files
-    if (key === 'lm_head.weight') return null; // tied to wte
+    // the LM head: a parameter when untied; a tied model has none, so the key is listed as unused
+    if (key === 'lm_head.weight') return task === 'seq_cls' || task === 'token_cls' ? null : key;
     if (key.startsWith('score.') || key.startsWith('classifier.')) return task === 'seq_cls' || task === 'token_cls' ? key : null;
     return key.startsWith('transformer.') ? key : `transformer.${key}`;
   },

@@ -3,15 +3,15 @@
  * are read one tensor at a time by their transformers names, and saving writes what
  * transformers loads (config.json + model.safetensors, atomically).
  */
-import { existsSync, readFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { TunekitError } from '../errors.js';
+import { TunekitError, describe } from '../errors.js';
 import { openCheckpoint, writeSafetensors, type RawTensor } from '../io/safetensors.js';
 import { writeJsonAtomicSync } from '../io/atomic.js';
-import { architectureFor } from './registry.js';
+import { architectureFor, type Architecture } from './registry.js';
 import './architectures.js';
 import { f32FromRaw, rawFromTensor } from './weights.js';
-import type { PretrainedModel, Task } from './common.js';
+import { configObject, checkParameterBudget, CONFIG_LIMITS, type PretrainedModel, type Task, type ParameterShapes } from './common.js';
 import type { DType } from '../tensor/dtype.js';
 import { noGrad } from '../autograd/tape.js';
 import { withDeferredInit } from '../nn/init.js';
@@ -31,14 +31,70 @@ export interface LoadReport {
   unused: string[];
 }
 
-/** Reads and parses config.json of a Hugging Face folder. */
+/** Largest config.json read (released ones are a few KB; a long id2label list a few MB). */
+export const MAX_CONFIG_JSON_BYTES = 16 * 2 ** 20;
+
+/**
+ * Reads and parses config.json of a Hugging Face folder: a regular file (a FIFO would block the
+ * read forever) of at most MAX_CONFIG_JSON_BYTES holding a JSON object.
+ * @example const raw = readConfig('test/fixtures/models/gpt2_lm'); raw.model_type // 'gpt2'
+ */
 export function readConfig(dir: string): Record<string, unknown> {
   const path = join(dir, 'config.json');
   if (!existsSync(path)) throw new TunekitError('ERR_NOT_FOUND', `no config.json in ${dir}: expected a Hugging Face model folder`);
+  const st = statSync(path);
+  if (!st.isFile()) throw new TunekitError('ERR_IO', `${path} is not a regular file`);
+  if (st.size > MAX_CONFIG_JSON_BYTES) throw new TunekitError('ERR_LIMIT', `${path} is ${st.size} bytes, over the ${MAX_CONFIG_JSON_BYTES}-byte limit for a model config`);
+  let parsed: unknown;
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     throw new TunekitError('ERR_FORMAT', `${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  return configObject(parsed, path);
+}
+
+/** Checks LoadOptions' numLabels / labels (a head of 0 labels once failed deep in a GEMM). */
+function checkLabelOptions(opts: LoadOptions): void {
+  const max = CONFIG_LIMITS.labels;
+  if (opts.numLabels !== undefined && (typeof opts.numLabels !== 'number' || !Number.isInteger(opts.numLabels) || opts.numLabels < 1 || opts.numLabels > max)) {
+    throw new TunekitError('ERR_VALUE', `loadPretrained: expected numLabels to be an integer in [1, ${max}] but received ${describe(opts.numLabels)}`);
+  }
+  if (opts.labels !== undefined && (!Array.isArray(opts.labels) || opts.labels.length < 1 || opts.labels.length > max || opts.labels.some((l) => typeof l !== 'string'))) {
+    throw new TunekitError('ERR_VALUE', `loadPretrained: expected labels to be 1 to ${max} label names (strings) but received ${describe(opts.labels)}`);
+  }
+}
+
+/**
+ * Compares the checkpoint's tensors (their headers only) with the parameters the config implies,
+ * before the model is built: a config whose sizes disagree with the weights fails at once,
+ * naming the tensors, without allocating the model it describes.
+ */
+function checkCheckpointAgainstConfig(dir: string, arch: Architecture, shapes: ParameterShapes, task: Task): void {
+  const want = new Map(shapes);
+  const seen = new Set<string>();
+  const mismatched: string[] = [];
+  const ckpt = openCheckpoint(dir);
+  try {
+    for (const key of ckpt.names) {
+      const name = arch.mapKey(key, task);
+      if (name === null || !want.has(name)) continue;
+      seen.add(name);
+      const shape = want.get(name)!;
+      const got = ckpt.info(key).shape;
+      if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
+        mismatched.push(`checkpoint tensor '${key}' has shape [${got}] but the model built from config.json expects [${shape}] for '${name}'`);
+      }
+    }
+  } finally {
+    ckpt.close();
+  }
+  if (mismatched.length) {
+    throw new TunekitError('ERR_SHAPE', `${mismatched[0]}${mismatched.length > 1 ? `; and ${mismatched.length - 1} more: ${mismatched.slice(1, 5).join('; ')}${mismatched.length > 5 ? '; ...' : ''}` : ''} (check config.json's sizes against the weights in ${dir})`);
+  }
+  const missingTrunk = shapes.map(([n]) => n).filter((n) => !seen.has(n) && !isHeadParam(n));
+  if (missingTrunk.length) {
+    throw new TunekitError('ERR_FORMAT', `checkpoint in ${dir} lacks ${missingTrunk.length} weight(s) the model needs: ${missingTrunk.slice(0, 5).join(', ')}${missingTrunk.length > 5 ? ', ...' : ''} (does config.json describe these weights? e.g. its number of layers)`);
   }
 }
 
@@ -50,6 +106,7 @@ export function readConfig(dir: string): Record<string, unknown> {
 export function loadPretrained(dir: string, opts: LoadOptions = {}): { model: PretrainedModel; report: LoadReport } {
   const raw = { ...readConfig(dir) };
   const task = opts.task ?? 'causal_lm';
+  checkLabelOptions(opts);
   if (opts.labels) {
     raw.id2label = Object.fromEntries(opts.labels.map((l, i) => [String(i), l]));
     raw.label2id = Object.fromEntries(opts.labels.map((l, i) => [l, i]));
@@ -60,6 +117,10 @@ export function loadPretrained(dir: string, opts: LoadOptions = {}): { model: Pr
   }
   const arch = architectureFor(raw.model_type);
   const config = arch.parseConfig(raw);
+  // sizes, parameter count and the checkpoint's shapes are checked before anything is allocated
+  const shapes = arch.parameterShapes(config, task);
+  checkParameterBudget(config.modelType, shapes);
+  checkCheckpointAgainstConfig(dir, arch, shapes, task);
   // weights the checkpoint provides are never randomly filled first (see lib/nn/init.ts)
   const { value: model, initialise } = withDeferredInit(() => arch.build(config, task));
   let report: LoadReport;

@@ -1,14 +1,20 @@
 /**
  * Model registry keyed by config.json's `model_type`. Adding an architecture is one entry.
  */
-import { TunekitError } from '../errors.js';
-import type { PretrainedModel, Task, ModelConfig } from './common.js';
+import { TunekitError, describe } from '../errors.js';
+import type { PretrainedModel, Task, ModelConfig, ParameterShapes } from './common.js';
 
 export interface Architecture {
   /** config.json -> our config */
   parseConfig(raw: Record<string, unknown>): ModelConfig;
   /** a model with freshly initialised weights */
   build(config: ModelConfig, task: Task): PretrainedModel;
+  /**
+   * Every parameter `build` would create, name -> shape, computed from the config alone (no
+   * allocation): the loader checks the parameter count and the checkpoint's shapes against it
+   * before building anything. Must list exactly build's namedParameters (a test checks it).
+   */
+  parameterShapes(config: ModelConfig, task: Task): ParameterShapes;
   /** checkpoint key -> our parameter name (null to ignore the key, e.g. non-persistent buffers) */
   mapKey(key: string, task: Task): string | null;
   /** our parameter name -> the key transformers saves */
@@ -28,10 +34,15 @@ export function registerArchitecture(modelType: string, arch: Architecture): voi
 }
 
 export function architectureFor(modelType: unknown): Architecture {
-  const a = typeof modelType === 'string' ? registry.get(modelType) : undefined;
-  if (!a) {
-    throw new TunekitError('ERR_CONFIG', `Unknown model_type ${JSON.stringify(modelType)}: supported are ${[...registry.keys()].map((k) => `'${k}'`).join(', ')}`);
+  const supported = [...registry.keys()].map((k) => `'${k}'`).join(', ');
+  if (modelType === undefined || modelType === null) {
+    throw new TunekitError('ERR_CONFIG', `config.json has no model_type: expected one of ${supported}`);
   }
+  if (typeof modelType !== 'string') {
+    throw new TunekitError('ERR_CONFIG', `config.json: expected model_type to be a string (one of ${supported}) but received ${describe(modelType)}`);
+  }
+  const a = registry.get(modelType);
+  if (!a) throw new TunekitError('ERR_CONFIG', `Unknown model_type ${JSON.stringify(modelType)}: supported are ${supported}`);
   return a;
 }
 

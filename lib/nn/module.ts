@@ -6,8 +6,56 @@ import { Tensor } from '../tensor/tensor.js';
 import { keep } from '../tensor/scope.js';
 import { TunekitError } from '../errors.js';
 
+/**
+ * Depth of the `inferenceMode` calls under way. Forward passes are synchronous, so a scope that
+ * is entered and left around one forward is never seen by another async task (a `fit()` running
+ * beside a `generate()` only runs between the generator's steps, when the depth is back to 0).
+ */
+let inferenceDepth = 0;
+
+/**
+ * Runs `fn` (synchronous) with every module behaving as in eval mode (no dropout), without
+ * changing any module's own mode: `generate()` runs its forward passes this way, so a model a
+ * trainer set to train mode stays in train mode for the trainer, even when generation and
+ * training interleave.
+ * @example const logits = noGrad(() => inferenceMode(() => model.forward(inputs).logits));
+ */
+export function inferenceMode<T>(fn: () => T): T {
+  inferenceDepth++;
+  try {
+    const out = fn();
+    if (out instanceof Promise) throw new TunekitError('ERR_VALUE', 'inferenceMode: expected a synchronous function (the scope must not span an await)');
+    return out;
+  } finally {
+    inferenceDepth--;
+  }
+}
+
+/** Whether an `inferenceMode` scope is under way. */
+export function inInferenceMode(): boolean {
+  return inferenceDepth > 0;
+}
+
 export abstract class Module {
-  training = true;
+  private _training = true;
+
+  /**
+   * Train mode (dropout active): the mode set by `train()` / `eval()`, read as false inside an
+   * `inferenceMode` scope. Layers test this flag, so an inference scope turns every dropout off
+   * without touching the stored mode.
+   */
+  get training(): boolean {
+    return this._training && inferenceDepth === 0;
+  }
+
+  set training(on: boolean) {
+    this._training = on;
+  }
+
+  /** The mode set by train()/eval(), whatever scope is under way. */
+  get trainingMode(): boolean {
+    return this._training;
+  }
   private readonly _params = new Map<string, Tensor | null>();
   private readonly _buffers = new Map<string, Tensor>();
   private readonly _modules = new Map<string, Module>();

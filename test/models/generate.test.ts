@@ -145,7 +145,8 @@ describe('sampling and stopping', () => {
     const { model } = loadPretrained(dir('mistral_lm'));
     const ok = await generate(model, [[1, 2, 3]], { maxNewTokens: 14, eosTokenId: null });
     expect(ok.sequences[0]!.length).toBe(14); // the last forward sees 3 + 13 = 16 tokens
-    await expect(generate(model, [[1, 2, 3]], { maxNewTokens: 15, eosTokenId: null })).rejects.toThrow(/17 attended tokens exceed sliding_window 16/);
+    // refused before generating anything: 3 + 15 - 1 = 17 positions (generate checks maxSequenceLength)
+    await expect(generate(model, [[1, 2, 3]], { maxNewTokens: 15, eosTokenId: null })).rejects.toThrow(/need 17 positions, over the 16/);
   });
 
   it('refuses bad arguments with clear messages', async () => {
@@ -153,7 +154,7 @@ describe('sampling and stopping', () => {
     await expect(generate(model, [], {})).rejects.toThrow(/non-empty array/);
     await expect(generate(model, [[1, 200]], {})).rejects.toThrow(/\[0, 97\)/);
     await expect(generate(model, [[1]], { topP: 0 })).rejects.toThrow(/topP in \(0, 1\]/);
-    await expect(generate(model, [[1]], { maxNewTokens: 64 })).rejects.toThrow(/64 positions/);
+    await expect(generate(model, [[1]], { maxNewTokens: 65 })).rejects.toThrow(/64 positions/);
     const { model: cls } = loadPretrained(dir('gpt2_seqcls'), { task: 'seq_cls' });
     await expect(generate(cls, [[1]], {})).rejects.toThrow(TunekitError);
   });
