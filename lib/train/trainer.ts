@@ -246,6 +246,7 @@ export class Trainer {
     this.fitStarted = true;
     try {
       let from = opts.resumeFrom;
+      let checked: TrainerState | undefined;
       if (opts.resume) {
         if (from !== undefined) throw new TunekitError('ERR_VALUE', 'fit: give resume or resumeFrom, not both');
         if (!this.outputDir) throw new TunekitError('ERR_STATE', 'fit({ resume: true }) needs an outputDir to find the checkpoint in');
@@ -254,19 +255,21 @@ export class Trainer {
         if (ck.removed.length) opts.log?.(`removed older or incomplete checkpoint folders: ${ck.removed.join(', ')}`);
         opts.log?.(`resuming from ${ck.dir} (step ${ck.step} of ${this.totalSteps})`);
         from = ck.dir;
+        checked = ck.state;
       }
-      return await this.run(from);
+      return await this.run(from, checked);
     } finally {
       this.dispose();
     }
   }
 
-  private async run(resumeFrom: string | undefined): Promise<FitResult> {
+  /** `checkedState`: resumeFrom's state when it was just verified (the hashes are not read twice) */
+  private async run(resumeFrom: string | undefined, checkedState?: TrainerState): Promise<FitResult> {
     const s = this.settings;
     const total = this.totalSteps;
     const metricsPath = this.outputDir ? join(this.outputDir, 'metrics.jsonl') : null;
     if (resumeFrom) {
-      const { state } = readCheckpoint(resumeFrom);
+      const state = checkedState ?? readCheckpoint(resumeFrom).state;
       this.checkResumable(resumeFrom, state, total);
       this.restore(resumeFrom, state);
       if (metricsPath && existsSync(metricsPath)) truncateMetrics(metricsPath, this.step);
