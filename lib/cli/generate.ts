@@ -6,8 +6,7 @@ import { resolveModelPath } from '../models/builtin.js';
 import { generate } from '../models/generate.js';
 import type { PretrainedModel } from '../models/common.js';
 import { Tokenizer } from '../tokenizer/index.js';
-import { readAdapterFolder } from '../peft/base/adapter_io.js';
-import { peftMethodFor } from '../peft/base/registry.js';
+import { loadPeftFolder } from '../peft/index.js';
 import '../peft/index.js';
 
 const HELP = `Usage: tunekit generate --prompt <text> [options]
@@ -41,9 +40,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const tok = Tokenizer.fromFolder(dir);
   let { model } = loadPretrained(dir, { task: 'causal_lm' }) as { model: PretrainedModel };
   if (values.adapter) {
-    const { config } = readAdapterFolder(values.adapter);
-    const peft = peftMethodFor(String(config.peft_type)).create(model, { ...config, init_lora_weights: true }, 'default');
-    peft.loadAdapterWeights(values.adapter);
+    const peft = loadPeftFolder(model, values.adapter);
     peft.eval();
     model = peft as unknown as PretrainedModel;
   }

@@ -8,6 +8,12 @@
  *
  * Readers here never load a whole file: `open*` parses the header only and `read(name)` reads
  * one tensor with positioned reads, so checkpoints larger than memory-friendly buffers work.
+ * Only regular files are read (a FIFO, a directory or a device is refused at once, never read),
+ * and the header length is checked against the file size and a 100 MB limit before anything is
+ * allocated. Headers are judged as the reference (the Rust/Python `safetensors` library) judges
+ * them: see safetensors_header.ts. Every dtype of the format is read (U16, U32, U64, C64, the FP8,
+ * F6 and F4 variants too) as raw bytes; which of them tunekit can compute with is the tensor
+ * layer's business (lib/models/weights.ts says so when it converts).
  * Writers are atomic (temporary file, fsync, rename): a crash never leaves a half-written
  * checkpoint under the final name.
  */
@@ -16,24 +22,24 @@ import * as path from 'node:path';
 import * as nodePath from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TunekitError } from '../errors.js';
+import { DTYPE_BITS, HeaderError, isSafetensorsDtype, parseSafetensorsHeader, type SafetensorsDtype } from './safetensors_header.js';
 
-/** The dtypes of the safetensors format. */
-export type SafetensorsDtype =
-  | 'F64' | 'F32' | 'F16' | 'BF16'
-  | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL'
-  | 'F8_E4M3' | 'F8_E5M2';
+export { DTYPE_BITS, type SafetensorsDtype };
 
-/** Bytes per element of each dtype. */
-export const DTYPE_SIZE: Readonly<Record<SafetensorsDtype, number>> = Object.freeze({
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1,
-});
+/**
+ * Bytes per element of each dtype: bits / 8, so fractional for the sub-byte dtypes (F4 0.5,
+ * F6_* 0.75), whose tensors must hold a whole number of bytes.
+ */
+export const DTYPE_SIZE: Readonly<Record<SafetensorsDtype, number>> = Object.freeze(
+  Object.fromEntries(Object.entries(DTYPE_BITS).map(([k, bits]) => [k, bits / 8])) as Record<SafetensorsDtype, number>,
+);
 
 /** One tensor as raw bytes: what the writers take and `readTensor` returns. */
 export interface RawTensor {
   name: string;
   dtype: SafetensorsDtype;
   shape: number[];
-  /** C-order little-endian bytes; length = product(shape) * DTYPE_SIZE[dtype]. */
+  /** C-order little-endian bytes; length = product(shape) * DTYPE_BITS[dtype] / 8. */
   bytes: Uint8Array;
 }
 
@@ -74,14 +80,13 @@ export interface SafetensorsReader {
 
 /** Larger headers are refused as absurd (the reference implementation uses the same bound). */
 const MAX_HEADER_BYTES = 100_000_000;
+/** Largest `model.safetensors.index.json` read (real ones are well under 1 MB). */
+const MAX_INDEX_BYTES = 100_000_000;
 /** Node's fs calls move at most 2 GiB - 1 at once; larger tensors are read in pieces. */
 const IO_CHUNK = 1 << 30;
 
-const DTYPES = new Set(Object.keys(DTYPE_SIZE));
-
-function isDtype(value: unknown): value is SafetensorsDtype {
-  return typeof value === 'string' && DTYPES.has(value);
-}
+const DTYPES = Object.keys(DTYPE_BITS) as SafetensorsDtype[];
+const isDtype = isSafetensorsDtype;
 
 function formatError(file: string, message: string, code = 'ERR_FORMAT'): TunekitError {
   return new TunekitError(code, `${file}: ${message}`);
@@ -97,6 +102,48 @@ function shapeProduct(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
   return n;
+}
+
+/** Bytes of `shape` of `dtype`, or null when the bits do not fill whole bytes (sub-byte dtypes). */
+function byteLength(shape: readonly number[], dtype: SafetensorsDtype): number | null {
+  const bits = shapeProduct(shape) * DTYPE_BITS[dtype];
+  return bits % 8 === 0 ? bits / 8 : null;
+}
+
+/** What a non-regular file is, for messages. */
+function fileKind(stat: fs.Stats): string {
+  if (stat.isDirectory()) return 'a directory';
+  if (stat.isFIFO()) return 'a FIFO (named pipe)';
+  if (stat.isCharacterDevice()) return 'a character device';
+  if (stat.isBlockDevice()) return 'a block device';
+  if (stat.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * Opens `file` for reading only if it is a regular file. O_NONBLOCK makes the open of a FIFO
+ * return at once instead of waiting for a writer; fstat on the descriptor (not a stat of the
+ * path) then refuses anything but a regular file, so nothing is ever read from a pipe or device.
+ */
+function openRegularFile(file: string, what: string): { fd: number; size: number } {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+  } catch (err) {
+    throw ioError(file, `open ${what}`, err);
+  }
+  let stat: fs.Stats;
+  try {
+    stat = fs.fstatSync(fd);
+  } catch (err) {
+    fs.closeSync(fd);
+    throw ioError(file, `stat ${what}`, err);
+  }
+  if (!stat.isFile()) {
+    fs.closeSync(fd);
+    throw new TunekitError('ERR_IO', `${file}: expected a regular file (${what}) but it is ${fileKind(stat)}; only regular files are read`);
+  }
+  return { fd, size: stat.size };
 }
 
 function isDim(d: unknown): d is number {
@@ -129,83 +176,6 @@ function writeFully(fd: number, bytes: Uint8Array): void {
   }
 }
 
-/**
- * Parses and validates a header. Checks, in this order: each entry's shape and dtype, that
- * shape product times dtype size equals the byte length, and that the offsets, sorted, cover
- * [0, dataLength) exactly (no gap, overlap, or range past the end of the file).
- */
-function parseHeader(file: string, json: string, dataLength: number): {
-  entries: Map<string, TensorInfo>; names: string[]; metadata: Record<string, string>;
-} {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(json);
-  } catch (err) {
-    throw formatError(file, `header is not valid JSON (${(err as Error).message})`);
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw formatError(file, `header must be a JSON object but is ${Array.isArray(parsed) ? 'an array' : typeof parsed}`);
-  }
-  const metadata: Record<string, string> = {};
-  const entries = new Map<string, TensorInfo>();
-  for (const [name, value] of Object.entries(parsed as Record<string, unknown>)) {
-    if (name === '__metadata__') {
-      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-        throw formatError(file, `__metadata__ must be an object of strings`);
-      }
-      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-        if (typeof v !== 'string') {
-          throw formatError(file, `__metadata__.${k} must be a string but is ${JSON.stringify(v)}`);
-        }
-        metadata[k] = v;
-      }
-      continue;
-    }
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw formatError(file, `tensor "${name}": header entry must be an object`);
-    }
-    const { dtype, shape, data_offsets: offsets } = value as Record<string, unknown>;
-    if (!isDtype(dtype)) {
-      throw formatError(file, `tensor "${name}": unknown dtype ${JSON.stringify(dtype)} (expected one of ${[...DTYPES].join(', ')})`, 'ERR_DTYPE');
-    }
-    if (!Array.isArray(shape) || !shape.every(isDim)) {
-      throw formatError(file, `tensor "${name}": shape must be an array of non-negative integers but is ${JSON.stringify(shape)}`, 'ERR_SHAPE');
-    }
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isDim) || offsets[0] > offsets[1]) {
-      throw formatError(file, `tensor "${name}": data_offsets must be [begin, end] with 0 <= begin <= end but is ${JSON.stringify(offsets)}`);
-    }
-    const [begin, end] = offsets as [number, number];
-    const expected = shapeProduct(shape) * DTYPE_SIZE[dtype];
-    if (end - begin !== expected) {
-      throw formatError(file, `tensor "${name}": shape [${shape.join(', ')}] of ${dtype} needs ${expected} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`, 'ERR_SHAPE');
-    }
-    entries.set(name, { name, dtype, shape: [...shape], dataOffsets: [begin, end], file });
-  }
-  // Sorted by begin (then end, so zero-length tensors come first at a shared offset), the
-  // ranges must tile [0, dataLength).
-  const sorted = [...entries.values()].sort((a, b) => a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1]);
-  let cursor = 0;
-  let previous: TensorInfo | null = null;
-  for (const t of sorted) {
-    const [begin, end] = t.dataOffsets;
-    if (end > dataLength) {
-      throw formatError(file, `tensor "${t.name}": data_offsets [${begin}, ${end}] run past the end of the data (${dataLength} bytes); the file is truncated or the header is wrong`);
-    }
-    if (begin < cursor) {
-      throw formatError(file, `tensor "${t.name}": data_offsets [${begin}, ${end}] overlap tensor "${previous?.name}" (which ends at ${cursor})`);
-    }
-    if (begin > cursor) {
-      throw formatError(file, `tensor "${t.name}": data_offsets start at ${begin} but the previous tensor ends at ${cursor}; tensors must cover the data contiguously`);
-    }
-    cursor = end;
-    previous = t;
-  }
-  if (cursor !== dataLength) {
-    throw formatError(file, `tensors cover ${cursor} bytes of data but the file holds ${dataLength} after the header`);
-  }
-  return { entries, names: sorted.map((t) => t.name), metadata };
-}
-
 class FileReader implements SafetensorsReader {
   readonly names: readonly string[];
   readonly header: ReadonlyMap<string, TensorInfo>;
@@ -215,14 +185,8 @@ class FileReader implements SafetensorsReader {
   private readonly dataStart: number;
 
   constructor(readonly path: string) {
-    let fd: number;
+    const { fd, size } = openRegularFile(path, 'safetensors file');
     try {
-      fd = fs.openSync(path, 'r');
-    } catch (err) {
-      throw ioError(path, 'open safetensors file', err);
-    }
-    try {
-      const size = fs.fstatSync(fd).size;
       if (size < 8) {
         throw formatError(path, `file is truncated: ${size} bytes, but a safetensors file starts with an 8-byte header length`);
       }
@@ -240,18 +204,27 @@ class FileReader implements SafetensorsReader {
       readExactly(fd, path, headerBytes, 8, 'header');
       let json: string;
       try {
-        json = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
+        // ignoreBOM keeps a leading BOM in the text, where the parser refuses it as the reference does.
+        json = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes);
       } catch {
         throw formatError(path, 'header is not valid UTF-8');
       }
-      if (!json.startsWith('{')) {
-        throw formatError(path, `header must start with "{" but starts with ${JSON.stringify(json.slice(0, 8))}`);
-      }
       this.dataStart = 8 + headerLength;
-      const { entries, names, metadata } = parseHeader(path, json, size - this.dataStart);
-      this.header = entries;
-      this.names = names;
-      this.metadata = metadata;
+      let parsed: ReturnType<typeof parseSafetensorsHeader>;
+      try {
+        parsed = parseSafetensorsHeader(json, size - this.dataStart);
+      } catch (err) {
+        if (err instanceof HeaderError) throw formatError(path, err.message);
+        throw err;
+      }
+      const header = new Map<string, TensorInfo>();
+      for (const t of parsed.tensors) {
+        // Offsets are at most the file size and dimensions at most 2^53 - 1 here (checked by the parser).
+        header.set(t.name, { name: t.name, dtype: t.dtype, shape: t.shape.map(Number), dataOffsets: [Number(t.begin), Number(t.end)], file: path });
+      }
+      this.header = header;
+      this.names = parsed.tensors.map((t) => t.name);
+      this.metadata = metadataObject(parsed.metadata ?? []);
       this.fd = fd;
     } catch (err) {
       fs.closeSync(fd);
@@ -387,6 +360,16 @@ function pathIsAbsolute(p: string): boolean {
   return path.isAbsolute(p);
 }
 
+/**
+ * Metadata pairs as a plain object. Keys are defined, not assigned, so that a key such as
+ * "__proto__" is kept as data instead of changing the object's prototype.
+ */
+function metadataObject(pairs: ReadonlyArray<[string, string]>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of pairs) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+  return out;
+}
+
 /** Options of {@link openCheckpoint}. */
 export interface OpenCheckpointOptions {
   /** File stem to look for: `<stem>.safetensors` or `<stem>.safetensors.index.json`. Default `model`. */
@@ -414,6 +397,9 @@ export function openCheckpoint(dirOrFile: string, options: OpenCheckpointOptions
   if (stat.isFile()) {
     return dirOrFile.endsWith('.json') ? openIndex(dirOrFile) : openSafetensors(dirOrFile);
   }
+  if (!stat.isDirectory()) {
+    throw new TunekitError('ERR_IO', `${dirOrFile}: expected a checkpoint folder or a regular file but it is ${fileKind(stat)}`);
+  }
   const single = path.join(dirOrFile, `${stem}.safetensors`);
   if (fs.existsSync(single)) return openSafetensors(single);
   const index = path.join(dirOrFile, `${stem}.safetensors.index.json`);
@@ -422,11 +408,17 @@ export function openCheckpoint(dirOrFile: string, options: OpenCheckpointOptions
 }
 
 function openIndex(indexFile: string): SafetensorsReader {
+  const { fd, size } = openRegularFile(indexFile, 'checkpoint index');
   let text: string;
   try {
-    text = fs.readFileSync(indexFile, 'utf8');
-  } catch (err) {
-    throw ioError(indexFile, 'read index', err);
+    if (size > MAX_INDEX_BYTES) {
+      throw formatError(indexFile, `index is ${size} bytes, above the ${MAX_INDEX_BYTES}-byte limit; not a checkpoint index?`);
+    }
+    const bytes = new Uint8Array(size);
+    readExactly(fd, indexFile, bytes, 0, 'index');
+    text = new TextDecoder('utf-8').decode(bytes);
+  } finally {
+    fs.closeSync(fd);
   }
   let parsed: unknown;
   try {
@@ -455,8 +447,11 @@ function normalizeTensors(where: string, tensors: TensorsToWrite): RawTensor[] {
     }
     if (seen.has(t.name)) throw new TunekitError('ERR_VALUE', `${where}: tensor "${t.name}" is given twice`);
     seen.add(t.name);
+    if (hasLoneSurrogate(t.name)) {
+      throw new TunekitError('ERR_VALUE', `${where}: tensor name ${JSON.stringify(t.name)} holds a lone surrogate (not valid Unicode; readers refuse such a file)`);
+    }
     if (!isDtype(t.dtype)) {
-      throw new TunekitError('ERR_DTYPE', `${where}: tensor "${t.name}": expected a dtype among ${[...DTYPES].join(', ')} but received ${JSON.stringify(t.dtype)}`);
+      throw new TunekitError('ERR_DTYPE', `${where}: tensor "${t.name}": expected a dtype among ${DTYPES.join(', ')} but received ${JSON.stringify(t.dtype)}`);
     }
     if (!Array.isArray(t.shape) || !t.shape.every(isDim)) {
       throw new TunekitError('ERR_SHAPE', `${where}: tensor "${t.name}": expected shape as non-negative integers but received ${JSON.stringify(t.shape)}`);
@@ -464,7 +459,10 @@ function normalizeTensors(where: string, tensors: TensorsToWrite): RawTensor[] {
     if (!(t.bytes instanceof Uint8Array)) {
       throw new TunekitError('ERR_VALUE', `${where}: tensor "${t.name}": expected bytes as a Uint8Array`);
     }
-    const expected = shapeProduct(t.shape) * DTYPE_SIZE[t.dtype];
+    const expected = byteLength(t.shape, t.dtype);
+    if (expected === null) {
+      throw new TunekitError('ERR_SHAPE', `${where}: tensor "${t.name}": ${shapeProduct(t.shape)} elements of ${t.dtype} (${DTYPE_BITS[t.dtype]} bits each) do not fill whole bytes`);
+    }
     if (t.bytes.length !== expected) {
       throw new TunekitError('ERR_SHAPE', `${where}: tensor "${t.name}": shape [${t.shape.join(', ')}] of ${t.dtype} needs ${expected} bytes but received ${t.bytes.length}`);
     }
@@ -475,11 +473,19 @@ function normalizeTensors(where: string, tensors: TensorsToWrite): RawTensor[] {
 /**
  * Rank of each dtype in the order the Python library writes tensors (it sorts by its dtype
  * enum, descending, then by name): larger elements first, so every tensor stays aligned to its
- * element size given the 8-aligned data start. Checked against safetensors 0.8.
+ * element size given the 8-aligned data start. Checked against safetensors 0.8 (the fuzz
+ * corpus's Python-written seeds are rewritten byte for byte).
  */
 const WRITE_RANK: Readonly<Record<SafetensorsDtype, number>> = {
-  I64: 0, F64: 1, F32: 2, I32: 3, BF16: 4, F16: 5, I16: 6, F8_E4M3: 7, F8_E5M2: 8, I8: 9, U8: 10, BOOL: 11,
+  U64: 0, I64: 1, F64: 2, C64: 3, F32: 4, U32: 5, I32: 6, BF16: 7, F16: 8, U16: 9, I16: 10,
+  F8_E5M2FNUZ: 11, F8_E4M3FNUZ: 12, F8_E8M0: 13, F8_E4M3: 14, F8_E5M2: 15, I8: 16, U8: 17,
+  F6_E3M2: 18, F6_E2M3: 19, F4: 20, BOOL: 21,
 };
+
+/** True if `s` holds a UTF-16 surrogate without its pair (JSON would write it as an escape the reference refuses). */
+function hasLoneSurrogate(s: string): boolean {
+  return /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
+}
 
 /** Compares as Rust compares Strings: by UTF-8 bytes (differs from `<` on UTF-16 units for some chars). */
 function compareUtf8(a: string, b: string): number {
@@ -501,6 +507,9 @@ function buildHeader(ordered: RawTensor[], metadata?: Record<string, string>): U
   }
   const json = new TextEncoder().encode(JSON.stringify(header));
   const padded = Math.ceil(json.length / 8) * 8;
+  if (padded > MAX_HEADER_BYTES) {
+    throw new TunekitError('ERR_VALUE', `the header would be ${padded} bytes, above the ${MAX_HEADER_BYTES}-byte limit readers accept (too many tensors or too much metadata)`);
+  }
   const out = new Uint8Array(8 + padded).fill(0x20);
   new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);
   out.set(json, 8);
@@ -515,6 +524,9 @@ function checkMetadata(where: string, metadata: Record<string, string> | undefin
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== 'string') {
       throw new TunekitError('ERR_VALUE', `${where}: metadata["${k}"] must be a string but received ${JSON.stringify(v)}`);
+    }
+    if (hasLoneSurrogate(k) || hasLoneSurrogate(v)) {
+      throw new TunekitError('ERR_VALUE', `${where}: metadata["${k}"] holds a lone surrogate (not valid Unicode; readers refuse such a file)`);
     }
   }
 }
@@ -652,9 +664,38 @@ function f8e5m2ToNumber(b: number): number {
   return sign * (1 + frac / 4) * 2 ** (exp - 15);
 }
 
+function f8e4m3fnuzToNumber(b: number): number {
+  // E4M3 "fnuz": bias 8, no infinities, no negative zero: 0x80 is the only NaN.
+  if (b === 0x80) return NaN;
+  const sign = b & 0x80 ? -1 : 1;
+  const exp = (b >> 3) & 0xf;
+  const frac = b & 0x7;
+  if (exp === 0) return sign * frac * 2 ** -10;
+  return sign * (1 + frac / 8) * 2 ** (exp - 8);
+}
+
+function f8e5m2fnuzToNumber(b: number): number {
+  // E5M2 "fnuz": bias 16, no infinities, no negative zero: 0x80 is the only NaN.
+  if (b === 0x80) return NaN;
+  const sign = b & 0x80 ? -1 : 1;
+  const exp = (b >> 2) & 0x1f;
+  const frac = b & 0x3;
+  if (exp === 0) return sign * frac * 2 ** -17;
+  return sign * (1 + frac / 4) * 2 ** (exp - 16);
+}
+
+function f8e8m0ToNumber(b: number): number {
+  // E8M0 (OCP MX scale): 2^(b - 127), unsigned, no zero; 0xFF is NaN.
+  return b === 0xff ? NaN : 2 ** (b - 127);
+}
+
+/** Dtypes decodeValues reads only as raw bytes (no plain-number form per element). */
+const RAW_ONLY: ReadonlySet<SafetensorsDtype> = new Set(['F4', 'F6_E2M3', 'F6_E3M2', 'C64']);
+
 /**
  * Decodes a tensor's bytes into plain numbers (64-bit integers as bigint), C order. Meant for
- * tests, inspection and small tensors; the tensor layer has its own zero-copy views.
+ * tests, inspection and small tensors; the tensor layer has its own zero-copy views. F4, F6_*
+ * and C64 tensors are read as raw bytes only: decodeValues refuses them with ERR_DTYPE.
  *
  * @example
  * decodeValues({ name: 'x', dtype: 'BF16', shape: [1], bytes: new Uint8Array([0x80, 0x3f]) }); // [1]
@@ -663,6 +704,9 @@ export function decodeValues(t: Pick<RawTensor, 'dtype' | 'bytes'>): Array<numbe
   const v = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
   const size = DTYPE_SIZE[t.dtype];
   if (size === undefined) throw new TunekitError('ERR_DTYPE', `decodeValues: unknown dtype ${JSON.stringify(t.dtype)}`);
+  if (RAW_ONLY.has(t.dtype)) {
+    throw new TunekitError('ERR_DTYPE', `decodeValues: ${t.dtype} has no per-element number form here; use the tensor's raw bytes (readTensor(name).bytes)`);
+  }
   const n = t.bytes.length / size;
   const out: Array<number | bigint | boolean> = new Array(n);
   for (let i = 0; i < n; i++) {
@@ -685,6 +729,12 @@ export function decodeValues(t: Pick<RawTensor, 'dtype' | 'bytes'>): Array<numbe
       case 'BOOL': out[i] = v.getUint8(o) !== 0; break;
       case 'F8_E4M3': out[i] = f8e4m3ToNumber(v.getUint8(o)); break;
       case 'F8_E5M2': out[i] = f8e5m2ToNumber(v.getUint8(o)); break;
+      case 'U16': out[i] = v.getUint16(o, true); break;
+      case 'U32': out[i] = v.getUint32(o, true); break;
+      case 'U64': out[i] = v.getBigUint64(o, true); break;
+      case 'F8_E4M3FNUZ': out[i] = f8e4m3fnuzToNumber(v.getUint8(o)); break;
+      case 'F8_E5M2FNUZ': out[i] = f8e5m2fnuzToNumber(v.getUint8(o)); break;
+      case 'F8_E8M0': out[i] = f8e8m0ToNumber(v.getUint8(o)); break;
     }
   }
   return out;

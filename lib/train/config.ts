@@ -18,103 +18,16 @@ import { readFileSync, statSync } from 'node:fs';
 import { extname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { TunekitError, describe } from '../errors.js';
+import { TunekitError } from '../errors.js';
+import { issueLines, configProblemsError, type ConfigIssue } from '../config_errors.js';
+import { peftMethodFor, peftMethods } from '../peft/index.js';
 
 // ---------------------------------------------------------------------------------------------
-// Method blocks
+// Method blocks: each PEFT method's `peft:` schema is its own folder's (lib/peft/<method>/config.ts),
+// found in the registry under the config's `method` (lib/peft/index.ts registers every method).
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
-const prob = z.number().min(0).lt(1);
-
-/** target_modules: a list (exact name or suffix match), a regex string, or 'all-linear'. */
-const targetModules = z.union([z.array(z.string().min(1)).min(1), z.string().min(1)]).nullable();
-
-const loraFields = {
-  r: posInt.default(8),
-  lora_alpha: z.number().positive().default(8),
-  lora_dropout: prob.default(0),
-  target_modules: targetModules.default(null),
-  /** undefined: decided by the model (true for GPT-2's Conv1D). */
-  fan_in_fan_out: z.boolean().optional(),
-  bias: z.enum(['none', 'all', 'lora_only']).default('none'),
-  use_rslora: z.boolean().default(false),
-  use_dora: z.boolean().default(false),
-  modules_to_save: z.array(z.string().min(1)).nullable().default(null),
-  init_lora_weights: z.union([z.boolean(), z.literal('gaussian'), z.literal('pissa')]).default(true),
-  rank_pattern: z.record(z.string(), posInt).default({}),
-  alpha_pattern: z.record(z.string(), z.number().positive()).default({}),
-  layers_to_transform: z.union([nonNegInt, z.array(nonNegInt).min(1)]).nullable().default(null),
-  layers_pattern: z.string().nullable().default(null),
-};
-
-export const LoraSchema = z.strictObject(loraFields);
-
-/** QLoRA: LoRA on an NF4 base with the QLoRA recipe's defaults (r 64, alpha 16, all linear layers). */
-export const QloraSchema = z.strictObject({
-  ...loraFields,
-  r: posInt.default(64),
-  lora_alpha: z.number().positive().default(16),
-  lora_dropout: prob.default(0.05),
-  target_modules: targetModules.default('all-linear'),
-  double_quant: z.boolean().default(true),
-  blocksize: z.union([z.literal(64), z.literal(128), z.literal(256)]).default(64),
-});
-
-export const AdaloraSchema = z.strictObject({
-  ...loraFields,
-  init_r: posInt.default(12),
-  target_r: posInt.default(8),
-  tinit: nonNegInt.default(0),
-  tfinal: nonNegInt.default(0),
-  deltaT: posInt.default(1),
-  beta1: prob.default(0.85),
-  beta2: prob.default(0.85),
-  orth_reg_weight: z.number().nonnegative().default(0.5),
-  /** true: PEFT's init (A, B ~ N(0, 0.02), E = 0); 'lora': LoRA's (A kaiming-uniform, B = 0, E = 1). */
-  init_lora_weights: z.union([z.boolean(), z.literal('lora')]).default(true),
-  /** 'params': the budget counts parameters (final = LoRA r = target_r's count), not ranks (PEFT's 'rank'). */
-  budget_unit: z.enum(['rank', 'params']).default('rank'),
-  /** Total training steps; when omitted the trainer sets it from the run's step count. */
-  total_step: posInt.optional(),
-});
-
-const promptFields = {
-  /** PEFT has no default; 20 is a common choice. */
-  num_virtual_tokens: posInt.default(20),
-  /** Defaults to the model's hidden size. */
-  token_dim: posInt.optional(),
-  num_transformer_submodules: posInt.optional(),
-  num_attention_heads: posInt.optional(),
-  num_layers: posInt.optional(),
-};
-
-export const PromptTuningSchema = z
-  .strictObject({
-    ...promptFields,
-    prompt_tuning_init: z.enum(['RANDOM', 'TEXT', 'SAMPLE_VOCAB']).default('RANDOM'),
-    prompt_tuning_init_text: z.string().min(1).optional(),
-    tokenizer_name_or_path: z.string().optional(),
-  })
-  .superRefine((v, ctx) => {
-    if (v.prompt_tuning_init === 'TEXT' && !v.prompt_tuning_init_text) {
-      ctx.addIssue({ code: 'custom', path: ['prompt_tuning_init_text'], message: 'expected a non-empty string when prompt_tuning_init is TEXT but received nothing' });
-    }
-  });
-
-export const PTuningSchema = z.strictObject({
-  ...promptFields,
-  encoder_reparameterization_type: z.enum(['MLP', 'LSTM']).default('MLP'),
-  encoder_hidden_size: posInt.optional(),
-  encoder_num_layers: posInt.default(2),
-  encoder_dropout: prob.default(0),
-});
-
-export const PrefixTuningSchema = z.strictObject({
-  ...promptFields,
-  prefix_projection: z.boolean().default(false),
-  encoder_hidden_size: posInt.optional(),
-});
 
 /** RLHF method settings (reward, dpo, ppo). Adapters for these go in `peft` (LoRA fields). */
 export const RlhfSchema = z.strictObject({
@@ -137,36 +50,27 @@ export const RlhfSchema = z.strictObject({
   max_new_tokens: posInt.default(32),
 });
 
-export type LoraConfig = z.output<typeof LoraSchema>;
-export type QloraConfig = z.output<typeof QloraSchema>;
-export type AdaloraConfig = z.output<typeof AdaloraSchema>;
-export type PromptTuningConfig = z.output<typeof PromptTuningSchema>;
-export type PTuningConfig = z.output<typeof PTuningSchema>;
-export type PrefixTuningConfig = z.output<typeof PrefixTuningSchema>;
 export type RlhfConfig = z.output<typeof RlhfSchema>;
-export type PeftBlock = LoraConfig | QloraConfig | AdaloraConfig | PromptTuningConfig | PTuningConfig | PrefixTuningConfig;
+/** A method's parsed `peft` block: its schema's output (the types are in lib/peft/<method>/config.ts, e.g. LoraConfig). */
+export type PeftBlock = Record<string, unknown>;
 
-export const METHODS = ['full', 'head_only', 'lora', 'qlora', 'adalora', 'prompt_tuning', 'p_tuning', 'prefix_tuning', 'reward', 'dpo', 'ppo'] as const;
-export type Method = (typeof METHODS)[number];
+/** Methods that take no `peft` block: full fine-tuning, and the README's baseline where only the task head trains. */
+const NO_ADAPTER_METHODS = ['full', 'head_only'] as const;
+/** RLHF objectives: their adapter block is LoRA's schema (`peft: null`: full fine-tuning). */
+const RLHF_METHODS = ['reward', 'dpo', 'ppo'] as const;
+/** Every `method:` value: the above and each registered PEFT method, in registry order (lora, qlora, adalora, ...). */
+export const METHODS: readonly [string, ...string[]] = [...NO_ADAPTER_METHODS, ...peftMethods(), ...RLHF_METHODS];
+export type Method = (typeof NO_ADAPTER_METHODS)[number] | (typeof RLHF_METHODS)[number] | (string & {});
 export const TASKS = ['causal_lm', 'seq_cls', 'token_cls'] as const;
 export type Task = (typeof TASKS)[number];
 
-/** The schema of the `peft` block for each method (null: the method takes no peft block). */
-const PEFT_SCHEMAS: Record<Method, z.ZodType | null> = {
-  full: null,
-  // the baseline of the README table: the base stays frozen, only the task head trains
-  head_only: null,
-  lora: LoraSchema,
-  qlora: QloraSchema,
-  adalora: AdaloraSchema,
-  prompt_tuning: PromptTuningSchema,
-  p_tuning: PTuningSchema,
-  prefix_tuning: PrefixTuningSchema,
-  // RLHF methods train LoRA adapters unless `peft: null` asks for full fine-tuning.
-  reward: LoraSchema,
-  dpo: LoraSchema,
-  ppo: LoraSchema,
-};
+const isRlhfMethod = (method: string): boolean => (RLHF_METHODS as readonly string[]).includes(method);
+
+/** The schema of the `peft` block for a method (null: the method takes no peft block). */
+function peftSchemaFor(method: string): z.ZodType | null {
+  if ((NO_ADAPTER_METHODS as readonly string[]).includes(method)) return null;
+  return peftMethodFor(isRlhfMethod(method) ? 'lora' : method).schema;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Top level
@@ -281,86 +185,8 @@ export interface TrainConfig extends Omit<Top, 'peft' | 'rlhf' | 'quantization'>
 // ---------------------------------------------------------------------------------------------
 // Errors
 
-type Issue = z.core.$ZodIssue & { input?: unknown };
-
-function pathString(path: ReadonlyArray<PropertyKey>): string {
-  let s = '';
-  for (const p of path) {
-    if (typeof p === 'number') s += `[${p}]`;
-    else s += (s ? '.' : '') + String(p);
-  }
-  return s || '(top level)';
-}
-
-function received(issue: Issue): string {
-  if (!('input' in issue) || issue.input === undefined) return 'nothing (the field is required)';
-  const v = issue.input;
-  const t = Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v;
-  return t === 'string' || t === 'number' || t === 'boolean' ? `${t} ${describe(v)}` : t === 'object' ? 'object' : `${t} ${describe(v)}`;
-}
-
-const TYPE_NAMES: Record<string, string> = {
-  int: 'an integer',
-  number: 'a number',
-  string: 'a string',
-  boolean: 'a boolean (true or false)',
-  array: 'a list',
-  object: 'a mapping',
-  record: 'a mapping',
-  null: 'null',
-};
-const typeName = (t: string): string => TYPE_NAMES[t] ?? t;
-
-function flattenIssues(issues: readonly Issue[], prefix: PropertyKey[]): string[] {
-  const out: string[] = [];
-  for (const issue of issues) {
-    const path = [...prefix, ...issue.path];
-    switch (issue.code) {
-      case 'unrecognized_keys':
-        for (const k of issue.keys) out.push(`${pathString([...path, k])}: unknown field (check the spelling) with value ${describe((issue.input as Record<string, unknown> | undefined)?.[k])}`);
-        break;
-      case 'invalid_type':
-        out.push(`${pathString(path)}: expected ${typeName(issue.expected)} but received ${received(issue)}`);
-        break;
-      case 'invalid_value':
-        out.push(`${pathString(path)}: expected one of ${issue.values.map((v) => JSON.stringify(v)).join(' | ')} but received ${received(issue)}`);
-        break;
-      case 'too_small':
-      case 'too_big': {
-        const small = issue.code === 'too_small';
-        const bound = small ? issue.minimum : issue.maximum;
-        const op = small ? (issue.inclusive ? '>=' : '>') : issue.inclusive ? '<=' : '<';
-        const what = issue.origin === 'number' || issue.origin === 'int' ? 'a number' : `${issue.origin} length`;
-        out.push(`${pathString(path)}: expected ${what} ${op} ${String(bound)} but received ${received(issue)}`);
-        break;
-      }
-      case 'invalid_union': {
-        const expected = issue.errors
-          .map((branch) => branch.find((b) => b.path.length === 0 && b.code === 'invalid_type'))
-          .map((b) => (b && b.code === 'invalid_type' ? b.expected : undefined))
-          .filter((x): x is NonNullable<typeof x> => x !== undefined);
-        if (expected.length === issue.errors.length) {
-          out.push(`${pathString(path)}: expected ${[...new Set(expected)].map(typeName).join(' or ')} but received ${received(issue)}`);
-        } else {
-          // A branch matched the type but failed inside: report the closest branch's issues.
-          const best = issue.errors.reduce((a, b) => (a.length <= b.length ? a : b));
-          out.push(...flattenIssues(best as Issue[], path));
-        }
-        break;
-      }
-      case 'invalid_format':
-        out.push(`${pathString(path)}: ${issue.message} but received ${received(issue)}`);
-        break;
-      default:
-        out.push(`${pathString(path)}: ${issue.message}${issue.code !== 'custom' && 'input' in issue ? ` but received ${received(issue)}` : ''}`);
-    }
-  }
-  return out;
-}
-
 function configError(source: string, lines: string[]): TunekitError {
-  const n = lines.length;
-  return new TunekitError('ERR_CONFIG', `Invalid training config ${source} (${n} problem${n === 1 ? '' : 's'}):\n${lines.map((l) => `  - ${l}`).join('\n')}`);
+  return configProblemsError(`training config ${source}`, lines);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -477,7 +303,7 @@ export function loadConfig(pathOrObject: string | Record<string, unknown>, opts:
 
   const problems: string[] = [];
   const top = TopSchema.safeParse(raw, { reportInput: true });
-  if (!top.success) problems.push(...flattenIssues(top.error.issues as Issue[], []));
+  if (!top.success) problems.push(...issueLines(top.error.issues as ConfigIssue[]));
 
   // The peft / rlhf blocks depend on the method: validate them even when other fields failed,
   // so that one run of the command lists everything.
@@ -487,9 +313,9 @@ export function loadConfig(pathOrObject: string | Record<string, unknown>, opts:
   let peft: PeftBlock | null = null;
   let rlhf: RlhfConfig | null = null;
   if (method) {
-    const schema = PEFT_SCHEMAS[method];
+    const schema = peftSchemaFor(method);
     const block = rawObj['peft'];
-    const rlhfMethod = method === 'reward' || method === 'dpo' || method === 'ppo';
+    const rlhfMethod = isRlhfMethod(method);
     if (schema === null) {
       if (block !== undefined && block !== null) problems.push(`peft: expected no peft block for method "${method}" but received a mapping`);
     } else if (block === null && rlhfMethod) {
@@ -497,14 +323,16 @@ export function loadConfig(pathOrObject: string | Record<string, unknown>, opts:
     } else if (block === undefined || (typeof block === 'object' && block !== null && !Array.isArray(block))) {
       const r = schema.safeParse(block ?? {}, { reportInput: true });
       if (r.success) peft = r.data as PeftBlock;
-      else problems.push(...flattenIssues(r.error.issues as Issue[], ['peft']));
+      else problems.push(...issueLines(r.error.issues as ConfigIssue[], ['peft']));
+      // training a config that PEFT marks as saved-for-inference would train nothing (LoRA) or serve a fixed prompt
+      if (peft?.inference_mode === true) problems.push('peft.inference_mode: expected false for training (true freezes the adapter; PEFT writes it into saved folders) but received true');
     }
     if (rlhfMethod) {
       const rb = rawObj['rlhf'];
       if (rb === undefined || (typeof rb === 'object' && rb !== null && !Array.isArray(rb))) {
         const r = RlhfSchema.safeParse(rb ?? {}, { reportInput: true });
         if (r.success) rlhf = r.data;
-        else problems.push(...flattenIssues(r.error.issues as Issue[], ['rlhf']));
+        else problems.push(...issueLines(r.error.issues as ConfigIssue[], ['rlhf']));
       }
       if (method === 'ppo' && rlhf && !rlhf.reward_model) problems.push('rlhf.reward_model: expected the path of a trained reward model for method "ppo" but received nothing');
     } else if (rawObj['rlhf'] !== undefined) {

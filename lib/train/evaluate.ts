@@ -10,8 +10,7 @@ import { loadDataset } from '../data/dataset.js';
 import { buildLabelMap } from '../data/labels.js';
 import { buildClassificationExamples } from '../data/examples.js';
 import { causalLmExamplesFor } from './run.js';
-import { peftMethodFor } from '../peft/base/registry.js';
-import { readAdapterFolder } from '../peft/base/adapter_io.js';
+import { loadPeftFolder } from '../peft/index.js';
 import type { TokenizerLike } from '../data/types.js';
 import type { ChoiceSet } from '../data/choices.js';
 import { choiceSetFor } from './choice_eval.js';
@@ -42,10 +41,7 @@ export async function evaluateRun(config: TrainConfig, opts: { runDir: string; b
   const adapterDir = join(opts.runDir, 'adapter');
   let evalModel: ConstructorParameters<typeof Trainer>[0]['model'] = base;
   if (!opts.base && !useFull && existsSync(adapterDir)) {
-    const { config: acfg } = readAdapterFolder(adapterDir);
-    const peft = peftMethodFor(String(acfg.peft_type)).create(base, { ...acfg, init_lora_weights: true }, 'default');
-    peft.loadAdapterWeights(adapterDir);
-    evalModel = peft;
+    evalModel = loadPeftFolder(base, adapterDir);
   }
   const padTokenId = tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0;
   const trainer = new Trainer({ model: evalModel, task: config.task as 'seq_cls', train: evalEx.slice(0, 1), eval: evalEx, padTokenId, settings: { batchSize: config.training.batch_size }, progress: 'none', choices });

@@ -391,8 +391,8 @@ describe('AdaLoRA layer forward', () => {
     expect(() => new AdaLoraModel(gpt2(), { init_r: 4, target_r: 8, total_step: 10 })).toThrow(/target_r/);
     expect(() => new AdaLoraModel(gpt2(), { init_r: 4, target_r: 2, total_step: 10, tinit: 6, tfinal: 4 })).toThrow(/budgeting phase/);
     expect(() => new AdaLoraModel(gpt2(), { beta1: 1, total_step: 10 })).toThrow(/beta1/);
-    expect(() => new AdaLoraModel(gpt2(), { budget_unit: 'bytes', total_step: 10 })).toThrow(/budget_unit: expected "rank" or "params"/);
-    expect(() => new AdaLoraModel(gpt2(), { init_lora_weights: 'pissa', total_step: 10 })).toThrow(/init_lora_weights: expected true, false or "lora"/);
+    expect(() => new AdaLoraModel(gpt2(), { budget_unit: 'bytes', total_step: 10 })).toThrow(/budget_unit: expected one of "rank" \| "params" but received string "bytes"/);
+    expect(() => new AdaLoraModel(gpt2(), { init_lora_weights: 'pissa', total_step: 10 })).toThrow(/init_lora_weights: expected one of true, false, "lora" but received string "pissa"/);
     const m = new AdaLoraModel(gpt2(), { init_r: 4, target_r: 2 });
     expect(() => m.saveAdapter(path.join(os.tmpdir(), 'never'))).toThrow(/total_step/);
   });

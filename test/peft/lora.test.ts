@@ -218,7 +218,7 @@ describe('errors', () => {
     expect(() => new LoraModel(load('llama_lm'), { target_modules: 'nothing\\.here' })).toThrow(/matched no linear layer.*q_proj/s);
   });
   it('bad settings are refused with what was received', () => {
-    expect(() => new LoraModel(load('gpt2_lm'), { r: 0 })).toThrow(/r: expected a positive integer but received/);
+    expect(() => new LoraModel(load('gpt2_lm'), { r: 0 })).toThrow(/r: expected a number > 0 but received number 0/);
     expect(() => new LoraModel(load('gpt2_lm'), { lora_dropout: 1 })).toThrow(/lora_dropout/);
     const d = newDir();
     new LoraModel(load('gpt2_lm'), {}).saveAdapter(d);

@@ -92,9 +92,9 @@ describe('shapes, masks and disabling', () => {
   });
 
   it('refuses configs that do not fit the model, with what was expected', () => {
-    expect(() => make('prompt_tuning', {})).toThrow(/num_virtual_tokens/);
+    expect(() => make('prompt_tuning', { num_virtual_tokens: 0 })).toThrow(/num_virtual_tokens: expected a number > 0 but received number 0/);
     expect(() => make('prompt_tuning', { num_virtual_tokens: 2, token_dim: 50 })).toThrow(/48 wide/);
-    expect(() => make('p_tuning', { num_virtual_tokens: 2, encoder_reparameterization_type: 'GRU' })).toThrow(/MLP or LSTM/);
+    expect(() => make('p_tuning', { num_virtual_tokens: 2, encoder_reparameterization_type: 'GRU' })).toThrow(/encoder_reparameterization_type: expected one of "MLP" \| "LSTM" but received string "GRU"/);
     expect(() => make('prefix_tuning', { num_virtual_tokens: 2, num_layers: 5 })).toThrow(/2 layers/);
     const m = make('prompt_tuning', { num_virtual_tokens: 2 });
     expect(() => m.loadAdapterWeights(path.join(modelDir('gpt2_lm')))).toThrow(/adapter_config/);

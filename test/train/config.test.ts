@@ -24,8 +24,10 @@ describe('loadConfig defaults', () => {
     expect(c.task).toBe('causal_lm');
     expect(c.method).toBe('lora');
     expect(c.quantization).toBe('none');
+    // LoRA's schema (lib/peft/lora/config.ts) with PEFT 0.21's defaults; target_modules and task_type are set from the model later
     expect(c.peft).toEqual({
-      r: 8, lora_alpha: 8, lora_dropout: 0, target_modules: null, bias: 'none', use_rslora: false, use_dora: false,
+      peft_type: 'LORA', task_type: null, inference_mode: false, base_model_name_or_path: null, revision: null,
+      r: 8, lora_alpha: 8, lora_dropout: 0, target_modules: null, fan_in_fan_out: false, bias: 'none', use_rslora: false, use_dora: false,
       modules_to_save: null, init_lora_weights: true, rank_pattern: {}, alpha_pattern: {}, layers_to_transform: null, layers_pattern: null,
     });
     expect(c.training).toMatchObject({ epochs: 3, batch_size: 8, grad_accum: 1, lr: 2e-4, schedule: 'linear', max_grad_norm: 1, seed: 42, dtype: 'f32', early_stopping: null });
@@ -109,7 +111,7 @@ describe('every bad field is listed', () => {
       'peft.r: expected a number > 0 but received number 0',
       'peft.lora_alpha: expected a number but received string "sixteen"',
       'peft.target_modules: expected a list or a string but received number 7',
-      'peft.bias: expected one of "none" | "all" | "lora_only" but received string "some"',
+      'peft.bias: expected one of "none" (PEFT\'s \'all\' and \'lora_only\' train the base layers\' biases, not implemented in tunekit) but received string "some"',
       'peft.lora_dropot: unknown field (check the spelling) with value 0.1',
       'training.warmup_steps: expected warmup_steps or warmup_ratio but received both (10 and 0.1)',
     ];

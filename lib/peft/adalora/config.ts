@@ -1,92 +1,90 @@
 /**
- * AdaLoRA configuration with PEFT's field names and defaults (peft 0.21 AdaLoraConfig, which
- * extends LoraConfig). `r` is ignored (the rank is `init_r`); `rank_pattern` holds the kept ranks
- * once the allocator has masked any: `{"<module>.lora_E": [true, false, ...]}`.
+ * AdaLoRA's one config schema: peft 0.21's AdaLoraConfig (which extends LoraConfig), with PEFT's
+ * names and defaults; types derive from it. `r` is ignored, as in PEFT (the rank is `init_r`);
+ * `rank_pattern` holds the kept ranks once the allocator has masked any:
+ * `{"<module>.lora_E": [true, false, ...]}`. The model step is LoRA's (`loraConfigFor`).
  *
  * @example
  * normalizeAdaloraConfig({ init_r: 12, target_r: 4, total_step: 1000, tinit: 100, tfinal: 200 }, 'gpt2', 'causal_lm')
  */
-import { TunekitError, describe } from '../../errors.js';
-import { normalizeLoraConfig, type LoraConfig } from '../lora/config.js';
+import { z } from 'zod';
+import { TunekitError } from '../../errors.js';
+import { expectedIssue, parseConfigOrThrow } from '../../config_errors.js';
+import { peftConfigShape, oneOf, offOnly, posInt, nonNegInt, dropoutProb } from '../base/config.js';
+import { loraShape, loraRules, loraConfigFor } from '../lora/config.js';
 
-export interface AdaloraConfig extends Omit<LoraConfig, 'peft_type' | 'rank_pattern' | 'init_lora_weights'> {
-  peft_type: 'ADALORA';
-  /**
-   * true: PEFT's init, A, B ~ N(0, 0.02), E = 0; 'lora' (tunekit's addition): LoRA's init in SVD
-   * form, A kaiming-uniform, B = 0, E = 1 (trains better: docs/methods-adalora.md); false: left
-   * random, for tests. Files get `true` for 'lora' (PEFT's field is a bool; it only matters before training).
-   */
-  init_lora_weights: boolean | 'lora';
-  /** rank each layer starts with */
-  init_r: number;
-  /** average rank per layer at the end (the final budget is target_r * layers) */
-  target_r: number;
-  /** warm-up steps without pruning */
-  tinit: number;
-  /** final steps with the rank pattern frozen */
-  tfinal: number;
-  /** steps between two budget allocations */
-  deltaT: number;
-  /** EMA coefficient of the sensitivity */
-  beta1: number;
-  /** EMA coefficient of the uncertainty */
-  beta2: number;
-  /** weight of the orthogonal regulariser added to the loss */
-  orth_reg_weight: number;
-  /** total training steps (null until the trainer sets it from its own step count) */
-  total_step: number | null;
-  /**
-   * What the budget counts (tunekit's extension; absent = PEFT's 'rank'): 'params' counts each
-   * kept rank as its in + out + 1 parameters and sets the target to the parameter count of LoRA
-   * r = target_r on the same layers, so ranks on small matrices cost less than on large ones.
-   * Written to adapter_config.json only when 'params' (PEFT ignores the key with a warning).
-   */
-  budget_unit?: 'params';
-  /** kept ranks per layer, keys "<module path>.lora_E"; null before any masking */
-  rank_pattern: Record<string, boolean[]> | null;
+export const AdaloraSchema = z
+  .strictObject({
+    ...loraShape,
+    ...peftConfigShape('ADALORA'),
+    /** ignored by AdaLoRA, as in PEFT (which warns): the rank is init_r */
+    r: posInt.default(8),
+    /** numerator of the scale lora_alpha / init_r; 0: PEFT's rule, the scale numerator is init_r */
+    lora_alpha: z.number().nonnegative().default(8),
+    /**
+     * true: PEFT's init, A, B ~ N(0, 0.02), E = 0; 'lora' (tunekit's addition): LoRA's init in SVD
+     * form, A kaiming-uniform, B = 0, E = 1 (trains better: docs/methods-adalora.md; written to files
+     * as true, PEFT's field is a bool); false: left random, for tests
+     */
+    init_lora_weights: oneOf([true, false, 'lora'] as const).default(true),
+    /** kept ranks per layer, keys "<module path>.lora_E"; null before any masking (PEFT's AdaLoRA meaning, not LoRA's ranks) */
+    rank_pattern: z.record(z.string(), z.array(z.boolean())).nullable().default(null),
+    /** AdaLoRA has one lora_alpha (PEFT ignores alpha_pattern here): only {} */
+    alpha_pattern: offOnly({}, "a per-module lora_alpha for AdaLoRA (PEFT ignores it)"),
+    /** rsLoRA: PEFT's AdaLoRA layers have no rsLoRA scale, only false */
+    use_rslora: offOnly(false, "rsLoRA scaling for AdaLoRA (PEFT's AdaLoRA ignores it)"),
+    /** dropout on the adapter's input while training */
+    lora_dropout: dropoutProb.default(0),
+    /** rank each layer starts with */
+    init_r: posInt.default(12),
+    /** average rank per layer at the end (the final budget is target_r * layers) */
+    target_r: posInt.default(8),
+    /** warm-up steps without pruning */
+    tinit: nonNegInt.default(0),
+    /** final steps with the rank pattern frozen */
+    tfinal: nonNegInt.default(0),
+    /** steps between two budget allocations */
+    deltaT: posInt.default(1),
+    /** EMA coefficient of the sensitivity, in (0, 1) */
+    beta1: z.number().gt(0).lt(1).default(0.85),
+    /** EMA coefficient of the uncertainty, in (0, 1) */
+    beta2: z.number().gt(0).lt(1).default(0.85),
+    /** weight of the orthogonal regulariser added to the loss */
+    orth_reg_weight: z.number().nonnegative().default(0.5),
+    /** total training steps; null (tunekit's addition: PEFT requires it) until the Trainer sets it from its step count */
+    total_step: posInt.nullable().default(null),
+    /**
+     * tunekit's addition: what the budget counts. 'rank' (absent: PEFT's rule) counts ranks;
+     * 'params' counts each kept rank as its in + out + 1 parameters and ends at the parameter
+     * count of LoRA r = target_r on the same layers. Written to files only when 'params'.
+     */
+    budget_unit: z.enum(['rank', 'params']).optional(),
+  })
+  .superRefine((v, ctx) => {
+    loraRules(v, ctx);
+    // the allocator only removes ranks
+    if (v.target_r > v.init_r) ctx.addIssue(expectedIssue(`a number <= init_r (${v.init_r}): the allocator only removes ranks`, v.target_r, ['target_r']));
+    if (v.total_step !== null && v.tinit >= v.total_step - v.tfinal) {
+      ctx.addIssue(expectedIssue(`tinit < total_step (${v.total_step}) - tfinal (${v.tfinal}) so that there is a budgeting phase; decrease tinit/tfinal or train longer`, v.tinit, ['tinit']));
+    }
+  });
+
+/** What users write (every field optional). */
+export type AdaloraConfigInput = z.input<typeof AdaloraSchema>;
+/** A parsed AdaLoRA config (PEFT's defaults filled). */
+export type AdaloraConfig = z.output<typeof AdaloraSchema>;
+
+/**
+ * Validates an AdaLoRA config with the schema or throws ERR_CONFIG listing every problem.
+ * @example parseAdaloraConfig({ init_r: 6, target_r: 2 }).tinit // 0
+ */
+export function parseAdaloraConfig(raw: unknown): AdaloraConfig {
+  return parseConfigOrThrow(AdaloraSchema, raw, 'AdaLoRA config');
 }
 
-/** PEFT's AdaLoraConfig fields (beyond LoraConfig's): what adapter_config.json carries. */
-export const ADALORA_FIELDS = ['init_r', 'target_r', 'tinit', 'tfinal', 'deltaT', 'beta1', 'beta2', 'orth_reg_weight', 'total_step', 'rank_pattern'] as const;
-
-function int(v: unknown, what: string, min: number): number {
-  if (!Number.isInteger(v) || (v as number) < min) throw new TunekitError('ERR_CONFIG', `AdaLoRA ${what}: expected an integer >= ${min} but received ${describe(v)}`);
-  return v as number;
-}
-
-/** Fills PEFT defaults into a partial AdaLoRA config and checks it (snake_case, as in adapter_config.json). */
-export function normalizeAdaloraConfig(partial: Record<string, unknown>, modelType: string, task: string): AdaloraConfig {
-  const { rank_pattern, init_lora_weights, ...loraPart } = partial;
-  const lora = normalizeLoraConfig({ ...loraPart, rank_pattern: {} }, modelType, task);
-  const c: AdaloraConfig = {
-    ...lora,
-    peft_type: 'ADALORA',
-    init_lora_weights: (init_lora_weights as boolean | 'lora' | undefined) ?? true,
-    init_r: int(partial.init_r ?? 12, 'init_r', 1),
-    target_r: int(partial.target_r ?? 8, 'target_r', 0),
-    tinit: int(partial.tinit ?? 0, 'tinit', 0),
-    tfinal: int(partial.tfinal ?? 0, 'tfinal', 0),
-    deltaT: int(partial.deltaT ?? 1, 'deltaT', 1),
-    beta1: (partial.beta1 as number) ?? 0.85,
-    beta2: (partial.beta2 as number) ?? 0.85,
-    orth_reg_weight: (partial.orth_reg_weight as number) ?? 0.5,
-    total_step: partial.total_step === undefined || partial.total_step === null ? null : int(partial.total_step, 'total_step', 1),
-    rank_pattern: (rank_pattern as Record<string, boolean[]> | null | undefined) ?? null,
-  };
-  const unit = partial.budget_unit ?? 'rank';
-  if (unit !== 'rank' && unit !== 'params') throw new TunekitError('ERR_CONFIG', `AdaLoRA budget_unit: expected "rank" or "params" but received ${describe(unit)}`);
-  if (unit === 'params') c.budget_unit = 'params';
-  for (const b of ['beta1', 'beta2'] as const) {
-    if (!(c[b] > 0 && c[b] < 1)) throw new TunekitError('ERR_CONFIG', `AdaLoRA ${b}: expected a number in (0, 1) but received ${describe(c[b])}`);
-  }
-  if (!(c.orth_reg_weight >= 0)) throw new TunekitError('ERR_CONFIG', `AdaLoRA orth_reg_weight: expected a number >= 0 but received ${describe(c.orth_reg_weight)}`);
-  if (c.target_r > c.init_r) throw new TunekitError('ERR_CONFIG', `AdaLoRA target_r (${c.target_r}) must not exceed init_r (${c.init_r}): the allocator only removes ranks`);
-  if (typeof c.init_lora_weights !== 'boolean' && c.init_lora_weights !== 'lora') throw new TunekitError('ERR_CONFIG', `AdaLoRA init_lora_weights: expected true, false or "lora" but received ${describe(c.init_lora_weights)}`);
-  if (c.total_step !== null) checkSchedule(c, c.total_step);
-  if (c.rank_pattern !== null && (typeof c.rank_pattern !== 'object' || Object.values(c.rank_pattern).some((v) => !Array.isArray(v)))) {
-    throw new TunekitError('ERR_CONFIG', `AdaLoRA rank_pattern: expected {"<module>.lora_E": [bool, ...]} or null but received ${describe(c.rank_pattern)}`);
-  }
-  return c;
+/** The schema's parse plus LoRA's model step (snake_case, as in adapter_config.json). */
+export function normalizeAdaloraConfig(partial: unknown, modelType: string, task: string): AdaloraConfig {
+  return loraConfigFor(parseAdaloraConfig(partial), modelType, task, 'AdaLoRA');
 }
 
 /** PEFT's check: the schedule must leave a budgeting phase (tinit < total_step - tfinal). */

@@ -18,8 +18,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { LoraModel } from '../lora/model.js';
-import { registerPeftMethod } from '../base/registry.js';
-import { findTargets, matchesTarget, layerIndexOf } from '../base/targets.js';
+import { findTargets, isTarget } from '../base/targets.js';
 import { readAdapterFolder, writeAdapterFolder, ADAPTER_CONFIG, KEY_PREFIX } from '../base/adapter_io.js';
 import { rankReportOf, rankTable, rankChartSvg, type RankReport } from './rank_report.js';
 import { writeFileAtomicSync } from '../../io/atomic.js';
@@ -36,10 +35,6 @@ import { noGrad } from '../../autograd/tape.js';
 import * as F from '../../autograd/ops.js';
 import type { RawTensor } from '../../io/safetensors.js';
 import { TunekitError } from '../../errors.js';
-
-// The raw config of the AdaLoraModel under construction: LoraModel's constructor normalises its
-// argument to a LoraConfig (dropping AdaLoRA's fields) before it calls addAdapter.
-let constructing: Record<string, unknown> | null = null;
 
 /** What one allocation step did (returned by updateAndAllocate, for logs and tests). */
 export interface AllocationInfo {
@@ -61,15 +56,15 @@ export class AdaLoraModel extends LoraModel {
   lastAllocation: AllocationInfo | null;
 
   constructor(base: PretrainedModel, config: Record<string, unknown>, adapterName = 'default') {
-    constructing = { ...config };
-    try {
-      super(base, { ...config, peft_type: 'LORA' }, adapterName);
-    } finally {
-      constructing = null;
-    }
+    super(base, config, adapterName);
     this.allocator = null;
     this.loadingPattern = null;
     this.lastAllocation = null;
+  }
+
+  /** AdaLoRA's schema and model step (LoraModel's constructor calls this through `new.target`). */
+  protected static override configFor(config: unknown, base: PretrainedModel): AdaloraConfig {
+    return normalizeAdaloraConfig(config, base.config.modelType, base.task);
   }
 
   /** The (normalised, snake_case) AdaLoRA config of an adapter. */
@@ -84,11 +79,10 @@ export class AdaLoraModel extends LoraModel {
    * @example model.addAdapter('other', { init_r: 8, target_r: 2, total_step: 100 })
    */
   override addAdapter(name: string, config: Record<string, unknown>): void {
-    const raw = constructing ?? config;
     if (this.adapterConfigs.has(name)) throw new TunekitError('ERR_VALUE', `adapter '${name}' already exists`);
-    const cfg = normalizeAdaloraConfig(raw, this.base.config.modelType, this.base.task);
+    const cfg = normalizeAdaloraConfig(config, this.base.config.modelType, this.base.task);
     const spec = cfg.target_modules!;
-    const targets = findTargets(this.base, spec, cfg.layers_to_transform, { allowEmpty: this.layers.size > 0 });
+    const targets = findTargets(this.base, spec, cfg.layers_to_transform, { allowEmpty: this.layers.size > 0, layersPattern: cfg.layers_pattern });
     for (const t of targets) {
       if (this.layers.has(t.name)) continue;
       const layer = new AdaLoraLinear(t.module);
@@ -116,17 +110,15 @@ export class AdaLoraModel extends LoraModel {
 
   /** Whether an already wrapped layer is a target of `cfg` (same rules as findTargets). */
   private wrappedTarget(path: string, cfg: AdaloraConfig): boolean {
-    if (!matchesTarget(path, cfg.target_modules!)) return false;
-    const lt = cfg.layers_to_transform;
-    if (lt === null || lt === undefined) return true;
-    const li = layerIndexOf(path);
-    return li !== null && (Array.isArray(lt) ? lt : [lt]).includes(li);
+    return isTarget(path, { ...cfg, target_modules: cfg.target_modules! });
   }
 
   override setAdapter(name: string): void {
     super.setAdapter(name);
-    for (const layer of this.svdLayers()) for (const [n, ad] of layer.svd) ad.E.requiresGrad = n === name;
-    this.markTrainable(this.trainableAdapterParams());
+    // inference_mode: the adapter is frozen, as PEFT freezes it
+    const trains = this.adapterConfigs.get(name)!.inference_mode !== true;
+    for (const layer of this.svdLayers()) for (const [n, ad] of layer.svd) ad.E.requiresGrad = n === name && trains;
+    this.markTrainable(trains ? this.trainableAdapterParams() : []);
     if (this.allocator) {
       this.allocator.dispose();
       this.allocator = null;
@@ -455,9 +447,3 @@ function keptRanks(cfg: AdaloraConfig, path: string, ad: SvdAdapter): number {
   const row = cfg.rank_pattern?.[`${path}.lora_E`];
   return row ? row.filter(Boolean).length : ad.ranknum;
 }
-
-registerPeftMethod({
-  peftType: 'ADALORA',
-  name: 'adalora',
-  create: (model, config, adapterName) => new AdaLoraModel(model, config, adapterName),
-});

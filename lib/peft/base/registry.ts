@@ -1,35 +1,68 @@
 /**
- * PEFT method registry: each method registers once by its config `peft_type` and its CLI name;
- * duplicates are refused. Adding a method touches its folder and one import line in peft/index.ts.
+ * PEFT method registry: each method registers once, by its config `peft_type` and its name in
+ * tunekit configs, with its one config schema; duplicates are refused. `tunekit train` validates
+ * a `peft:` block with the schema registered under the config's `method`. A variant (QLoRA)
+ * registers only its name: it writes another method's folders, which load through that method.
+ * Adding a method touches its folder and one import line in peft/index.ts.
  */
+import type { z } from 'zod';
 import { TunekitError } from '../../errors.js';
 import type { PretrainedModel } from '../../models/common.js';
 import type { PeftModel } from './peft_model.js';
+import { readAdapterConfig } from './adapter_io.js';
 
 export interface PeftMethod {
   /** `peft_type` in adapter_config.json, e.g. "LORA" */
   peftType: string;
   /** name in tunekit configs, e.g. "lora" */
   name: string;
-  /** wraps the model with a fresh adapter from a (PEFT-style, snake_case) config */
+  /** the method's one config schema (PEFT's snake_case fields and defaults; lib/peft/<method>/config.ts) */
+  schema: z.ZodType;
+  /** the method whose folders this one writes (QLoRA: 'lora'); such a method is not found by peft_type */
+  variantOf?: string;
+  /** wraps the model with a fresh adapter from a (PEFT-style, snake_case) config, validated by `schema` */
   create(model: PretrainedModel, config: Record<string, unknown>, adapterName: string): PeftModel;
+  /** loads a PEFT folder of this method onto the model (absent for variants: their folders load through `variantOf`) */
+  fromPretrained?(model: PretrainedModel, dir: string, adapterName?: string): PeftModel;
 }
 
 const byType = new Map<string, PeftMethod>();
 const byName = new Map<string, PeftMethod>();
 
+/**
+ * Registers a method; a second method with the same name, or a second non-variant with the same
+ * peft_type, is refused.
+ * @example registerPeftMethod({ peftType: 'LORA', name: 'lora', schema: LoraSchema, create, fromPretrained })
+ */
 export function registerPeftMethod(m: PeftMethod): void {
-  if (byType.has(m.peftType) || byName.has(m.name)) throw new TunekitError('ERR_VALUE', `PEFT method '${m.name}' (${m.peftType}) is already registered`);
-  byType.set(m.peftType, m);
+  const typeTaken = !m.variantOf && byType.has(m.peftType);
+  if (typeTaken || byName.has(m.name)) throw new TunekitError('ERR_VALUE', `PEFT method '${m.name}' (${m.peftType}) is already registered`);
+  if (m.variantOf && !byName.has(m.variantOf)) throw new TunekitError('ERR_VALUE', `PEFT method '${m.name}' is a variant of '${m.variantOf}', which is not registered (import it first)`);
+  if (!m.variantOf) byType.set(m.peftType, m);
   byName.set(m.name, m);
 }
 
+/**
+ * The method registered under a peft_type ("LORA") or a tunekit name ("qlora").
+ * @example peftMethodFor('lora').create(model, { r: 4 }, 'default')
+ */
 export function peftMethodFor(typeOrName: string): PeftMethod {
   const m = byType.get(typeOrName) ?? byName.get(typeOrName);
   if (!m) throw new TunekitError('ERR_CONFIG', `Unknown PEFT method '${typeOrName}': registered are ${[...byName.keys()].join(', ')}`);
   return m;
 }
 
+/**
+ * Loads a PEFT folder with the method its adapter_config.json's peft_type names.
+ * @example const peft = loadPeftFolder(base, 'runs/x/adapter');
+ */
+export function loadPeftFolder(model: PretrainedModel, dir: string, adapterName = 'default'): PeftModel {
+  const m = peftMethodFor(String(readAdapterConfig(dir).peft_type));
+  if (!m.fromPretrained) throw new TunekitError('ERR_VALUE', `PEFT method '${m.name}' has no folder loader (its folders are '${m.variantOf}' folders)`);
+  return m.fromPretrained(model, dir, adapterName);
+}
+
+/** The registered names, in registration order (lora, qlora, adalora, ...). */
 export function peftMethods(): string[] {
   return [...byName.keys()];
 }

@@ -4,8 +4,7 @@
  * named adapters, PEFT folders in and out.
  */
 import { PeftModel } from '../base/peft_model.js';
-import { findTargets, patternValue, matchesTarget, layerIndexOf } from '../base/targets.js';
-import { registerPeftMethod } from '../base/registry.js';
+import { findTargets, patternValue, isTarget } from '../base/targets.js';
 import { readAdapterFolder } from '../base/adapter_io.js';
 import { LoraLinear } from './layer.js';
 import { LoraEmbedding } from './embedding.js';
@@ -24,13 +23,22 @@ export class LoraModel extends PeftModel {
   readonly layers = new Map<string, LoraLinear | LoraEmbedding>();
 
   constructor(base: PretrainedModel, config: Record<string, unknown>, adapterName = 'default') {
-    const cfg = normalizeLoraConfig(config, base.config.modelType, base.task);
+    // the subclass's schema (AdaLoRA's) parses its own config: LoRA's would refuse its fields
+    const cfg = (new.target as typeof LoraModel).configFor(config, base);
     const toSave = [...new Set([...(cfg.modules_to_save ?? []), ...headModulesFor(base.task, base.config.modelType)])];
     super(base, adapterName, toSave);
     // the wrapper and its new LoRA layers take the base model's mode (eval after loadPretrained:
     // no lora_dropout at inference until a trainer calls train())
     this.training = base.training;
     this.addAdapter(adapterName, cfg);
+  }
+
+  /**
+   * The method's config for `base`: its schema's parse (PEFT's defaults) plus the model step
+   * (target_modules, task_type). Subclasses with their own schema override it.
+   */
+  protected static configFor(config: unknown, base: PretrainedModel): { modules_to_save: string[] | null } {
+    return normalizeLoraConfig(config, base.config.modelType, base.task);
   }
 
   /**
@@ -42,7 +50,7 @@ export class LoraModel extends PeftModel {
     const cfg = normalizeLoraConfig(config as Record<string, unknown>, this.base.config.modelType, this.base.task);
     const expectInOut = cfg.fan_in_fan_out;
     const already = [...this.layers.keys()].filter((p) => this.wrappedMatches(p, cfg));
-    const targets = findTargets(this.base, cfg.target_modules!, cfg.layers_to_transform, { allowEmpty: already.length > 0, embeddings: true });
+    const targets = findTargets(this.base, cfg.target_modules!, cfg.layers_to_transform, { allowEmpty: already.length > 0, embeddings: true, layersPattern: cfg.layers_pattern });
     for (const t of targets) this.wrap(t.name, t.parent, t.child, t.module);
     // wrapped layers are found through their LoraLinear parent now
     for (const [path, layer] of this.layers) {
@@ -67,11 +75,7 @@ export class LoraModel extends PeftModel {
 
   /** Whether an already wrapped layer is a target of `cfg` (same rules as findTargets). */
   private wrappedMatches(path: string, cfg: LoraConfig): boolean {
-    if (!matchesTarget(path, cfg.target_modules!)) return false;
-    const lt = cfg.layers_to_transform;
-    if (lt === null || lt === undefined) return true;
-    const li = layerIndexOf(path);
-    return li !== null && (Array.isArray(lt) ? lt : [lt]).includes(li);
+    return isTarget(path, { ...cfg, target_modules: cfg.target_modules! });
   }
 
   private wrap(path: string, parent: Module, child: string, lin: Linear | Embedding): void {
@@ -88,11 +92,13 @@ export class LoraModel extends PeftModel {
     this.activeAdapter = name;
     for (const layer of this.layers.values()) layer.active = layer.adapters.has(name) ? name : null;
     const params: Tensor[] = [];
+    // inference_mode: the adapter is frozen, as PEFT freezes it
+    const trains = this.adapterConfigs.get(name)!.inference_mode !== true;
     for (const layer of this.layers.values()) {
       for (const [n, ad] of layer.adapters) {
-        ad.A.requiresGrad = n === name;
-        ad.B.requiresGrad = n === name;
-        if (n === name) params.push(ad.A, ad.B);
+        ad.A.requiresGrad = n === name && trains;
+        ad.B.requiresGrad = n === name && trains;
+        if (n === name && trains) params.push(ad.A, ad.B);
       }
     }
     this.markTrainable(params);
@@ -170,15 +176,10 @@ export class LoraModel extends PeftModel {
   static fromPretrained(base: PretrainedModel, dir: string, adapterName = 'default'): LoraModel {
     const { config } = readAdapterFolder(dir);
     if (config.peft_type !== 'LORA') throw new TunekitError('ERR_FORMAT', `${dir} holds a ${String(config.peft_type)} adapter, not LORA`);
-    const m = new LoraModel(base, { ...config, init_lora_weights: true }, adapterName);
+    // loaded adapters train further (PEFT's is_trainable=True): the file's inference_mode is not applied
+    const m = new LoraModel(base, { ...config, init_lora_weights: true, inference_mode: false }, adapterName);
     m.loadAdapterWeights(dir, adapterName);
     m.adapterConfigs.set(adapterName, { ...m.adapterConfigs.get(adapterName), ...config, inference_mode: false });
     return m;
   }
 }
-
-registerPeftMethod({
-  peftType: 'LORA',
-  name: 'lora',
-  create: (model, config, adapterName) => new LoraModel(model, config, adapterName),
-});

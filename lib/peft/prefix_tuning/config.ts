@@ -1,31 +1,41 @@
 /**
- * Prefix tuning configuration (peft 0.21 PrefixTuningConfig): the shared prompt-learning fields
- * plus `prefix_projection` (false), `encoder_hidden_size` (default token_dim) and `init_weights`
- * (null = random, "zero" = a no-op start: zero prefixes, or a zero last projection layer).
+ * Prefix tuning's one config schema: peft 0.21's PrefixTuningConfig (the shared prompt-learning
+ * fields plus the prefix projection), with PEFT's names and defaults; types derive from it.
+ *
+ * @example
+ * const cfg = normalizePrefixTuningConfig({ num_virtual_tokens: 8, prefix_projection: true }, model);
  */
-import { TunekitError, describe } from '../../errors.js';
+import { z } from 'zod';
 import type { PretrainedModel } from '../../models/common.js';
-import { normalizePromptLearningConfig, type PromptLearningConfig } from '../prompt/config.js';
+import { parseConfigOrThrow } from '../../config_errors.js';
+import { posInt, oneOf } from '../base/config.js';
+import { promptLearningShape, promptConfigFor, type WithModelFields } from '../prompt/config.js';
 
-export interface PrefixTuningConfig extends PromptLearningConfig {
-  peft_type: 'PREFIX_TUNING';
-  prefix_projection: boolean;
-  encoder_hidden_size: number;
-  init_weights: 'zero' | null;
+export const PrefixTuningSchema = z.strictObject({
+  ...promptLearningShape('PREFIX_TUNING'),
+  /** true: prefixes come from Embedding(P, C') -> Linear(C', h) -> Tanh -> Linear(h, L*2*C'); false: a table */
+  prefix_projection: z.boolean().default(false),
+  /** the projection's hidden width h; null: token_dim (tunekit's default; PEFT has none) */
+  encoder_hidden_size: posInt.nullable().default(null),
+  /** null: random prefixes; "zero": a no-op start (zero prefixes, or a zero last projection layer) */
+  init_weights: oneOf(['zero'] as const).nullable().default(null),
+});
+
+/** What users write (every field optional). */
+export type PrefixTuningConfigInput = z.input<typeof PrefixTuningSchema>;
+/** A prefix tuning config after the model step (encoder_hidden_size filled). */
+export type PrefixTuningConfig = Omit<WithModelFields<z.output<typeof PrefixTuningSchema>>, 'encoder_hidden_size'> & { encoder_hidden_size: number };
+
+/**
+ * Validates a prefix tuning config with the schema or throws ERR_CONFIG listing every problem.
+ * @example parsePrefixTuningConfig({}).prefix_projection // false
+ */
+export function parsePrefixTuningConfig(raw: unknown): z.output<typeof PrefixTuningSchema> {
+  return parseConfigOrThrow(PrefixTuningSchema, raw, 'prefix_tuning config');
 }
 
-export function normalizePrefixTuningConfig(partial: Record<string, unknown>, model: PretrainedModel): PrefixTuningConfig {
-  const base = normalizePromptLearningConfig(partial, model, 'PREFIX_TUNING');
-  const c: PrefixTuningConfig = {
-    ...base,
-    peft_type: 'PREFIX_TUNING',
-    prefix_projection: (partial.prefix_projection as boolean) ?? false,
-    encoder_hidden_size: (partial.encoder_hidden_size as number) ?? base.token_dim,
-    init_weights: (partial.init_weights as 'zero' | null) ?? null,
-  };
-  if (!Number.isInteger(c.encoder_hidden_size) || c.encoder_hidden_size < 1) {
-    throw new TunekitError('ERR_CONFIG', `prefix_tuning encoder_hidden_size: expected a positive integer but received ${describe(c.encoder_hidden_size)}`);
-  }
-  if (c.init_weights !== null && c.init_weights !== 'zero') throw new TunekitError('ERR_CONFIG', `prefix_tuning init_weights: expected null or "zero" but received ${describe(c.init_weights)}`);
-  return c;
+/** The schema's parse plus the model step (token_dim = the key/value width, ...; encoder_hidden_size = token_dim when null). */
+export function normalizePrefixTuningConfig(partial: unknown, model: PretrainedModel): PrefixTuningConfig {
+  const c = promptConfigFor(parsePrefixTuningConfig(partial), model);
+  return { ...c, encoder_hidden_size: c.encoder_hidden_size ?? c.token_dim };
 }

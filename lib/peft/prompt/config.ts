@@ -1,69 +1,70 @@
 /**
- * Fields shared by the prompt-learning methods, with PEFT's names and its rules for filling them
- * from the model (peft 0.21 PromptLearningConfig and _prepare_prompt_learning_config): token_dim
- * = hidden size, num_layers, num_attention_heads; for prefix tuning on grouped-query models
- * token_dim = head_dim * num_key_value_heads and num_attention_heads = num_key_value_heads;
- * encoder_hidden_size defaults to token_dim.
+ * The fields the prompt-learning methods share (peft 0.21's PromptLearningConfig), as a zod
+ * shape each method's one schema extends, and PEFT's rules for filling them from the model
+ * (_prepare_prompt_learning_config): token_dim = hidden size, num_layers, num_attention_heads;
+ * for prefix tuning on grouped-query models token_dim = head_dim * num_key_value_heads and
+ * num_attention_heads = num_key_value_heads.
  */
-import { TunekitError, describe } from '../../errors.js';
+import { z } from 'zod';
+import { TunekitError } from '../../errors.js';
 import type { PretrainedModel } from '../../models/common.js';
+import { peftConfigShape, oneOf, posInt, taskTypeFor } from '../base/config.js';
 
-export interface PromptLearningConfig {
-  peft_type: 'PROMPT_TUNING' | 'P_TUNING' | 'PREFIX_TUNING';
-  task_type: string | null;
-  num_virtual_tokens: number;
-  token_dim: number;
-  /** 1 for decoder-only and encoder-only models (2 for encoder-decoder, not supported) */
-  num_transformer_submodules: number;
-  num_attention_heads: number;
-  num_layers: number;
-  modules_to_save: string[] | null;
-  base_model_name_or_path: string | null;
-  revision: string | null;
-  inference_mode: boolean;
+/**
+ * The shared fields (the model-dependent ones null until `promptConfigFor` fills them).
+ * @example z.strictObject({ ...promptLearningShape('PROMPT_TUNING'), prompt_tuning_init: ... })
+ */
+export function promptLearningShape<T extends 'PROMPT_TUNING' | 'P_TUNING' | 'PREFIX_TUNING'>(peftType: T) {
+  return {
+    ...peftConfigShape(peftType),
+    /** virtual tokens P before the real ones; tunekit's default 20 (PEFT has none: it must be set there) */
+    num_virtual_tokens: posInt.default(20),
+    /** width of a virtual token; null: the model's (hidden size; prefix tuning: the key/value width) */
+    token_dim: posInt.nullable().default(null),
+    /** 1 for decoder-only and encoder-only models; null: 1 (encoder-decoder models, 2, are not supported) */
+    num_transformer_submodules: oneOf([1] as const, 'encoder-decoder models (2) are not supported').nullable().default(null),
+    /** the model's attention heads (prefix tuning: key/value heads); null: the model's */
+    num_attention_heads: posInt.nullable().default(null),
+    /** the model's layers; null: the model's */
+    num_layers: posInt.nullable().default(null),
+    /** modules trained and saved whole beside the prompt (the task head is added) */
+    modules_to_save: z.array(z.string().min(1)).nullable().default(null),
+  };
 }
 
-const TASK_TYPES: Record<string, string> = { causal_lm: 'CAUSAL_LM', seq_cls: 'SEQ_CLS', token_cls: 'TOKEN_CLS', base: 'FEATURE_EXTRACTION' };
+type ModelFilled = 'token_dim' | 'num_transformer_submodules' | 'num_attention_heads' | 'num_layers' | 'task_type';
+/** A parsed prompt-learning config after the model step: the model-dependent fields are numbers. */
+export type WithModelFields<C> = Omit<C, ModelFilled> & { token_dim: number; num_transformer_submodules: number; num_attention_heads: number; num_layers: number; task_type: string };
 
-function posInt(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new TunekitError('ERR_CONFIG', `${what}: expected a positive integer but received ${describe(v)}`);
-  return v;
-}
+/** The shared fields of a prompt-learning config after the model step (what the prompt models read). */
+export type PromptLearningConfig = WithModelFields<z.output<z.ZodObject<ReturnType<typeof promptLearningShape>>>>;
 
-/** Fills the shared fields from the model where the config leaves them out. */
-export function normalizePromptLearningConfig(
-  partial: Record<string, unknown>,
-  model: PretrainedModel,
-  peftType: PromptLearningConfig['peft_type'],
-): PromptLearningConfig {
+type Parsed = { peft_type: 'PROMPT_TUNING' | 'P_TUNING' | 'PREFIX_TUNING'; task_type: string | null; token_dim: number | null; num_transformer_submodules: number | null; num_attention_heads: number | null; num_layers: number | null };
+
+/**
+ * The model step: fills token_dim, num_layers, num_attention_heads, num_transformer_submodules
+ * and task_type from the model, and refuses values that contradict it.
+ * @example promptConfigFor(parsePromptTuningConfig({ num_virtual_tokens: 8 }), model).token_dim // hidden size
+ */
+export function promptConfigFor<C extends Parsed>(cfg: C, model: PretrainedModel): WithModelFields<C> {
   const mc = model.config;
+  const peftType = cfg.peft_type;
   const name = peftType.toLowerCase();
-  if (partial.num_virtual_tokens === undefined || partial.num_virtual_tokens === null) {
-    throw new TunekitError('ERR_CONFIG', `${name} num_virtual_tokens: expected a positive integer but received nothing (PEFT has no default; 20 is common)`);
-  }
-  let tokenDim = partial.token_dim ?? mc.hiddenSize;
-  let heads = partial.num_attention_heads ?? mc.numHeads;
+  let tokenDim = cfg.token_dim ?? mc.hiddenSize;
+  let heads = cfg.num_attention_heads ?? mc.numHeads;
   // grouped-query attention: prefixes are keys/values, so they have the KV heads' width (PEFT #1901)
-  if (peftType === 'PREFIX_TUNING' && mc.raw.num_key_value_heads !== undefined && partial.num_attention_heads === undefined) {
+  if (peftType === 'PREFIX_TUNING' && mc.raw.num_key_value_heads !== undefined && cfg.num_attention_heads === null) {
     tokenDim = mc.headDim * mc.numKvHeads;
     heads = mc.numKvHeads;
   }
-  const c: PromptLearningConfig = {
-    peft_type: peftType,
-    task_type: (partial.task_type as string) ?? TASK_TYPES[model.task] ?? null,
-    num_virtual_tokens: posInt(partial.num_virtual_tokens, `${name} num_virtual_tokens`),
-    token_dim: posInt(tokenDim, `${name} token_dim`),
-    num_transformer_submodules: posInt(partial.num_transformer_submodules ?? 1, `${name} num_transformer_submodules`),
-    num_attention_heads: posInt(heads, `${name} num_attention_heads`),
-    num_layers: posInt(partial.num_layers ?? mc.numLayers, `${name} num_layers`),
-    modules_to_save: (partial.modules_to_save as string[]) ?? null,
-    base_model_name_or_path: (partial.base_model_name_or_path as string) ?? null,
-    revision: (partial.revision as string) ?? null,
-    inference_mode: (partial.inference_mode as boolean) ?? false,
+  const c = {
+    ...cfg,
+    task_type: taskTypeFor(cfg.task_type, model.task, name),
+    token_dim: tokenDim,
+    num_transformer_submodules: cfg.num_transformer_submodules ?? 1,
+    num_attention_heads: heads,
+    num_layers: cfg.num_layers ?? mc.numLayers,
   };
-  if (c.num_transformer_submodules !== 1) {
-    throw new TunekitError('ERR_CONFIG', `${name} num_transformer_submodules: expected 1 (decoder-only or encoder-only models) but received ${c.num_transformer_submodules}; encoder-decoder models are not supported`);
-  }
   if (peftType === 'PREFIX_TUNING') {
     if (c.num_layers !== mc.numLayers) throw new TunekitError('ERR_CONFIG', `prefix_tuning num_layers: the model has ${mc.numLayers} layers but the config says ${c.num_layers}`);
     if (c.token_dim !== mc.headDim * mc.numKvHeads || c.num_attention_heads !== mc.numKvHeads) {

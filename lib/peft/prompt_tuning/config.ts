@@ -1,34 +1,49 @@
 /**
- * Prompt tuning configuration (peft 0.21 PromptTuningConfig): the shared prompt-learning fields
- * plus `prompt_tuning_init` (RANDOM | TEXT | SAMPLE_VOCAB), `prompt_tuning_init_text` and
- * `tokenizer_name_or_path` (a tokenizer folder, for TEXT).
+ * Prompt tuning's one config schema: peft 0.21's PromptTuningConfig (the shared prompt-learning
+ * fields plus the initialisation), with PEFT's names and defaults; types derive from it.
+ *
+ * @example
+ * const cfg = normalizePromptTuningConfig({ num_virtual_tokens: 8, prompt_tuning_init: 'SAMPLE_VOCAB' }, model);
  */
-import { TunekitError, describe } from '../../errors.js';
+import { z } from 'zod';
 import type { PretrainedModel } from '../../models/common.js';
-import { normalizePromptLearningConfig, type PromptLearningConfig } from '../prompt/config.js';
+import { parseConfigOrThrow } from '../../config_errors.js';
+import { offOnly } from '../base/config.js';
+import { promptLearningShape, promptConfigFor, type WithModelFields } from '../prompt/config.js';
 
-export interface PromptTuningConfig extends PromptLearningConfig {
-  peft_type: 'PROMPT_TUNING';
-  prompt_tuning_init: 'RANDOM' | 'TEXT' | 'SAMPLE_VOCAB';
-  prompt_tuning_init_text: string | null;
-  tokenizer_name_or_path: string | null;
-  tokenizer_kwargs: Record<string, unknown> | null;
+export const PromptTuningSchema = z
+  .strictObject({
+    ...promptLearningShape('PROMPT_TUNING'),
+    /** RANDOM: N(0, 1) rows; TEXT: the embeddings of prompt_tuning_init_text's tokens (repeated or cut to P); SAMPLE_VOCAB: P random vocabulary rows */
+    prompt_tuning_init: z.enum(['RANDOM', 'TEXT', 'SAMPLE_VOCAB']).default('RANDOM'),
+    /** the text whose tokens initialise the prompt (TEXT) */
+    prompt_tuning_init_text: z.string().min(1).nullable().default(null),
+    /** tokenizer folder for TEXT; null: the `tokenizer` option, or the base model's folder in `tunekit train` (tunekit's addition: PEFT requires it) */
+    tokenizer_name_or_path: z.string().min(1).nullable().default(null),
+    /** PEFT's extra arguments to AutoTokenizer: not implemented in tunekit, only null */
+    tokenizer_kwargs: offOnly(null, "PEFT's tokenizer_kwargs"),
+  })
+  .superRefine((v, ctx) => {
+    // a loaded folder (inference_mode) serves its saved prompt: no init, no text needed
+    if (v.prompt_tuning_init === 'TEXT' && !v.inference_mode && !v.prompt_tuning_init_text) {
+      ctx.addIssue({ code: 'custom', path: ['prompt_tuning_init_text'], message: 'expected a non-empty string when prompt_tuning_init is TEXT but received nothing' });
+    }
+  });
+
+/** What users write (every field optional). */
+export type PromptTuningConfigInput = z.input<typeof PromptTuningSchema>;
+/** A prompt tuning config after the model step. */
+export type PromptTuningConfig = WithModelFields<z.output<typeof PromptTuningSchema>>;
+
+/**
+ * Validates a prompt tuning config with the schema or throws ERR_CONFIG listing every problem.
+ * @example parsePromptTuningConfig({}).num_virtual_tokens // 20
+ */
+export function parsePromptTuningConfig(raw: unknown): z.output<typeof PromptTuningSchema> {
+  return parseConfigOrThrow(PromptTuningSchema, raw, 'prompt_tuning config');
 }
 
-export function normalizePromptTuningConfig(partial: Record<string, unknown>, model: PretrainedModel): PromptTuningConfig {
-  const c: PromptTuningConfig = {
-    ...normalizePromptLearningConfig(partial, model, 'PROMPT_TUNING'),
-    peft_type: 'PROMPT_TUNING',
-    prompt_tuning_init: (partial.prompt_tuning_init as PromptTuningConfig['prompt_tuning_init']) ?? 'RANDOM',
-    prompt_tuning_init_text: (partial.prompt_tuning_init_text as string) ?? null,
-    tokenizer_name_or_path: (partial.tokenizer_name_or_path as string) ?? null,
-    tokenizer_kwargs: (partial.tokenizer_kwargs as Record<string, unknown>) ?? null,
-  };
-  if (!['RANDOM', 'TEXT', 'SAMPLE_VOCAB'].includes(c.prompt_tuning_init)) {
-    throw new TunekitError('ERR_CONFIG', `prompt_tuning prompt_tuning_init: expected RANDOM, TEXT or SAMPLE_VOCAB but received ${describe(c.prompt_tuning_init)}`);
-  }
-  if (c.prompt_tuning_init === 'TEXT' && !c.inference_mode && !c.prompt_tuning_init_text) {
-    throw new TunekitError('ERR_CONFIG', 'prompt_tuning prompt_tuning_init_text: expected a non-empty string when prompt_tuning_init is TEXT but received nothing');
-  }
-  return c;
+/** The schema's parse plus the model step (token_dim, num_layers, ... from the model). */
+export function normalizePromptTuningConfig(partial: unknown, model: PretrainedModel): PromptTuningConfig {
+  return promptConfigFor(parsePromptTuningConfig(partial), model);
 }
