@@ -422,6 +422,14 @@ export interface RecoveredCheckpoint {
   removed: string[];
 }
 
+export interface RecoverOptions {
+  /**
+   * called with the newest complete checkpoint's state and folder before anything on disk
+   * changes; throwing refuses the resume with the folder untouched
+   */
+  accept?(state: TrainerState, dir: string): void;
+}
+
 /**
  * Makes `<outputDir>/checkpoint` the newest complete checkpoint among it and the leftovers of
  * an interrupted save, then removes the others. With no complete checkpoint, returns null and
@@ -431,7 +439,7 @@ export interface RecoveredCheckpoint {
  * const r = recoverCheckpoint('runs/x');
  * if (r) await trainer.fit({ resumeFrom: r.dir });
  */
-export function recoverCheckpoint(outputDir: string, found: string[] = []): RecoveredCheckpoint | null {
+export function recoverCheckpoint(outputDir: string, found: string[] = [], opts: RecoverOptions = {}): RecoveredCheckpoint | null {
   const checked = candidateNames(outputDir).map((name) => ({ name, check: checkCheckpoint(join(outputDir, name), { allowLegacy: name === CHECKPOINT_DIR }) }));
   let best: { name: string; step: number; state: TrainerState } | null = null;
   for (const { name, check } of checked) {
@@ -443,6 +451,7 @@ export function recoverCheckpoint(outputDir: string, found: string[] = []): Reco
     if (!best || check.step > best.step || (check.step === best.step && name === CHECKPOINT_DIR)) best = { name, step: check.step, state: check.state };
   }
   if (!best) return null;
+  opts.accept?.(best.state, join(outputDir, best.name));
   const final = join(outputDir, CHECKPOINT_DIR);
   const removed: string[] = [];
   try {
@@ -476,9 +485,9 @@ export function recoverCheckpoint(outputDir: string, found: string[] = []): Reco
  * @example
  * const ck = requireCheckpoint(config.output_dir);   // then trainer.fit({ resumeFrom: ck.dir })
  */
-export function requireCheckpoint(outputDir: string): RecoveredCheckpoint {
+export function requireCheckpoint(outputDir: string, opts: RecoverOptions = {}): RecoveredCheckpoint {
   const found: string[] = [];
-  const r = recoverCheckpoint(outputDir, found);
+  const r = recoverCheckpoint(outputDir, found, opts);
   if (r) return r;
   const what = found.length ? `; found only incomplete checkpoints:\n  ${found.join('\n  ')}\n` : isDir(outputDir) ? ` (the folder has no ${CHECKPOINT_DIR}/). ` : ' (the folder does not exist). ';
   const damaged = found.some((l) => l.startsWith(`${CHECKPOINT_DIR}: `));

@@ -234,7 +234,7 @@ export class Trainer {
    * Runs training to the end (or early stop / SIGINT), from the start or from a checkpoint
    * folder. Once per Trainer: the optimizer state is released when it ends.
    *
-   * A resume is refused (before anything is changed) when the checkpoint is incomplete or
+   * A resume is refused (before any file changes) when the checkpoint is incomplete or
    * corrupt (ERR_FORMAT), was written with another run config (ERR_CONFIG, naming the fields),
    * or is past or at the end of this run (ERR_STATE). metrics.jsonl is cut back to the
    * checkpoint's step, so that no step appears twice; a run from the start begins a new one.
@@ -250,7 +250,8 @@ export class Trainer {
       if (opts.resume) {
         if (from !== undefined) throw new TunekitError('ERR_VALUE', 'fit: give resume or resumeFrom, not both');
         if (!this.outputDir) throw new TunekitError('ERR_STATE', 'fit({ resume: true }) needs an outputDir to find the checkpoint in');
-        const ck = requireCheckpoint(this.outputDir);
+        // the checks run on the newest complete checkpoint before recovery moves anything
+        const ck = requireCheckpoint(this.outputDir, { accept: (state, dir) => this.checkResumable(dir, state, this.totalSteps) });
         if (ck.recoveredFrom) opts.log?.(`recovered the checkpoint of step ${ck.step} from ${ck.recoveredFrom} (a save was interrupted)`);
         if (ck.removed.length) opts.log?.(`removed older or incomplete checkpoint folders: ${ck.removed.join(', ')}`);
         opts.log?.(`resuming from ${ck.dir} (step ${ck.step} of ${this.totalSteps})`);
@@ -270,7 +271,7 @@ export class Trainer {
     const metricsPath = this.outputDir ? join(this.outputDir, 'metrics.jsonl') : null;
     if (resumeFrom) {
       const state = checkedState ?? readCheckpoint(resumeFrom).state;
-      this.checkResumable(resumeFrom, state, total);
+      if (!checkedState) this.checkResumable(resumeFrom, state, total);
       this.restore(resumeFrom, state);
       if (metricsPath && existsSync(metricsPath)) truncateMetrics(metricsPath, this.step);
     } else if (metricsPath && existsSync(metricsPath)) {

@@ -228,6 +228,22 @@ describe('recovery refuses what is not complete', () => {
     expect(checkpointFolders(d)).toEqual(before);
   });
 
+  it('a refused resume (another config) leaves the leftovers of an interrupted save where they are', async () => {
+    const d = newDir();
+    setCheckpointFaultHook((step, write) => {
+      if (step === 'old-moved' && write === 2) throw new SimulatedKill('stop');
+    });
+    const m = build('lora');
+    await new Trainer({ model: m, task: 'causal_lm', train: data, padTokenId: 0, progress: 'none', settings, outputDir: d, runConfig }).fit().catch(() => undefined);
+    setCheckpointFaultHook(null);
+    const before = checkpointFolders(d);
+    expect(before.map((f) => f.step)).toEqual([2, 4]); // .checkpoint.old-*, .checkpoint.tmp-*
+    const other = new Trainer({ model: m, task: 'causal_lm', train: data, padTokenId: 0, progress: 'none', settings, outputDir: d, runConfig: { ...runConfig, training: { lr: 1e-3 } } });
+    await expect(other.fit({ resume: true })).rejects.toMatchObject({ code: 'ERR_CONFIG', message: expect.stringMatching(/training\.lr: checkpoint has 0\.002, this run has 0\.001/) });
+    expect(checkpointFolders(d)).toEqual(before);
+    m.dispose();
+  });
+
   it('a manifest path that leaves the folder is refused', async () => {
     const d = await twoCheckpoints();
     const mf = path.join(d, 'checkpoint', 'manifest.json');
