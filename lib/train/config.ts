@@ -58,9 +58,20 @@ export type PeftBlock = Record<string, unknown>;
 const NO_ADAPTER_METHODS = ['full', 'head_only'] as const;
 /** RLHF objectives: their adapter block is LoRA's schema (`peft: null`: full fine-tuning). */
 const RLHF_METHODS = ['reward', 'dpo', 'ppo'] as const;
-/** Every `method:` value: the above and each registered PEFT method, in registry order (lora, qlora, adalora, ...). */
-export const METHODS: readonly [string, ...string[]] = [...NO_ADAPTER_METHODS, ...peftMethods(), ...RLHF_METHODS];
+/**
+ * Every `method:` value: the above and each registered PEFT method, in registry order (lora,
+ * qlora, adalora, ...). Read at validation time, so a method registered later is accepted too.
+ */
+export function methodNames(): string[] {
+  return [...NO_ADAPTER_METHODS, ...peftMethods(), ...RLHF_METHODS];
+}
 export type Method = (typeof NO_ADAPTER_METHODS)[number] | (typeof RLHF_METHODS)[number] | (string & {});
+
+/** `method:`: a name from methodNames() (the same words as a z.enum's error). */
+const MethodSchema = z.string().superRefine((v, ctx) => {
+  const names = methodNames();
+  if (!names.includes(v)) ctx.addIssue({ code: 'custom', message: `expected one of ${names.map((n) => JSON.stringify(n)).join(' | ')} but received string ${JSON.stringify(v)}`, input: v });
+});
 export const TASKS = ['causal_lm', 'seq_cls', 'token_cls'] as const;
 export type Task = (typeof TASKS)[number];
 
@@ -158,7 +169,7 @@ const TopSchema = z.strictObject({
   /** A Hugging Face folder or "builtin:<name>". */
   model: z.string().min(1),
   task: z.enum(TASKS).default('causal_lm'),
-  method: z.enum(METHODS).default('lora'),
+  method: MethodSchema.default('lora'),
   peft: z.record(z.string(), z.unknown()).nullable().optional(),
   rlhf: z.record(z.string(), z.unknown()).optional(),
   /** Base-weight quantization; defaults to nf4 for qlora, none otherwise. */
@@ -308,7 +319,7 @@ export function loadConfig(pathOrObject: string | Record<string, unknown>, opts:
   // The peft / rlhf blocks depend on the method: validate them even when other fields failed,
   // so that one run of the command lists everything.
   const rawObj = raw as Record<string, unknown>;
-  const methodParse = z.enum(METHODS).default('lora').safeParse(rawObj['method']);
+  const methodParse = MethodSchema.default('lora').safeParse(rawObj['method']);
   const method = methodParse.success ? methodParse.data : null;
   let peft: PeftBlock | null = null;
   let rlhf: RlhfConfig | null = null;

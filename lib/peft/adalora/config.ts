@@ -63,9 +63,10 @@ export const AdaloraSchema = z
   .superRefine((v, ctx) => {
     loraRules(v, ctx);
     // the allocator only removes ranks
-    if (v.target_r > v.init_r) ctx.addIssue(expectedIssue(`a number <= init_r (${v.init_r}): the allocator only removes ranks`, v.target_r, ['target_r']));
+    if (v.target_r > v.init_r) ctx.addIssue(expectedIssue(`a number <= init_r = ${v.init_r} (the allocator only removes ranks)`, v.target_r, ['target_r']));
     if (v.total_step !== null && v.tinit >= v.total_step - v.tfinal) {
-      ctx.addIssue(expectedIssue(`tinit < total_step (${v.total_step}) - tfinal (${v.tfinal}) so that there is a budgeting phase; decrease tinit/tfinal or train longer`, v.tinit, ['tinit']));
+      // PEFT's check: warm-up and final phases must leave a budgeting phase between them
+      ctx.addIssue(expectedIssue(`a number < total_step - tfinal = ${v.total_step - v.tfinal} (total_step ${v.total_step}, tfinal ${v.tfinal}) so that there is a budgeting phase; decrease tinit/tfinal or train longer`, v.tinit, ['tinit']));
     }
   });
 

@@ -6,11 +6,13 @@
  *          then Linear(2h, 2h) - ReLU - Linear(2h, C)          (`lstm_head`, `mlp_head.{0,2}`)
  * They are placed like prompt tuning's. Saved as the encoder's output [P, C].
  */
-import { PromptEncoder, PromptLearningModel } from '../prompt/prompt_model.js';
+import { PromptEncoder, PromptLearningModel, SavedPromptEncoder } from '../prompt/prompt_model.js';
 import { PromptTable, Sequential } from '../prompt/layers.js';
 import { normalizePTuningConfig, type PTuningConfig } from './config.js';
 import { LSTM } from './lstm.js';
 import { Tensor } from '../../tensor/tensor.js';
+import { randn } from '../../tensor/creation.js';
+import { nextSeed } from '../../nn/random.js';
 import * as F from '../../autograd/ops.js';
 import { readAdapterFolder } from '../base/adapter_io.js';
 import type { PretrainedModel } from '../../models/common.js';
@@ -44,7 +46,9 @@ export class PTuningEncoder extends PromptEncoder {
 export class PTuningModel extends PromptLearningModel {
   constructor(base: PretrainedModel, config: Record<string, unknown>, adapterName = 'default') {
     const cfg = normalizePTuningConfig(config, base);
-    super(base, adapterName, cfg as PTuningConfig & Record<string, unknown>, 'embeds', new PTuningEncoder(cfg));
+    // inference_mode, as in PEFT: no MLP/LSTM head, the [P, C] table itself is the prompt (a loaded folder's saved output)
+    const encoder = cfg.inference_mode ? new SavedPromptEncoder(randn([cfg.num_virtual_tokens, cfg.token_dim], { seed: nextSeed() })) : new PTuningEncoder(cfg);
+    super(base, adapterName, cfg as PTuningConfig & Record<string, unknown>, 'embeds', encoder);
   }
 
   /**

@@ -10,7 +10,7 @@
  */
 import { z } from 'zod';
 import { parseConfigOrThrow } from '../../config_errors.js';
-import { posInt, dropoutProb } from '../base/config.js';
+import { posInt, dropoutProb, oneOf } from '../base/config.js';
 import { loraShape, loraRules, targetModules, type LoraConfig } from '../lora/config.js';
 
 export const QloraSchema = z
@@ -27,7 +27,7 @@ export const QloraSchema = z
     /** tunekit's addition (bitsandbytes' bnb_4bit_use_double_quant): quantize the blocks' absmax scales to 8 bits too (QLoRA recipe: true) */
     double_quant: z.boolean().default(true),
     /** tunekit's addition (bitsandbytes' blocksize): weights per absmax scale (bitsandbytes: 64) */
-    blocksize: z.union([z.literal(64), z.literal(128), z.literal(256)]).default(64),
+    blocksize: oneOf([64, 128, 256] as const).default(64),
   })
   .superRefine(loraRules);
 
