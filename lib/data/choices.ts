@@ -71,8 +71,8 @@ export function buildChoiceSet(records: readonly NormalizedRecord[], tok: Tokeni
     if (r.kind !== 'prompt_completion') throw new TunekitError('ERR_FORMAT', `record ${i}: expected a prompt/completion record for multiple-choice scoring but received a ${r.kind} record`);
     const gold = index.get(r.completion);
     if (gold === undefined) throw new TunekitError('ERR_VALUE', `record ${i}: completion ${JSON.stringify(r.completion)} is not one of the answers ${JSON.stringify(answers)}`);
-    const body = encodePlain(tok, r.prompt);
-    return { promptIds: [...prefix, ...(body.length > budget ? body.slice(body.length - budget) : body)], gold };
+    const body = encodePlain(tok, r.prompt, Number.isFinite(budget) ? { maxTokens: budget, keepEnd: true } : undefined);
+    return { promptIds: [...prefix, ...body], gold };
   });
   return { answers: [...answers], answerIds, items };
 }

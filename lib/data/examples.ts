@@ -5,6 +5,9 @@
  * the assistant turns of a chat) and is -100 elsewhere (prompt, user turns); an EOS token is
  * appended. Classification: `inputIds` plus the class id. Truncation keeps the start of the
  * sequence (and the tokenizer's own special tokens, such as BERT's [CLS] ... [SEP]).
+ *
+ * With a maxLength, each text is only tokenized as far as the example can use it (its first or
+ * last maxLength tokens, see {@link encodePlain}): one 50 MB record costs no more than a short one.
  */
 
 import { TunekitError, describe } from '../errors.js';
@@ -57,9 +60,28 @@ export function specialTokenLayout(tok: TokenizerLike): SpecialLayout {
   return layout;
 }
 
-/** Token ids of a text without special tokens (an empty text is no tokens). */
-export function encodePlain(tok: TokenizerLike, text: string): number[] {
-  return text.length === 0 ? [] : tok.encode(text, { addSpecialTokens: false }).ids;
+/** At most `maxTokens` ids of a text: its first ones, or with `keepEnd` its last ones. */
+export interface TokenBound {
+  maxTokens: number;
+  keepEnd?: boolean;
+}
+
+/**
+ * Token ids of a text without special tokens (an empty text is no tokens). With a bound, only
+ * the first (or last) `maxTokens` ids, which the tokenizer finds without tokenizing the rest of
+ * a long text; equal to cutting the full ids.
+ *
+ * @example
+ * encodePlain(tok, fiftyMegabytes, { maxTokens: 32 }); // the first 32 ids, in milliseconds
+ */
+export function encodePlain(tok: TokenizerLike, text: string, bound?: TokenBound): number[] {
+  if (text.length === 0) return [];
+  if (!bound) return tok.encode(text, { addSpecialTokens: false }).ids;
+  const n = Math.max(0, bound.maxTokens);
+  const ids = tok.encode(text, { addSpecialTokens: false, maxLength: n, truncationSide: bound.keepEnd ? 'left' : 'right' }).ids;
+  // a tokenizer may ignore maxLength (tests' fakes do)
+  if (ids.length <= n) return ids;
+  return bound.keepEnd ? ids.slice(ids.length - n) : ids.slice(0, n);
 }
 
 function checkMaxLength(maxLength: number | undefined, min: number): void {
@@ -89,7 +111,7 @@ export interface CausalLmOptions {
 
 type Segment = { ids: number[]; train: boolean };
 
-function chatSegments(messages: { role: string; content: string }[], render: ChatRenderer, tok: TokenizerLike, where: string): Segment[] {
+function chatSegments(messages: { role: string; content: string }[], render: ChatRenderer, tok: TokenizerLike, where: string, bound: TokenBound | undefined): Segment[] {
   const full = render(messages);
   const segs: Segment[] = [];
   let cursor = 0;
@@ -103,11 +125,11 @@ function chatSegments(messages: { role: string; content: string }[], render: Cha
         `${where}: the chat template does not render conversations incrementally (the text up to assistant turn ${i} is not a prefix of the whole conversation), so assistant tokens cannot be located`,
       );
     }
-    segs.push({ ids: encodePlain(tok, full.slice(cursor, before.length)), train: false });
-    segs.push({ ids: encodePlain(tok, full.slice(before.length, after.length)), train: true });
+    segs.push({ ids: encodePlain(tok, full.slice(cursor, before.length), bound), train: false });
+    segs.push({ ids: encodePlain(tok, full.slice(before.length, after.length), bound), train: true });
     cursor = after.length;
   }
-  if (cursor < full.length) segs.push({ ids: encodePlain(tok, full.slice(cursor)), train: false });
+  if (cursor < full.length) segs.push({ ids: encodePlain(tok, full.slice(cursor), bound), train: false });
   return segs;
 }
 
@@ -123,21 +145,24 @@ export function buildCausalLmExample(rec: NormalizedRecord, tok: TokenizerLike, 
   checkMaxLength(opts.maxLength, 1);
   const where = whereIs(rec.source, index);
   const prefix = opts.addSpecialTokens === false ? [] : specialTokenLayout(tok).prefix;
+  // Every segment is cut to maxLength ids from the kept end: the example is the first (last)
+  // maxLength ids of the segments joined, which only those ids of each segment can reach.
+  const bound = opts.maxLength === undefined ? undefined : { maxTokens: opts.maxLength, keepEnd: opts.truncation === 'keep_end' };
   let segs: Segment[];
   let addEos = opts.addEos ?? true;
   switch (rec.kind) {
     case 'text':
-      segs = [{ ids: encodePlain(tok, rec.text), train: true }];
+      segs = [{ ids: encodePlain(tok, rec.text, bound), train: true }];
       break;
     case 'prompt_completion':
       segs = [
-        { ids: encodePlain(tok, rec.prompt), train: opts.trainOnPrompt === true },
-        { ids: encodePlain(tok, rec.completion), train: true },
+        { ids: encodePlain(tok, rec.prompt, bound), train: opts.trainOnPrompt === true },
+        { ids: encodePlain(tok, rec.completion, bound), train: true },
       ];
       break;
     case 'chat':
       if (!opts.renderChat) throw new TunekitError('ERR_VALUE', `${where}: Expected a renderChat function for chat records but received undefined`);
-      segs = chatSegments(rec.messages, opts.renderChat, tok, where);
+      segs = chatSegments(rec.messages, opts.renderChat, tok, where, bound);
       if (opts.trainOnPrompt) segs.forEach((s) => (s.train = true));
       addEos = opts.addEos ?? false;
       break;
@@ -219,8 +244,7 @@ export function buildClassificationExample(
   const layout = opts.addSpecialTokens === false ? { prefix: [], suffix: [] } : specialTokenLayout(tok);
   const nSpecial = layout.prefix.length + layout.suffix.length;
   checkMaxLength(opts.maxLength, nSpecial + 1);
-  let body = encodePlain(tok, rec.text);
-  if (opts.maxLength !== undefined && body.length + nSpecial > opts.maxLength) body = body.slice(0, opts.maxLength - nSpecial);
+  const body = encodePlain(tok, rec.text, opts.maxLength === undefined ? undefined : { maxTokens: opts.maxLength - nSpecial });
   return { inputIds: [...layout.prefix, ...body, ...layout.suffix], label: encodeLabel(labelMap, rec.label, where) };
 }
 
@@ -246,10 +270,13 @@ export function buildPreferenceExample(rec: NormalizedRecord, tok: TokenizerLike
     throw new TunekitError('ERR_FORMAT', `${where}: Expected a preference record (prompt, chosen, rejected) but received a ${rec.kind} record`);
   }
   checkMaxLength(opts.maxLength, 2);
-  const promptIds = [...specialTokenLayout(tok).prefix, ...encodePlain(tok, rec.prompt)];
+  // only the prompt's last maxLength - 1 ids and the answers' first maxLength ids can be kept
+  const promptBound = opts.maxLength === undefined ? undefined : { maxTokens: opts.maxLength - 1, keepEnd: true };
+  const answerBound = opts.maxLength === undefined ? undefined : { maxTokens: opts.maxLength };
+  const promptIds = [...specialTokenLayout(tok).prefix, ...encodePlain(tok, rec.prompt, promptBound)];
   const eos = opts.addEos !== false && tok.eosTokenId !== undefined ? [tok.eosTokenId] : [];
-  const chosenIds = [...encodePlain(tok, rec.chosen), ...eos];
-  const rejectedIds = [...encodePlain(tok, rec.rejected), ...eos];
+  const chosenIds = [...encodePlain(tok, rec.chosen, answerBound), ...eos];
+  const rejectedIds = [...encodePlain(tok, rec.rejected, answerBound), ...eos];
   if (opts.maxLength !== undefined) {
     // Keep the end of an over-long prompt (the part next to the answers), then cut the answers.
     const promptIds2 = promptIds.length > opts.maxLength - 1 ? promptIds.slice(promptIds.length - (opts.maxLength - 1)) : promptIds;

@@ -77,7 +77,9 @@ export function buildTokenClassificationExamples(records: TaggedRecord[], tok: T
       const id = index.get(String(r.tags[w]));
       if (id === undefined) throw new TunekitError('ERR_VALUE', `${r.where}: tag ${describe(r.tags[w])} is not among the training tags (${tagNames.slice(0, 10).join(', ')})`);
       // byte-level BPE marks word starts with a leading space; WordPiece ignores it
-      const sub = tok.encode(w === 0 ? r.words[w]! : ` ${r.words[w]}`, { addSpecialTokens: false }).ids;
+      // one id more than fits is enough to know the word does not fit (a huge word is not tokenized whole)
+      const room = budget - ids.length;
+      const sub = tok.encode(w === 0 ? r.words[w]! : ` ${r.words[w]}`, { addSpecialTokens: false, ...(Number.isFinite(room) ? { maxLength: room + 1 } : {}) }).ids;
       if (ids.length + sub.length > budget) break;
       sub.forEach((t, k) => {
         ids.push(t);

@@ -8,11 +8,15 @@
  * The part of a tokenizer the data pipeline needs. The real tokenizer (Hugging Face
  * `tokenizer.json`) satisfies it; tests use tiny fakes.
  *
+ * `maxLength` / `truncationSide` ask for the first ('right', the default: the right end is cut)
+ * or last ('left') maxLength ids only; a tokenizer may use them to tokenize just that much of a
+ * long text (the real one does) and may also ignore them: callers cut the ids again.
+ *
  * @example
  * const tok: TokenizerLike = { encode: (s) => ({ ids: [...s].map((c) => c.charCodeAt(0)) }), eosTokenId: 0 };
  */
 export interface TokenizerLike {
-  encode(text: string, opts?: { addSpecialTokens?: boolean }): { ids: number[] };
+  encode(text: string, opts?: { addSpecialTokens?: boolean; maxLength?: number; truncationSide?: 'right' | 'left' }): { ids: number[] };
   eosTokenId?: number;
   bosTokenId?: number;
   padTokenId?: number;

@@ -6,13 +6,16 @@
  * BERT, SentencePiece-style BPE with byte fallback as Llama, Unigram). What that package does
  * not do is added here: character offsets, truncation that keeps the special tokens, batch
  * padding, and transformers' defaults (e.g. no clean-up of tokenization spaces unless the
- * config asks for it).
+ * config asks for it); tokenizer.json is validated before the package sees it (validate.ts), and
+ * long texts are tokenized in pieces, only as far as `maxLength` needs (long_text.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { TunekitError, describe } from '../errors.js';
 import { applyChatTemplate, type ChatMessage, type ChatTemplateOptions } from './chat_template.js';
+import { keptTokens, planCuts, tokenizeHead, tokenizeTail, tokenizeWhole, type CutPlan, type Piece } from './long_text.js';
+import { validateTokenizerJson } from './validate.js';
 
 /** One encoded text. */
 export interface Encoding {
@@ -32,10 +35,15 @@ export interface Encoding {
 export interface EncodeOptions {
   /** Add the post-processor's special tokens ([CLS]/[SEP], <s>, ...). Default true. */
   addSpecialTokens?: boolean;
-  /** Cut to at most this many ids (special tokens kept, content cut from the right). */
+  /**
+   * Cut to at most this many ids (special tokens kept). Only as much of the text as these ids
+   * need is tokenized, so a 50 MB text with maxLength 32 costs about as much as a short one.
+   */
   maxLength?: number;
   /** Whether to cut to `maxLength`. Default true when maxLength is given. */
   truncation?: boolean;
+  /** Which end of the content is cut (transformers' truncation_side): 'right' (default) keeps the start, 'left' the end. */
+  truncationSide?: 'right' | 'left';
 }
 
 /** Options of {@link Tokenizer.encodeBatch}. */
@@ -160,6 +168,9 @@ export class Tokenizer {
   private readonly hf: HfTokenizer;
   private readonly cleanUp: boolean;
   private readonly offsetPlan: OffsetPlan | null;
+  private readonly cutPlan: CutPlan | null;
+  /** One more than the largest id (vocab and added tokens): ids below it can be decoded. */
+  private readonly idLimit: number;
   private readonly addedContents: ReadonlySet<string>;
   private readonly specialAround: [number, number];
 
@@ -171,9 +182,10 @@ export class Tokenizer {
    * const tok = new Tokenizer(JSON.parse(fs.readFileSync('tokenizer.json', 'utf8')), { eos_token: '<|endoftext|>' });
    */
   constructor(tokenizerJson: Json, config: Json = {}, readonly source = '<memory>') {
-    if (!tokenizerJson || typeof tokenizerJson !== 'object' || !tokenizerJson.model) {
+    if (!tokenizerJson || typeof tokenizerJson !== 'object' || Array.isArray(tokenizerJson) || !tokenizerJson.model) {
       throw new TunekitError('ERR_FORMAT', `${source}: expected a tokenizer.json object with a "model" but received ${describe(tokenizerJson)}`);
     }
+    const facts = validateTokenizerJson(tokenizerJson, source);
     // transformers 5 does not clean up tokenization spaces unless the config says so; the
     // package defaults to true, so pass the setting explicitly.
     const hfConfig = { ...config, clean_up_tokenization_spaces: config.clean_up_tokenization_spaces ?? false };
@@ -184,6 +196,7 @@ export class Tokenizer {
     }
     this.cleanUp = Boolean(hfConfig.clean_up_tokenization_spaces);
     this.vocabSize = this.hf.get_vocab(true).size;
+    this.idLimit = Math.max(this.vocabSize, facts.maxId + 1);
     const pick = (key: string) => {
       const content = tokenContent(config[key]);
       if (content === null) return { token: null, id: null };
@@ -215,6 +228,7 @@ export class Tokenizer {
     this.specialTokens = specials;
     this.addedContents = new Set(added.map((t) => t.content as string));
     this.offsetPlan = planOffsets(tokenizerJson);
+    this.cutPlan = planCuts(tokenizerJson, hfConfig);
     const probe = this.postProcess([SENTINEL], true);
     const at = probe.indexOf(SENTINEL);
     this.specialAround = [at, probe.length - at - 1];
@@ -269,30 +283,53 @@ export class Tokenizer {
       throw new TunekitError('ERR_VALUE', `Tokenizer.encode: expected a string but received ${describe(text)}`);
     }
     const add = options.addSpecialTokens ?? true;
-    let content = this.hf.tokenize(text, { add_special_tokens: false });
-    let offsets = this.computeOffsets(text, content);
     const max = options.maxLength;
+    const side = options.truncationSide ?? 'right';
+    if (side !== 'right' && side !== 'left') throw new TunekitError('ERR_VALUE', `Tokenizer.encode: expected 'right' or 'left' for truncationSide but received ${describe(side)}`);
+    let room: number | undefined;
     if (max !== undefined && (options.truncation ?? true)) {
       if (!Number.isInteger(max) || max < 0) throw new TunekitError('ERR_VALUE', `Tokenizer.encode: maxLength must be a non-negative integer but received ${describe(max)}`);
-      const room = Math.max(0, max - (add ? this.numSpecialTokensToAdd : 0));
-      if (content.length > room) {
-        content = content.slice(0, room);
-        offsets = offsets?.slice(0, room);
-      }
+      room = Math.max(0, max - (add ? this.numSpecialTokensToAdd : 0));
     }
+    const tokenize = (s: string): string[] => this.hf.tokenize(s, { add_special_tokens: false });
+    const pieces = room === undefined ? tokenizeWhole(text, this.cutPlan, tokenize)
+      : side === 'left' ? tokenizeTail(text, room, this.cutPlan, tokenize)
+      : tokenizeHead(text, room, this.cutPlan, tokenize);
+    const content = keptTokens(pieces);
     const tokens = add ? this.postProcess(content, true) : content;
-    if (offsets && add) {
-      const [before, after] = this.specialAround;
-      if (tokens.length === content.length + before + after) {
-        offsets = [...Array.from({ length: before }, (): [number, number] => [0, 0]), ...offsets, ...Array.from({ length: after }, (): [number, number] => [0, 0])];
-      } else {
-        offsets = undefined;
-      }
-    }
     const ids = tokens.map((t: string) => this.hf.token_to_id(t) ?? this.unkIdOrThrow(t));
     const out: Encoding = { ids, tokens, attentionMask: new Array(ids.length).fill(1) };
-    if (offsets) out.offsets = offsets;
+    if (this.offsetPlan) {
+      // Offsets cost several times the tokenization itself and training never reads them:
+      // computed on first access.
+      let cached: Array<[number, number]> | undefined | null = null;
+      Object.defineProperty(out, 'offsets', {
+        enumerable: true,
+        configurable: true,
+        get: () => {
+          if (cached === null) cached = this.offsetsOf(pieces, content.length, tokens.length, add);
+          return cached;
+        },
+      });
+    }
     return out;
+  }
+
+  /** Offsets of the kept tokens of `pieces`, with [0, 0] for the special tokens around them. */
+  private offsetsOf(pieces: readonly Piece[], contentCount: number, tokenCount: number, add: boolean): Array<[number, number]> | undefined {
+    let offsets: Array<[number, number]> = [];
+    for (const p of pieces) {
+      const spans = this.computeOffsets(p.text, p.tokens, p.afterSpace);
+      if (!spans) return undefined;
+      for (let i = p.from; i < p.to; i++) offsets.push([spans[i]![0] + p.start, spans[i]![1] + p.start]);
+    }
+    if (add) {
+      const [before, after] = this.specialAround;
+      if (tokenCount !== contentCount + before + after) return undefined;
+      const none = (n: number) => Array.from({ length: n }, (): [number, number] => [0, 0]);
+      offsets = [...none(before), ...offsets, ...none(after)];
+    }
+    return offsets;
   }
 
   private unkIdOrThrow(token: string): number {
@@ -310,8 +347,9 @@ export class Tokenizer {
    * found in the text, and normalized positions map back through the (Prepend / one-character
    * Replace) normalizers. A token covering part of a character gets the whole character, as
    * in Python `tokenizers`. Returns undefined when the pipeline is one we cannot align.
+   * `spaceBefore`: the text is a piece that starts after a space, which its Prepend marker stands for.
    */
-  private computeOffsets(text: string, tokens: string[]): Array<[number, number]> | undefined {
+  private computeOffsets(text: string, tokens: string[], spaceBefore = false): Array<[number, number]> | undefined {
     const plan = this.offsetPlan;
     if (!plan) return undefined;
     const out: Array<[number, number]> = [];
@@ -331,16 +369,16 @@ export class Tokenizer {
       while (j < tokens.length && !this.addedContents.has(tokens[j])) j++;
       const end = j < tokens.length ? text.indexOf(tokens[j], cursor) : text.length;
       if (end < 0) return undefined;
-      const spans = this.alignSection(text, cursor, end, tokens.slice(i, j), plan);
+      const spans = this.alignSection(text, cursor, end, tokens.slice(i, j), plan, spaceBefore && cursor === 0);
       if (!spans) return undefined;
-      out.push(...spans);
+      for (const span of spans) out.push(span); // not push(...spans): a long text overflows the stack
       cursor = end;
       i = j;
     }
     return out;
   }
 
-  private alignSection(text: string, from: number, to: number, tokens: string[], plan: OffsetPlan): Array<[number, number]> | undefined {
+  private alignSection(text: string, from: number, to: number, tokens: string[], plan: OffsetPlan, spaceBefore: boolean): Array<[number, number]> | undefined {
     // Normalized text, as [normalized char, original start, original end] per code point.
     const chars: Array<[string, number, number]> = [];
     let section = text.slice(from, to);
@@ -349,7 +387,9 @@ export class Tokenizer {
     let pos = from;
     const cps = [...section];
     if (plan.prepend !== null && cps.length > 0) {
-      for (const c of plan.prepend) chars.push([c, from, from + cps[0].length]);
+      // the marker stands for the section's first character, or for the space cut off before it
+      const [ps, pe] = spaceBefore ? [from - 1, from] : [from, from + cps[0].length];
+      for (const c of plan.prepend) chars.push([c, ps, pe]);
     }
     for (const cp of cps) {
       let c = cp;
@@ -437,8 +477,8 @@ export class Tokenizer {
   decode(ids: ArrayLike<number> | readonly number[], options: DecodeOptions = {}): string {
     const list = Array.from(ids as ArrayLike<number>, Number);
     for (const id of list) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new TunekitError('ERR_VALUE', `Tokenizer.decode: ids must be integers in [0, ${this.vocabSize}) but received ${describe(id)}`);
+      if (!Number.isInteger(id) || id < 0 || id >= this.idLimit) {
+        throw new TunekitError('ERR_VALUE', `Tokenizer.decode: ids must be integers in [0, ${this.idLimit}) but received ${describe(id)}`);
       }
     }
     let kept = list;
