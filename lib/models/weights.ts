@@ -12,7 +12,9 @@ const TO_ST: Record<DType, SafetensorsDtype> = { f32: 'F32', bf16: 'BF16', f16: 
 /** A tensor (in the file's dtype) from raw safetensors bytes. */
 export function tensorFromRaw(raw: RawTensor): Tensor {
   const dt = FROM_ST[raw.dtype];
-  if (!dt) throw new TunekitError('ERR_DTYPE', `tensor '${raw.name}' has dtype ${raw.dtype}, which tunekit cannot load`);
+  if (!dt) {
+    throw new TunekitError('ERR_DTYPE', `tensor '${raw.name}' has dtype ${raw.dtype}, which tunekit cannot compute with (it converts ${Object.keys(FROM_ST).join(', ')}); the file is valid and readTensor() returns this tensor's raw bytes`);
+  }
   const t = Tensor.empty(raw.shape, dt);
   t.copyFrom(raw.bytes);
   return t;

@@ -207,3 +207,11 @@ describe('the writer never writes what the reference refuses', () => {
     expect([odd.code, odd.message]).toEqual(['ERR_SHAPE', expect.stringMatching(/whole bytes/)]);
   });
 });
+
+describe('dtypes read but not computed with', () => {
+  it('converting one to a tensor says the file is valid and its raw bytes are readable', async () => {
+    const { tensorFromRaw } = await import('../../lib/models/weights.js');
+    const e = errorOf(() => tensorFromRaw({ name: 'ids', dtype: 'U32', shape: [2], bytes: U32_DATA }));
+    expect([e.code, e.message]).toEqual(['ERR_DTYPE', expect.stringMatching(/'ids' has dtype U32, which tunekit cannot compute with \(it converts F32, .*\); the file is valid and readTensor\(\) returns/)]);
+  });
+});
