@@ -88,8 +88,9 @@ const IO_CHUNK = 1 << 30;
 const DTYPES = Object.keys(DTYPE_BITS) as SafetensorsDtype[];
 const isDtype = isSafetensorsDtype;
 
-function formatError(file: string, message: string, code = 'ERR_FORMAT'): TunekitError {
-  return new TunekitError(code, `${file}: ${message}`);
+/** A file whose content the reference would refuse (every such verdict is ERR_FORMAT). */
+function formatError(file: string, message: string): TunekitError {
+  return new TunekitError('ERR_FORMAT', `${file}: ${message}`);
 }
 
 function ioError(file: string, action: string, err: unknown): TunekitError {
