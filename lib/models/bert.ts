@@ -135,13 +135,16 @@ class BertEmbeddings extends Module {
   }
   forward(inputs: ModelInputs): Tensor {
     const T = inputs.inputsEmbeds ? inputs.inputsEmbeds.shape[1]! : inputs.inputIds!.shape[1]!;
+    // prefix tuning: transformers' BertModel starts positions after the past key/values PEFT
+    // passes (past_key_values_length), so the real tokens sit at P..P+T-1
+    const P = inputs.prefix?.[0]?.k.shape[2] ?? 0;
     // positions index position_embeddings [max_position_embeddings, C]: refuse before the lookup fails
-    checkSequenceLength(this.cfg, 0, 0, T, 'max_position_embeddings');
+    checkSequenceLength(this.cfg, P, 0, T, 'max_position_embeddings');
     const emb = inputs.inputsEmbeds ?? this.word_embeddings.forward(inputs.inputIds!);
     const B = emb.shape[0]!;
-    // absolute positions 0..T-1 for every row (transformers' default, whatever the padding)
+    // absolute positions P..P+T-1 for every row (transformers' default, whatever the padding)
     const pos = new Int32Array(B * T);
-    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) pos[b * T + t] = t;
+    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) pos[b * T + t] = P + t;
     const types = inputs.tokenTypeIds ?? (zeros([B, T], 'i32') as Tensor<'i32'>);
     if (types.shape[0] !== B || types.shape[1] !== T) {
       throw new TunekitError('ERR_SHAPE', `BERT: token_type_ids are [${types.shape}] but the input is [${B}, ${T}]`);

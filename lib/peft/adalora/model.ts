@@ -315,6 +315,7 @@ export class AdaLoraModel extends LoraModel {
   }
 
   protected override loadAdapterState(adapter: string, tensors: Map<string, RawTensor>): void {
+    this.loadBaseLayerTensors(tensors);
     for (const { path, ad } of this.svdAdapters(adapter)) {
       const r = ad.ranknum;
       const row = this.loadingPattern?.[`${path}.lora_E`] ?? null;

@@ -1,6 +1,7 @@
 /**
  * PEFT adapter folders: adapter_config.json (sorted keys, indent 2) and
- * adapter_model.safetensors (metadata {"format": "pt"}), keys `base_model.model.<path>`.
+ * adapter_model.safetensors (metadata {"format": "pt"}), keys `base_model.model.<path>` (LoRA,
+ * AdaLoRA) or `prompt_embeddings` plus `base_model.<path>` for modules_to_save (prompt learning).
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +11,10 @@ import { writeFileAtomicSync } from '../../io/atomic.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
+/** prefix of base-model tensors written by PEFT's tuners (LoRA, AdaLoRA): `base_model.model.<path>` */
 export const KEY_PREFIX = 'base_model.model.';
+/** prefix of base-model tensors (modules_to_save) in prompt-learning folders: `base_model.<path>` */
+export const PROMPT_KEY_PREFIX = 'base_model.';
 
 function sortKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortKeys);

@@ -4,11 +4,11 @@
  * named adapters, PEFT folders in and out.
  */
 import { PeftModel } from '../base/peft_model.js';
-import { findTargets, patternValue, isTarget } from '../base/targets.js';
+import { findTargets, patternValue, matchesTarget, isTarget } from '../base/targets.js';
 import { readAdapterFolder } from '../base/adapter_io.js';
 import { LoraLinear } from './layer.js';
 import { LoraEmbedding } from './embedding.js';
-import { normalizeLoraConfig, headModulesFor, type LoraConfig } from './config.js';
+import { normalizeLoraConfig, type LoraConfig } from './config.js';
 import { f32FromRaw } from '../../models/weights.js';
 import { Linear, Embedding } from '../../nn/layers.js';
 import type { Module } from '../../nn/module.js';
@@ -16,6 +16,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import type { ModelInputs, ModelOutput, PretrainedModel } from '../../models/common.js';
 import type { RawTensor } from '../../io/safetensors.js';
 import { TunekitError } from '../../errors.js';
+import { NF4Linear } from '../../quant/nf4_linear.js';
 
 export class LoraModel extends PeftModel {
   /** module path -> its LoRA layer */
@@ -25,8 +26,7 @@ export class LoraModel extends PeftModel {
   constructor(base: PretrainedModel, config: Record<string, unknown>, adapterName = 'default') {
     // the subclass's schema (AdaLoRA's) parses its own config: LoRA's would refuse its fields
     const cfg = (new.target as typeof LoraModel).configFor(config, base);
-    const toSave = [...new Set([...(cfg.modules_to_save ?? []), ...headModulesFor(base.task, base.config.modelType)])];
-    super(base, adapterName, toSave);
+    super(base, adapterName, cfg.modules_to_save ?? []);
     // the wrapper and its new LoRA layers take the base model's mode (eval after loadPretrained:
     // no lora_dropout at inference until a trainer calls train())
     this.training = base.training;
@@ -135,6 +135,7 @@ export class LoraModel extends PeftModel {
       }
     }
     this.layers.clear();
+    this.disposeSavedOriginals();
     return this.base;
   }
 
@@ -155,7 +156,55 @@ export class LoraModel extends PeftModel {
     return out;
   }
 
+  /**
+   * PEFT's save_embedding_layers="auto" (utils/save_and_load.py): when target_modules names an
+   * embedding layer ('embed_tokens' or 'lm_head' in the list, or a regex that selects a module
+   * so named), PEFT also writes the base weights of the model's input and output embeddings that
+   * carry a LoRA layer, as `<path>.base_layer.weight` (in case the vocabulary was resized). We
+   * write the same keys.
+   */
+  protected override savedBaseTensors(adapter: string): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    const cfg = this.adapterConfigs.get(adapter) as { target_modules?: unknown } | undefined;
+    if (!cfg || !peftSavesEmbeddingLayers(cfg.target_modules, this.base)) return out;
+    const inputTable = this.base.tokenEmbeddings();
+    for (const [path, layer] of this.layers) {
+      // get_input_embeddings(): the token table; get_output_embeddings(): the LM head `lm_head`
+      const isInput = layer instanceof LoraEmbedding && layer.base_layer.weight === inputTable;
+      const isOutput = path === 'lm_head';
+      if (!isInput && !isOutput) continue;
+      for (const [name, p] of layer.base_layer.namedParameters()) out.set(`${path}.base_layer.${name}`, p);
+    }
+    return out;
+  }
+
+  /**
+   * Takes `<layer>.base_layer.<param>` tensors out of a loaded file and puts them into the LoRA
+   * layers' base weights, as PEFT's load_state_dict does (PEFT writes them for targeted embedding
+   * layers; see savedBaseTensors). A 4-bit (QLoRA) base cannot take a dense weight: refused.
+   */
+  protected loadBaseLayerTensors(tensors: Map<string, RawTensor>): void {
+    for (const [path, layer] of this.layers) {
+      const own = new Map(layer.base_layer.namedParameters());
+      for (const [key, raw] of [...tensors]) {
+        if (!key.startsWith(`${path}.base_layer.`)) continue;
+        const name = key.slice(`${path}.base_layer.`.length);
+        const p = own.get(name);
+        if (!p) {
+          if (layer.base_layer instanceof NF4Linear) throw new TunekitError('ERR_FORMAT', `adapter tensor '${key}' is a dense base weight, but ${path} is 4-bit (NF4) here: load the adapter on a dense base model`);
+          throw new TunekitError('ERR_FORMAT', `adapter tensor '${key}': the base layer of ${path} has no parameter '${name}' (has ${[...own.keys()].join(', ')})`);
+        }
+        if (raw.shape.join() !== p.shape.join()) throw new TunekitError('ERR_SHAPE', `adapter tensor '${key}' is [${raw.shape}] but ${path}'s base layer has [${p.shape}] (a resized vocabulary must be resized in the base model first)`);
+        const v = f32FromRaw(raw);
+        p.assign(v);
+        v.dispose();
+        tensors.delete(key);
+      }
+    }
+  }
+
   protected loadAdapterState(adapter: string, tensors: Map<string, RawTensor>): void {
+    this.loadBaseLayerTensors(tensors);
     const want = this.adapterStateDict(adapter);
     for (const [key, t] of want) {
       const raw = tensors.get(key);
@@ -183,3 +232,17 @@ export class LoraModel extends PeftModel {
     return m;
   }
 }
+
+/**
+ * Whether PEFT's save_embedding_layers="auto" is on for these target_modules: a list naming
+ * 'embed_tokens' or 'lm_head' exactly (PEFT's EMBEDDING_LAYER_NAMES, tested by membership), or a
+ * regex (not 'all-linear') that fully matches a module path ending in one of those names.
+ */
+export function peftSavesEmbeddingLayers(targetModules: unknown, model: Module): boolean {
+  if (Array.isArray(targetModules)) return PEFT_EMBEDDING_LAYER_NAMES.some((n) => targetModules.includes(n));
+  if (typeof targetModules !== 'string' || targetModules === 'all-linear') return false;
+  return model.namedModules().some(([path]) => PEFT_EMBEDDING_PATH.test(path) && matchesTarget(path, targetModules));
+}
+
+const PEFT_EMBEDDING_LAYER_NAMES = ['embed_tokens', 'lm_head'];
+const PEFT_EMBEDDING_PATH = /(^|\.)(embed_tokens|lm_head)$/;

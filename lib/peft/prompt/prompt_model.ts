@@ -18,7 +18,7 @@
  * const { logits } = pt.forward({ inputIds }); // [B, T, V]: the real tokens only
  */
 import { PeftModel } from '../base/peft_model.js';
-import { KEY_PREFIX, writeAdapterFolder } from '../base/adapter_io.js';
+import { PROMPT_KEY_PREFIX, writeAdapterFolder } from '../base/adapter_io.js';
 import { Module } from '../../nn/module.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { tensor } from '../../tensor/creation.js';
@@ -28,7 +28,7 @@ import { rawFromTensor, f32FromRaw } from '../../models/weights.js';
 import { cachedLength, type ModelInputs, type ModelOutput, type PretrainedModel, type PrefixKV } from '../../models/common.js';
 import type { RawTensor } from '../../io/safetensors.js';
 import { TunekitError } from '../../errors.js';
-import { promptHeadModules, type PromptLearningConfig } from './config.js';
+import type { PromptLearningConfig } from './config.js';
 
 /** A prompt encoder: a module whose output (no input) is the [P, width] prompt. */
 export abstract class PromptEncoder extends Module {
@@ -58,8 +58,7 @@ export abstract class PromptLearningModel extends PeftModel {
   encoder: PromptEncoder;
 
   constructor(base: PretrainedModel, adapterName: string, cfg: PromptLearningConfig & Record<string, unknown>, kind: 'embeds' | 'prefix', encoder: PromptEncoder) {
-    const toSave = [...new Set([...(cfg.modules_to_save ?? []), ...promptHeadModules(base.task, base.config.modelType)])];
-    super(base, adapterName, toSave);
+    super(base, adapterName, cfg.modules_to_save ?? []);
     this.kind = kind;
     this.numVirtualTokens = cfg.num_virtual_tokens;
     this.encoder = this.module('prompt_encoder', encoder);
@@ -150,8 +149,17 @@ export abstract class PromptLearningModel extends PeftModel {
   }
 
   /**
+   * PEFT keeps the model of a prompt-learning method as PeftModel.base_model itself (no
+   * BaseTuner in between), so its modules_to_save are saved and read as `base_model.<path>`
+   * (`base_model.classifier.weight`, `base_model.score.weight`).
+   */
+  protected override get fileKeyPrefix(): string {
+    return PROMPT_KEY_PREFIX;
+  }
+
+  /**
    * Writes a PEFT folder: `prompt_embeddings` (the encoder's output, no key prefix) plus the
-   * modules_to_save (`base_model.model.<path>`) and adapter_config.json.
+   * modules_to_save (`base_model.<path>`) and adapter_config.json.
    * @example model.saveAdapter('out/adapter')
    */
   override saveAdapter(dir: string, adapter = this.activeAdapter): void {
@@ -159,9 +167,9 @@ export abstract class PromptLearningModel extends PeftModel {
     if (!cfg) throw new TunekitError('ERR_VALUE', `no adapter named '${adapter}'`);
     const emb = noGrad(() => this.prompt());
     const tensors: RawTensor[] = [rawFromTensor('prompt_embeddings', emb, 'f32')];
-    for (const [name, p] of this.savedModuleParams()) tensors.push(rawFromTensor(KEY_PREFIX + name, p, 'f32'));
+    for (const [name, p] of this.savedModuleParams()) tensors.push(rawFromTensor(this.fileKeyPrefix + name, p, 'f32'));
     if (!this.encoder.parameters().includes(emb)) emb.dispose(); // a computed output, not the table itself
-    writeAdapterFolder(dir, { ...cfg, inference_mode: true }, tensors);
+    writeAdapterFolder(dir, this.adapterFileConfig(cfg), tensors);
   }
 }
 
