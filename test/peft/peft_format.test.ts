@@ -18,6 +18,7 @@ import { loadPretrained } from '../../lib/models/index.js';
 import type { PretrainedModel, Task } from '../../lib/models/common.js';
 import { LoraModel, peftSavesEmbeddingLayers } from '../../lib/peft/lora/model.js';
 import { PromptTuningModel } from '../../lib/peft/prompt_tuning/model.js';
+import { AdaLoraModel } from '../../lib/peft/adalora/model.js';
 import { PrefixTuningModel } from '../../lib/peft/prefix_tuning/model.js';
 import { savesParameter } from '../../lib/peft/base/peft_model.js';
 import { openSafetensors, writeSafetensors, type RawTensor } from '../../lib/io/safetensors.js';
@@ -95,6 +96,21 @@ describe('modules_to_save by short name (PEFT: a module whose path ends with the
       'base_model.model.model.norm.weight', 'base_model.model.score.weight',
     ]);
     expect(() => LoraModel.fromPretrained(base('llama', 'seq_cls'), dir)).not.toThrow();
+  });
+});
+
+describe('modules_to_save in adapter_config.json lists what the file holds (PEFT adds its head names)', () => {
+  it('LoRA and the AdaLoRA compact export of a classifier write [..., classifier, score]', () => {
+    manualSeed(5);
+    const lora = new LoraModel(base('bert', 'seq_cls'), { r: 2, modules_to_save: ['position_embeddings'] });
+    const d1 = newDir();
+    lora.saveAdapter(d1);
+    expect(cfgOf(d1).modules_to_save).toEqual(['position_embeddings', 'classifier', 'score']);
+    const ada = new AdaLoraModel(base('gpt2', 'seq_cls'), { init_r: 2, target_r: 1, total_step: 4, init_lora_weights: false });
+    const d2 = newDir();
+    ada.exportCompactLora(d2);
+    expect(cfgOf(d2).modules_to_save).toEqual(['classifier', 'score']);
+    expect(keys(d2)).toContain('base_model.model.score.weight');
   });
 });
 

@@ -22,7 +22,7 @@ import { findTargets, isTarget } from '../base/targets.js';
 import { readAdapterFolder, writeAdapterFolder, ADAPTER_CONFIG, KEY_PREFIX } from '../base/adapter_io.js';
 import { rankReportOf, rankTable, rankChartSvg, type RankReport } from './rank_report.js';
 import { writeFileAtomicSync } from '../../io/atomic.js';
-import type { TrainingHooks } from '../base/peft_model.js';
+import { withPeftHeads, type TrainingHooks } from '../base/peft_model.js';
 import { AdaLoraLinear, type SvdAdapter } from './layer.js';
 import { normalizeAdaloraConfig, checkSchedule, type AdaloraConfig } from './config.js';
 import { RankAllocator, type RankPattern } from './allocator.js';
@@ -376,6 +376,8 @@ export class AdaLoraModel extends LoraModel {
     const paths = Object.keys(ranks);
     if (!paths.length) throw new TunekitError('ERR_VALUE', 'exportCompactLora: no layer keeps any rank (every E is 0): nothing to export');
     const r = Math.max(...Object.values(ranks));
+    // what the file holds, PEFT's head names included (as PEFT writes it)
+    const toSave = withPeftHeads(cfg.modules_to_save ?? [], this.base.task);
     const pattern = Object.fromEntries(paths.filter((p) => ranks[p] !== r).map((p) => [p, ranks[p]!]));
     const loraCfg: Record<string, unknown> = {
       peft_type: 'LORA',
@@ -388,7 +390,7 @@ export class AdaLoraModel extends LoraModel {
       bias: 'none',
       use_rslora: false,
       use_dora: false,
-      modules_to_save: cfg.modules_to_save,
+      modules_to_save: toSave.length ? toSave : null,
       init_lora_weights: true,
       rank_pattern: pattern,
       alpha_pattern: pattern,
