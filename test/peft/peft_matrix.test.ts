@@ -190,6 +190,8 @@ describe.skipIf(!!EXPORT)('PEFT invariant matrix', () => {
         // save -> reload onto a fresh base
         const dir = newDir();
         model.saveAdapter(dir);
+        // what we write now has PEFT's layout for the cell (not only the committed ours/ folders)
+        expect(keysOf(path.join(dir, 'adapter_model.safetensors'))).toEqual(keysOf(path.join(MATRIX, 'peft', name, 'adapter_model.safetensors')));
         const back = fromFolder(cell, loadBase(cell), dir);
         back.eval();
         expect(absErr(cell, logitsOf(back, cell), trained)).toBeLessThanOrEqual(1e-6);
