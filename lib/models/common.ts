@@ -94,19 +94,29 @@ export function positionIds(B: number, T: number, mask: Tensor<'i32'> | null | u
   return tensor(out, [B, T]) as Tensor<'i32'>;
 }
 
-/** Index (into the flattened [B*T] rows) of each sequence's last real token. */
-export function lastTokenRows(B: number, T: number, mask: Tensor<'i32'> | null | undefined): Tensor<'i32'> {
+/**
+ * Index (into the flattened [B*T] rows) of the token each sequence is classified from: the last
+ * real token (attention mask 1) that is not the config's pad_token_id. With input ids and a pad id
+ * this is transformers' rule (GPT2ForSequenceClassification / GenericForSequenceClassification:
+ * the rightmost token != pad_token_id, index 0 when there is none), so a sequence that ends in an
+ * EOS equal to the pad id is classified from the token before it, as transformers does; the mask
+ * keeps padding written with another id out. Without ids (prompt tuning's embeddings) or a pad
+ * id, the last real token by the mask.
+ * @example lastTokenRows(2, 4, mask, ids, 0) // rows of [B] sequences into [B*T]
+ */
+export function lastTokenRows(B: number, T: number, mask: Tensor<'i32'> | null | undefined, ids?: Tensor<'i32'> | null, padTokenId?: number | null): Tensor<'i32'> {
   const out = new Int32Array(B);
   const m = mask ? (mask.toTypedArray() as Int32Array) : null;
   const Tm = mask ? mask.shape[1]! : T;
+  const x = ids && padTokenId !== null && padTokenId !== undefined ? (ids.toTypedArray() as Int32Array) : null;
   for (let b = 0; b < B; b++) {
-    let last = T - 1;
-    if (m) {
-      last = -1;
-      for (let t = 0; t < T; t++) if (m[b * Tm + (Tm - T) + t]) last = t;
-      if (last < 0) last = 0;
+    let last = -1;
+    for (let t = 0; t < T; t++) {
+      if (m && !m[b * Tm + (Tm - T) + t]) continue;
+      if (x && x[b * T + t] === padTokenId) continue;
+      last = t;
     }
-    out[b] = b * T + last;
+    out[b] = b * T + Math.max(0, last);
   }
   return tensor(out, [B]) as Tensor<'i32'>;
 }

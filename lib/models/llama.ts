@@ -387,7 +387,7 @@ export class Llama extends Module implements PretrainedModel {
     const hidden = this.model.forward(inputs);
     const [B, T, C] = hidden.shape as [number, number, number];
     if (this.task === 'seq_cls') {
-      const rows = lastTokenRows(B, T, inputs.attentionMask);
+      const rows = lastTokenRows(B, T, inputs.attentionMask, inputs.inputsEmbeds ? null : inputs.inputIds, this.config.padTokenId);
       const pooled = F.gatherRows(F.reshape(hidden, [B * T, C]), rows);
       return { logits: this.score!.forward(pooled), hidden };
     }

@@ -57,7 +57,7 @@ const used: Record<string, number> = {};
 afterAll(() => console.log('config variants, share of MODEL_LOGITS_TOL used:', JSON.stringify(used)));
 
 describe('non-default config.json fields give transformers\' logits', () => {
-  expect(variantNames.length).toBeGreaterThanOrEqual(13);
+  expect(variantNames.length).toBeGreaterThanOrEqual(15);
   for (const name of variantNames) {
     const exp = readJson<VariantExpected>(path.join(VARIANTS, name, 'expected.json'));
     it(`${name}: ${JSON.stringify(exp.fields)}`, () => {
