@@ -7,6 +7,8 @@ import { loadPretrained, savePretrained } from '../models/loader.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { readAdapterFolder } from '../peft/base/adapter_io.js';
 import { LoraModel } from '../peft/lora/model.js';
+import { loadPeftFolder } from '../peft/base/registry.js';
+import '../peft/index.js';
 import type { Task } from '../models/common.js';
 import { quantizeModel } from '../quant/quantize.js';
 import { isNf4Checkpoint, loadNf4Pretrained, saveNf4Pretrained } from '../quant/checkpoint.js';
@@ -16,8 +18,9 @@ import { prepareOutputDir } from '../io/output_dir.js';
 
 const HELP = `Usage: tunekit merge --model <dir|builtin:name> --adapter <dir> --output <dir> [--dtype f32|bf16] [--nf4 [--requantize]]
 
-Merges a LoRA adapter (a PEFT folder) into its base model and writes a Hugging Face folder that
-transformers loads. The task (and label count) is taken from the adapter's task_type.
+Merges a LoRA or AdaLoRA adapter (a PEFT folder) into its base model and writes a Hugging Face
+folder that transformers loads. The task (and label count) is taken from the adapter's task_type,
+the label names from the labels.json tunekit train writes beside the adapter.
 
 QLoRA adapters: with --nf4 (implied when --model is a bitsandbytes 4-bit folder) the base is the
 NF4 one the adapter was trained on: the merged weights are dequant(W) + s B A, written dense, and
@@ -60,8 +63,10 @@ export async function mergeCommand(argv: string[]): Promise<void> {
     console.log(formatMergeReport(report));
   } else {
     const { model } = loadPretrained(modelDir, { task, numLabels, labels });
-    const lora = LoraModel.fromPretrained(model, values.adapter!);
-    const merged = lora.mergeAndUnload();
+    // LoRA and AdaLoRA (its B diag(E) A folds in the same way); prompt methods have no weights to fold into
+    const peft = loadPeftFolder(model, values.adapter!);
+    if (!(peft instanceof LoraModel)) throw new TunekitError('ERR_CONFIG', `merge: ${values.adapter} holds a ${String(config.peft_type)} adapter; only LoRA-family adapters (LORA, ADALORA) fold into the weights (prompt methods stay adapters: use them with tunekit generate/eval --adapter)`);
+    const merged = peft.mergeAndUnload();
     savePretrained(merged, values.output!, { dtype });
   }
   for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {

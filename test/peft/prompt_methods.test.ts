@@ -260,7 +260,7 @@ describe('training configs reach the methods through wrapForMethod', () => {
   for (const [method, peft] of [['prompt_tuning', { num_virtual_tokens: 5 }], ['p_tuning', { num_virtual_tokens: 5, encoder_reparameterization_type: 'LSTM', encoder_hidden_size: 8 }], ['prefix_tuning', { num_virtual_tokens: 5, prefix_projection: true, encoder_hidden_size: 8 }]] as const) {
     it(method, async () => {
       const { loadConfig } = await import('../../lib/train/config.js');
-      const { wrapForMethod } = await import('../../lib/train/run.js');
+      const { wrapForMethod } = await import('../../lib/train/run_model.js');
       const cfg = loadConfig({ model: modelDir('gpt2_lm'), method, peft, dataset: { path: 'x.jsonl' } } as Record<string, unknown>);
       const m = wrapForMethod(baseModel('gpt2_lm'), cfg) as PromptLearningModel;
       expect(m.adapterConfigs.get('default')).toMatchObject({ peft_type: method.toUpperCase(), num_virtual_tokens: 5, token_dim: 48 });

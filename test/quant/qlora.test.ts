@@ -22,7 +22,7 @@ import { manualSeed } from '../../lib/nn/random.js';
 import { AdamW } from '../../lib/train/optimizer.js';
 import { Linear } from '../../lib/nn/layers.js';
 import type { PretrainedModel } from '../../lib/models/common.js';
-import { wrapForMethod } from '../../lib/train/run.js';
+import { wrapForMethod } from '../../lib/train/run_model.js';
 import type { TrainConfig } from '../../lib/train/config.js';
 import { dir, inputsOf, modelInputs } from '../models/helpers.js';
 import { NF4Linear } from '../../lib/quant/nf4_linear.js';
