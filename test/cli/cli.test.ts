@@ -38,14 +38,6 @@ const WRITE = process.env.TUNEKIT_WRITE_FIXTURES === '1';
 let work = '';
 let modelDir = '';
 
-function newestMtime(d: string): number {
-  let t = 0;
-  for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-    const p = path.join(d, e.name);
-    t = Math.max(t, e.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
-  }
-  return t;
-}
 
 function cli(args: string[]): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [MAIN, ...args], { cwd: work, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' }, timeout: 60_000 });
@@ -71,11 +63,7 @@ const goodConfig = () => ({
 });
 
 beforeAll(() => {
-  // dist/ is what `tunekit` runs: rebuild it when lib/ changed since (type errors elsewhere in
-  // the tree do not stop tsc from emitting)
-  if (!fs.existsSync(MAIN) || fs.statSync(MAIN).mtimeMs < newestMtime(path.join(ROOT, 'lib'))) {
-    spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'ignore' });
-  }
+  // dist/ is built once by test/global_setup.ts
   expect(fs.existsSync(MAIN)).toBe(true);
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-cli-'));
   // a tiny base model folder: BPE tokenizer trained on the dataset's texts + a random tiny GPT-2

@@ -88,9 +88,8 @@ function cli(args: string[]): { code: number; stdout: string; stderr: string } {
 }
 
 beforeAll(() => {
-  if (!fs.existsSync(MAIN) || fs.statSync(MAIN).mtimeMs < newestMtime(path.join(ROOT, 'lib'))) {
-    spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'ignore' });
-  }
+  // dist/ is built once by test/global_setup.ts
+  expect(fs.existsSync(MAIN)).toBe(true);
   proj = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-matrix-'));
   for (const d of ['models', 'data', 'configs']) fs.mkdirSync(path.join(proj, d));
   // datasets: the spam snippets as labelled records, as plain text, and as tagged words
@@ -121,14 +120,6 @@ afterAll(() => {
   if (proj) fs.rmSync(proj, { recursive: true, force: true });
 });
 
-function newestMtime(d: string): number {
-  let t = 0;
-  for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-    const p = path.join(d, e.name);
-    t = Math.max(t, e.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
-  }
-  return t;
-}
 
 const LORA_FAMILY = new Set(['lora', 'qlora', 'adalora']);
 

@@ -26,14 +26,6 @@ const DATA = path.join(ROOT, 'test', 'fixtures', 'cli', 'tiny_spam.jsonl');
 let work = '';
 let modelDir = '';
 
-function newestMtime(d: string): number {
-  let t = 0;
-  for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-    const p = path.join(d, e.name);
-    t = Math.max(t, e.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
-  }
-  return t;
-}
 
 function cli(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [MAIN, ...args], { cwd: work, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', ...env }, timeout: 60_000 });
@@ -57,9 +49,8 @@ function snapshot(d: string): Map<string, string> {
 let configPath = '';
 
 beforeAll(() => {
-  if (!fs.existsSync(MAIN) || fs.statSync(MAIN).mtimeMs < newestMtime(path.join(ROOT, 'lib'))) {
-    spawnSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'ignore' });
-  }
+  // dist/ is built once by test/global_setup.ts
+  expect(fs.existsSync(MAIN)).toBe(true);
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-resume-cli-'));
   modelDir = path.join(work, 'tiny-gpt2');
   const texts = fs.readFileSync(DATA, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text);
