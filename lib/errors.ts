@@ -36,10 +36,11 @@ export type TunekitErrorCode =
   | 'ERR_UNSUPPORTED';
 
 /** Formats a value for "but received X" messages: short, typed. */
-export function describe(value: unknown): string {
+export function describe(value: unknown, depth = 0): string {
   if (value === null) return 'null';
   if (value === undefined) return 'undefined';
-  if (Array.isArray(value)) return `[${value.slice(0, 8).map(describe).join(', ')}${value.length > 8 ? ', ...' : ''}]`;
+  // nested lists print two levels deep: a list nested 100,000 deep (hostile JSON) must not overflow the stack
+  if (Array.isArray(value)) return depth >= 2 ? '[...]' : `[${value.slice(0, 8).map((v) => describe(v, depth + 1)).join(', ')}${value.length > 8 ? ', ...' : ''}]`;
   if (typeof value === 'string') return JSON.stringify(value.length > 60 ? value.slice(0, 57) + '...' : value);
   if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
   return String(value);

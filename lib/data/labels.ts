@@ -170,12 +170,10 @@ export const LABELS_FILE = 'labels.json';
  * labelMapToConfig(map); // { id2label: { '0': 'ham', '1': 'spam' }, label2id: { ham: 0, spam: 1 } }
  */
 export function labelMapToConfig(map: LabelMap): { id2label: Record<string, string>; label2id: Record<string, number> } {
-  const id2label: Record<string, string> = {};
-  const label2id: Record<string, number> = {};
-  map.names.forEach((n, i) => {
-    id2label[String(i)] = n;
-    label2id[n] = i;
-  });
+  // Object.fromEntries defines own properties: a label named "__proto__" stays a label
+  // (an assignment would set the object's prototype and drop it)
+  const id2label: Record<string, string> = Object.fromEntries(map.names.map((n, i) => [String(i), n]));
+  const label2id: Record<string, number> = Object.fromEntries(map.names.map((n, i) => [n, i]));
   return { id2label, label2id };
 }
 

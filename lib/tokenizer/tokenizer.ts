@@ -81,15 +81,30 @@ type Json = Record<string, unknown>;
 
 const SENTINEL = '\u0000tunekit-sentinel\u0000';
 
-function readJson(file: string, required: boolean): Json | null {
-  let text: string;
+/**
+ * Largest tokenizer folder file read: 256 MiB (the largest real tokenizer.json files, with
+ * vocabularies of 250K tokens, are about 35 MB).
+ */
+export const MAX_TOKENIZER_FILE_BYTES = 256 * 1024 * 1024;
+
+/** Reads a tokenizer folder file: a regular file (a FIFO would block forever) within the size limit. */
+function readTextFile(file: string, required: boolean): string | null {
   try {
-    text = fs.readFileSync(file, 'utf8');
+    const st = fs.statSync(file);
+    if (!st.isFile()) throw new TunekitError('ERR_IO', `${file}: expected a regular file but it is ${st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : 'a special file'}`);
+    if (st.size > MAX_TOKENIZER_FILE_BYTES) throw new TunekitError('ERR_LIMIT', `${file}: expected at most ${MAX_TOKENIZER_FILE_BYTES / 2 ** 20} MiB (MAX_TOKENIZER_FILE_BYTES) but the file has ${(st.size / 2 ** 20).toFixed(1)} MiB`);
+    return fs.readFileSync(file, 'utf8');
   } catch (err) {
+    if (err instanceof TunekitError) throw err;
     if (!required && (err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'ERR_NOT_FOUND' : 'ERR_IO';
     throw new TunekitError(code, `${file}: cannot read (${(err as Error).message})`);
   }
+}
+
+function readJson(file: string, required: boolean): Json | null {
+  const text = readTextFile(file, required);
+  if (text === null) return null;
   try {
     const v = JSON.parse(text);
     if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('expected a JSON object');
@@ -97,6 +112,20 @@ function readJson(file: string, required: boolean): Json | null {
   } catch (err) {
     throw new TunekitError('ERR_FORMAT', `${file}: not a valid JSON object (${(err as Error).message})`);
   }
+}
+
+/**
+ * The chat template of a tokenizer_config: a string, or a list of {name, template} (the one
+ * named "default", else the first); anything else is ERR_FORMAT.
+ */
+function chatTemplateOf(ct: unknown, source: string): string | null {
+  if (ct === undefined || ct === null) return null;
+  if (typeof ct === 'string') return ct;
+  if (Array.isArray(ct) && ct.length === 0) return null;
+  if (Array.isArray(ct) && ct.every((t) => t && typeof t === 'object' && typeof (t as Json).template === 'string')) {
+    return ((ct as Json[]).find((t) => t.name === 'default') ?? ct[0]).template as string;
+  }
+  throw new TunekitError('ERR_FORMAT', `${source}: expected chat_template to be a string or a list of {name, template} but received ${describe(ct)}`);
 }
 
 /** tokenizer_config values are strings or AddedToken dicts {content, ...}. */
@@ -211,17 +240,18 @@ export class Tokenizer {
     const mml = config.model_max_length;
     this.modelMaxLength = typeof mml === 'number' && mml < 1e12 ? mml : null;
     this.paddingSide = config.padding_side === 'left' ? 'left' : 'right';
-    const ct = config.chat_template;
-    this.chatTemplate = typeof ct === 'string' ? ct
-      : Array.isArray(ct) ? ((ct.find((t: Json) => t.name === 'default') ?? ct[0]) as Json | undefined)?.template as string ?? null
-      : null;
+    this.chatTemplate = chatTemplateOf(config.chat_template, source);
     const added = (tokenizerJson.added_tokens as Json[] | undefined) ?? [];
     const specials = new Set<string>(added.filter((t) => t.special).map((t) => t.content as string));
     for (const key of ['bos_token', 'eos_token', 'pad_token', 'unk_token', 'sep_token', 'cls_token', 'mask_token']) {
       const c = tokenContent(config[key]);
       if (c !== null) specials.add(c);
     }
-    for (const t of (config.additional_special_tokens as unknown[] | undefined) ?? []) {
+    const additional = config.additional_special_tokens;
+    if (additional !== undefined && additional !== null && !Array.isArray(additional)) {
+      throw new TunekitError('ERR_FORMAT', `${source}: expected additional_special_tokens to be a list but received ${describe(additional)}`);
+    }
+    for (const t of additional ?? []) {
       const c = tokenContent(t);
       if (c !== null) specials.add(c);
     }
@@ -247,7 +277,10 @@ export class Tokenizer {
     const json = readJson(tokenizerFile, true)!;
     const config: Json = { ...(readJson(path.join(dir, 'special_tokens_map.json'), false) ?? {}), ...(readJson(path.join(dir, 'tokenizer_config.json'), false) ?? {}) };
     const jinja = path.join(dir, 'chat_template.jinja');
-    if (config.chat_template === undefined && fs.existsSync(jinja)) config.chat_template = fs.readFileSync(jinja, 'utf8');
+    if (config.chat_template === undefined) {
+      const template = readTextFile(jinja, false);
+      if (template !== null) config.chat_template = template;
+    }
     return new Tokenizer(json, config, tokenizerFile);
   }
 

@@ -58,6 +58,10 @@ export function validateTokenizerJson(json: Json, source: string): TokenizerJson
   const model = json.model;
   if (!isObject(model)) throw bad(source, `expected "model" to be an object but received ${describe(model)}`);
   const type = model.type;
+  // Python `tokenizers` knows these four; the package would guess a model from an unknown name
+  if (type !== undefined && type !== 'BPE' && type !== 'WordPiece' && type !== 'Unigram' && type !== 'WordLevel') {
+    throw bad(source, `model.type: expected "BPE", "WordPiece", "Unigram" or "WordLevel" but received ${describe(type)}`);
+  }
   const vocabTokens = new Set<string>();
   const tokenOfId = new Map<number, string>();
   let maxId = -1;
