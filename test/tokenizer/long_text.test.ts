@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '../../lib/tokenizer/index.js';
-import { CHUNK_UNITS, planCuts, tokenizeHead, tokenizeTail, type CutPlan } from '../../lib/tokenizer/long_text.js';
+import { CHUNK_UNITS, MAX_UNCUT_UNITS, isCut, keptTokens, planCuts, tokenizeHead, tokenizeTail, type CutPlan } from '../../lib/tokenizer/long_text.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'tokenizers');
 const MODELS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'models');
@@ -113,3 +113,63 @@ for (const [name, dir] of FAMILIES) {
     });
   });
 }
+
+describe('long texts: where no clean cut exists', () => {
+  const gpt2Dir = path.join(FIXTURES, 'gpt2-bpe');
+  const json = JSON.parse(fs.readFileSync(path.join(gpt2Dir, 'tokenizer.json'), 'utf8'));
+
+  it('pipelines not known to cut cleanly have no plan (an unknown Split regex, a Strip normalizer, an added token with a space)', () => {
+    const withSplit = { ...json, pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: '\\w+ \\w+' }, behavior: 'Isolated', invert: false }, { type: 'ByteLevel', add_prefix_space: false, use_regex: false }] } };
+    expect(planCuts(withSplit, {})).toBeNull();
+    expect(planCuts({ ...json, normalizer: { type: 'Strip', strip_left: true, strip_right: true } }, {})).toBeNull();
+    expect(planCuts({ ...json, added_tokens: [...json.added_tokens, { id: 599, content: '<a b>', special: true }] }, {})).toBeNull();
+    expect(planCuts(json, { remove_space: true })).toBeNull();
+    // a byte-level BPE without regex splitting whose vocab merges across a space cannot be cut either
+    const noRegex = { ...json, pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, use_regex: false }, model: { ...json.model, vocab: { ...json.model.vocab, 'eĠt': 9999 } } };
+    expect(planCuts(noRegex, {})).toBeNull();
+    expect(planCuts({ ...noRegex, model: json.model }, {})).not.toBeNull();
+  });
+
+  it('an added token with rstrip is never followed by a cut (it eats the space after it)', () => {
+    const plan = { startAfterSpace: false, unitsPerToken: 4, rstripTokens: ['<mask>'] };
+    expect(isCut('a <mask> b', 8, plan)).toBe(false);
+    expect(isCut('a <mask> b', 1, plan)).toBe(true);
+    expect(isCut('a  b', 2, plan)).toBe(false); // a space after a space
+    expect(isCut('🎉 b', 2, plan)).toBe(true); // after a surrogate pair
+  });
+
+  it('without a plan, a prefix is cut inside the text and checked against more context: the same first tokens', () => {
+    const tok = Tokenizer.fromFolder(gpt2Dir);
+    const text = hostileText(11, 60_000);
+    const content = reference(tok, text);
+    const tokenize = (t: string) => reference(tok, t);
+    for (const n of [5, 100]) {
+      expect(keptTokens(tokenizeHead(text, n, null, tokenize))).toEqual(content.slice(0, n));
+      expect(keptTokens(tokenizeTail(text, n, null, tokenize))).toEqual(content.slice(content.length - n));
+    }
+  });
+
+  it('a single word of 200,000 letters: the first and last tokens, checked against more context', () => {
+    const tok = Tokenizer.fromFolder(gpt2Dir);
+    const word = 'Call me Ishmael ' + 'abcdefghijklmnopqrstuvwxyz'.repeat(8_000);
+    const content = reference(tok, word);
+    expect(tok.encode(word, { maxLength: 12, addSpecialTokens: false }).tokens).toEqual(content.slice(0, 12));
+    expect(tok.encode(word, { maxLength: 12, addSpecialTokens: false, truncationSide: 'left' }).tokens).toEqual(content.slice(content.length - 12));
+  });
+
+  it('a whole text that cannot be cut and is over MAX_UNCUT_UNITS is ERR_LIMIT, in bounded time', () => {
+    const tok = Tokenizer.fromFolder(gpt2Dir);
+    const t0 = performance.now();
+    expect(() => tok.encode('x'.repeat(MAX_UNCUT_UNITS + 1))).toThrowError(expect.objectContaining({ code: 'ERR_LIMIT' }));
+    expect(performance.now() - t0).toBeLessThan(2_000);
+  });
+
+  it('offsets of a 600,000-character text (push(...spans) overflowed the stack past ~800 KB)', () => {
+    const tok = Tokenizer.fromFolder(gpt2Dir);
+    const text = 'ab'.repeat(300_000);
+    // one section of 300,000 tokens, aligned by byte counts: the alignment itself, without the package's tokenization
+    const offsets = (tok as unknown as Internals).computeOffsets(text, new Array(300_000).fill('ab'));
+    expect(offsets).toHaveLength(300_000);
+    expect(offsets![299_999]).toEqual([599_998, 600_000]);
+  });
+});
