@@ -1,0 +1,265 @@
+// 2-D convolution, NCHW (see conv2d.h): the plain reference and im2col + GEMM.
+#include "conv2d.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "../core/status.h"
+#include "../core/thread_pool.h"
+#include "gemm.h"
+
+namespace tk::cpu {
+
+namespace {
+
+// im2col columns held at once (floats): 4 Mi floats = 16 MiB, so that a batch of small images
+// becomes one wide GEMM while a large image still runs one at a time.
+constexpr int64_t kColBudget = int64_t(1) << 22;
+
+inline int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) {
+  const int64_t span = d * (k - 1) + 1;
+  return in + 2 * p < span ? 0 : (in + 2 * p - span) / s + 1;
+}
+
+// col (K = Cg KH KW, nb P) for images n0..n0+nb and group g; row k = (c, p, q), column (n, i, j)
+void im2col(const Conv2dShape& s, const float* x, int64_t n0, int64_t nb, int64_t g, float* col) {
+  const int64_t Cg = s.C / s.groups, K = Cg * s.KH * s.KW, P = s.Ho * s.Wo, HW = s.H * s.W;
+  parallel_for(K, 1, [&](int64_t kb, int64_t ke) {
+    for (int64_t k = kb; k < ke; ++k) {
+      const int64_t c = k / (s.KH * s.KW), p = (k / s.KW) % s.KH, q = k % s.KW;
+      float* row = col + k * nb * P;
+      for (int64_t n = 0; n < nb; ++n) {
+        const float* plane = x + ((n0 + n) * s.C + g * Cg + c) * HW;
+        float* out = row + n * P;
+        for (int64_t i = 0; i < s.Ho; ++i) {
+          const int64_t ih = i * s.sh - s.ph + p * s.dh;
+          float* o = out + i * s.Wo;
+          if (ih < 0 || ih >= s.H) {
+            std::fill(o, o + s.Wo, 0.0f);
+            continue;
+          }
+          const float* src = plane + ih * s.W;
+          for (int64_t j = 0; j < s.Wo; ++j) {
+            const int64_t iw = j * s.sw - s.pw + q * s.dw;
+            o[j] = (iw >= 0 && iw < s.W) ? src[iw] : 0.0f;
+          }
+        }
+      }
+    }
+  });
+}
+
+// dx[n0 + n, g Cg + c] += col2im(dcol); one task per (n, c) plane, so writes never collide
+void col2im_add(const Conv2dShape& s, const float* dcol, int64_t n0, int64_t nb, int64_t g, float* dx) {
+  const int64_t Cg = s.C / s.groups, P = s.Ho * s.Wo, HW = s.H * s.W;
+  parallel_for(nb * Cg, 1, [&](int64_t tb, int64_t te) {
+    for (int64_t t = tb; t < te; ++t) {
+      const int64_t n = t / Cg, c = t % Cg;
+      float* plane = dx + ((n0 + n) * s.C + g * Cg + c) * HW;
+      for (int64_t p = 0; p < s.KH; ++p) {
+        for (int64_t q = 0; q < s.KW; ++q) {
+          const float* row = dcol + ((c * s.KH + p) * s.KW + q) * nb * P + n * P;
+          for (int64_t i = 0; i < s.Ho; ++i) {
+            const int64_t ih = i * s.sh - s.ph + p * s.dh;
+            if (ih < 0 || ih >= s.H) continue;
+            float* dst = plane + ih * s.W;
+            const float* src = row + i * s.Wo;
+            for (int64_t j = 0; j < s.Wo; ++j) {
+              const int64_t iw = j * s.sw - s.pw + q * s.dw;
+              if (iw >= 0 && iw < s.W) dst[iw] += src[j];
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// images per chunk: as many as fit kColBudget (at least one)
+int64_t chunk_images(const Conv2dShape& s) {
+  const int64_t K = (s.C / s.groups) * s.KH * s.KW, P = s.Ho * s.Wo;
+  return std::max<int64_t>(1, std::min<int64_t>(s.N, kColBudget / std::max<int64_t>(1, K * P)));
+}
+
+// a 1x1 kernel, stride 1, no padding: the input plane is already the col matrix of one image
+bool is_pointwise(const Conv2dShape& s) {
+  return s.KH == 1 && s.KW == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0;
+}
+
+}  // namespace
+
+void conv2d_check(Conv2dShape& s) {
+  TK_CHECK(s.N >= 0 && s.C > 0 && s.H > 0 && s.W > 0 && s.O > 0, Shape, "conv2d: expected input (N, C, H, W) with C, H, W >= 1 and O >= 1 but received N ",
+           s.N, ", C ", s.C, ", H ", s.H, ", W ", s.W, ", O ", s.O);
+  TK_CHECK(s.KH > 0 && s.KW > 0, Shape, "conv2d: kernel ", s.KH, "x", s.KW, " must be at least 1x1");
+  TK_CHECK(s.sh > 0 && s.sw > 0 && s.dh > 0 && s.dw > 0, Value, "conv2d: stride (", s.sh, ", ", s.sw,
+           ") and dilation (", s.dh, ", ", s.dw, ") must be >= 1");
+  TK_CHECK(s.ph >= 0 && s.pw >= 0, Value, "conv2d: padding (", s.ph, ", ", s.pw, ") must be >= 0");
+  TK_CHECK(s.groups > 0 && s.C % s.groups == 0 && s.O % s.groups == 0, Shape, "conv2d: groups ", s.groups,
+           " must divide in_channels ", s.C, " and out_channels ", s.O);
+  s.Ho = out_size(s.H, s.KH, s.sh, s.ph, s.dh);
+  s.Wo = out_size(s.W, s.KW, s.sw, s.pw, s.dw);
+  TK_CHECK(s.Ho > 0 && s.Wo > 0, Shape, "conv2d: input ", s.H, "x", s.W, " (padding ", s.ph, ", ", s.pw,
+           ") is smaller than the dilated kernel ", s.dh * (s.KH - 1) + 1, "x", s.dw * (s.KW - 1) + 1);
+}
+
+// ---------------------------------------------------------------- reference
+
+void conv2d_forward_reference(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {
+  const int64_t Cg = s.C / s.groups, Og = s.O / s.groups;
+  for (int64_t n = 0; n < s.N; ++n)
+    for (int64_t o = 0; o < s.O; ++o) {
+      const int64_t g = o / Og;
+      for (int64_t i = 0; i < s.Ho; ++i)
+        for (int64_t j = 0; j < s.Wo; ++j) {
+          double acc = b ? b[o] : 0.0;
+          for (int64_t c = 0; c < Cg; ++c)
+            for (int64_t p = 0; p < s.KH; ++p)
+              for (int64_t q = 0; q < s.KW; ++q) {
+                const int64_t ih = i * s.sh - s.ph + p * s.dh, iw = j * s.sw - s.pw + q * s.dw;
+                if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) continue;
+                acc += double(w[((o * Cg + c) * s.KH + p) * s.KW + q]) *
+                       x[((n * s.C + g * Cg + c) * s.H + ih) * s.W + iw];
+              }
+          y[((n * s.O + o) * s.Ho + i) * s.Wo + j] = float(acc);
+        }
+    }
+}
+
+void conv2d_backward_reference(const Conv2dShape& s, const float* x, const float* w, const float* dy, float* dx,
+                               float* dw, float* db) {
+  const int64_t Cg = s.C / s.groups, Og = s.O / s.groups;
+  std::vector<double> gx(dx ? s.N * s.C * s.H * s.W : 0), gw(dw ? s.O * Cg * s.KH * s.KW : 0), gb(db ? s.O : 0);
+  for (int64_t n = 0; n < s.N; ++n)
+    for (int64_t o = 0; o < s.O; ++o) {
+      const int64_t g = o / Og;
+      for (int64_t i = 0; i < s.Ho; ++i)
+        for (int64_t j = 0; j < s.Wo; ++j) {
+          const double d = dy[((n * s.O + o) * s.Ho + i) * s.Wo + j];
+          if (db) gb[o] += d;
+          for (int64_t c = 0; c < Cg; ++c)
+            for (int64_t p = 0; p < s.KH; ++p)
+              for (int64_t q = 0; q < s.KW; ++q) {
+                const int64_t ih = i * s.sh - s.ph + p * s.dh, iw = j * s.sw - s.pw + q * s.dw;
+                if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) continue;
+                const int64_t xi = ((n * s.C + g * Cg + c) * s.H + ih) * s.W + iw;
+                const int64_t wi = ((o * Cg + c) * s.KH + p) * s.KW + q;
+                if (dx) gx[xi] += d * w[wi];
+                if (dw) gw[wi] += d * x[xi];
+              }
+        }
+    }
+  for (size_t k = 0; k < gx.size(); ++k) dx[k] = float(gx[k]);
+  for (size_t k = 0; k < gw.size(); ++k) dw[k] = float(gw[k]);
+  for (size_t k = 0; k < gb.size(); ++k) db[k] = float(gb[k]);
+}
+
+// ---------------------------------------------------------------- im2col + GEMM
+
+void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* b, float* y) {
+  const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * s.KH * s.KW, P = s.Ho * s.Wo;
+  const int64_t HW = s.H * s.W;
+  if (s.N == 0) return;
+  const int64_t nb_max = chunk_images(s);
+  const bool pointwise = is_pointwise(s);
+  std::vector<float> col, tmp;
+  for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
+    const int64_t nb = std::min(nb_max, s.N - n0);
+    for (int64_t g = 0; g < s.groups; ++g) {
+      const float* wg = w + g * Og * K;
+      if (nb == 1) {
+        // one image: the GEMM writes the output planes (Og, P) in place
+        float* yg = y + (n0 * s.O + g * Og) * P;
+        const float* src;
+        if (pointwise) {
+          src = x + (n0 * s.C + g * Cg) * HW;
+        } else {
+          col.resize(K * P);
+          im2col(s, x, n0, 1, g, col.data());
+          src = col.data();
+        }
+        gemm_f32(false, false, Og, P, K, 1.0f, wg, K, src, P, 0.0f, yg, P);
+        if (b) {
+          parallel_for(Og, 1, [&](int64_t ob, int64_t oe) {
+            for (int64_t o = ob; o < oe; ++o) {
+              const float bo = b[g * Og + o];
+              float* row = yg + o * P;
+              for (int64_t k = 0; k < P; ++k) row[k] += bo;
+            }
+          });
+        }
+        continue;
+      }
+      col.resize(K * nb * P);
+      tmp.resize(Og * nb * P);
+      im2col(s, x, n0, nb, g, col.data());
+      gemm_f32(false, false, Og, nb * P, K, 1.0f, wg, K, col.data(), nb * P, 0.0f, tmp.data(), nb * P);
+      // tmp (Og, nb, P) -> y (nb, O, P) with the bias
+      parallel_for(Og * nb, 1, [&](int64_t tb, int64_t te) {
+        for (int64_t t = tb; t < te; ++t) {
+          const int64_t o = t / nb, n = t % nb;
+          const float bo = b ? b[g * Og + o] : 0.0f;
+          const float* src = tmp.data() + (o * nb + n) * P;
+          float* dst = y + ((n0 + n) * s.O + g * Og + o) * P;
+          for (int64_t k = 0; k < P; ++k) dst[k] = src[k] + bo;
+        }
+      });
+    }
+  }
+}
+
+void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const float* dy, float* dx, float* dw,
+                     float* db) {
+  const int64_t Cg = s.C / s.groups, Og = s.O / s.groups, K = Cg * s.KH * s.KW, P = s.Ho * s.Wo;
+  if (dx) std::memset(dx, 0, sizeof(float) * s.N * s.C * s.H * s.W);
+  if (dw) std::memset(dw, 0, sizeof(float) * s.O * K);
+  if (db) {
+    parallel_for(s.O, 1, [&](int64_t ob, int64_t oe) {
+      for (int64_t o = ob; o < oe; ++o) {
+        double acc = 0;
+        for (int64_t n = 0; n < s.N; ++n) {
+          const float* row = dy + (n * s.O + o) * P;
+          for (int64_t k = 0; k < P; ++k) acc += row[k];
+        }
+        db[o] = float(acc);
+      }
+    });
+  }
+  if ((!dx && !dw) || s.N == 0) return;
+  const int64_t nb_max = chunk_images(s);
+  std::vector<float> col, dyg, dcol;
+  for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
+    const int64_t nb = std::min(nb_max, s.N - n0);
+    for (int64_t g = 0; g < s.groups; ++g) {
+      // dy of this group and chunk as (Og, nb P)
+      const float* dyp;
+      if (nb == 1) {
+        dyp = dy + (n0 * s.O + g * Og) * P;
+      } else {
+        dyg.resize(Og * nb * P);
+        parallel_for(Og * nb, 1, [&](int64_t tb, int64_t te) {
+          for (int64_t t = tb; t < te; ++t) {
+            const int64_t o = t / nb, n = t % nb;
+            std::memcpy(dyg.data() + (o * nb + n) * P, dy + ((n0 + n) * s.O + g * Og + o) * P, sizeof(float) * P);
+          }
+        });
+        dyp = dyg.data();
+      }
+      if (dw) {
+        col.resize(K * nb * P);
+        im2col(s, x, n0, nb, g, col.data());
+        // dW_g (Og, K) += dy_g (Og, nbP) col^T
+        gemm_f32(false, true, Og, K, nb * P, 1.0f, dyp, nb * P, col.data(), nb * P, 1.0f, dw + g * Og * K, K);
+      }
+      if (dx) {
+        // dcol (K, nbP) = W_g^T (K, Og) dy_g
+        dcol.resize(K * nb * P);
+        gemm_f32(true, false, K, nb * P, Og, 1.0f, w + g * Og * K, K, dyp, nb * P, 0.0f, dcol.data(), nb * P);
+        col2im_add(s, dcol.data(), n0, nb, g, dx);
+      }
+    }
+  }
+}
+
+}  // namespace tk::cpu
