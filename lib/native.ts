@@ -126,6 +126,29 @@ export interface Binding {
   rope(x: H, xOff: number, out: H, outOff: number, positions: H, posOff: number, invFreq: H, fOff: number,
        B: number, Hn: number, T: number, D: number, rotDim: number, inverse: boolean): void;
 
+  // ---- vision (native/napi/ops_vision.cpp), f32 NCHW; `reference` runs the plain kernel (tests)
+  /** dims = [N, C, H, W, O, KH, KW, sh, sw, ph, pw, dh, dw, groups]; y [N, O, Ho, Wo]. */
+  conv2dForward(x: H, xOff: number, w: H, wOff: number, b: H | null, bOff: number, y: H, yOff: number, dims: number[], reference: boolean): void;
+  /** dx, dw, db overwritten where not null. */
+  conv2dBackward(x: H, xOff: number, w: H, wOff: number, dy: H, dyOff: number, dx: H | null, dxOff: number, dw: H | null, dwOff: number,
+                 db: H | null, dbOff: number, dims: number[], reference: boolean): void;
+  /** dims = [N, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw]; idx i32 argmax per output (ih * W + iw). */
+  maxPool2d(x: H, xOff: number, y: H, yOff: number, idx: H, idxOff: number, dims: number[], reference: boolean): void;
+  maxPool2dBackward(dy: H, dyOff: number, idx: H, idxOff: number, dx: H, dxOff: number, dims: number[]): void;
+  avgPool2d(x: H, xOff: number, y: H, yOff: number, dims: number[], countIncludePad: boolean, reference: boolean): void;
+  avgPool2dBackward(dy: H, dyOff: number, dx: H, dxOff: number, dims: number[], countIncludePad: boolean): void;
+  adaptiveAvgPool2d(x: H, xOff: number, y: H, yOff: number, NC: number, Hn: number, W: number, Ho: number, Wo: number, reference: boolean): void;
+  adaptiveAvgPool2dBackward(dy: H, dyOff: number, dx: H, dxOff: number, NC: number, Hn: number, W: number, Ho: number, Wo: number): void;
+  /** Batch statistics per channel of x [N, C, HW]; running stats (if given) updated in place. */
+  batchNormTrain(x: H, xOff: number, w: H | null, wOff: number, b: H | null, bOff: number, y: H, yOff: number, mean: H, meanOff: number,
+                 rstd: H, rstdOff: number, rm: H | null, rmOff: number, rv: H | null, rvOff: number, N: number, C: number, HW: number,
+                 eps: number, momentum: number, reference: boolean): void;
+  batchNormEval(x: H, xOff: number, w: H | null, wOff: number, b: H | null, bOff: number, rm: H, rmOff: number, rv: H, rvOff: number,
+                y: H, yOff: number, mean: H, meanOff: number, rstd: H, rstdOff: number, N: number, C: number, HW: number, eps: number): void;
+  batchNormBackward(x: H, xOff: number, w: H | null, wOff: number, mean: H, meanOff: number, rstd: H, rstdOff: number, dy: H, dyOff: number,
+                    dx: H | null, dxOff: number, dw: H | null, dwOff: number, db: H | null, dbOff: number, N: number, C: number, HW: number,
+                    train: boolean, reference: boolean): void;
+
   // ---- attention (native/napi/ops_attention.cpp), f32
   /**
    * q [B, Hq, Tq, D], k/v [B, Hkv, Tk, D] (Hq % Hkv == 0, grouped-query), out [B, Hq, Tq, D],
@@ -169,6 +192,22 @@ export interface Binding {
                      a: H, aOff: number, b: H, bbOff: number, xa: H, xaOff: number,
                      dx: H, dxOff: number, dxd: H | null, dxdOff: number, da: H, daOff: number, db: H, dbOff: number,
                      M: number, inF: number, outF: number, r: number, scale: number, wInOut: boolean, mergeDx: boolean): void;
+
+  // ---- linear + gathered LoRA, one adapter per row (native/napi/ops_lora_batched.cpp), f32, forward only
+  /**
+   * y [M, out] = x [M, in] W^T + bias, then for each row i with a = rowSlot[i] >= 0 (i32 [M]; -1 =
+   * no adapter): y[i] += scales[a] (x[i] A_a^T) B_a^T. Slot a owns rank rows rOff[a]..rOff[a+1]
+   * (i32 [slots + 1]) of aPack [R, in] (the A's stacked) and btPack [R, out] (the B^T's stacked).
+   * aPack/btPack may be null when R = 0. `loraBatchedLinearReference` is the plain-loop oracle.
+   */
+  loraBatchedLinearForward(x: H, xOff: number, w: H, wOff: number, bias: H | null, bOff: number, rowSlot: H, rsOff: number,
+                           aPack: H | null, aOff: number, btPack: H | null, btOff: number, rOff: H, roOff: number,
+                           scales: H, scOff: number, y: H, yOff: number,
+                           M: number, inF: number, outF: number, slots: number, R: number, wInOut: boolean): void;
+  loraBatchedLinearReference(x: H, xOff: number, w: H, wOff: number, bias: H | null, bOff: number, rowSlot: H, rsOff: number,
+                             aPack: H | null, aOff: number, btPack: H | null, btOff: number, rOff: H, roOff: number,
+                             scales: H, scOff: number, y: H, yOff: number,
+                             M: number, inF: number, outF: number, slots: number, R: number, wInOut: boolean): void;
   // ---- LSTM (native/napi/ops_lstm.cpp), f32: one direction of one layer, PyTorch's gate order i, f, g, o.
   /** y, gates (activated i,f,g,o) and cell [B, T, *] from x [B, T, inF]; w_ih [4H, inF], w_hh [4H, H]; reverse walks T-1..0. */
   lstmForward(x: H, xOff: number, wih: H, wihOff: number, whh: H, whhOff: number, bih: H | null, bihOff: number, bhh: H | null, bhhOff: number,
@@ -262,7 +301,7 @@ export interface NativeProfileEntry { name: string; calls: number; ms: number }
 
 /**
  * Opt-in profiler: with TUNEKIT_PROFILE=1 every native function is wrapped (a Proxy) to count
- * its calls and wall time; GEMM calls are also keyed by shape. Off, the binding is returned as is.
+ * its calls and wall time (TUNEKIT_PROFILE=cpu: process CPU time instead, for loaded machines); GEMM calls are also keyed by shape. Off, the binding is returned as is.
  * `nativeProfile()` returns the totals so far (null when off); `resetNativeProfile()` clears them.
  */
 const profileStats = new Map<string, NativeProfileEntry>();
@@ -283,11 +322,14 @@ function profiled(b: Binding): Binding {
         const fn = v as (...args: unknown[]) => unknown;
         const name = String(prop);
         w = (...args: unknown[]) => {
-          const t0 = performance.now();
+          const t0 = PROFILE_CPU ? 0 : performance.now();
+          const c0 = PROFILE_CPU ? process.cpuUsage() : undefined;
           try {
             return fn.apply(target, args);
           } finally {
-            const ms = performance.now() - t0;
+            // TUNEKIT_PROFILE=cpu: CPU time of the whole process (all pool threads) during the call,
+            // which other jobs' time slices do not inflate as they do wall time on a shared machine
+            const ms = c0 ? (() => { const d = process.cpuUsage(c0); return (d.user + d.system) / 1000; })() : performance.now() - t0;
             add(name, ms);
             if (name === 'gemm') add(`gemm ${args[8]}x${args[10]}x${args[9]}${args[6] ? ' tA' : ''}${args[7] ? ' tB' : ''}${args[13] !== 1 ? ` b${args[13]}` : ''}${args[14] ? ' bf16' : ''}`, ms);
           }
@@ -299,6 +341,7 @@ function profiled(b: Binding): Binding {
   });
 }
 const PROFILING = !!process.env.TUNEKIT_PROFILE && process.env.TUNEKIT_PROFILE !== '0';
+const PROFILE_CPU = process.env.TUNEKIT_PROFILE === 'cpu';
 
 /** Totals of the native-call profiler, slowest first; null unless TUNEKIT_PROFILE is set. */
 export function nativeProfile(): NativeProfileEntry[] | null {
