@@ -157,7 +157,8 @@ export async function generate(
   return result;
 }
 
-interface Settings {
+/** Decoding settings of one sequence, as checkOptions resolves them (tunekit serve builds one per request). */
+export interface Settings {
   maxNewTokens: number;
   temperature: number;
   topK: number;
@@ -223,8 +224,9 @@ function argmax(x: ArrayLike<number>): number {
 /**
  * Picks the next token from one row of logits: repetition penalty, then greedy argmax or
  * temperature, top-k and top-p filtering and a seeded draw (transformers' processor order).
+ * Exported for tunekit serve, so a served request picks tokens exactly as generate() does.
  */
-function chooseToken(logits: Float32Array, seen: number[], s: Settings, rng: Rng): number {
+export function chooseToken(logits: Float32Array, seen: number[], s: Settings, rng: Rng): number {
   const x = Float64Array.from(logits);
   if (s.penalty !== 1) {
     for (const t of new Set(seen)) x[t] = x[t]! < 0 ? x[t]! * s.penalty : x[t]! / s.penalty;
