@@ -30,6 +30,10 @@ export type TunekitErrorCode =
   | 'ERR_NOT_FOUND'
   | 'ERR_NAN'
   | 'ERR_STATE'
+  /** work ended by its caller before it finished (tunekit serve: the client went away) */
+  | 'ERR_CANCELLED'
+  /** work that ran past its time limit (tunekit serve: a request's time limit) */
+  | 'ERR_TIMEOUT'
   /** a size or count over a documented limit (checked before anything is allocated) */
   | 'ERR_LIMIT'
   /** a valid input tunekit does not implement (e.g. Mistral's sliding window beyond its length) */
