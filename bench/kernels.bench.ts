@@ -8,10 +8,10 @@
  */
 import { parseArgs } from 'node:util';
 import { Bench } from 'tinybench';
-import { ops as F, backward, randn, tensor, tidy, native, AdamW, type Tensor } from 'tunekit';
+import { ops as F, backward, randn, tensor, tidy, setNumThreads, AdamW, type Tensor } from 'tunekit';
 
 const { values } = parseArgs({ options: { threads: { type: 'string', default: '2' }, time: { type: 'string', default: '400' }, only: { type: 'string', default: '' } } });
-native.setNumThreads(+values.threads!);
+setNumThreads(+values.threads!);
 const B = 4, T = 128, C = 768, H = 12, D = 64, V = 50257, M = B * T;
 
 const x = randn([M, C], { seed: 1 });

@@ -1,6 +1,7 @@
 // SVD time (one-sided Jacobi, f32 and f64) beside numpy/LAPACK (gesdd) in the same run.
 // Usage: bench/svd.sh
-import { native, randn, tensor } from '../dist/index.js';
+import { randn, tensor } from '../dist/index.js';
+import { native } from '../dist/native.js'; // raw svd calls: the internal binding
 
 const shapes = [[768, 768], [768, 3072], [3072, 768], [64, 768]];
 const out = [];

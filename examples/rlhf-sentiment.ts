@@ -25,7 +25,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadPretrained, Tokenizer, LoraModel, generate, native, data, resolveModelPath } from '../dist/index.js';
+import { loadPretrained, Tokenizer, LoraModel, generate, setNumThreads, data, resolveModelPath } from '../dist/index.js';
 import {
   RewardTrainer, DpoTrainer, PpoTrainer, rewardModelScorer, writePpoPlot, splitSentences, polarSentences, contrastPairs, pairByScore,
   type PpoStats,
@@ -62,7 +62,7 @@ try {
   console.log(`skipped: the built-in base ${args.model} is not there yet (made by scripts/pretrain-base.sh); pass --model <Hugging Face GPT-2 folder with tokenizer.json> to run on another base`);
   process.exit(0);
 }
-native.setNumThreads(num('threads'));
+setNumThreads(num('threads'));
 const out = args.out!;
 mkdirSync(out, { recursive: true });
 const t0 = performance.now();

@@ -6,15 +6,19 @@
  * try { t.reshape([3, 5]); } catch (e) { if (e instanceof TunekitError && e.code === 'ERR_SHAPE') ... }
  */
 export class TunekitError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
+  readonly code: TunekitErrorCode;
+  constructor(code: TunekitErrorCode, message: string) {
     super(message);
     this.name = 'TunekitError';
     this.code = code;
   }
 }
 
-/** Error codes used across the project (native code uses the same strings). */
+/**
+ * Every code a TunekitError can carry: thrown from TypeScript (checked by the compiler) and from
+ * the addon (native/core/status.h, native/napi; test/api/error_codes.test.ts greps both, so a
+ * code used anywhere is listed here).
+ */
 export type TunekitErrorCode =
   | 'ERR_SHAPE'
   | 'ERR_DTYPE'
@@ -37,7 +41,9 @@ export type TunekitErrorCode =
   /** a size or count over a documented limit (checked before anything is allocated) */
   | 'ERR_LIMIT'
   /** a valid input tunekit does not implement (e.g. Mistral's sliding window beyond its length) */
-  | 'ERR_UNSUPPORTED';
+  | 'ERR_UNSUPPORTED'
+  /** a native error whose code the addon could not name (native/core/status.h's fallback: a bug to report) */
+  | 'ERR_UNKNOWN';
 
 /** Formats a value for "but received X" messages: short, typed. */
 export function describe(value: unknown, depth = 0): string {

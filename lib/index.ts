@@ -19,7 +19,8 @@ export { pretrainBase } from './train/pretrain.js';
 export { resolveModelPath, builtinModelsDir, DEFAULT_BASE_MODEL } from './models/builtin.js';
 export { generate, type GenerateOptions, type GenerateResult } from './models/generate.js';
 export * as io from './io/index.js';
-export { TunekitError } from './errors.js';
-export { native } from './native.js';
+export { TunekitError, type TunekitErrorCode } from './errors.js';
+// the raw native binding (lib/native.ts) is internal: its public part is backend.ts
+export { backendInfo, setNumThreads, getNumThreads, memoryStats, resetPeakMemory, type BackendInfo, type MemoryStats } from './backend.js';
 export * as rlhf from './rlhf/index.js';
 export * as quant from './quant/index.js';

@@ -8,10 +8,9 @@
  * `Add` / `Accumulate`.
  */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TunekitError } from './errors.js';
+import { TunekitError, type TunekitErrorCode } from './errors.js';
 
 /** Opaque handle to refcounted native storage. */
 export type Handle = { readonly __brand: 'tunekit.Handle' };
@@ -35,7 +34,8 @@ type H = Handle;
 
 export interface Binding {
   // ---- storage (native/napi/storage_ops.cpp)
-  setErrorClass(ctor: new (code: string, message: string) => Error): void;
+  /** the class native errors are thrown as; the addon passes codes of TunekitErrorCode only */
+  setErrorClass(ctor: new (code: TunekitErrorCode, message: string) => Error): void;
   alloc(bytes: number, zero: boolean): H;
   dispose(h: H): void;
   isDisposed(h: H): boolean;
@@ -265,35 +265,49 @@ export interface Binding {
             blocksize: number, quantType: number, dx: H, dxOff: number, beta: number): void;
 }
 
+/** Which file the addon was loaded from: a prebuilt binary shipped in the package, or a local source build. */
+export interface AddonOrigin {
+  path: string;
+  kind: 'prebuild' | 'source build';
+}
+
+let origin: AddonOrigin | undefined;
+
+/** The loaded addon's file and kind (after the binding has loaded). */
+export function addonOrigin(): AddonOrigin {
+  return { ...origin! };
+}
+
 function loadBinding(): Binding {
   const require = createRequire(import.meta.url);
-  const here = dirname(fileURLToPath(import.meta.url));
   // lib/native.ts runs from lib/ (tests) or dist/ (built): the package root is one level up.
-  const root = join(here, '..');
-  const tried: string[] = [];
-  const candidates = [join(root, 'build', 'Release', 'tunekit.node'), join(root, 'build', 'Debug', 'tunekit.node')];
-  for (const path of candidates) {
-    if (!existsSync(path)) {
-      tried.push(`${path}: not built`);
-      continue;
-    }
-    try {
-      return require(path) as Binding;
-    } catch (e) {
-      tried.push(`${path}: failed to load (${(e as Error).message})`);
-    }
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+  // node-gyp-build's order: build/Release, build/Debug (a source build: `npm run build:native`,
+  // `npm run build:cuda`, or the install step's fallback), then prebuilds/<platform>-<arch>/ by
+  // tags (N-API, libc). TUNEKIT_PREBUILD=<dir> points it at another package root.
+  let path: string;
+  try {
+    path = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(root);
+  } catch (e) {
+    throw new TunekitError(
+      'ERR_BACKEND',
+      `tunekit's native addon was not found for ${process.platform}-${process.arch}: no build/Release/tunekit.node ` +
+        `and no matching binary in ${join(root, 'prebuilds')} (${(e as Error).message.split('\n')[0]}). ` +
+        `Prebuilt binaries ship for linux-x64 (glibc); elsewhere build from source with ` +
+        `\`npm rebuild tunekit --build-from-source\` (needs Python 3, make and a C++17 compiler; see docs/packaging.md).`,
+    );
   }
   try {
-    const nodeGypBuild = require('node-gyp-build') as (dir: string) => Binding;
-    return nodeGypBuild(root);
+    const binding = require(path) as Binding;
+    origin = { path, kind: path.startsWith(join(root, 'prebuilds') + sep) ? 'prebuild' : 'source build' };
+    return binding;
   } catch (e) {
-    tried.push(`prebuilds/ via node-gyp-build: ${(e as Error).message.split('\n')[0]}`);
+    throw new TunekitError(
+      'ERR_BACKEND',
+      `tunekit's native addon ${path} failed to load: ${(e as Error).message.split('\n')[0]}. ` +
+        `Rebuild it from source with \`npm rebuild tunekit --build-from-source\` (see docs/packaging.md).`,
+    );
   }
-  throw new TunekitError(
-    'ERR_BACKEND',
-    `tunekit's native addon could not be loaded. Tried:\n  - ${tried.join('\n  - ')}\n` +
-      `Build it with \`npm install\` (or \`npm run build:native\`), which needs cmake and a C++17 compiler.`,
-  );
 }
 
 /** Per-function totals of the opt-in profiler (TUNEKIT_PROFILE=1). */

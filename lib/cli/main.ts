@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import pc from 'picocolors';
 import { TunekitError } from '../errors.js';
-import { native } from '../native.js';
+import { backendInfo } from '../backend.js';
 import { loadConfig, type ConfigOverride, type TrainConfig } from '../train/config.js';
 import { runTraining } from '../train/run.js';
 import { DEFAULT_TRAIN_CONFIG } from './defaults.js';
@@ -107,7 +107,7 @@ async function main(): Promise<void> {
     case 'pretrain': return pretrainCommand(rest);
     case 'bench': return benchCommand(rest);
     case 'info':
-      return void console.log(JSON.stringify({ ...native.backendInfo(), gemmKernel: native.gemmKernelName(), cuda: native.cudaInfo() }, null, 2));
+      return void console.log(JSON.stringify(backendInfo(), null, 2));
     case undefined:
     case '-h':
     case '--help':

@@ -8,7 +8,8 @@
  * (dropout's RNG, an all-ignored cross-entropy batch) are checked at the end by their definition.
  */
 import { describe, it, expect, afterAll } from 'vitest';
-import { Tensor, tensor, ops, backward, tidy, ones, randn, native, type DType } from '../../lib/index.js';
+import { Tensor, tensor, ops, backward, tidy, ones, randn, type DType } from '../../lib/index.js';
+import { native } from '../../lib/native.js';
 import { OP_TOL, DROPOUT_SIGMAS, type OpKind } from '../tolerances.js';
 import { loadOpsFixture, f32FromBase64, lossWeights, expectClose, printReports, type FixtureCase } from './helpers.js';
 

@@ -1,6 +1,7 @@
 /** The autograd tape: accumulation, noGrad, frozen weights, shared subexpressions, memory. */
 import { describe, it, expect } from 'vitest';
-import { Tensor, tensor, ops as F, backward, noGrad, isGradEnabled, tidy, randn, native } from '../../lib/index.js';
+import { Tensor, tensor, ops as F, backward, noGrad, isGradEnabled, tidy, randn } from '../../lib/index.js';
+import { native } from '../../lib/native.js';
 
 const leaf = (shape: number[], seed: number): Tensor<'f32'> => {
   const t = randn(shape, { seed });

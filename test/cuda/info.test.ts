@@ -1,7 +1,8 @@
 // The CUDA backend's status as the addon reports it. CI machines (and the development machine)
 // have nvcc but no GPU: the addon must load, say why there is no device, and still run CPU ops.
 import { describe, expect, it } from 'vitest';
-import { native, ops, tensor } from '../../lib/index.js';
+import { ops, tensor } from '../../lib/index.js';
+import { native } from '../../lib/native.js';
 
 describe('cudaInfo', () => {
   it('reports compiled / devices / reason without throwing', () => {

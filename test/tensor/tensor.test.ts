@@ -1,5 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { tensor, zeros, ones, full, arange, randn, rand, tidy, keep, Tensor, TunekitError, native, ops } from '../../lib/index.js';
+import { tensor, zeros, ones, full, arange, randn, rand, tidy, keep, Tensor, TunekitError, ops } from '../../lib/index.js';
+import { native } from '../../lib/native.js';
 
 describe('Tensor basics', () => {
   it('creates tensors from nested arrays and typed arrays with the right dtype and shape', () => {

@@ -1,0 +1,56 @@
+/**
+ * The native backend as users see it: threads, native memory, and what the loaded addon can do.
+ * The raw binding (lib/native.ts) stays internal; this is the public part of it.
+ *
+ * @example
+ * import { backendInfo, setNumThreads, memoryStats } from 'tunekit';
+ * setNumThreads(4);
+ * console.log(backendInfo().gemmKernel, memoryStats().peakBytes);
+ */
+import { native, addonOrigin, type AddonOrigin } from './native.js';
+
+/** Native memory held by tensors, in bytes (`peakBytes` since the last resetPeakMemory()). */
+export interface MemoryStats {
+  liveBytes: number;
+  peakBytes: number;
+}
+
+/** What the loaded addon runs on. */
+export interface BackendInfo {
+  /** CPU features detected at run time (after TUNEKIT_ISA caps them) and the thread pool's size */
+  cpu: { avx2: boolean; avx512: boolean; avx512bf16: boolean; threads: number; hardwareThreads: number };
+  /** the GEMM kernel family dispatch chose: 'avx512' | 'avx2' | 'portable' */
+  gemmKernel: string;
+  /** whether the addon was built with CUDA, the devices it sees, and why none when none */
+  cuda: { compiled: boolean; devices: number; reason: string; name?: string; computeCapability?: string; totalBytes?: number };
+  /** the addon file: a prebuilt binary from the package or a local source build */
+  addon: AddonOrigin;
+}
+
+/**
+ * The backend in use. One prebuilt binary serves every x86-64 CPU: kernels are chosen at run
+ * time (AVX-512 with bf16, AVX2+FMA, or portable C++); TUNEKIT_ISA=avx2|portable caps the choice.
+ */
+export function backendInfo(): BackendInfo {
+  const b = native.backendInfo();
+  return { cpu: { ...b.cpu }, gemmKernel: native.gemmKernelName(), cuda: native.cudaInfo(), addon: addonOrigin() };
+}
+
+/** Threads of the native pool (default: all hardware threads). Shared by every worker thread of the process. */
+export function setNumThreads(n: number): void {
+  native.setNumThreads(n); // checked natively: an integer in [1, 1024], else ERR_VALUE
+}
+
+export function getNumThreads(): number {
+  return native.getNumThreads();
+}
+
+/** Native memory in use by tensors and its peak. */
+export function memoryStats(): MemoryStats {
+  return native.memoryStats();
+}
+
+/** Starts a new peak measurement for memoryStats().peakBytes. */
+export function resetPeakMemory(): void {
+  native.resetPeakMemory();
+}
