@@ -1,0 +1,69 @@
+/**
+ * A tiny served world for the serve tests: a random GPT-2 (hidden 32, 2 layers, 64 positions)
+ * with the fixture byte-level BPE tokenizer (it has a chat template), and LoRA adapters with
+ * random A and B (init_lora_weights false: a zero B would make every adapter the base) saved as
+ * PEFT folders, with ranks and targets that differ per adapter.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import '../../lib/index.js';
+import { architectureFor, savePretrained, loadPretrained, type PretrainedModel } from '../../lib/models/index.js';
+import { LoraModel } from '../../lib/peft/index.js';
+import { manualSeed } from '../../lib/nn/random.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const TOKENIZER_DIR = path.join(ROOT, 'test', 'fixtures', 'tokenizers', 'gpt2-bpe');
+
+/** name -> LoRA config of each test adapter (ranks 2/4/8, different targets, rsLoRA on one) */
+export const ADAPTERS: Record<string, Record<string, unknown>> = {
+  alpha: { r: 2, lora_alpha: 4, target_modules: ['c_attn'] },
+  beta: { r: 8, lora_alpha: 16, target_modules: ['c_attn', 'c_proj', 'c_fc'] },
+  gamma: { r: 4, lora_alpha: 8, target_modules: ['c_fc'], use_rslora: true },
+};
+
+export interface ServeWorld {
+  dir: string;
+  modelDir: string;
+  adapterDirs: Record<string, string>;
+  cleanup(): void;
+}
+
+/** Writes the model and adapters into a fresh temp folder. */
+export function makeServeWorld(): ServeWorld {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-serve-'));
+  const modelDir = path.join(dir, 'model');
+  fs.mkdirSync(modelDir);
+  for (const f of fs.readdirSync(TOKENIZER_DIR)) fs.copyFileSync(path.join(TOKENIZER_DIR, f), path.join(modelDir, f));
+  const tok = JSON.parse(fs.readFileSync(path.join(modelDir, 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> }; added_tokens?: { id: number }[] };
+  const vocab = Math.max(...Object.values(tok.model.vocab), ...(tok.added_tokens ?? []).map((t) => t.id)) + 1;
+  manualSeed(7);
+  const a = architectureFor('gpt2');
+  const raw = {
+    model_type: 'gpt2', vocab_size: vocab, n_embd: 32, n_layer: 2, n_head: 2, n_positions: 64, n_inner: 64,
+    activation_function: 'gelu_new', resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0, layer_norm_epsilon: 1e-5,
+    bos_token_id: 0, eos_token_id: 0, tie_word_embeddings: true,
+  };
+  const m = a.build(a.parseConfig(raw), 'causal_lm');
+  savePretrained(m, modelDir);
+  m.dispose();
+  const adapterDirs: Record<string, string> = {};
+  let seed = 100;
+  for (const [name, cfg] of Object.entries(ADAPTERS)) {
+    manualSeed(seed++);
+    const { model } = loadPretrained(modelDir, { task: 'causal_lm' });
+    // scale B up so adapters change greedy tokens visibly on a random model
+    const lora = new LoraModel(model, { ...cfg, init_lora_weights: false });
+    for (const layer of lora.layers.values()) for (const ad of layer.adapters.values()) {
+      const b = ad.B.data() as Float32Array;
+      for (let i = 0; i < b.length; i++) b[i] = b[i]! * 8;
+    }
+    adapterDirs[name] = path.join(dir, 'adapters', name);
+    lora.saveAdapter(adapterDirs[name]);
+    lora.dispose();
+  }
+  return { dir, modelDir, adapterDirs, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+export type { PretrainedModel };
