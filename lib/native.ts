@@ -105,7 +105,8 @@ export interface Binding {
   scatterAddRows(dOut: H, dOff: number, idx: H, idxOff: number, dTable: H, dtOff: number, n: number, rowSize: number, numRows: number): void;
   /** y = x * mask / (1 - p), mask u8 [n] drawn from (seed) — counter-based, thread-count independent. */
   dropout(x: H, xOff: number, y: H, yOff: number, mask: H, maskOff: number, n: number, p: number, seed: number): void;
-  dropoutBackward(dy: H, dyOff: number, mask: H, maskOff: number, dx: H, dxOff: number, n: number, p: number): void;
+  /** dx (+)= dy * mask / (1 - p); accumulate adds into dx (one pass where a sum follows) */
+  dropoutBackward(dy: H, dyOff: number, mask: H, maskOff: number, dx: H, dxOff: number, n: number, p: number, accumulate?: boolean): void;
   /**
    * Cross-entropy fused with log-softmax. logits [rows, classes], labels i32 [rows] (ignoreIndex
    * rows get loss 0), loss f32 [rows], lse f32 [rows] saved. Returns the number of counted rows.

@@ -508,3 +508,6 @@ export function qkvAttention(qkv: T, H: number, opts: { causal: boolean; keyMask
   if (!out.gradFn) { packed.dispose(); o4.dispose(); lse.dispose(); mask?.dispose(); }
   return out;
 }
+
+// image ops (convolution, batch norm, pooling): lib/autograd/vision_ops.ts
+export { conv2d, batchNorm2d, maxPool2d, avgPool2d, adaptiveAvgPool2d, withReferenceVisionKernels, type Conv2dOptions, type BatchNormOptions, type Pool2dOptions, type Pair } from './vision_ops.js';

@@ -9,6 +9,7 @@ import * as K from '../tensor/kernels.js';
 import { zeros } from '../tensor/creation.js';
 import { installRules, needsGrad, type Node } from './tape.js';
 import { nf4LinearBackward, loraNf4LinearBackward } from './nf4_ops.js';
+import { conv2dBackward, batchNormBackward, maxPool2dBackward, avgPool2dBackward, adaptiveAvgPool2dBackward } from './vision_ops.js';
 
 type F32 = Tensor<'f32'>;
 type Rule = (g: F32, node: Node<any>, out: Tensor) => readonly (F32 | null)[];
@@ -233,11 +234,10 @@ export const GRAD_RULES = {
       dx.handle, 0, dxd ? dxd.handle : null, 0, da.handle, 0, db.handle, 0, s.M, s.inF, s.outF, s.r, s.scale, s.wInOut, !dropped);
     wc.dispose(); ac.dispose(); bc.dispose();
     if (dxd && s.mask) {
-      // route the adapter path's input gradient back through the dropout mask, then add
-      const back = Tensor.empty([s.M, s.inF], 'f32');
-      native.dropoutBackward(dxd.handle, 0, s.mask.handle, s.mask.byteOffset, back.handle, 0, s.M * s.inF, s.p);
-      native.binary(0, dx.handle, 0, back.handle, 0, dx.handle, 0, [s.M * s.inF], [1], [1]);
-      back.dispose(); dxd.dispose();
+      // route the adapter path's input gradient back through the dropout mask and add it to the
+      // base path's in the same pass (dx += dxd * mask / (1 - p))
+      native.dropoutBackward(dxd.handle, 0, s.mask.handle, s.mask.byteOffset, dx.handle, 0, s.M * s.inF, s.p, true);
+      dxd.dispose();
     }
     let dbias: F32 | null = null;
     if (bias && want(node, 2)) {
@@ -390,6 +390,13 @@ export const GRAD_RULES = {
     return [dx, want(node, 1) ? dwih : (dwih.dispose(), null), want(node, 2) ? dwhh : (dwhh.dispose(), null),
       bih && want(node, 3) ? db : (db.dispose(), null), dbh];
   },
+
+  // image ops (lib/autograd/vision_ops.ts): convolution, batch norm, pooling, NCHW
+  conv2d: (g, node) => conv2dBackward(g, node),
+  batchNorm2d: (g, node) => batchNormBackward(g, node),
+  maxPool2d: (g, node) => maxPool2dBackward(g, node),
+  avgPool2d: (g, node) => avgPool2dBackward(g, node),
+  adaptiveAvgPool2d: (g, node) => adaptiveAvgPool2dBackward(g, node),
 } satisfies Record<string, Rule>;
 
 export type OpName = keyof typeof GRAD_RULES;

@@ -7,3 +7,5 @@
 import './gpt2.js';
 import './bert.js';
 import './llama.js';
+import './resnet.js';
+import './vit.js';

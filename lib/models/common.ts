@@ -9,7 +9,7 @@ import { TunekitError, describe } from '../errors.js';
 import { Module } from '../nn/module.js';
 import * as F from '../autograd/ops.js';
 
-export type Task = 'causal_lm' | 'seq_cls' | 'token_cls' | 'base';
+export type Task = 'causal_lm' | 'seq_cls' | 'token_cls' | 'image_cls' | 'base';
 
 /** Per-layer cached keys and values [B, Hkv, Tpast, D]. */
 export interface LayerKV {
@@ -27,6 +27,8 @@ export interface ModelInputs {
   attentionMask?: Tensor<'i32'> | null;
   /** embeddings instead of ids [B, T, C] (prompt tuning prepends virtual tokens here) */
   inputsEmbeds?: Tensor<'f32'>;
+  /** images [B, C, H, W], preprocessed as the model's preprocessor_config.json says (image models) */
+  pixelValues?: Tensor<'f32'>;
   /** BERT segment ids [B, T] */
   tokenTypeIds?: Tensor<'i32'>;
   /** cached keys/values from earlier calls (generation); updated in place with this call's */

@@ -9,3 +9,7 @@ import './llama.js';
 export { Bert, BertModel, parseBertConfig, type BertConfig, type BertActivation } from './bert.js';
 export { Llama, LlamaModel, parseLlamaConfig, ropeInvFreq, type LlamaConfig, type RopeConfig, type RopeType } from './llama.js';
 export { generate, type GenerateOptions, type GenerateResult, type TokenEvent, type TokenizerLike } from './generate.js';
+import './resnet.js';
+import './vit.js';
+export { ResNet, ResNetModel, parseResNetConfig, type ResNetConfig } from './resnet.js';
+export { ViT, ViTModel, parseViTConfig, type ViTConfig } from './vit.js';

@@ -10,7 +10,8 @@ import { openCheckpoint, writeSafetensors, type RawTensor } from '../io/safetens
 import { writeJsonAtomicSync } from '../io/atomic.js';
 import { architectureFor, type Architecture } from './registry.js';
 import './architectures.js';
-import { f32FromRaw, rawFromTensor } from './weights.js';
+import { f32FromRaw, rawFromTensor, tensorFromRaw } from './weights.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { configObject, checkParameterBudget, CONFIG_LIMITS, type PretrainedModel, type Task, type ParameterShapes } from './common.js';
 import type { DType } from '../tensor/dtype.js';
 import { noGrad } from '../autograd/tape.js';
@@ -143,6 +144,8 @@ export function loadPretrained(dir: string, opts: LoadOptions = {}): { model: Pr
 export function loadWeights(model: PretrainedModel, dir: string, task: Task): LoadReport {
   const arch = architectureFor(model.config.modelType);
   const params = new Map(model.namedParameters());
+  // BatchNorm's running statistics and the like, for architectures whose checkpoints carry them
+  const buffers = new Map(arch.savesBuffers ? model.namedBuffers() : []);
   const loaded = new Set<string>();
   const unused: string[] = [];
   const ckpt = openCheckpoint(dir);
@@ -153,7 +156,9 @@ export function loadWeights(model: PretrainedModel, dir: string, task: Task): Lo
         if (name === null) continue;
         const p = params.get(name);
         if (!p) {
-          unused.push(key);
+          const buf = buffers.get(name);
+          if (buf) loadBuffer(buf, ckpt.readTensor(key), key);
+          else unused.push(key);
           continue;
         }
         const info = ckpt.info(key);
@@ -182,6 +187,18 @@ export function loadWeights(model: PretrainedModel, dir: string, task: Task): Lo
   return { initialised, unused };
 }
 
+/** Copies a checkpoint tensor into a buffer of the same shape (converted to the buffer's dtype). */
+function loadBuffer(buf: Tensor, raw: RawTensor, key: string): void {
+  if (raw.shape.length !== buf.shape.length || raw.shape.some((d, i) => d !== buf.shape[i])) {
+    throw new TunekitError('ERR_SHAPE', `checkpoint tensor '${key}' has shape [${raw.shape}] but the model's buffer is [${buf.shape}]`);
+  }
+  const t = tensorFromRaw(raw);
+  const c = t.dtype === buf.dtype ? t : t.castRaw(buf.dtype);
+  buf.assign(c);
+  if (c !== t) c.dispose();
+  t.dispose();
+}
+
 /** Task heads that may legitimately be absent from a base checkpoint. */
 function isHeadParam(name: string): boolean {
   return /^(score|classifier|lm_head|qa_outputs)\./.test(name) || /^bert\.pooler\./.test(name);
@@ -198,6 +215,11 @@ export function savePretrained(model: PretrainedModel, dir: string, opts: { dtyp
   for (const [name, p] of model.namedParameters()) {
     if (arch.skipOnSave?.(name, model.config)) continue;
     tensors.push(rawFromTensor(arch.saveKey(name, model.task), p, opts.dtype ?? 'f32'));
+  }
+  if (arch.savesBuffers) {
+    // running statistics in the weights' dtype (torch's model.to(dtype) converts float buffers
+    // too); counters keep their integer dtype
+    for (const [name, b] of model.namedBuffers()) tensors.push(rawFromTensor(arch.saveKey(name, model.task), b, b.dtype === 'f32' ? (opts.dtype ?? 'f32') : b.dtype));
   }
   writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
   const cfg: Record<string, unknown> = { ...model.config.raw, ...opts.extraConfig };

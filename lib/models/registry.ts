@@ -23,6 +23,12 @@ export interface Architecture {
   skipOnSave?(name: string, config: ModelConfig): boolean;
   /** transformers' class name for config.json `architectures` */
   className(task: Task): string;
+  /**
+   * Buffers are part of the checkpoint (BatchNorm's running statistics): loaded when the file
+   * has them and saved beside the parameters. Off for the text models (their rotary tables are
+   * computed, not loaded).
+   */
+  savesBuffers?: boolean;
 }
 
 const registry = new Map<string, Architecture>();

@@ -47,7 +47,18 @@ void train_channel(const BatchNormShape& s, int64_t c, const float* x, const flo
 void backward_channel(const BatchNormShape& s, int64_t c, const float* x, const float* w, const float* mean,
                       const float* rstd, const float* dy, float* dx, float* dw, float* db, bool train) {
   const int64_t M = s.N * s.HW;
-  const double mu = mean[c], r = rstd[c], wc = w ? w[c] : 1.0;
+  // train: the batch mean again in double (the saved f32 mean would cost x - mean its low digits
+  // where a channel's values are close together and rstd is large)
+  double mu = mean[c];
+  if (train && M > 0) {
+    double sum = 0;
+    for (int64_t n = 0; n < s.N; ++n) {
+      const float* p = x + (n * s.C + c) * s.HW;
+      for (int64_t k = 0; k < s.HW; ++k) sum += p[k];
+    }
+    mu = sum / M;
+  }
+  const double r = rstd[c], wc = w ? w[c] : 1.0;
   double sdy = 0, sdyx = 0;
   for (int64_t n = 0; n < s.N; ++n) {
     const float* p = x + (n * s.C + c) * s.HW;
@@ -141,12 +152,19 @@ void batch_norm_backward_reference(const BatchNormShape& s, const float* x, cons
                                    const float* rstd, const float* dy, float* dx, float* dw, float* db, bool train) {
   const int64_t M = s.N * s.HW;
   for (int64_t c = 0; c < s.C; ++c) {
+    double mu = mean[c];
+    if (train && M > 0) {  // the batch mean in double, as the fast version
+      mu = 0;
+      for (int64_t n = 0; n < s.N; ++n)
+        for (int64_t k = 0; k < s.HW; ++k) mu += x[(n * s.C + c) * s.HW + k];
+      mu /= M;
+    }
     double sdy = 0, sdyx = 0;
     for (int64_t n = 0; n < s.N; ++n)
       for (int64_t k = 0; k < s.HW; ++k) {
         const int64_t i = (n * s.C + c) * s.HW + k;
         sdy += dy[i];
-        sdyx += double(dy[i]) * (x[i] - double(mean[c])) * rstd[c];
+        sdyx += double(dy[i]) * (x[i] - mu) * rstd[c];
       }
     if (dw) dw[c] = float(sdyx);
     if (db) db[c] = float(sdy);
@@ -154,7 +172,7 @@ void batch_norm_backward_reference(const BatchNormShape& s, const float* x, cons
     for (int64_t n = 0; n < s.N; ++n)
       for (int64_t k = 0; k < s.HW; ++k) {
         const int64_t i = (n * s.C + c) * s.HW + k;
-        const double xhat = (x[i] - double(mean[c])) * rstd[c];
+        const double xhat = (x[i] - mu) * rstd[c];
         const double g = train ? (M * double(dy[i]) - sdy - xhat * sdyx) / M : dy[i];
         dx[i] = float((w ? w[c] : 1.0) * rstd[c] * g);
       }
