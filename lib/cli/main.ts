@@ -14,6 +14,7 @@ import { runTraining } from '../train/run.js';
 import { DEFAULT_TRAIN_CONFIG } from './defaults.js';
 import { mergeCommand } from './merge.js';
 import { generateCommand } from './generate.js';
+import { serveCommand } from './serve.js';
 
 import { evalCommand } from './eval.js';
 import { pretrainCommand } from './pretrain.js';
@@ -29,6 +30,7 @@ Commands:
   train [config.yaml]   fine-tune (no config: LoRA on the built-in GPT-2 base, SpamAssassin spam/ham)
   eval <config.yaml>    evaluate a trained run (its adapter or model) on the config's eval split
   generate              generate text from a model (optionally with an adapter)
+  serve                 OpenAI-compatible server for a base model and its LoRA adapters (mixed-adapter batches)
   merge                 merge a LoRA adapter into its base model and save a Hugging Face folder
   pretrain              pretrain a small GPT-2 base on real English text (how the built-in base is made)
   info                  show the native backend (CPU features, threads, CUDA)
@@ -103,6 +105,7 @@ async function main(): Promise<void> {
     case 'eval': return evalCommand(rest);
 
     case 'generate': return generateCommand(rest);
+    case 'serve': return serveCommand(rest);
     case 'merge': return mergeCommand(rest);
     case 'pretrain': return pretrainCommand(rest);
     case 'bench': return benchCommand(rest);
@@ -114,7 +117,7 @@ async function main(): Promise<void> {
     case 'help':
       return void console.log(HELP.main);
     default:
-      throw new TunekitError('ERR_CONFIG', `unknown command '${cmd}'. Commands: train, eval, generate, merge, pretrain, info, bench (see tunekit --help)`);
+      throw new TunekitError('ERR_CONFIG', `unknown command '${cmd}'. Commands: train, eval, generate, serve, merge, pretrain, info, bench (see tunekit --help)`);
   }
 }
 

@@ -168,6 +168,7 @@ export function loadWeights(model: PretrainedModel, dir: string, task: Task): Lo
         if (info.dtype === 'F32' && p.dtype === 'f32' && p.isContiguous) {
           // straight from the file into the parameter's native memory: no intermediate copies
           ckpt.readInto(key, new Uint8Array(p.storage.arrayBuffer(), p.byteOffset, p.numel * 4));
+          p.storage.markWritten(); // a write through a view: caches keyed on the version (bf16 copies) refresh
         } else {
           const t = f32FromRaw(ckpt.readTensor(key));
           p.assign(t);
@@ -225,7 +226,7 @@ export function savePretrained(model: PretrainedModel, dir: string, opts: { dtyp
   const cfg: Record<string, unknown> = { ...model.config.raw, ...opts.extraConfig };
   cfg.architectures = [arch.className(model.task)];
   cfg.model_type = model.config.modelType;
-  if (model.task === 'seq_cls' || model.task === 'token_cls') {
+  if (model.task === 'seq_cls' || model.task === 'token_cls' || model.task === 'image_cls') {
     cfg.num_labels = model.config.numLabels;
     if (!cfg.id2label) cfg.id2label = Object.fromEntries(Array.from({ length: model.config.numLabels }, (_, i) => [String(i), `LABEL_${i}`]));
   }

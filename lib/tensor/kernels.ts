@@ -156,6 +156,7 @@ export function gemm(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: bo
     opts.alpha ?? 1, opts.into ? (opts.beta ?? 0) : 0, batch, a.dtype === 'f32' ? 0 : 1);
   ac_.dispose();
   bc_.dispose();
+  if (opts.into) out.storage.markWritten(); // an in-place write (LoRA merge: W += s B A)
   return out;
 }
 
@@ -201,15 +202,16 @@ export { contiguousStrides };
 // ---------------------------------------------------------------- bf16 compute (opt-in)
 
 let computeDtype: 'f32' | 'bf16' = process.env.TUNEKIT_COMPUTE_DTYPE === 'bf16' ? 'bf16' : 'f32';
-let bf16Weights = new WeakMap<Tensor, Tensor<'bf16'>>();
+/** A frozen weight's bf16 copy and the weight's storage version it was made from. */
+let bf16Weights = new WeakMap<Tensor, { version: number; copy: Tensor<'bf16'> }>();
 
 /**
  * 'bf16': products with a frozen weight (one that gets no gradient: the base model under LoRA,
  * a tied LM head) run on the bf16 GEMM (AVX512_BF16 `vdpbf16ps` where present), the activation
  * rounded to bf16 per call and the weight's bf16 copy made once and cached; f32 accumulation and
  * output. Trained weights stay f32. Also set by TUNEKIT_COMPUTE_DTYPE=bf16.
- * The cache assumes frozen weights are not modified in place while in use: call
- * clearBf16WeightCache() after editing one (merging an adapter, loading weights).
+ * The cached copy is keyed by the weight's storage version, which every in-place write bumps
+ * (loading, merging an adapter, assign/copyFrom/fill_, the optimizer): a stale copy is remade.
  */
 export function setComputeDtype(d: 'f32' | 'bf16'): void {
   computeDtype = d;
@@ -228,13 +230,14 @@ export function clearBf16WeightCache(): void {
  */
 export function gemmWeight(a: Tensor, w: Tensor, frozen: boolean, opts: { transA?: boolean; transB?: boolean; beta?: number; into?: Tensor<'f32'> } = {}): Tensor<'f32'> {
   if (computeDtype !== 'bf16' || !frozen || a.dtype !== 'f32' || w.dtype !== 'f32') return gemm(a, w, opts);
-  let wb = bf16Weights.get(w);
-  if (!wb) {
-    wb = w.castRaw('bf16');
+  let cached = bf16Weights.get(w);
+  if (!cached || cached.version !== w.version) {
+    cached?.copy.dispose();
     // held outside any tidy scope for as long as the weight lives
-    keep(wb);
-    bf16Weights.set(w, wb);
+    cached = { version: w.version, copy: keep(w.castRaw('bf16')) };
+    bf16Weights.set(w, cached);
   }
+  const wb = cached.copy;
   const ab = a.castRaw('bf16');
   const out = gemm(ab, wb, opts);
   ab.dispose();

@@ -15,6 +15,7 @@ export class Storage {
   private users = 0;
   private released = false;
   private cachedView: ArrayBuffer | null = null;
+  private writes = 0;
 
   private constructor(handle: Handle, bytes: number) {
     this.handle = handle;
@@ -28,6 +29,19 @@ export class Storage {
 
   get isReleased(): boolean {
     return this.released;
+  }
+
+  /**
+   * Bumped by every in-place write through tunekit (copyFrom, assign, fill_, a GEMM `into` it,
+   * the optimizer step): caches derived from the contents (the bf16 weight copies) key on it.
+   * Writes through a data() view are not seen: call markWritten() after them.
+   */
+  get version(): number {
+    return this.writes;
+  }
+
+  markWritten(): void {
+    this.writes++;
   }
 
   /** Zero-copy ArrayBuffer over the native memory (kept alive by the buffer itself). */

@@ -89,6 +89,10 @@ export class Tensor<D extends DType = DType> {
   get isDisposed(): boolean {
     return this.disposed;
   }
+  /** The storage's write count (Storage.version): changes whenever the values may have. */
+  get version(): number {
+    return this.storage.version;
+  }
   /** byte offset of element 0 in the storage (what native calls take) */
   get byteOffset(): number {
     return this.offset * DTYPE_SIZE[this.dtype];
@@ -153,7 +157,8 @@ export class Tensor<D extends DType = DType> {
 
   /**
    * The elements as a typed array, row-major. Zero-copy for contiguous CPU tensors: writes to it
-   * change the tensor.
+   * change the tensor (call `t.storage.markWritten()` after writing, so caches keyed on
+   * `version`, such as bf16 weight copies, see the change).
    */
   data(): DataTypeMap[D] {
     this.assertLive();
@@ -215,6 +220,7 @@ export class Tensor<D extends DType = DType> {
       throw new TunekitError('ERR_SHAPE', `copyFrom: expected ${want} bytes for [${this.shape}] ${this.dtype} but received ${src.byteLength}`);
     }
     native.write(this.handle, this.byteOffset, src);
+    this.storage.markWritten();
     return this;
   }
 
@@ -228,6 +234,7 @@ export class Tensor<D extends DType = DType> {
     const s = src.isContiguous ? src : src.contiguousRaw();
     native.copyBytes(s.handle, s.byteOffset, this.handle, this.byteOffset, this.numel * DTYPE_SIZE[this.dtype]);
     if (s !== src) s.dispose();
+    this.storage.markWritten();
     return this;
   }
 
@@ -236,6 +243,7 @@ export class Tensor<D extends DType = DType> {
     this.assertLive();
     if (!this.isContiguous) throw new TunekitError('ERR_VALUE', 'fill_ needs a contiguous tensor');
     native.fill(this.handle, this.byteOffset, DTYPE_CODE[this.dtype], this.numel, value);
+    this.storage.markWritten();
     return this;
   }
 

@@ -49,6 +49,7 @@ export class AdamW {
       const m = this.m.get(name)!, v = this.v.get(name)!;
       native.adamw(p.handle, p.byteOffset, g.handle, g.byteOffset, m.handle, 0, v.handle, 0, p.numel, lr, beta1, beta2, eps,
         noDecay(name, p) ? 0 : weightDecay, this.stepCount);
+      p.storage.markWritten(); // in place: caches keyed on the version (bf16 weight copies) refresh
     }
   }
 
