@@ -150,7 +150,9 @@ class ResNetResidualLayer extends Module {
     super();
     this.shortcut = p.inC !== p.outC || p.stride !== 1 ? this.module('shortcut', new ResNetShortCut(p.inC, p.outC, p.stride)) : null;
     const list = this.module('layer', new ModuleList());
-    for (const c of convLayersOf(cfg, p)) this.layer.push(list.add(new ResNetConvLayer(c.inC, c.outC, c.k, c.stride, c.act ? cfg.activation : null)));
+    // transformers builds these ResNetConvLayers with their default activation, relu, whatever
+    // hidden_act is (hidden_act applies to the stem and after each residual sum)
+    for (const c of convLayersOf(cfg, p)) this.layer.push(list.add(new ResNetConvLayer(c.inC, c.outC, c.k, c.stride, c.act ? 'relu' : null)));
   }
   forward(x: Tensor): Tensor<'f32'> {
     let h: Tensor = x;
