@@ -62,20 +62,36 @@ export function validateTokenizerJson(json: Json, source: string): TokenizerJson
   if (type !== undefined && type !== 'BPE' && type !== 'WordPiece' && type !== 'Unigram' && type !== 'WordLevel') {
     throw bad(source, `model.type: expected "BPE", "WordPiece", "Unigram" or "WordLevel" but received ${describe(type)}`);
   }
-  const vocabTokens = new Set<string>();
-  const tokenOfId = new Map<number, string>();
+  // added tokens first: their ids are looked up in the vocab loop (a few, against 50K+ vocab entries)
+  const added = json.added_tokens;
+  if (added !== undefined && added !== null && !Array.isArray(added)) throw bad(source, `expected added_tokens to be an array but received ${describe(added)}`);
+  const addedList = (added ?? []) as unknown[];
+  const addedOfId = new Map<number, string>();
+  addedList.forEach((t, i) => {
+    if (!isObject(t)) throw bad(source, `added_tokens[${i}]: expected an object {id, content} but received ${describe(t)}`);
+    if (!validId(t.id)) throw bad(source, `added_tokens[${i}].id: expected an integer id in [0, 2^31) but received ${typeof t.id === 'string' ? `the string ${JSON.stringify(t.id)}` : describe(t.id)}`);
+    if (typeof t.content !== 'string' || t.content.length === 0) throw bad(source, `added_tokens[${i}].content: expected a non-empty string but received ${describe(t.content)}`);
+    const same = addedOfId.get(t.id);
+    if (same !== undefined && same !== t.content) throw bad(source, `added_tokens: ${JSON.stringify(same)} and ${JSON.stringify(t.content)} both have id ${t.id}`);
+    addedOfId.set(t.id, t.content);
+  });
+  /** The vocab token holding each added token's id, where one does. */
+  const vocabAtAddedId = new Map<number, string>();
+  let hasToken: (t: string) => boolean;
   let maxId = -1;
   if (type === 'Unigram') {
     const vocab = model.vocab;
     if (!Array.isArray(vocab) || vocab.length === 0) throw bad(source, `expected model.vocab to be a non-empty array of [piece, score] but received ${describe(vocab)}`);
     if (vocab.length > MAX_TOKEN_ID) throw bad(source, `model.vocab has ${vocab.length} pieces, more than int32 ids can number`);
+    const pieces = new Set<string>();
     vocab.forEach((entry, i) => {
       if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== 'string' || typeof entry[1] !== 'number' || !Number.isFinite(entry[1])) {
         throw bad(source, `model.vocab[${i}]: expected [piece (string), score (finite number)] but received ${describe(entry)}`);
       }
-      vocabTokens.add(entry[0]);
-      tokenOfId.set(i, entry[0]);
+      pieces.add(entry[0]);
+      if (addedOfId.has(i)) vocabAtAddedId.set(i, entry[0]);
     });
+    hasToken = (t) => pieces.has(t);
     maxId = vocab.length - 1;
     const unk = model.unk_id;
     if (unk !== undefined && unk !== null && !(validId(unk) && unk < vocab.length)) {
@@ -84,73 +100,68 @@ export function validateTokenizerJson(json: Json, source: string): TokenizerJson
   } else {
     const vocab = model.vocab;
     if (!isObject(vocab)) throw bad(source, `expected model.vocab to be an object {token: id} but received ${describe(vocab)}`);
+    const ids = new Set<number>();
     for (const token in vocab) {
       const id = vocab[token];
       if (!validId(id)) throw bad(source, `model.vocab[${JSON.stringify(token)}]: expected an integer id in [0, 2^31) but received ${typeof id === 'string' ? `the string ${JSON.stringify(id)}` : describe(id)}`);
-      const other = tokenOfId.get(id);
-      if (other !== undefined) throw bad(source, `model.vocab: tokens ${JSON.stringify(other)} and ${JSON.stringify(token)} both have id ${id}`);
-      tokenOfId.set(id, token);
-      vocabTokens.add(token);
+      if (ids.has(id)) {
+        const other = Object.keys(vocab).find((t) => vocab[t] === id && t !== token);
+        throw bad(source, `model.vocab: tokens ${JSON.stringify(other)} and ${JSON.stringify(token)} both have id ${id}`);
+      }
+      ids.add(id);
       if (id > maxId) maxId = id;
+      if (addedOfId.has(id)) vocabAtAddedId.set(id, token);
     }
-    if (vocabTokens.size === 0) throw bad(source, 'model.vocab is empty: every text would encode to no tokens');
+    if (ids.size === 0) throw bad(source, 'model.vocab is empty: every text would encode to no tokens');
+    hasToken = (t) => Object.hasOwn(vocab, t);
   }
-  if (type === 'BPE') checkMerges(model, vocabTokens, source);
-  const unk = model.unk_token;
-  const added = json.added_tokens;
+  if (type === 'BPE') checkMerges(model, hasToken, source);
   const addedContents = new Set<string>();
-  if (added !== undefined && added !== null) {
-    if (!Array.isArray(added)) throw bad(source, `expected added_tokens to be an array but received ${describe(added)}`);
-    const addedOfId = new Map<number, string>();
-    added.forEach((t, i) => {
-      if (!isObject(t)) throw bad(source, `added_tokens[${i}]: expected an object {id, content} but received ${describe(t)}`);
-      if (!validId(t.id)) throw bad(source, `added_tokens[${i}].id: expected an integer id in [0, 2^31) but received ${typeof t.id === 'string' ? `the string ${JSON.stringify(t.id)}` : describe(t.id)}`);
-      if (typeof t.content !== 'string' || t.content.length === 0) throw bad(source, `added_tokens[${i}].content: expected a non-empty string but received ${describe(t.content)}`);
-      const same = addedOfId.get(t.id);
-      if (same !== undefined && same !== t.content) throw bad(source, `added_tokens: ${JSON.stringify(same)} and ${JSON.stringify(t.content)} both have id ${t.id}`);
-      addedOfId.set(t.id, t.content);
-      const inVocab = type === 'Unigram' || !Object.hasOwn(model.vocab as Json, t.content) ? undefined : (model.vocab as Json)[t.content];
-      if (inVocab !== undefined && inVocab !== t.id) throw bad(source, `added_tokens[${i}]: ${JSON.stringify(t.content)} has id ${t.id} but model.vocab gives it id ${describe(inVocab)}`);
-      const vocabToken = tokenOfId.get(t.id);
-      if (vocabToken !== undefined && vocabToken !== t.content) throw bad(source, `added_tokens[${i}]: id ${t.id} is ${JSON.stringify(t.content)} but model.vocab gives that id to ${JSON.stringify(vocabToken)}`);
-      addedContents.add(t.content);
-      if (t.id > maxId) maxId = t.id;
-    });
-  }
-  if (typeof unk === 'string' && (type === 'BPE' || type === 'WordPiece') && !vocabTokens.has(unk) && !addedContents.has(unk)) {
+  addedList.forEach((entry, i) => {
+    const t = entry as { id: number; content: string };
+    const inVocab = type === 'Unigram' || !Object.hasOwn(model.vocab as Json, t.content) ? undefined : (model.vocab as Json)[t.content];
+    if (inVocab !== undefined && inVocab !== t.id) throw bad(source, `added_tokens[${i}]: ${JSON.stringify(t.content)} has id ${t.id} but model.vocab gives it id ${describe(inVocab)}`);
+    const vocabToken = vocabAtAddedId.get(t.id);
+    if (vocabToken !== undefined && vocabToken !== t.content) throw bad(source, `added_tokens[${i}]: id ${t.id} is ${JSON.stringify(t.content)} but model.vocab gives that id to ${JSON.stringify(vocabToken)}`);
+    addedContents.add(t.content);
+    if (t.id > maxId) maxId = t.id;
+  });
+  const unk = model.unk_token;
+  if (typeof unk === 'string' && (type === 'BPE' || type === 'WordPiece') && !hasToken(unk) && !addedContents.has(unk)) {
     throw bad(source, `model.unk_token ${JSON.stringify(unk)} is not in the vocab`);
   }
   if (type === 'BPE' && usesByteLevel(json) && (unk === null || unk === undefined) && model.byte_fallback !== true) {
     const alphabet = byteLevelAlphabet();
     for (let b = 0; b < 256; b++) {
-      if (!vocabTokens.has(alphabet[b]!)) throw bad(source, `byte-level BPE vocab lacks byte 0x${b.toString(16).padStart(2, '0')} (token ${JSON.stringify(alphabet[b])}) and has no unk_token: texts containing it would silently lose it`);
+      if (!hasToken(alphabet[b]!)) throw bad(source, `byte-level BPE vocab lacks byte 0x${b.toString(16).padStart(2, '0')} (token ${JSON.stringify(alphabet[b])}) and has no unk_token: texts containing it would silently lose it`);
     }
   }
   checkPostProcessor(json.post_processor, source);
   return { maxId };
 }
 
-function checkMerges(model: Json, vocab: Set<string>, source: string): void {
+function checkMerges(model: Json, hasToken: (t: string) => boolean, source: string): void {
   const merges = model.merges;
   if (merges === undefined) return;
   if (!Array.isArray(merges)) throw bad(source, `expected model.merges to be an array but received ${describe(merges)}`);
   const prefix = typeof model.continuing_subword_prefix === 'string' ? model.continuing_subword_prefix : '';
   for (let i = 0; i < merges.length; i++) {
     const m = merges[i];
-    let pair: [string, string];
+    let left: string, right: string;
     if (typeof m === 'string') {
-      const parts = m.split(' ');
-      if (parts.length !== 2 || parts[0] === '' || parts[1] === '') throw bad(source, `model.merges[${i}]: expected "left right" (two tokens and one space) but received ${describe(m)}`);
-      pair = [parts[0]!, parts[1]!];
+      const space = m.indexOf(' ');
+      left = m.slice(0, space);
+      right = m.slice(space + 1);
+      if (space <= 0 || right === '' || right.includes(' ')) throw bad(source, `model.merges[${i}]: expected "left right" (two tokens and one space) but received ${describe(m)}`);
     } else if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string' && m[0] !== '' && m[1] !== '') {
-      pair = [m[0], m[1]];
+      [left, right] = m as [string, string];
     } else {
       throw bad(source, `model.merges[${i}]: expected "left right" or [left, right] but received ${describe(m)}`);
     }
-    for (const part of pair) if (!vocab.has(part)) throw bad(source, `model.merges[${i}] ${JSON.stringify(pair)}: ${JSON.stringify(part)} is not in the vocab`);
-    const right = prefix && pair[1].startsWith(prefix) ? pair[1].slice(prefix.length) : pair[1];
-    const merged = pair[0] + right;
-    if (!vocab.has(merged)) throw bad(source, `model.merges[${i}] ${JSON.stringify(pair)}: the merged token ${JSON.stringify(merged)} is not in the vocab`);
+    if (!hasToken(left)) throw bad(source, `model.merges[${i}] ${JSON.stringify([left, right])}: ${JSON.stringify(left)} is not in the vocab`);
+    if (!hasToken(right)) throw bad(source, `model.merges[${i}] ${JSON.stringify([left, right])}: ${JSON.stringify(right)} is not in the vocab`);
+    const merged = left + (prefix && right.startsWith(prefix) ? right.slice(prefix.length) : right);
+    if (!hasToken(merged)) throw bad(source, `model.merges[${i}] ${JSON.stringify([left, right])}: the merged token ${JSON.stringify(merged)} is not in the vocab`);
   }
 }
 
