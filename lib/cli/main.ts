@@ -4,13 +4,14 @@
  * Every command validates its arguments up front and prints --help.
  */
 import { parseArgs } from 'node:util';
-import { join } from 'node:path';
-import { existsSync } from 'node:fs';
 import pc from 'picocolors';
 import { TunekitError } from '../errors.js';
 import { backendInfo } from '../backend.js';
 import { loadConfig, type ConfigOverride, type TrainConfig } from '../train/config.js';
 import { runTraining } from '../train/run.js';
+import { formatEval, runOutputs } from '../train/run_result.js';
+// registers the reward, dpo and ppo jobs with runTraining
+import '../rlhf/jobs.js';
 import { DEFAULT_TRAIN_CONFIG } from './defaults.js';
 import { mergeCommand } from './merge.js';
 import { generateCommand } from './generate.js';
@@ -91,9 +92,9 @@ async function trainCommand(argv: string[]): Promise<void> {
   const e = res.eval;
   const lines = [
     `${pc.bold('done')}: ${res.fit.steps} steps (${res.fit.status}) in ${res.fit.trainSeconds.toFixed(1)} s, ${res.fit.tokensPerSecond.toFixed(0)} tokens/s`,
-    e ? `eval: loss ${e.loss.toFixed(4)}${e.accuracy !== undefined ? `, accuracy ${pc.bold((e.accuracy * 100).toFixed(2) + '%')}, F1 ${(e.f1! * 100).toFixed(2)}%` : ''}${e.perplexity !== undefined ? `, perplexity ${e.perplexity.toFixed(2)}` : ''} on ${e.count} ${e.perplexity !== undefined ? 'target tokens' : 'examples'}` : 'no eval split',
+    e ? `eval: ${formatEval(e)}` : 'no eval split',
     `trainable parameters: ${res.trainableParameters.toLocaleString('en-US')} of ${res.totalParameters.toLocaleString('en-US')}`,
-    `outputs in ${res.outputDir}: ${existsSync(join(res.outputDir, 'adapter')) ? 'adapter/ (PEFT), ' : 'model/, '}metrics.jsonl, loss.svg, ${existsSync(join(res.outputDir, 'ranks.svg')) ? 'ranks.svg, ' : ''}checkpoint/, results.json`,
+    `outputs in ${res.outputDir}: ${runOutputs(res.outputDir).join(', ')}`,
   ];
   console.log(lines.join('\n'));
 }

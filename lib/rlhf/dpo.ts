@@ -3,7 +3,8 @@
  * -mean log sigmoid(beta [(logp(y+) - logp_ref(y+)) - (logp(y-) - logp_ref(y-))]), log-probs
  * summed over completion tokens. With adapters the reference is the same PeftModel with its
  * adapters disabled, run without gradients (no second copy of the weights); a separate
- * reference model or precomputed reference log-probs also work.
+ * reference model or precomputed reference log-probs also work. The objective runs in the one
+ * Trainer (lib/train/trainer.ts).
  *
  * @example
  * const { model: base } = loadPretrained('models/tunekit-gpt2-small');
@@ -22,27 +23,12 @@ import { PeftModel } from '../peft/base/peft_model.js';
 import type { PreferenceExample } from '../data/types.js';
 import type { Module } from '../nn/module.js';
 import { collateCompletions, completionLogprobs, type CausalForward, type PromptCompletion } from '../models/logprobs.js';
+import type { EvalContext, Objective, StepPlan, WatchedMetric } from '../train/objective.js';
+import { Trainer, type TrainableModel, type TrainerCallbacks, type TrainSettings } from '../train/trainer.js';
 import { dpoLoss } from './losses.js';
-import { runPairLoop, DEFAULT_PAIR_SETTINGS, type PairTrainSettings, type PairFitResult, type PairMetrics } from './pair_loop.js';
+import { RLHF_DEFAULT_SETTINGS, describePairFigures, pairTokens, type PairFigures } from './reward.js';
 
 export type PolicyModel = Module & CausalForward;
-
-export interface DpoTrainerOptions {
-  /** the policy: a PeftModel (its disabled-adapter self is the reference) or a plain model with `refModel` */
-  model: PolicyModel;
-  /** a frozen reference for a policy without adapters */
-  refModel?: CausalForward;
-  train: PreferenceExample[];
-  eval?: PreferenceExample[];
-  padTokenId: number;
-  /** DPO temperature (0.1) */
-  beta?: number;
-  /** compute every reference log-prob once before training (then the reference never runs again) */
-  precomputeReference?: boolean;
-  settings?: Partial<PairTrainSettings>;
-  outputDir?: string;
-  log?: (line: string) => void;
-}
 
 /** The 2B sequences of B pairs: every chosen completion, then every rejected one. */
 export function pairSequences(pairs: readonly PreferenceExample[]): PromptCompletion[] {
@@ -62,21 +48,38 @@ export function pairLogprobs(model: CausalForward, pairs: readonly PreferenceExa
   return { chosen: F.slice(sums, 0, 0, B), rejected: F.slice(sums, 0, B) };
 }
 
-export class DpoTrainer {
-  readonly settings: PairTrainSettings;
+export interface DpoObjectiveOptions {
+  /** a frozen reference for a policy without adapters */
+  refModel?: CausalForward;
+  padTokenId: number;
+  /** DPO temperature (0.1) */
+  beta?: number;
+}
+
+/**
+ * The DPO objective: one update per step over `gradAccum` batches of pairs, without dropout;
+ * evaluated before training (rewards/margins 0: policy == reference) and after.
+ * @example new Trainer({ model: policy, objective: new DpoObjective(policy, { padTokenId: 0, beta: 0.1 }), train: pairs });
+ */
+export class DpoObjective implements Objective<PreferenceExample, PairFigures> {
+  readonly name = 'dpo';
+  readonly dropout = false;
+  readonly evalOnStart = true;
+  readonly chartTitle = 'tunekit DPO';
+  readonly chartMetric = 'rewards/accuracies';
   readonly beta: number;
   private readonly refCache = new WeakMap<PreferenceExample, [number, number]>();
 
-  constructor(readonly opts: DpoTrainerOptions) {
-    this.settings = { ...DEFAULT_PAIR_SETTINGS, ...opts.settings };
+  constructor(readonly model: PolicyModel, readonly opts: DpoObjectiveOptions) {
     this.beta = opts.beta ?? 0.1;
     if (!(this.beta > 0)) throw new TunekitError('ERR_VALUE', `DPO: expected beta > 0 but received ${this.beta}`);
-    if (!(opts.model instanceof PeftModel) && !opts.refModel && !opts.precomputeReference) {
-      throw new TunekitError('ERR_VALUE', 'DPO without adapters needs a reference: pass refModel, or precomputeReference before the policy changes');
-    }
-    if (opts.precomputeReference) {
-      this.precompute(opts.train);
-      if (opts.eval) this.precompute(opts.eval);
+  }
+
+  /** Whether the reference of a pair comes from somewhere (adapters, a reference model, or the cache). */
+  private checkReference(pairs: readonly PreferenceExample[]): void {
+    if (this.model instanceof PeftModel || this.opts.refModel) return;
+    if (pairs.some((p) => !this.refCache.has(p))) {
+      throw new TunekitError('ERR_VALUE', 'DPO without adapters needs a reference: pass refModel, or precompute the reference log-probs of every pair before the policy changes');
     }
   }
 
@@ -84,7 +87,8 @@ export class DpoTrainer {
   referenceLogprobs(pairs: readonly PreferenceExample[]): { chosen: number[]; rejected: number[] } {
     const cached = pairs.map((p) => this.refCache.get(p));
     if (cached.every((c) => c)) return { chosen: cached.map((c) => c![0]), rejected: cached.map((c) => c![1]) };
-    const { model, refModel, padTokenId } = this.opts;
+    const { refModel, padTokenId } = this.opts;
+    const model = this.model;
     return noGrad(() => tidy(() => {
       const run = () => {
         const { chosen, rejected } = pairLogprobs(refModel ?? model, pairs, padTokenId);
@@ -94,48 +98,117 @@ export class DpoTrainer {
     }));
   }
 
-  /** Computes and stores the reference log-probs of examples (TRL's precompute_ref_log_probs). */
-  precompute(examples: readonly PreferenceExample[]): void {
-    const bs = this.settings.batchSize * 2;
-    for (let i = 0; i < examples.length; i += bs) {
-      const batch = examples.slice(i, i + bs);
+  /**
+   * Computes and stores the reference log-probs of examples (TRL's precompute_ref_log_probs),
+   * `batchSize` pairs at a time; call it while the policy is still the reference.
+   */
+  precompute(examples: readonly PreferenceExample[], batchSize: number): void {
+    for (let i = 0; i < examples.length; i += batchSize) {
+      const batch = examples.slice(i, i + batchSize);
       const { chosen, rejected } = this.referenceLogprobs(batch);
       batch.forEach((p, j) => this.refCache.set(p, [chosen[j]!, rejected[j]!]));
     }
   }
 
+  updatesPerStep(): number {
+    return 1;
+  }
+
   /** DPO loss of one batch (differentiable) and TRL's rewards/* metrics. */
-  batchLoss(batch: readonly PreferenceExample[]): { loss: Tensor<'f32'>; metrics: PairMetrics } {
+  batchLoss(batch: readonly PreferenceExample[]): { loss: Tensor<'f32'>; figures: PairFigures } {
+    this.checkReference(batch);
     const ref = this.referenceLogprobs(batch);
-    const { chosen, rejected } = pairLogprobs(this.opts.model, batch, this.opts.padTokenId);
+    const { chosen, rejected } = pairLogprobs(this.model, batch, this.opts.padTokenId);
     const out = dpoLoss(chosen, rejected, ref.chosen, ref.rejected, this.beta);
-    return { loss: out.loss, metrics: { ...out.metrics } };
+    return { loss: out.loss, figures: { ...out.metrics } };
+  }
+
+  /** Tokens: the policy's forward of both sequences of each pair (the reference pass is not counted). */
+  plan(batches: PreferenceExample[][]): StepPlan {
+    return { updates: [batches.map((b) => () => this.batchLoss(b))], tokens: batches.reduce((n, b) => n + pairTokens(b), 0) };
   }
 
   /** Loss and rewards/* metrics on held-out pairs, without gradients. */
-  evaluate(examples: readonly PreferenceExample[] = this.opts.eval ?? []): PairMetrics {
-    const bs = this.settings.batchSize * 2;
-    const sums: PairMetrics = {};
-    const was = this.opts.model.training;
-    this.opts.model.eval();
+  evaluate(examples: PreferenceExample[], ctx: EvalContext): PairFigures {
+    const sums: PairFigures = {};
     noGrad(() => {
-      for (let i = 0; i < examples.length; i += bs) {
-        const batch = examples.slice(i, i + bs);
+      for (let i = 0; i < examples.length; i += ctx.batchSize) {
+        const batch = examples.slice(i, i + ctx.batchSize);
         tidy(() => {
-          const { loss, metrics } = this.batchLoss(batch);
-          for (const [k, v] of Object.entries({ loss: loss.item(), ...metrics })) sums[k] = (sums[k] ?? 0) + v * batch.length;
+          const { loss, figures } = this.batchLoss(batch);
+          for (const [k, v] of Object.entries({ loss: loss.item(), ...figures })) sums[k] = (sums[k] ?? 0) + v * batch.length;
         });
       }
     });
-    this.opts.model.train(was);
     const n = Math.max(1, examples.length);
     return { ...Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / n])), count: examples.length };
   }
 
-  fit(): Promise<PairFitResult> {
-    return runPairLoop({
-      model: this.opts.model, train: this.opts.train, eval: this.opts.eval, settings: this.settings, outputDir: this.opts.outputDir,
-      step: (b) => this.batchLoss(b), evaluate: (e) => this.evaluate(e), log: this.opts.log, title: 'tunekit DPO', metricKey: 'rewards/accuracies',
+  /** The DPO loss, as TRL's default metric_for_best_model. */
+  defaultWatch(): WatchedMetric {
+    return { key: 'loss', mode: 'min' };
+  }
+
+  describeEval(m: PairFigures): string {
+    return describePairFigures(m);
+  }
+}
+
+export interface DpoTrainerOptions {
+  /** the policy: a PeftModel (its disabled-adapter self is the reference) or a plain model with `refModel` or `precomputeReference` */
+  model: TrainableModel;
+  /** a frozen reference for a policy without adapters */
+  refModel?: CausalForward;
+  train: PreferenceExample[];
+  eval?: PreferenceExample[];
+  padTokenId: number;
+  /** DPO temperature (0.1) */
+  beta?: number;
+  /** compute every reference log-prob once, here, before training (then the reference never runs again) */
+  precomputeReference?: boolean;
+  settings?: Partial<TrainSettings>;
+  /** metrics.jsonl, loss.svg and checkpoint/ go here */
+  outputDir?: string;
+  log?: (line: string) => void;
+  progress?: 'auto' | 'bar' | 'plain' | 'none';
+  callbacks?: TrainerCallbacks<PairFigures>;
+  runConfig?: Record<string, unknown>;
+}
+
+/**
+ * DPO training: the Trainer with a {@link DpoObjective}.
+ * @example await new DpoTrainer({ model: policy, train: pairs, padTokenId: 0, beta: 0.1 }).fit();
+ */
+export class DpoTrainer extends Trainer<PreferenceExample, PairFigures> {
+  readonly dpo: DpoObjective;
+  readonly beta: number;
+
+  constructor(opts: DpoTrainerOptions) {
+    const objective = new DpoObjective(opts.model, { refModel: opts.refModel, padTokenId: opts.padTokenId, beta: opts.beta });
+    const settings = { ...RLHF_DEFAULT_SETTINGS, ...opts.settings };
+    if (!(opts.model instanceof PeftModel) && !opts.refModel && !opts.precomputeReference) {
+      throw new TunekitError('ERR_VALUE', 'DPO without adapters needs a reference: pass refModel, or precomputeReference before the policy changes');
+    }
+    if (opts.precomputeReference) {
+      const bs = (settings.batchSize ?? 8) * 2;
+      objective.precompute(opts.train, bs);
+      if (opts.eval) objective.precompute(opts.eval, bs);
+    }
+    super({
+      model: opts.model, objective, train: opts.train, eval: opts.eval, settings, outputDir: opts.outputDir, log: opts.log,
+      progress: opts.progress, callbacks: opts.callbacks, runConfig: opts.runConfig,
     });
+    this.dpo = objective;
+    this.beta = objective.beta;
+  }
+
+  /** Reference log-probs (no gradient) of pairs. */
+  referenceLogprobs(pairs: readonly PreferenceExample[]): { chosen: number[]; rejected: number[] } {
+    return this.dpo.referenceLogprobs(pairs);
+  }
+
+  /** DPO loss of one batch (differentiable) and its rewards/* figures. */
+  batchLoss(batch: readonly PreferenceExample[]): { loss: Tensor<'f32'>; figures: PairFigures } {
+    return this.dpo.batchLoss(batch);
   }
 }

@@ -41,7 +41,7 @@ export class FixedKlController implements KlController {
   constructor(readonly value: number) {
     checkFinite('kl_coef', value, false);
   }
-  update(): void {}
+  update(_currentKl?: number, _nSteps?: number): void {}
 }
 
 /**

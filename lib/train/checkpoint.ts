@@ -5,8 +5,10 @@
  *
  * Layout of `<outputDir>/checkpoint/`:
  *   adapter/ or model/       weights (a PEFT folder or a Hugging Face folder)
+ *   <module>.safetensors     modules the objective trains beside the model (PPO: value_head)
  *   optimizer.safetensors    AdamW m and v (metadata.step: AdamW's step count)
- *   trainer_state.json       step, status, loader position, RNG, best metric, run config
+ *   trainer_state.json       step, status, loader position, RNG, best metric, run config,
+ *                            the objective's name and state
  *   manifest.json            written last: every other file with its size (bytes) and sha256
  *
  * A folder is *complete* when its manifest parses and every file it lists is there with that
@@ -59,6 +61,11 @@ export interface TrainerState {
   best: number | null;
   badEvals: number;
   runConfig: Record<string, unknown> | null;
+  /**
+   * the objective that wrote it (lib/train/objective.ts) and its own state (PPO: the KL
+   * coefficient); null in files written before objectives were recorded (supervised runs)
+   */
+  objective: { name: string; state: Record<string, unknown> | null } | null;
 }
 
 /** The filesystem steps of a checkpoint write, in order (see the file comment). */
@@ -162,7 +169,7 @@ interface Manifest {
 
 /** What a checkpoint holds; the weights are written by the model's own saver. */
 export interface CheckpointContent {
-  /** writes adapter/ or model/ under the given checkpoint folder */
+  /** writes adapter/ or model/ (and any other weight files) under the given checkpoint folder */
   writeWeights(dir: string): void;
   /** writes the optimizer state to the given file */
   writeOptimizer(file: string): void;
@@ -280,6 +287,14 @@ export function parseTrainerState(text: string, file: string): TrainerState {
   if (typeof o.seedState !== 'string' || !/^\d{1,40}$/.test(o.seedState)) throw bad('seedState', 'a decimal string', o.seedState);
   if (o.best !== null && typeof o.best !== 'number') throw bad('best', 'a number or null', o.best);
   if (o.runConfig !== null && (typeof o.runConfig !== 'object' || Array.isArray(o.runConfig))) throw bad('runConfig', 'an object or null', o.runConfig);
+  let objective: TrainerState['objective'] = null;
+  if (o.objective !== undefined && o.objective !== null) {
+    const ob = o.objective as Record<string, unknown>;
+    if (typeof ob !== 'object' || Array.isArray(ob) || typeof ob.name !== 'string' || (ob.state !== null && (typeof ob.state !== 'object' || Array.isArray(ob.state)))) {
+      throw bad('objective', 'null or an object {name, state}', o.objective);
+    }
+    objective = { name: ob.name, state: ob.state as Record<string, unknown> | null };
+  }
   let totalSteps: number | null = null, status: CheckpointStatus | null = null;
   if (o.version === 2) {
     if (!Number.isSafeInteger(o.totalSteps) || (o.totalSteps as number) < 1) throw bad('totalSteps', 'a positive integer', o.totalSteps);
@@ -290,7 +305,7 @@ export function parseTrainerState(text: string, file: string): TrainerState {
   }
   return {
     version: 2, step, totalSteps, status, loader: o.loader as LoaderState, seedState: o.seedState,
-    best: o.best as number | null, badEvals, runConfig: o.runConfig as Record<string, unknown> | null,
+    best: o.best as number | null, badEvals, runConfig: o.runConfig as Record<string, unknown> | null, objective,
   };
 }
 

@@ -1,12 +1,16 @@
 /**
- * A loss/metric chart as a self-contained SVG, written directly (no plotting dependency):
- * train loss (raw, faint, plus an exponential moving average when there are many points),
- * eval loss, and eval accuracy on a second axis; ticks, grid, axis labels, title, legend.
+ * The run charts, as self-contained SVG written directly (no plotting dependency), for every
+ * objective:
+ *  - the loss chart (loss.svg): train loss (raw, faint, plus an exponential moving average when
+ *    there are many points), eval loss, and an eval metric on a second axis; ticks, grid, axis
+ *    labels, title, legend;
+ *  - panel charts (PPO's ppo.svg: score, KL with its target, kl_coef): one series per panel,
+ *    side by side up to three, in rows of two beyond that, with an optional dashed reference line.
  */
 
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeFileAtomic, writeFileAtomicSync } from '../io/atomic.js';
 import type { MetricsRecord } from './metrics_log.js';
 
 export interface PlotOptions {
@@ -212,5 +216,68 @@ export async function writeLossPlot(records: readonly MetricsRecord[], path: str
   const svg = renderLossPlot(records, opts);
   mkdirSync(dirname(path), { recursive: true });
   await writeFileAtomic(path, svg);
+  return svg;
+}
+
+// ------------------------------------------------------------------ panel charts
+
+/** One panel of a panel chart: a series over steps. */
+export interface SeriesPanel {
+  title: string;
+  points: [number, number][];
+  color: string;
+  /** a dashed horizontal line (e.g. the KL target), kept inside the y range */
+  reference?: { y: number; label: string };
+  /** x axis label (default 'step') */
+  xLabel?: string;
+}
+
+function panel(p: SeriesPanel, x0: number, y0: number, w: number, h: number): string {
+  const xs = p.points.map((q) => q[0]), ys = p.points.map((q) => q[1]);
+  const ref = p.reference ? [p.reference.y] : [];
+  const tx = niceTicks(Math.min(...xs, 0), Math.max(...xs, 1), 5), ty = niceTicks(Math.min(...ys, ...ref), Math.max(...ys, ...ref), 5);
+  const X = (x: number) => x0 + ((x - tx.lo) / (tx.hi - tx.lo || 1)) * w;
+  const Y = (y: number) => y0 + h - ((y - ty.lo) / (ty.hi - ty.lo || 1)) * h;
+  const out: string[] = [`<text x="${x0 + w / 2}" y="${y0 - 10}" text-anchor="middle" font-size="14">${esc(p.title)}</text>`];
+  for (const t of ty.ticks) out.push(`<line x1="${x0}" x2="${x0 + w}" y1="${Y(t)}" y2="${Y(t)}" stroke="${COLORS.grid}"/><text x="${x0 - 6}" y="${Y(t) + 4}" text-anchor="end" font-size="11">${+t.toPrecision(4)}</text>`);
+  for (const t of tx.ticks) out.push(`<text x="${X(t)}" y="${y0 + h + 16}" text-anchor="middle" font-size="11">${+t.toPrecision(4)}</text>`);
+  out.push(`<rect x="${x0}" y="${y0}" width="${w}" height="${h}" fill="none" stroke="${COLORS.axis}"/>`);
+  out.push(`<text x="${x0 + w / 2}" y="${y0 + h + 34}" text-anchor="middle" font-size="12">${esc(p.xLabel ?? 'step')}</text>`);
+  if (p.reference) {
+    const y = Y(p.reference.y).toFixed(1);
+    out.push(`<line x1="${x0}" x2="${x0 + w}" y1="${y}" y2="${y}" stroke="#555" stroke-dasharray="6 4"/><text x="${x0 + 6}" y="${+y - 5}" font-size="11" fill="#555">${esc(p.reference.label)}</text>`);
+  }
+  if (p.points.length) {
+    out.push(`<polyline fill="none" stroke="${p.color}" stroke-width="2" points="${p.points.map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(' ')}"/>`);
+    for (const [x, y] of p.points) out.push(`<circle cx="${X(x).toFixed(1)}" cy="${Y(y).toFixed(1)}" r="2.5" fill="${p.color}"/>`);
+  }
+  return out.join('\n');
+}
+
+/**
+ * Renders panels (e.g. score and KL per step) to an SVG string: side by side up to three, in
+ * rows of two beyond that.
+ * @example renderPanels('PPO', [{ title: 'mean score', points: [[1, 0.2], [2, 0.5]], color: '#1f77b4' }])
+ */
+export function renderPanels(title: string, panels: readonly SeriesPanel[]): string {
+  const cols = panels.length <= 3 ? Math.max(1, panels.length) : 2, rows = Math.ceil(panels.length / cols);
+  const pw = 380, ph = 260, rowH = ph + 100, W = 70 + cols * (pw + 80), H = 20 + rows * rowH;
+  const parts = panels.map((p, i) => panel(p, 70 + (i % cols) * (pw + 80), 60 + Math.floor(i / cols) * rowH, pw, ph));
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" ${FONT}>
+<rect width="100%" height="100%" fill="white"/>
+<text x="${W / 2}" y="24" text-anchor="middle" font-size="16" font-weight="bold">${esc(title)}</text>
+${parts.join('\n')}
+</svg>
+`;
+}
+
+/**
+ * Writes a panel chart to an .svg file (atomically); returns the SVG.
+ * @example writePanelsPlot('PPO', panels, 'runs/ppo/ppo.svg');
+ */
+export function writePanelsPlot(title: string, panels: readonly SeriesPanel[], path: string): string {
+  const svg = renderPanels(title, panels);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileAtomicSync(path, svg);
   return svg;
 }

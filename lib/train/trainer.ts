@@ -1,8 +1,17 @@
 /**
- * Trainer: the training loop over any model of the models layer, plain or wrapped by a PEFT
- * method. Gradient accumulation, clipping, AdamW, LR schedules, periodic evaluation, early
- * stopping, checkpoints that survive a crash at any point (checkpoint.ts) and exact resumption,
- * SIGINT saves before exiting, NaN/infinite loss stops and says which checkpoint is kept.
+ * Trainer: the one training loop, for every objective (objective.ts): supervised causal LM /
+ * sequence / token classification (the default, from `task`), reward models, DPO and PPO
+ * (lib/rlhf). Whatever the objective, the loop does the same things the same way: the seeded
+ * data order, gradient accumulation, clipping, AdamW, LR schedules, periodic evaluation, early
+ * stopping on a watched eval figure, checkpoints that survive a crash at any point
+ * (checkpoint.ts) and exact resumption, a checkpoint saved on SIGINT before exiting, NaN/infinite
+ * loss stops that say which checkpoint is kept, progress, metrics.jsonl and plots.
+ *
+ * A step: `gradAccum` loader batches -> objective.plan() (PPO samples its rollouts here) -> its
+ * updates, each a sum of micro-batch gradients, clipped and applied once -> objective.afterStep().
+ * The loss of each micro-batch is the objective's, plus the PEFT method's term (AdaLoRA's
+ * orthogonal regulariser), plus the user's `extraLoss`: the terms are added, none replaces another.
+ *
  * The optimizer state (AdamW m and v: twice the trainable parameters, f32) is allocated when
  * fit() starts and released when it ends, whatever the outcome.
  */
@@ -11,32 +20,34 @@ import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
-import { tensor } from '../tensor/creation.js';
 import { native } from '../native.js';
-import { backward, noGrad } from '../autograd/tape.js';
+import { backward } from '../autograd/tape.js';
 import * as F from '../autograd/ops.js';
-import { TunekitError } from '../errors.js';
+import { TunekitError, describe } from '../errors.js';
 import { manualSeed, getSeedState, setSeedState } from '../nn/random.js';
-import type { PretrainedModel, ModelInputs, ModelOutput } from '../models/common.js';
+import type { Module } from '../nn/module.js';
+import type { PretrainedModel, ModelInputs } from '../models/common.js';
 import { PeftModel, type TrainingHooks } from '../peft/base/peft_model.js';
 import { DataLoader } from '../data/loader.js';
-import { makeCollator } from '../data/collate.js';
-import type { Batch, CausalLmExample, ClassificationExample } from '../data/types.js';
+import type { Batch } from '../data/types.js';
+import type { ChoiceSet } from '../data/choices.js';
 import { openSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { writeFileAtomicSync } from '../io/atomic.js';
 import { savePretrained, loadWeights } from '../models/loader.js';
+import { rawFromTensor, f32FromRaw } from '../models/weights.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
-import { makeLrSchedule, type ScheduleName } from './lr_schedule.js';
+import { makeLrSchedule, warmupFromRatio, type ScheduleName } from './lr_schedule.js';
 import { MetricsLog, readMetrics, truncateMetrics, type MetricsRecord } from './metrics_log.js';
 import { readCheckpoint, requireCheckpoint, writeCheckpoint, OPTIMIZER_FILE, TRAINER_STATE_FILE, type CheckpointStatus, type TrainerState } from './checkpoint.js';
-import { writeLossPlot } from './plot.js';
+import { writeLossPlot, writePanelsPlot } from './plot.js';
 import { ProgressReporter } from './progress.js';
-import { taskLoss, ClassificationMetrics, type TrainTask } from './losses.js';
-import { scoreChoices } from './choice_eval.js';
-import type { ChoiceSet } from '../data/choices.js';
+import type { TrainTask } from './losses.js';
+import type { Figures, MicroBatch, Objective, StepPlan, WatchedMetric } from './objective.js';
+import { SupervisedObjective, batchInputs, type EvalResult, type SupervisedExample } from './objectives/supervised.js';
 
 export type TrainableModel = PretrainedModel | PeftModel;
-export type TrainExample = CausalLmExample | ClassificationExample;
+export type TrainExample = SupervisedExample;
+export type { EvalResult };
 
 export interface TrainSettings {
   epochs: number;
@@ -48,69 +59,91 @@ export interface TrainSettings {
   lr: number;
   weightDecay: number;
   warmupSteps: number;
+  /** warm-up as a fraction of the run's steps, used when warmupSteps is 0 (transformers' warmup_ratio) */
+  warmupRatio: number;
   schedule: ScheduleName;
+  /** 0: no clipping */
   maxGradNorm: number;
-  /** evaluate every N optimizer steps (0: at the end of each epoch); always after the last step */
+  /** evaluate every N steps (0: at the end of each epoch); always after the last step */
   evalEvery: number;
-  /** checkpoint every N optimizer steps (0: at the end of each epoch); always after the last step */
+  /** evaluate once before the first step; undefined: as the objective asks (reward, DPO, PPO do) */
+  evalOnStart?: boolean;
+  /** checkpoint every N steps (0: at the end of each epoch); always after the last step */
   saveEvery: number;
   /** stop after this many evaluations without improvement (0: never) */
   earlyStoppingPatience: number;
+  /**
+   * the eval figure early stopping watches: a key of the objective's evaluation ('loss',
+   * 'accuracy', 'rewards/margins', 'score' ...), with or without transformers' 'eval_' prefix;
+   * null: the objective's choice (accuracy when there is one, else loss; PPO: score)
+   */
+  earlyStoppingMetric?: string | null;
+  /** null: 'min' for the objective's own choice of a loss, 'max' for accuracy and score */
+  earlyStoppingMode?: 'min' | 'max' | null;
+  /** an evaluation improves only when it beats the best by more than this */
+  earlyStoppingMinDelta: number;
   seed: number;
+  /** shuffle the training examples each epoch (seeded) */
+  shuffle: boolean;
   /** print/log a train record every N steps */
   logEvery: number;
 }
 
 export const DEFAULT_SETTINGS: TrainSettings = {
-  epochs: 1, maxSteps: null, batchSize: 8, gradAccum: 1, lr: 2e-4, weightDecay: 0, warmupSteps: 0, schedule: 'linear',
-  maxGradNorm: 1, evalEvery: 0, saveEvery: 0, earlyStoppingPatience: 0, seed: 42, logEvery: 10,
+  epochs: 1, maxSteps: null, batchSize: 8, gradAccum: 1, lr: 2e-4, weightDecay: 0, warmupSteps: 0, warmupRatio: 0, schedule: 'linear',
+  maxGradNorm: 1, evalEvery: 0, saveEvery: 0, earlyStoppingPatience: 0, earlyStoppingMetric: null, earlyStoppingMode: null, earlyStoppingMinDelta: 0,
+  seed: 42, shuffle: true, logEvery: 10,
 };
 
 export interface StepInfo {
   step: number;
   epoch: number;
+  /** the objective's loss, averaged over the step's updates (extra terms not included) */
   loss: number;
   lr: number;
+  /** gradient norm before clipping (mean over the step's updates) */
   gradNorm: number;
+  /** real tokens the step processed */
   tokens: number;
   stepSeconds: number;
+  /** the objective's figures of the step (reward: accuracy, margin; DPO: rewards/*; PPO: score, kl, clipfrac ...) */
+  figures: Figures;
+  /** optimizer updates done so far (PPO makes several per step) */
+  updates: number;
 }
 
-export interface EvalResult {
-  loss: number;
-  accuracy?: number;
-  f1?: number;
-  perplexity?: number;
-  /** classification: examples scored; causal LM: target tokens in the loss */
-  count: number;
-}
-
-export interface TrainerCallbacks {
+export interface TrainerCallbacks<M = EvalResult> {
   onStep?(info: StepInfo): void;
-  onEval?(step: number, result: EvalResult): void;
-  /** after the optimizer step (AdaLoRA's rank allocator hooks in here) */
-  afterOptimizerStep?(step: number): void;
-  /** extra loss terms added before backward (AdaLoRA's orthogonal regulariser) */
+  onEval?(step: number, result: M): void;
+  /** after each optimizer update, with the count of updates so far (AdaLoRA's rank allocator hooks in here) */
+  afterOptimizerStep?(update: number): void;
+  /** a term added to every micro-batch's loss before backward, beside the objective's and the PEFT method's */
   extraLoss?(): Tensor<'f32'> | null;
 }
 
-export interface TrainerOptions {
+export interface TrainerOptions<E = TrainExample, R = EvalResult> {
   model: TrainableModel;
-  task: TrainTask;
-  train: TrainExample[];
-  eval?: TrainExample[];
-  padTokenId: number;
+  /** what a step computes; default: the supervised objective of `task` */
+  objective?: Objective<E, R>;
+  /** supervised shorthand: the task of the default objective */
+  task?: TrainTask;
+  /** supervised shorthand: the collator's padding id */
+  padTokenId?: number;
+  /** supervised shorthand, causal LM: multiple-choice items of the eval split; each evaluation adds their accuracy and F1 */
+  choices?: ChoiceSet;
+  train: E[];
+  eval?: E[];
   settings?: Partial<TrainSettings>;
-  /** run folder: metrics.jsonl, plot, checkpoint/, adapter or model */
+  /** run folder: metrics.jsonl, plots, checkpoint/ */
   outputDir?: string;
   /** the run's full config, stored in checkpoints; a resume with a different one is refused */
   runConfig?: Record<string, unknown>;
-  callbacks?: TrainerCallbacks;
+  callbacks?: TrainerCallbacks<Awaited<R>>;
   progress?: 'auto' | 'bar' | 'plain' | 'none';
-  /** the metric that decides the best checkpoint and early stopping */
+  /** the figure early stopping watches (older spelling of settings.earlyStoppingMetric) */
   metric?: 'loss' | 'accuracy';
-  /** causal LM: multiple-choice items of the eval split; each evaluation adds their accuracy and F1 */
-  choices?: ChoiceSet;
+  /** where eval and resume lines go (default: beside the progress output) */
+  log?: (line: string) => void;
 }
 
 export interface FitOptions {
@@ -125,19 +158,25 @@ export interface FitOptions {
   log?: (line: string) => void;
 }
 
-export interface FitResult {
+export interface FitResult<M = EvalResult> {
   steps: number;
   status: 'completed' | 'early_stopped' | 'interrupted';
   lastTrainLoss: number;
-  evals: { step: number; result: EvalResult }[];
+  /** the last step's figures (objective figures, loss, lr, grad_norm) */
+  lastTrain: Figures;
+  /** every evaluation of this fit (step 0: before training, when the objective evaluates on start) */
+  evals: { step: number; result: M }[];
   trainSeconds: number;
+  /** real tokens processed by this fit's steps per second of training */
   tokensPerSecond: number;
   peakBytes: number;
 }
 
-export class Trainer {
+export class Trainer<E = TrainExample, R = EvalResult> {
   readonly model: TrainableModel;
-  readonly task: TrainTask;
+  readonly objective: Objective<E, R>;
+  /** the objective's name ('causal_lm', 'seq_cls', 'token_cls', 'reward', 'dpo', 'ppo') */
+  readonly task: string;
   readonly settings: TrainSettings;
   readonly outputDir: string | null;
   /** AdamW, allocated on first use (fit, loadCheckpoint), released when fit() ends or by dispose() */
@@ -146,34 +185,48 @@ export class Trainer {
   private fitStarted = false;
   /** the checkpoint this trainer last wrote or resumed from (what a failure leaves on disk) */
   private lastCheckpoint: { dir: string; step: number } | null = null;
-  private readonly loader: DataLoader<TrainExample, Batch>;
-  private readonly evalExamples: TrainExample[];
-  private readonly collate: (ex: TrainExample[]) => Batch;
+  private readonly loader: DataLoader<E, E[]>;
+  private readonly evalExamples: E[];
   private step = 0;
   private best: number | null = null;
   private badEvals = 0;
   private interrupted = false;
-  private readonly opts: TrainerOptions;
+  private readonly opts: TrainerOptions<E, R>;
   /** the PEFT method's own hooks (e.g. AdaLoRA), called whatever the user's callbacks are */
   private readonly hooks: TrainingHooks;
+  private readonly extraModules: [string, Module][];
 
-  constructor(opts: TrainerOptions) {
+  constructor(opts: TrainerOptions<E, R>) {
     this.opts = opts;
     this.model = opts.model;
-    this.task = opts.task;
-    this.settings = { ...DEFAULT_SETTINGS, ...opts.settings };
+    this.settings = { ...DEFAULT_SETTINGS, ...definedOnly(opts.settings ?? {}) };
     const s = this.settings;
     if (!Number.isInteger(s.batchSize) || s.batchSize < 1) throw new TunekitError('ERR_CONFIG', `batchSize must be a positive integer, got ${s.batchSize}`);
     if (!Number.isInteger(s.gradAccum) || s.gradAccum < 1) throw new TunekitError('ERR_CONFIG', `gradAccum must be a positive integer, got ${s.gradAccum}`);
     if (!(s.lr > 0)) throw new TunekitError('ERR_CONFIG', `lr must be > 0, got ${s.lr}`);
+    if (!Number.isInteger(s.logEvery) || s.logEvery < 1) throw new TunekitError('ERR_CONFIG', `logEvery must be a positive integer, got ${s.logEvery}`);
     if (opts.train.length === 0) throw new TunekitError('ERR_VALUE', 'the training set is empty');
+    if (opts.objective) this.objective = opts.objective;
+    else if (opts.task) this.objective = new SupervisedObjective(opts.model, { task: opts.task, padTokenId: opts.padTokenId ?? 0, choices: opts.choices }) as unknown as Objective<E, R>;
+    else throw new TunekitError('ERR_VALUE', 'Trainer: expected an objective, or a task (causal_lm, seq_cls, token_cls) for the supervised one, but received neither');
+    this.task = this.objective.name;
     this.outputDir = opts.outputDir ?? null;
     this.evalExamples = opts.eval ?? [];
-    this.collate = makeCollator({ padTokenId: opts.padTokenId }) as (ex: TrainExample[]) => Batch;
-    manualSeed(s.seed);
-    this.loader = new DataLoader(opts.train, { batchSize: s.batchSize, seed: s.seed, shuffle: true, collate: this.collate });
-    if (this.model.trainableParameters().length === 0) throw new TunekitError('ERR_VALUE', 'AdamW: no trainable parameters (is everything frozen?)');
+    // dropout masks come from the global RNG: an objective that trains with dropout has them
+    // decided by the run's seed; the RLHF objectives (no dropout) leave the caller's RNG alone
+    if (this.objective.dropout) manualSeed(s.seed);
+    if (this.objective.dropLast && opts.train.length < s.batchSize) {
+      throw new TunekitError('ERR_VALUE', `${this.objective.name}: expected at least batchSize (${s.batchSize}) training examples, since every step takes a full batch, but received ${opts.train.length}`);
+    }
+    this.loader = new DataLoader<E, E[]>(opts.train, { batchSize: s.batchSize, seed: s.seed, shuffle: s.shuffle, dropLast: this.objective.dropLast ?? false });
+    this.extraModules = Object.entries(this.objective.extraModules ?? {});
+    if (this.trainableParameters().length === 0) throw new TunekitError('ERR_VALUE', 'AdamW: no trainable parameters (is everything frozen?)');
     this.hooks = this.model instanceof PeftModel ? this.model.trainingHooks() : {};
+  }
+
+  /** The model's trainable parameters, then those of the objective's own modules (`<key>.<name>`). */
+  private trainableParameters(): [string, Tensor][] {
+    return [...this.model.trainableParameters(), ...this.extraModules.flatMap(([key, m]) => m.trainableParameters().map(([n, p]) => [`${key}.${n}`, p] as [string, Tensor]))];
   }
 
   /**
@@ -182,7 +235,7 @@ export class Trainer {
    */
   get optimizer(): AdamW {
     if (this.released) throw new TunekitError('ERR_STATE', 'the optimizer state of this Trainer was released when fit() ended (or by dispose()); make a new Trainer and fit({ resumeFrom }) a checkpoint to continue');
-    if (!this.adam) this.adam = new AdamW(this.model.trainableParameters(), { lr: this.settings.lr, weightDecay: this.settings.weightDecay });
+    if (!this.adam) this.adam = new AdamW(this.trainableParameters(), { lr: this.settings.lr, weightDecay: this.settings.weightDecay });
     return this.adam;
   }
 
@@ -196,37 +249,43 @@ export class Trainer {
     this.released = true;
   }
 
-  /** Optimizer steps the run will make. */
+  /** Steps the run will make. */
   get totalSteps(): number {
     const s = this.settings;
     if (s.maxSteps) return s.maxSteps;
     return Math.max(1, Math.floor((this.loader.batchesPerEpoch * s.epochs) / s.gradAccum));
   }
 
-  /** Model inputs of a batch. */
-  static inputsOf(batch: Batch): ModelInputs {
-    return {
-      inputIds: tensor(batch.inputIds, [batch.batch, batch.seqLen]) as Tensor<'i32'>,
-      attentionMask: tensor(batch.attentionMask, [batch.batch, batch.seqLen]) as Tensor<'i32'>,
-    };
+  /** Optimizer updates the run will make (method hooks such as AdaLoRA's schedule count these). */
+  get totalUpdates(): number {
+    return this.totalSteps * this.objective.updatesPerStep({ batchSize: this.settings.batchSize, gradAccum: this.settings.gradAccum });
   }
 
-  /** Loss of one micro-batch, backward included; returns the loss value. */
-  private microStep(batch: Batch, scale: number): number {
+  /** Model inputs of a supervised batch. */
+  static inputsOf(batch: Batch): ModelInputs {
+    return batchInputs(batch);
+  }
+
+  /**
+   * One micro-batch: the objective's loss plus the method's and the user's terms, backward
+   * scaled by `scale`. Returns the objective's loss value and the extra terms' sum; a
+   * non-finite total is returned without backward (fit() then stops with ERR_NAN).
+   */
+  private microStep(micro: MicroBatch, scale: number): { value: number; extra: number | null; figures: Figures } {
     return tidy(() => {
-      const out: ModelOutput = this.model.forward(Trainer.inputsOf(batch));
-      let { loss } = taskLoss(this.task, out, batch);
+      const { loss, figures } = micro();
       const value = loss.item();
-      const extra = this.opts.callbacks?.extraLoss?.() ?? this.hooks.extraLoss?.() ?? null;
-      if (extra) {
-        // a non-finite extra term makes the objective non-finite even when its gradient is not
-        // (a constant NaN): report it so that fit() stops with ERR_NAN
-        const ev = extra.item();
-        if (!Number.isFinite(ev)) return ev;
-        loss = F.add(loss, extra);
+      let total: Tensor<'f32'> = loss;
+      let extra: number | null = null;
+      for (const term of [this.hooks.extraLoss?.() ?? null, this.opts.callbacks?.extraLoss?.() ?? null]) {
+        if (!term) continue;
+        extra = (extra ?? 0) + term.item();
+        total = F.add(total, term);
       }
-      backward(scale === 1 ? loss : F.scale(loss, scale));
-      return value;
+      // a non-finite extra term makes the objective non-finite even when its gradient is not
+      // (a constant NaN): report it so that fit() stops with ERR_NAN
+      if (Number.isFinite(value) && (extra === null || Number.isFinite(extra))) backward(scale === 1 ? total : F.scale(total, scale));
+      return { value, extra, figures: figures ?? {} };
     });
   }
 
@@ -235,15 +294,16 @@ export class Trainer {
    * folder. Once per Trainer: the optimizer state is released when it ends.
    *
    * A resume is refused (before any file changes) when the checkpoint is incomplete or
-   * corrupt (ERR_FORMAT), was written with another run config (ERR_CONFIG, naming the fields),
-   * or is past or at the end of this run (ERR_STATE). metrics.jsonl is cut back to the
-   * checkpoint's step, so that no step appears twice; a run from the start begins a new one.
+   * corrupt (ERR_FORMAT), was written with another run config or objective (ERR_CONFIG, naming
+   * the fields), or is past or at the end of this run (ERR_STATE). metrics.jsonl is cut back to
+   * the checkpoint's step, so that no step appears twice; a run from the start begins a new one.
    *
    * @example const result = await new Trainer({ model, task: 'seq_cls', train, eval, padTokenId: 0 }).fit();
    */
-  async fit(opts: FitOptions = {}): Promise<FitResult> {
+  async fit(opts: FitOptions = {}): Promise<FitResult<Awaited<R>>> {
     if (this.fitStarted) throw new TunekitError('ERR_STATE', 'fit() already ran on this Trainer; make a new Trainer (and fit({ resumeFrom }) its checkpoint to continue)');
     this.fitStarted = true;
+    const log = opts.log ?? this.opts.log;
     try {
       let from = opts.resumeFrom;
       let checked: TrainerState | undefined;
@@ -252,9 +312,9 @@ export class Trainer {
         if (!this.outputDir) throw new TunekitError('ERR_STATE', 'fit({ resume: true }) needs an outputDir to find the checkpoint in');
         // the checks run on the newest complete checkpoint before recovery moves anything
         const ck = requireCheckpoint(this.outputDir, { accept: (state, dir) => this.checkResumable(dir, state, this.totalSteps) });
-        if (ck.recoveredFrom) opts.log?.(`recovered the checkpoint of step ${ck.step} from ${ck.recoveredFrom} (a save was interrupted)`);
-        if (ck.removed.length) opts.log?.(`removed older or incomplete checkpoint folders: ${ck.removed.join(', ')}`);
-        opts.log?.(`resuming from ${ck.dir} (step ${ck.step} of ${this.totalSteps})`);
+        if (ck.recoveredFrom) log?.(`recovered the checkpoint of step ${ck.step} from ${ck.recoveredFrom} (a save was interrupted)`);
+        if (ck.removed.length) log?.(`removed older or incomplete checkpoint folders: ${ck.removed.join(', ')}`);
+        log?.(`resuming from ${ck.dir} (step ${ck.step} of ${this.totalSteps})`);
         from = ck.dir;
         checked = ck.state;
       }
@@ -265,9 +325,10 @@ export class Trainer {
   }
 
   /** `checkedState`: resumeFrom's state when it was just verified (the hashes are not read twice) */
-  private async run(resumeFrom: string | undefined, checkedState?: TrainerState): Promise<FitResult> {
+  private async run(resumeFrom: string | undefined, checkedState?: TrainerState): Promise<FitResult<Awaited<R>>> {
     const s = this.settings;
     const total = this.totalSteps;
+    const totalUpdates = this.totalUpdates;
     const metricsPath = this.outputDir ? join(this.outputDir, 'metrics.jsonl') : null;
     if (resumeFrom) {
       const state = checkedState ?? readCheckpoint(resumeFrom).state;
@@ -278,73 +339,108 @@ export class Trainer {
       // a run from the start owns its folder: an earlier run's lines would repeat its steps
       writeFileAtomicSync(metricsPath, '');
     }
-    const schedule = makeLrSchedule({ schedule: s.schedule, warmupSteps: s.warmupSteps, totalSteps: total, baseLr: s.lr });
-    const log = metricsPath ? new MetricsLog(metricsPath) : null;
+    const warmupSteps = s.warmupSteps > 0 ? s.warmupSteps : warmupFromRatio(s.warmupRatio, total);
+    const schedule = makeLrSchedule({ schedule: s.schedule, warmupSteps, totalSteps: total, baseLr: s.lr });
+    const metricsLog = metricsPath ? new MetricsLog(metricsPath) : null;
     const progress = new ProgressReporter({ total, mode: this.opts.progress ?? 'auto', every: s.logEvery, startStep: this.step });
+    const say = this.opts.log ?? ((line: string) => progress.log(line));
     const onSigint = () => {
       this.interrupted = true;
     };
     process.once('SIGINT', onSigint);
-    this.model.train();
+    const wasTraining = this.model.training;
+    this.model.train(this.objective.dropout);
     const optimizer = this.optimizer;
-    const evals: { step: number; result: EvalResult }[] = [];
+    const evals: { step: number; result: Awaited<R> }[] = [];
     let status: FitResult['status'] = 'completed';
     let lastLoss = NaN;
+    let lastTrain: Figures = {};
     let tokensSeen = 0;
     const t0 = performance.now();
     native.resetPeakMemory();
+    const evaluateAt = async (step: number, epoch: number): Promise<boolean> => {
+      const result = await this.evaluate();
+      evals.push({ step, result });
+      this.opts.callbacks?.onEval?.(step, result);
+      metricsLog?.append({ step, epoch, split: 'eval', ...(result as Record<string, number>) });
+      say(`eval @ step ${step}: ${this.objective.describeEval?.(result) ?? describeFigures(result as Figures)}`);
+      return this.improved(result);
+    };
     try {
+      if (this.step === 0 && this.evalExamples.length && (s.evalOnStart ?? this.objective.evalOnStart ?? false)) {
+        await evaluateAt(0, 0);
+      }
       while (this.step < total) {
         const ts = performance.now();
-        let lossSum = 0, tokens = 0;
+        const batches: E[][] = [];
         let epoch = 0;
         // true when this step consumed the last batch of an epoch (with gradient accumulation
         // an epoch can end inside a step; that step ends the epoch)
         let epochEnded = false;
         for (let micro = 0; micro < s.gradAccum; micro++) {
-          const { data: batch, epoch: e, batchIndex } = this.loader.next();
+          const { data, epoch: e, batchIndex } = this.loader.next();
+          batches.push(data);
           epoch = e;
           if (batchIndex === this.loader.batchesPerEpoch - 1) epochEnded = true;
-          tokens += batch.attentionMask.reduce((a, b) => a + b, 0);
-          lossSum += this.microStep(batch, 1 / s.gradAccum);
         }
-        const loss = lossSum / s.gradAccum;
-        if (!Number.isFinite(loss)) {
-          optimizer.zeroGrad();
-          throw new TunekitError('ERR_NAN', `loss became ${loss} at step ${this.step + 1}; training stopped${this.checkpointNote()}. Try a lower learning rate or gradient clipping.`);
-        }
-        const norm = clipGradNorm(optimizer.params, s.maxGradNorm);
-        if (!Number.isFinite(norm)) {
-          optimizer.zeroGrad();
-          throw new TunekitError('ERR_NAN', `gradient norm became ${norm} at step ${this.step + 1}; training stopped${this.checkpointNote()}. Try a lower learning rate.`);
+        const plan: StepPlan = await this.objective.plan(batches, { step: this.step });
+        if (plan.updates.length === 0 || plan.updates.some((u) => u.length === 0)) {
+          throw new TunekitError('ERR_VALUE', `objective ${this.objective.name} planned an empty update at step ${this.step + 1}`);
         }
         const lr = schedule.lrAt(this.step);
-        optimizer.step(lr);
+        let lossSum = 0, normSum = 0, extraSum: number | null = null, micros = 0;
+        const figureSums: Figures = {};
+        for (const [u, update] of plan.updates.entries()) {
+          let updateLoss = 0;
+          for (const micro of update) {
+            const r = this.microStep(micro, 1 / update.length);
+            const totalValue = r.value + (r.extra ?? 0);
+            if (!Number.isFinite(totalValue)) {
+              optimizer.zeroGrad();
+              throw new TunekitError('ERR_NAN', `loss became ${totalValue} at step ${this.step + 1}; training stopped${this.checkpointNote()}. Try a lower learning rate or gradient clipping.`);
+            }
+            updateLoss += r.value;
+            if (r.extra !== null) extraSum = (extraSum ?? 0) + r.extra;
+            for (const [k, v] of Object.entries(r.figures)) figureSums[k] = (figureSums[k] ?? 0) + v;
+            micros++;
+          }
+          lossSum += updateLoss / update.length;
+          const norm = clipGradNorm(optimizer.params, s.maxGradNorm);
+          if (!Number.isFinite(norm)) {
+            optimizer.zeroGrad();
+            throw new TunekitError('ERR_NAN', `gradient norm became ${norm} at step ${this.step + 1}; training stopped${this.checkpointNote()}. Try a lower learning rate.`);
+          }
+          normSum += norm;
+          optimizer.step(lr);
+          this.opts.callbacks?.afterOptimizerStep?.(optimizer.stepCount);
+          this.hooks.afterOptimizerStep?.(optimizer.stepCount, totalUpdates);
+          optimizer.zeroGrad();
+          // several updates (PPO's optimisation phase): let the event loop breathe between them
+          if (u + 1 < plan.updates.length) await yieldToLoop();
+        }
+        const after = this.objective.afterStep?.(plan) ?? {};
         this.step++;
-        this.opts.callbacks?.afterOptimizerStep?.(this.step);
-        this.hooks.afterOptimizerStep?.(this.step, total);
-        optimizer.zeroGrad();
+        const loss = lossSum / plan.updates.length;
+        const gradNorm = normSum / plan.updates.length;
+        const figures: Figures = { ...Object.fromEntries(Object.entries(figureSums).map(([k, v]) => [k, v / micros])), ...plan.figures, ...after };
         lastLoss = loss;
-        tokensSeen += tokens;
+        tokensSeen += plan.tokens;
         const stepSeconds = (performance.now() - ts) / 1000;
-        const info: StepInfo = { step: this.step, epoch, loss, lr, gradNorm: norm, tokens, stepSeconds };
+        const info: StepInfo = { step: this.step, epoch, loss, lr, gradNorm, tokens: plan.tokens, stepSeconds, figures, updates: optimizer.stepCount };
+        lastTrain = { loss, ...figures, lr, grad_norm: gradNorm };
         this.opts.callbacks?.onStep?.(info);
-        progress.update(this.step, { loss, lr, tokens, epoch });
+        progress.update(this.step, { loss, lr, tokens: plan.tokens, epoch });
         const finished = this.step === total;
-        if (log && (this.step % s.logEvery === 0 || finished)) {
-          log.append({ step: this.step, epoch, split: 'train', loss, lr, grad_norm: norm, tokens_per_s: tokens / stepSeconds });
+        if (metricsLog && (this.step % s.logEvery === 0 || finished)) {
+          metricsLog.append({
+            step: this.step, epoch, split: 'train', loss, ...(extraSum !== null ? { extra_loss: extraSum / micros } : {}), ...figures,
+            lr, grad_norm: gradNorm, tokens_per_s: plan.tokens / stepSeconds,
+          });
         }
         const evalNow = s.evalEvery > 0 ? this.step % s.evalEvery === 0 : epochEnded;
         if (this.evalExamples.length && (evalNow || finished)) {
-          const result = this.evaluate();
-          evals.push({ step: this.step, result });
-          this.opts.callbacks?.onEval?.(this.step, result);
-          log?.append({ step: this.step, epoch, split: 'eval', ...result });
-          progress.log(`eval @ step ${this.step}: loss ${result.loss.toFixed(4)}${result.accuracy !== undefined ? `, accuracy ${(result.accuracy * 100).toFixed(2)}%` : ''}${result.perplexity !== undefined ? `, perplexity ${result.perplexity.toFixed(2)}` : ''}`);
-          if (this.improved(result)) this.badEvals = 0;
-          else if (s.earlyStoppingPatience > 0 && ++this.badEvals >= s.earlyStoppingPatience) {
-            status = 'early_stopped';
-          }
+          if (await evaluateAt(this.step, epoch)) this.badEvals = 0;
+          else if (s.earlyStoppingPatience > 0 && ++this.badEvals >= s.earlyStoppingPatience) status = 'early_stopped';
         }
         if (this.interrupted && !finished && status === 'completed') status = 'interrupted';
         const saveNow = s.saveEvery > 0 ? this.step % s.saveEvery === 0 : epochEnded;
@@ -357,16 +453,23 @@ export class Trainer {
     } finally {
       process.removeListener('SIGINT', onSigint);
       progress.stop();
-      log?.close();
+      metricsLog?.close();
+      this.model.train(wasTraining);
     }
-    if (metricsPath && existsSync(metricsPath)) {
-      await writeLossPlot(readMetrics(metricsPath), join(this.outputDir!, 'loss.svg'), { title: 'tunekit training' });
-    }
+    if (metricsPath && existsSync(metricsPath)) await this.writeCharts(readMetrics(metricsPath));
     const trainSeconds = (performance.now() - t0) / 1000;
     return {
-      steps: this.step, status, lastTrainLoss: lastLoss, evals, trainSeconds,
+      steps: this.step, status, lastTrainLoss: lastLoss, lastTrain, evals, trainSeconds,
       tokensPerSecond: tokensSeen / trainSeconds, peakBytes: native.memoryStats().peakBytes,
     };
+  }
+
+  /** loss.svg for every objective, and the objective's own charts (PPO: ppo.svg), from metrics.jsonl. */
+  private async writeCharts(records: MetricsRecord[]): Promise<void> {
+    const dir = this.outputDir!;
+    const o = this.objective;
+    await writeLossPlot(records, join(dir, 'loss.svg'), { title: o.chartTitle ?? 'tunekit training', ...(o.chartMetric ? { metricKey: o.chartMetric } : {}) });
+    for (const chart of o.charts?.(records) ?? []) writePanelsPlot(chart.title, chart.panels, join(dir, chart.file));
   }
 
   /** " (<which checkpoint is on disk>)" for a stopped run's message; '' without an output folder. */
@@ -377,47 +480,62 @@ export class Trainer {
     return ` (no checkpoint of this run was written before it: ${when})`;
   }
 
-  private improved(r: EvalResult): boolean {
-    const metric = this.opts.metric ?? (r.accuracy !== undefined ? 'accuracy' : 'loss');
-    const v = metric === 'accuracy' ? r.accuracy ?? 0 : -r.loss;
-    if (this.best === null || v > this.best) {
+  /** The eval figure early stopping watches, for this result. */
+  watched(result: Awaited<R>): WatchedMetric {
+    const s = this.settings;
+    const named = s.earlyStoppingMetric ?? this.opts.metric ?? null;
+    if (named === null) {
+      const own = this.objective.defaultWatch(result);
+      return s.earlyStoppingMode ? { key: own.key, mode: s.earlyStoppingMode } : own;
+    }
+    const key = named.startsWith('eval_') ? named.slice(5) : named;
+    const mode = s.earlyStoppingMode ?? (key === 'accuracy' || key === 'f1' || key === 'score' ? 'max' : 'min');
+    return { key, mode };
+  }
+
+  /** Whether an evaluation beats the best one so far (by more than the minimum delta); it becomes the best. */
+  private improved(result: Awaited<R>): boolean {
+    const { key, mode } = this.watched(result);
+    let value = (result as Record<string, unknown>)[key];
+    // the older `metric` option counted a missing figure as 0 (accuracy of a causal LM without choice items)
+    if (value === undefined && this.settings.earlyStoppingMetric == null && this.opts.metric) value = 0;
+    if (typeof value !== 'number') {
+      if (this.settings.earlyStoppingPatience === 0) return false; // nothing watches it
+      const have = Object.keys(result as object).filter((k) => typeof (result as Record<string, unknown>)[k] === 'number');
+      throw new TunekitError('ERR_CONFIG', `early stopping watches '${key}', but the ${this.objective.name} evaluation reports ${have.join(', ')}; name one of them (early_stopping.metric: eval_<name>)`);
+    }
+    return this.better(value, mode);
+  }
+
+  private better(raw: number, mode: 'min' | 'max'): boolean {
+    // stored as a figure to maximise, so that best/badEvals mean the same for every metric
+    const v = mode === 'max' ? raw : -raw;
+    if (this.best === null || v > this.best + this.settings.earlyStoppingMinDelta) {
       this.best = v;
       return true;
     }
     return false;
   }
 
-  /** Loss and metrics on the eval set (or the examples given), without gradients. */
-  evaluate(examples: TrainExample[] = this.evalExamples): EvalResult {
+  /**
+   * The objective's evaluation on the eval set (or the examples given), without gradients and
+   * with the model in eval mode meanwhile (its mode is restored after).
+   * @example const { loss, accuracy } = trainer.evaluate();
+   */
+  evaluate(examples: E[] = this.evalExamples): R {
     const wasTraining = this.model.training;
     this.model.eval();
-    const bs = this.settings.evalBatchSize ?? this.settings.batchSize * 2;
-    const numClasses = this.model.config.numLabels;
-    const metrics = new ClassificationMetrics(Math.max(2, numClasses));
-    let lossSum = 0, count = 0;
-    noGrad(() => {
-      for (let i = 0; i < examples.length; i += bs) {
-        const batch = this.collate(examples.slice(i, i + bs));
-        tidy(() => {
-          const out = this.model.forward(Trainer.inputsOf(batch));
-          const { loss, count: n } = taskLoss(this.task, out, batch);
-          lossSum += loss.item() * n;
-          count += n;
-          if (this.task !== 'causal_lm') {
-            const pred = F.argmax(out.logits).toArray();
-            const gold = this.task === 'seq_cls' ? batch.classLabels! : batch.labels!;
-            pred.forEach((p, j) => metrics.add(p, gold[j]!));
-          }
-        });
-      }
-    });
-    this.model.train(wasTraining);
-    const loss = count ? lossSum / count : NaN;
-    if (this.task === 'causal_lm') {
-      const choices = this.opts.choices && examples === this.evalExamples ? scoreChoices(this.model, this.opts.choices, { padTokenId: this.opts.padTokenId, batchSize: bs }) : null;
-      return { loss, perplexity: Math.exp(loss), count, ...(choices ? { accuracy: choices.accuracy, f1: choices.f1 } : {}) };
+    const ctx = { batchSize: this.settings.evalBatchSize ?? this.settings.batchSize * 2, evalSplit: examples === this.evalExamples };
+    let result: R;
+    try {
+      result = this.objective.evaluate(examples, ctx);
+    } catch (e) {
+      this.model.train(wasTraining);
+      throw e;
     }
-    return { loss, accuracy: metrics.accuracy, f1: metrics.macroF1, count };
+    if (result instanceof Promise) return result.finally(() => this.model.train(wasTraining)) as R;
+    this.model.train(wasTraining);
+    return result;
   }
 
   // ------------------------------------------------------------------ checkpoints
@@ -434,9 +552,14 @@ export class Trainer {
     const state: TrainerState = {
       version: 2, step: this.step, totalSteps: this.totalSteps, status, loader: this.loader.state(), seedState: getSeedState(),
       best: this.best, badEvals: this.badEvals, runConfig: this.opts.runConfig ?? null,
+      objective: { name: this.objective.name, state: this.objective.state?.() ?? null },
     };
     const dir = writeCheckpoint(this.outputDir, {
-      writeWeights: (d) => (model instanceof PeftModel ? model.saveAdapter(join(d, 'adapter')) : savePretrained(model, join(d, 'model'))),
+      writeWeights: (d) => {
+        if (model instanceof PeftModel) model.saveAdapter(join(d, 'adapter'));
+        else savePretrained(model, join(d, 'model'));
+        for (const [key, m] of this.extraModules) writeSafetensors(join(d, `${key}.safetensors`), m.namedParameters().map(([n, p]) => rawFromTensor(n, p)));
+      },
       writeOptimizer: (f) => writeSafetensors(f, optimizer.stateTensors(), { step: String(optimizer.stepCount) }),
       state,
     });
@@ -445,9 +568,9 @@ export class Trainer {
   }
 
   /**
-   * Restores weights, optimizer, data position and RNG from a checkpoint folder, after checking
-   * it: incomplete or corrupt is ERR_FORMAT, another run config ERR_CONFIG (naming the fields),
-   * a step above this run's steps ERR_STATE.
+   * Restores weights, optimizer, data position, RNG and the objective's state from a checkpoint
+   * folder, after checking it: incomplete or corrupt is ERR_FORMAT, another run config or
+   * objective ERR_CONFIG (naming the fields), a step above this run's steps ERR_STATE.
    * @example trainer.loadCheckpoint('runs/x/checkpoint');
    */
   loadCheckpoint(dir: string): void {
@@ -458,6 +581,12 @@ export class Trainer {
   }
 
   private checkConfig(dir: string, state: TrainerState): void {
+    // files written before objectives were recorded come from supervised runs
+    const written = state.objective?.name ?? null;
+    const supervised = this.objective instanceof SupervisedObjective;
+    if (written === null ? !supervised : written !== this.objective.name) {
+      throw new TunekitError('ERR_CONFIG', `refusing to resume from ${dir}: it was written by ${written === null ? 'a supervised run' : `the '${written}' objective`}, this run trains '${this.objective.name}'`);
+    }
     const diff = configDiff(state.runConfig, this.opts.runConfig ?? null);
     if (diff.length) {
       throw new TunekitError('ERR_CONFIG', `refusing to resume from ${dir}: it was written with a different config:\n  ${diff.join('\n  ')}`);
@@ -483,6 +612,7 @@ export class Trainer {
   private restore(dir: string, state: TrainerState): void {
     if (this.model instanceof PeftModel) this.model.loadAdapterWeights(join(dir, 'adapter'));
     else loadWeights(this.model, join(dir, 'model'), this.model.task);
+    for (const [key, m] of this.extraModules) loadModuleFile(m, join(dir, `${key}.safetensors`));
     const r = openSafetensors(join(dir, OPTIMIZER_FILE));
     let stepCount: number;
     try {
@@ -493,6 +623,11 @@ export class Trainer {
     } finally {
       r.close();
     }
+    const objectiveState = state.objective?.state ?? null;
+    if (this.objective.restoreState) {
+      if (!objectiveState) throw new TunekitError('ERR_FORMAT', `${join(dir, TRAINER_STATE_FILE)}: expected the ${this.objective.name} objective's state but received ${describe(objectiveState)}`);
+      this.objective.restoreState(objectiveState, join(dir, TRAINER_STATE_FILE));
+    }
     this.loader.restore(state.loader);
     setSeedState(state.seedState);
     this.step = state.step;
@@ -500,6 +635,33 @@ export class Trainer {
     this.badEvals = state.badEvals;
     this.lastCheckpoint = { dir, step: state.step };
   }
+}
+
+/** Reads a module's parameters back from the safetensors file a checkpoint wrote for it. */
+function loadModuleFile(m: Module, file: string): void {
+  const r = openSafetensors(file);
+  try {
+    for (const [name, p] of m.namedParameters()) {
+      if (!r.names.includes(name)) throw new TunekitError('ERR_FORMAT', `${file}: expected a tensor '${name}' but the file has ${r.names.join(', ') || 'none'}`);
+      const raw = r.readTensor(name);
+      if (raw.shape.join() !== p.shape.join()) throw new TunekitError('ERR_SHAPE', `${file}: '${name}' is [${raw.shape}] but the module's parameter is [${p.shape}]`);
+      const t = f32FromRaw(raw);
+      p.assign(t);
+      t.dispose();
+    }
+  } finally {
+    r.close();
+  }
+}
+
+/** "key value, ..." for figures without a describeEval. */
+function describeFigures(f: Figures): string {
+  return Object.entries(f).map(([k, v]) => `${k} ${typeof v !== 'number' || Number.isInteger(v) || Math.abs(v) >= 100 ? v : v.toFixed(4)}`).join(', ');
+}
+
+/** The settings given, without the keys set to undefined (they would hide the defaults). */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** Lines describing differences between two configs (ignoring where output goes). */

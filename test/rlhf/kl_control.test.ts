@@ -7,7 +7,7 @@ import { describe, it, expect } from 'vitest';
 import '../../lib/index.js';
 import '../../lib/peft/index.js';
 import { AdaptiveKlController, FixedKlController, makeKlController } from '../../lib/rlhf/kl_control.js';
-import { PpoTrainer } from '../../lib/rlhf/ppo.js';
+import { PpoTrainer, ppoStatsOf, type PpoStats } from '../../lib/rlhf/ppo.js';
 import { loadPretrained } from '../../lib/models/index.js';
 import { LoraModel } from '../../lib/peft/lora/model.js';
 import { loadConfig } from '../../lib/train/config.js';
@@ -90,12 +90,14 @@ describe('PPO with klTarget', () => {
     const policy = new LoraModel(base, { r: 4, lora_alpha: 8, target_modules: ['c_attn'] });
     const reward = (_q: number[][], r: number[][]) => r.map((x) => x.filter((t) => t >= 10 && t < 30).length / x.length);
     const B = 8, init = 0.1, target = 0.5, horizon = 40;
-    const ppo = new PpoTrainer({ policy, reward, padTokenId: 0, eosTokenId: null, maxNewTokens: 4, ppoEpochs: 1, numMiniBatches: 2, lr: 1e-2, klCoef: init, klTarget: target, klHorizon: horizon, seed: 3 });
     const rng = new Rng(5);
-    const prompts = () => Array.from({ length: B }, () => [1, 60 + rng.int(10), 60 + rng.int(10)]);
-    const stats = [];
-    for (let i = 0; i < 3; i++) stats.push(await ppo.step(prompts()));
-    ppo.close();
+    const train = Array.from({ length: 3 * B }, () => [1, 60 + rng.int(10), 60 + rng.int(10)]);
+    const stats: PpoStats[] = [];
+    const ppo = new PpoTrainer({
+      policy, reward, padTokenId: 0, eosTokenId: null, maxNewTokens: 4, ppoEpochs: 1, numMiniBatches: 2, lr: 1e-2, klCoef: init, klTarget: target, klHorizon: horizon, seed: 3,
+      train, settings: { batchSize: B, maxSteps: 3 }, progress: 'none', callbacks: { onStep: (i) => stats.push(ppoStatsOf(i.step, i.figures)) },
+    });
+    await ppo.fit();
     expect(stats[0]!.kl_coef).toBe(init);
     expect(Math.abs(stats[0]!.kl)).toBeLessThan(1e-5); // policy == reference at the first rollout: e = -0.2
     expect(stats[1]!.kl_coef).toBeCloseTo(init * (1 - (0.2 * B) / horizon), 12);

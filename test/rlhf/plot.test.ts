@@ -1,12 +1,14 @@
 /**
- * The PPO chart: score and KL panels, the KL target as a dashed line, a kl_coef panel only when
- * the coefficient changed, extra panels, and the grid layout past three panels.
+ * The PPO chart (a panel chart of lib/train/plot.ts, the one plotter): score and KL panels, the
+ * KL target as a dashed line, a kl_coef panel only when the coefficient changed, extra panels,
+ * and the grid layout past three panels.
  */
 import { describe, it, expect } from 'vitest';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { writePpoPlot, renderPanels } from '../../lib/rlhf/plot.js';
+import { writePpoPlot } from '../../lib/rlhf/ppo.js';
+import { renderPanels } from '../../lib/train/plot.js';
 
 const stats = (coefs: number[]) => coefs.map((c, i) => ({ step: i + 1, score: 0.1 * i, kl: 2 + i, kl_coef: c }));
 

@@ -60,8 +60,13 @@ describe('RLHF through runTraining', () => {
     for (const f of ['adapter/adapter_config.json', 'model/config.json', 'model/model.safetensors', 'metrics.jsonl', 'loss.svg', 'results.json']) expect(fs.existsSync(path.join(out, f)), f).toBe(true);
     const results = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
     expect(results.method).toBe('reward');
-    expect(results.metrics.accuracy).toBeGreaterThanOrEqual(0);
+    expect(results.objective).toBe('reward');
+    expect(results.eval.accuracy).toBeGreaterThanOrEqual(0);
+    expect(results.before.count).toBe(10);
+    expect(results.tokens_per_second).toBeGreaterThan(0);
     expect(res.eval?.count).toBe(10);
+    // the Trainer's checkpoint, as for supervised runs
+    expect(fs.existsSync(path.join(out, 'checkpoint', 'manifest.json'))).toBe(true);
     const { model } = loadPretrained(path.join(out, 'model'), { task: 'seq_cls', numLabels: 1 });
     expect(model.config.numLabels).toBe(1);
   });
@@ -70,7 +75,11 @@ describe('RLHF through runTraining', () => {
     const res = await runTraining(loadConfig(base('dpo', 'dpo', { rlhf: { beta: 0.1 } })), quiet);
     const results = JSON.parse(fs.readFileSync(path.join(res.outputDir, 'results.json'), 'utf8'));
     expect(results.before['rewards/margins']).toBeCloseTo(0, 5);
-    expect(Number.isFinite(results.metrics['rewards/margins'])).toBe(true);
+    expect(Number.isFinite(results.eval['rewards/margins'])).toBe(true);
+    // real tokens/s (it was 0), and the checkpoint/ the summary lists is there
+    expect(results.tokens_per_second).toBeGreaterThan(0);
+    expect(res.fit.tokensPerSecond).toBe(results.tokens_per_second);
+    expect(fs.existsSync(path.join(res.outputDir, 'checkpoint', 'adapter', 'adapter_model.safetensors'))).toBe(true);
     expect(fs.existsSync(path.join(res.outputDir, 'adapter', 'adapter_model.safetensors'))).toBe(true);
   });
 
@@ -79,8 +88,14 @@ describe('RLHF through runTraining', () => {
     (cfg.training as Record<string, unknown>).max_steps = 2;
     const res = await runTraining(loadConfig(cfg), quiet);
     const lines = fs.readFileSync(path.join(res.outputDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(lines).toHaveLength(2);
-    for (const l of lines) for (const k of ['score', 'kl', 'entropy', 'clipfrac', 'pg_loss', 'vf_loss']) expect(Number.isFinite(l[k]), k).toBe(true);
+    const train = lines.filter((l) => l.split === 'train');
+    expect(train.map((l) => l.step)).toEqual([1, 2]);
+    for (const l of train) for (const k of ['score', 'kl', 'entropy', 'clipfrac', 'pg_loss', 'vf_loss', 'tokens_per_s']) expect(Number.isFinite(l[k]), k).toBe(true);
+    // held-out prompts: evaluated before training and after the last step
+    expect(lines.filter((l) => l.split === 'eval').map((l) => [l.step, l.count])).toEqual([[0, 10], [2, 10]]);
+    expect(res.before?.kl).toBeCloseTo(0, 5);
+    expect(res.fit.tokensPerSecond).toBeGreaterThan(0);
+    expect(fs.existsSync(path.join(res.outputDir, 'checkpoint', 'value_head.safetensors'))).toBe(true);
     expect(fs.readFileSync(path.join(res.outputDir, 'ppo.svg'), 'utf8')).toMatch(/^<svg/);
     expect(fs.existsSync(path.join(res.outputDir, 'adapter', 'adapter_config.json'))).toBe(true);
   });

@@ -33,7 +33,9 @@ describe('reward model', () => {
     const trainer = new RewardTrainer({ model: rm, train: pairs(64, 1), eval: pairs(32, 2), padTokenId: PAD, settings: { batchSize: 8, lr: 1e-2, epochs: 4, evalEvery: 8 } });
     const before = trainer.evaluate();
     const fit = await trainer.fit();
-    const after = fit.evals.at(-1)!.metrics;
+    const after = fit.evals.at(-1)!.result;
+    // the Trainer evaluated before the first step too: the same figures as evaluate() gave
+    expect(fit.evals[0]).toEqual({ step: 0, result: before });
     expect(after.accuracy).toBeGreaterThan(0.9);
     expect(after.margin!).toBeGreaterThan(before.margin! + 0.5);
     expect(after.loss!).toBeLessThan(before.loss!);
@@ -94,8 +96,13 @@ describe('PPO', () => {
   it('first rollout: policy == reference (KL 0), values masked after the last token, ratio 1 at the first update', async () => {
     const { model: base } = loadPretrained(dir('gpt2_lm'));
     const policy = new LoraModel(base, { r: 4, lora_alpha: 8, target_modules: ['c_attn'] });
-    const ppo = new PpoTrainer({ policy, reward, padTokenId: PAD, eosTokenId: 2, maxNewTokens: 6, ppoEpochs: 1, numMiniBatches: 1, seed: 3 });
-    const ro = await ppo.rollout(prompts(6, 1));
+    const train = prompts(6, 1);
+    let first: Record<string, number> = {};
+    const ppo = new PpoTrainer({
+      policy, reward, padTokenId: PAD, eosTokenId: 2, maxNewTokens: 6, ppoEpochs: 1, numMiniBatches: 1, seed: 3,
+      train, settings: { batchSize: 6, maxSteps: 1, shuffle: false }, progress: 'none', callbacks: { onStep: (i) => (first = i.figures) },
+    });
+    const ro = await ppo.rollout(train);
     for (let i = 0; i < ro.logprobs.length; i++) expect(Math.abs(ro.logprobs[i]! - ro.refLogprobs[i]!)).toBeLessThan(1e-5);
     for (let i = 0; i < ro.mask.length; i++) {
       if (!ro.mask[i]) {
@@ -104,25 +111,34 @@ describe('PPO', () => {
         expect(ro.logprobs[i]).toBe(1);
       }
     }
-    const stats = await ppo.learn(ro);
-    expect(stats.ratio).toBeCloseTo(1, 5);
-    expect(stats.clipfrac).toBe(0);
-    ppo.close();
+    // the Trainer's step 1 makes the same rollout (same prompts, same step seed), then one update
+    const fit = await ppo.fit();
+    expect(fit.steps).toBe(1);
+    expect(first.score).toBeCloseTo(ro.scores.reduce((a, b) => a + b, 0) / ro.B, 12);
+    expect(first.ratio).toBeCloseTo(1, 5);
+    expect(first.clipfrac).toBe(0);
+    expect(first.kl).toBeLessThan(1e-5);
+    // real tokens: the 6 prompts of 3 tokens and their responses
+    expect(fit.tokensPerSecond).toBeGreaterThan(0);
   });
 
   it('raises the mean reward while the KL to the reference stays bounded', async () => {
     manualSeed(4);
     const { model: base } = loadPretrained(dir('gpt2_lm'));
     const policy = new LoraModel(base, { r: 8, lora_alpha: 16, target_modules: ['c_attn', 'c_proj', 'c_fc'] });
-    const ppo = new PpoTrainer({ policy, reward, padTokenId: PAD, eosTokenId: null, maxNewTokens: 6, lr: 1e-2, seed: 5 });
+    const train = Array.from({ length: 12 }, (_, i) => prompts(16, 100 + i)).flat();
     const scores: number[] = [], kls: number[] = [];
-    for (let i = 0; i < 12; i++) {
-      const s = await ppo.step(prompts(16, 100 + i));
-      scores.push(s.score);
-      kls.push(s.kl);
-      expect(Number.isFinite(s.entropy) && s.entropy > 0).toBe(true);
-    }
-    ppo.close();
+    const ppo = new PpoTrainer({
+      policy, reward, padTokenId: PAD, eosTokenId: null, maxNewTokens: 6, lr: 1e-2, seed: 5, train, settings: { batchSize: 16, maxSteps: 12, shuffle: false }, progress: 'none',
+      callbacks: {
+        onStep: (i) => {
+          scores.push(i.figures.score!);
+          kls.push(i.figures.kl!);
+          expect(Number.isFinite(i.figures.entropy) && i.figures.entropy! > 0).toBe(true);
+        },
+      },
+    });
+    await ppo.fit();
     const first = (scores[0]! + scores[1]! + scores[2]!) / 3;
     const last = (scores[9]! + scores[10]! + scores[11]!) / 3;
     expect(last).toBeGreaterThan(first + 0.2);

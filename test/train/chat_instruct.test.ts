@@ -29,7 +29,7 @@ describe('instruction tuning', () => {
     const { evaluateRun } = await import('../../lib/train/evaluate.js');
     const again = await evaluateRun(config, { runDir: out });
     expect(again.count).toBe(res.eval!.count);
-    expect(again.loss).toBeCloseTo(res.eval!.loss, 4);
+    expect(again.loss).toBeCloseTo(res.eval!.loss!, 4);
   });
 
   it('the spam-assassin-instruct built-in gives prompt/completion examples that keep their answers', async () => {

@@ -326,11 +326,12 @@ describe('Trainer', () => {
         this.namedParameters()[0]![1].requiresGrad = true;
       }
       forward(inputs: ModelInputs): ModelOutput {
-        const ids = inputs.inputIds.toArray();
-        const [B, T] = inputs.inputIds.shape as [number, number];
+        const ids = inputs.inputIds!.toArray();
+        const [B, T] = inputs.inputIds!.shape as [number, number];
         const logits = new Float32Array(B * 3);
         for (let b = 0; b < B; b++) logits[b * 3 + ids[b * T]!] = 5;
-        return { logits: tensor(logits, [B, 3]) as Tensor<'f32'> };
+        const out = tensor(logits, [B, 3]) as Tensor<'f32'>;
+        return { logits: out, hidden: out };
       }
     }
     const preds = [0, 0, 1, 1, 2, 2, 1], gold = [0, 1, 1, 1, 2, 0, 1];
