@@ -12,7 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,7 +21,8 @@ import { TunekitError } from '../errors.js';
 const HELP = `Usage: tunekit bench [options]      (from a source checkout: uses bench/)
 
 Options:
-  --suite <list>     comma list of kernels, train, scaling (default kernels,train)
+  --suite <list>     comma list of kernels, train, mainjob, scaling (default kernels,train);
+                     mainjob runs the whole main job on both sides from one exported split
   --rounds <n>       interleaved rounds, each side's best kept (default 2)
   --steps <n>        timed training steps per process, after 2 warm-up steps (default 4)
   --modes <list>     training modes for the train suite: lora, full, lora-bf16 (default lora,full)
@@ -99,7 +100,17 @@ export function addKernelSamples(samples: Map<string, number[]>, lines: Json[]):
 
 export function machine(): string {
   const [l1, l5] = loadavg();
-  return `${cpus()[0]?.model ?? 'unknown CPU'}, ${availableParallelism()} cores, load ${l1!.toFixed(2)} / ${l5!.toFixed(2)} (1 / 5 min)`;
+  return `${cpus()[0]?.model ?? 'unknown CPU'}${cpuFamily()}, ${availableParallelism()} cores, load ${l1!.toFixed(2)} / ${l5!.toFixed(2)} (1 / 5 min)`;
+}
+
+/** ' (CPU family 25)' from /proc/cpuinfo: the model name alone does not tell Zen 4 (25) from Zen 5 (26), whose GEMM peaks differ by 1.8x. */
+function cpuFamily(): string {
+  try {
+    const m = /^cpu family\s*:\s*(\d+)/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    return m ? ` (CPU family ${m[1]})` : '';
+  } catch {
+    return '';
+  }
 }
 
 /**
@@ -205,6 +216,33 @@ export async function benchCommand(argv: string[]): Promise<void> {
       rows.push({ name: `${label}: tokens/s`, ours: best(g.ours.map((j) => j.tokensPerSec as number), 'higher'), ref: best(g.ref.map((j) => j.tokensPerSec as number), 'higher'), unit: 'tokens/s', better: 'higher' });
       rows.push({ name: `${label}: peak RSS`, ours: best(g.ours.map((j) => j.peakRssMB as number), 'lower'), ref: best(g.ref.map((j) => j.peakRssMB as number), 'lower'), unit: 'MB', better: 'lower' });
     }
+  }
+
+  if (suites.includes('mainjob')) {
+    // the main job itself on both sides: one exported split, the same model folder and settings
+    const out = join(root, 'bench', '.out', 'mainjob');
+    const exp = jsonLines(sh('node', ['bench/.out/mainjob_export.js', '--out', out]))[0]!;
+    log(`main job split: ${String(exp.train)} train / ${String(exp.eval)} eval e-mails in ${out}`);
+    const ours: Json[] = [], ref: Json[] = [];
+    for (let r = 0; r < rounds; r++) {
+      log(`main job, round ${r + 1}/${rounds}: tunekit`);
+      const t0 = performance.now();
+      sh('node', ['dist/cli/main.js', 'train', join(out, 'config.json'), '--threads', threads, '--output', join(out, 'run-tunekit')]);
+      const res = JSON.parse(readFileSync(join(out, 'run-tunekit', 'results.json'), 'utf8')) as Json & { eval: Json };
+      ours.push({ wall_seconds: (performance.now() - t0) / 1000, train_seconds: res.train_seconds, tokens_per_second: res.tokens_per_second, accuracy: res.eval.accuracy, f1: res.eval.f1 });
+      if (py) {
+        log(`main job, round ${r + 1}/${rounds}: transformers + PEFT`);
+        ref.push(...jsonLines(sh(py, ['bench/reference/mainjob_peft.py', '--data', out, '--threads', threads])));
+      }
+    }
+    raw.push(...ours.map((j) => ({ impl: 'tunekit', suite: 'mainjob', ...j })), ...ref.map((j) => ({ suite: 'mainjob', ...j })));
+    const col = (js: Json[], k: string, better: 'higher' | 'lower') => best(js.map((j) => j[k] as number), better);
+    const label = 'main job (LoRA, tunekit-gpt2-small, SpamAssassin, 303 steps of 16 x <=128)';
+    rows.push({ name: `${label}: wall time`, ours: col(ours, 'wall_seconds', 'lower'), ref: col(ref, 'wall_seconds', 'lower'), unit: 's', better: 'lower' });
+    rows.push({ name: `${label}: training time`, ours: col(ours, 'train_seconds', 'lower'), ref: col(ref, 'train_seconds', 'lower'), unit: 's', better: 'lower' });
+    rows.push({ name: `${label}: tokens/s`, ours: col(ours, 'tokens_per_second', 'higher'), ref: col(ref, 'tokens_per_second', 'higher'), unit: 'tokens/s', better: 'higher' });
+    rows.push({ name: `${label}: held-out accuracy`, ours: col(ours, 'accuracy', 'higher'), ref: col(ref, 'accuracy', 'higher'), unit: 'fraction', better: 'higher' });
+    rows.push({ name: `${label}: held-out F1`, ours: col(ours, 'f1', 'higher'), ref: col(ref, 'f1', 'higher'), unit: 'fraction', better: 'higher' });
   }
 
   if (suites.includes('scaling')) {

@@ -19,17 +19,41 @@ uint64_t keep_threshold(float p) {
   return t <= 0 ? 0 : static_cast<uint64_t>(std::min(t, 4294967295.0));
 }
 
-TK_SIMD_CLONES void dropout_chunk(const float* x, float* y, uint8_t* mask, int64_t begin, int64_t end,
-                                  uint64_t thr, float scale, uint64_t seed) {
-  for (int64_t i = begin; i < end; ++i) {
-    uint8_t keep = dropout_bits(seed, static_cast<uint64_t>(i)) >= thr;
-    mask[i] = keep;
-    y[i] = x[i] * (static_cast<float>(keep) * scale);  // branch-free; x * mask * scale as torch
+// `count` elements starting at index lo0 of one 2^32-element block (key fixed): 32-bit lanes
+// throughout, so the loop vectorizes. Keep iff bits >= thr (thr == 0 keeps all).
+// What keeps GCC vectorizing it: __restrict (a uint8_t store may alias anything) and a 32-bit
+// loop counter (with an int64 counter and 32-bit index arithmetic the loop stays scalar).
+TK_SIMD_CLONES void dropout_run(const float* __restrict x, float* __restrict y, uint8_t* __restrict mask, uint32_t count,
+                                uint32_t lo0, uint32_t thr, float scale, uint32_t key) {
+  for (uint32_t j = 0; j < count; ++j) {
+    const int32_t keep = dropout_bits(key, lo0 + j) >= thr;  // i32: u32 -> f32 has no AVX2 instruction
+    mask[j] = static_cast<uint8_t>(keep);
+    y[j] = x[j] * (static_cast<float>(keep) * scale);  // branch-free; x * mask * scale as torch
   }
 }
 
-TK_SIMD_CLONES void dropout_backward_chunk(const float* dy, const uint8_t* mask, float* dx, int64_t n, float scale) {
-  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (static_cast<float>(mask[i] != 0) * scale);
+// Elements [begin, end), split where the index crosses a multiple of 2^32 (a new block key).
+void dropout_chunk(const float* x, float* y, uint8_t* mask, int64_t begin, int64_t end, uint64_t thr, float scale,
+                   uint64_t seed) {
+  for (int64_t b = begin; b < end;) {
+    const uint64_t hi = static_cast<uint64_t>(b) >> 32;
+    // at most 2^31 elements a run, so the count fits the loop's 32-bit counter
+    const int64_t e = std::min<int64_t>({end, static_cast<int64_t>((hi + 1) << 32), b + (int64_t{1} << 31)});
+    dropout_run(x + b, y + b, mask + b, static_cast<uint32_t>(e - b), static_cast<uint32_t>(b),
+                static_cast<uint32_t>(thr), scale, dropout_key(seed, static_cast<uint32_t>(hi)));
+    b = e;
+  }
+}
+
+TK_SIMD_CLONES void dropout_backward_chunk(const float* __restrict dy, const uint8_t* __restrict mask, float* __restrict dx, int64_t n,
+                                           float scale) {
+  // mask is 0/1; the u8 -> i32 -> f32 conversion is the form GCC vectorizes
+  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (static_cast<float>(static_cast<int32_t>(mask[i])) * scale);
+}
+
+TK_SIMD_CLONES void dropout_backward_add_chunk(const float* __restrict dy, const uint8_t* __restrict mask, float* __restrict dx,
+                                               int64_t n, float scale) {
+  for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * (static_cast<float>(static_cast<int32_t>(mask[i])) * scale);
 }
 
 }  // namespace
@@ -50,14 +74,20 @@ void dropout(const float* x, float* y, uint8_t* mask, int64_t n, float p, uint64
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) { dropout_chunk(x, y, mask, b, e, thr, scale, seed); });
 }
 
-void dropout_backward_reference(const float* dy, const uint8_t* mask, float* dx, int64_t n, float p) {
+void dropout_backward_reference(const float* dy, const uint8_t* mask, float* dx, int64_t n, float p, bool accumulate) {
   float scale = 1.0f / (1.0f - p);
-  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (mask[i] ? scale : 0.0f);
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = dy[i] * (mask[i] ? scale : 0.0f);
+    dx[i] = accumulate ? dx[i] + g : g;
+  }
 }
 
-void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t n, float p) {
+void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t n, float p, bool accumulate) {
   float scale = 1.0f / (1.0f - p);
-  parallel_for(n, kGrain, [&](int64_t b, int64_t e) { dropout_backward_chunk(dy + b, mask + b, dx + b, e - b, scale); });
+  parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    if (accumulate) dropout_backward_add_chunk(dy + b, mask + b, dx + b, e - b, scale);
+    else dropout_backward_chunk(dy + b, mask + b, dx + b, e - b, scale);
+  });
 }
 
 }  // namespace tk::cpu

@@ -169,14 +169,15 @@ TK_EXPORT(dropout) {
   return info.Env().Undefined();
 }
 
-// dropoutBackward(dy, dyOff, mask, maskOff, dx, dxOff, n, p)
+// dropoutBackward(dy, dyOff, mask, maskOff, dx, dxOff, n, p, accumulate?) : dx (+)= dy * mask / (1 - p)
 TK_EXPORT(dropoutBackward) {
   int64_t n = count_arg(info, 6, "dropoutBackward n");
   float p = dropout_p_arg(info, 7, "dropoutBackward");
+  const bool accumulate = info.Length() > 8 && info[8].IsBoolean() && info[8].As<Napi::Boolean>().Value();
   const float* dy = tensor_arg<float>(info, 0, n, "dropoutBackward dy");
   const uint8_t* mask = tensor_arg<uint8_t>(info, 2, n, "dropoutBackward mask");
   float* dx = tensor_arg<float>(info, 4, n, "dropoutBackward dx");
-  cpu::dropout_backward(dy, mask, dx, n, p);
+  cpu::dropout_backward(dy, mask, dx, n, p, accumulate);
   return info.Env().Undefined();
 }
 
