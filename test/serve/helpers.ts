@@ -1,5 +1,5 @@
 /**
- * A tiny served world for the serve tests: a random GPT-2 (hidden 32, 2 layers, 64 positions)
+ * A tiny served world for the serve tests: a random GPT-2 (hidden 32, 2 layers, 512 positions)
  * with the fixture byte-level BPE tokenizer (it has a chat template), and LoRA adapters with
  * random A and B (init_lora_weights false: a zero B would make every adapter the base) saved as
  * PEFT folders, with ranks and targets that differ per adapter.
@@ -41,7 +41,7 @@ export function makeServeWorld(): ServeWorld {
   manualSeed(7);
   const a = architectureFor('gpt2');
   const raw = {
-    model_type: 'gpt2', vocab_size: vocab, n_embd: 32, n_layer: 2, n_head: 2, n_positions: 64, n_inner: 64,
+    model_type: 'gpt2', vocab_size: vocab, n_embd: 32, n_layer: 2, n_head: 2, n_positions: 512, n_inner: 64,
     activation_function: 'gelu_new', resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0, layer_norm_epsilon: 1e-5,
     bos_token_id: 0, eos_token_id: 0, tie_word_embeddings: true,
   };
