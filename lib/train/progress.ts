@@ -30,6 +30,8 @@ export interface StepInfo {
   /** Or a throughput measured by the caller. */
   tokensPerSec?: number;
   epoch?: number;
+  /** The objective's figures of the step (reward: accuracy, margin; PPO: score, kl ...), printed after the loss in plain lines. */
+  figures?: Record<string, number>;
 }
 
 /**
@@ -146,6 +148,7 @@ export class ProgressReporter {
       const parts = [`step ${step}/${this.total} (${pct}%)`];
       if (info.epoch !== undefined) parts.push(`epoch ${fmtNum(info.epoch, 2)}`);
       if (info.loss !== undefined) parts.push(`loss ${fmtNum(info.loss)}`);
+      for (const [k, v] of Object.entries(info.figures ?? {})) parts.push(`${k} ${fmtNum(v)}`);
       if (info.lr !== undefined) parts.push(`lr ${fmtLr(info.lr)}`);
       if (this.tps !== undefined) parts.push(`${tps} tok/s`);
       parts.push(`elapsed ${elapsed}`, `eta ${formatDuration(this.eta())}`);

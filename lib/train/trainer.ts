@@ -342,8 +342,13 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     const warmupSteps = s.warmupSteps > 0 ? s.warmupSteps : warmupFromRatio(s.warmupRatio, total);
     const schedule = makeLrSchedule({ schedule: s.schedule, warmupSteps, totalSteps: total, baseLr: s.lr });
     const metricsLog = metricsPath ? new MetricsLog(metricsPath) : null;
-    const progress = new ProgressReporter({ total, mode: this.opts.progress ?? 'auto', every: s.logEvery, startStep: this.step });
-    const say = this.opts.log ?? ((line: string) => progress.log(line));
+    // with a `log`, plain progress lines go to it too (RLHF trainers print through the caller's logger)
+    const sink = this.opts.log;
+    const progress = new ProgressReporter({
+      total, mode: this.opts.progress ?? (sink ? 'plain' : 'auto'), every: s.logEvery, startStep: this.step,
+      ...(sink ? { stream: lineStream(sink) } : {}),
+    });
+    const say = sink ?? ((line: string) => progress.log(line));
     const onSigint = () => {
       this.interrupted = true;
     };
@@ -429,7 +434,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
         const info: StepInfo = { step: this.step, epoch, loss, lr, gradNorm, tokens: plan.tokens, stepSeconds, figures, updates: optimizer.stepCount };
         lastTrain = { loss, ...figures, lr, grad_norm: gradNorm };
         this.opts.callbacks?.onStep?.(info);
-        progress.update(this.step, { loss, lr, tokens: plan.tokens, epoch });
+        progress.update(this.step, { loss, lr, tokens: plan.tokens, epoch, figures });
         const finished = this.step === total;
         if (metricsLog && (this.step % s.logEvery === 0 || finished)) {
           metricsLog.append({
@@ -652,6 +657,21 @@ function loadModuleFile(m: Module, file: string): void {
   } finally {
     r.close();
   }
+}
+
+/** A writable stream that hands each complete line to `log`. */
+function lineStream(log: (line: string) => void): NodeJS.WritableStream & { isTTY: boolean } {
+  let pending = '';
+  return {
+    isTTY: false,
+    write(chunk: string | Uint8Array): boolean {
+      pending += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+      const lines = pending.split('\n');
+      pending = lines.pop()!;
+      for (const line of lines) if (line) log(line);
+      return true;
+    },
+  } as unknown as NodeJS.WritableStream & { isTTY: boolean };
 }
 
 /** "key value, ..." for figures without a describeEval. */
