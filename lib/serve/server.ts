@@ -95,7 +95,7 @@ export class TunekitServer {
    */
   static async start(rawConfig: unknown): Promise<TunekitServer> {
     const config = parseServeConfig(rawConfig);
-    const apiKey = config.api_key ?? process.env.TUNEKIT_API_KEY ?? undefined;
+    const apiKey = config.api_key ?? (process.env.TUNEKIT_API_KEY || undefined); // an empty variable is no key
     if (apiKey !== undefined && apiKey.length < 8) throw new TunekitError('ERR_CONFIG', 'serve: the API key must be at least 8 characters');
     if (!isLoopbackHost(config.host) && !apiKey) {
       throw new TunekitError('ERR_CONFIG', `serve: binding ${config.host} accepts connections from other machines; set an API key (TUNEKIT_API_KEY, --api-key or api_key) that clients send as 'Authorization: Bearer <key>', or bind 127.0.0.1`);
