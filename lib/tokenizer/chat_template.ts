@@ -7,9 +7,9 @@
  * A template comes with a model folder and is untrusted: `{% for i in range(200000000) %}`
  * allocated a 2e8-element list and killed V8, two nested `range(20000)` loops never returned.
  * The sandbox keeps templates away from the process but not from its CPU and memory, so
- * rendering runs under a budget (TemplateBudget): interpreter steps (each expression or
- * statement evaluated, plus one per item a range or loop makes and per 256 characters a string
- * operation produces), the size of every string and list any expression produces, integer
+ * rendering runs under a budget (TemplateBudget): interpreter steps (each expression, statement
+ * and block evaluated, plus one per item a range makes, per 4,096 characters of a string and per
+ * 256 items of a list an expression produces), the size of every string and list any expression produces, integer
  * arguments to calls and filters, and wall-clock time. Going over is ERR_LIMIT. The budget
  * grows with the conversation, so a real template on a real conversation never meets it.
  *
@@ -135,20 +135,25 @@ class BudgetedInterpreter extends Interpreter {
   override evaluate(statement: Statement, environment: Environment): RuntimeValue {
     this.charge(1);
     const value = super.evaluate(statement, environment);
-    this.measure(value);
+    // a variable's value was measured when it was made: looking it up again is one step
+    if (statement?.type !== 'Identifier') this.measure(value);
     return value;
   }
 
-  /** Refuses an over-long string or list, and charges for the work of producing it. */
+  /**
+   * Refuses an over-long string or list, and charges for the work of producing it: a step per
+   * 4,096 characters or 256 items, so that making big values over and over runs out of steps
+   * while a real template that concatenates a long message a few times does not.
+   */
   measure(value: RuntimeValue): void {
     const v = value.value;
     if (typeof v === 'string') {
       if (v.length > this.budget.maxChars) throw overBudget(`a string of ${v.length} characters, over ${this.budget.maxChars}`);
-      if (v.length >= 256) this.charge(v.length >>> 8);
+      if (v.length >= 4096) this.charge(v.length >>> 12);
     } else if (Array.isArray(v) || v instanceof Map) {
       const n = Array.isArray(v) ? v.length : v.size;
       if (n > this.budget.maxItems) throw overBudget(`a list of ${n} items, over ${this.budget.maxItems}`);
-      if (n >= 16) this.charge(n >>> 4);
+      if (n >= 256) this.charge(n >>> 8);
     }
   }
 }
@@ -167,11 +172,12 @@ const interpreterProto = Interpreter.prototype as unknown as { evaluateArguments
   return result;
 };
 
-// Every block (a loop's body on each iteration, an if's branch) counts one step, so that loops
-// with empty bodies over an already-made list are counted too.
+// Every block (a loop's body on each iteration, an if's branch) counts, so that loops with
+// empty bodies over an already-made list are counted too: four steps, as a loop iteration's
+// bookkeeping (a fresh `loop` object of nine values) costs about four expressions.
 const blockProto = Interpreter.prototype as unknown as { evaluateBlock(statements: unknown, env: Environment): RuntimeValue };
 (BudgetedInterpreter.prototype as unknown as typeof blockProto).evaluateBlock = function (this: BudgetedInterpreter, statements: unknown, env: Environment) {
-  this.charge(1);
+  this.charge(4);
   return blockProto.evaluateBlock.call(this, statements, env);
 };
 
