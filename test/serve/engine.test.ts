@@ -4,7 +4,7 @@
  * it at different times, and cancelled or timed-out sequences leave without disturbing the rest.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { makeServeWorld, type ServeWorld } from './helpers.js';
+import { makeServeWorld, type ServeWorld, type Arch } from './helpers.js';
 import { loadPretrained, type PretrainedModel } from '../../lib/models/index.js';
 import { Tokenizer } from '../../lib/tokenizer/index.js';
 import { loadPeftFolder } from '../../lib/peft/index.js';
@@ -12,13 +12,20 @@ import { generate } from '../../lib/models/generate.js';
 import { AdapterSet } from '../../lib/serve/adapters.js';
 import { BatchEngine, type SequenceRequest } from '../../lib/serve/engine.js';
 
+const worlds = new Map<Arch, { w: ServeWorld; tok: Tokenizer }>();
 let w: ServeWorld;
 let tok: Tokenizer;
 beforeAll(() => {
-  w = makeServeWorld();
-  tok = Tokenizer.fromFolder(w.modelDir);
+  for (const arch of ['gpt2', 'llama'] as Arch[]) {
+    const world = makeServeWorld(arch);
+    worlds.set(arch, { w: world, tok: Tokenizer.fromFolder(world.modelDir) });
+  }
 });
-afterAll(() => w?.cleanup());
+afterAll(() => { for (const { w: world } of worlds.values()) world.cleanup(); });
+
+function use(arch: Arch): void {
+  ({ w, tok } = worlds.get(arch)!);
+}
 
 const PROMPTS = ['Hello there', 'The spam filter', 'free money now', 'a', 'Meeting at noon tomorrow please', 'win a prize'];
 const NAMES: (string | null)[] = ['alpha', 'beta', 'gamma', null, 'beta', 'alpha'];
@@ -41,7 +48,8 @@ function request(set: AdapterSet, i: number, maxNewTokens: number): SequenceRequ
 }
 
 describe('BatchEngine', () => {
-  it('mixed-adapter batches equal generate() alone with each adapter (greedy), with joins and leaves', async () => {
+  it.each(['gpt2', 'llama'] as Arch[])('%s: mixed-adapter batches equal generate() alone with each adapter (greedy), with joins and leaves', async (arch) => {
+    use(arch);
     const lens = PROMPTS.map((_, i) => 6 + 3 * (i % 3));
     const expected = await Promise.all(PROMPTS.map((p, i) => alone(NAMES[i]!, p, lens[i]!)));
     // the adapters really change the tokens: otherwise this test could not fail
@@ -63,6 +71,29 @@ describe('BatchEngine', () => {
     expect(eng.stats.mixedSteps).toBeGreaterThan(0);
     expect(eng.stats.maxAdaptersInStep).toBeGreaterThanOrEqual(3);
     expect(eng.stats.joinsIntoRunning).toBeGreaterThan(0);
+    set.dispose();
+    model.dispose();
+  });
+
+  it('a cancelled or timed-out sequence leaves the batch; the others are untouched', async () => {
+    use('gpt2');
+    const { model } = loadPretrained(w.modelDir, { task: 'causal_lm' });
+    const set = new AdapterSet(model);
+    for (const n of ['alpha', 'beta', 'gamma']) set.load(n, w.adapterDirs[n]!);
+    const eng = new BatchEngine(model, tok, set, { maxBatch: 8, maxPrefillTokens: 4096 });
+    const keep = eng.submit(request(set, 1, 12));
+    const cancelled = eng.submit(request(set, 0, 200));
+    const late = eng.submit({ ...request(set, 2, 200), deadline: Date.now() - 1 });
+    cancelled.cancel('the client disconnected');
+    await expect(cancelled.result).rejects.toMatchObject({ code: 'ERR_CANCELLED', message: 'the client disconnected' });
+    await expect(late.result).rejects.toMatchObject({ code: 'ERR_TIMEOUT' });
+    const r = await keep.result;
+    const expected = await alone('beta', PROMPTS[1]!, 12);
+    expect(r.tokens).toEqual(expected.slice(0, r.tokens.length));
+    expect(eng.stats.cancelled).toBe(1);
+    expect(eng.stats.timedOut).toBe(1);
+    await eng.idle();
+    expect(eng.load).toEqual({ running: 0, waiting: 0 });
     set.dispose();
     model.dispose();
   });

@@ -1,6 +1,6 @@
 /**
- * A tiny served world for the serve tests: a random GPT-2 (hidden 32, 2 layers, 512 positions)
- * with the fixture byte-level BPE tokenizer (it has a chat template), and LoRA adapters with
+ * A tiny served world for the serve tests: a random GPT-2 or Llama (hidden 32, 2 layers, 512
+ * positions) with the fixture BPE tokenizers (they have chat templates), and LoRA adapters with
  * random A and B (init_lora_weights false: a zero B would make every adapter the base) saved as
  * PEFT folders, with ranks and targets that differ per adapter.
  */
@@ -14,13 +14,36 @@ import { LoraModel } from '../../lib/peft/index.js';
 import { manualSeed } from '../../lib/nn/random.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const TOKENIZER_DIR = path.join(ROOT, 'test', 'fixtures', 'tokenizers', 'gpt2-bpe');
+const TOKENIZERS = path.join(ROOT, 'test', 'fixtures', 'tokenizers');
 
-/** name -> LoRA config of each test adapter (ranks 2/4/8, different targets, rsLoRA on one) */
-export const ADAPTERS: Record<string, Record<string, unknown>> = {
-  alpha: { r: 2, lora_alpha: 4, target_modules: ['c_attn'] },
-  beta: { r: 8, lora_alpha: 16, target_modules: ['c_attn', 'c_proj', 'c_fc'] },
-  gamma: { r: 4, lora_alpha: 8, target_modules: ['c_fc'], use_rslora: true },
+export type Arch = 'gpt2' | 'llama';
+
+/** arch -> adapter name -> LoRA config (ranks 2/4/8, different targets, rsLoRA on one) */
+export const ADAPTERS: Record<Arch, Record<string, Record<string, unknown>>> = {
+  gpt2: {
+    alpha: { r: 2, lora_alpha: 4, target_modules: ['c_attn'] },
+    beta: { r: 8, lora_alpha: 16, target_modules: ['c_attn', 'c_proj', 'c_fc'] },
+    gamma: { r: 4, lora_alpha: 8, target_modules: ['c_fc'], use_rslora: true },
+  },
+  llama: {
+    alpha: { r: 2, lora_alpha: 4, target_modules: ['q_proj', 'v_proj'] },
+    beta: { r: 8, lora_alpha: 16, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] },
+    gamma: { r: 4, lora_alpha: 8, target_modules: ['down_proj'], use_rslora: true },
+  },
+};
+
+const CONFIGS: Record<Arch, (vocab: number) => Record<string, unknown>> = {
+  gpt2: (vocab) => ({
+    model_type: 'gpt2', vocab_size: vocab, n_embd: 32, n_layer: 2, n_head: 2, n_positions: 512, n_inner: 64,
+    activation_function: 'gelu_new', resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0, layer_norm_epsilon: 1e-5,
+    bos_token_id: 0, eos_token_id: 0, tie_word_embeddings: true,
+  }),
+  // grouped-query attention (4 query heads over 2 key/value heads) and RoPE
+  llama: (vocab) => ({
+    model_type: 'llama', vocab_size: vocab, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
+    intermediate_size: 64, max_position_embeddings: 512, rms_norm_eps: 1e-6, rope_theta: 10000, hidden_act: 'silu',
+    bos_token_id: 1, eos_token_id: 2, tie_word_embeddings: false,
+  }),
 };
 
 export interface ServeWorld {
@@ -31,26 +54,23 @@ export interface ServeWorld {
 }
 
 /** Writes the model and adapters into a fresh temp folder. */
-export function makeServeWorld(): ServeWorld {
+export function makeServeWorld(arch: Arch = 'gpt2'): ServeWorld {
+  const tokenizerDir = path.join(TOKENIZERS, arch === 'gpt2' ? 'gpt2-bpe' : 'llama-bpe');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-serve-'));
   const modelDir = path.join(dir, 'model');
   fs.mkdirSync(modelDir);
-  for (const f of fs.readdirSync(TOKENIZER_DIR)) fs.copyFileSync(path.join(TOKENIZER_DIR, f), path.join(modelDir, f));
+  for (const f of fs.readdirSync(tokenizerDir)) fs.copyFileSync(path.join(tokenizerDir, f), path.join(modelDir, f));
   const tok = JSON.parse(fs.readFileSync(path.join(modelDir, 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> }; added_tokens?: { id: number }[] };
   const vocab = Math.max(...Object.values(tok.model.vocab), ...(tok.added_tokens ?? []).map((t) => t.id)) + 1;
   manualSeed(7);
-  const a = architectureFor('gpt2');
-  const raw = {
-    model_type: 'gpt2', vocab_size: vocab, n_embd: 32, n_layer: 2, n_head: 2, n_positions: 512, n_inner: 64,
-    activation_function: 'gelu_new', resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0, layer_norm_epsilon: 1e-5,
-    bos_token_id: 0, eos_token_id: 0, tie_word_embeddings: true,
-  };
+  const a = architectureFor(arch);
+  const raw = CONFIGS[arch](vocab);
   const m = a.build(a.parseConfig(raw), 'causal_lm');
   savePretrained(m, modelDir);
   m.dispose();
   const adapterDirs: Record<string, string> = {};
   let seed = 100;
-  for (const [name, cfg] of Object.entries(ADAPTERS)) {
+  for (const [name, cfg] of Object.entries(ADAPTERS[arch])) {
     manualSeed(seed++);
     const { model } = loadPretrained(modelDir, { task: 'causal_lm' });
     // scale B up so adapters change greedy tokens visibly on a random model
