@@ -129,7 +129,8 @@ describe('PPO', () => {
     const train = Array.from({ length: 12 }, (_, i) => prompts(16, 100 + i)).flat();
     const scores: number[] = [], kls: number[] = [];
     const ppo = new PpoTrainer({
-      policy, reward, padTokenId: PAD, eosTokenId: null, maxNewTokens: 6, lr: 1e-2, seed: 5, train, settings: { batchSize: 16, maxSteps: 12, shuffle: false }, progress: 'none',
+      // lr 5e-3: at 1e-2 this tiny policy's KL spikes past 20 on some float orders (kernel changes move it)
+      policy, reward, padTokenId: PAD, eosTokenId: null, maxNewTokens: 6, lr: 5e-3, seed: 5, train, settings: { batchSize: 16, maxSteps: 12, shuffle: false }, progress: 'none',
       callbacks: {
         onStep: (i) => {
           scores.push(i.figures.score!);
