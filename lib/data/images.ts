@@ -63,7 +63,7 @@ function newReport(): ImageLoadReport {
  * @example const img = await decodeImage(readFileSync('cat.png'), 'cat.png');
  */
 export async function decodeImage(bytes: Uint8Array, where: string): Promise<RawImage> {
-  let out: { data: Buffer; info: sharp.OutputInfo };
+  let out: { data: Buffer; info: { width: number; height: number; channels: number } };
   try {
     // failOn 'truncated': a cut-off JPEG/PNG is an error, not a half-grey picture
     const opts = { failOn: 'truncated' as const, limitInputPixels: MAX_IMAGE_PIXELS, sequentialRead: true };

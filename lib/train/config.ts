@@ -72,7 +72,7 @@ const MethodSchema = z.string().superRefine((v, ctx) => {
   const names = methodNames();
   if (!names.includes(v)) ctx.addIssue({ code: 'custom', message: `expected one of ${names.map((n) => JSON.stringify(n)).join(' | ')} but received string ${JSON.stringify(v)}`, input: v });
 });
-export const TASKS = ['causal_lm', 'seq_cls', 'token_cls'] as const;
+export const TASKS = ['causal_lm', 'seq_cls', 'token_cls', 'image_cls'] as const;
 export type Task = (typeof TASKS)[number];
 
 const isRlhfMethod = (method: string): boolean => (RLHF_METHODS as readonly string[]).includes(method);
@@ -93,6 +93,15 @@ export const DatasetSchema = z.strictObject({
   /** Record format; detected from the first record when omitted. */
   record_format: z.enum(['text', 'prompt_completion', 'alpaca', 'chat', 'labelled', 'preference']).optional(),
   text_field: z.string().min(1).default('text'),
+  /** Image classification: the field of a JSONL/CSV record holding the image path (relative to the file). */
+  image_field: z.string().min(1).default('image'),
+  /** Image classification: training-time augmentation, seeded from training.seed (eval images are never augmented). */
+  augment: z.strictObject({
+    /** shift images by up to this many pixels (pad with black, crop back at a random offset) */
+    random_crop: nonNegInt.default(0),
+    /** mirror left-right with probability 1/2 (not for digits or text) */
+    horizontal_flip: z.boolean().default(false),
+  }).optional(),
   label_field: z.string().min(1).default('label'),
   max_length: posInt.default(512),
   packing: z.boolean().default(false),

@@ -2,6 +2,7 @@
  * Evaluation of a finished run (adapter or full model) on its config's eval split: the same
  * examples, labels and model (NF4 base included) that training evaluated on.
  */
+import { TunekitError } from '../errors.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { Trainer, type EvalResult } from './trainer.js';
@@ -16,6 +17,7 @@ import { checkSequenceLength, loadRunModel } from './run_model.js';
  * const r = await evaluateRun(loadConfig('examples/spam-lora.yaml'), { runDir: 'runs/spam-lora' });
  */
 export async function evaluateRun(config: TrainConfig, opts: { runDir: string; base?: boolean }): Promise<EvalResult> {
+  if (config.task === 'image_cls') throw new TunekitError('ERR_CONFIG', 'tunekit eval does not read image_cls runs yet: their results.json holds the final evaluation (loss, accuracy, F1)');
   const modelDir = resolveModelPath(config.model);
   checkSequenceLength(config, modelDir);
   const tokenizer = Tokenizer.fromFolder(modelDir);

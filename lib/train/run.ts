@@ -16,7 +16,8 @@ import { manualSeed } from '../nn/random.js';
 import { Trainer, type TrainerCallbacks, type TrainSettings } from './trainer.js';
 import { warmupStepsFor, type TrainConfig } from './config.js';
 import type { Objective } from './objective.js';
-import { runJobFor, type RunJobContext } from './run_job.js';
+import { runJobFor, type RunJob, type RunJobContext } from './run_job.js';
+import { imageClassificationJob } from './run_image.js';
 import type { RunEval, RunResult } from './run_result.js';
 import './run_supervised.js';
 
@@ -78,9 +79,12 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   manualSeed(config.training.seed);
   if (config.training.threads > 0) native.setNumThreads(config.training.threads);
   if (config.training.dtype !== 'f32') throw new TunekitError('ERR_CONFIG', `training.dtype '${config.training.dtype}' is not supported yet on this build; use f32`);
-  const job = runJobFor(config.method);
+  // image classification has its own job (images, not text) whatever the method
+  const job = config.task === 'image_cls' ? (imageClassificationJob as RunJob) : runJobFor(config.method);
   const modelDir = resolveModelPath(config.model);
-  const ctx: RunJobContext = { config, modelDir, tokenizer: Tokenizer.fromFolder(modelDir), log };
+  // read when a job asks for it: an image model's folder has no tokenizer
+  let tokenizer: Tokenizer | null = null;
+  const ctx: RunJobContext = { config, modelDir, get tokenizer() { return (tokenizer ??= Tokenizer.fromFolder(modelDir)); }, log };
 
   // 1. data preparation
   const data = await job.prepareData(ctx);

@@ -4,6 +4,7 @@
  * adapter (with its label names and the method's run report) or the full model as outputs.
  */
 import { join } from 'node:path';
+import { TunekitError } from '../errors.js';
 import { loadPretrained, savePretrained } from '../models/loader.js';
 import type { PretrainedModel } from '../models/common.js';
 import { labelMapToConfig, LABELS_FILE } from '../data/labels.js';
@@ -34,6 +35,8 @@ export const supervisedJob: RunJob<SupervisedExample, EvalResult> = {
 
   objective(ctx, model, data) {
     const run = (data as Data).run;
+    // image_cls runs take run_image.ts's job (run.ts), never this one
+    if (ctx.config.task === 'image_cls') throw new TunekitError('ERR_STATE', 'image_cls is trained by the image job (lib/train/run_image.ts)');
     return new SupervisedObjective(model, { task: ctx.config.task, padTokenId: run.padTokenId, choices: run.choices });
   },
 

@@ -73,7 +73,13 @@ export function oneOf<const T extends readonly (string | number | boolean)[]>(va
  * The model step every method shares: task_type null becomes the model's task; another is refused.
  * @example taskTypeFor(null, 'seq_cls', 'LoRA') // 'SEQ_CLS'
  */
-export function taskTypeFor(taskType: string | null, modelTask: string, method: string): string {
+export function taskTypeFor(taskType: string | null, modelTask: string, method: string): string | null {
+  // PEFT has no task_type for image classification: its image examples leave it null (a plain
+  // PeftModel) and list the head in modules_to_save
+  if (modelTask === 'image_cls') {
+    if (taskType !== null) throw new TunekitError('ERR_CONFIG', `${method} task_type: expected null for image classification (PEFT has no image task type) but received "${taskType}"`);
+    return null;
+  }
   const want = (TASK_TYPE_OF_TASK as Record<string, string>)[modelTask];
   if (!want) throw new TunekitError('ERR_CONFIG', `${method}: model task '${modelTask}' has no PEFT task_type (supported: ${Object.keys(TASK_TYPE_OF_TASK).join(', ')})`);
   if (taskType !== null && taskType !== want) {

@@ -250,7 +250,8 @@ export const PEFT_CLASSIFIER_MODULES: readonly string[] = ['classifier', 'score'
 
 /** A config's modules_to_save with PEFT's head names added for seq_cls / token_cls (no duplicates). */
 export function withPeftHeads(modulesToSave: readonly string[], task: string): string[] {
-  const heads = task === 'seq_cls' || task === 'token_cls' ? PEFT_CLASSIFIER_MODULES : [];
+  // image classification: PEFT's image examples name the head themselves, modules_to_save=["classifier"]
+  const heads = task === 'seq_cls' || task === 'token_cls' ? PEFT_CLASSIFIER_MODULES : task === 'image_cls' ? ['classifier'] : [];
   return [...new Set([...modulesToSave, ...heads])];
 }
 

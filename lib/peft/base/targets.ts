@@ -7,6 +7,7 @@
 import { TunekitError } from '../../errors.js';
 import { Linear, Embedding } from '../../nn/layers.js';
 import { NF4Linear } from '../../quant/nf4_linear.js';
+import { Conv2d } from '../../nn/conv.js';
 import type { Module } from '../../nn/module.js';
 
 export type TargetSpec = string[] | string;
@@ -80,7 +81,7 @@ export function findTargets(
   model: Module,
   spec: TargetSpec,
   layersToTransform?: number[] | number | null,
-  opts: { allowEmpty?: boolean; embeddings?: boolean; layersPattern?: string | string[] | null } = {},
+  opts: { allowEmpty?: boolean; embeddings?: boolean; convolutions?: boolean; layersPattern?: string | string[] | null } = {},
 ): { name: string; parent: Module; child: string; module: Linear }[] {
   const sel: TargetSelection = { target_modules: spec, layers_to_transform: layersToTransform, layers_pattern: opts.layersPattern };
   const out: { name: string; parent: Module; child: string; module: Linear }[] = [];
@@ -90,15 +91,17 @@ export function findTargets(
       // a layer already wrapped by a PEFT method keeps its Linear as `base_layer`: not a new target
       // embedding tables are targets only when named explicitly (never by 'all-linear'), as in PEFT
       const isEmbedding = !!opts.embeddings && m instanceof Embedding && spec !== 'all-linear';
-      if (!(m instanceof Linear || m instanceof NF4Linear || isEmbedding) || child === 'base_layer') continue;
+      // convolutions likewise: by name only (PEFT's 'all-linear' takes linear layers alone)
+      const isConv = !!opts.convolutions && m instanceof Conv2d && spec !== 'all-linear';
+      if (!(m instanceof Linear || m instanceof NF4Linear || isEmbedding || isConv) || child === 'base_layer') continue;
       if (!isTarget(full, sel)) continue;
       // an NF4Linear (QLoRA base) has Linear's shape fields (layout 'out_in'): LoRA wraps it alike
       out.push({ name: full, parent, child, module: m as Linear });
     }
   }
   if (out.length === 0 && !opts.allowEmpty) {
-    const linears = model.namedModules().filter(([, m]) => m instanceof Linear || m instanceof NF4Linear).map(([n]) => n);
-    throw new TunekitError('ERR_CONFIG', `target_modules ${JSON.stringify(spec)} matched no linear layer. The model's linear layers are named like: ${[...new Set(linears.map((n) => n.split('.').pop()))].join(', ')} (e.g. ${linears.slice(0, 3).join(', ')})`);
+    const linears = model.namedModules().filter(([, m]) => m instanceof Linear || m instanceof NF4Linear || (!!opts.convolutions && m instanceof Conv2d)).map(([n]) => n);
+    throw new TunekitError('ERR_CONFIG', `target_modules ${JSON.stringify(spec)} matched no ${opts.convolutions ? 'linear or convolution' : 'linear'} layer. The model's linear layers are named like: ${[...new Set(linears.map((n) => n.split('.').pop()))].join(', ')} (e.g. ${linears.slice(0, 3).join(', ')})`);
   }
   return out;
 }

@@ -8,6 +8,8 @@ import { findTargets, patternValue, matchesTarget, isTarget } from '../base/targ
 import { readAdapterFolder } from '../base/adapter_io.js';
 import { LoraLinear } from './layer.js';
 import { LoraEmbedding } from './embedding.js';
+import { LoraConv2d } from './conv.js';
+import { Conv2d } from '../../nn/conv.js';
 import { normalizeLoraConfig, type LoraConfig } from './config.js';
 import { f32FromRaw } from '../../models/weights.js';
 import { Linear, Embedding } from '../../nn/layers.js';
@@ -21,7 +23,7 @@ import { NF4Linear } from '../../quant/nf4_linear.js';
 export class LoraModel extends PeftModel {
   /** module path -> its LoRA layer */
   /** module path -> its LoRA layer (linear layers, and embedding tables when targeted by name) */
-  readonly layers = new Map<string, LoraLinear | LoraEmbedding>();
+  readonly layers = new Map<string, LoraLinear | LoraEmbedding | LoraConv2d>();
 
   constructor(base: PretrainedModel, config: Record<string, unknown>, adapterName = 'default') {
     // the subclass's schema (AdaLoRA's) parses its own config: LoRA's would refuse its fields
@@ -50,7 +52,7 @@ export class LoraModel extends PeftModel {
     const cfg = normalizeLoraConfig(config as Record<string, unknown>, this.base.config.modelType, this.base.task);
     const expectInOut = cfg.fan_in_fan_out;
     const already = [...this.layers.keys()].filter((p) => this.wrappedMatches(p, cfg));
-    const targets = findTargets(this.base, cfg.target_modules!, cfg.layers_to_transform, { allowEmpty: already.length > 0, embeddings: true, layersPattern: cfg.layers_pattern });
+    const targets = findTargets(this.base, cfg.target_modules!, cfg.layers_to_transform, { allowEmpty: already.length > 0, embeddings: true, convolutions: true, layersPattern: cfg.layers_pattern });
     for (const t of targets) this.wrap(t.name, t.parent, t.child, t.module);
     // wrapped layers are found through their LoraLinear parent now
     for (const [path, layer] of this.layers) {
@@ -78,9 +80,10 @@ export class LoraModel extends PeftModel {
     return isTarget(path, { ...cfg, target_modules: cfg.target_modules! });
   }
 
-  private wrap(path: string, parent: Module, child: string, lin: Linear | Embedding): void {
+  private wrap(path: string, parent: Module, child: string, lin: Linear | Embedding | Conv2d): void {
     if (this.layers.has(path)) return;
-    const layer = lin instanceof Embedding ? new LoraEmbedding(lin) : new LoraLinear(lin);
+    // PEFT's lora.Conv2d for convolutions (lib/peft/lora/conv.ts)
+    const layer = lin instanceof Embedding ? new LoraEmbedding(lin) : lin instanceof Conv2d ? new LoraConv2d(lin, path) : new LoraLinear(lin);
     layer.train(lin.training);
     parent.replaceChild(child, layer);
     this.layers.set(path, layer);

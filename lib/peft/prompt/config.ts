@@ -57,9 +57,10 @@ export function promptConfigFor<C extends Parsed>(cfg: C, model: PretrainedModel
     tokenDim = mc.headDim * mc.numKvHeads;
     heads = mc.numKvHeads;
   }
+  if (model.task === 'image_cls') throw new TunekitError('ERR_CONFIG', `${name}: prompt methods prepend virtual tokens to a text model's embeddings; an image model has none (use lora, qlora, full or head_only)`);
   const c = {
     ...cfg,
-    task_type: taskTypeFor(cfg.task_type, model.task, name),
+    task_type: taskTypeFor(cfg.task_type, model.task, name) as string,
     token_dim: tokenDim,
     num_transformer_submodules: cfg.num_transformer_submodules ?? 1,
     num_attention_heads: heads,
