@@ -12,6 +12,8 @@ export * from './peft/index.js';
 export { Tokenizer, trainByteLevelBpe, saveTrainedBpe, applyChatTemplate } from './tokenizer/index.js';
 export * as data from './data/index.js';
 export { Trainer, type TrainSettings, type FitResult, type EvalResult, type TrainerOptions, type TrainerCallbacks } from './train/trainer.js';
+export { SupervisedObjective } from './train/objectives/supervised.js';
+export type { Objective, StepPlan, MicroBatch, MicroLoss, Figures } from './train/objective.js';
 export { AdamW, clipGradNorm, gradNorm } from './train/optimizer.js';
 export { runTraining, type RunResult } from './train/run.js';
 export { loadConfig, type TrainConfig } from './train/config.js';
