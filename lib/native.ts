@@ -176,23 +176,24 @@ export interface Binding {
 
   // ---- fused linear + LoRA (native/napi/ops_lora.cpp), f32
   /**
-   * y [M, out] = x [M, in] W^T + bias + s * (x A^T) B^T, with W [out, in] (or [in, out] when
-   * wInOut, GPT-2 Conv1D). A [r, in], B [out, r]. xa [M, r] = x A^T is written (saved for
-   * backward; with dropout the caller passes the dropped x as xd). bias may be null.
+   * y [M, out] = x [M, in] W^T + bias + s * (xd A^T) B^T, with W [out, in] (or [in, out] when
+   * wInOut, GPT-2 Conv1D). A [r, in], B [out, r]. xd = x, or with p > 0 PEFT's lora_dropout of x
+   * fused into the kernel (never stored): element e kept iff its hash of (seed, e) clears p, the
+   * kept flags written to mask (u8 [M, in]). xa [M, r] = xd A^T is written (saved for backward).
+   * bias may be null; mask may be null when p == 0.
    */
-  loraLinearForward(x: H, xOff: number, xd: H, xdOff: number, w: H, wOff: number, bias: H | null, bOff: number,
-                    a: H, aOff: number, b: H, bbOff: number, y: H, yOff: number, xa: H, xaOff: number,
-                    M: number, inF: number, outF: number, r: number, scale: number, wInOut: boolean): void;
+  loraLinearForward(x: H, xOff: number, w: H, wOff: number, bias: H | null, bOff: number,
+                    a: H, aOff: number, b: H, bbOff: number, y: H, yOff: number, xa: H, xaOff: number, mask: H | null, maskOff: number,
+                    M: number, inF: number, outF: number, r: number, scale: number, wInOut: boolean, p: number, seed: number): void;
   /**
-   * Given dy [M, out]: dx [M, in] = dy W (+ s (dy B) A routed through the dropout path: dxd),
-   * dA [r, in] = s (dy B)^T xd, dB [out, r] = s dy^T xa. Never a gradient for W. dxd [M, in] is
-   * the gradient with respect to the dropped input (equal to dx's LoRA part); when xd is x
-   * (no dropout) pass mergeDx=true and the LoRA part is added into dx directly.
+   * Given dy [M, out]: dx [M, in] = dy W + mask s (dy B) A / (1 - p) (the adapter path's input
+   * gradient through the forward's mask), dA [r, in] = s (dy B)^T xd (xd rebuilt from x and the
+   * mask), dB [out, r] = s dy^T xa. Never a gradient for W.
    */
-  loraLinearBackward(dy: H, dyOff: number, x: H, xOff: number, xd: H, xdOff: number, w: H, wOff: number,
+  loraLinearBackward(dy: H, dyOff: number, x: H, xOff: number, mask: H | null, maskOff: number, w: H, wOff: number,
                      a: H, aOff: number, b: H, bbOff: number, xa: H, xaOff: number,
-                     dx: H, dxOff: number, dxd: H | null, dxdOff: number, da: H, daOff: number, db: H, dbOff: number,
-                     M: number, inF: number, outF: number, r: number, scale: number, wInOut: boolean, mergeDx: boolean): void;
+                     dx: H, dxOff: number, da: H, daOff: number, db: H, dbOff: number,
+                     M: number, inF: number, outF: number, r: number, scale: number, wInOut: boolean, p: number): void;
 
   // ---- linear + gathered LoRA, one adapter per row (native/napi/ops_lora_batched.cpp), f32, forward only
   /**

@@ -284,26 +284,20 @@ export function loraLinear(x: T, w: T, bias: T | null, a: T, b: T, opts: { scale
   const lead = x.shape.slice(0, -1);
   const M = numelOf(lead);
   const xc = x.contiguousRaw();
-  let xd: T = xc;
-  let mask: Tensor<'u8'> | null = null;
-  if (p > 0 && needsGrad(a)) {
-    // dropout on the adapter path only (PEFT's lora_dropout); seed per call from the caller
-    const d = Tensor.empty(xc.shape, 'f32');
-    mask = Tensor.empty(xc.shape, 'u8');
-    native.dropout(xc.handle, xc.byteOffset, d.handle, 0, mask.handle, 0, xc.numel, p, opts.seed ?? 0);
-    xd = d;
-  }
+  // dropout on the adapter path only (PEFT's lora_dropout), fused into the kernel: the dropped
+  // input is never stored, only its kept flags (u8), which the backward reads
+  const dropP = p > 0 && needsGrad(a) ? p : 0;
+  const mask = dropP > 0 ? Tensor.empty(xc.shape, 'u8') : null;
   const y = Tensor.empty([...lead, outF], 'f32');
   const xa = Tensor.empty([M, r], 'f32');
   const wc = w.contiguousRaw(), ac = a.contiguousRaw(), bc = b.contiguousRaw();
   const bb = bias ? bias.contiguousRaw() : null;
-  native.loraLinearForward(xc.handle, xc.byteOffset, xd.handle, xd.byteOffset, wc.handle, wc.byteOffset,
+  native.loraLinearForward(xc.handle, xc.byteOffset, wc.handle, wc.byteOffset,
     bb ? bb.handle : null, bb ? bb.byteOffset : 0, ac.handle, ac.byteOffset, bc.handle, bc.byteOffset,
-    y.handle, 0, xa.handle, 0, M, inF, outF, r, opts.scale, wInOut);
+    y.handle, 0, xa.handle, 0, mask ? mask.handle : null, 0, M, inF, outF, r, opts.scale, wInOut, dropP, opts.seed ?? 0);
   wc.dispose(); ac.dispose(); bc.dispose(); bb?.dispose();
-  record('loraLinear', [x, w, bias, a, b], y, { xc, xd, xa, mask, p, scale: opts.scale, wInOut, M, inF, outF, r });
+  record('loraLinear', [x, w, bias, a, b], y, { xc, xa, mask, p: dropP, scale: opts.scale, wInOut, M, inF, outF, r });
   if (!y.gradFn) {
-    if (xd !== xc) xd.dispose();
     xc.dispose(); xa.dispose(); mask?.dispose();
   }
   return y;

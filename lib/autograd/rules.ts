@@ -222,23 +222,16 @@ export const GRAD_RULES = {
 
   loraLinear: (g, node) => {
     const [, w, bias, a, b] = node.inputs as [Tensor, Tensor, Tensor | null, Tensor, Tensor];
-    const s = node.saved as { xc: Tensor; xd: Tensor; xa: Tensor; mask: Tensor | null; p: number; scale: number; wInOut: boolean; M: number; inF: number; outF: number; r: number };
+    const s = node.saved as { xc: Tensor; xa: Tensor; mask: Tensor | null; p: number; scale: number; wInOut: boolean; M: number; inF: number; outF: number; r: number };
     const gc = g.contiguousRaw();
     const dx = Tensor.empty([s.M, s.inF], 'f32');
     const da = Tensor.empty(a.shape, 'f32'), db = Tensor.empty(b.shape, 'f32');
-    const dropped = s.xd !== s.xc;
-    const dxd = dropped ? Tensor.empty([s.M, s.inF], 'f32') : null;
     const wc = w.contiguousRaw(), ac = a.contiguousRaw(), bc = b.contiguousRaw();
-    native.loraLinearBackward(gc.handle, gc.byteOffset, s.xc.handle, s.xc.byteOffset, s.xd.handle, s.xd.byteOffset,
+    // dx = dy W + the adapter path's input gradient through the dropout mask (one kernel)
+    native.loraLinearBackward(gc.handle, gc.byteOffset, s.xc.handle, s.xc.byteOffset, s.mask ? s.mask.handle : null, s.mask ? s.mask.byteOffset : 0,
       wc.handle, wc.byteOffset, ac.handle, ac.byteOffset, bc.handle, bc.byteOffset, s.xa.handle, s.xa.byteOffset,
-      dx.handle, 0, dxd ? dxd.handle : null, 0, da.handle, 0, db.handle, 0, s.M, s.inF, s.outF, s.r, s.scale, s.wInOut, !dropped);
+      dx.handle, 0, da.handle, 0, db.handle, 0, s.M, s.inF, s.outF, s.r, s.scale, s.wInOut, s.p);
     wc.dispose(); ac.dispose(); bc.dispose();
-    if (dxd && s.mask) {
-      // route the adapter path's input gradient back through the dropout mask and add it to the
-      // base path's in the same pass (dx += dxd * mask / (1 - p))
-      native.dropoutBackward(dxd.handle, 0, s.mask.handle, s.mask.byteOffset, dx.handle, 0, s.M * s.inF, s.p, true);
-      dxd.dispose();
-    }
     let dbias: F32 | null = null;
     if (bias && want(node, 2)) {
       const g2 = gc.viewAs([s.M, s.outF], [s.outF, 1], gc.offset);
@@ -250,7 +243,6 @@ export const GRAD_RULES = {
     const dxv = dx.viewAs(x.shape, contiguousStrides(x.shape), 0) as F32;
     dx.dispose();
     // saved activations are no longer needed
-    if (dropped) s.xd.dispose();
     s.xc.dispose(); s.xa.dispose(); s.mask?.dispose();
     return [dxv, null, dbias, want(node, 3) ? da : (da.dispose(), null), want(node, 4) ? db : (db.dispose(), null)];
   },

@@ -33,13 +33,14 @@ TK_SIMD_CLONES void dropout_run(const float* __restrict x, float* __restrict y, 
 }
 
 // Elements [begin, end), split where the index crosses a multiple of 2^32 (a new block key).
+// x and mask are indexed by the element index, y by the element index minus y_origin.
 void dropout_chunk(const float* x, float* y, uint8_t* mask, int64_t begin, int64_t end, uint64_t thr, float scale,
-                   uint64_t seed) {
+                   uint64_t seed, int64_t y_origin = 0) {
   for (int64_t b = begin; b < end;) {
     const uint64_t hi = static_cast<uint64_t>(b) >> 32;
     // at most 2^31 elements a run, so the count fits the loop's 32-bit counter
     const int64_t e = std::min<int64_t>({end, static_cast<int64_t>((hi + 1) << 32), b + (int64_t{1} << 31)});
-    dropout_run(x + b, y + b, mask + b, static_cast<uint32_t>(e - b), static_cast<uint32_t>(b),
+    dropout_run(x + b, y + (b - y_origin), mask + b, static_cast<uint32_t>(e - b), static_cast<uint32_t>(b),
                 static_cast<uint32_t>(thr), scale, dropout_key(seed, static_cast<uint32_t>(hi)));
     b = e;
   }
@@ -72,6 +73,12 @@ void dropout(const float* x, float* y, uint8_t* mask, int64_t n, float p, uint64
   uint64_t thr = keep_threshold(p);
   float scale = 1.0f / (1.0f - p);
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) { dropout_chunk(x, y, mask, b, e, thr, scale, seed); });
+}
+
+void dropout_range(const float* x, float* y_local, uint8_t* mask, int64_t begin, int64_t count, float p, uint64_t seed) {
+  const float scale = 1.0f / (1.0f - p);
+  const uint64_t thr = keep_threshold(p);
+  dropout_chunk(x, y_local, mask, begin, begin + count, thr, scale, seed, begin);
 }
 
 void dropout_backward_reference(const float* dy, const uint8_t* mask, float* dx, int64_t n, float p, bool accumulate) {

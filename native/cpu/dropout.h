@@ -40,6 +40,11 @@ inline uint32_t dropout_bits(uint64_t seed, uint64_t i) {
 void dropout_reference(const float* x, float* y, uint8_t* mask, int64_t n, float p, uint64_t seed);
 void dropout(const float* x, float* y, uint8_t* mask, int64_t n, float p, uint64_t seed);
 
+// Elements [begin, begin + count) of the row-major index space of x: y_local[j] receives element
+// begin + j of dropout(x) and mask[begin + j] its kept flag, bits as dropout() draws them (so a
+// tensor done in pieces equals the whole). Serial: for callers that already run on the pool.
+void dropout_range(const float* x, float* y_local, uint8_t* mask, int64_t begin, int64_t count, float p, uint64_t seed);
+
 // dx = dy * mask / (1 - p), or with accumulate dx += dy * mask / (1 - p) (LoRA's adapter-path
 // input gradient joins the base path's in the same pass: no temporary, no second pass)
 void dropout_backward_reference(const float* dy, const uint8_t* mask, float* dx, int64_t n, float p,

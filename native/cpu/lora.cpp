@@ -8,6 +8,7 @@
 
 #include "../core/status.h"
 #include "../core/thread_pool.h"
+#include "dropout.h"
 #include "gemm.h"
 
 namespace tk::cpu {
@@ -34,51 +35,189 @@ void check_lora_shape(const LoraShape& s) {
   TK_CHECK(std::isfinite(s.scale), Value, "loraLinear: scale must be finite but is ", s.scale);
 }
 
-void lora_linear_forward_f32(const LoraShape& s, const float* x, const float* xd, const float* w,
-                             const float* bias, const float* a, const float* b, float* y, float* xa) {
-  check_lora_shape(s);
-  const int64_t M = s.M, in = s.in, out = s.out, r = s.r;
-  // y = bias broadcast over rows, then the base product accumulates onto it.
-  if (bias) {
-    parallel_for(M, 64, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) std::copy(bias, bias + out, y + i * out);
-    });
+namespace {
+
+// Rows of the adapter path handled together: a block of xd [kRows, in], its slice of y and of dy
+// stay in L2 while the thin products run on them.
+constexpr int64_t kRows = 64;
+
+// The adapter's input xd [M, in]: an explicit buffer, x itself, or x * mask / (1 - p).
+struct AdapterInput {
+  const float* x = nullptr;       // [M, in]
+  const float* xd = nullptr;      // explicit xd (legacy API), or null
+  const uint8_t* mask = nullptr;  // dropout mask (xd = x * mask * keep_scale), or null
+  float keep_scale = 1.0f;  // 1 / (1 - p)
+  float p = 0.0f;
+  int64_t in = 0;
+
+  // Rows [i0, i0 + n) of xd: a pointer into xd or x, or the dropped rows built in `scratch`.
+  const float* rows(int64_t i0, int64_t n, float* scratch) const {
+    if (xd) return xd + i0 * in;
+    if (!mask) return x + i0 * in;
+    const float* xs = x + i0 * in;
+    const uint8_t* ms = mask + i0 * in;
+    const int64_t count = n * in;
+    for (int64_t e = 0; e < count; ++e) scratch[e] = xs[e] * (static_cast<float>(static_cast<int32_t>(ms[e])) * keep_scale);
+    return scratch;
   }
-  const float base_beta = bias ? 1.0f : 0.0f;
-  // y [M, out] (+)= x [M, in] W^T  (W [out, in])   or   x W  (W [in, out])
-  if (s.w_in_out) gemm_call(false, false, M, out, in, 1.0f, x, in, w, out, base_beta, y, out);
-  else gemm_call(false, true, M, out, in, 1.0f, x, in, w, in, base_beta, y, out);
-  if (r == 0) return;
-  // xa [M, r] = xd [M, in] A^T  (A [r, in])
-  gemm_call(false, true, M, r, in, 1.0f, xd, in, a, in, 0.0f, xa, r);
-  // y [M, out] += s xa [M, r] B^T  (B [out, r])
-  gemm_call(false, true, M, out, r, s.scale, xa, r, b, r, 1.0f, y, out);
+};
+
+// Per-thread scratch for the row blocks (grown as needed, reused across calls).
+std::vector<float>& scratch_buffer(int which) {
+  thread_local std::vector<float> buf[3];
+  return buf[which];
+}
+float* scratch(int which, int64_t n) {
+  auto& v = scratch_buffer(which);
+  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
+  return v.data();
 }
 
-void lora_linear_backward_f32(const LoraShape& s, const float* dy, const float* xd, const float* w,
-                              const float* a, const float* b, const float* xa, float* dx, float* dxd, float* da,
-                              float* db, bool merge_dx) {
+// y [M, out] = x W (+ s xd A^T B^T + bias), xa [M, r] = xd A^T.
+void forward_impl(const LoraShape& s, const float* x, const AdapterInput& xin, const float* w, const float* bias,
+                  const float* a, const float* b, float* y, float* xa, float p, uint64_t seed, uint8_t* mask_out) {
   check_lora_shape(s);
-  TK_CHECK(merge_dx || dxd != nullptr || s.M * s.in == 0, Value,
-           "loraLinearBackward: dxd is required when mergeDx is false");
+  const int64_t M = s.M, in = s.in, out = s.out, r = s.r;
+  // the base product, all rows, all threads: y [M, out] = x [M, in] W^T  (W [out, in])  or  x W  (W [in, out])
+  if (s.w_in_out) gemm_call(false, false, M, out, in, 1.0f, x, in, w, out, 0.0f, y, out);
+  else gemm_call(false, true, M, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+  if (M == 0) return;
+  const int64_t blocks = (M + kRows - 1) / kRows;
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t i0 = blk * kRows, n = std::min(kRows, M - i0);
+      float* yb = y + i0 * out;
+      if (r > 0) {
+        const float* xdb;
+        if (mask_out) {
+          // dropout of this block's rows into scratch, the kept flags into the mask
+          float* sc = scratch(0, n * in);
+          dropout_range(x, sc, mask_out, i0 * in, n * in, p, seed);
+          xdb = sc;
+        } else {
+          xdb = xin.rows(i0, n, scratch(0, n * in));
+        }
+        // xa [n, r] = xd [n, in] A^T  (A [r, in])
+        gemm_call(false, true, n, r, in, 1.0f, xdb, in, a, in, 0.0f, xa + i0 * r, r);
+        // y [n, out] += s xa [n, r] B^T  (B [out, r])
+        gemm_call(false, true, n, out, r, s.scale, xa + i0 * r, r, b, r, 1.0f, yb, out);
+      }
+      if (bias)
+        for (int64_t i = 0; i < n; ++i) {
+          float* row = yb + i * out;
+          for (int64_t o = 0; o < out; ++o) row[o] += bias[o];
+        }
+    }
+  });
+}
+
+// dx, dA, dB of the fused layer; dxd (legacy, may be null) receives the adapter path's input
+// gradient instead of adding it into dx.
+void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin, const float* w, const float* a,
+                   const float* b, const float* xa, float* dx, float* dxd, float* da, float* db) {
+  check_lora_shape(s);
   const int64_t M = s.M, in = s.in, out = s.out, r = s.r;
   // dx [M, in] = dy [M, out] W [out, in]   or   dy W^T with W [in, out]
   if (s.w_in_out) gemm_call(false, true, M, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
   else gemm_call(false, false, M, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
   if (r == 0) {
-    if (!merge_dx && dxd) std::fill(dxd, dxd + M * in, 0.0f);
+    if (dxd) std::fill(dxd, dxd + M * in, 0.0f);
     return;
   }
-  // t [M, r] = dy [M, out] B [out, r]: the gradient at the adapter's bottleneck (before s).
-  std::vector<float> t(static_cast<size_t>(M * r));
-  gemm_call(false, false, M, r, out, 1.0f, dy, out, b, r, 0.0f, t.data(), r);
-  // dA [r, in] = s t^T xd
-  gemm_call(true, false, r, in, M, s.scale, t.data(), r, xd, in, 0.0f, da, in);
-  // dB [out, r] = s dy^T xa
+  // dB [out, r] = s dy^T xa: one product over all rows (all threads)
   gemm_call(true, false, out, r, M, s.scale, dy, out, xa, r, 0.0f, db, r);
-  // LoRA part of the input gradient, s t A [M, in]: into dx, or separately into dxd.
-  if (merge_dx) gemm_call(false, false, M, in, r, s.scale, t.data(), r, a, in, 1.0f, dx, in);
-  else gemm_call(false, false, M, in, r, s.scale, t.data(), r, a, in, 0.0f, dxd, in);
+  if (M == 0) {
+    std::fill(da, da + r * in, 0.0f);
+    return;
+  }
+  // per block: t = dy B, the input gradient s t A (through the mask), and dA's block partial
+  const int64_t blocks = (M + kRows - 1) / kRows;
+  std::vector<float> da_part(static_cast<size_t>(blocks * r * in));
+  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t i0 = blk * kRows, n = std::min(kRows, M - i0);
+      const float* dyb = dy + i0 * out;
+      // t [n, r] = dy [n, out] B [out, r]: the gradient at the adapter's bottleneck (before s)
+      float* t = scratch(1, n * r);
+      gemm_call(false, false, n, r, out, 1.0f, dyb, out, b, r, 0.0f, t, r);
+      // the adapter path's input gradient s t A [n, in]
+      if (dxd) {
+        gemm_call(false, false, n, in, r, s.scale, t, r, a, in, 0.0f, dxd + i0 * in, in);
+      } else if (!xin.mask) {
+        gemm_call(false, false, n, in, r, s.scale, t, r, a, in, 1.0f, dx + i0 * in, in);
+      } else {
+        float* u = scratch(2, n * in);
+        gemm_call(false, false, n, in, r, s.scale, t, r, a, in, 0.0f, u, in);
+        dropout_backward(u, xin.mask + i0 * in, dx + i0 * in, n * in, xin.p, true);
+      }
+      // dA partial [r, in] = s t^T xd over this block's rows
+      const float* xdb = xin.rows(i0, n, scratch(0, n * in));
+      gemm_call(true, false, r, in, n, s.scale, t, r, xdb, in, 0.0f, da_part.data() + blk * r * in, in);
+    }
+  });
+  // dA = the block partials summed in block order (fixed: the same bits for any thread count)
+  parallel_for(r * in, 4096, [&](int64_t e0, int64_t e1) {
+    for (int64_t e = e0; e < e1; ++e) da[e] = da_part[e];
+    for (int64_t blk = 1; blk < blocks; ++blk) {
+      const float* part = da_part.data() + blk * r * in;
+      for (int64_t e = e0; e < e1; ++e) da[e] += part[e];
+    }
+  });
+}
+
+}  // namespace
+
+void lora_linear_forward_f32(const LoraShape& s, const float* x, const float* xd, const float* w,
+                             const float* bias, const float* a, const float* b, float* y, float* xa) {
+  AdapterInput xin;
+  xin.x = x;
+  xin.xd = xd == x ? nullptr : xd;
+  xin.in = s.in;
+  forward_impl(s, x, xin, w, bias, a, b, y, xa, 0.0f, 0, nullptr);
+}
+
+void lora_linear_backward_f32(const LoraShape& s, const float* dy, const float* xd, const float* w,
+                              const float* a, const float* b, const float* xa, float* dx, float* dxd, float* da,
+                              float* db, bool merge_dx) {
+  TK_CHECK(merge_dx || dxd != nullptr || s.M * s.in == 0, Value,
+           "loraLinearBackward: dxd is required when mergeDx is false");
+  AdapterInput xin;
+  xin.xd = xd;
+  xin.in = s.in;
+  backward_impl(s, dy, xin, w, a, b, xa, dx, merge_dx ? nullptr : dxd, da, db);
+}
+
+void lora_linear_forward_dropout_f32(const LoraShape& s, const float* x, const float* w, const float* bias,
+                                     const float* a, const float* b, float p, uint64_t seed, uint8_t* mask, float* y,
+                                     float* xa) {
+  TK_CHECK(p >= 0.0f && p < 1.0f, Value, "loraLinear: dropout p must be in [0, 1) but is ", p);
+  TK_CHECK(p == 0.0f || mask != nullptr || s.M * s.in == 0, Value, "loraLinear: a dropout mask buffer is required when p > 0");
+  AdapterInput xin;
+  xin.x = x;
+  xin.in = s.in;
+  forward_impl(s, x, xin, w, bias, a, b, y, xa, p, seed, p > 0.0f && s.r > 0 ? mask : nullptr);
+  // r == 0 has no adapter path, but the mask's contract (the kept flags) still holds
+  if (p > 0.0f && s.r == 0 && mask) {
+    std::vector<float> sink(static_cast<size_t>(std::min<int64_t>(s.M * s.in, 1 << 16)));
+    for (int64_t e0 = 0; e0 < s.M * s.in; e0 += static_cast<int64_t>(sink.size()))
+      dropout_range(x, sink.data(), mask, e0, std::min<int64_t>(static_cast<int64_t>(sink.size()), s.M * s.in - e0), p, seed);
+  }
+}
+
+void lora_linear_backward_dropout_f32(const LoraShape& s, const float* dy, const float* x, const uint8_t* mask,
+                                      float p, const float* w, const float* a, const float* b, const float* xa,
+                                      float* dx, float* da, float* db) {
+  TK_CHECK(p >= 0.0f && p < 1.0f, Value, "loraLinearBackward: dropout p must be in [0, 1) but is ", p);
+  TK_CHECK(p == 0.0f || mask != nullptr || s.M * s.in == 0, Value, "loraLinearBackward: the forward's dropout mask is required when p > 0");
+  AdapterInput xin;
+  xin.x = x;
+  xin.in = s.in;
+  if (p > 0.0f) {
+    xin.mask = mask;
+    xin.p = p;
+    xin.keep_scale = 1.0f / (1.0f - p);
+  }
+  backward_impl(s, dy, xin, w, a, b, xa, dx, nullptr, da, db);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,8 +8,10 @@
 //   xd   : [M, in]    the adapter's input: x itself, or dropout(x)
 //   xa   : [M, r]     = xd A^T, written by the forward and read by the backward
 //
-// W + s B A is never formed: the base product and the two thin adapter products are separate
-// GEMMs accumulating into y (beta = 1). The backward never computes a gradient for W:
+// W + s B A is never formed. The base product is one multi-threaded GEMM; the adapter path then
+// runs over blocks of rows whose operands stay in cache: the block's xd (dropped rows are made
+// in a scratch buffer, never in memory of size [M, in]), xa = xd A^T, and y += s xa B^T + bias in
+// the same visit of the block of y. The backward never computes a gradient for W:
 //
 //   dx  [M, in]  = dy W                   (+ s (dy B) A when merge_dx: xd is x, no dropout)
 //   dxd [M, in]  = s (dy B) A             (when !merge_dx: gradient w.r.t. the dropped input)
@@ -36,6 +38,20 @@ void lora_linear_forward_f32(const LoraShape& s, const float* x, const float* xd
 void lora_linear_backward_f32(const LoraShape& s, const float* dy, const float* xd, const float* w,
                               const float* a, const float* b, const float* xa, float* dx, float* dxd, float* da,
                               float* db, bool merge_dx);
+
+// The same with PEFT's lora_dropout on the adapter path, fused: xd = dropout(x) is never stored.
+// Element e of x (row-major index) is kept iff dropout_bits(seed, e) >= p 2^32 (dropout.h), kept
+// values scaled by 1 / (1 - p); mask [M, in] receives the kept flags (1/0) for the backward.
+// p == 0: xd is x and mask may be null. The backward recomputes xd's rows from x and the mask,
+// adds the adapter path's input gradient into dx through the mask (dx = dy W + mask s (dy B) A
+// / (1 - p)), and sums dA over fixed blocks of rows in a fixed order (the same bits for any
+// thread count).
+void lora_linear_forward_dropout_f32(const LoraShape& s, const float* x, const float* w, const float* bias,
+                                     const float* a, const float* b, float p, uint64_t seed, uint8_t* mask, float* y,
+                                     float* xa);
+void lora_linear_backward_dropout_f32(const LoraShape& s, const float* dy, const float* x, const uint8_t* mask,
+                                      float p, const float* w, const float* a, const float* b, const float* xa,
+                                      float* dx, float* da, float* db);
 
 // Plain loops in double precision: the oracle for the fast path.
 void lora_linear_forward_reference(const LoraShape& s, const float* x, const float* xd, const float* w,

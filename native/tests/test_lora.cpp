@@ -6,7 +6,10 @@
 #include <vector>
 
 #include "../core/status.h"
+#include "../core/thread_pool.h"
+#include "../cpu/dropout.h"
 #include "../cpu/lora.h"
+#include <tuple>
 #include "test_harness.h"
 
 using tk::cpu::LoraShape;
@@ -216,4 +219,55 @@ TK_TEST(lora_rank_zero_and_validation) {
     threw = true;
   }
   TK_EXPECT(threw, "missing dxd without mergeDx is an error");
+}
+
+// The dropout-fused kernels against the reference run on xd = dropout(x) made by the dropout
+// kernel itself: the same mask (drawn by element index, whatever the row blocks), the same y
+// and xa, dx = dy W + mask s (dy B) A / (1 - p), dA and dB; and dA's bits do not depend on the
+// thread count (fixed blocks, fixed summation order).
+TK_TEST(lora_dropout_fused_matches_reference_on_dropped_input) {
+  for (auto [M, in, out, r, inOut, p] : {std::tuple{1, 1, 1, 1, false, 0.5f}, {65, 33, 17, 3, true, 0.1f},
+                                         {130, 70, 45, 8, false, 0.05f}, {200, 64, 96, 4, true, 0.0f},
+                                         {129, 40, 30, 0, false, 0.2f}}) {
+    LoraShape s = shape(M, in, out, r, inOut);
+    Inputs inp = make_inputs(s, true, 100 + M);
+    const int64_t nx = s.M * s.in;
+    // reference inputs: the dropped x and its mask from the plain dropout kernel
+    std::vector<float> xd(nx);
+    std::vector<uint8_t> mask_ref(nx);
+    tk::cpu::dropout(inp.x.data(), xd.data(), mask_ref.data(), nx, p, 77);
+    std::vector<float> y1(s.M * s.out, 7.f), y2 = y1, xa1(s.M * s.r, 7.f), xa2 = xa1;
+    std::vector<uint8_t> mask(nx, 9);
+    tk::cpu::lora_linear_forward_dropout_f32(s, inp.x.data(), inp.w.data(), inp.bias.data(), inp.a.data(), inp.b.data(), p,
+                                             77, p > 0 ? mask.data() : nullptr, y1.data(), xa1.data());
+    tk::cpu::lora_linear_forward_reference(s, inp.x.data(), xd.data(), inp.w.data(), inp.bias.data(), inp.a.data(),
+                                           inp.b.data(), y2.data(), xa2.data());
+    if (p > 0) TK_EXPECT(mask == mask_ref, "mask of the fused forward == the dropout kernel's (M=%lld)", (long long)M);
+    std::vector<float> dx1(nx, 7.f), dx2 = dx1, dxd2 = dx1, da1(s.r * s.in, 7.f), da2 = da1, db1(s.out * s.r, 7.f), db2 = db1;
+    tk::cpu::lora_linear_backward_dropout_f32(s, inp.dy.data(), inp.x.data(), p > 0 ? mask.data() : nullptr, p, inp.w.data(),
+                                              inp.a.data(), inp.b.data(), xa1.data(), dx1.data(), da1.data(), db1.data());
+    tk::cpu::lora_linear_backward_reference(s, inp.dy.data(), xd.data(), inp.w.data(), inp.a.data(), inp.b.data(),
+                                            xa2.data(), dx2.data(), dxd2.data(), da2.data(), db2.data(), false);
+    // the reference's separate dx and dxd, joined through the mask
+    for (int64_t e = 0; e < nx; ++e) dx2[e] += (mask_ref[e] ? dxd2[e] / (1 - p) : 0.0f);
+    const double ry = tk::test::worst_ratio(y1.data(), y2.data(), y1.size(), 1e-4, 1e-4);
+    const double rxa = tk::test::worst_ratio(xa1.data(), xa2.data(), xa1.size(), 1e-4, 1e-4);
+    const double rdx = tk::test::worst_ratio(dx1.data(), dx2.data(), dx1.size(), 1e-4, 1e-4);
+    const double rda = tk::test::worst_ratio(da1.data(), da2.data(), da1.size(), 1e-4, 1e-4);
+    const double rdb = tk::test::worst_ratio(db1.data(), db2.data(), db1.size(), 1e-4, 1e-4);
+    TK_EXPECT(ry <= 1 && rxa <= 1 && rdx <= 1 && rda <= 1 && rdb <= 1, "y %.3g xa %.3g dx %.3g dA %.3g dB %.3g at M=%lld in=%lld out=%lld r=%lld p=%.2f",
+              ry, rxa, rdx, rda, rdb, (long long)M, (long long)in, (long long)out, (long long)r, p);
+    // thread-count independence of dA (and everything else)
+    const int nt = tk::num_threads();
+    tk::set_num_threads(1);
+    std::vector<float> dx3(nx), da3(s.r * s.in), db3(s.out * s.r);
+    tk::cpu::lora_linear_backward_dropout_f32(s, inp.dy.data(), inp.x.data(), p > 0 ? mask.data() : nullptr, p, inp.w.data(),
+                                              inp.a.data(), inp.b.data(), xa1.data(), dx3.data(), da3.data(), db3.data());
+    tk::set_num_threads(std::max(2, nt));
+    std::vector<float> da4(s.r * s.in);
+    tk::cpu::lora_linear_backward_dropout_f32(s, inp.dy.data(), inp.x.data(), p > 0 ? mask.data() : nullptr, p, inp.w.data(),
+                                              inp.a.data(), inp.b.data(), xa1.data(), dx3.data(), da4.data(), db3.data());
+    tk::set_num_threads(nt);
+    TK_EXPECT(da3 == da4, "dA bits the same on 1 and %d threads (M=%lld)", std::max(2, nt), (long long)M);
+  }
 }

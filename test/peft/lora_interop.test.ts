@@ -121,12 +121,13 @@ describe('our LoRA adapters (written for PEFT)', () => {
         fs.writeFileSync(path.join(folder, 'expected.json'), JSON.stringify({ model: c.model, task: c.task, shape, logits, lora_layers: loraLayerCount(lora) }));
         lora.dispose();
       }
-      // our own reload reproduces what we recorded (bit-for-bit up to summation order)
+      // our own reload reproduces what we recorded, up to summation order (the fused kernel's
+      // order changes with its blocking: a few f32 ulps of logits of size ~1-10)
       const exp = readJson<Expected>(path.join(folder, 'expected.json'));
       const { model: base } = loadPretrained(modelDir(c.model), { task: c.task });
       const lora = LoraModel.fromPretrained(base, folder);
       const got = logitsOf(lora, c.model);
-      expect(maxAbsErr(got, exp.logits, exp.shape, inputsOf(c.model).attention_mask).err).toBeLessThan(1e-6);
+      expect(maxAbsErr(got, exp.logits, exp.shape, inputsOf(c.model).attention_mask).err).toBeLessThan(1e-5);
       const cfg = readJson<Record<string, unknown>>(path.join(folder, 'adapter_config.json'));
       expect(cfg.peft_type).toBe('LORA');
       expect(Object.keys(cfg)).toEqual(Object.keys(cfg).sort());
