@@ -54,9 +54,15 @@ export interface RunJob<E = unknown, R = unknown> {
   writeOutputs(ctx: RunJobContext, model: TrainableModel, data: RunJobData<E>): void;
 }
 
+/**
+ * Which runs a job takes: a list of methods, a test of the method (the supervised job takes
+ * every PEFT method), or a list of tasks (whatever the method: a task with its own data, as
+ * images, has its own job).
+ */
+export type RunJobMatch = readonly string[] | ((method: string) => boolean) | { tasks: readonly string[] };
+
 interface Entry {
-  /** the methods it takes: a list, or a test (the supervised job takes every PEFT method) */
-  methods: readonly string[] | ((method: string) => boolean);
+  match: RunJobMatch;
   job: RunJob;
   name: string;
 }
@@ -64,33 +70,34 @@ interface Entry {
 const entries: Entry[] = [];
 
 /**
- * Registers the job of some methods. A method already taken by a listed job is refused (a
- * second registration under the same name, as a module loaded twice, replaces the first).
+ * Registers the job of some methods (or tasks). A method already taken by a listed job is
+ * refused (a second registration under the same name, as a module loaded twice, replaces the first).
  * @example registerRunJob('reward', ['reward'], rewardJob);
  */
-export function registerRunJob<E, R>(name: string, methods: readonly string[] | ((method: string) => boolean), job: RunJob<E, R>): void {
+export function registerRunJob<E, R>(name: string, match: RunJobMatch, job: RunJob<E, R>): void {
   const at = entries.findIndex((e) => e.name === name);
   if (at >= 0) entries.splice(at, 1);
-  if (Array.isArray(methods)) {
-    for (const m of methods) {
-      const owner = entries.find((e) => Array.isArray(e.methods) && e.methods.includes(m));
+  if (Array.isArray(match)) {
+    for (const m of match as readonly string[]) {
+      const owner = entries.find((e) => Array.isArray(e.match) && (e.match as readonly string[]).includes(m));
       if (owner) throw new TunekitError('ERR_CONFIG', `registerRunJob: method '${m}' already belongs to the '${owner.name}' job`);
     }
   }
-  const entry: Entry = { name, methods, job: job as RunJob };
-  // listed methods win over tests
-  if (Array.isArray(methods)) entries.unshift(entry);
-  else entries.push(entry);
+  entries.push({ name, match, job: job as RunJob });
 }
 
 /**
- * The job that trains a config's method; none is ERR_CONFIG naming the registered ones.
- * @example const job = runJobFor(config.method);
+ * The job that trains a config's method (a job registered for the config's task comes first,
+ * then one listing the method, then one whose test takes it); none is ERR_CONFIG naming the
+ * registered ones.
+ * @example const job = runJobFor(config.method, config.task);
  */
-export function runJobFor(method: string): RunJob {
-  for (const e of entries) {
-    if (Array.isArray(e.methods) ? e.methods.includes(method) : (e.methods as (m: string) => boolean)(method)) return e.job;
-  }
-  const listed = entries.flatMap((e) => (Array.isArray(e.methods) ? e.methods : [`(${e.name} methods)`]));
-  throw new TunekitError('ERR_CONFIG', `method '${method}': no training job is registered for it (registered: ${listed.join(', ') || 'none'}). The reward, dpo and ppo jobs register when lib/rlhf is imported, as tunekit's index and CLI do.`);
+export function runJobFor(method: string, task?: string): RunJob {
+  const byTask = task === undefined ? undefined : entries.find((e) => typeof e.match === 'object' && !Array.isArray(e.match) && (e.match as { tasks: readonly string[] }).tasks.includes(task));
+  const listed = entries.find((e) => Array.isArray(e.match) && (e.match as readonly string[]).includes(method));
+  const tested = entries.find((e) => typeof e.match === 'function' && e.match(method));
+  const found = byTask ?? listed ?? tested;
+  if (found) return found.job;
+  const names = entries.flatMap((e) => (Array.isArray(e.match) ? (e.match as readonly string[]) : [`(${e.name} job)`]));
+  throw new TunekitError('ERR_CONFIG', `method '${method}': no training job is registered for it (registered: ${names.join(', ') || 'none'}). The reward, dpo and ppo jobs register when lib/rlhf is imported, as tunekit's index and CLI do.`);
 }
