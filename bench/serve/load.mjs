@@ -5,9 +5,11 @@
 //
 // Usage: node bench/serve/load.mjs [--max-tokens 32] [--rounds 3] [--threads N]   (after `npm run build`)
 // Prints one JSON line per cell, then a table; figures: generated tokens/s over the cell's wall
-// time, p50/p99 request latency (ms, full response), mean decode batch (scheduler's metrics).
+// time, tokens per CPU-second of the server process (user + system; less distorted than wall
+// time when other jobs share the cores), p50/p99 request latency (ms, full response), mean
+// decode batch (scheduler's metrics).
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir, loadavg } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -82,10 +84,17 @@ function bodies() {
   return out;
 }
 
-async function runCell(url, cell) {
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
+async function runCell(url, cell, pid) {
   const list = bodies();
   let next = 0, tokens = 0, bad = 0, last = 0;
   const before = await metrics(url);
+  const cpu0 = cpuSeconds(pid);
   const t0 = performance.now();
   const result = await autocannon({
     url, connections: cell.clients, amount: cell.requests, timeout: 600,
@@ -102,11 +111,12 @@ async function runCell(url, cell) {
   });
   // up to the last response: autocannon itself resolves on its next one-second tick
   const seconds = (last - t0) / 1000;
+  const cpu = cpuSeconds(pid) - cpu0;
   const after = await metrics(url);
   const steps = after.steps - before.steps;
   return {
     clients: cell.clients, requests: result.requests.total, errors: bad + result.errors + result.timeouts, tokens,
-    tokens_per_s: +(tokens / seconds).toFixed(1), p50_ms: result.latency.p50, p99_ms: result.latency.p99,
+    tokens_per_s: +(tokens / seconds).toFixed(1), tokens_per_cpu_s: +(tokens / cpu).toFixed(1), p50_ms: result.latency.p50, p99_ms: result.latency.p99,
     mean_batch: +((after.rows - before.rows) / Math.max(1, steps)).toFixed(2), mixed_steps: after.mixed - before.mixed, seconds: +seconds.toFixed(2),
   };
 }
@@ -129,10 +139,10 @@ try {
       for (const model of ADAPTERS) await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model, prompt: 'Hello', max_tokens: 4 }) });
     }
     for (const cell of CELLS) {
-      for (const { mode, url } of servers) {
+      for (const { mode, url, child } of servers) {
         let best = null;
         for (let round = 0; round < ROUNDS; round++) {
-          const r = { mode, round, ...(await runCell(url, cell)) };
+          const r = { mode, round, ...(await runCell(url, cell, child.pid)) };
           console.log(JSON.stringify(r));
           if (!best || r.tokens_per_s > best.tokens_per_s) best = r;
         }
@@ -149,7 +159,7 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 console.log(`load average after: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-console.log(`\nbest of ${ROUNDS} rounds per cell (by tokens/s)\nmode                  clients  requests  tokens/s    p50 ms    p99 ms  mean batch`);
+console.log(`\nbest of ${ROUNDS} rounds per cell (by tokens/s)\nmode                  clients  requests  tokens/s  tok/CPU-s    p50 ms    p99 ms  mean batch`);
 for (const r of rows) {
-  console.log(`${r.mode.padEnd(22)}${String(r.clients).padStart(7)}${String(r.requests).padStart(10)}${r.tokens_per_s.toFixed(1).padStart(10)}${String(r.p50_ms).padStart(10)}${String(r.p99_ms).padStart(10)}${r.mean_batch.toFixed(2).padStart(12)}`);
+  console.log(`${r.mode.padEnd(22)}${String(r.clients).padStart(7)}${String(r.requests).padStart(10)}${r.tokens_per_s.toFixed(1).padStart(10)}${r.tokens_per_cpu_s.toFixed(1).padStart(11)}${String(r.p50_ms).padStart(10)}${String(r.p99_ms).padStart(10)}${r.mean_batch.toFixed(2).padStart(12)}`);
 }
