@@ -111,6 +111,24 @@ describe.each(['reward', 'dpo', 'ppo'] as const)('%s', (method) => {
   });
 });
 
+describe('dpo with full fine-tuning (peft: null)', () => {
+  it('the reference log-probs come from the base, computed before the checkpoint is restored: SIGINT + --resume is bit-identical', async () => {
+    const full = (out: string) => {
+      const c = rawConfig('dpo', out);
+      return loadConfig({ ...c, peft: null });
+    };
+    const ref = await runTraining(full('dpo-full-ref'), quiet);
+    expect(ref.before!['rewards/margins']).toBe(0);
+    const stop = await runTraining(full('dpo-full'), { ...quiet, callbacks: { onStep: (i) => { if (i.step === 3) process.emit('SIGINT'); } } });
+    expect(stop.fit).toMatchObject({ steps: 3, status: 'interrupted' });
+    await runTraining(full('dpo-full'), { ...quiet, resume: true });
+    for (const f of ['model/model.safetensors', 'checkpoint/model/model.safetensors', 'checkpoint/optimizer.safetensors']) {
+      expect(fs.readFileSync(path.join(w.work, 'dpo-full', f)).equals(fs.readFileSync(path.join(w.work, 'dpo-full-ref', f))), f).toBe(true);
+    }
+    expect(figures(path.join(w.work, 'dpo-full'))).toEqual(figures(path.join(w.work, 'dpo-full-ref')));
+  });
+});
+
 describe('tunekit train (PPO) with a real SIGINT', () => {
   it('stops with a checkpoint, lists only what it wrote, and --resume ends bit-identical to the in-process run', () => {
     expect(fs.existsSync(MAIN)).toBe(true); // dist/ is built by test/global_setup.ts
