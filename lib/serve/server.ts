@@ -323,7 +323,7 @@ export class TunekitServer {
     reply.raw.on('close', () => {
       if (!finished) for (const h of handles) h.cancel('the client disconnected');
     });
-    const sse = job.stream ? new SseWriter(reply, (status) => this.observe(req, status)) : null;
+    const sse = job.stream ? new SseWriter(reply) : null;
     try {
       job.prompts.forEach((promptIds, index) => {
         if (sse && kind === 'chat') sse.send(chunk(job, id, created, index, { role: 'assistant', content: '' }, null));
@@ -382,10 +382,13 @@ function chunk(job: Job, id: string, created: number, index: number, piece: stri
   return { id, object: objectOf(job), created, model: job.model, choices: [choice] };
 }
 
-/** Server-sent events on a hijacked reply: `data: <json>` events, then `data: [DONE]`. */
+/**
+ * Server-sent events on a hijacked reply: `data: <json>` events, then `data: [DONE]`. (Fastify
+ * still runs the onResponse hook for a hijacked reply, which counts it in the metrics.)
+ */
 class SseWriter {
   private open = true;
-  constructor(private readonly reply: FastifyReply, private readonly done: (status: number) => void) {
+  constructor(private readonly reply: FastifyReply) {
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
     reply.raw.on('close', () => { this.open = false; });
@@ -395,12 +398,10 @@ class SseWriter {
   }
   end(): void {
     if (this.open && !this.reply.raw.writableEnded) this.reply.raw.end('data: [DONE]\n\n');
-    this.done(200);
   }
   fail(e: HttpError): void {
     this.send(errorBody(e));
     if (this.open && !this.reply.raw.writableEnded) this.reply.raw.end('data: [DONE]\n\n');
-    this.done(e.status);
   }
 }
 

@@ -126,6 +126,8 @@ describe('tunekit serve with the openai client', () => {
     const cut = await client.completions.create({ model: 'beta', prompt: 'The spam filter', max_tokens: 12, temperature: 0, stop: [stop] });
     expect(cut.choices[0]!.text).toBe(text.slice(0, text.indexOf(stop)));
     expect(cut.choices[0]!.finish_reason).toBe('stop');
+    const counted = /^tunekit_requests_total\{endpoint="\/v1\/chat\/completions",status="200"\}/;
+    const before = (await metric(server.url, counted)) || 0;
     const s = await client.chat.completions.create({ model: 'alpha', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 7, temperature: 0, stream: true });
     let deltas = '';
     let role: string | undefined;
@@ -136,6 +138,7 @@ describe('tunekit serve with the openai client', () => {
     const whole = await client.chat.completions.create({ model: 'alpha', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 7, temperature: 0 });
     expect(role).toBe('assistant');
     expect(deltas).toBe(whole.choices[0]!.message.content);
+    expect(await metric(server.url, counted)).toBe(before + 2); // a streamed request is counted once
   });
 
   it('answers bad requests in OpenAI\'s error shape with their HTTP codes, and keeps serving', async () => {
