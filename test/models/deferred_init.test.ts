@@ -24,7 +24,7 @@ describe('deferred initialisation on load', () => {
     expect(report.initialised).toEqual(['score.weight']);
     manualSeed(11);
     const raw = { ...readConfig(folder), num_labels: 3 };
-    const arch = architectureFor(raw.model_type);
+    const arch = architectureFor((raw as Record<string, unknown>).model_type as string);
     const eager = arch.build(arch.parseConfig(raw), 'seq_cls');
     const p = new Map(model.namedParameters());
     const e = new Map(eager.namedParameters());

@@ -258,7 +258,7 @@ describe('AdaLoRA model against PEFT', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ada-'));
     model.saveAdapter(dir);
     const f = openSafetensors(path.join(dir, 'adapter_model.safetensors'));
-    expect(f.names.sort()).toEqual(openSafetensors(path.join(ADA_FIXTURES, 'peft_adapter', 'adapter_model.safetensors')).names.sort());
+    expect([...f.names].sort()).toEqual([...openSafetensors(path.join(ADA_FIXTURES, 'peft_adapter', 'adapter_model.safetensors')).names].sort());
     expect(f.readTensor('base_model.model.transformer.h.0.attn.c_proj.lora_A').shape).toEqual([0, 48]);
     f.close();
     const back = AdaLoraModel.fromPretrained(gpt2(), dir);
