@@ -291,14 +291,17 @@ export class BatchEngine {
     const keepRunning = this.running.map((s, row) => ({ s, row })).filter(({ s }) => !s.done);
     const keepJoining = joining.map((s, row) => ({ s, row })).filter(({ s }) => !s.done);
     if (keepRunning.length === this.running.length && keepJoining.length === 0) return; // unchanged
-    const sources: RowSource[] = [
-      ...keepRunning.map(({ s, row }) => ({ cache: this.cache, row, len: s.len })),
-      ...keepJoining.map(({ s, row }) => ({ cache: prefillCache, row, len: s.len })),
-    ];
+    // rows ordered by adapter slot (stable): each adapter's rows are consecutive, so the LoRA
+    // kernel uses them in place instead of gathering them
+    const rows = [
+      ...keepRunning.map(({ s, row }) => ({ s, src: { cache: this.cache, row, len: s.len } })),
+      ...keepJoining.map(({ s, row }) => ({ s, src: { cache: prefillCache, row, len: s.len } })),
+    ].sort((a, b) => a.s.req.slot - b.s.req.slot);
+    const sources: RowSource[] = rows.map((r) => r.src);
     const next = sources.length ? noGrad(() => gatherKvRows(sources, this.model.config.numLayers)) : [];
     disposeKv(this.cache);
     this.cache = next;
-    this.running = [...keepRunning.map(({ s }) => s), ...keepJoining.map(({ s }) => s)];
+    this.running = rows.map((r) => r.s);
     this.cacheT = this.running.length ? Math.max(...this.running.map((s) => s.len)) : 0;
   }
 
