@@ -71,7 +71,7 @@ function checkLabelOptions(opts: LoadOptions): void {
  * before the model is built: a config whose sizes disagree with the weights fails at once,
  * naming the tensors, without allocating the model it describes.
  */
-function checkCheckpointAgainstConfig(dir: string, arch: Architecture, shapes: ParameterShapes, task: Task): void {
+function checkCheckpointAgainstConfig(dir: string, arch: Architecture, shapes: ParameterShapes, task: Task, newHead = false): void {
   const want = new Map(shapes);
   const seen = new Set<string>();
   const mismatched: string[] = [];
@@ -83,6 +83,8 @@ function checkCheckpointAgainstConfig(dir: string, arch: Architecture, shapes: P
       seen.add(name);
       const shape = want.get(name)!;
       const got = ckpt.info(key).shape;
+      // a classification head for other labels is made anew (transformers' ignore_mismatched_sizes)
+      if (newHead && isHeadParam(name)) continue;
       if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
         mismatched.push(`checkpoint tensor '${key}' has shape [${got}] but the model built from config.json expects [${shape}] for '${name}'`);
       }
@@ -121,12 +123,14 @@ export function loadPretrained(dir: string, opts: LoadOptions = {}): { model: Pr
   // sizes, parameter count and the checkpoint's shapes are checked before anything is allocated
   const shapes = arch.parameterShapes(config, task);
   checkParameterBudget(config.modelType, shapes);
-  checkCheckpointAgainstConfig(dir, arch, shapes, task);
+  // labels given for a task head: a checkpoint head of another size is replaced, not an error
+  const newHead = opts.labels !== undefined || opts.numLabels !== undefined;
+  checkCheckpointAgainstConfig(dir, arch, shapes, task, newHead);
   // weights the checkpoint provides are never randomly filled first (see lib/nn/init.ts)
   const { value: model, initialise } = withDeferredInit(() => arch.build(config, task));
   let report: LoadReport;
   try {
-    report = loadWeights(model, dir, task);
+    report = loadWeights(model, dir, task, { newHead });
   } catch (e) {
     model.dispose();
     throw e;
@@ -141,7 +145,7 @@ export function loadPretrained(dir: string, opts: LoadOptions = {}): { model: Pr
 }
 
 /** Loads checkpoint tensors into an already built model, checking every shape. */
-export function loadWeights(model: PretrainedModel, dir: string, task: Task): LoadReport {
+export function loadWeights(model: PretrainedModel, dir: string, task: Task, opts: { newHead?: boolean } = {}): LoadReport {
   const arch = architectureFor(model.config.modelType);
   const params = new Map(model.namedParameters());
   // BatchNorm's running statistics and the like, for architectures whose checkpoints carry them
@@ -162,7 +166,13 @@ export function loadWeights(model: PretrainedModel, dir: string, task: Task): Lo
           continue;
         }
         const info = ckpt.info(key);
-        if (info.shape.length !== p.shape.length || info.shape.some((d, i) => d !== p.shape[i])) {
+        const sameShape = info.shape.length === p.shape.length && info.shape.every((d, i) => d === p.shape[i]);
+        if (!sameShape && opts.newHead && isHeadParam(name)) {
+          // the checkpoint's head has other labels: this one stays freshly initialised (reported)
+          unused.push(key);
+          continue;
+        }
+        if (!sameShape) {
           throw new TunekitError('ERR_SHAPE', `checkpoint tensor '${key}' has shape [${info.shape}] but the model built from config.json expects [${p.shape}] for '${name}'`);
         }
         if (info.dtype === 'F32' && p.dtype === 'f32' && p.isContiguous) {
