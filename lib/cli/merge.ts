@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
-import { loadPretrained, savePretrained } from '../models/loader.js';
+import { loadPretrained, readConfig, savePretrained } from '../models/loader.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { readAdapterFolder } from '../peft/base/adapter_io.js';
 import { LoraModel } from '../peft/lora/model.js';
@@ -29,6 +29,8 @@ against the dense weights when --model is dense). --requantize writes the merged
 (bitsandbytes layout) and reports the error that adds.`;
 
 const TASK_OF: Record<string, Task> = { CAUSAL_LM: 'causal_lm', SEQ_CLS: 'seq_cls', TOKEN_CLS: 'token_cls' };
+/** Image models: their adapters are image classification (task_type null in PEFT's files). */
+const IMAGE_MODEL_TYPES = ['resnet', 'vit'];
 
 export async function mergeCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { model: { type: 'string' }, adapter: { type: 'string' }, output: { type: 'string' }, dtype: { type: 'string' }, nf4: { type: 'boolean' }, requantize: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
@@ -38,9 +40,11 @@ export async function mergeCommand(argv: string[]): Promise<void> {
   if (dtype !== 'f32' && dtype !== 'bf16') throw new TunekitError('ERR_CONFIG', `merge: --dtype must be f32 or bf16 but received '${values.dtype}'`);
   const modelDir = resolveModelPath(values.model!);
   const { config, tensors } = readAdapterFolder(values.adapter!);
-  const task = TASK_OF[String(config.task_type)] ?? 'causal_lm';
+  // PEFT writes task_type null for image classification (it has no image task type)
+  const task = TASK_OF[String(config.task_type)] ?? (IMAGE_MODEL_TYPES.includes(String(readConfig(modelDir).model_type)) ? 'image_cls' : 'causal_lm');
   let numLabels: number | undefined;
-  for (const [k, t] of tensors) if (/\.(score|classifier)\.weight$/.test(k)) numLabels = t.shape[0];
+  // ResNet's head is classifier.1 (transformers' Sequential(Flatten, Linear))
+  for (const [k, t] of tensors) if (/\.(score|classifier)(\.1)?\.weight$/.test(k)) numLabels = t.shape[0];
   // label names written by tunekit train beside the adapter (labels.json); LABEL_i without it
   const labels = readLabelNames(values.adapter!) ?? undefined;
   if (labels && numLabels !== undefined && labels.length !== numLabels) {
@@ -69,7 +73,7 @@ export async function mergeCommand(argv: string[]): Promise<void> {
     const merged = peft.mergeAndUnload();
     savePretrained(merged, values.output!, { dtype });
   }
-  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) {
+  for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'preprocessor_config.json']) {
     if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(values.output!, f));
   }
   console.log(`merged ${values.adapter} into ${values.model}${values.nf4 || nf4Base ? ' (NF4 base)' : ''} -> ${values.output} (${task}, ${values.requantize ? 'nf4 + ' : ''}${dtype})`);

@@ -12,6 +12,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fixturePath } from './helpers.js';
+import { loadPretrained } from '../../lib/index.js';
+import { readImageProcessor } from '../../lib/data/image_processor.js';
+import { loadBuiltinDigits } from '../../lib/data/images.js';
+import { ImageClassificationObjective } from '../../lib/train/objectives/image_cls.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -59,6 +63,18 @@ describe('image tasks through the CLI', () => {
     expect(cfg.task_type).toBe(null);
     expect(cfg.modules_to_save).toContain('classifier');
     expect(fs.existsSync(path.join(out, 'metrics.jsonl'))).toBe(true);
+    // tunekit merge folds the adapter into the base: the merged folder scores what the run scored
+    const merged = path.join(proj, 'runs', 'digits-merged');
+    const m = tunekit(['merge', '--model', 'builtin:tunekit-resnet-digits', '--adapter', path.join(out, 'adapter'), '--output', merged], ROOT);
+    expect(m.code, m.out).toBe(0);
+    expect(m.out).toMatch(/\(image_cls, f32\)/);
+    const { model } = loadPretrained(merged, { task: 'image_cls' });
+    const proc = readImageProcessor(merged)!;
+    const data = loadBuiltinDigits('builtin:mnist-5-9', { processor: proc, channels: 1 });
+    const again = new ImageClassificationObjective(model).evaluate(data.eval, { batchSize: 256, evalSplit: true });
+    expect(Math.abs(again.accuracy! - res.eval.accuracy)).toBeLessThan(1e-9);
+    expect(Math.abs(again.loss - res.eval.loss)).toBeLessThan(1e-4);
+    model.dispose();
   });
 
   const cells: [string, string, string][] = [
