@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <list>
 #include <mutex>
 #include <sys/mman.h>
 #include <unordered_map>
@@ -39,12 +40,15 @@ void raw_free(void* p, size_t cls) {
 // step (activations, gradients, logits); from the system allocator each large block is a fresh
 // mmap whose pages fault in again on first touch (~10% of a GPT-2 step). Freed blocks are kept in
 // per-size-class free lists and handed out again. Size classes are quarter powers of two
-// (<= 25% rounding; 64-byte multiples below 4 KiB). The cache holds at most kMaxCachedBytes
-// (env TUNEKIT_ALLOC_CACHE_MB; 0 disables it). It never lets live + cached bytes exceed the peak
-// of live bytes seen so far: a freed block is kept only within that bound, and a size that misses
-// first evicts cached blocks (largest first) to stay within it, so the cache does not raise the
-// resident peak. An allocation that fails empties the cache and retries. live/peak bytes count the bytes asked for by live storages, as before (cached blocks
-// are not live).
+// (<= 25% rounding; 64-byte multiples below 4 KiB). The cache holds at most max_bytes_ (env
+// TUNEKIT_ALLOC_CACHE_MB; 0 disables it) and never lets live + cached bytes exceed the peak of
+// live bytes seen so far, so it does not raise the resident peak. Within those bounds the least
+// recently freed blocks make way: a freed block is always kept (older cached blocks of any size
+// are evicted for it), and a size that misses first evicts the oldest blocks. (Before, a freed
+// block that did not fit was returned to the system while stale blocks of sizes no longer used
+// kept the room: in the main job's step most 6-8 MiB blocks missed every step.) An allocation
+// that fails empties the cache and retries. live/peak bytes count the bytes asked for by live
+// storages (cached blocks are not live).
 class BlockCache {
  public:
   BlockCache() {
@@ -63,46 +67,42 @@ class BlockCache {
   void* take(size_t cls) {
     if (max_bytes_ == 0) return nullptr;
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = free_.find(cls);
-    if (it == free_.end() || it->second.empty()) return nullptr;
-    void* p = it->second.back();
+    auto it = by_class_.find(cls);
+    if (it == by_class_.end() || it->second.empty()) return nullptr;
+    auto entry = it->second.back();  // the most recently freed block of this size
     it->second.pop_back();
+    void* p = entry->p;
+    lru_.erase(entry);
     cached_ -= cls;
     return p;
   }
 
   // true when the block was kept; live = live bytes after this block's release
   bool give(void* p, size_t cls, int64_t live, int64_t peak) {
-    if (max_bytes_ == 0) return false;
+    if (max_bytes_ == 0 || cls > max_bytes_) return false;
     std::lock_guard<std::mutex> lock(mu_);
-    if (cached_ + cls > max_bytes_ || live + static_cast<int64_t>(cached_ + cls) > peak) return false;
-    free_[cls].push_back(p);
+    // the block just freed is the likeliest to be asked for again: older blocks make way for it
+    while (!lru_.empty() && !fits(cls, live, peak)) evict_oldest();
+    if (!fits(cls, live, peak)) return false;
+    lru_.push_front({cls, p});
+    by_class_[cls].push_back(lru_.begin());
     cached_ += cls;
     return true;
   }
 
-  // Before a fresh allocation of cls bytes: evict cached blocks, largest first, until
+  // Before a fresh allocation of cls bytes: evict the oldest cached blocks until
   // live + cached + cls fits under the live peak (or the cache is empty).
   void make_room(size_t cls, int64_t live, int64_t peak) {
     if (max_bytes_ == 0) return;
     std::lock_guard<std::mutex> lock(mu_);
-    while (cached_ > 0 && live + static_cast<int64_t>(cached_ + cls) > peak) {
-      auto big = free_.end();
-      for (auto it = free_.begin(); it != free_.end(); ++it)
-        if (!it->second.empty() && (big == free_.end() || it->first > big->first)) big = it;
-      if (big == free_.end()) break;
-      raw_free(big->second.back(), big->first);
-      big->second.pop_back();
-      cached_ -= big->first;
-    }
+    while (!lru_.empty() && live + static_cast<int64_t>(cached_ + cls) > peak) evict_oldest();
   }
 
   void clear() {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [cls, v] : free_) {
-      for (void* p : v) raw_free(p, cls);
-    }
-    free_.clear();
+    for (auto& e : lru_) raw_free(e.p, e.cls);
+    lru_.clear();
+    by_class_.clear();
     cached_ = 0;
   }
 
@@ -112,8 +112,29 @@ class BlockCache {
   }
 
  private:
+  struct Entry {
+    size_t cls;
+    void* p;
+  };
+
+  bool fits(size_t cls, int64_t live, int64_t peak) const {
+    return cached_ + cls <= max_bytes_ && live + static_cast<int64_t>(cached_ + cls) <= peak;
+  }
+
+  // the least recently freed block (the back of the list); within its class it is the oldest,
+  // so it sits at the front of that class's vector
+  void evict_oldest() {
+    const Entry e = lru_.back();
+    auto& v = by_class_[e.cls];
+    v.erase(v.begin());
+    lru_.pop_back();
+    raw_free(e.p, e.cls);
+    cached_ -= e.cls;
+  }
+
   std::mutex mu_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
+  std::list<Entry> lru_;  // front: most recently freed
+  std::unordered_map<size_t, std::vector<std::list<Entry>::iterator>> by_class_;  // oldest first
   size_t cached_ = 0;
   size_t max_bytes_ = size_t{4} << 30;
 };

@@ -27,6 +27,12 @@ struct Handle {
 // Per-environment state (the addon is context-aware: each worker thread gets its own).
 struct EnvState {
   Napi::FunctionReference error_class;  // lib/errors.ts TunekitError, set at load time
+  // External memory of this env's storage handles, and the part reported to V8 (see
+  // storage_ops.cpp: report_external): the reported figure follows the high-water mark of live
+  // bytes, not every allocation, so that a training step's churn does not start a GC each step.
+  int64_t external_live = 0;
+  int64_t external_reported = 0;
+  double external_raised_at = 0;  // seconds (steady clock) when the reported figure last rose
 };
 
 EnvState& env_state(Napi::Env env);
