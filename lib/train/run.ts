@@ -16,10 +16,11 @@ import { manualSeed } from '../nn/random.js';
 import { Trainer, type TrainerCallbacks, type TrainSettings } from './trainer.js';
 import { warmupStepsFor, type TrainConfig } from './config.js';
 import type { Objective } from './objective.js';
-import { runJobFor, type RunJob, type RunJobContext } from './run_job.js';
-import { imageClassificationJob } from './run_image.js';
+import { runJobFor, type RunJobContext } from './run_job.js';
 import type { RunEval, RunResult } from './run_result.js';
+// the jobs of lib/train register themselves: fine-tuning methods, and the image_cls task
 import './run_supervised.js';
+import './run_image.js';
 
 export type { RunResult } from './run_result.js';
 
@@ -79,8 +80,8 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   manualSeed(config.training.seed);
   if (config.training.threads > 0) native.setNumThreads(config.training.threads);
   if (config.training.dtype !== 'f32') throw new TunekitError('ERR_CONFIG', `training.dtype '${config.training.dtype}' is not supported yet on this build; use f32`);
-  // image classification has its own job (images, not text) whatever the method
-  const job = config.task === 'image_cls' ? (imageClassificationJob as RunJob) : runJobFor(config.method);
+  // a job registered for the task (image_cls: images, not text) comes before the method's
+  const job = runJobFor(config.method, config.task);
   const modelDir = resolveModelPath(config.model);
   // read when a job asks for it: an image model's folder has no tokenizer
   let tokenizer: Tokenizer | null = null;

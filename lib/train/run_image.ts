@@ -24,7 +24,7 @@ import { writeJsonAtomicSync } from '../io/atomic.js';
 import { wrapForMethod } from './run_model.js';
 import { ImageClassificationObjective } from './objectives/image_cls.js';
 import type { EvalResult } from './objectives/supervised.js';
-import type { RunJob, RunJobContext, RunJobData } from './run_job.js';
+import { registerRunJob, type RunJob, type RunJobContext, type RunJobData } from './run_job.js';
 
 type Data = RunJobData<ImageExample> & { labelMap: LabelMap; processor: ImageProcessorConfig; channels: number };
 
@@ -107,3 +107,6 @@ export const imageClassificationJob: RunJob<ImageExample, EvalResult> = {
     }
   },
 };
+
+// every image_cls run, whatever its method (run.ts finds it through the job registry)
+registerRunJob('image_cls', { tasks: ['image_cls'] }, imageClassificationJob);
