@@ -18,10 +18,11 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Tile sizes: a 64 x 64 f32 score tile is 16 KiB, so a query tile, a key/value tile and the
-// score tiles stay in L2 while the GEMM works on them.
+// Tile sizes: a 64 x 128 f32 score tile is 32 KiB, so a query tile, a key/value tile and the
+// score tiles stay in L2 while the GEMM works on them. 128 keys a tile: sequences up to 128 (the
+// main job's) need one key tile per query tile, so no online rescaling and fewer, larger GEMMs.
 constexpr int64_t kQTile = 64;
-constexpr int64_t kKTile = 64;
+constexpr int64_t kKTile = 128;
 
 // Last key index query row i may see (inclusive), before the padding mask.
 inline int64_t last_visible_key(const AttentionShape& s, int64_t i) {
@@ -42,7 +43,18 @@ inline int64_t last_visible_key(const AttentionShape& s, int64_t i) {
 #define TK_VECTORIZABLE_SELECTS
 #endif
 
-TK_VECTORIZABLE_SELECTS inline void exp_shifted(float* __restrict x, int64_t n, float shift) {
+// The tile functions below are multi-versioned (AVX-512 / AVX2 / baseline, picked at load time):
+// this file is compiled for baseline x86-64, where their loops would run 4 lanes wide.
+// They carry the no-trapping-math setting themselves: an inline helper with an optimize
+// attribute of its own is not inlined into them (GCC refuses the mismatch) and would run at
+// baseline width out of line.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define TK_TILE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define TK_TILE_CLONES
+#endif
+
+inline void exp_shifted(float* __restrict x, int64_t n, float shift) {
   for (int64_t i = 0; i < n; ++i) {
     const float y0 = x[i] - shift;
     float y = y0 < -87.3f ? -87.3f : y0;  // also maps -inf (masked) to a finite value
@@ -66,6 +78,117 @@ TK_VECTORIZABLE_SELECTS inline void exp_shifted(float* __restrict x, int64_t n, 
     std::memcpy(&scale, &bits, 4);
     x[i] = y0 < -87.3f ? 0.0f : p * scale;  // exact 0 for masked scores
   }
+}
+
+// max and sum of a row with 16 independent lanes (a single running value does not vectorize:
+// the compiler may not reorder float additions)
+inline float row_max(const float* __restrict x, int64_t n) {
+  float lanes[16];
+  for (int l = 0; l < 16; ++l) lanes[l] = kNegInf;
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16)
+    for (int l = 0; l < 16; ++l) lanes[l] = x[c + l] > lanes[l] ? x[c + l] : lanes[l];
+  float m = kNegInf;
+  for (; c < n; ++c) m = x[c] > m ? x[c] : m;
+  for (int l = 0; l < 16; ++l) m = lanes[l] > m ? lanes[l] : m;
+  return m;
+}
+
+inline float row_sum(const float* __restrict x, int64_t n) {
+  float lanes[16] = {};
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16)
+    for (int l = 0; l < 16; ++l) lanes[l] += x[c + l];
+  float t = 0.0f;
+  for (; c < n; ++c) t += x[c];
+  for (int l = 0; l < 16; ++l) t += lanes[l];
+  return t;
+}
+
+// Marks the scores a row may not see with -inf: keys past the causal limit (a tail of the
+// row, no per-key test) and keys the padding mask drops (only when the tile has any).
+inline void mask_row(float* row, int64_t bk, int64_t visible, const int32_t* mtile) {
+  const int64_t v = std::max<int64_t>(0, std::min(bk, visible));
+  if (mtile)
+    for (int64_t c = 0; c < v; ++c)
+      if (mtile[c] == 0) row[c] = kNegInf;
+  std::fill(row + v, row + bk, kNegInf);
+}
+
+// Forward, one score tile S [bq, bk] (keys j0..): masks, the online softmax update of the rows'
+// running max m and sum l, acc [bq, D] rescaled where the max grew; S becomes P (unnormalised).
+TK_TILE_CLONES void softmax_tile_forward(const AttentionShape& s, float* S, int64_t bq, int64_t bk, int64_t i0,
+                                         int64_t j0, const int32_t* mtile, float* m, float* l, float* acc) {
+  for (int64_t r = 0; r < bq; ++r) {
+    float* row = S + r * bk;
+    const int64_t visible = last_visible_key(s, i0 + r) - j0 + 1;
+    mask_row(row, bk, visible, mtile);
+    const float rmax = row_max(row, std::max<int64_t>(0, std::min(bk, visible)));
+    const float m_new = std::max(m[r], rmax);
+    if (m_new == kNegInf) {  // nothing visible yet: contribute exact zeros (no -inf * v)
+      std::fill(row, row + bk, 0.0f);
+      continue;
+    }
+    const float corr = std::exp(m[r] - m_new);  // m[r] = -inf -> 0 (acc is still 0)
+    exp_shifted(row, bk, m_new);
+    l[r] = l[r] * corr + row_sum(row, bk);
+    if (corr != 1.0f) {
+      float* a = acc + r * s.D;
+      for (int64_t d = 0; d < s.D; ++d) a[d] *= corr;
+    }
+    m[r] = m_new;
+  }
+}
+
+// Backward, one tile: P = exp(S - lse) on visible entries (0 elsewhere) from the scores in P.
+TK_TILE_CLONES void probs_tile_backward(const AttentionShape& s, float* P, int64_t bq, int64_t bk, int64_t i0,
+                                        int64_t j0, const int32_t* mtile, const float* L) {
+  for (int64_t r = 0; r < bq; ++r) {
+    float* row = P + r * bk;
+    const float lr = L[i0 + r];
+    if (lr == kNegInf) {  // fully masked row: no probability mass, no gradient
+      std::fill(row, row + bk, 0.0f);
+      continue;
+    }
+    mask_row(row, bk, last_visible_key(s, i0 + r) - j0 + 1, mtile);
+    exp_shifted(row, bk, lr);
+  }
+}
+
+// dS = P (dP - delta) in place of dP, one tile
+TK_TILE_CLONES void dscores_tile(const float* __restrict P, float* __restrict dP, int64_t bq, int64_t bk,
+                                 const float* delta) {
+  for (int64_t r = 0; r < bq; ++r) {
+    const float dl = delta[r];
+    const float* p = P + r * bk;
+    float* d = dP + r * bk;
+    for (int64_t c = 0; c < bk; ++c) d[c] = p[c] * (d[c] - dl);
+  }
+}
+
+// rowsum(dO * O) for Tq rows of D: the softmax backward's row term, 16 lanes per row
+TK_TILE_CLONES void row_dots(const float* __restrict a, const float* __restrict b, int64_t rows, int64_t D, float* out) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float lanes[16] = {};
+    const float* x = a + i * D;
+    const float* y = b + i * D;
+    int64_t d = 0;
+    for (; d + 16 <= D; d += 16)
+      for (int l = 0; l < 16; ++l) lanes[l] += x[d + l] * y[d + l];
+    float t = 0.0f;
+    for (; d < D; ++d) t += x[d] * y[d];
+    for (int l = 0; l < 16; ++l) t += lanes[l];
+    out[i] = t;
+  }
+}
+
+// The key mask's slice for keys j0..j0+n, or null when it drops none of them (the common case:
+// no padding in this tile), so rows skip the per-key test.
+inline const int32_t* tile_mask(const int32_t* mask_row_ptr, int64_t j0, int64_t n) {
+  if (!mask_row_ptr) return nullptr;
+  for (int64_t j = j0; j < j0 + n; ++j)
+    if (mask_row_ptr[j] == 0) return mask_row_ptr + j0;
+  return nullptr;
 }
 
 inline bool all_masked(const int32_t* mask_row, int64_t j0, int64_t n) {
@@ -106,11 +229,7 @@ void backward_head(const AttentionShape& s, int64_t b, int64_t h, const float* q
 
   // delta_i = rowsum(dO_i * O_i) = sum_j P_ij dP_ij: the softmax backward's row term.
   sc.delta.resize(Tq);
-  for (int64_t i = 0; i < Tq; ++i) {
-    double acc = 0;
-    for (int64_t d = 0; d < D; ++d) acc += static_cast<double>(dOh[i * D + d]) * Oh[i * D + d];
-    sc.delta[i] = static_cast<float>(acc);
-  }
+  row_dots(dOh, Oh, Tq, D, sc.delta.data());
 
   for (int64_t i0 = 0; i0 < Tq; i0 += kQTile) {
     const int64_t bq = std::min(kQTile, Tq - i0);
@@ -126,28 +245,12 @@ void backward_head(const AttentionShape& s, int64_t b, int64_t h, const float* q
       float* dP = sc.dp.data();  // [bq, bk]
       // S = scale Q_i K_j^T, then P = exp(S - lse) on visible entries, 0 elsewhere.
       gemm_call(false, true, bq, bk, D, s.scale, Qi, D, Kj, D, 0.0f, P, bk);
-      for (int64_t r = 0; r < bq; ++r) {
-        const float l = Lh[i0 + r];
-        const int64_t lim = last_visible_key(s, i0 + r);
-        float* row = P + r * bk;
-        if (l == kNegInf) {  // fully masked row: no probability mass, no gradient
-          std::fill(row, row + bk, 0.0f);
-          continue;
-        }
-        for (int64_t c = 0; c < bk; ++c) {
-          const int64_t j = j0 + c;
-          if (j > lim || (mrow && mrow[j] == 0)) row[c] = kNegInf;
-        }
-        exp_shifted(row, bk, l);
-      }
+      probs_tile_backward(s, P, bq, bk, i0, j0, tile_mask(mrow, j0, bk), Lh);
       // dV_j [bk, D] += P^T dO_i
       gemm_call(true, false, bk, D, bq, 1.0f, P, bk, dOi, D, 1.0f, dv_dst + j0 * D, D);
       // dP = dO_i V_j^T [bq, bk]; dS = P (dP - delta) in place
       gemm_call(false, true, bq, bk, D, 1.0f, dOi, D, Vj, D, 0.0f, dP, bk);
-      for (int64_t r = 0; r < bq; ++r) {
-        const float dl = sc.delta[i0 + r];
-        for (int64_t c = 0; c < bk; ++c) dP[r * bk + c] = P[r * bk + c] * (dP[r * bk + c] - dl);
-      }
+      dscores_tile(P, dP, bq, bk, sc.delta.data() + i0);
       // dQ_i [bq, D] += scale dS K_j ; dK_j [bk, D] += scale dS^T Q_i
       gemm_call(false, false, bq, D, bk, s.scale, dP, bk, Kj, D, 1.0f, dQh + i0 * D, D);
       gemm_call(true, false, bk, D, bq, s.scale, dP, bk, Qi, D, 1.0f, dk_dst + j0 * D, D);
@@ -198,31 +301,7 @@ void attention_forward_f32(const AttentionShape& s, const float* q, const float*
         // S [bq, bk] = scale Q_i K_j^T
         gemm_call(false, true, bq, bk, D, s.scale, Qi, D, Kh + j0 * D, D, 0.0f, S.data(), bk);
         // Online softmax: keep the running max m and sum l per row; rescale acc when m grows.
-        for (int64_t r = 0; r < bq; ++r) {
-          float* row = S.data() + r * bk;
-          const int64_t lim = last_visible_key(s, i0 + r);
-          float rmax = kNegInf;
-          for (int64_t c = 0; c < bk; ++c) {
-            const int64_t j = j0 + c;
-            if (j > lim || (mrow && mrow[j] == 0)) row[c] = kNegInf;
-            else rmax = std::max(rmax, row[c]);
-          }
-          const float m_new = std::max(m[r], rmax);
-          if (m_new == kNegInf) {  // nothing visible yet: contribute exact zeros (no -inf * v)
-            std::fill(row, row + bk, 0.0f);
-            continue;
-          }
-          const float corr = std::exp(m[r] - m_new);  // m[r] = -inf -> 0 (acc is still 0)
-          exp_shifted(row, bk, m_new);
-          float sum = 0.0f;
-          for (int64_t c = 0; c < bk; ++c) sum += row[c];
-          l[r] = l[r] * corr + sum;
-          if (corr != 1.0f) {
-            float* a = acc.data() + r * D;
-            for (int64_t d = 0; d < D; ++d) a[d] *= corr;
-          }
-          m[r] = m_new;
-        }
+        softmax_tile_forward(s, S.data(), bq, bk, i0, j0, tile_mask(mrow, j0, bk), m.data(), l.data(), acc.data());
         // acc [bq, D] += P [bq, bk] V_j [bk, D]
         gemm_call(false, false, bq, D, bk, 1.0f, S.data(), bk, Vh + j0 * D, D, 1.0f, acc.data(), D);
       }
