@@ -75,10 +75,12 @@ describe.runIf(onLinuxX64)('the packed package installs and trains without a com
         integrity: `sha512-${createHash('sha512').update(readFileSync(join(consumer, tgz))).digest('base64')}`,
       },
     };
+    // the tarball URLs npm downloaded (and cached) them from: <registry>/<name>/-/<basename>-<version>.tgz
+    const registry = run(process.execPath, [npm, 'config', 'get', 'registry'], { cwd: ROOT, what: 'npm config get registry' }).trim().replace(/\/$/, '');
     for (const [path, entry] of Object.entries(lock.packages)) {
       if (!path.startsWith('node_modules/') || entry.dev) continue;
       const name = path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length);
-      packages[path] = { resolved: `https://registry.npmjs.org/${name}/-/${name.split('/').pop()}-${String(entry.version)}.tgz`, ...entry };
+      packages[path] = { resolved: `${registry}/${name}/-/${name.split('/').pop()}-${String(entry.version)}.tgz`, ...entry };
     }
     writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', dependencies: { tunekit: `file:${tgz}` } }, null, 2));
     writeFileSync(join(consumer, 'package-lock.json'), JSON.stringify({ name: 'consumer', lockfileVersion: 3, requires: true, packages }, null, 2));
