@@ -40,10 +40,18 @@ void im2col(const Conv2dShape& s, const float* x, int64_t n0, int64_t nb, int64_
             continue;
           }
           const float* src = plane + ih * s.W;
-          for (int64_t j = 0; j < s.Wo; ++j) {
-            const int64_t iw = j * s.sw - s.pw + q * s.dw;
-            o[j] = (iw >= 0 && iw < s.W) ? src[iw] : 0.0f;
+          // columns j with 0 <= j sw - pw + q dw < W form one range [jlo, jhi): zero the ends,
+          // copy the middle (a memcpy for stride 1)
+          const int64_t off = q * s.dw - s.pw;
+          const int64_t jlo = std::min(s.Wo, off >= 0 ? 0 : (-off + s.sw - 1) / s.sw);
+          const int64_t jhi = std::max(jlo, std::min(s.Wo, s.W - 1 - off < 0 ? 0 : (s.W - 1 - off) / s.sw + 1));
+          std::fill(o, o + jlo, 0.0f);
+          if (s.sw == 1) {
+            std::memcpy(o + jlo, src + jlo + off, sizeof(float) * (jhi - jlo));
+          } else {
+            for (int64_t j = jlo; j < jhi; ++j) o[j] = src[j * s.sw + off];
           }
+          std::fill(o + jhi, o + s.Wo, 0.0f);
         }
       }
     }
@@ -65,10 +73,11 @@ void col2im_add(const Conv2dShape& s, const float* dcol, int64_t n0, int64_t nb,
             if (ih < 0 || ih >= s.H) continue;
             float* dst = plane + ih * s.W;
             const float* src = row + i * s.Wo;
-            for (int64_t j = 0; j < s.Wo; ++j) {
-              const int64_t iw = j * s.sw - s.pw + q * s.dw;
-              if (iw >= 0 && iw < s.W) dst[iw] += src[j];
-            }
+            // the same column range as im2col's
+            const int64_t off = q * s.dw - s.pw;
+            const int64_t jlo = std::min(s.Wo, off >= 0 ? 0 : (-off + s.sw - 1) / s.sw);
+            const int64_t jhi = std::max(jlo, std::min(s.Wo, s.W - 1 - off < 0 ? 0 : (s.W - 1 - off) / s.sw + 1));
+            for (int64_t j = jlo; j < jhi; ++j) dst[j * s.sw + off] += src[j];
           }
         }
       }
