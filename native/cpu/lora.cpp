@@ -10,6 +10,7 @@
 #include "../core/thread_pool.h"
 #include "dropout.h"
 #include "gemm.h"
+#include "lora_thin.h"
 
 namespace tk::cpu {
 
@@ -62,6 +63,14 @@ struct AdapterInput {
   }
 };
 
+// B^T [r, out] from B [out, r]: the thin row loops read the adapter's up-projection by rows.
+std::vector<float> transposed_b(const float* b, int64_t out, int64_t r) {
+  std::vector<float> bt(static_cast<size_t>(r * out));
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t k = 0; k < r; ++k) bt[k * out + o] = b[o * r + k];
+  return bt;
+}
+
 // Per-thread scratch for the row blocks (grown as needed, reused across calls).
 std::vector<float>& scratch_buffer(int which) {
   thread_local std::vector<float> buf[3];
@@ -82,6 +91,7 @@ void forward_impl(const LoraShape& s, const float* x, const AdapterInput& xin, c
   if (s.w_in_out) gemm_call(false, false, M, out, in, 1.0f, x, in, w, out, 0.0f, y, out);
   else gemm_call(false, true, M, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
   if (M == 0) return;
+  const std::vector<float> bt = transposed_b(b, out, r);
   const int64_t blocks = (M + kRows - 1) / kRows;
   parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t blk = b0; blk < b1; ++blk) {
@@ -98,15 +108,10 @@ void forward_impl(const LoraShape& s, const float* x, const AdapterInput& xin, c
           xdb = xin.rows(i0, n, scratch(0, n * in));
         }
         // xa [n, r] = xd [n, in] A^T  (A [r, in])
-        gemm_call(false, true, n, r, in, 1.0f, xdb, in, a, in, 0.0f, xa + i0 * r, r);
-        // y [n, out] += s xa [n, r] B^T  (B [out, r])
-        gemm_call(false, true, n, out, r, s.scale, xa + i0 * r, r, b, r, 1.0f, yb, out);
+        thin_rowdot(xdb, in, a, n, r, in, 1.0f, xa + i0 * r, r);
       }
-      if (bias)
-        for (int64_t i = 0; i < n; ++i) {
-          float* row = yb + i * out;
-          for (int64_t o = 0; o < out; ++o) row[o] += bias[o];
-        }
+      // y [n, out] += s xa [n, r] B^T + bias: one visit of the block of y
+      if (r > 0 || bias) thin_rowaxpy(xa + i0 * r, r, bt.data(), n, r, out, s.scale, bias, nullptr, 0.0f, yb, out, true);
     }
   });
 }
@@ -131,6 +136,7 @@ void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin,
     return;
   }
   // per block: t = dy B, the input gradient s t A (through the mask), and dA's block partial
+  const std::vector<float> bt = transposed_b(b, out, r);
   const int64_t blocks = (M + kRows - 1) / kRows;
   std::vector<float> da_part(static_cast<size_t>(blocks * r * in));
   parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
@@ -139,20 +145,14 @@ void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin,
       const float* dyb = dy + i0 * out;
       // t [n, r] = dy [n, out] B [out, r]: the gradient at the adapter's bottleneck (before s)
       float* t = scratch(1, n * r);
-      gemm_call(false, false, n, r, out, 1.0f, dyb, out, b, r, 0.0f, t, r);
-      // the adapter path's input gradient s t A [n, in]
-      if (dxd) {
-        gemm_call(false, false, n, in, r, s.scale, t, r, a, in, 0.0f, dxd + i0 * in, in);
-      } else if (!xin.mask) {
-        gemm_call(false, false, n, in, r, s.scale, t, r, a, in, 1.0f, dx + i0 * in, in);
-      } else {
-        float* u = scratch(2, n * in);
-        gemm_call(false, false, n, in, r, s.scale, t, r, a, in, 0.0f, u, in);
-        dropout_backward(u, xin.mask + i0 * in, dx + i0 * in, n * in, xin.p, true);
-      }
+      thin_rowdot(dyb, out, bt.data(), n, r, out, 1.0f, t, r);
+      // the adapter path's input gradient s t A [n, in]: into dxd, or added into dx (through the
+      // dropout mask when there is one)
+      if (dxd) thin_rowaxpy(t, r, a, n, r, in, s.scale, nullptr, nullptr, 0.0f, dxd + i0 * in, in, false);
+      else thin_rowaxpy(t, r, a, n, r, in, s.scale, nullptr, xin.mask ? xin.mask + i0 * in : nullptr, xin.keep_scale, dx + i0 * in, in, true);
       // dA partial [r, in] = s t^T xd over this block's rows
       const float* xdb = xin.rows(i0, n, scratch(0, n * in));
-      gemm_call(true, false, r, in, n, s.scale, t, r, xdb, in, 0.0f, da_part.data() + blk * r * in, in);
+      thin_outer(t, r, xdb, in, n, r, in, s.scale, da_part.data() + blk * r * in, false);
     }
   });
   // dA = the block partials summed in block order (fixed: the same bits for any thread count)
