@@ -13,3 +13,5 @@ export * from './builtin.js';
 export * from './afinn.js';
 export * from './dataset.js';
 export * from './token_cls.js';
+export * from './images.js';
+export * from './image_processor.js';
