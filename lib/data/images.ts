@@ -14,7 +14,6 @@
 import { readdirSync, statSync, readFileSync } from 'node:fs';
 import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
-import sharp from 'sharp';
 import { TunekitError, describe } from '../errors.js';
 import { Rng, deriveSeed } from './rng.js';
 import { loadRecords, whereIs } from './load.js';
@@ -63,6 +62,8 @@ function newReport(): ImageLoadReport {
  * @example const img = await decodeImage(readFileSync('cat.png'), 'cat.png');
  */
 export async function decodeImage(bytes: Uint8Array, where: string): Promise<RawImage> {
+  // loaded on first use: libvips is not needed (nor loaded) by text jobs
+  const sharp = (await import('sharp')).default;
   let out: { data: Buffer; info: { width: number; height: number; channels: number } };
   try {
     // failOn 'truncated': a cut-off JPEG/PNG is an error, not a half-grey picture
