@@ -214,8 +214,8 @@ describe('modules_to_save', () => {
 
 describe('errors', () => {
   it("a target that matches nothing names the model's layers", () => {
-    expect(() => new LoraModel(load('gpt2_lm'), { target_modules: ['q_proj'] })).toThrow(/matched no linear layer.*c_attn.*c_proj.*c_fc/s);
-    expect(() => new LoraModel(load('llama_lm'), { target_modules: 'nothing\\.here' })).toThrow(/matched no linear layer.*q_proj/s);
+    expect(() => new LoraModel(load('gpt2_lm'), { target_modules: ['q_proj'] })).toThrow(/matched no linear (or convolution )?layer.*c_attn.*c_proj.*c_fc/s);
+    expect(() => new LoraModel(load('llama_lm'), { target_modules: 'nothing\\.here' })).toThrow(/matched no linear (or convolution )?layer.*q_proj/s);
   });
   it('bad settings are refused with what was received', () => {
     expect(() => new LoraModel(load('gpt2_lm'), { r: 0 })).toThrow(/r: expected a number > 0 but received number 0/);
