@@ -27,30 +27,39 @@ void pool2d_check(Pool2dShape& s, const char* fn) {
 
 namespace {
 
-// one plane of max pooling: x (H, W) -> y (Ho, Wo), idx (Ho, Wo)
+// one plane of max pooling: x (H, W) -> y (Ho, Wo), idx (Ho, Wo). The window's rows and columns
+// inside the image are found once per output row / column (no bounds test per element); torch's
+// rule `v > best || isnan(v)` picks the first maximum, and the last NaN when there are NaNs.
 void max_plane(const Pool2dShape& s, const float* x, float* y, int32_t* idx) {
-  for (int64_t i = 0; i < s.Ho; ++i)
+  auto range = [](int64_t o, int64_t stride, int64_t pad, int64_t dil, int64_t k, int64_t n, int64_t& lo, int64_t& hi) {
+    const int64_t start = o * stride - pad;  // tap t reads start + t dil
+    lo = start >= 0 ? 0 : (-start + dil - 1) / dil;
+    hi = start + (k - 1) * dil < n ? k : (n - 1 - start) / dil + 1;
+  };
+  for (int64_t i = 0; i < s.Ho; ++i) {
+    int64_t p0, p1;
+    range(i, s.sh, s.ph, s.dh, s.KH, s.H, p0, p1);
+    const int64_t h0 = i * s.sh - s.ph;
     for (int64_t j = 0; j < s.Wo; ++j) {
+      int64_t q0, q1;
+      range(j, s.sw, s.pw, s.dw, s.KW, s.W, q0, q1);
+      const int64_t w0 = j * s.sw - s.pw;
       float best = -std::numeric_limits<float>::infinity();
-      int64_t at = -1;
-      for (int64_t p = 0; p < s.KH; ++p) {
-        const int64_t ih = i * s.sh - s.ph + p * s.dh;
-        if (ih < 0 || ih >= s.H) continue;
-        for (int64_t q = 0; q < s.KW; ++q) {
-          const int64_t iw = j * s.sw - s.pw + q * s.dw;
-          if (iw < 0 || iw >= s.W) continue;
-          const float v = x[ih * s.W + iw];
-          if (at < 0 || v > best || std::isnan(v)) {
+      int64_t at = (h0 + p0 * s.dh) * s.W + w0 + q0 * s.dw;
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t row = (h0 + p * s.dh) * s.W;
+        for (int64_t q = q0; q < q1; ++q) {
+          const float v = x[row + w0 + q * s.dw];
+          if (v > best || std::isnan(v)) {
             best = v;
-            at = ih * s.W + iw;
-            if (std::isnan(v)) goto done;
+            at = row + w0 + q * s.dw;
           }
         }
       }
-    done:
       y[i * s.Wo + j] = best;
       idx[i * s.Wo + j] = static_cast<int32_t>(at);
     }
+  }
 }
 
 // window of output (i, j) clipped to the image, and its divisor
@@ -110,17 +119,17 @@ void max_pool2d_reference(const Pool2dShape& s, const float* x, float* y, int32_
   for (int64_t t = 0; t < s.N * s.C; ++t)
     for (int64_t i = 0; i < s.Ho; ++i)
       for (int64_t j = 0; j < s.Wo; ++j) {
-        float best = 0;
+        float best = -std::numeric_limits<float>::infinity();
         int64_t at = -1;
-        for (int64_t p = 0; p < s.KH && !(at >= 0 && std::isnan(best)); ++p)
+        for (int64_t p = 0; p < s.KH; ++p)
           for (int64_t q = 0; q < s.KW; ++q) {
             const int64_t ih = i * s.sh - s.ph + p * s.dh, iw = j * s.sw - s.pw + q * s.dw;
             if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) continue;
             const float v = x[t * s.H * s.W + ih * s.W + iw];
-            if (at < 0 || v > best || std::isnan(v)) {
+            if (at < 0) at = ih * s.W + iw;  // torch starts at the window's first pixel
+            if (v > best || std::isnan(v)) {
               best = v;
               at = ih * s.W + iw;
-              if (std::isnan(v)) break;
             }
           }
         y[(t * s.Ho + i) * s.Wo + j] = best;

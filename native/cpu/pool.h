@@ -2,7 +2,8 @@
 //
 //   max:  y[n, c, i, j] = max over the window rows i sh - ph + p dh, columns j sw - pw + q dw
 //         (p < KH, q < KW) that lie inside the image (padding is -inf); idx (i32) keeps the
-//         argmax as ih * W + iw; the first maximum in scan order wins and NaN propagates (torch).
+//         argmax as ih * W + iw; torch's rule `v > best || isnan(v)`: the first maximum in scan
+//         order wins, a NaN propagates (the last NaN's index).
 //   avg:  y = sum over the window inside the image / divisor, where the window is clipped to
 //         [-ph, H + ph) and the divisor counts that clipped window (count_include_pad) or only
 //         the pixels inside the image (torch's avg_pool2d, no divisor_override, no dilation).

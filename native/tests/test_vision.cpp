@@ -285,3 +285,21 @@ TK_TEST(batch_norm_train_eval_and_backward) {
     }
   }
 }
+
+TK_TEST(max_pool_ties_and_nan_follow_torch) {
+  // one 2x3 plane, one 2x3 window: ties keep the first maximum; NaNs win, the last one's index
+  Pool2dShape s = pool(1, 1, 2, 3, 1, 1, 0);
+  s.KH = 2; s.KW = 3; s.sh = 2; s.sw = 3;
+  pool2d_check(s, "test");
+  const float ties[] = {1, 5, 2, 5, 0, 3};
+  const float nans[] = {1, NAN, 2, 7, NAN, 3};
+  float y[1];
+  int32_t idx[1], idx_ref[1];
+  float y_ref[1];
+  max_pool2d(s, ties, y, idx);
+  max_pool2d_reference(s, ties, y_ref, idx_ref);
+  TK_EXPECT(y[0] == 5 && idx[0] == 1 && idx_ref[0] == 1, "first maximum: idx %d", idx[0]);
+  max_pool2d(s, nans, y, idx);
+  max_pool2d_reference(s, nans, y_ref, idx_ref);
+  TK_EXPECT(std::isnan(y[0]) && idx[0] == 4 && idx_ref[0] == 4, "last NaN: idx %d", idx[0]);
+}
