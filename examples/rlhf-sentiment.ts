@@ -165,7 +165,7 @@ async function runPpo() {
   });
   const ppoFit = await ppo.fit();
   writePpoPlot(stats, join(out, 'ppo.svg'), 'PPO on tunekit-gpt2-small: reward model trained on AFINN-labelled sentences', {
-    klTarget, extra: [{ title: 'AFINN score of the rollouts (not the reward)', points: rolloutAfinn, color: '#2ca02c' }],
+    klTarget, extra: [{ title: 'AFINN score of the rollouts (not the reward)', points: rolloutAfinn, color: '#2ca02c', xLabel: 'PPO step' }],
   });
   const afterPpo = await assess(policy, 'after PPO');
   const first = stats.slice(0, 3), last = stats.slice(-5), lastAfinn = rolloutAfinn.slice(-5).map((p) => p[1]);
