@@ -11,9 +11,11 @@ import { loraBatchedLinear, packLoraSlots, disposeLoraSlotPack, type LoraSlotAda
 import * as F from '../../lib/autograd/ops.js';
 import { noGrad } from '../../lib/autograd/tape.js';
 
+// relative error with a floor of 1e-2 on |b|: outputs are O(1), so an output near 0 is judged by
+// an absolute error of ~1e-5 (f32 sums in another order differ by a few 1e-7 absolute)
 function maxRelErr(a: Float32Array, b: Float32Array): number {
   let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / (1e-4 + Math.abs(b[i]!)));
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!) / (1e-2 + Math.abs(b[i]!)));
   return worst;
 }
 
