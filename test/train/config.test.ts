@@ -100,7 +100,7 @@ describe('every bad field is listed', () => {
     const lines = e.message.split('\n').slice(1).map((l) => l.replace(/^ {2}- /, ''));
     const expected = [
       'model: expected a string but received number 42',
-      'task: expected one of "causal_lm" | "seq_cls" | "token_cls" but received string "regression"',
+      'task: expected one of "causal_lm" | "seq_cls" | "token_cls" | "image_cls" but received string "regression"',
       'dataset.path: expected a string but received nothing (the field is required)',
       'dataset.max_length: expected a number > 0 but received number -5',
       'dataset.packing: expected a boolean (true or false) but received string "yes"',
