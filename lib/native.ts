@@ -150,6 +150,13 @@ export interface Binding {
                     dx: H | null, dxOff: number, dw: H | null, dwOff: number, db: H | null, dbOff: number, N: number, C: number, HW: number,
                     train: boolean, reference: boolean): void;
 
+  /** Fused LoRA convolution: y = conv(x, W) + bias + scale * B conv(x, A); low [N, r, Ho, Wo] saved. dims as conv2dForward, groups 1. */
+  loraConv2dForward(x: H, xOff: number, w: H, wOff: number, bias: H | null, bOff: number, a: H, aOff: number, b: H, bOff2: number,
+                    y: H, yOff: number, low: H, lowOff: number, dims: number[], r: number, scale: number): void;
+  /** Gradients of x, A [r, C, KH, KW] and B [O, r] (W and bias are frozen); each may be null. */
+  loraConv2dBackward(x: H, xOff: number, w: H, wOff: number, a: H, aOff: number, b: H, bOff: number, low: H, lowOff: number, dy: H, dyOff: number,
+                     dx: H | null, dxOff: number, da: H | null, daOff: number, db: H | null, dbOff: number, dims: number[], r: number, scale: number): void;
+
   // ---- attention (native/napi/ops_attention.cpp), f32
   /**
    * q [B, Hq, Tq, D], k/v [B, Hkv, Tk, D] (Hq % Hkv == 0, grouped-query), out [B, Hq, Tq, D],

@@ -504,4 +504,4 @@ export function qkvAttention(qkv: T, H: number, opts: { causal: boolean; keyMask
 }
 
 // image ops (convolution, batch norm, pooling): lib/autograd/vision_ops.ts
-export { conv2d, batchNorm2d, maxPool2d, avgPool2d, adaptiveAvgPool2d, withReferenceVisionKernels, type Conv2dOptions, type BatchNormOptions, type Pool2dOptions, type Pair } from './vision_ops.js';
+export { conv2d, loraConv2d, batchNorm2d, maxPool2d, avgPool2d, adaptiveAvgPool2d, withReferenceVisionKernels, type Conv2dOptions, type BatchNormOptions, type Pool2dOptions, type Pair } from './vision_ops.js';

@@ -9,7 +9,7 @@ import * as K from '../tensor/kernels.js';
 import { zeros } from '../tensor/creation.js';
 import { installRules, needsGrad, type Node } from './tape.js';
 import { nf4LinearBackward, loraNf4LinearBackward } from './nf4_ops.js';
-import { conv2dBackward, batchNormBackward, maxPool2dBackward, avgPool2dBackward, adaptiveAvgPool2dBackward } from './vision_ops.js';
+import { conv2dBackward, batchNormBackward, maxPool2dBackward, avgPool2dBackward, adaptiveAvgPool2dBackward, loraConv2dBackward } from './vision_ops.js';
 
 type F32 = Tensor<'f32'>;
 type Rule = (g: F32, node: Node<any>, out: Tensor) => readonly (F32 | null)[];
@@ -389,6 +389,7 @@ export const GRAD_RULES = {
   maxPool2d: (g, node) => maxPool2dBackward(g, node),
   avgPool2d: (g, node) => avgPool2dBackward(g, node),
   adaptiveAvgPool2d: (g, node) => adaptiveAvgPool2dBackward(g, node),
+  loraConv2d: (g, node) => loraConv2dBackward(g, node),
 } satisfies Record<string, Rule>;
 
 export type OpName = keyof typeof GRAD_RULES;

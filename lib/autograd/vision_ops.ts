@@ -272,3 +272,54 @@ export function adaptiveAvgPool2dBackward(g: F32, node: Node): (F32 | null)[] {
   gc.dispose();
   return [dx];
 }
+
+// ---------------------------------------------------------------- fused LoRA convolution
+
+interface LoraConvSaved { xc: T; wc: T; ac: T; bc: T; low: T; dims: number[]; r: number; scale: number }
+
+/**
+ * PEFT's lora.Conv2d in one op, for a frozen base: y = conv(x, W) + bias + scale * B conv(x, A),
+ * with A [r, C, KH, KW] (the layer's kernel, stride, padding) and B [O, r, 1, 1]. One im2col
+ * feeds W and A; the backward gives x, A and B their gradients (never W or the bias) with one
+ * im2col and one col2im. Same values as conv2d(x, W) + scale * conv2d(conv2d(x, A), B).
+ * @example const y = loraConv2d(x, conv.weight, conv.bias, A, B, 2, { stride: 1, padding: 1 });
+ */
+export function loraConv2d(x: T, w: T, bias: T | null, a: T, b: T, scale: number, opts: Conv2dOptions = {}): F32 {
+  const [N, C, H, W] = expectImage(x, 'loraConv2d input');
+  for (const [t, what] of [[w, 'weight'], [a, 'lora_A'], [b, 'lora_B']] as const) K.expectDtype(t, 'f32', `loraConv2d ${what}`);
+  const [O, Cw, KH, KW] = w.shape as [number, number, number, number];
+  const r = a.shape[0]!;
+  if (w.ndim !== 4 || Cw !== C || a.ndim !== 4 || a.shape[1] !== C || a.shape[2] !== KH || a.shape[3] !== KW || b.numel !== O * r || b.shape[0] !== O) {
+    throw new TunekitError('ERR_SHAPE', `loraConv2d: x [${x.shape}], W [${w.shape}], A [${a.shape}], B [${b.shape}] do not fit (A [r, C, KH, KW], B [O, r, 1, 1])`);
+  }
+  if (!Number.isFinite(scale)) throw new TunekitError('ERR_VALUE', `loraConv2d: expected a finite scale but received ${describe(scale)}`);
+  if ((opts.groups ?? 1) !== 1) throw new TunekitError('ERR_VALUE', 'loraConv2d: grouped convolutions are not supported');
+  if (needsGrad(w) || (bias && needsGrad(bias))) throw new TunekitError('ERR_VALUE', 'loraConv2d: the base weight and bias must be frozen (use conv2d for a trained base)');
+  const [sh, sw] = pair(opts.stride, 1, 'loraConv2d stride', 1);
+  const [ph, pw] = pair(opts.padding, 0, 'loraConv2d padding', 0);
+  const [dh, dw] = pair(opts.dilation, 1, 'loraConv2d dilation', 1);
+  const Ho = windowOutput(H, KH, sh, ph, dh), Wo = windowOutput(W, KW, sw, pw, dw);
+  if (Ho < 1 || Wo < 1) throw new TunekitError('ERR_SHAPE', `loraConv2d: input ${H}x${W} (padding ${ph}, ${pw}) is smaller than the ${KH}x${KW} kernel`);
+  const dims = [N, C, H, W, O, KH, KW, sh, sw, ph, pw, dh, dw, 1];
+  const xc = x.contiguousRaw(), wc = w.contiguousRaw(), ac = a.contiguousRaw(), bc = b.contiguousRaw(), biasc = bias ? bias.contiguousRaw() : null;
+  const y = Tensor.empty([N, O, Ho, Wo], 'f32'), low = Tensor.empty([N, r, Ho, Wo], 'f32');
+  native.loraConv2dForward(xc.handle, xc.byteOffset, wc.handle, wc.byteOffset, biasc ? biasc.handle : null, biasc ? biasc.byteOffset : 0,
+    ac.handle, ac.byteOffset, bc.handle, bc.byteOffset, y.handle, 0, low.handle, 0, dims, r, scale);
+  biasc?.dispose();
+  record('loraConv2d', [x, w, bias, a, b], y, { xc, wc, ac, bc, low, dims, r, scale } satisfies LoraConvSaved);
+  if (!y.gradFn) { xc.dispose(); wc.dispose(); ac.dispose(); bc.dispose(); low.dispose(); }
+  return y;
+}
+
+export function loraConv2dBackward(g: F32, node: Node): (F32 | null)[] {
+  const [x, , , a, b] = node.inputs as [T, T, T | null, T, T];
+  const s = node.saved as LoraConvSaved;
+  const gc = g.contiguousRaw();
+  const dx = needsGrad(x) ? Tensor.empty(x.shape, 'f32') : null;
+  const da = needsGrad(a) ? Tensor.empty(a.shape, 'f32') : null;
+  const db = needsGrad(b) ? Tensor.empty(b.shape, 'f32') : null;
+  native.loraConv2dBackward(s.xc.handle, s.xc.byteOffset, s.wc.handle, s.wc.byteOffset, s.ac.handle, s.ac.byteOffset, s.bc.handle, s.bc.byteOffset,
+    s.low.handle, 0, gc.handle, gc.byteOffset, dx ? dx.handle : null, 0, da ? da.handle : null, 0, db ? db.handle : null, 0, s.dims, s.r, s.scale);
+  gc.dispose(); s.xc.dispose(); s.wc.dispose(); s.ac.dispose(); s.bc.dispose(); s.low.dispose();
+  return [dx, null, null, da, db];
+}

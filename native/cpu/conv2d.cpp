@@ -271,4 +271,96 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
   }
 }
 
+// ---------------------------------------------------------------- fused LoRA convolution
+
+namespace {
+// (rows, nb P) <-> (nb, channels, P) planes: out[(n * C + c0 + o) P + k] = src[(o nb + n) P + k]
+void scatter_planes(const float* src, int64_t rows, int64_t nb, int64_t P, float* dst, int64_t n0, int64_t C, int64_t c0,
+                    const float* bias) {
+  parallel_for(rows * nb, 1, [&](int64_t tb, int64_t te) {
+    for (int64_t t = tb; t < te; ++t) {
+      const int64_t o = t / nb, n = t % nb;
+      const float bo = bias ? bias[o] : 0.0f;
+      const float* sp = src + (o * nb + n) * P;
+      float* dp = dst + ((n0 + n) * C + c0 + o) * P;
+      for (int64_t k = 0; k < P; ++k) dp[k] = sp[k] + bo;
+    }
+  });
+}
+void gather_planes(const float* src, int64_t n0, int64_t C, int64_t c0, int64_t rows, int64_t nb, int64_t P, float* dst) {
+  parallel_for(rows * nb, 1, [&](int64_t tb, int64_t te) {
+    for (int64_t t = tb; t < te; ++t) {
+      const int64_t o = t / nb, n = t % nb;
+      std::memcpy(dst + (o * nb + n) * P, src + ((n0 + n) * C + c0 + o) * P, sizeof(float) * P);
+    }
+  });
+}
+}  // namespace
+
+void lora_conv2d_forward(const Conv2dShape& s, int64_t r, float scale, const float* x, const float* w, const float* bias,
+                         const float* a, const float* b, float* y, float* low) {
+  TK_CHECK(s.groups == 1, Value, "lora_conv2d: groups must be 1");
+  TK_CHECK(r > 0, Value, "lora_conv2d: rank must be >= 1");
+  const int64_t K = s.C * s.KH * s.KW, P = s.Ho * s.Wo;
+  if (s.N == 0) return;
+  const int64_t nb_max = chunk_images(s);
+  std::vector<float> col, ty, tl;
+  for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
+    const int64_t nb = std::min(nb_max, s.N - n0), M = nb * P;
+    const float* src;
+    if (nb == 1 && is_pointwise(s)) {
+      src = x + n0 * s.C * P;
+    } else {
+      col.resize(K * M);
+      im2col(s, x, n0, nb, 0, col.data());
+      src = col.data();
+    }
+    ty.resize(s.O * M);
+    tl.resize(r * M);
+    gemm_f32(false, false, s.O, M, K, 1.0f, w, K, src, M, 0.0f, ty.data(), M);
+    gemm_f32(false, false, r, M, K, 1.0f, a, K, src, M, 0.0f, tl.data(), M);
+    gemm_f32(false, false, s.O, M, r, scale, b, r, tl.data(), M, 1.0f, ty.data(), M);
+    scatter_planes(ty.data(), s.O, nb, P, y, n0, s.O, 0, bias);
+    scatter_planes(tl.data(), r, nb, P, low, n0, r, 0, nullptr);
+  }
+}
+
+void lora_conv2d_backward(const Conv2dShape& s, int64_t r, float scale, const float* x, const float* w, const float* a,
+                          const float* b, const float* low, const float* dy, float* dx, float* da, float* db) {
+  TK_CHECK(s.groups == 1, Value, "lora_conv2d: groups must be 1");
+  const int64_t K = s.C * s.KH * s.KW, P = s.Ho * s.Wo;
+  if (dx) std::memset(dx, 0, sizeof(float) * s.N * s.C * s.H * s.W);
+  if (da) std::memset(da, 0, sizeof(float) * r * K);
+  if (db) std::memset(db, 0, sizeof(float) * s.O * r);
+  if (s.N == 0 || (!dx && !da && !db)) return;
+  const int64_t nb_max = chunk_images(s);
+  std::vector<float> col, dyg, lowg, dlow, dcol;
+  for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
+    const int64_t nb = std::min(nb_max, s.N - n0), M = nb * P;
+    dyg.resize(s.O * M);
+    gather_planes(dy, n0, s.O, 0, s.O, nb, P, dyg.data());
+    if (db) {
+      lowg.resize(r * M);
+      gather_planes(low, n0, r, 0, r, nb, P, lowg.data());
+      // dB (O, r) += scale dy low^T
+      gemm_f32(false, true, s.O, r, M, scale, dyg.data(), M, lowg.data(), M, 1.0f, db, r);
+    }
+    if (!dx && !da) continue;
+    // dlow (r, M) = scale B^T dy
+    dlow.resize(r * M);
+    gemm_f32(true, false, r, M, s.O, scale, b, r, dyg.data(), M, 0.0f, dlow.data(), M);
+    if (da) {
+      col.resize(K * M);
+      im2col(s, x, n0, nb, 0, col.data());
+      gemm_f32(false, true, r, K, M, 1.0f, dlow.data(), M, col.data(), M, 1.0f, da, K);
+    }
+    if (dx) {
+      dcol.resize(K * M);
+      gemm_f32(true, false, K, M, s.O, 1.0f, w, K, dyg.data(), M, 0.0f, dcol.data(), M);
+      gemm_f32(true, false, K, M, r, 1.0f, a, K, dlow.data(), M, 1.0f, dcol.data(), M);
+      col2im_add(s, dcol.data(), n0, nb, 0, dx);
+    }
+  }
+}
+
 }  // namespace tk::cpu

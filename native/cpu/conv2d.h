@@ -37,3 +37,19 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
                      float* db);
 
 }  // namespace tk::cpu
+
+namespace tk::cpu {
+
+// Fused LoRA convolution (PEFT's lora.Conv2d, no dropout), groups 1:
+//   low = conv(x, A)                      A (r, C, KH, KW), the layer's stride / padding / dilation
+//   y   = conv(x, W) + bias + scale * B low   B (O, r) (the 1x1 lora_B)
+// One im2col feeds both products. `low` (N, r, Ho, Wo) is written for the backward, which
+// recomputes im2col once for dA and runs one col2im for the input gradient of both paths:
+//   dlow = scale B^T dy,  dB = scale dy low^T,  dA = dlow col^T,  dcol = W^T dy + A^T dlow.
+// W and bias get no gradient (frozen base). dx, da, db may be null; they are overwritten.
+void lora_conv2d_forward(const Conv2dShape& s, int64_t r, float scale, const float* x, const float* w, const float* bias,
+                         const float* a, const float* b, float* y, float* low);
+void lora_conv2d_backward(const Conv2dShape& s, int64_t r, float scale, const float* x, const float* w, const float* a,
+                          const float* b, const float* low, const float* dy, float* dx, float* da, float* db);
+
+}  // namespace tk::cpu

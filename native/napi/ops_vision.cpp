@@ -215,3 +215,44 @@ TK_EXPORT(batchNormBackward) {
   else cpu::batch_norm_backward(s, x, w, mean, rstd, dy, dx, dw, db, train);
   return info.Env().Undefined();
 }
+
+// ---- fused LoRA convolution ----
+
+// loraConv2dForward(x, xOff, w, wOff, bias | null, bOff, a, aOff, b, bbOff, y, yOff, low, lowOff, dims, r, scale)
+TK_EXPORT(loraConv2dForward) {
+  cpu::Conv2dShape s = conv_dims(info, 14, "loraConv2dForward");
+  const int64_t r = count_arg(info, 15, "loraConv2dForward r");
+  const float scale = f32_arg(info, 16, "loraConv2dForward scale");
+  TK_CHECK(s.groups == 1 && r >= 1, Value, "loraConv2dForward: expected groups 1 and r >= 1 but received groups ", s.groups, ", r ", r);
+  const int64_t K = s.C * s.KH * s.KW, ny = checked_elems({s.N, s.O, s.Ho, s.Wo}, "loraConv2dForward y");
+  const float* x = tensor_arg<float>(info, 0, s.N * s.C * s.H * s.W, "loraConv2dForward x");
+  const float* w = tensor_arg<float>(info, 2, s.O * K, "loraConv2dForward w");
+  const float* bias = optional_tensor<float>(info, 4, s.O, "loraConv2dForward bias");
+  const float* a = tensor_arg<float>(info, 6, checked_elems({r, K}, "loraConv2dForward a"), "loraConv2dForward a");
+  const float* b = tensor_arg<float>(info, 8, checked_elems({s.O, r}, "loraConv2dForward b"), "loraConv2dForward b");
+  float* y = tensor_arg<float>(info, 10, ny, "loraConv2dForward y");
+  float* low = tensor_arg<float>(info, 12, checked_elems({s.N, r, s.Ho, s.Wo}, "loraConv2dForward low"), "loraConv2dForward low");
+  cpu::lora_conv2d_forward(s, r, scale, x, w, bias, a, b, y, low);
+  return info.Env().Undefined();
+}
+
+// loraConv2dBackward(x, xOff, w, wOff, a, aOff, b, bbOff, low, lowOff, dy, dyOff, dx | null, dxOff, da | null, daOff,
+//                    db | null, dbOff, dims, r, scale)
+TK_EXPORT(loraConv2dBackward) {
+  cpu::Conv2dShape s = conv_dims(info, 18, "loraConv2dBackward");
+  const int64_t r = count_arg(info, 19, "loraConv2dBackward r");
+  const float scale = f32_arg(info, 20, "loraConv2dBackward scale");
+  TK_CHECK(s.groups == 1 && r >= 1, Value, "loraConv2dBackward: expected groups 1 and r >= 1");
+  const int64_t K = s.C * s.KH * s.KW, nx = s.N * s.C * s.H * s.W;
+  const float* x = tensor_arg<float>(info, 0, nx, "loraConv2dBackward x");
+  const float* w = tensor_arg<float>(info, 2, s.O * K, "loraConv2dBackward w");
+  const float* a = tensor_arg<float>(info, 4, checked_elems({r, K}, "loraConv2dBackward a"), "loraConv2dBackward a");
+  const float* b = tensor_arg<float>(info, 6, checked_elems({s.O, r}, "loraConv2dBackward b"), "loraConv2dBackward b");
+  const float* low = tensor_arg<float>(info, 8, checked_elems({s.N, r, s.Ho, s.Wo}, "loraConv2dBackward low"), "loraConv2dBackward low");
+  const float* dy = tensor_arg<float>(info, 10, s.N * s.O * s.Ho * s.Wo, "loraConv2dBackward dy");
+  float* dx = optional_tensor<float>(info, 12, nx, "loraConv2dBackward dx");
+  float* da = optional_tensor<float>(info, 14, r * K, "loraConv2dBackward da");
+  float* db = optional_tensor<float>(info, 16, s.O * r, "loraConv2dBackward db");
+  cpu::lora_conv2d_backward(s, r, scale, x, w, a, b, low, dy, dx, da, db);
+  return info.Env().Undefined();
+}

@@ -303,3 +303,43 @@ TK_TEST(max_pool_ties_and_nan_follow_torch) {
   max_pool2d_reference(s, nans, y_ref, idx_ref);
   TK_EXPECT(std::isnan(y[0]) && idx[0] == 4 && idx_ref[0] == 4, "last NaN: idx %d", idx[0]);
 }
+
+TK_TEST(lora_conv2d_fused_matches_two_convolutions) {
+  // y = conv(x, W) + bias + scale * B conv(x, A), against conv2d_forward/backward composed
+  const Conv2dShape shapes[] = {conv(3, 4, 9, 7, 5, 3, 2, 1, 1, 1), conv(2, 3, 6, 6, 4, 1, 1, 0, 1, 1), conv(40, 2, 10, 10, 3, 3, 1, 1, 1, 1),
+                                conv(1, 6, 12, 11, 7, 5, 1, 2, 1, 1)};
+  uint64_t seed = 900;
+  for (const auto& s : shapes) {
+    const int64_t r = 3, K = s.C * s.KH * s.KW, P = s.Ho * s.Wo, nx = s.N * s.C * s.H * s.W, ny = s.N * s.O * P;
+    const float scale = 1.7f;
+    auto x = randn(nx, seed++), w = randn(s.O * K, seed++), bias = randn(s.O, seed++), a = randn(r * K, seed++), b = randn(s.O * r, seed++),
+         dy = randn(ny, seed++);
+    std::vector<float> y(ny), low(s.N * r * P);
+    lora_conv2d_forward(s, r, scale, x.data(), w.data(), bias.data(), a.data(), b.data(), y.data(), low.data());
+    // composed: base conv, A conv, B 1x1 conv
+    Conv2dShape sa = s;
+    sa.O = r;
+    conv2d_check(sa);
+    Conv2dShape sb = conv(s.N, r, s.Ho, s.Wo, s.O, 1, 1, 0, 1, 1);
+    std::vector<float> yb(ny), la(s.N * r * P), lb(ny);
+    conv2d_forward_reference(s, x.data(), w.data(), bias.data(), yb.data());
+    conv2d_forward_reference(sa, x.data(), a.data(), nullptr, la.data());
+    conv2d_forward_reference(sb, la.data(), b.data(), nullptr, lb.data());
+    for (int64_t i = 0; i < ny; ++i) yb[i] += scale * lb[i];
+    TK_EXPECT_CLOSE(y.data(), yb.data(), ny, 1e-4, 1e-4);
+    TK_EXPECT_CLOSE(low.data(), la.data(), la.size(), 1e-4, 1e-4);
+    std::vector<float> dx(nx), da(r * K), db(s.O * r);
+    lora_conv2d_backward(s, r, scale, x.data(), w.data(), a.data(), b.data(), low.data(), dy.data(), dx.data(), da.data(), db.data());
+    // composed backward: dy -> (B path) dlb = scale dy -> dla, db; (A path) dx_a, da; (base) dx_w
+    std::vector<float> sdy(ny);
+    for (int64_t i = 0; i < ny; ++i) sdy[i] = scale * dy[i];
+    std::vector<float> dla(s.N * r * P), db2(s.O * r), dxa(nx), da2(r * K), dxw(nx);
+    conv2d_backward_reference(sb, la.data(), b.data(), sdy.data(), dla.data(), db2.data(), nullptr);
+    conv2d_backward_reference(sa, x.data(), a.data(), dla.data(), dxa.data(), da2.data(), nullptr);
+    conv2d_backward_reference(s, x.data(), w.data(), dy.data(), dxw.data(), nullptr, nullptr);
+    for (int64_t i = 0; i < nx; ++i) dxw[i] += dxa[i];
+    TK_EXPECT_CLOSE(dx.data(), dxw.data(), nx, 1e-3, 1e-4);
+    TK_EXPECT_CLOSE(da.data(), da2.data(), da.size(), 1e-3, 1e-4);
+    TK_EXPECT_CLOSE(db.data(), db2.data(), db.size(), 1e-3, 1e-4);
+  }
+}

@@ -103,3 +103,26 @@ describe('vision ops refuse bad input by name', () => {
     expect(code(() => F.batchNorm2d(one, null, null, null, null, { training: false }))).toMatch(/^ERR_VALUE: .*running_mean/);
   });
 });
+
+describe('fused LoRA convolution', () => {
+  it('equals conv2d(x, W) + scale * conv2d(conv2d(x, A), B): values and the gradients of x, A and B', () => {
+    const run = (fused: boolean) => tidy(() => {
+      const x = F.contiguous(tensor(Float32Array.from({ length: 2 * 3 * 9 * 8 }, (_, i) => Math.sin(i * 0.31)), [2, 3, 9, 8]));
+      x.requiresGrad = true;
+      const w = tensor(Float32Array.from({ length: 5 * 3 * 3 * 3 }, (_, i) => Math.cos(i * 0.7) * 0.4), [5, 3, 3, 3]);
+      const bias = tensor(Float32Array.from([0.1, -0.2, 0.3, 0, 0.5]), [5]);
+      const a = leaf(Array.from({ length: 4 * 3 * 3 * 3 }, (_, i) => Math.sin(i * 1.3) * 0.3), [4, 3, 3, 3]);
+      const b = leaf(Array.from({ length: 5 * 4 }, (_, i) => Math.cos(i * 0.9) * 0.5), [5, 4, 1, 1]);
+      const opts = { stride: 2, padding: 1 };
+      const y = fused ? F.loraConv2d(x, w, bias, a, b, 1.5, opts) : F.add(F.conv2d(x, w, bias, opts), F.scale(F.conv2d(F.conv2d(x, a, null, opts), b, null), 1.5));
+      backwardWith(y, Array.from({ length: y.numel }, (_, i) => Math.sin(i * 0.17)));
+      return { y: arr(y), dx: arr(x.grad!), da: arr(a.grad!), db: arr(b.grad!) };
+    });
+    const f = run(true), c = run(false);
+    for (const k of ['y', 'dx', 'da', 'db'] as const) expect(worstRatio(f[k], c[k], TOL.atol, TOL.rtol), k).toBeLessThanOrEqual(1);
+  });
+  it('refuses a trained base weight (its gradient is not computed)', () => {
+    const w = leaf(new Array(4 * 3).fill(0.1), [4, 3, 1, 1]);
+    expect(() => F.loraConv2d(tensor(new Float32Array(3 * 4), [1, 3, 2, 2]), w, null, tensor(new Float32Array(3), [1, 3, 1, 1]), tensor(new Float32Array(4), [4, 1, 1, 1]), 1)).toThrow(/base weight and bias must be frozen/);
+  });
+});

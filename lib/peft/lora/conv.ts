@@ -15,7 +15,7 @@ import { zeros, rand, randn } from '../../tensor/creation.js';
 import * as F from '../../autograd/ops.js';
 import * as K from '../../tensor/kernels.js';
 import { nextSeed } from '../../nn/random.js';
-import { noGrad } from '../../autograd/tape.js';
+import { noGrad, needsGrad } from '../../autograd/tape.js';
 import { TunekitError } from '../../errors.js';
 import { LoraAdaptedModule, type LoraAdapter } from './adapted.js';
 import { loraScale } from './config.js';
@@ -76,16 +76,20 @@ export class LoraConv2d extends LoraAdaptedModule {
   }
 
   forward(x: Tensor): Tensor<'f32'> {
-    const base = this.base_layer.forward(x);
     const ad = this.liveAdapter();
     if (!ad) {
       if (this.disabled && this.merged.size) throw new TunekitError('ERR_STATE', 'adapters are merged into the weights: unmerge before disabling them');
-      return base;
+      return this.base_layer.forward(x);
     }
     // a seed is drawn only when dropout really runs (evaluation never shifts training's masks)
     const p = this.training ? ad.dropout : 0;
-    const xd = p > 0 ? F.dropout(x, p, nextSeed(), true) : x;
     const b = this.base_layer;
+    if (p === 0 && !needsGrad(b.weight) && !(b.bias && needsGrad(b.bias))) {
+      // frozen base, no dropout: the fused op (one im2col for W and A, one col2im backward)
+      return F.loraConv2d(x, b.weight, b.bias, ad.A, ad.B, ad.scale, { stride: b.stride, padding: b.padding });
+    }
+    const base = b.forward(x);
+    const xd = p > 0 ? F.dropout(x, p, nextSeed(), true) : x;
     const low = F.conv2d(xd, ad.A, null, { stride: b.stride, padding: b.padding });
     return F.add(base, F.scale(F.conv2d(low, ad.B, null), ad.scale));
   }
