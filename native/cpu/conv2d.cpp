@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "../core/status.h"
@@ -29,6 +30,11 @@ void im2col(const Conv2dShape& s, const float* x, int64_t n0, int64_t nb, int64_
     for (int64_t k = kb; k < ke; ++k) {
       const int64_t c = k / (s.KH * s.KW), p = (k / s.KW) % s.KH, q = k % s.KW;
       float* row = col + k * nb * P;
+      // columns j with 0 <= j sw - pw + q dw < W form one range [jlo, jhi) (it depends on q only):
+      // zero the ends, copy the middle (a memcpy for stride 1)
+      const int64_t off = q * s.dw - s.pw;
+      const int64_t jlo = std::min(s.Wo, off >= 0 ? 0 : (-off + s.sw - 1) / s.sw);
+      const int64_t jhi = std::max(jlo, std::min(s.Wo, s.W - 1 - off < 0 ? 0 : (s.W - 1 - off) / s.sw + 1));
       for (int64_t n = 0; n < nb; ++n) {
         const float* plane = x + ((n0 + n) * s.C + g * Cg + c) * HW;
         float* out = row + n * P;
@@ -40,11 +46,6 @@ void im2col(const Conv2dShape& s, const float* x, int64_t n0, int64_t nb, int64_
             continue;
           }
           const float* src = plane + ih * s.W;
-          // columns j with 0 <= j sw - pw + q dw < W form one range [jlo, jhi): zero the ends,
-          // copy the middle (a memcpy for stride 1)
-          const int64_t off = q * s.dw - s.pw;
-          const int64_t jlo = std::min(s.Wo, off >= 0 ? 0 : (-off + s.sw - 1) / s.sw);
-          const int64_t jhi = std::max(jlo, std::min(s.Wo, s.W - 1 - off < 0 ? 0 : (s.W - 1 - off) / s.sw + 1));
           std::fill(o, o + jlo, 0.0f);
           if (s.sw == 1) {
             std::memcpy(o + jlo, src + jlo + off, sizeof(float) * (jhi - jlo));
@@ -58,31 +59,65 @@ void im2col(const Conv2dShape& s, const float* x, int64_t n0, int64_t nb, int64_
   });
 }
 
-// dx[n0 + n, g Cg + c] += col2im(dcol); one task per (n, c) plane, so writes never collide
+// dx[n0 + n, g Cg + c] += col2im(dcol); one task per (n, c) plane, so writes never collide. The
+// valid column range of each kernel column q is computed once.
 void col2im_add(const Conv2dShape& s, const float* dcol, int64_t n0, int64_t nb, int64_t g, float* dx) {
   const int64_t Cg = s.C / s.groups, P = s.Ho * s.Wo, HW = s.H * s.W;
+  std::vector<int64_t> offs(s.KW), jlos(s.KW), jhis(s.KW);
+  for (int64_t q = 0; q < s.KW; ++q) {
+    const int64_t off = q * s.dw - s.pw;
+    offs[q] = off;
+    jlos[q] = std::min(s.Wo, off >= 0 ? 0 : (-off + s.sw - 1) / s.sw);
+    jhis[q] = std::max(jlos[q], std::min(s.Wo, s.W - 1 - off < 0 ? 0 : (s.W - 1 - off) / s.sw + 1));
+  }
   parallel_for(nb * Cg, 1, [&](int64_t tb, int64_t te) {
     for (int64_t t = tb; t < te; ++t) {
       const int64_t n = t / Cg, c = t % Cg;
       float* plane = dx + ((n0 + n) * s.C + g * Cg + c) * HW;
       for (int64_t p = 0; p < s.KH; ++p) {
-        for (int64_t q = 0; q < s.KW; ++q) {
-          const float* row = dcol + ((c * s.KH + p) * s.KW + q) * nb * P + n * P;
-          for (int64_t i = 0; i < s.Ho; ++i) {
-            const int64_t ih = i * s.sh - s.ph + p * s.dh;
-            if (ih < 0 || ih >= s.H) continue;
-            float* dst = plane + ih * s.W;
-            const float* src = row + i * s.Wo;
-            // the same column range as im2col's
-            const int64_t off = q * s.dw - s.pw;
-            const int64_t jlo = std::min(s.Wo, off >= 0 ? 0 : (-off + s.sw - 1) / s.sw);
-            const int64_t jhi = std::max(jlo, std::min(s.Wo, s.W - 1 - off < 0 ? 0 : (s.W - 1 - off) / s.sw + 1));
-            for (int64_t j = jlo; j < jhi; ++j) dst[j * s.sw + off] += src[j];
+        for (int64_t i = 0; i < s.Ho; ++i) {
+          const int64_t ih = i * s.sh - s.ph + p * s.dh;
+          if (ih < 0 || ih >= s.H) continue;
+          float* dst = plane + ih * s.W;
+          for (int64_t q = 0; q < s.KW; ++q) {
+            const float* src = dcol + ((c * s.KH + p) * s.KW + q) * nb * P + n * P + i * s.Wo;
+            const int64_t off = offs[q], jhi = jhis[q];
+            if (s.sw == 1) {
+              float* d = dst + off;
+              for (int64_t j = jlos[q]; j < jhi; ++j) d[j] += src[j];
+            } else {
+              for (int64_t j = jlos[q]; j < jhi; ++j) dst[j * s.sw + off] += src[j];
+            }
           }
         }
       }
     }
   });
+}
+
+// Scratch buffers (im2col columns, GEMM outputs) kept per thread between calls and never
+// zero-filled: a fresh std::vector per call zero-filled and page-faulted ~8 MB for each layer of
+// a small-image batch, more time than the GEMMs themselves.
+class Scratch {
+ public:
+  float* get(size_t n) {
+    if (n > cap_) {
+      buf_.reset(new float[n]);
+      cap_ = n;
+    }
+    return buf_.get();
+  }
+
+ private:
+  std::unique_ptr<float[]> buf_;
+  size_t cap_ = 0;
+};
+struct ConvScratch {
+  Scratch col, out, dy, low, dlow;
+};
+ConvScratch& scratch() {
+  thread_local ConvScratch s;
+  return s;
 }
 
 // images per chunk: as many as fit kColBudget (at least one)
@@ -172,7 +207,7 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
   if (s.N == 0) return;
   const int64_t nb_max = chunk_images(s);
   const bool pointwise = is_pointwise(s);
-  std::vector<float> col, tmp;
+  ConvScratch& sc = scratch();
   for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
     const int64_t nb = std::min(nb_max, s.N - n0);
     for (int64_t g = 0; g < s.groups; ++g) {
@@ -184,9 +219,9 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
         if (pointwise) {
           src = x + (n0 * s.C + g * Cg) * HW;
         } else {
-          col.resize(K * P);
-          im2col(s, x, n0, 1, g, col.data());
-          src = col.data();
+          float* col = sc.col.get(K * P);
+          im2col(s, x, n0, 1, g, col);
+          src = col;
         }
         gemm_f32(false, false, Og, P, K, 1.0f, wg, K, src, P, 0.0f, yg, P);
         if (b) {
@@ -200,16 +235,16 @@ void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const 
         }
         continue;
       }
-      col.resize(K * nb * P);
-      tmp.resize(Og * nb * P);
-      im2col(s, x, n0, nb, g, col.data());
-      gemm_f32(false, false, Og, nb * P, K, 1.0f, wg, K, col.data(), nb * P, 0.0f, tmp.data(), nb * P);
+      float* col = sc.col.get(K * nb * P);
+      float* tmp = sc.out.get(Og * nb * P);
+      im2col(s, x, n0, nb, g, col);
+      gemm_f32(false, false, Og, nb * P, K, 1.0f, wg, K, col, nb * P, 0.0f, tmp, nb * P);
       // tmp (Og, nb, P) -> y (nb, O, P) with the bias
       parallel_for(Og * nb, 1, [&](int64_t tb, int64_t te) {
         for (int64_t t = tb; t < te; ++t) {
           const int64_t o = t / nb, n = t % nb;
           const float bo = b ? b[g * Og + o] : 0.0f;
-          const float* src = tmp.data() + (o * nb + n) * P;
+          const float* src = tmp + (o * nb + n) * P;
           float* dst = y + ((n0 + n) * s.O + g * Og + o) * P;
           for (int64_t k = 0; k < P; ++k) dst[k] = src[k] + bo;
         }
@@ -237,7 +272,7 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
   }
   if ((!dx && !dw) || s.N == 0) return;
   const int64_t nb_max = chunk_images(s);
-  std::vector<float> col, dyg, dcol;
+  ConvScratch& sc = scratch();
   for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
     const int64_t nb = std::min(nb_max, s.N - n0);
     for (int64_t g = 0; g < s.groups; ++g) {
@@ -246,26 +281,27 @@ void conv2d_backward(const Conv2dShape& s, const float* x, const float* w, const
       if (nb == 1) {
         dyp = dy + (n0 * s.O + g * Og) * P;
       } else {
-        dyg.resize(Og * nb * P);
+        float* dyg = sc.dy.get(Og * nb * P);
         parallel_for(Og * nb, 1, [&](int64_t tb, int64_t te) {
           for (int64_t t = tb; t < te; ++t) {
             const int64_t o = t / nb, n = t % nb;
-            std::memcpy(dyg.data() + (o * nb + n) * P, dy + ((n0 + n) * s.O + g * Og + o) * P, sizeof(float) * P);
+            std::memcpy(dyg + (o * nb + n) * P, dy + ((n0 + n) * s.O + g * Og + o) * P, sizeof(float) * P);
           }
         });
-        dyp = dyg.data();
+        dyp = dyg;
       }
       if (dw) {
-        col.resize(K * nb * P);
-        im2col(s, x, n0, nb, g, col.data());
+        float* col = sc.col.get(K * nb * P);
+        im2col(s, x, n0, nb, g, col);
         // dW_g (Og, K) += dy_g (Og, nbP) col^T
-        gemm_f32(false, true, Og, K, nb * P, 1.0f, dyp, nb * P, col.data(), nb * P, 1.0f, dw + g * Og * K, K);
+        gemm_f32(false, true, Og, K, nb * P, 1.0f, dyp, nb * P, col, nb * P, 1.0f, dw + g * Og * K, K);
       }
       if (dx) {
         // dcol (K, nbP) = W_g^T (K, Og) dy_g
-        dcol.resize(K * nb * P);
-        gemm_f32(true, false, K, nb * P, Og, 1.0f, w + g * Og * K, K, dyp, nb * P, 0.0f, dcol.data(), nb * P);
-        col2im_add(s, dcol.data(), n0, nb, g, dx);
+        // the columns' buffer is free again (dW is done): dcol reuses it
+        float* dcol = sc.col.get(K * nb * P);
+        gemm_f32(true, false, K, nb * P, Og, 1.0f, w + g * Og * K, K, dyp, nb * P, 0.0f, dcol, nb * P);
+        col2im_add(s, dcol, n0, nb, g, dx);
       }
     }
   }
@@ -304,24 +340,24 @@ void lora_conv2d_forward(const Conv2dShape& s, int64_t r, float scale, const flo
   const int64_t K = s.C * s.KH * s.KW, P = s.Ho * s.Wo;
   if (s.N == 0) return;
   const int64_t nb_max = chunk_images(s);
-  std::vector<float> col, ty, tl;
+  ConvScratch& sc = scratch();
   for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
     const int64_t nb = std::min(nb_max, s.N - n0), M = nb * P;
     const float* src;
     if (nb == 1 && is_pointwise(s)) {
       src = x + n0 * s.C * P;
     } else {
-      col.resize(K * M);
-      im2col(s, x, n0, nb, 0, col.data());
-      src = col.data();
+      float* col = sc.col.get(K * M);
+      im2col(s, x, n0, nb, 0, col);
+      src = col;
     }
-    ty.resize(s.O * M);
-    tl.resize(r * M);
-    gemm_f32(false, false, s.O, M, K, 1.0f, w, K, src, M, 0.0f, ty.data(), M);
-    gemm_f32(false, false, r, M, K, 1.0f, a, K, src, M, 0.0f, tl.data(), M);
-    gemm_f32(false, false, s.O, M, r, scale, b, r, tl.data(), M, 1.0f, ty.data(), M);
-    scatter_planes(ty.data(), s.O, nb, P, y, n0, s.O, 0, bias);
-    scatter_planes(tl.data(), r, nb, P, low, n0, r, 0, nullptr);
+    float* ty = sc.out.get(s.O * M);
+    float* tl = sc.low.get(r * M);
+    gemm_f32(false, false, s.O, M, K, 1.0f, w, K, src, M, 0.0f, ty, M);
+    gemm_f32(false, false, r, M, K, 1.0f, a, K, src, M, 0.0f, tl, M);
+    gemm_f32(false, false, s.O, M, r, scale, b, r, tl, M, 1.0f, ty, M);
+    scatter_planes(ty, s.O, nb, P, y, n0, s.O, 0, bias);
+    scatter_planes(tl, r, nb, P, low, n0, r, 0, nullptr);
   }
 }
 
@@ -334,31 +370,31 @@ void lora_conv2d_backward(const Conv2dShape& s, int64_t r, float scale, const fl
   if (db) std::memset(db, 0, sizeof(float) * s.O * r);
   if (s.N == 0 || (!dx && !da && !db)) return;
   const int64_t nb_max = chunk_images(s);
-  std::vector<float> col, dyg, lowg, dlow, dcol;
+  ConvScratch& sc = scratch();
   for (int64_t n0 = 0; n0 < s.N; n0 += nb_max) {
     const int64_t nb = std::min(nb_max, s.N - n0), M = nb * P;
-    dyg.resize(s.O * M);
-    gather_planes(dy, n0, s.O, 0, s.O, nb, P, dyg.data());
+    float* dyg = sc.dy.get(s.O * M);
+    gather_planes(dy, n0, s.O, 0, s.O, nb, P, dyg);
     if (db) {
-      lowg.resize(r * M);
-      gather_planes(low, n0, r, 0, r, nb, P, lowg.data());
+      float* lowg = sc.low.get(r * M);
+      gather_planes(low, n0, r, 0, r, nb, P, lowg);
       // dB (O, r) += scale dy low^T
-      gemm_f32(false, true, s.O, r, M, scale, dyg.data(), M, lowg.data(), M, 1.0f, db, r);
+      gemm_f32(false, true, s.O, r, M, scale, dyg, M, lowg, M, 1.0f, db, r);
     }
     if (!dx && !da) continue;
     // dlow (r, M) = scale B^T dy
-    dlow.resize(r * M);
-    gemm_f32(true, false, r, M, s.O, scale, b, r, dyg.data(), M, 0.0f, dlow.data(), M);
+    float* dlow = sc.dlow.get(r * M);
+    gemm_f32(true, false, r, M, s.O, scale, b, r, dyg, M, 0.0f, dlow, M);
     if (da) {
-      col.resize(K * M);
-      im2col(s, x, n0, nb, 0, col.data());
-      gemm_f32(false, true, r, K, M, 1.0f, dlow.data(), M, col.data(), M, 1.0f, da, K);
+      float* col = sc.col.get(K * M);
+      im2col(s, x, n0, nb, 0, col);
+      gemm_f32(false, true, r, K, M, 1.0f, dlow, M, col, M, 1.0f, da, K);
     }
     if (dx) {
-      dcol.resize(K * M);
-      gemm_f32(true, false, K, M, s.O, 1.0f, w, K, dyg.data(), M, 0.0f, dcol.data(), M);
-      gemm_f32(true, false, K, M, r, 1.0f, a, K, dlow.data(), M, 1.0f, dcol.data(), M);
-      col2im_add(s, dcol.data(), n0, nb, 0, dx);
+      float* dcol = sc.col.get(K * M);  // the columns are consumed: dcol reuses their buffer
+      gemm_f32(true, false, K, M, s.O, 1.0f, w, K, dyg, M, 0.0f, dcol, M);
+      gemm_f32(true, false, K, M, r, 1.0f, a, K, dlow, M, 1.0f, dcol, M);
+      col2im_add(s, dcol, n0, nb, 0, dx);
     }
   }
 }
