@@ -90,6 +90,25 @@ class BlockCache {
     return true;
   }
 
+  // On a miss: the smallest cached block of a class in (cls, max_cls], or null. A block up to
+  // twice the size asked for is a better answer than a fresh mapping, whose pages fault in again
+  // (the main job's backward asked for 8 MiB blocks while 6 MiB and 12 MiB ones sat cached).
+  void* take_larger(size_t cls, size_t max_cls, size_t* got) {
+    if (max_bytes_ == 0) return nullptr;
+    std::lock_guard<std::mutex> lock(mu_);
+    auto best = by_class_.end();
+    for (auto it = by_class_.begin(); it != by_class_.end(); ++it)
+      if (it->first > cls && it->first <= max_cls && !it->second.empty() && (best == by_class_.end() || it->first < best->first)) best = it;
+    if (best == by_class_.end()) return nullptr;
+    auto entry = best->second.back();
+    best->second.pop_back();
+    void* p = entry->p;
+    *got = best->first;
+    lru_.erase(entry);
+    cached_ -= best->first;
+    return p;
+  }
+
   // Before a fresh allocation of cls bytes: evict the oldest cached blocks until
   // live + cached + cls fits under the live peak (or the cache is empty).
   void make_room(size_t cls, int64_t live, int64_t peak) {
@@ -157,8 +176,9 @@ void aligned_free(void* p) { std::free(p); }
 
 Storage* Storage::allocate(size_t bytes, bool zero) {
   auto* s = new Storage();
-  const size_t cls = BlockCache::size_class(bytes);
+  size_t cls = BlockCache::size_class(bytes);
   void* p = cache().take(cls);
+  if (!p && cls >= (size_t{256} << 10)) p = cache().take_larger(cls, 2 * cls, &cls);
   if (!p) {
     cache().make_room(cls, g_live.load(), g_peak.load());
     p = raw_alloc(cls);
@@ -173,6 +193,7 @@ Storage* Storage::allocate(size_t bytes, bool zero) {
   }
   s->data = p;
   s->bytes = bytes;
+  s->capacity = cls;
   if (zero) std::memset(s->data, 0, bytes);
   note_alloc(static_cast<int64_t>(bytes));
   return s;
@@ -180,7 +201,7 @@ Storage* Storage::allocate(size_t bytes, bool zero) {
 
 void Storage::release() {
   if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    const size_t cls = BlockCache::size_class(bytes);
+    const size_t cls = capacity;
     const int64_t live = g_live.fetch_sub(static_cast<int64_t>(bytes)) - static_cast<int64_t>(bytes);
     if (!cache().give(data, cls, live, g_peak.load())) raw_free(data, cls);
     delete this;

@@ -11,6 +11,7 @@ namespace tk {
 struct Storage {
   void* data = nullptr;
   size_t bytes = 0;
+  size_t capacity = 0;  // bytes of the block actually held (its cache size class; >= bytes)
   std::atomic<int32_t> refs{1};
 
   static Storage* allocate(size_t bytes, bool zero);  // throws ERR_OOM

@@ -138,7 +138,13 @@ void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin,
   // per block: t = dy B, the input gradient s t A (through the mask), and dA's block partial
   const std::vector<float> bt = transposed_b(b, out, r);
   const int64_t blocks = (M + kRows - 1) / kRows;
-  std::vector<float> da_part(static_cast<size_t>(blocks * r * in));
+  // the block partials live in the calling thread's grow-only buffer: a fresh 1 MiB vector per
+  // call came from mmap and faulted its pages in every step
+  // (a pointer, not the thread_local itself, goes into the lambdas: on a pool thread the name
+  // would denote that thread's own, empty, buffer)
+  thread_local std::vector<float> da_part_buf;
+  if (da_part_buf.size() < static_cast<size_t>(blocks * r * in)) da_part_buf.resize(static_cast<size_t>(blocks * r * in));
+  float* const da_part = da_part_buf.data();
   parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t i0 = blk * kRows, n = std::min(kRows, M - i0);
@@ -152,14 +158,14 @@ void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin,
       else thin_rowaxpy(t, r, a, n, r, in, s.scale, nullptr, xin.mask ? xin.mask + i0 * in : nullptr, xin.keep_scale, dx + i0 * in, in, true);
       // dA partial [r, in] = s t^T xd over this block's rows
       const float* xdb = xin.rows(i0, n, scratch(0, n * in));
-      thin_outer(t, r, xdb, in, n, r, in, s.scale, da_part.data() + blk * r * in, false);
+      thin_outer(t, r, xdb, in, n, r, in, s.scale, da_part + blk * r * in, false);
     }
   });
   // dA = the block partials summed in block order (fixed: the same bits for any thread count)
   parallel_for(r * in, 4096, [&](int64_t e0, int64_t e1) {
     for (int64_t e = e0; e < e1; ++e) da[e] = da_part[e];
     for (int64_t blk = 1; blk < blocks; ++blk) {
-      const float* part = da_part.data() + blk * r * in;
+      const float* part = da_part + blk * r * in;
       for (int64_t e = e0; e < e1; ++e) da[e] += part[e];
     }
   });
