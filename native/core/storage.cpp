@@ -15,12 +15,22 @@ namespace tk {
 namespace {
 std::atomic<int64_t> g_live{0};
 std::atomic<int64_t> g_peak{0};
+// The same in block bytes (size classes): the cache's bound. Measured in requested bytes, a
+// freed block (its class up to 25% larger) counts for more once cached than it did live, and
+// freeing a step's activations evicted the blocks freed earlier in the step (the GPT-2 LM
+// head's 103 MB logits gradient, mapped afresh every step: 25k page faults).
+std::atomic<int64_t> g_live_blocks{0};
+std::atomic<int64_t> g_peak_blocks{0};
 
-void note_alloc(int64_t n) {
-  int64_t now = g_live.fetch_add(n) + n;
-  int64_t peak = g_peak.load();
-  while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
+void raise_peak(std::atomic<int64_t>& peak_var, int64_t now) {
+  int64_t peak = peak_var.load();
+  while (now > peak && !peak_var.compare_exchange_weak(peak, now)) {
   }
+}
+
+void note_alloc(int64_t n, int64_t block) {
+  raise_peak(g_peak, g_live.fetch_add(n) + n);
+  raise_peak(g_peak_blocks, g_live_blocks.fetch_add(block) + block);
 }
 
 // Blocks of 256 KiB and more are mapped directly, so that freeing one (eviction below) returns its
@@ -41,8 +51,9 @@ void raw_free(void* p, size_t cls) {
 // mmap whose pages fault in again on first touch (~10% of a GPT-2 step). Freed blocks are kept in
 // per-size-class free lists and handed out again. Size classes are quarter powers of two
 // (<= 25% rounding; 64-byte multiples below 4 KiB). The cache holds at most max_bytes_ (env
-// TUNEKIT_ALLOC_CACHE_MB; 0 disables it) and never lets live + cached bytes exceed the peak of
-// live bytes seen so far, so it does not raise the resident peak. Within those bounds the least
+// TUNEKIT_ALLOC_CACHE_MB; 0 disables it) and never lets live + cached block bytes exceed the
+// peak of live block bytes seen so far by more than an eighth, so it raises the resident peak
+// by at most that. Within those bounds the least
 // recently freed blocks make way: a freed block is always kept (older cached blocks of any size
 // are evicted for it), and a size that misses first evicts the oldest blocks. (Before, a freed
 // block that did not fit was returned to the system while stale blocks of sizes no longer used
@@ -114,7 +125,7 @@ class BlockCache {
   void make_room(size_t cls, int64_t live, int64_t peak) {
     if (max_bytes_ == 0) return;
     std::lock_guard<std::mutex> lock(mu_);
-    while (!lru_.empty() && live + static_cast<int64_t>(cached_ + cls) > peak) evict_oldest();
+    while (!lru_.empty() && live + static_cast<int64_t>(cached_ + cls) > bound(peak)) evict_oldest();
   }
 
   void clear() {
@@ -136,8 +147,13 @@ class BlockCache {
     void* p;
   };
 
+  // The live peak plus an eighth: with the bound at the peak itself, a step that needs two large
+  // blocks at once (GPT-2's logits and their gradient) kept only one from step to step, because
+  // every small miss evicted the oldest block to stay under it.
+  static int64_t bound(int64_t peak) { return peak + peak / 8; }
+
   bool fits(size_t cls, int64_t live, int64_t peak) const {
-    return cached_ + cls <= max_bytes_ && live + static_cast<int64_t>(cached_ + cls) <= peak;
+    return cached_ + cls <= max_bytes_ && live + static_cast<int64_t>(cached_ + cls) <= bound(peak);
   }
 
   // the least recently freed block (the back of the list); within its class it is the oldest,
@@ -180,7 +196,7 @@ Storage* Storage::allocate(size_t bytes, bool zero) {
   void* p = cache().take(cls);
   if (!p && cls >= (size_t{256} << 10)) p = cache().take_larger(cls, 2 * cls, &cls);
   if (!p) {
-    cache().make_room(cls, g_live.load(), g_peak.load());
+    cache().make_room(cls, g_live_blocks.load(), g_peak_blocks.load());
     p = raw_alloc(cls);
     if (!p) {
       cache().clear();
@@ -195,22 +211,26 @@ Storage* Storage::allocate(size_t bytes, bool zero) {
   s->bytes = bytes;
   s->capacity = cls;
   if (zero) std::memset(s->data, 0, bytes);
-  note_alloc(static_cast<int64_t>(bytes));
+  note_alloc(static_cast<int64_t>(bytes), static_cast<int64_t>(cls));
   return s;
 }
 
 void Storage::release() {
   if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     const size_t cls = capacity;
-    const int64_t live = g_live.fetch_sub(static_cast<int64_t>(bytes)) - static_cast<int64_t>(bytes);
-    if (!cache().give(data, cls, live, g_peak.load())) raw_free(data, cls);
+    g_live.fetch_sub(static_cast<int64_t>(bytes));
+    const int64_t live = g_live_blocks.fetch_sub(static_cast<int64_t>(cls)) - static_cast<int64_t>(cls);
+    if (!cache().give(data, cls, live, g_peak_blocks.load())) raw_free(data, cls);
     delete this;
   }
 }
 
 int64_t Storage::live_bytes() { return g_live.load(); }
 int64_t Storage::peak_bytes() { return g_peak.load(); }
-void Storage::reset_peak() { g_peak.store(g_live.load()); }
+void Storage::reset_peak() {
+  g_peak.store(g_live.load());
+  g_peak_blocks.store(g_live_blocks.load());
+}
 int64_t Storage::cached_bytes() { return static_cast<int64_t>(cache().cached()); }
 void Storage::empty_cache() { cache().clear(); }
 

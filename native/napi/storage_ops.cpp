@@ -20,11 +20,15 @@ namespace {
 // MiB allocated and freed) start several full GCs: in the main job's step about 30 ms of CPU in
 // `alloc`. The reported figure follows the high-water mark of live bytes instead: it rises when
 // live memory reaches a new peak (a leak keeps raising it, so the GC still comes for leaked
-// handles) and falls only when live memory has stayed below half of it for a second since it
-// last rose (a model freed, not the end of a step whose next step follows within milliseconds).
+// handles) and falls only when live memory is below half of it and it last rose long ago (a
+// model freed, not the end of a step whose next step follows).
 // V8 (Node 20) starts incremental marking for any rise of a few MiB above its limit: measured
 // here, alloc + dispose of 4-8 MiB blocks cost 0.05-0.14 ms of CPU each in GC when reported one
 // by one, 0.001 ms without.
+// A training step of GPT-2 small takes seconds; lowering after 1 s re-raised (and re-started a GC)
+// every step, so the figure stays up for half a minute after live memory last peaked.
+constexpr double kLowerAfterSeconds = 30.0;
+
 void report_external(Napi::Env env, int64_t delta) {
   EnvState& st = env_state(env);
   st.external_live += delta;
@@ -33,7 +37,7 @@ void report_external(Napi::Env env, int64_t delta) {
   if (st.external_live > st.external_reported) {
     adjust = st.external_live - st.external_reported;
     st.external_raised_at = now;
-  } else if (st.external_live < st.external_reported / 2 && now - st.external_raised_at > 1.0) {
+  } else if (st.external_live < st.external_reported / 2 && now - st.external_raised_at > kLowerAfterSeconds) {
     adjust = st.external_live - st.external_reported;
   }
   if (adjust != 0) {
