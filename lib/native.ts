@@ -248,6 +248,27 @@ export interface Binding {
   /** E[i] = 0 where keep[i] == 0 (u8 [r]). */
   adaloraApplyPattern(e: H, eOff: number, keep: H, keepOff: number, r: number): void;
 
+  // ---- collectives (native/napi/ops_collectives.cpp): MPI loaded at run time, one communication
+  // thread; operations start in call order on every rank and are waited for with a deadline.
+  // elem 0 f32 | 1 f64; op 0 sum | 1 max | 2 min. Only lib/train/distributed/process_group.ts calls these.
+  /** Loads the MPI library if it can (nothing is initialised): what was found, or why not and how to install it. */
+  collectivesProbe(): { available: boolean; implementation: string; library: string; version: string; reason: string };
+  /** MPI_Init on the communication thread (once per process); ERR_BACKEND without MPI. */
+  collectivesInit(): { rank: number; size: number; threadLevel: number; implementation: string; version: string };
+  /** Starts an in-place all-reduce of `count` elements; returns the operation's id. */
+  collectivesAllreduce(h: H, off: number, count: number, elem: number, op: number): number;
+  /** Starts a broadcast of `bytes` bytes from rank `root`, in place; returns the operation's id. */
+  collectivesBroadcast(h: H, off: number, bytes: number, root: number): number;
+  collectivesBarrier(): number;
+  /** true when operation `id` completed, false when still in flight after timeoutMs; a failed one throws ERR_BACKEND. */
+  collectivesWait(id: number, timeoutMs: number): boolean;
+  /** MPI_Abort: every rank of the job ends (exit status `code`). Never returns. */
+  collectivesAbort(code: number): never;
+  /** MPI_Finalize (collective); no-op when not initialised. */
+  collectivesFinalize(): void;
+  /** This process's operations so far: count, payload bytes, wall seconds with one in flight. */
+  collectivesStats(): { ops: number; bytes: number; busySeconds: number };
+
   // ---- CUDA (native/napi/ops_cuda.cpp)
   /** Status of the CUDA backend: compiled in or not, usable devices, and why there are none. */
   cudaInfo(): { compiled: boolean; devices: number; reason: string; name?: string; computeCapability?: string; totalBytes?: number };
