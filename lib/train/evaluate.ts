@@ -9,6 +9,8 @@ import { Trainer, type EvalResult } from './trainer.js';
 import type { TrainConfig } from './config.js';
 import { prepareRunData } from './run_data.js';
 import { checkSequenceLength, loadRunModel } from './run_model.js';
+import { imageClassificationJob } from './run_image.js';
+import { ImageClassificationObjective } from './objectives/image_cls.js';
 
 /**
  * Evaluates `runDir`'s adapter/model (or the bare base when `base`) on the config's eval split.
@@ -17,7 +19,7 @@ import { checkSequenceLength, loadRunModel } from './run_model.js';
  * const r = await evaluateRun(loadConfig('examples/spam-lora.yaml'), { runDir: 'runs/spam-lora' });
  */
 export async function evaluateRun(config: TrainConfig, opts: { runDir: string; base?: boolean }): Promise<EvalResult> {
-  if (config.task === 'image_cls') throw new TunekitError('ERR_CONFIG', 'tunekit eval does not read image_cls runs yet: their results.json holds the final evaluation (loss, accuracy, F1)');
+  if (config.task === 'image_cls') return evaluateImageRun(config, opts);
   const modelDir = resolveModelPath(config.model);
   checkSequenceLength(config, modelDir);
   const tokenizer = Tokenizer.fromFolder(modelDir);
@@ -32,4 +34,17 @@ export async function evaluateRun(config: TrainConfig, opts: { runDir: string; b
   } finally {
     trainer.dispose();
   }
+}
+
+/**
+ * An image_cls run (lib/train/run_image.ts): the same images, preprocessing and label names as
+ * training, the run's model (merged full model, or the base with its adapter; the base alone with
+ * `base`), scored by the image objective.
+ */
+async function evaluateImageRun(config: TrainConfig, opts: { runDir: string; base?: boolean }): Promise<EvalResult> {
+  const modelDir = resolveModelPath(config.model);
+  const ctx = { config, modelDir, log: () => undefined, get tokenizer(): Tokenizer { throw new TunekitError('ERR_STATE', 'image runs have no tokenizer'); } };
+  const data = await imageClassificationJob.prepareData(ctx);
+  const model = loadRunModel(config, { runDir: opts.runDir, base: opts.base, labels: data.labels });
+  return new ImageClassificationObjective(model).evaluate(data.eval, { batchSize: config.training.batch_size * 2, evalSplit: true });
 }

@@ -63,6 +63,11 @@ describe('image tasks through the CLI', () => {
     expect(cfg.task_type).toBe(null);
     expect(cfg.modules_to_save).toContain('classifier');
     expect(fs.existsSync(path.join(out, 'metrics.jsonl'))).toBe(true);
+    // tunekit eval re-scores the run folder: the run's own figures
+    const ev = tunekit(['eval', path.join(ROOT, 'examples', 'digits-lora.yaml'), '--run', out], ROOT);
+    expect(ev.code, ev.out).toBe(0);
+    const evJson = JSON.parse(ev.out.slice(ev.out.indexOf('{'), ev.out.lastIndexOf('}') + 1));
+    expect(evJson.accuracy).toBeCloseTo(res.eval.accuracy, 9);
     // tunekit merge folds the adapter into the base: the merged folder scores what the run scored
     const merged = path.join(proj, 'runs', 'digits-merged');
     const m = tunekit(['merge', '--model', 'builtin:tunekit-resnet-digits', '--adapter', path.join(out, 'adapter'), '--output', merged], ROOT);
