@@ -111,6 +111,29 @@ describe('image tasks through the CLI', () => {
     });
   }
 
+  it('an interrupted full fine-tuning (augmentation, BatchNorm statistics) resumes to the same bytes as an uninterrupted run', () => {
+    const cfg = (name: string) => ['model: models/resnet_basic', 'task: image_cls', 'method: full',
+      'dataset: { path: data, eval: { fraction: 0.25 }, augment: { random_crop: 1, horizontal_flip: true } }',
+      'training: { max_steps: 4, batch_size: 2, lr: 1.0e-3, save_every: 1 }', `output_dir: runs/${name}`].join('\n');
+    fs.writeFileSync(path.join(proj, 'configs', 'resume-a.yaml'), cfg('resume-a'));
+    fs.writeFileSync(path.join(proj, 'configs', 'resume-b.yaml'), cfg('resume-b'));
+    expect(tunekit(['train', 'configs/resume-a.yaml']).code).toBe(0);
+    const env = process.env.TUNEKIT_FAULT_SIGINT_AT_STEP;
+    process.env.TUNEKIT_FAULT_SIGINT_AT_STEP = '2';
+    try {
+      const r = tunekit(['train', 'configs/resume-b.yaml']);
+      expect(r.out).toMatch(/interrupted/);
+    } finally {
+      if (env === undefined) delete process.env.TUNEKIT_FAULT_SIGINT_AT_STEP;
+      else process.env.TUNEKIT_FAULT_SIGINT_AT_STEP = env;
+    }
+    const resumed = tunekit(['train', 'configs/resume-b.yaml', '--resume']);
+    expect(resumed.code, resumed.out).toBe(0);
+    expect(resumed.out).toMatch(/resuming from .*step \d of 4/);
+    const bytes = (n: string) => fs.readFileSync(path.join(proj, 'runs', n, 'model', 'model.safetensors'));
+    expect(bytes('resume-b').equals(bytes('resume-a'))).toBe(true);
+  });
+
   it('an image model without preprocessor_config.json, and a text task on it, are refused by name', () => {
     const dir = path.join(proj, 'models', 'bare');
     fs.mkdirSync(dir, { recursive: true });
