@@ -42,17 +42,19 @@ void im2col(const Conv2dShape& s, const float* x, int64_t n0, int64_t nb, int64_
           const int64_t ih = i * s.sh - s.ph + p * s.dh;
           float* o = out + i * s.Wo;
           if (ih < 0 || ih >= s.H) {
-            std::fill(o, o + s.Wo, 0.0f);
+            for (int64_t j = 0; j < s.Wo; ++j) o[j] = 0.0f;
             continue;
           }
           const float* src = plane + ih * s.W;
-          std::fill(o, o + jlo, 0.0f);
+          // plain loops: rows of small images are a few floats, where a libc call costs more
+          for (int64_t j = 0; j < jlo; ++j) o[j] = 0.0f;
           if (s.sw == 1) {
-            std::memcpy(o + jlo, src + jlo + off, sizeof(float) * (jhi - jlo));
+            const float* sp = src + off;
+            for (int64_t j = jlo; j < jhi; ++j) o[j] = sp[j];
           } else {
             for (int64_t j = jlo; j < jhi; ++j) o[j] = src[j * s.sw + off];
           }
-          std::fill(o + jhi, o + s.Wo, 0.0f);
+          for (int64_t j = jhi; j < s.Wo; ++j) o[j] = 0.0f;
         }
       }
     }
