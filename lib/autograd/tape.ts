@@ -52,6 +52,33 @@ export function record<S>(op: OpName, inputs: readonly (Tensor | null)[], output
   output.gradFn = new Node(op, inputs, saved);
 }
 
+/**
+ * Hooks called when backward() has accumulated a leaf's gradient for this pass: every gradient
+ * flowing into the leaf is summed before its visit (reverse topological order), so `.grad` is
+ * final for the pass when a hook runs. PyTorch's register_post_accumulate_grad_hook; data-parallel
+ * training (lib/train/distributed/reducer.ts) starts each bucket's all-reduce from them while the
+ * rest of the backward pass runs.
+ */
+const gradReadyHooks = new Map<Tensor, ((leaf: Tensor) => void)[]>();
+
+/**
+ * Registers `hook(leaf)` to run each time backward() has accumulated `leaf`'s gradient; returns
+ * the function that removes it.
+ * @example const remove = registerGradReadyHook(p, (leaf) => console.log(leaf.grad!.numel)); ...; remove();
+ */
+export function registerGradReadyHook(leaf: Tensor, hook: (leaf: Tensor) => void): () => void {
+  const list = gradReadyHooks.get(leaf) ?? [];
+  list.push(hook);
+  gradReadyHooks.set(leaf, list);
+  return () => {
+    const now = gradReadyHooks.get(leaf);
+    if (!now) return;
+    const i = now.indexOf(hook);
+    if (i >= 0) now.splice(i, 1);
+    if (now.length === 0) gradReadyHooks.delete(leaf);
+  };
+}
+
 type Rule = (g: Tensor<'f32'>, node: Node, output: Tensor) => readonly (Tensor<'f32'> | null)[];
 let ruleTable: Record<string, Rule> | null = null;
 
@@ -119,8 +146,11 @@ export function backward(root: Tensor, gradOutput?: Tensor<'f32'>): void {
       grads.delete(t);
       const node = t.gradFn as Node | null;
       if (!node) {
-        if (t.requiresGrad) accumulateLeaf(t, g);
-        else g.dispose();
+        if (t.requiresGrad) {
+          accumulateLeaf(t, g);
+          const hooks = gradReadyHooks.get(t);
+          if (hooks) for (const hook of [...hooks]) hook(t);
+        } else g.dispose();
         continue;
       }
       const rule = table[node.op];

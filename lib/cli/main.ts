@@ -10,6 +10,8 @@ import { backendInfo } from '../backend.js';
 import { loadConfig, type ConfigOverride, type TrainConfig } from '../train/config.js';
 import { runTraining } from '../train/run.js';
 import { formatEval, runOutputs } from '../train/run_result.js';
+import { activeProcessGroup, launcherWorld } from '../train/distributed/process_group.js';
+import { launchRanks } from '../train/distributed/launch.js';
 // registers the reward, dpo and ppo jobs with runTraining
 import '../rlhf/jobs.js';
 import { DEFAULT_TRAIN_CONFIG } from './defaults.js';
@@ -48,21 +50,28 @@ Options:
   --max-steps <n>     stop after n optimizer steps
   --epochs <n>        number of epochs
   --seed <n>          training seed (initialisation, dropout, data order); repeat a run with others to see its spread
-  --threads <n>       native threads (default: all cores)
+  --threads <n>       native threads (default: all cores, shared among the ranks of --nproc)
+  --nproc <n>         data-parallel training on n ranks of this machine, started with mpirun
+                      (across machines: mpirun -np N -H a,b tunekit train cfg.yaml; docs/distributed.md)
   --print-config      print the validated config (with defaults) and exit
   -h, --help          this help`,
 };
 
 function fail(e: unknown): never {
   const code = (e as { code?: unknown })?.code;
+  // a rank of a data-parallel job says which it is
+  const world = launcherWorld();
+  const rank = world && world.size > 1 ? `[rank ${world.rank}] ` : '';
   if (e instanceof TunekitError) {
-    process.stderr.write(`${pc.red('error')} ${pc.dim(`[${e.code}]`)} ${e.message}\n`);
+    process.stderr.write(`${rank}${pc.red('error')} ${pc.dim(`[${e.code}]`)} ${e.message}\n`);
   } else if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
     // a mistyped command line: Node's own message says what was wrong, no stack needed
     process.stderr.write(`${pc.red('error')} ${pc.dim(`[${code}]`)} ${(e as Error).message} (see --help)\n`);
   } else {
-    process.stderr.write(`${pc.red('error')} ${(e as Error)?.stack ?? String(e)}\n`);
+    process.stderr.write(`${rank}${pc.red('error')} ${(e as Error)?.stack ?? String(e)}\n`);
   }
+  // the other ranks would wait for this one until their timeout: end the whole job now
+  activeProcessGroup()?.abort(1);
   process.exit(1);
 }
 
@@ -72,7 +81,7 @@ async function trainCommand(argv: string[]): Promise<void> {
     allowPositionals: true,
     options: {
       output: { type: 'string' }, resume: { type: 'boolean' }, 'max-steps': { type: 'string' }, epochs: { type: 'string' }, seed: { type: 'string' },
-      threads: { type: 'string' }, 'print-config': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      threads: { type: 'string' }, nproc: { type: 'string' }, 'print-config': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return void console.log(HELP.train);
@@ -81,14 +90,22 @@ async function trainCommand(argv: string[]): Promise<void> {
   // flags go through the config's own schema: `--max-steps 2.5` is refused as the file's field would be
   const flags: [keyof typeof values, string[]][] = [
     ['output', ['output_dir']], ['max-steps', ['training', 'max_steps']], ['epochs', ['training', 'epochs']],
-    ['threads', ['training', 'threads']], ['seed', ['training', 'seed']],
+    ['threads', ['training', 'threads']], ['seed', ['training', 'seed']], ['nproc', ['distributed', 'nproc']],
   ];
   const overrides: ConfigOverride[] = flags
     .filter(([name]) => values[name] !== undefined)
     .map(([name, path]) => ({ path, value: values[name], flag: `--${name}` }));
   const config: TrainConfig = loadConfig(raw, { overrides });
   if (values['print-config']) return void console.log(JSON.stringify(config, null, 2));
+  const world = launcherWorld();
+  const nproc = config.distributed?.nproc ?? 1;
+  if (nproc > 1 && !world) {
+    // this process starts the ranks (mpirun), each of which runs this same command line
+    return launchRanks({ nproc, args: ['train', ...argv], outputDir: config.output_dir });
+  }
   const res = await runTraining(config, { resume: values.resume });
+  // rank 0 reports for the job
+  if (world && world.rank > 0) return;
   const e = res.eval;
   const lines = [
     `${pc.bold('done')}: ${res.fit.steps} steps (${res.fit.status}) in ${res.fit.trainSeconds.toFixed(1)} s, ${res.fit.tokensPerSecond.toFixed(0)} tokens/s`,

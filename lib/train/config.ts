@@ -174,6 +174,19 @@ export const LoggingSchema = z.strictObject({
   plot: z.boolean().default(true),
 });
 
+/**
+ * Data-parallel training (lib/train/distributed, docs/distributed.md). Left out of checkpoints'
+ * run config: the number of ranks is checked on resume by itself, and a new timeout may resume.
+ */
+export const DistributedSchema = z.strictObject({
+  /** Ranks `tunekit train` starts on this machine through mpirun (--nproc); under an MPI launcher its rank count is used. */
+  nproc: posInt.default(1),
+  /** Seconds a rank waits for the others in a collective before the job stops with ERR_TIMEOUT (must exceed rank 0's longest evaluation or checkpoint save). */
+  timeout_s: z.number().positive().default(1800),
+  /** Gradient bucket size in MiB (PyTorch DDP's bucket_cap_mb; the first bucket is at most 1 MiB). */
+  bucket_mb: z.number().positive().default(25),
+});
+
 const TopSchema = z.strictObject({
   /** A Hugging Face folder or "builtin:<name>". */
   model: z.string().min(1),
@@ -187,6 +200,7 @@ const TopSchema = z.strictObject({
   training: TrainingSchema.prefault({}),
   output_dir: z.string().min(1).default('runs/tunekit'),
   logging: LoggingSchema.prefault({}),
+  distributed: DistributedSchema.optional(),
 });
 
 type Top = z.output<typeof TopSchema>;

@@ -40,6 +40,13 @@ export interface StepPlan {
    * minibatches updates.
    */
   updates: MicroBatch[][];
+  /**
+   * Optional, parallel to `updates`: the number of terms each micro-batch's loss is the mean of
+   * (supervised: labelled targets). Data-parallel training weighs the ranks' shards by them, so
+   * that a step equals one process on the combined batch (lib/train/distributed/data_parallel.ts);
+   * without them every shard weighs the same, as in PyTorch DDP.
+   */
+  counts?: number[][];
   /** real (non-padding) tokens the step processed, for tokens/s */
   tokens: number;
   /** figures of the step that belong to no micro-batch (PPO's rollout: score, kl, entropy ...) */

@@ -6,6 +6,7 @@
  * checkpoint/.
  */
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { native } from '../native.js';
 import { TunekitError, describe } from '../errors.js';
 import { resolveModelPath } from '../models/builtin.js';
@@ -18,6 +19,8 @@ import { warmupStepsFor, type TrainConfig } from './config.js';
 import type { Objective } from './objective.js';
 import { runJobFor, type RunJobContext } from './run_job.js';
 import type { RunEval, RunResult } from './run_result.js';
+import { initProcessGroup } from './distributed/process_group.js';
+import { DataParallel } from './distributed/data_parallel.js';
 // the jobs of lib/train register themselves: fine-tuning methods, and the image_cls task
 import './run_supervised.js';
 import './run_image.js';
@@ -38,9 +41,11 @@ export interface RunOptions {
  * whole (PPO) or partial batches.
  * @example const settings = trainSettingsFor(config, train.length, objective);
  */
-export function trainSettingsFor(config: TrainConfig, trainExamples: number, objective: Pick<Objective<unknown>, 'dropLast'>): Partial<TrainSettings> {
+export function trainSettingsFor(config: TrainConfig, trainExamples: number, objective: Pick<Objective<unknown>, 'dropLast'>, ranks = 1): Partial<TrainSettings> {
   const t = config.training;
-  const batchesPerEpoch = objective.dropLast ? Math.floor(trainExamples / t.batch_size) : Math.ceil(trainExamples / t.batch_size);
+  // data-parallel: a loader batch is the global micro-batch, batch_size examples per rank
+  const global = t.batch_size * ranks;
+  const batchesPerEpoch = objective.dropLast ? Math.floor(trainExamples / global) : Math.ceil(trainExamples / global);
   const stepsPerEpoch = Math.max(1, Math.floor(batchesPerEpoch / t.grad_accum));
   const totalSteps = t.max_steps ?? Math.max(1, Math.floor(stepsPerEpoch * t.epochs));
   const es = t.early_stopping;
@@ -73,12 +78,19 @@ function sigintFaultFromEnv(): ((step: number) => void) | null {
  * console.log(result.eval?.accuracy);
  */
 export async function runTraining(config: TrainConfig, opts: RunOptions = {}): Promise<RunResult> {
-  const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  // started by an MPI launcher (mpirun, or `tunekit train --nproc N`): join the other ranks first,
+  // so that a missing MPI library is reported before anything is loaded
+  const group = initProcessGroup({ timeoutSeconds: config.distributed?.timeout_s });
+  const lead = !group || group.rank === 0;
+  // rank 0 speaks for the job; the others print only their errors
+  const log = !lead ? () => undefined : opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
   // the output folder is checked (and made) before minutes of loading and training, not after
-  prepareOutputDir(config.output_dir);
+  if (lead) prepareOutputDir(config.output_dir);
   // the seed decides initialisation (adapters, new heads, prompt encoders) as well as dropout and data order
   manualSeed(config.training.seed);
   if (config.training.threads > 0) native.setNumThreads(config.training.threads);
+  // ranks on one machine share its cores
+  else if (group) native.setNumThreads(Math.max(1, Math.floor(availableParallelism() / group.localSize)));
   if (config.training.dtype !== 'f32') throw new TunekitError('ERR_CONFIG', `training.dtype '${config.training.dtype}' is not supported yet on this build; use f32`);
   // a job registered for the task (image_cls: images, not text) comes before the method's
   const job = runJobFor(config.method, config.task);
@@ -100,7 +112,14 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   // 3. the run
   const objective = job.objective(ctx, model, data);
   const outputDir = config.output_dir;
-  const runConfig = JSON.parse(JSON.stringify({ ...config, configPath: undefined })) as Record<string, unknown>;
+  // `distributed` stays out: the Trainer records and checks the number of ranks itself, and a
+  // run may resume with another timeout or bucket size
+  const runConfig = JSON.parse(JSON.stringify({ ...config, configPath: undefined, distributed: undefined })) as Record<string, unknown>;
+  const dp = group ? new DataParallel(group, { bucketBytes: (config.distributed?.bucket_mb ?? 25) * 2 ** 20 }) : null;
+  if (dp) {
+    const t = config.training;
+    log(`data parallel: ${dp.size} ranks (${group!.backend}), ${native.getNumThreads()} thread(s) each; a step takes ${t.batch_size * dp.size * t.grad_accum} examples (batch_size ${t.batch_size} x ${dp.size} ranks x grad_accum ${t.grad_accum}); each update all-reduces ${(trainable * 4 / 1e6).toFixed(3)} MB of gradients (the trainable parameters, f32)`);
+  }
   const fault = sigintFaultFromEnv();
   const callbacks: TrainerCallbacks<unknown> = {
     ...opts.callbacks,
@@ -110,12 +129,21 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
     },
   };
   const trainer = new Trainer<unknown, unknown>({
-    model, objective, train: data.train, eval: data.eval, settings: trainSettingsFor(config, data.train.length, objective),
-    outputDir, runConfig, progress: config.logging.progress, callbacks,
+    model, objective, train: data.train, eval: data.eval, settings: trainSettingsFor(config, data.train.length, objective, dp?.size ?? 1),
+    outputDir, runConfig, progress: config.logging.progress, callbacks, distributed: dp,
   });
   // --resume: from the newest complete checkpoint of outputDir (an interrupted save is recovered);
   // none is ERR_NOT_FOUND, a finished run ERR_STATE with its outputs left as they are
   const fit = await trainer.fit({ resume: opts.resume === true, log });
+  const distributed = dp?.summary() ?? null;
+  if (distributed) {
+    log(`communication: ${(distributed.bytes_per_step / 1e6).toFixed(3)} MB per step on each rank in ${distributed.buckets} gradient bucket(s) and the step's figures; ${(distributed.comm_seconds_per_step * 1e3).toFixed(1)} ms per step with a collective in flight, ${(distributed.exposed_comm_seconds_per_step * 1e3).toFixed(1)} ms of it waited for after backward`);
+  }
+  if (!lead) {
+    // the other ranks' weights equal rank 0's, which writes them
+    group!.close();
+    return { outputDir, fit: { ...fit, evals: fit.evals as { step: number; result: RunEval }[] }, trainableParameters: trainable, totalParameters: totalParams, eval: null };
+  }
 
   job.writeOutputs(ctx, model, data);
   const evals = fit.evals as { step: number; result: RunEval }[];
@@ -126,7 +154,9 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
     model: config.model, method: config.method, task: model.task, objective: objective.name, steps: fit.steps, status: fit.status,
     train_seconds: fit.trainSeconds, tokens_per_second: fit.tokensPerSecond, step_seconds: fit.trainSeconds / Math.max(1, fit.steps),
     peak_native_bytes: fit.peakBytes, peak_rss_bytes: process.resourceUsage().maxRSS * 1024, trainable_parameters: trainable, total_parameters: totalParams,
-    eval: last, before, train: fit.lastTrain, labels: data.labels,
+    eval: last, before, train: fit.lastTrain, labels: data.labels, ...(distributed ? { distributed } : {}),
   }, { indent: 2 });
+  // the others wait at the end for rank 0's outputs (close() is collective)
+  group?.close();
   return result;
 }

@@ -38,12 +38,13 @@ import { rawFromTensor, f32FromRaw } from '../models/weights.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
 import { makeLrSchedule, warmupFromRatio, type ScheduleName } from './lr_schedule.js';
 import { MetricsLog, readMetrics, truncateMetrics, type MetricsRecord } from './metrics_log.js';
-import { readCheckpoint, requireCheckpoint, writeCheckpoint, OPTIMIZER_FILE, TRAINER_STATE_FILE, type CheckpointStatus, type TrainerState } from './checkpoint.js';
+import { readCheckpoint, requireCheckpoint, writeCheckpoint, CHECKPOINT_DIR, OPTIMIZER_FILE, TRAINER_STATE_FILE, type CheckpointStatus, type TrainerState } from './checkpoint.js';
 import { writeLossPlot, writePanelsPlot } from './plot.js';
 import { ProgressReporter } from './progress.js';
 import type { TrainTask } from './losses.js';
 import type { Figures, MicroBatch, Objective, StepPlan, WatchedMetric } from './objective.js';
 import { SupervisedObjective, batchInputs, type EvalResult, type SupervisedExample } from './objectives/supervised.js';
+import type { DataParallel } from './distributed/data_parallel.js';
 
 export type TrainableModel = PretrainedModel | PeftModel;
 export type TrainExample = SupervisedExample;
@@ -144,6 +145,13 @@ export interface TrainerOptions<E = TrainExample, R = EvalResult> {
   metric?: 'loss' | 'accuracy';
   /** where eval and resume lines go (default: beside the progress output) */
   log?: (line: string) => void;
+  /**
+   * Data-parallel training over the ranks of a process group (lib/train/distributed): each rank
+   * trains on its shard of every batch of batchSize x ranks examples, gradients are all-reduced
+   * in buckets during backward, rank 0 evaluates and writes every file. Every rank runs the same
+   * Trainer with the same settings and data.
+   */
+  distributed?: DataParallel | null;
 }
 
 export interface FitOptions {
@@ -195,6 +203,8 @@ export class Trainer<E = TrainExample, R = EvalResult> {
   /** the PEFT method's own hooks (e.g. AdaLoRA), called whatever the user's callbacks are */
   private readonly hooks: TrainingHooks;
   private readonly extraModules: [string, Module][];
+  /** the ranks of a data-parallel run (null: one process) */
+  private readonly dp: DataParallel | null;
 
   constructor(opts: TrainerOptions<E, R>) {
     this.opts = opts;
@@ -210,15 +220,23 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     else if (opts.task) this.objective = new SupervisedObjective(opts.model, { task: opts.task, padTokenId: opts.padTokenId ?? 0, choices: opts.choices }) as unknown as Objective<E, R>;
     else throw new TunekitError('ERR_VALUE', 'Trainer: expected an objective, or a task (causal_lm, seq_cls, token_cls) for the supervised one, but received neither');
     this.task = this.objective.name;
+    this.dp = opts.distributed ?? null;
+    // PPO's several updates per step (and its rollout statistics) are not sharded
+    if (this.dp && this.objective.updatesPerStep({ batchSize: s.batchSize, gradAccum: s.gradAccum }) !== 1) {
+      throw new TunekitError('ERR_UNSUPPORTED', `data-parallel training runs objectives of one update per step (supervised, reward, dpo); '${this.objective.name}' makes several`);
+    }
+    // every rank reads the global micro-batches (batchSize x ranks examples) and trains on its shard
+    const loaderBatch = s.batchSize * (this.dp?.size ?? 1);
     this.outputDir = opts.outputDir ?? null;
     this.evalExamples = opts.eval ?? [];
     // dropout masks come from the global RNG: an objective that trains with dropout has them
     // decided by the run's seed; the RLHF objectives (no dropout) leave the caller's RNG alone
     if (this.objective.dropout) manualSeed(s.seed);
-    if (this.objective.dropLast && opts.train.length < s.batchSize) {
-      throw new TunekitError('ERR_VALUE', `${this.objective.name}: expected at least batchSize (${s.batchSize}) training examples, since every step takes a full batch, but received ${opts.train.length}`);
+    if (this.objective.dropLast && opts.train.length < loaderBatch) {
+      const what = this.dp ? `batchSize x ranks (${s.batchSize} x ${this.dp.size})` : `batchSize (${s.batchSize})`;
+      throw new TunekitError('ERR_VALUE', `${this.objective.name}: expected at least ${what} training examples, since every step takes a full batch, but received ${opts.train.length}`);
     }
-    this.loader = new DataLoader<E, E[]>(opts.train, { batchSize: s.batchSize, seed: s.seed, shuffle: s.shuffle, dropLast: this.objective.dropLast ?? false });
+    this.loader = new DataLoader<E, E[]>(opts.train, { batchSize: loaderBatch, seed: s.seed, shuffle: s.shuffle, dropLast: this.objective.dropLast ?? false });
     this.extraModules = Object.entries(this.objective.extraModules ?? {});
     if (this.trainableParameters().length === 0) throw new TunekitError('ERR_VALUE', 'AdamW: no trainable parameters (is everything frozen?)');
     this.hooks = this.model instanceof PeftModel ? this.model.trainingHooks() : {};
@@ -271,22 +289,83 @@ export class Trainer<E = TrainExample, R = EvalResult> {
    * scaled by `scale`. Returns the objective's loss value and the extra terms' sum; a
    * non-finite total is returned without backward (fit() then stops with ERR_NAN).
    */
-  private microStep(micro: MicroBatch, scale: number): { value: number; extra: number | null; figures: Figures } {
+  private microStep(micro: MicroBatch, scale: number, extraScale?: number): { value: number; extra: number | null; figures: Figures } {
     return tidy(() => {
       const { loss, figures } = micro();
       const value = loss.item();
       let total: Tensor<'f32'> = loss;
       let extra: number | null = null;
+      // data-parallel: the objective's loss and the extra terms have their own scales (the extra
+      // terms are the same on every rank, the loss is the rank's share of the combined batch's)
+      if (extraScale !== undefined) total = F.scale(loss, scale);
       for (const term of [this.hooks.extraLoss?.() ?? null, this.opts.callbacks?.extraLoss?.() ?? null]) {
         if (!term) continue;
         extra = (extra ?? 0) + term.item();
-        total = F.add(total, term);
+        total = F.add(total, extraScale === undefined ? term : F.scale(term, extraScale));
       }
       // a non-finite extra term makes the objective non-finite even when its gradient is not
       // (a constant NaN): report it so that fit() stops with ERR_NAN
-      if (Number.isFinite(value) && (extra === null || Number.isFinite(extra))) backward(scale === 1 ? total : F.scale(total, scale));
+      if (Number.isFinite(value) && (extra === null || Number.isFinite(extra))) backward(scale === 1 || extraScale !== undefined ? total : F.scale(total, scale));
       return { value, extra, figures: figures ?? {} };
     });
+  }
+
+  /**
+   * One step of data-parallel training (lib/train/distributed/data_parallel.ts): this rank's
+   * shards of the global micro-batches, their loss scales agreed over the ranks, backward with
+   * the last micro-batch's gradient hooks starting the buckets' all-reduce, the step's figures
+   * and flags reduced, then clipping and AdamW on the combined gradient (identical on every
+   * rank). Returns the global figures and a plan standing for the whole step.
+   */
+  private async dataParallelStep(dp: DataParallel, batches: E[][], lr: number): Promise<{ plan: StepPlan; loss: number; extra: number | null; gradNorm: number; figures: Figures }> {
+    const optimizer = this.optimizer;
+    const shards = batches.map((b) => dp.shard(b));
+    const mine = shards.filter((b) => b.length > 0);
+    // a rank with no example in the step (a short last batch) plans nothing and sends zeros
+    const local = mine.length ? await this.objective.plan(mine, { step: this.step }) : null;
+    const micro = local?.updates[0] ?? [];
+    if (local && (local.updates.length !== 1 || micro.length !== mine.length)) {
+      throw new TunekitError('ERR_UNSUPPORTED', `data-parallel training needs one micro-batch per loader batch in one update; objective ${this.objective.name} planned ${local.updates.map((u) => u.length).join(' + ')} for ${mine.length} batches`);
+    }
+    const localCounts = local?.counts?.[0];
+    let k = 0;
+    const counts = shards.map((b) => (b.length === 0 ? null : localCounts ? localCounts[k++]! : 1));
+    const scales = dp.stepScales(counts, localCounts !== undefined);
+    let loss = 0, extra: number | null = null, nonFinite = false, armed = false, m = 0;
+    const figures: Figures = {};
+    for (let a = 0; a < shards.length && !nonFinite; a++) {
+      if (shards[a]!.length === 0) continue;
+      const fn = micro[m++]!;
+      if (m === micro.length) {
+        dp.armGradients();
+        armed = true;
+      }
+      const r = this.microStep(fn, scales.loss[a]!, scales.extra[a]!);
+      // a non-finite loss is not thrown at once: every rank learns it from the step's reduction
+      // and stops together (a rank that left alone would hold the others in the all-reduce)
+      if (!Number.isFinite(r.value + (r.extra ?? 0))) nonFinite = true;
+      loss += scales.loss[a]! * r.value;
+      if (r.extra !== null) extra = (extra ?? 0) + scales.extra[a]! * r.extra;
+      for (const [key, v] of Object.entries(r.figures)) figures[key] = (figures[key] ?? 0) + scales.loss[a]! * v;
+    }
+    if (!armed) dp.armGradients();
+    dp.finishGradients();
+    const g = dp.reduceStep({ loss, extra, tokens: local?.tokens ?? 0, figures, nonFinite, interrupted: this.interrupted });
+    if (g.interrupted) this.interrupted = true;
+    if (g.nonFinite) {
+      optimizer.zeroGrad();
+      throw new TunekitError('ERR_NAN', `loss became non-finite at step ${this.step + 1} on ${nonFinite ? `rank ${dp.rank}` : 'another rank'}; training stopped${this.checkpointNote()}. Try a lower learning rate or gradient clipping.`);
+    }
+    const gradNorm = clipGradNorm(optimizer.params, this.settings.maxGradNorm);
+    if (!Number.isFinite(gradNorm)) {
+      optimizer.zeroGrad();
+      throw new TunekitError('ERR_NAN', `gradient norm became ${gradNorm} at step ${this.step + 1}; training stopped${this.checkpointNote()}. Try a lower learning rate.`);
+    }
+    optimizer.step(lr);
+    this.opts.callbacks?.afterOptimizerStep?.(optimizer.stepCount);
+    this.hooks.afterOptimizerStep?.(optimizer.stepCount, this.totalUpdates);
+    optimizer.zeroGrad();
+    return { plan: { updates: [micro], tokens: g.tokens }, loss: g.loss, extra: g.extra, gradNorm, figures: g.figures };
   }
 
   /**
@@ -310,13 +389,21 @@ export class Trainer<E = TrainExample, R = EvalResult> {
       if (opts.resume) {
         if (from !== undefined) throw new TunekitError('ERR_VALUE', 'fit: give resume or resumeFrom, not both');
         if (!this.outputDir) throw new TunekitError('ERR_STATE', 'fit({ resume: true }) needs an outputDir to find the checkpoint in');
-        // the checks run on the newest complete checkpoint before recovery moves anything
-        const ck = requireCheckpoint(this.outputDir, { accept: (state, dir) => this.checkResumable(dir, state, this.totalSteps) });
-        if (ck.recoveredFrom) log?.(`recovered the checkpoint of step ${ck.step} from ${ck.recoveredFrom} (a save was interrupted)`);
-        if (ck.removed.length) log?.(`removed older or incomplete checkpoint folders: ${ck.removed.join(', ')}`);
-        log?.(`resuming from ${ck.dir} (step ${ck.step} of ${this.totalSteps})`);
-        from = ck.dir;
-        checked = ck.state;
+        const outputDir = this.outputDir;
+        if (this.dp && this.dp.rank > 0) {
+          // rank 0 checks the folder and recovers an interrupted save; the others read what it
+          // installed (the output folder must be readable by every rank: shared, or copied)
+          from = this.dp.shareFromRoot<{ dir: string }>(() => ({ dir: '' }), 'broadcast of the checkpoint to resume from').dir;
+        } else {
+          // the checks run on the newest complete checkpoint before recovery moves anything
+          const ck = requireCheckpoint(outputDir, { accept: (state, dir) => this.checkResumable(dir, state, this.totalSteps) });
+          if (ck.recoveredFrom) log?.(`recovered the checkpoint of step ${ck.step} from ${ck.recoveredFrom} (a save was interrupted)`);
+          if (ck.removed.length) log?.(`removed older or incomplete checkpoint folders: ${ck.removed.join(', ')}`);
+          log?.(`resuming from ${ck.dir} (step ${ck.step} of ${this.totalSteps})`);
+          this.dp?.shareFromRoot(() => ({ dir: ck.dir }), 'broadcast of the checkpoint to resume from');
+          from = ck.dir;
+          checked = ck.state;
+        }
       }
       return await this.run(from, checked);
     } finally {
@@ -329,7 +416,9 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     const s = this.settings;
     const total = this.totalSteps;
     const totalUpdates = this.totalUpdates;
-    const metricsPath = this.outputDir ? join(this.outputDir, 'metrics.jsonl') : null;
+    // data-parallel: rank 0 writes every file (metrics, checkpoints, plots)
+    const writes = !this.dp || this.dp.rank === 0;
+    const metricsPath = this.outputDir && writes ? join(this.outputDir, 'metrics.jsonl') : null;
     if (resumeFrom) {
       const state = checkedState ?? readCheckpoint(resumeFrom).state;
       if (!checkedState) this.checkResumable(resumeFrom, state, total);
@@ -345,10 +434,10 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     // with a `log`, plain progress lines go to it too (RLHF trainers print through the caller's logger)
     const sink = this.opts.log;
     const progress = new ProgressReporter({
-      total, mode: this.opts.progress ?? (sink ? 'plain' : 'auto'), every: s.logEvery, startStep: this.step,
+      total, mode: writes ? this.opts.progress ?? (sink ? 'plain' : 'auto') : 'none', every: s.logEvery, startStep: this.step,
       ...(sink ? { stream: lineStream(sink) } : {}),
     });
-    const say = sink ?? ((line: string) => progress.log(line));
+    const say = !writes ? () => undefined : sink ?? ((line: string) => progress.log(line));
     const onSigint = () => {
       this.interrupted = true;
     };
@@ -356,6 +445,13 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     const wasTraining = this.model.training;
     this.model.train(this.objective.dropout);
     const optimizer = this.optimizer;
+    if (this.dp) {
+      // DDP's start: rank 0's weights everywhere (initialised from the seed, or restored), the
+      // ranks at the same step and data position, the gradient buckets and their hooks
+      const position = this.loader.state();
+      this.dp.syncState(this.trainableParameters(), { step: this.step, epoch: position.epoch, example: position.index, optimizer_steps: optimizer.stepCount });
+      this.dp.attach(this.trainableParameters());
+    }
     const evals: { step: number; result: Awaited<R> }[] = [];
     let status: FitResult['status'] = 'completed';
     let lastLoss = NaN;
@@ -364,7 +460,8 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     const t0 = performance.now();
     native.resetPeakMemory();
     const evaluateAt = async (step: number, epoch: number): Promise<boolean> => {
-      const result = await this.evaluate();
+      // data-parallel: rank 0 evaluates; its result (and so every early-stopping decision) is every rank's
+      const result = this.dp ? await this.dp.fromRoot(() => this.evaluate()) : await this.evaluate();
       evals.push({ step, result });
       this.opts.callbacks?.onEval?.(step, result);
       metricsLog?.append({ step, epoch, split: 'eval', ...(result as Record<string, number>) });
@@ -377,6 +474,9 @@ export class Trainer<E = TrainExample, R = EvalResult> {
       }
       while (this.step < total) {
         const ts = performance.now();
+        // data-parallel: each rank's dropout masks come from (seed, step, rank), so that ranks
+        // differ and a resumed run draws what the uninterrupted one did
+        if (this.dp && this.objective.dropout) manualSeed(this.dp.stepSeed(s.seed, this.step));
         const batches: E[][] = [];
         let epoch = 0;
         // true when this step consumed the last batch of an epoch (with gradient accumulation
@@ -388,40 +488,51 @@ export class Trainer<E = TrainExample, R = EvalResult> {
           epoch = e;
           if (batchIndex === this.loader.batchesPerEpoch - 1) epochEnded = true;
         }
-        const plan: StepPlan = await this.objective.plan(batches, { step: this.step });
-        if (plan.updates.length === 0 || plan.updates.some((u) => u.length === 0)) {
-          throw new TunekitError('ERR_VALUE', `objective ${this.objective.name} planned an empty update at step ${this.step + 1}`);
-        }
         const lr = schedule.lrAt(this.step);
         let lossSum = 0, normSum = 0, extraSum: number | null = null, micros = 0;
         const figureSums: Figures = {};
-        for (const [u, update] of plan.updates.entries()) {
-          let updateLoss = 0;
-          for (const micro of update) {
-            const r = this.microStep(micro, 1 / update.length);
-            const totalValue = r.value + (r.extra ?? 0);
-            if (!Number.isFinite(totalValue)) {
-              optimizer.zeroGrad();
-              throw new TunekitError('ERR_NAN', `loss became ${totalValue} at step ${this.step + 1}; training stopped${this.checkpointNote()}. Try a lower learning rate or gradient clipping.`);
+        let plan: StepPlan;
+        if (this.dp) {
+          const r = await this.dataParallelStep(this.dp, batches, lr);
+          plan = r.plan;
+          lossSum = r.loss;
+          normSum = r.gradNorm;
+          extraSum = r.extra;
+          micros = 1;
+          Object.assign(figureSums, r.figures);
+        } else {
+          plan = await this.objective.plan(batches, { step: this.step });
+          if (plan.updates.length === 0 || plan.updates.some((u) => u.length === 0)) {
+            throw new TunekitError('ERR_VALUE', `objective ${this.objective.name} planned an empty update at step ${this.step + 1}`);
+          }
+          for (const [u, update] of plan.updates.entries()) {
+            let updateLoss = 0;
+            for (const micro of update) {
+              const r = this.microStep(micro, 1 / update.length);
+              const totalValue = r.value + (r.extra ?? 0);
+              if (!Number.isFinite(totalValue)) {
+                optimizer.zeroGrad();
+                throw new TunekitError('ERR_NAN', `loss became ${totalValue} at step ${this.step + 1}; training stopped${this.checkpointNote()}. Try a lower learning rate or gradient clipping.`);
+              }
+              updateLoss += r.value;
+              if (r.extra !== null) extraSum = (extraSum ?? 0) + r.extra;
+              for (const [k, v] of Object.entries(r.figures)) figureSums[k] = (figureSums[k] ?? 0) + v;
+              micros++;
             }
-            updateLoss += r.value;
-            if (r.extra !== null) extraSum = (extraSum ?? 0) + r.extra;
-            for (const [k, v] of Object.entries(r.figures)) figureSums[k] = (figureSums[k] ?? 0) + v;
-            micros++;
-          }
-          lossSum += updateLoss / update.length;
-          const norm = clipGradNorm(optimizer.params, s.maxGradNorm);
-          if (!Number.isFinite(norm)) {
+            lossSum += updateLoss / update.length;
+            const norm = clipGradNorm(optimizer.params, s.maxGradNorm);
+            if (!Number.isFinite(norm)) {
+              optimizer.zeroGrad();
+              throw new TunekitError('ERR_NAN', `gradient norm became ${norm} at step ${this.step + 1}; training stopped${this.checkpointNote()}. Try a lower learning rate.`);
+            }
+            normSum += norm;
+            optimizer.step(lr);
+            this.opts.callbacks?.afterOptimizerStep?.(optimizer.stepCount);
+            this.hooks.afterOptimizerStep?.(optimizer.stepCount, totalUpdates);
             optimizer.zeroGrad();
-            throw new TunekitError('ERR_NAN', `gradient norm became ${norm} at step ${this.step + 1}; training stopped${this.checkpointNote()}. Try a lower learning rate.`);
+            // several updates (PPO's optimisation phase): let the event loop breathe between them
+            if (u + 1 < plan.updates.length) await yieldToLoop();
           }
-          normSum += norm;
-          optimizer.step(lr);
-          this.opts.callbacks?.afterOptimizerStep?.(optimizer.stepCount);
-          this.hooks.afterOptimizerStep?.(optimizer.stepCount, totalUpdates);
-          optimizer.zeroGrad();
-          // several updates (PPO's optimisation phase): let the event loop breathe between them
-          if (u + 1 < plan.updates.length) await yieldToLoop();
         }
         const after = this.objective.afterStep?.(plan) ?? {};
         this.step++;
@@ -450,7 +561,8 @@ export class Trainer<E = TrainExample, R = EvalResult> {
         if (this.interrupted && !finished && status === 'completed') status = 'interrupted';
         const saveNow = s.saveEvery > 0 ? this.step % s.saveEvery === 0 : epochEnded;
         if (this.outputDir && (saveNow || finished || status !== 'completed')) {
-          this.saveCheckpoint(status === 'completed' ? (finished ? 'completed' : 'running') : status);
+          if (writes) this.saveCheckpoint(status === 'completed' ? (finished ? 'completed' : 'running') : status);
+          else this.lastCheckpoint = { dir: join(this.outputDir, CHECKPOINT_DIR), step: this.step };
         }
         if (status !== 'completed') break;
         await yieldToLoop();
@@ -460,6 +572,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
       progress.stop();
       metricsLog?.close();
       this.model.train(wasTraining);
+      this.dp?.dispose();
     }
     if (metricsPath && existsSync(metricsPath)) await this.writeCharts(readMetrics(metricsPath));
     const trainSeconds = (performance.now() - t0) / 1000;
@@ -556,7 +669,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     const model = this.model;
     const state: TrainerState = {
       version: 2, step: this.step, totalSteps: this.totalSteps, status, loader: this.loader.state(), seedState: getSeedState(),
-      best: this.best, badEvals: this.badEvals, runConfig: this.opts.runConfig ?? null,
+      best: this.best, badEvals: this.badEvals, runConfig: this.storedRunConfig,
       objective: { name: this.objective.name, state: this.objective.state?.() ?? null },
     };
     const dir = writeCheckpoint(this.outputDir, {
@@ -585,14 +698,25 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     this.restore(dir, state);
   }
 
+  /** The run config checkpoints record: the caller's, plus the number of ranks of a data-parallel run. */
+  private get storedRunConfig(): Record<string, unknown> | null {
+    return this.dp ? { ...(this.opts.runConfig ?? {}), world_size: this.dp.size } : this.opts.runConfig ?? null;
+  }
+
   private checkConfig(dir: string, state: TrainerState): void {
+    // the data order, the steps and each step's examples depend on the number of ranks
+    const wrote = worldSizeOf(state.runConfig), ranks = this.dp?.size ?? 1;
+    if (wrote !== ranks) {
+      const as = (n: number) => (n === 1 ? 'one process' : `${n} ranks`);
+      throw new TunekitError('ERR_CONFIG', `refusing to resume from ${dir}: it was written by a run of ${as(wrote)}, this run has ${as(ranks)}; a step's examples (batch_size x ranks x grad_accum), the data position and the step count depend on the number of ranks. Resume with ${wrote === 1 ? 'no --nproc' : `--nproc ${wrote}`}, or start a new run in another output folder.`);
+    }
     // files written before objectives were recorded come from supervised runs
     const written = state.objective?.name ?? null;
     const supervised = this.objective instanceof SupervisedObjective;
     if (written === null ? !supervised : written !== this.objective.name) {
       throw new TunekitError('ERR_CONFIG', `refusing to resume from ${dir}: it was written by ${written === null ? 'a supervised run' : `the '${written}' objective`}, this run trains '${this.objective.name}'`);
     }
-    const diff = configDiff(state.runConfig, this.opts.runConfig ?? null);
+    const diff = configDiff(state.runConfig, this.storedRunConfig);
     if (diff.length) {
       throw new TunekitError('ERR_CONFIG', `refusing to resume from ${dir}: it was written with a different config:\n  ${diff.join('\n  ')}`);
     }
@@ -657,6 +781,12 @@ function loadModuleFile(m: Module, file: string): void {
   } finally {
     r.close();
   }
+}
+
+/** The ranks of the run that wrote a checkpoint (its run config's world_size; 1 when absent). */
+function worldSizeOf(runConfig: Record<string, unknown> | null): number {
+  const n = runConfig?.world_size;
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 1 ? n : 1;
 }
 
 /** A writable stream that hands each complete line to `log`. */

@@ -15,7 +15,7 @@ import type { PeftModel } from '../../peft/base/peft_model.js';
 import { makeCollator } from '../../data/collate.js';
 import type { Batch, CausalLmExample, ClassificationExample } from '../../data/types.js';
 import type { ChoiceSet } from '../../data/choices.js';
-import { taskLoss, ClassificationMetrics, type TrainTask } from '../losses.js';
+import { taskLoss, shiftLabels, ClassificationMetrics, type TrainTask } from '../losses.js';
 import { scoreChoices } from '../choice_eval.js';
 import type { EvalContext, Objective, StepPlan, WatchedMetric } from '../objective.js';
 
@@ -52,6 +52,14 @@ export function batchInputs(batch: Batch): ModelInputs {
   };
 }
 
+/** The targets taskLoss averages over in a batch (labels other than -100; causal LM: after the shift). */
+function targetCount(task: TrainTask, batch: Batch): number {
+  const labels = task === 'seq_cls' ? batch.classLabels : task === 'causal_lm' && batch.labels ? shiftLabels(batch.labels, batch.batch, batch.seqLen) : batch.labels;
+  let n = 0;
+  if (labels) for (const l of labels) if (l !== -100) n++;
+  return n;
+}
+
 /**
  * Causal LM, sequence classification or token classification on a model of that task.
  * @example
@@ -74,18 +82,23 @@ export class SupervisedObjective implements Objective<SupervisedExample, EvalRes
     return 1;
   }
 
-  /** One update: each loader batch is a micro-batch; tokens are the attention mask's ones. */
+  /**
+   * One update: each loader batch is a micro-batch; tokens are the attention mask's ones; counts
+   * are the targets each micro-batch's mean loss is over (what taskLoss counts).
+   */
   plan(batches: SupervisedExample[][]): StepPlan {
     let tokens = 0;
+    const counts: number[] = [];
     const micro = batches.map((examples) => {
       const batch = this.collate(examples);
       for (const m of batch.attentionMask) tokens += m;
+      counts.push(targetCount(this.task, batch));
       return () => {
         const out: ModelOutput = this.model.forward(batchInputs(batch));
         return { loss: taskLoss(this.task, out, batch).loss };
       };
     });
-    return { updates: [micro], tokens };
+    return { updates: [micro], counts: [counts], tokens };
   }
 
   evaluate(examples: SupervisedExample[], ctx: EvalContext): EvalResult {

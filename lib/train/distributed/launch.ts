@@ -1,0 +1,108 @@
+/**
+ * `tunekit train cfg.yaml --nproc N`: N ranks on this machine, started by the MPI library's own
+ * launcher (mpirun), each running the same `tunekit train` command line; across machines the
+ * user runs mpirun (`mpirun -np 8 -H a:4,b:4 tunekit train cfg.yaml`) and tunekit joins the job
+ * it finds in the environment (process_group.ts). The launcher watches the job: when a rank
+ * fails (its own error is printed above, prefixed with its rank) mpirun ends the others, and the
+ * launcher's error says so and which checkpoint is on disk to resume from.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { TunekitError, describe } from '../../errors.js';
+import { checkCheckpoint, CHECKPOINT_DIR } from '../checkpoint.js';
+import { mpiLibrary } from './process_group.js';
+
+export interface LaunchOptions {
+  /** ranks to start (>= 2) */
+  nproc: number;
+  /** the command line every rank runs after `node <script>` (e.g. ['train', 'cfg.yaml', '--resume']) */
+  args: string[];
+  /** the run's output folder: the failure message says which checkpoint it holds */
+  outputDir?: string;
+  /** the script the ranks run (default: this process's, process.argv[1]) */
+  script?: string;
+  /** environment of the job (default: process.env) */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Which mpirun, and how to start N ranks with it. */
+export interface Launcher {
+  command: string;
+  flavour: 'Open MPI' | 'MPICH';
+  version: string;
+  /** mpirun's own options for n ranks on this machine */
+  args(n: number): string[];
+}
+
+/**
+ * The mpirun to use ($TUNEKIT_MPIRUN, else `mpirun` on PATH) and its flavour; ERR_BACKEND when
+ * there is none, saying what to install.
+ * @example findLauncher().args(2); // ['-np', '2', '--oversubscribe', '--bind-to', 'none', ...]
+ */
+export function findLauncher(env: NodeJS.ProcessEnv = process.env): Launcher {
+  const command = env.TUNEKIT_MPIRUN || 'mpirun';
+  const r = spawnSync(command, ['--version'], { encoding: 'utf8', env, timeout: 30_000 });
+  if (r.error || r.status !== 0) {
+    const why = r.error ? (r.error as NodeJS.ErrnoException).code === 'ENOENT' ? 'was not found on PATH' : `could not run (${r.error.message})` : `exited with status ${r.status}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`;
+    throw new TunekitError('ERR_BACKEND', `--nproc starts the ranks with MPI's launcher, but ${describe(command)} ${why}. Install Open MPI (Debian/Ubuntu: apt-get install openmpi-bin; Fedora: dnf install openmpi) or MPICH, or name the launcher in TUNEKIT_MPIRUN.`);
+  }
+  const text = `${r.stdout}\n${r.stderr}`;
+  const flavour: Launcher['flavour'] = /open ?mpi|open-mpi/i.test(text) ? 'Open MPI' : /hydra|mpich/i.test(text) ? 'MPICH' : 'Open MPI';
+  const version = text.split('\n').find((l) => l.trim())?.trim() ?? '';
+  const root = typeof process.getuid === 'function' && process.getuid() === 0;
+  return {
+    command, flavour, version,
+    args: (n) => flavour === 'MPICH'
+      ? ['-n', String(n)]
+      // every rank on this machine, however many cores it has (threads are divided among the
+      // ranks by tunekit, so no binding to one core); Open MPI refuses root unless told
+      : ['-np', String(n), '--oversubscribe', '--bind-to', 'none', ...(root ? ['--allow-run-as-root'] : [])],
+  };
+}
+
+/** What the output folder's checkpoint says after a failed job. */
+function checkpointNote(outputDir: string | undefined): string {
+  if (!outputDir) return '';
+  const dir = join(outputDir, CHECKPOINT_DIR);
+  const c = checkCheckpoint(dir, { allowLegacy: true });
+  if (c.complete) {
+    const of = c.state.totalSteps ? ` of ${c.state.totalSteps}` : '';
+    return ` The last checkpoint, step ${c.step}${of}, is intact in ${dir} (its files match its manifest): run the same command with --resume to continue from it.`;
+  }
+  return ` No complete checkpoint is in ${dir} (${c.reason}).`;
+}
+
+/**
+ * Runs `nproc` ranks of a tunekit command through mpirun and waits for them. Returns when every
+ * rank succeeded; a failed job is ERR_BACKEND naming the exit status and the checkpoint on disk.
+ * @example await launchRanks({ nproc: 2, args: ['train', 'cfg.yaml'], outputDir: 'runs/x' });
+ */
+export async function launchRanks(opts: LaunchOptions): Promise<void> {
+  if (!Number.isInteger(opts.nproc) || opts.nproc < 2) throw new TunekitError('ERR_CONFIG', `--nproc: expected an integer of at least 2 to launch ranks but received ${describe(opts.nproc)}`);
+  const env = opts.env ?? process.env;
+  const library = mpiLibrary();
+  if (!library.available) throw new TunekitError('ERR_BACKEND', `--nproc ${opts.nproc}: distributed training needs MPI, and ${library.reason}`);
+  const launcher = findLauncher(env);
+  if (!env.TUNEKIT_MPI_LIBRARY && launcher.flavour !== library.implementation) {
+    throw new TunekitError('ERR_BACKEND', `--nproc ${opts.nproc}: the launcher ${launcher.command} is ${launcher.flavour}'s (${launcher.version}) but the MPI library tunekit loads is ${library.implementation}'s (${library.library}); they cannot start one job. Point TUNEKIT_MPIRUN at ${library.implementation}'s mpirun, or TUNEKIT_MPI_LIBRARY at ${launcher.flavour}'s libmpi.`);
+  }
+  const script = opts.script ?? process.argv[1];
+  if (!script) throw new TunekitError('ERR_STATE', 'launchRanks: no script to run (process.argv[1] is empty)');
+  const args = [...launcher.args(opts.nproc), process.execPath, ...process.execArgv, script, ...opts.args];
+  const child = spawn(launcher.command, args, { stdio: 'inherit', env });
+  // Ctrl-C reaches mpirun and the ranks too (one process group): the ranks save a checkpoint and
+  // stop together; this process only waits for them
+  const ignore = () => undefined;
+  process.on('SIGINT', ignore);
+  try {
+    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (c, s) => resolve({ code: c, signal: s }));
+    });
+    if (code === 0) return;
+    const how = signal ? `mpirun was ended by ${signal}` : `mpirun exited with status ${code}`;
+    throw new TunekitError('ERR_BACKEND', `the ${opts.nproc}-rank job stopped: ${how} (a rank failed, or was killed, or hung past distributed.timeout_s: its error and mpirun's report are above).${checkpointNote(opts.outputDir)}`);
+  } finally {
+    process.removeListener('SIGINT', ignore);
+  }
+}
