@@ -62,6 +62,9 @@ function fail(e: unknown): never {
   // a rank of a data-parallel job says which it is
   const world = launcherWorld();
   const rank = world && world.size > 1 ? `[rank ${world.rank}] ` : '';
+  // an error every rank meets (a refused resume, a NaN loss) is reported once: rank 0 prints it
+  // and ends the job, which ends the others before they print
+  if (world && world.rank > 0 && activeProcessGroup()) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2000);
   if (e instanceof TunekitError) {
     process.stderr.write(`${rank}${pc.red('error')} ${pc.dim(`[${e.code}]`)} ${e.message}\n`);
   } else if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {

@@ -72,6 +72,33 @@ function sigintFaultFromEnv(): ((step: number) => void) | null {
 }
 
 /**
+ * `TUNEKIT_FAULT_RANK=<rank>:<step>:<kill|stop>` makes that rank of a data-parallel run SIGKILL
+ * (dies) or SIGSTOP (hangs) itself after that step, for tests of a failed rank: the others must
+ * stop with a clear error within distributed.timeout_s and leave the last checkpoint intact.
+ */
+function rankFaultFromEnv(rank: number): ((step: number) => void) | null {
+  const spec = process.env.TUNEKIT_FAULT_RANK;
+  if (!spec) return null;
+  const m = /^(\d+):(\d+):(kill|stop)$/.exec(spec);
+  if (!m) throw new TunekitError('ERR_CONFIG', `TUNEKIT_FAULT_RANK: expected <rank>:<step>:<kill|stop> but received ${describe(spec)}`);
+  if (Number(m[1]) !== rank) return null;
+  const at = Number(m[2]);
+  const signal = m[3] === 'kill' ? 'SIGKILL' : 'SIGSTOP';
+  return (step) => {
+    if (step === at) process.kill(process.pid, signal);
+  };
+}
+
+/**
+ * The progress mode of a run: under `--nproc` the ranks' output goes through mpirun's pty, so
+ * 'auto' follows what the launcher's user sees (TUNEKIT_LAUNCHER_TTY, set by launch.ts).
+ */
+function progressMode(config: TrainConfig, distributed: boolean): TrainConfig['logging']['progress'] {
+  const mode = config.logging.progress;
+  return distributed && mode === 'auto' && process.env.TUNEKIT_LAUNCHER_TTY === '0' ? 'plain' : mode;
+}
+
+/**
  * Runs the job a config describes.
  * @example
  * const result = await runTraining(loadConfig('spam.yaml'));
@@ -121,16 +148,18 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
     log(`data parallel: ${dp.size} ranks (${group!.backend}), ${native.getNumThreads()} thread(s) each; a step takes ${t.batch_size * dp.size * t.grad_accum} examples (batch_size ${t.batch_size} x ${dp.size} ranks x grad_accum ${t.grad_accum}); each update all-reduces ${(trainable * 4 / 1e6).toFixed(3)} MB of gradients (the trainable parameters, f32)`);
   }
   const fault = sigintFaultFromEnv();
+  const rankFault = group ? rankFaultFromEnv(group.rank) : null;
   const callbacks: TrainerCallbacks<unknown> = {
     ...opts.callbacks,
     onStep: (info) => {
       opts.callbacks?.onStep?.(info);
       fault?.(info.step);
+      rankFault?.(info.step);
     },
   };
   const trainer = new Trainer<unknown, unknown>({
     model, objective, train: data.train, eval: data.eval, settings: trainSettingsFor(config, data.train.length, objective, dp?.size ?? 1),
-    outputDir, runConfig, progress: config.logging.progress, callbacks, distributed: dp,
+    outputDir, runConfig, progress: progressMode(config, group !== null), callbacks, distributed: dp,
   });
   // --resume: from the newest complete checkpoint of outputDir (an interrupted save is recovered);
   // none is ERR_NOT_FOUND, a finished run ERR_STATE with its outputs left as they are

@@ -442,6 +442,8 @@ export class Trainer<E = TrainExample, R = EvalResult> {
       this.interrupted = true;
     };
     process.once('SIGINT', onSigint);
+    // data-parallel: `--nproc`'s launcher turns Ctrl-C into SIGUSR1, which mpirun forwards to every rank
+    if (this.dp) process.once('SIGUSR1', onSigint);
     const wasTraining = this.model.training;
     this.model.train(this.objective.dropout);
     const optimizer = this.optimizer;
@@ -569,6 +571,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
       }
     } finally {
       process.removeListener('SIGINT', onSigint);
+      process.removeListener('SIGUSR1', onSigint);
       progress.stop();
       metricsLog?.close();
       this.model.train(wasTraining);

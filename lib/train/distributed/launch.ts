@@ -89,11 +89,25 @@ export async function launchRanks(opts: LaunchOptions): Promise<void> {
   const script = opts.script ?? process.argv[1];
   if (!script) throw new TunekitError('ERR_STATE', 'launchRanks: no script to run (process.argv[1] is empty)');
   const args = [...launcher.args(opts.nproc), process.execPath, ...process.execArgv, script, ...opts.args];
-  const child = spawn(launcher.command, args, { stdio: 'inherit', env });
-  // Ctrl-C reaches mpirun and the ranks too (one process group): the ranks save a checkpoint and
-  // stop together; this process only waits for them
-  const ignore = () => undefined;
-  process.on('SIGINT', ignore);
+  // mpirun gives the ranks a terminal (a pty) whatever this process has: tell them what the user
+  // sees, so that rank 0 prints plain lines without colours into a file or a pipe
+  const tty = process.stderr.isTTY === true;
+  const jobEnv: NodeJS.ProcessEnv = { ...env, TUNEKIT_LAUNCHER_TTY: tty ? '1' : '0', ...(tty || env.FORCE_COLOR ? {} : { NO_COLOR: '1' }) };
+  // mpirun in its own process group: on Ctrl-C it would kill the ranks at once, so the terminal's
+  // SIGINT reaches only this process, which sends mpirun SIGUSR1; mpirun forwards that to every
+  // rank, and the ranks agree to stop after the step, rank 0 saving a checkpoint (trainer.ts).
+  // A second Ctrl-C (or SIGTERM / SIGHUP here) ends the job at once.
+  const child = spawn(launcher.command, args, { stdio: 'inherit', env: jobEnv, detached: true });
+  let interrupts = 0;
+  const onInterrupt = () => {
+    interrupts++;
+    if (interrupts === 1) process.stderr.write('interrupt: the ranks stop after this step and save a checkpoint (press Ctrl-C again to kill them now)\n');
+    child.kill(interrupts === 1 ? 'SIGUSR1' : 'SIGTERM');
+  };
+  const onTerminate = () => child.kill('SIGTERM');
+  process.on('SIGINT', onInterrupt);
+  process.on('SIGTERM', onTerminate);
+  process.on('SIGHUP', onTerminate);
   try {
     const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
       child.once('error', reject);
@@ -103,6 +117,8 @@ export async function launchRanks(opts: LaunchOptions): Promise<void> {
     const how = signal ? `mpirun was ended by ${signal}` : `mpirun exited with status ${code}`;
     throw new TunekitError('ERR_BACKEND', `the ${opts.nproc}-rank job stopped: ${how} (a rank failed, or was killed, or hung past distributed.timeout_s: its error and mpirun's report are above).${checkpointNote(opts.outputDir)}`);
   } finally {
-    process.removeListener('SIGINT', ignore);
+    process.removeListener('SIGINT', onInterrupt);
+    process.removeListener('SIGTERM', onTerminate);
+    process.removeListener('SIGHUP', onTerminate);
   }
 }
