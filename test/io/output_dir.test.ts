@@ -4,6 +4,7 @@
 import { describe, expect, test, beforeAll, afterAll } from 'vitest';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { prepareOutputDir } from '../../lib/io/output_dir.js';
 import { TunekitError } from '../../lib/errors.js';
@@ -55,6 +56,22 @@ describe('prepareOutputDir', () => {
       expect(refused(join(ro, 'run')).message).toMatch(/not writable/);
     } finally {
       chmodSync(ro, 0o755);
+    }
+  });
+
+  // A read-only filesystem: root passes access(W_OK) there, so only the probe write shows it.
+  // Needs a read-only mount; where this process may not mount (an unprivileged CI runner) the
+  // case is skipped with the reason printed.
+  const ro = join(tmpdir(), `tk-ro-${process.pid}`);
+  mkdirSync(ro, { recursive: true });
+  const mounted = process.getuid?.() === 0 && spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=64k', 'tmpfs', ro]).status === 0;
+  if (!mounted) console.warn('output_dir: skipping the read-only filesystem case (cannot mount a read-only tmpfs here)');
+  test.runIf(mounted)('a read-only filesystem is refused at once (root passes access(); the probe write finds EROFS)', () => {
+    try {
+      expect(refused(join(ro, 'run')).message).toMatch(/(could not be created|is not writable).*EROFS/);
+    } finally {
+      spawnSync('umount', [ro]);
+      rmSync(ro, { recursive: true, force: true });
     }
   });
 });
