@@ -25,6 +25,11 @@ export interface BackendInfo {
   cuda: { compiled: boolean; devices: number; reason: string; name?: string; computeCapability?: string; totalBytes?: number };
   /** the addon file: a prebuilt binary from the package or a local source build */
   addon: AddonOrigin;
+  /**
+   * the MPI library data-parallel training (`--nproc`) would load at run time: found (Open MPI or
+   * MPICH, its file and version), or why not and how to install it
+   */
+  mpi: { available: boolean; implementation: string; library: string; version: string; reason: string };
 }
 
 /**
@@ -33,7 +38,7 @@ export interface BackendInfo {
  */
 export function backendInfo(): BackendInfo {
   const b = native.backendInfo();
-  return { cpu: { ...b.cpu }, gemmKernel: native.gemmKernelName(), cuda: native.cudaInfo(), addon: addonOrigin() };
+  return { cpu: { ...b.cpu }, gemmKernel: native.gemmKernelName(), cuda: native.cudaInfo(), addon: addonOrigin(), mpi: native.collectivesProbe() };
 }
 
 /** Threads of the native pool (default: all hardware threads). Shared by every worker thread of the process. */

@@ -16,6 +16,7 @@ export { SupervisedObjective } from './train/objectives/supervised.js';
 export type { Objective, StepPlan, MicroBatch, MicroLoss, Figures } from './train/objective.js';
 export { AdamW, clipGradNorm, gradNorm } from './train/optimizer.js';
 export { runTraining, type RunResult } from './train/run.js';
+export * as distributed from './train/distributed/index.js';
 export { loadConfig, type TrainConfig } from './train/config.js';
 export { pretrainBase } from './train/pretrain.js';
 export { resolveModelPath, builtinModelsDir, DEFAULT_BASE_MODEL } from './models/builtin.js';

@@ -29,6 +29,11 @@ constexpr int kMaxVersion = 8192;   // above MPI_MAX_LIBRARY_VERSION_STRING of e
 // MPI counts are int: larger operations are split into chunks of this many elements / bytes.
 constexpr int64_t kChunkElems = int64_t{1} << 28;
 constexpr int64_t kChunkBytes = int64_t{1} << 30;
+// how long the communication thread keeps testing without a pause after the last start or
+// completion of an operation (seconds)
+constexpr double kSpinSeconds = 0.02;
+// operations of at least this many bytes use MPI's blocking calls (see run_blocking)
+constexpr int64_t kBlockingBytes = int64_t{256} << 10;
 
 // A request of either ABI (a pointer for Open MPI, an int for MPICH), stored in 64 bits.
 using RawRequest = uint64_t;
@@ -44,6 +49,8 @@ class Engine {
   virtual int iallreduce(void* buf, int count, Elem elem, ReduceOp op, RawRequest* req) = 0;
   virtual int ibcast(void* buf, int bytes, int root, RawRequest* req) = 0;
   virtual int ibarrier(RawRequest* req) = 0;
+  virtual int allreduce(void* buf, int count, Elem elem, ReduceOp op) = 0;
+  virtual int bcast(void* buf, int bytes, int root) = 0;
   virtual int test(RawRequest* req, int* flag) = 0;
   virtual void abort(int code) = 0;
   virtual int finalize() = 0;
@@ -83,6 +90,8 @@ class MpiEngine final : public Engine {
     comm_size_ = sym<decltype(comm_size_)>(lib, "MPI_Comm_size", missing);
     set_errhandler_ = sym<decltype(set_errhandler_)>(lib, "MPI_Comm_set_errhandler", missing);
     iallreduce_ = sym<decltype(iallreduce_)>(lib, "MPI_Iallreduce", missing);
+    allreduce_ = sym<decltype(allreduce_)>(lib, "MPI_Allreduce", missing);
+    bcast_ = sym<decltype(bcast_)>(lib, "MPI_Bcast", missing);
     ibcast_ = sym<decltype(ibcast_)>(lib, "MPI_Ibcast", missing);
     ibarrier_ = sym<decltype(ibarrier_)>(lib, "MPI_Ibarrier", missing);
     test_ = sym<decltype(test_)>(lib, "MPI_Test", missing);
@@ -125,6 +134,12 @@ class MpiEngine final : public Engine {
     store(r, req);
     return rc;
   }
+  int allreduce(void* buf, int count, Elem elem, ReduceOp op) override {
+    const H type = elem == Elem::F32 ? h_.f32 : elem == Elem::F64 ? h_.f64 : h_.byte;
+    const H o = op == ReduceOp::Sum ? h_.sum : op == ReduceOp::Max ? h_.max : h_.min;
+    return allreduce_(h_.in_place, buf, count, type, o, h_.comm_world);
+  }
+  int bcast(void* buf, int bytes, int root) override { return bcast_(buf, bytes, h_.byte, root, h_.comm_world); }
   int ibcast(void* buf, int bytes, int root, RawRequest* req) override {
     R r{};
     int rc = ibcast_(buf, bytes, h_.byte, root, h_.comm_world, &r);
@@ -178,6 +193,8 @@ class MpiEngine final : public Engine {
   int (*set_errhandler_)(H, H) = nullptr;
   int (*iallreduce_)(const void*, void*, int, H, H, H, R*) = nullptr;
   int (*ibcast_)(void*, int, H, int, H, R*) = nullptr;
+  int (*allreduce_)(const void*, void*, int, H, H, H) = nullptr;
+  int (*bcast_)(void*, int, H, int, H) = nullptr;
   int (*ibarrier_)(H, R*) = nullptr;
   int (*test_)(R*, int*, void*) = nullptr;
   int (*abort_)(H, int) = nullptr;
@@ -204,7 +221,15 @@ std::string library_version(void* lib) {
   std::string v(buf.data(), static_cast<size_t>(std::max(0, std::min(len, kMaxVersion - 1))));
   const size_t nl = v.find_first_of("\r\n,");
   if (nl != std::string::npos) v.resize(nl);
-  return v;
+  // one line, single spaces ("MPICH Version:\t4.0.2" -> "MPICH Version: 4.0.2")
+  std::string out;
+  for (char c : v) {
+    const bool space = c == ' ' || c == '\t';
+    if (space && (out.empty() || out.back() == ' ')) continue;
+    out += space ? ' ' : c;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
 }
 
 // Binds the library's entry points for its ABI; on failure fills `why` and returns null.
@@ -369,7 +394,7 @@ class Communicator {
     }
     // the communication thread calls MPI_Abort, which ends the process; if it never gets there
     // (stuck inside MPI), leave after a while anyway
-    std::this_thread::sleep_for(std::chrono::seconds(10));
+    std::this_thread::sleep_for(std::chrono::seconds(3));
     std::_Exit(code);
   }
 
@@ -405,7 +430,7 @@ class Communicator {
       if (!init_error_.empty()) return;
     }
     std::vector<Op> in_flight;
-    int idle_polls = 0;
+    double last_event = 0;
     for (;;) {
       std::deque<Op> fresh;
       {
@@ -452,16 +477,20 @@ class Communicator {
         std::lock_guard<std::mutex> lock(mu_);
         if (busy_since_ > 0) stats_.busy_seconds += now_seconds() - busy_since_;
         busy_since_ = 0;
-        idle_polls = 0;
         continue;
       }
-      // MPI progresses only while it is called: test again at once for a while (small buckets
-      // complete in microseconds), then sleep a little between tests, waking early for new work
-      idle_polls = progressed ? 0 : idle_polls + 1;
-      if (idle_polls < 64) {
+      // MPI progresses only while it is called (a large buffer moves in many fragments, each
+      // needing a test): test again at once, yielding the core, for kSpinSeconds after the last
+      // start or completion, which covers a transfer in progress; past that the others are late
+      // (rank 0 evaluating or saving, a slow rank, a dead one): sleep between tests, waking early
+      // for new work
+      const double now = now_seconds();
+      if (progressed) last_event = now;
+      const double quiet = now - last_event;
+      if (quiet < kSpinSeconds) {
         std::this_thread::yield();
       } else {
-        const int us = idle_polls < 256 ? 20 : 200;
+        const int us = quiet < 1.0 ? 50 : 1000;
         std::unique_lock<std::mutex> lock(mu_);
         cv_work_.wait_for(lock, std::chrono::microseconds(us), [this] { return !queue_.empty() || abort_code_ >= 0; });
       }
@@ -475,10 +504,33 @@ class Communicator {
       op.next = -1;  // fails in advance()
       return;
     }
-    start_chunk(e, op, error);
+    if (op.kind != Kind::Barrier && op.payload_bytes >= kBlockingBytes) {
+      run_blocking(e, op, error);
+    } else {
+      start_chunk(e, op, error);
+    }
     if (!error.empty()) {
       broken_ = error;
       op.next = -1;
+    }
+  }
+
+  // A large operation as MPI's blocking call on this thread: the library's tuned algorithms
+  // (single-copy shared memory, segmented rings) are several times faster for megabytes than its
+  // non-blocking schedules driven by tests (measured in bench/RESULTS.md). Operations queued
+  // meanwhile start when it returns; the training thread's deadline still applies.
+  void run_blocking(Engine* e, Op& op, std::string& error) {
+    const int64_t width = op.kind == Kind::Broadcast ? 1 : op.elem == Elem::F32 ? 4 : op.elem == Elem::F64 ? 8 : 1;
+    const int64_t chunk = op.kind == Kind::Broadcast ? kChunkBytes : kChunkElems;
+    while (op.next < op.count) {
+      const int64_t n = std::min(chunk, op.count - op.next);
+      const int rc = op.kind == Kind::Broadcast ? e->bcast(op.data + op.next, static_cast<int>(n), op.root)
+                                                : e->allreduce(op.data + op.next * width, static_cast<int>(n), op.elem, op.op);
+      op.next += n;
+      if (rc != 0) {
+        error = e->error_string(rc);
+        return;
+      }
     }
   }
 

@@ -9,11 +9,13 @@
 //
 // Threading: every MPI call is made by one communication thread that the first init() starts
 // (MPI_THREAD_FUNNELED: MPI is initialised on that thread). JS (the training thread) enqueues
-// operations and waits for them with a deadline; the communication thread starts each operation
-// as soon as it is queued (non-blocking MPI_I*), so several can be in flight, and drives MPI's
-// progress by testing them (spinning briefly, then sleeping 20-200 us between tests, so that a
-// rank waiting on a slower one costs little CPU). Operations start in queue order on every rank,
-// which is what matches them across ranks.
+// operations and waits for them with a deadline, so communication overlaps its work. The
+// communication thread starts each operation as soon as it is queued: below 256 KiB as a
+// non-blocking MPI_I* call (several in flight), whose progress it drives by testing (without
+// pause for 20 ms after the last event, then sleeping 50 us to 1 ms between tests, so that a
+// rank waiting for a slower one costs little CPU); from 256 KiB with MPI's blocking call, whose
+// tuned algorithms move megabytes several times faster. Operations start in queue order on
+// every rank, which is what matches them across ranks.
 #pragma once
 #include <cstdint>
 #include <string>
