@@ -5,6 +5,8 @@
 # agent that enters its namespace instead of ssh).
 #
 #   sudo scripts/netns-two-hosts.sh <config.json> [more tunekit train arguments]
+#   sudo scripts/netns-two-hosts.sh --exec <program> [arguments]     any 2-rank program instead
+#        (bench: --exec node bench/.out/data_parallel.js --allreduce)
 #
 # What it does:
 #   1. namespaces tkA-<pid> (10.231.7.1) and tkB-<pid> (10.231.7.2), a veth pair between them,
@@ -13,18 +15,24 @@
 #   3. `tunekit train <config.json>` as that 2-rank job (PML ob1 + BTL tcp,self only, limited to
 #      the veth subnet: no shared memory between the "hosts"), then the bytes the veth carried;
 #   4. removes the namespaces (also on failure or Ctrl-C).
-# Needs root (ip netns), iproute2 and Open MPI's mpirun. Exit status: tunekit's; 77 when the
+# Needs root (ip netns), iproute2 and Open MPI's mpirun. Exit status: the job's; 77 when the
 # namespaces cannot be made here (not root, no ip netns): test/distributed/two_hosts.test.ts
 # then skips, saying so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ $# -lt 1 ]; then
-  echo "usage: $0 <config.json> [tunekit train arguments]" >&2
+if [ $# -lt 1 ] || { [ "$1" = --exec ] && [ $# -lt 2 ]; }; then
+  echo "usage: $0 <config.json> [tunekit train arguments] | --exec <program> [arguments]" >&2
   exit 2
 fi
-CONFIG=$1
-shift
 NODE=$(command -v node)
+if [ "$1" = --exec ]; then
+  shift
+  JOB=("$@")
+  WHAT="$*"
+else
+  JOB=("$NODE" dist/cli/main.js train "$@")
+  WHAT="tunekit train $*"
+fi
 MPIRUN=${TUNEKIT_MPIRUN:-mpirun}
 A=tkA-$$
 B=tkB-$$
@@ -87,8 +95,8 @@ ip netns exec "$A" "${mpi[@]}" sh -c 'echo "rank $OMPI_COMM_WORLD_RANK: $(ip -o 
 bytes() { ip netns exec "$A" cat "/sys/class/net/$VA/statistics/$1_bytes"; }
 tx0=$(bytes tx)
 rx0=$(bytes rx)
-echo "== tunekit train $CONFIG $* (2 ranks, one per namespace)"
+echo "== $WHAT (2 ranks, one per namespace)"
 status=0
-ip netns exec "$A" "${mpi[@]}" "$NODE" dist/cli/main.js train "$CONFIG" "$@" || status=$?
+ip netns exec "$A" "${mpi[@]}" "${JOB[@]}" || status=$?
 echo "== the veth of $IP_A carried $(( $(bytes tx) - tx0 )) bytes out and $(( $(bytes rx) - rx0 )) bytes in"
 exit $status
