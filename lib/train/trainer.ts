@@ -442,8 +442,9 @@ export class Trainer<E = TrainExample, R = EvalResult> {
       this.interrupted = true;
     };
     process.once('SIGINT', onSigint);
-    // data-parallel: `--nproc`'s launcher turns Ctrl-C into SIGUSR1, which mpirun forwards to every rank
-    if (this.dp) process.once('SIGUSR1', onSigint);
+    // data-parallel: `--nproc`'s launcher turns Ctrl-C into the signal mpirun forwards to every
+    // rank (Open MPI: SIGUSR2, MPICH: SIGUSR1)
+    if (this.dp) for (const sig of ['SIGUSR1', 'SIGUSR2'] as const) process.once(sig, onSigint);
     const wasTraining = this.model.training;
     this.model.train(this.objective.dropout);
     const optimizer = this.optimizer;
@@ -572,6 +573,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     } finally {
       process.removeListener('SIGINT', onSigint);
       process.removeListener('SIGUSR1', onSigint);
+      process.removeListener('SIGUSR2', onSigint);
       progress.stop();
       metricsLog?.close();
       this.model.train(wasTraining);

@@ -7,13 +7,14 @@
  *   tolerance), with gradient accumulation and a short last batch (uneven shards);
  * - the same seed repeats a 2-rank run bit for bit (dropout on: per-rank streams), also through
  *   SIGINT and a resume on 2 ranks; a resume on 1 or 3 ranks is ERR_CONFIG and changes nothing;
+ * - Ctrl-C at `--nproc`'s launcher: the ranks stop together and rank 0 saves;
  * - faults: a rank that dies (SIGKILL) or hangs (SIGSTOP, timeout 5 s) stops the job with a clear
  *   error (a death at once, a hang at the timeout), every rank gone, the last checkpoint intact;
  * - without MPI, --nproc says what to install.
  * Skipped, saying why, where no MPI library or launcher is installed (.ci/run installs Open MPI).
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -117,6 +118,26 @@ describe.skipIf(whyNot !== null)('tunekit train --nproc (MPI ranks on this machi
     expect(fs.readFileSync(path.join(work, 'c', 'adapter', 'adapter_model.safetensors')).equals(adapterA)).toBe(true);
     expect(trainLosses(path.join(work, 'c'))).toEqual(trainLosses(path.join(work, 'a')));
   }, 90_000);
+
+  it('Ctrl-C at the launcher: the ranks stop together after a step and rank 0 saves a checkpoint', async () => {
+    const out = path.join(work, 'ctrl-c');
+    const cfg = writeConfig(path.join(work, 'ctrl-c.json'), jobConfig(modelDir, out, { max_steps: 3000, epochs: 1000, batch_size: 4, save_every: 5 }));
+    // as a terminal does: SIGINT to the launcher's whole process group
+    const child = spawn(process.execPath, [MAIN, 'train', cfg, '--nproc', '2'], { cwd: work, detached: true, env: { ...process.env, NO_COLOR: '1' } });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    const deadline = Date.now() + 40_000;
+    while (!fs.existsSync(path.join(out, 'checkpoint')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    process.kill(-child.pid!, 'SIGINT');
+    expect(await exited, stderr).toBe(0);
+    expect(stderr).toMatch(/interrupt: the ranks stop after this step and save a checkpoint/);
+    expect(stdout).toMatch(/^done: \d+ steps \(interrupted\)/m);
+    const ck = checkCheckpoint(path.join(out, 'checkpoint'));
+    expect(ck.complete && ck.state.status).toBe('interrupted');
+    expect(ck.complete && ck.step).toBeLessThan(3000);
+  }, 60_000);
 
   // the hang is found by the 5 s timeout; a death by mpirun at once (the timeout stays long: a
   // loaded machine can start one rank seconds after the other)

@@ -32,6 +32,8 @@ export interface Launcher {
   version: string;
   /** mpirun's own options for n ranks on this machine */
   args(n: number): string[];
+  /** the signal this mpirun forwards to every rank (the ranks take it as Ctrl-C) */
+  interruptSignal: NodeJS.Signals;
 }
 
 /**
@@ -51,7 +53,7 @@ export function findLauncher(env: NodeJS.ProcessEnv = process.env): Launcher {
   const version = text.split('\n').find((l) => l.trim())?.trim() ?? '';
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
   return {
-    command, flavour, version,
+    command, flavour, version, interruptSignal: flavour === 'MPICH' ? 'SIGUSR1' : 'SIGUSR2',
     args: (n) => flavour === 'MPICH'
       ? ['-n', String(n)]
       // every rank on this machine, however many cores it has (threads are divided among the
@@ -94,15 +96,16 @@ export async function launchRanks(opts: LaunchOptions): Promise<void> {
   const tty = process.stderr.isTTY === true;
   const jobEnv: NodeJS.ProcessEnv = { ...env, TUNEKIT_LAUNCHER_TTY: tty ? '1' : '0', ...(tty || env.FORCE_COLOR ? {} : { NO_COLOR: '1' }) };
   // mpirun in its own process group: on Ctrl-C it would kill the ranks at once, so the terminal's
-  // SIGINT reaches only this process, which sends mpirun SIGUSR1; mpirun forwards that to every
-  // rank, and the ranks agree to stop after the step, rank 0 saving a checkpoint (trainer.ts).
-  // A second Ctrl-C (or SIGTERM / SIGHUP here) ends the job at once.
+  // SIGINT reaches only this process, which sends mpirun the signal it forwards to every rank
+  // (Open MPI: SIGUSR2, MPICH's Hydra: SIGUSR1), and the ranks agree to stop after the step,
+  // rank 0 saving a checkpoint (trainer.ts). A second Ctrl-C (or SIGTERM / SIGHUP here) ends the
+  // job at once.
   const child = spawn(launcher.command, args, { stdio: 'inherit', env: jobEnv, detached: true });
   let interrupts = 0;
   const onInterrupt = () => {
     interrupts++;
     if (interrupts === 1) process.stderr.write('interrupt: the ranks stop after this step and save a checkpoint (press Ctrl-C again to kill them now)\n');
-    child.kill(interrupts === 1 ? 'SIGUSR1' : 'SIGTERM');
+    child.kill(interrupts === 1 ? launcher.interruptSignal : 'SIGTERM');
   };
   const onTerminate = () => child.kill('SIGTERM');
   process.on('SIGINT', onInterrupt);
