@@ -12,7 +12,7 @@ import '../peft/index.js';
 import type { Task } from '../models/common.js';
 import { quantizeModel } from '../quant/quantize.js';
 import { isNf4Checkpoint, loadNf4Pretrained, saveNf4Pretrained } from '../quant/checkpoint.js';
-import { mergeQlora, formatMergeReport } from '../quant/merge.js';
+import { mergeQlora, formatMergeReport } from '../peft/qlora/merge.js';
 import { readLabelNames } from '../data/labels.js';
 import { prepareOutputDir } from '../io/output_dir.js';
 

@@ -32,7 +32,7 @@ import { PromptTuningModel } from '../../lib/peft/prompt_tuning/model.js';
 import { PTuningModel } from '../../lib/peft/p_tuning/model.js';
 import { PrefixTuningModel } from '../../lib/peft/prefix_tuning/model.js';
 import { quantizeModel } from '../../lib/quant/quantize.js';
-import { mergeQlora } from '../../lib/quant/merge.js';
+import { mergeQlora } from '../../lib/peft/qlora/merge.js';
 import { saveNf4Pretrained } from '../../lib/quant/checkpoint.js';
 import { openSafetensors } from '../../lib/io/safetensors.js';
 import { backward, noGrad } from '../../lib/autograd/tape.js';

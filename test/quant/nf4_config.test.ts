@@ -20,7 +20,7 @@ import { LoraModel } from '../../lib/peft/lora/model.js';
 import { savePretrained } from '../../lib/models/loader.js';
 import { quantizeModel } from '../../lib/quant/quantize.js';
 import { saveNf4Pretrained, loadNf4Pretrained, nf4ConfigJson } from '../../lib/quant/checkpoint.js';
-import { mergeQlora } from '../../lib/quant/merge.js';
+import { mergeQlora } from '../../lib/peft/qlora/merge.js';
 import { NF4Linear } from '../../lib/quant/nf4_linear.js';
 import { Linear } from '../../lib/nn/layers.js';
 import { manualSeed } from '../../lib/nn/random.js';

@@ -28,7 +28,7 @@ import { dir, inputsOf, modelInputs } from '../models/helpers.js';
 import { NF4Linear } from '../../lib/quant/nf4_linear.js';
 import { quantizeModel } from '../../lib/quant/quantize.js';
 import { saveNf4Pretrained, loadNf4Pretrained, isNf4Checkpoint } from '../../lib/quant/checkpoint.js';
-import { mergeQlora } from '../../lib/quant/merge.js';
+import { mergeQlora } from '../../lib/peft/qlora/merge.js';
 import { relativeError } from '../../lib/tensor/nf4.js';
 
 const NF4_FIX = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'nf4', 'gpt2_nf4');

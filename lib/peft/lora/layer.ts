@@ -119,7 +119,7 @@ export class LoraLinear extends LoraAdaptedModule {
   /** W += sign * scale * (B A) in W's own layout. */
   protected applyDelta(ad: LoraAdapter, sign: 1 | -1): void {
     if (this.base_layer instanceof NF4Linear) {
-      throw new TunekitError('ERR_STATE', 'cannot merge an adapter into an NF4 (4-bit) base in place: use mergeQlora (lib/quant/merge.ts) or `tunekit merge --nf4`, which write a dense merged model');
+      throw new TunekitError('ERR_STATE', 'cannot merge an adapter into an NF4 (4-bit) base in place: use mergeQlora (lib/peft/qlora/merge.ts) or `tunekit merge --nf4`, which write a dense merged model');
     }
     noGrad(() => {
       const W = this.base_layer.weight as Tensor<'f32'>;

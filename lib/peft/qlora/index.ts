@@ -23,4 +23,5 @@ registerPeftMethod({
   },
 });
 
+export { mergeQlora, formatMergeReport, type MergeReport, type LayerMergeReport, type MergeQloraOptions } from './merge.js';
 export { QloraSchema, parseQloraConfig, splitQloraConfig, type QloraConfig, type QloraConfigInput } from './config.js';

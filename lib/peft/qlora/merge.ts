@@ -9,16 +9,16 @@
  * @example
  * const { model, report } = mergeQlora(loraModel, { reference: denseWeights, requantize: true });
  */
-import { TunekitError } from '../errors.js';
-import type { LoraModel } from '../peft/lora/model.js';
-import type { PretrainedModel } from '../models/common.js';
-import { Linear } from '../nn/layers.js';
-import type { Module } from '../nn/module.js';
-import { noGrad } from '../autograd/tape.js';
-import * as K from '../tensor/kernels.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { relativeError } from '../tensor/nf4.js';
-import { NF4Linear } from './nf4_linear.js';
+import { TunekitError } from '../../errors.js';
+import type { LoraModel } from '../lora/model.js';
+import type { PretrainedModel } from '../../models/common.js';
+import { Linear } from '../../nn/layers.js';
+import type { Module } from '../../nn/module.js';
+import { noGrad } from '../../autograd/tape.js';
+import * as K from '../../tensor/kernels.js';
+import type { Tensor } from '../../tensor/tensor.js';
+import { relativeError } from '../../tensor/nf4.js';
+import { NF4Linear } from '../../quant/nf4_linear.js';
 
 export interface LayerMergeReport {
   path: string;
