@@ -31,6 +31,18 @@ export abstract class LoraAdaptedModule extends Module {
     return this.active && !this.disabled && !this.merged.has(this.active) ? this.adapters.get(this.active) : undefined;
   }
 
+  /**
+   * What a forward pass applies: the live adapter and its dropout probability (PEFT's
+   * lora_dropout, only while training), or null when the base layer alone runs. Disabling
+   * adapters that are merged into the weights is refused: the base weights are not the base.
+   */
+  protected forwardAdapter(): { ad: LoraAdapter; p: number } | null {
+    const ad = this.liveAdapter();
+    if (ad) return { ad, p: this.training ? ad.dropout : 0 };
+    if (this.disabled && this.merged.size) throw new TunekitError('ERR_STATE', 'adapters are merged into the weights: unmerge before disabling them');
+    return null;
+  }
+
   /** Registers a new adapter; the first one becomes active. */
   protected registerAdapter(name: string, ad: LoraAdapter): LoraAdapter {
     this.adapters.set(name, ad);

@@ -76,13 +76,10 @@ export class LoraConv2d extends LoraAdaptedModule {
   }
 
   forward(x: Tensor): Tensor<'f32'> {
-    const ad = this.liveAdapter();
-    if (!ad) {
-      if (this.disabled && this.merged.size) throw new TunekitError('ERR_STATE', 'adapters are merged into the weights: unmerge before disabling them');
-      return this.base_layer.forward(x);
-    }
+    const live = this.forwardAdapter();
+    if (!live) return this.base_layer.forward(x);
     // a seed is drawn only when dropout really runs (evaluation never shifts training's masks)
-    const p = this.training ? ad.dropout : 0;
+    const { ad, p } = live;
     const b = this.base_layer;
     if (p === 0 && !needsGrad(b.weight) && !(b.bias && needsGrad(b.bias))) {
       // frozen base, no dropout: the fused op (one im2col for W and A, one col2im backward)

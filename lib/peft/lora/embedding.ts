@@ -54,8 +54,9 @@ export class LoraEmbedding extends LoraAdaptedModule {
 
   forward(ids: Tensor<'i32'>): Tensor<'f32'> {
     const base = this.base_layer.forward(ids);
-    const ad = this.liveAdapter();
-    if (!ad) return base;
+    const live = this.forwardAdapter(); // embeddings have no lora_dropout (PEFT applies none there)
+    if (!live) return base;
+    const { ad } = live;
     const flat = F.reshape(ids, [ids.numel]) as Tensor<'i32'>;
     const picked = F.gatherRows(F.transpose(ad.A), flat); // [N, r]
     const delta = F.matmul(picked, ad.B, { transB: true }); // [N, dim]

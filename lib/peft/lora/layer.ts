@@ -91,14 +91,11 @@ export class LoraLinear extends LoraAdaptedModule {
   }
 
   forward(x: Tensor): Tensor<'f32'> {
-    const ad = this.liveAdapter();
-    if (!ad) {
-      if (this.disabled && this.merged.size) throw new TunekitError('ERR_STATE', 'adapters are merged into the weights: unmerge before disabling them');
-      return this.base_layer.forward(x);
-    }
+    const live = this.forwardAdapter();
+    if (!live) return this.base_layer.forward(x);
     // a seed is drawn only when dropout really runs, so evaluation never shifts the training
     // run's dropout masks (results do not depend on how often one evaluates)
-    const p = this.training ? ad.dropout : 0;
+    const { ad, p } = live;
     const seed = p > 0 ? nextSeed() : 0;
     if (this.base_layer instanceof NF4Linear) {
       // QLoRA: fused NF4 dequant-GEMM for the base plus the f32 adapter path, in one op
