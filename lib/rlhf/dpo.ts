@@ -26,7 +26,7 @@ import { collateCompletions, completionLogprobs, type CausalForward, type Prompt
 import type { EvalContext, Objective, StepPlan, WatchedMetric } from '../train/objective.js';
 import { Trainer, type TrainableModel, type TrainerCallbacks, type TrainSettings } from '../train/trainer.js';
 import { dpoLoss } from './losses.js';
-import { RLHF_DEFAULT_SETTINGS, describePairFigures, pairTokens, type PairFigures } from './reward.js';
+import { RLHF_DEFAULT_SETTINGS, describePairFigures, pairTokens, type PairFigures, type PairTrainerOptions } from './reward.js';
 
 export type PolicyModel = Module & CausalForward;
 
@@ -154,25 +154,15 @@ export class DpoObjective implements Objective<PreferenceExample, PairFigures> {
   }
 }
 
-export interface DpoTrainerOptions {
+export interface DpoTrainerOptions extends PairTrainerOptions {
   /** the policy: a PeftModel (its disabled-adapter self is the reference) or a plain model with `refModel` or `precomputeReference` */
   model: TrainableModel;
   /** a frozen reference for a policy without adapters */
   refModel?: CausalForward;
-  train: PreferenceExample[];
-  eval?: PreferenceExample[];
-  padTokenId: number;
   /** DPO temperature (0.1) */
   beta?: number;
   /** compute every reference log-prob once, here, before training (then the reference never runs again) */
   precomputeReference?: boolean;
-  settings?: Partial<TrainSettings>;
-  /** metrics.jsonl, loss.svg and checkpoint/ go here */
-  outputDir?: string;
-  log?: (line: string) => void;
-  progress?: 'auto' | 'bar' | 'plain' | 'none';
-  callbacks?: TrainerCallbacks<PairFigures>;
-  runConfig?: Record<string, unknown>;
 }
 
 /**

@@ -154,8 +154,8 @@ export class RewardObjective implements Objective<PreferenceExample, PairFigures
 /** RLHF trainers' defaults (TRL-like): 1 epoch, 8 pairs a step, lr 1e-4, linear decay, clipping at 1, a line every 10 steps. */
 export const RLHF_DEFAULT_SETTINGS: Partial<TrainSettings> = { epochs: 1, batchSize: 8, lr: 1e-4, logEvery: 10 };
 
-export interface RewardTrainerOptions {
-  /** a seq_cls model with one label, plain or with adapters */
+/** What every trainer on preference pairs takes (the reward model's and DPO's). */
+export interface PairTrainerOptions {
   model: TrainableModel;
   train: PreferenceExample[];
   eval?: PreferenceExample[];
@@ -168,6 +168,11 @@ export interface RewardTrainerOptions {
   progress?: 'auto' | 'bar' | 'plain' | 'none';
   callbacks?: TrainerCallbacks<PairFigures>;
   runConfig?: Record<string, unknown>;
+}
+
+export interface RewardTrainerOptions extends PairTrainerOptions {
+  /** a seq_cls model with one label, plain or with adapters */
+  model: TrainableModel;
 }
 
 /**
