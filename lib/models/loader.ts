@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { TunekitError, describe } from '../errors.js';
-import { openCheckpoint, writeSafetensors, type RawTensor } from '../io/safetensors.js';
+import { openCheckpointSync, writeSafetensorsSync, type RawTensor } from '../io/safetensors.js';
 import { writeJsonAtomicSync } from '../io/atomic.js';
 import { architectureFor, type Architecture } from './registry.js';
 import './architectures.js';
@@ -75,7 +75,7 @@ function checkCheckpointAgainstConfig(dir: string, arch: Architecture, shapes: P
   const want = new Map(shapes);
   const seen = new Set<string>();
   const mismatched: string[] = [];
-  const ckpt = openCheckpoint(dir);
+  const ckpt = openCheckpointSync(dir);
   try {
     for (const key of ckpt.names) {
       const name = arch.mapKey(key, task);
@@ -152,7 +152,7 @@ export function loadWeights(model: PretrainedModel, dir: string, task: Task, opt
   const buffers = new Map(arch.savesBuffers ? model.namedBuffers() : []);
   const loaded = new Set<string>();
   const unused: string[] = [];
-  const ckpt = openCheckpoint(dir);
+  const ckpt = openCheckpointSync(dir);
   try {
     noGrad(() => {
       for (const key of ckpt.names) {
@@ -232,7 +232,7 @@ export function savePretrained(model: PretrainedModel, dir: string, opts: { dtyp
     // too); counters keep their integer dtype
     for (const [name, b] of model.namedBuffers()) tensors.push(rawFromTensor(arch.saveKey(name, model.task), b, b.dtype === 'f32' ? (opts.dtype ?? 'f32') : b.dtype));
   }
-  writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  writeSafetensorsSync(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
   const cfg: Record<string, unknown> = { ...model.config.raw, ...opts.extraConfig };
   cfg.architectures = [arch.className(model.task)];
   cfg.model_type = model.config.modelType;

@@ -14,7 +14,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
-import { openCheckpoint, writeSafetensors, type RawTensor } from '../io/safetensors.js';
+import { openCheckpointSync, writeSafetensorsSync, type RawTensor } from '../io/safetensors.js';
 import { writeFileAtomicSync } from '../io/atomic.js';
 import { architectureFor } from '../models/registry.js';
 import { readConfig, loadWeights, type LoadOptions, type LoadReport } from '../models/loader.js';
@@ -210,7 +210,7 @@ export function saveNf4Pretrained(model: PretrainedModel, dir: string, opts: { d
   for (const [path, m] of model.namedModules()) {
     if (m instanceof NF4Linear) tensors.push(...nf4StateTensors(arch.saveKey(`${path}.weight`, model.task), m.qweight));
   }
-  writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  writeSafetensorsSync(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
   const cfg: Record<string, unknown> = { ...model.config.raw };
   cfg.architectures = [arch.className(model.task)];
   cfg.model_type = model.config.modelType;
@@ -250,7 +250,7 @@ export function loadNf4Pretrained(dir: string, opts: LoadOptions = {}): { model:
   const model = arch.build(config, task);
   const modules = new Map(model.namedModules());
   const quantized: string[] = [];
-  const ckpt = openCheckpoint(dir);
+  const ckpt = openCheckpointSync(dir);
   try {
     noGrad(() => {
       for (const stateKey of ckpt.names) {

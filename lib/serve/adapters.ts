@@ -24,7 +24,7 @@ import { readAdapterConfig, ADAPTER_WEIGHTS } from '../peft/base/adapter_io.js';
 import { LoraModel } from '../peft/lora/model.js';
 import { LoraLinear } from '../peft/lora/layer.js';
 import { LoraEmbedding } from '../peft/lora/embedding.js';
-import { openSafetensors } from '../io/safetensors.js';
+import { openSafetensorsSync } from '../io/safetensors.js';
 import { packLoraSlots } from '../tensor/lora_batched.js';
 import { MultiLoraLinear, RowSlots } from './multi_lora.js';
 import '../peft/index.js';
@@ -229,7 +229,7 @@ function checkServable(dir: string): void {
   }
   const weights = join(dir, ADAPTER_WEIGHTS);
   if (!existsSync(weights)) throw new TunekitError('ERR_NOT_FOUND', `no ${ADAPTER_WEIGHTS} in ${dir}`);
-  const file = openSafetensors(weights);
+  const file = openSafetensorsSync(weights);
   try {
     const other = file.names.filter((n) => !/\.lora_[AB]\.weight$/.test(n));
     if (other.length) {

@@ -31,7 +31,7 @@ import { PeftModel, type TrainingHooks } from '../peft/base/peft_model.js';
 import { DataLoader } from '../data/loader.js';
 import type { Batch } from '../data/types.js';
 import type { ChoiceSet } from '../data/choices.js';
-import { openSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { openSafetensorsSync, writeSafetensorsSync } from '../io/safetensors.js';
 import { writeFileAtomicSync } from '../io/atomic.js';
 import { savePretrained, loadWeights } from '../models/loader.js';
 import { rawFromTensor, f32FromRaw } from '../models/weights.js';
@@ -681,9 +681,9 @@ export class Trainer<E = TrainExample, R = EvalResult> {
       writeWeights: (d) => {
         if (model instanceof PeftModel) model.saveAdapter(join(d, 'adapter'));
         else savePretrained(model, join(d, 'model'));
-        for (const [key, m] of this.extraModules) writeSafetensors(join(d, `${key}.safetensors`), m.namedParameters().map(([n, p]) => rawFromTensor(n, p)));
+        for (const [key, m] of this.extraModules) writeSafetensorsSync(join(d, `${key}.safetensors`), m.namedParameters().map(([n, p]) => rawFromTensor(n, p)));
       },
-      writeOptimizer: (f) => writeSafetensors(f, optimizer.stateTensors(), { step: String(optimizer.stepCount) }),
+      writeOptimizer: (f) => writeSafetensorsSync(f, optimizer.stateTensors(), { step: String(optimizer.stepCount) }),
       state,
     });
     this.lastCheckpoint = { dir, step: this.step };
@@ -747,7 +747,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     if (this.model instanceof PeftModel) this.model.loadAdapterWeights(join(dir, 'adapter'));
     else loadWeights(this.model, join(dir, 'model'), this.model.task);
     for (const [key, m] of this.extraModules) loadModuleFile(m, join(dir, `${key}.safetensors`));
-    const r = openSafetensors(join(dir, OPTIMIZER_FILE));
+    const r = openSafetensorsSync(join(dir, OPTIMIZER_FILE));
     let stepCount: number;
     try {
       const tensors = new Map(r.names.map((n) => [n, r.readTensor(n)] as const));
@@ -773,7 +773,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
 
 /** Reads a module's parameters back from the safetensors file a checkpoint wrote for it. */
 function loadModuleFile(m: Module, file: string): void {
-  const r = openSafetensors(file);
+  const r = openSafetensorsSync(file);
   try {
     for (const [name, p] of m.namedParameters()) {
       if (!r.names.includes(name)) throw new TunekitError('ERR_FORMAT', `${file}: expected a tensor '${name}' but the file has ${r.names.join(', ') || 'none'}`);

@@ -47,7 +47,7 @@ expectTypeOf(keep<Tensor<'f32'>>).returns.toEqualTypeOf<Tensor<'f32'>>();
 expectTypeOf(rlhfEntry.DpoTrainer).toEqualTypeOf(rlhf.DpoTrainer);
 expectTypeOf(quantEntry.quantizeModel).toEqualTypeOf(quant.quantizeModel);
 expectTypeOf(dataEntry.buildLabelMap).toEqualTypeOf(data.buildLabelMap);
-expectTypeOf(ioEntry.openSafetensors).toEqualTypeOf(io.openSafetensors);
+expectTypeOf(ioEntry.openSafetensorsSync).toEqualTypeOf(io.openSafetensorsSync);
 
 // ---- naming (docs/api.md): PEFT / file configs snake_case, API options camelCase
 expectTypeOf<LoraConfigInput>().toHaveProperty('lora_alpha');

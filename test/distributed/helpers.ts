@@ -11,7 +11,7 @@ import '../../lib/index.js';
 import { GPT2, parseGPT2Config, savePretrained } from '../../lib/models/index.js';
 import { trainByteLevelBpe, saveTrainedBpe } from '../../lib/tokenizer/index.js';
 import { manualSeed } from '../../lib/nn/random.js';
-import { openSafetensors } from '../../lib/io/safetensors.js';
+import { openSafetensorsSync } from '../../lib/io/safetensors.js';
 import { f32FromRaw } from '../../lib/models/weights.js';
 import { findLauncher } from '../../lib/train/distributed/launch.js';
 import { mpiLibrary } from '../../lib/train/distributed/process_group.js';
@@ -97,7 +97,7 @@ export function cli(args: string[], opts: { cwd: string; env?: Record<string, st
 
 /** Tensors of a safetensors file as f32 arrays. */
 export function readTensors(file: string): Map<string, Float32Array> {
-  const r = openSafetensors(file);
+  const r = openSafetensorsSync(file);
   try {
     return new Map(r.names.map((n) => {
       const t = f32FromRaw(r.readTensor(n));

@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { openSafetensors, writeSafetensors, decodeValues, DTYPE_BITS, type RawTensor, type SafetensorsDtype } from '../../lib/io/safetensors.js';
+import { openSafetensors, openSafetensorsSync, writeSafetensorsSync, decodeValues, DTYPE_BITS, type RawTensor, type SafetensorsDtype } from '../../lib/io/safetensors.js';
 import { TunekitError } from '../../lib/errors.js';
 
 const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'safetensors', 'fuzz.json');
@@ -87,7 +87,7 @@ type Outcome = { ok: true; tensors: Record<string, TensorDigest>; metadata: Reco
 function readWithTunekit(file: string): Outcome {
   let reader;
   try {
-    reader = openSafetensors(file);
+    reader = openSafetensorsSync(file);
   } catch (error) {
     return { ok: false, error };
   }
@@ -102,6 +102,28 @@ function readWithTunekit(file: string): Outcome {
     return { ok: false, error };
   } finally {
     reader.close();
+  }
+}
+
+/** {@link readWithTunekit} through the fs/promises reader. */
+async function readWithTunekitAsync(file: string): Promise<Outcome> {
+  let reader;
+  try {
+    reader = await openSafetensors(file);
+  } catch (error) {
+    return { ok: false, error };
+  }
+  try {
+    const tensors: Record<string, TensorDigest> = {};
+    for (const name of reader.names) {
+      const t = await reader.readTensor(name);
+      tensors[name] = [t.dtype, t.shape, digest(t.bytes)];
+    }
+    return { ok: true, tensors, metadata: { ...reader.metadata } };
+  } catch (error) {
+    return { ok: false, error };
+  } finally {
+    await reader.close();
   }
 }
 
@@ -136,7 +158,7 @@ describe('safetensors fuzz corpus against the Python reference', () => {
     const seed = corpus.seeds.find((s) => s.name === 'torch_all_dtypes')!;
     const file = path.join(tmp, 'values.safetensors');
     fs.writeFileSync(file, seedBytes[corpus.seeds.indexOf(seed)]);
-    const f = openSafetensors(file);
+    const f = openSafetensorsSync(file);
     try {
       expect(Object.keys(seed.values!).length).toBeGreaterThanOrEqual(18);
       for (const [name, want] of Object.entries(seed.values!)) {
@@ -162,12 +184,12 @@ describe('safetensors fuzz corpus against the Python reference', () => {
       if (seed.written_by !== 'python') continue;
       const src = path.join(tmp, `py-${i}.safetensors`);
       fs.writeFileSync(src, seedBytes[i]);
-      const f = openSafetensors(src);
+      const f = openSafetensorsSync(src);
       const tensors: RawTensor[] = [...f.names].reverse().map((n) => f.readTensor(n));
       const metadata = { ...f.metadata };
       f.close();
       const out = path.join(tmp, `ours-${i}.safetensors`);
-      writeSafetensors(out, tensors, Object.keys(metadata).length ? metadata : undefined);
+      writeSafetensorsSync(out, tensors, Object.keys(metadata).length ? metadata : undefined);
       expect(Buffer.compare(fs.readFileSync(out), Buffer.from(seedBytes[i])), seed.name).toBe(0);
     }
     // The seeds cover every dtype of the format.
@@ -225,6 +247,18 @@ describe('safetensors fuzz corpus against the Python reference', () => {
     // Each documented exception is exercised by the corpus (else the list would be untested).
     expect([...exceptionsSeen].sort()).toEqual(Object.keys(DOCUMENTED_EXCEPTIONS).sort());
     expect(slowest).toBeLessThan(CASE_TIME_LIMIT_MS);
+  });
+
+  it('the fs/promises reader gives the answer of the blocking reader on every case (same tensors, or the same typed error)', async () => {
+    const file = path.join(tmp, 'case-async.safetensors');
+    const differ: string[] = [];
+    const outcome = (o: Outcome) => (o.ok ? show([sortKeys(o.tensors), sortKeys(o.metadata)]) : o.error instanceof TunekitError ? `${o.error.code} ${o.error.message}` : `raw ${String(o.error)}`);
+    for (const c of corpus.cases) {
+      fs.writeFileSync(file, replay(c));
+      const a = outcome(await readWithTunekitAsync(file)), b = outcome(readWithTunekit(file));
+      if (a !== b) differ.push(`case ${c.id} (${c.what}): async ${a} / sync ${b}`);
+    }
+    expect(differ).toEqual([]);
   });
 });
 

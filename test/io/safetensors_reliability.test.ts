@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { openSafetensors, openCheckpoint, writeSafetensors, decodeValues, type RawTensor } from '../../lib/io/safetensors.js';
+import { openSafetensors, openCheckpoint, openSafetensorsSync, openCheckpointSync, writeSafetensorsSync, decodeValues, type RawTensor } from '../../lib/io/safetensors.js';
 import { TunekitError } from '../../lib/errors.js';
 
 let tmp: string;
@@ -42,7 +42,7 @@ const U32_DATA = new Uint8Array(new Uint32Array([7, 0xffffffff]).buffer);
 describe('verdicts issue 18 names, as the Python library gives them', () => {
   it('reads U32 (and decodes it), and the other dtypes the reference accepts', () => {
     // Python: safe_open(...).get_tensor("a") -> tensor([7, 4294967295], dtype=torch.uint32)
-    const f = openSafetensors(fileWithHeader('u32.safetensors', `{${U32_ENTRY}}`, U32_DATA));
+    const f = openSafetensorsSync(fileWithHeader('u32.safetensors', `{${U32_ENTRY}}`, U32_DATA));
     const t = f.readTensor('a');
     expect([t.dtype, t.shape]).toEqual(['U32', [2]]);
     expect(decodeValues(t)).toEqual([7, 0xffffffff]);
@@ -50,42 +50,42 @@ describe('verdicts issue 18 names, as the Python library gives them', () => {
     for (const [dtype, shape, bytes] of [['U16', [4], 8], ['U64', [1], 8], ['C64', [1], 8], ['F8_E8M0', [8], 8],
       ['F8_E4M3FNUZ', [8], 8], ['F8_E5M2FNUZ', [8], 8], ['F6_E2M3', [4], 3], ['F6_E3M2', [4], 3], ['F4', [4], 2]] as const) {
       const file = fileWithHeader(`${dtype}.safetensors`, `{"x":{"dtype":"${dtype}","shape":${JSON.stringify(shape)},"data_offsets":[0,${bytes}]}}`, new Uint8Array(bytes));
-      const g = openSafetensors(file);
+      const g = openSafetensorsSync(file);
       expect(g.readTensor('x').bytes.length, dtype).toBe(bytes);
       g.close();
     }
   });
 
   it('accepts leading JSON whitespace before "{" and "__metadata__": null', () => {
-    const ws = openSafetensors(fileWithHeader('ws.safetensors', ` \n\t\r{${U32_ENTRY}}`, U32_DATA));
+    const ws = openSafetensorsSync(fileWithHeader('ws.safetensors', ` \n\t\r{${U32_ENTRY}}`, U32_DATA));
     expect([...ws.names]).toEqual(['a']);
     ws.close();
-    const meta = openSafetensors(fileWithHeader('metanull.safetensors', `{"__metadata__":null,${U32_ENTRY}}`, U32_DATA));
+    const meta = openSafetensorsSync(fileWithHeader('metanull.safetensors', `{"__metadata__":null,${U32_ENTRY}}`, U32_DATA));
     expect(meta.metadata).toEqual({});
     meta.close();
   });
 
   it('refuses a BOM, a duplicate __metadata__ and lone surrogates with ERR_FORMAT', () => {
     // Python: "invalid JSON in header: expected value at line 1 column 1"
-    const bom = errorOf(() => openSafetensors(fileWithHeader('bom.safetensors', `\ufeff{${U32_ENTRY}}`, U32_DATA)));
+    const bom = errorOf(() => openSafetensorsSync(fileWithHeader('bom.safetensors', `\ufeff{${U32_ENTRY}}`, U32_DATA)));
     expect(bom.code).toBe('ERR_FORMAT');
     expect(bom.message).toMatch(/bom\.safetensors.*byte order mark/);
     // Python: "duplicate field `__metadata__`"
-    const dup = errorOf(() => openSafetensors(fileWithHeader('dupmeta.safetensors', `{"__metadata__":{},"__metadata__":{},${U32_ENTRY}}`, U32_DATA)));
+    const dup = errorOf(() => openSafetensorsSync(fileWithHeader('dupmeta.safetensors', `{"__metadata__":{},"__metadata__":{},${U32_ENTRY}}`, U32_DATA)));
     expect([dup.code, dup.message]).toEqual(['ERR_FORMAT', expect.stringMatching(/"__metadata__" appears twice/)]);
     // Python: "lone leading surrogate in hex escape" / "unexpected end of hex escape"
     for (const name of ['\\ud800', '\\udc00', '\\ud800x', '\\ud800\\ud800']) {
-      const e = errorOf(() => openSafetensors(fileWithHeader('sur.safetensors', `{"${name}":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}}`)));
+      const e = errorOf(() => openSafetensorsSync(fileWithHeader('sur.safetensors', `{"${name}":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}}`)));
       expect([e.code, e.message], name).toEqual(['ERR_FORMAT', expect.stringMatching(/surrogate/)]);
     }
     // A well-formed pair is a valid name.
-    const pair = openSafetensors(fileWithHeader('pair.safetensors', '{"\\ud83d\\ude00":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}}'));
+    const pair = openSafetensorsSync(fileWithHeader('pair.safetensors', '{"\\ud83d\\ude00":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}}'));
     expect([...pair.names]).toEqual(['😀']);
     pair.close();
   });
 
   it('keeps metadata keys such as "__proto__" as data', () => {
-    const f = openSafetensors(fileWithHeader('proto.safetensors', '{"__metadata__":{"__proto__":"x","constructor":"y"}}'));
+    const f = openSafetensorsSync(fileWithHeader('proto.safetensors', '{"__metadata__":{"__proto__":"x","constructor":"y"}}'));
     expect(Object.keys(f.metadata)).toEqual(['__proto__', 'constructor']);
     expect(f.metadata.__proto__).toBe('x');
     f.close();
@@ -106,7 +106,7 @@ describe('only regular files are read', () => {
     fs.mkdirSync(dir);
     const fifo = path.join(dir, 'model.safetensors');
     execFileSync('mkfifo', [fifo]);
-    for (const open of [() => openSafetensors(fifo), () => openCheckpoint(dir), () => openCheckpoint(fifo)]) {
+    for (const open of [() => openSafetensorsSync(fifo), () => openCheckpointSync(dir), () => openCheckpointSync(fifo)]) {
       const helper = unblockLater(fifo, 3000);
       try {
         const started = performance.now();
@@ -130,7 +130,7 @@ describe('only regular files are read', () => {
     const helper = unblockLater(fifo, 3000);
     try {
       const started = performance.now();
-      const e = errorOf(() => openCheckpoint(dir));
+      const e = errorOf(() => openCheckpointSync(dir));
       expect(performance.now() - started).toBeLessThan(1500);
       expect([e.code, e.message]).toEqual(['ERR_IO', expect.stringMatching(/index\.json.*FIFO/)]);
     } finally {
@@ -138,15 +138,37 @@ describe('only regular files are read', () => {
     }
   });
 
+  it.runIf(hasMkfifo)('the fs/promises forms refuse a FIFO at once too (model file and index)', async () => {
+    const dir = path.join(tmp, 'fifo-async');
+    fs.mkdirSync(dir);
+    const fifo = path.join(dir, 'model.safetensors');
+    execFileSync('mkfifo', [fifo]);
+    const index = path.join(tmp, 'fifo-async-index');
+    fs.mkdirSync(index);
+    execFileSync('mkfifo', [path.join(index, 'model.safetensors.index.json')]);
+    for (const [open, pipe] of [[() => openSafetensors(fifo), fifo], [() => openCheckpoint(dir), fifo], [() => openCheckpoint(index), path.join(index, 'model.safetensors.index.json')]] as const) {
+      const helper = unblockLater(pipe, 3000);
+      try {
+        const started = performance.now();
+        const e = await open().then(() => null, (err: unknown) => err as TunekitError);
+        expect(performance.now() - started, 'answered without waiting for a writer').toBeLessThan(1500);
+        expect(e).toBeInstanceOf(TunekitError);
+        expect([e!.code, e!.message]).toEqual(['ERR_IO', expect.stringMatching(/FIFO/)]);
+      } finally {
+        helper.kill();
+      }
+    }
+  });
+
   it('a directory and a device are refused by kind', () => {
     const dir = path.join(tmp, 'a-dir.safetensors');
     fs.mkdirSync(dir);
-    const d = errorOf(() => openSafetensors(dir));
+    const d = errorOf(() => openSafetensorsSync(dir));
     expect([d.code, d.message]).toEqual(['ERR_IO', expect.stringMatching(/a-dir\.safetensors.*a directory/)]);
     if (fs.existsSync('/dev/zero')) {
-      const z = errorOf(() => openSafetensors('/dev/zero'));
+      const z = errorOf(() => openSafetensorsSync('/dev/zero'));
       expect([z.code, z.message]).toEqual(['ERR_IO', expect.stringMatching(/\/dev\/zero.*character device/)]);
-      const c = errorOf(() => openCheckpoint('/dev/zero'));
+      const c = errorOf(() => openCheckpointSync('/dev/zero'));
       expect([c.code, c.message]).toEqual(['ERR_IO', expect.stringMatching(/character device/)]);
     }
   });
@@ -160,7 +182,7 @@ describe('bounded memory', () => {
       buf.writeBigUInt64LE(length);
       fs.writeFileSync(file, buf);
       const before = process.memoryUsage().arrayBuffers;
-      const e = errorOf(() => openSafetensors(file));
+      const e = errorOf(() => openSafetensorsSync(file));
       expect([e.code, e.message]).toEqual(['ERR_FORMAT', expect.stringMatching(pattern)]);
       // Nothing near the announced size was allocated.
       expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(10_000_000);
@@ -172,7 +194,7 @@ describe('bounded memory', () => {
     for (let i = 0; i < 20_000; i++) entries.push(`"t${i}":{"dtype":"U8","shape":[1],"data_offsets":[${i},${i + 1}],"x":${'['.repeat(125)}${']'.repeat(125)}}`);
     const file = fileWithHeader('many.safetensors', `{${entries.join(',')}}`, new Uint8Array(20_000));
     const started = performance.now();
-    const f = openSafetensors(file);
+    const f = openSafetensorsSync(file);
     expect(f.names.length).toBe(20_000);
     expect(f.info('t19999').dataOffsets).toEqual([19_999, 20_000]);
     f.close();
@@ -185,9 +207,9 @@ describe('the writer never writes what the reference refuses', () => {
   const u8: RawTensor = { name: 'x', dtype: 'U8', shape: [2], bytes: new Uint8Array(2) };
 
   it('refuses lone-surrogate names and metadata', () => {
-    expect(errorOf(() => writeSafetensors(file(), [{ ...u8, name: 'a\ud800' }])).message).toMatch(/lone surrogate/);
-    expect(errorOf(() => writeSafetensors(file(), [u8], { k: '\udc00' })).message).toMatch(/lone surrogate/);
-    expect(errorOf(() => writeSafetensors(file(), [u8], { '\ud800': 'v' })).code).toBe('ERR_VALUE');
+    expect(errorOf(() => writeSafetensorsSync(file(), [{ ...u8, name: 'a\ud800' }])).message).toMatch(/lone surrogate/);
+    expect(errorOf(() => writeSafetensorsSync(file(), [u8], { k: '\udc00' })).message).toMatch(/lone surrogate/);
+    expect(errorOf(() => writeSafetensorsSync(file(), [u8], { '\ud800': 'v' })).code).toBe('ERR_VALUE');
     expect(fs.existsSync(file())).toBe(false);
   });
 
@@ -198,12 +220,12 @@ describe('the writer never writes what the reference refuses', () => {
       { name: 'f6', dtype: 'F6_E3M2', shape: [4], bytes: new Uint8Array([1, 2, 3]) },
       { name: 'u64', dtype: 'U64', shape: [1], bytes: new Uint8Array(new BigUint64Array([2n ** 64n - 1n]).buffer) },
     ];
-    writeSafetensors(file(), tensors);
-    const f = openSafetensors(file());
+    writeSafetensorsSync(file(), tensors);
+    const f = openSafetensorsSync(file());
     for (const t of tensors) expect(f.readTensor(t.name)).toEqual(t);
     expect(decodeValues(f.readTensor('u64'))).toEqual([2n ** 64n - 1n]);
     f.close();
-    const odd = errorOf(() => writeSafetensors(file(), [{ name: 'f4', dtype: 'F4', shape: [3], bytes: new Uint8Array(2) }]));
+    const odd = errorOf(() => writeSafetensorsSync(file(), [{ name: 'f4', dtype: 'F4', shape: [3], bytes: new Uint8Array(2) }]));
     expect([odd.code, odd.message]).toEqual(['ERR_SHAPE', expect.stringMatching(/whole bytes/)]);
   });
 });

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadPretrained, parseGPT2Config, type LoadOptions } from '../../lib/models/index.js';
-import { openCheckpoint, writeSafetensors } from '../../lib/io/safetensors.js';
+import { openCheckpointSync, writeSafetensorsSync } from '../../lib/io/safetensors.js';
 import { TunekitError } from '../../lib/errors.js';
 import { native } from '../../lib/native.js';
 import { dir, readJson } from './helpers.js';
@@ -26,9 +26,9 @@ function variant(name: string, edit: ((c: Record<string, unknown>) => void) | { 
   const cfg = readJson<Record<string, unknown>>(path.join(dir(name), 'config.json'));
   if (typeof edit === 'function') edit(cfg);
   fs.writeFileSync(path.join(out, 'config.json'), typeof edit === 'function' ? JSON.stringify(cfg) : edit.text);
-  const ck = openCheckpoint(dir(name));
+  const ck = openCheckpointSync(dir(name));
   try {
-    writeSafetensors(path.join(out, 'model.safetensors'), [...ck.names].map((k) => ck.readTensor(k)), { format: 'pt' });
+    writeSafetensorsSync(path.join(out, 'model.safetensors'), [...ck.names].map((k) => ck.readTensor(k)), { format: 'pt' });
   } finally {
     ck.close();
   }

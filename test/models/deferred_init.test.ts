@@ -9,7 +9,7 @@ import { loadPretrained, readConfig } from '../../lib/models/loader.js';
 import { architectureFor } from '../../lib/models/registry.js';
 import { manualSeed, nextSeed } from '../../lib/nn/random.js';
 import { withDeferredInit, uniformParam } from '../../lib/nn/init.js';
-import { openCheckpoint } from '../../lib/io/safetensors.js';
+import { openCheckpointSync } from '../../lib/io/safetensors.js';
 import { f32FromRaw } from '../../lib/models/weights.js';
 import { tensor } from '../../lib/tensor/creation.js';
 import { dir } from './helpers.js';
@@ -29,7 +29,7 @@ describe('deferred initialisation on load', () => {
     const p = new Map(model.namedParameters());
     const e = new Map(eager.namedParameters());
     expect(arr(p.get('score.weight')!)).toEqual(arr(e.get('score.weight')!));
-    const ck = openCheckpoint(folder);
+    const ck = openCheckpointSync(folder);
     try {
       const wte = f32FromRaw(ck.readTensor(ck.names.find((n) => n.endsWith('wte.weight'))!));
       expect(arr(p.get('transformer.wte.weight')!)).toEqual(arr(wte));

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadPretrained, supportedModelTypes } from '../../lib/models/index.js';
-import { openCheckpoint, writeSafetensors } from '../../lib/io/safetensors.js';
+import { openCheckpointSync, writeSafetensorsSync } from '../../lib/io/safetensors.js';
 import { TunekitError } from '../../lib/errors.js';
 import { dir, readJson } from './helpers.js';
 
@@ -18,10 +18,10 @@ function variant(name: string, opts: { config?: (c: Record<string, unknown>) => 
   const cfg = readJson<Record<string, unknown>>(path.join(dir(name), 'config.json'));
   opts.config?.(cfg);
   if (!opts.noConfig) fs.writeFileSync(path.join(out, 'config.json'), JSON.stringify(cfg));
-  const ck = openCheckpoint(dir(name));
+  const ck = openCheckpointSync(dir(name));
   try {
     const tensors = [...ck.names].filter((k) => !opts.drop?.(k)).map((k) => ck.readTensor(k));
-    writeSafetensors(path.join(out, 'model.safetensors'), tensors, { format: 'pt' });
+    writeSafetensorsSync(path.join(out, 'model.safetensors'), tensors, { format: 'pt' });
   } finally {
     ck.close();
   }

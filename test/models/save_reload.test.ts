@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadPretrained, savePretrained } from '../../lib/models/index.js';
-import { openCheckpoint } from '../../lib/io/safetensors.js';
+import { openCheckpointSync } from '../../lib/io/safetensors.js';
 import { noGrad } from '../../lib/autograd/tape.js';
 import { tidy } from '../../lib/tensor/scope.js';
 import type { PretrainedModel } from '../../lib/models/common.js';
@@ -17,7 +17,7 @@ let tmp: string;
 beforeAll(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-models-')); });
 afterAll(() => { fs.rmSync(tmp, { recursive: true, force: true }); });
 
-const names = (d: string) => { const c = openCheckpoint(d); try { return [...c.names].sort(); } finally { c.close(); } };
+const names = (d: string) => { const c = openCheckpointSync(d); try { return [...c.names].sort(); } finally { c.close(); } };
 const logitsOf = (m: PretrainedModel, name: string) => noGrad(() => tidy(() =>
   Array.from(m.forward(modelInputs(inputsOf(name))).logits.contiguousRaw().data() as Float32Array)));
 

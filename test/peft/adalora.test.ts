@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as os from 'node:os';
 import * as fs from 'node:fs';
 import { AdaLoraModel, RankAllocator, budgetSchedule, adaloraScale } from '../../lib/peft/adalora/index.js';
-import { openSafetensors } from '../../lib/io/safetensors.js';
+import { openSafetensorsSync } from '../../lib/io/safetensors.js';
 import { f32FromRaw } from '../../lib/models/weights.js';
 import { tensor } from '../../lib/tensor/creation.js';
 import { Tensor } from '../../lib/tensor/tensor.js';
@@ -191,9 +191,9 @@ describe('AdaLoRA model against PEFT', () => {
   const trace = readJson<Trace>(path.join(ADA_FIXTURES, 'trace.json'));
   const cfg = trace.config;
 
-  function tracedModel(): { model: AdaLoraModel; file: ReturnType<typeof openSafetensors> } {
+  function tracedModel(): { model: AdaLoraModel; file: ReturnType<typeof openSafetensorsSync> } {
     const model = new AdaLoraModel(gpt2(), { ...cfg, task_type: 'CAUSAL_LM' });
-    const file = openSafetensors(path.join(ADA_FIXTURES, 'trace.safetensors'));
+    const file = openSafetensorsSync(path.join(ADA_FIXTURES, 'trace.safetensors'));
     noGrad(() => {
       for (const { path: p, ad } of model.svdAdapters()) {
         for (const [k, t] of [['lora_A', ad.lora.A], ['lora_E', ad.E], ['lora_B', ad.lora.B]] as const) {
@@ -257,8 +257,8 @@ describe('AdaLoRA model against PEFT', () => {
     // saving writes PEFT's pruned layout; loading it back gives the same logits
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ada-'));
     model.saveAdapter(dir);
-    const f = openSafetensors(path.join(dir, 'adapter_model.safetensors'));
-    expect([...f.names].sort()).toEqual([...openSafetensors(path.join(ADA_FIXTURES, 'peft_adapter', 'adapter_model.safetensors')).names].sort());
+    const f = openSafetensorsSync(path.join(dir, 'adapter_model.safetensors'));
+    expect([...f.names].sort()).toEqual([...openSafetensorsSync(path.join(ADA_FIXTURES, 'peft_adapter', 'adapter_model.safetensors')).names].sort());
     expect(f.readTensor('base_model.model.transformer.h.0.attn.c_proj.lora_A').shape).toEqual([0, 48]);
     f.close();
     const back = AdaLoraModel.fromPretrained(gpt2(), dir);

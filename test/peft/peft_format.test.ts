@@ -21,7 +21,7 @@ import { PromptTuningModel } from '../../lib/peft/prompt_tuning/model.js';
 import { AdaLoraModel } from '../../lib/peft/adalora/model.js';
 import { PrefixTuningModel } from '../../lib/peft/prefix_tuning/model.js';
 import { savesParameter } from '../../lib/peft/base/peft_model.js';
-import { openSafetensors, writeSafetensors, type RawTensor } from '../../lib/io/safetensors.js';
+import { openSafetensorsSync, writeSafetensorsSync, type RawTensor } from '../../lib/io/safetensors.js';
 import { mergeCommand } from '../../lib/cli/merge.js';
 import { noGrad } from '../../lib/autograd/tape.js';
 import { tidy } from '../../lib/tensor/scope.js';
@@ -43,7 +43,7 @@ function logits(m: { forward: PretrainedModel['forward'] }, inputs: 'padded' | '
 }
 const maxDiff = (a: number[], b: number[]) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 function keys(dir: string): string[] {
-  const r = openSafetensors(path.join(dir, 'adapter_model.safetensors'));
+  const r = openSafetensorsSync(path.join(dir, 'adapter_model.safetensors'));
   try { return [...r.names].sort(); } finally { r.close(); }
 }
 const cfgOf = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
@@ -142,10 +142,10 @@ describe('prompt-learning heads: base_model.<head> (PEFT keeps the model as base
     const dir = newDir();
     pt.saveAdapter(dir);
     // rewrite the file with the old key form
-    const r = openSafetensors(path.join(dir, 'adapter_model.safetensors'));
+    const r = openSafetensorsSync(path.join(dir, 'adapter_model.safetensors'));
     const raws: RawTensor[] = [...r.names].map((n) => ({ ...r.readTensor(n), name: n.replace(/^base_model\./, 'base_model.model.').replace('base_model.model.prompt_embeddings', 'prompt_embeddings') }));
     r.close();
-    writeSafetensors(path.join(dir, 'adapter_model.safetensors'), raws, { format: 'pt' });
+    writeSafetensorsSync(path.join(dir, 'adapter_model.safetensors'), raws, { format: 'pt' });
     expect(keys(dir)).toContain('base_model.model.score.weight');
     const back = PromptTuningModel.fromPretrained(base('gpt2', 'seq_cls'), dir);
     expect(maxDiff(logits(back, 'full'), logits(pt, 'full'))).toBe(0);

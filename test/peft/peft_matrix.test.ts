@@ -34,7 +34,7 @@ import { PrefixTuningModel } from '../../lib/peft/prefix_tuning/model.js';
 import { quantizeModel } from '../../lib/quant/quantize.js';
 import { mergeQlora } from '../../lib/peft/qlora/merge.js';
 import { saveNf4Pretrained } from '../../lib/quant/checkpoint.js';
-import { openSafetensors } from '../../lib/io/safetensors.js';
+import { openSafetensorsSync } from '../../lib/io/safetensors.js';
 import { backward, noGrad } from '../../lib/autograd/tape.js';
 import * as F from '../../lib/autograd/ops.js';
 import { tidy } from '../../lib/tensor/scope.js';
@@ -124,7 +124,7 @@ function savesName(m: string, param: string): boolean {
 const isAdapterParam = (name: string) => /\.(lora_A|lora_B|lora_E|lora_embedding_A|lora_embedding_B)(\.|$)/.test(name) || name.startsWith('prompt_encoder.');
 
 function keysOf(file: string): string[] {
-  const r = openSafetensors(file);
+  const r = openSafetensorsSync(file);
   try {
     return [...r.names].sort();
   } finally {

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import '../../lib/index.js';
 import '../../lib/peft/index.js';
 import { loadPretrained } from '../../lib/models/index.js';
-import { openSafetensors } from '../../lib/io/safetensors.js';
+import { openSafetensorsSync } from '../../lib/io/safetensors.js';
 import { f32FromRaw } from '../../lib/models/weights.js';
 import { noGrad } from '../../lib/autograd/tape.js';
 import type { Module } from '../../lib/nn/module.js';
@@ -30,7 +30,7 @@ export function fixtureInputs() {
 
 /** Copies PEFT's prompt-encoder state (encoder.safetensors, PEFT's names) into our encoder. */
 export function loadEncoderState(encoder: Module, file: string): string[] {
-  const r = openSafetensors(file);
+  const r = openSafetensorsSync(file);
   const ours = new Map(encoder.namedParameters());
   const loaded: string[] = [];
   try {

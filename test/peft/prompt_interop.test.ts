@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { noGrad } from '../../lib/autograd/tape.js';
 import { manualSeed } from '../../lib/nn/random.js';
-import { openSafetensors } from '../../lib/io/safetensors.js';
+import { openSafetensorsSync } from '../../lib/io/safetensors.js';
 import { f32FromRaw } from '../../lib/models/weights.js';
 import { peftMethodFor } from '../../lib/peft/base/registry.js';
 import { PromptTuningModel } from '../../lib/peft/prompt_tuning/index.js';
@@ -51,7 +51,7 @@ describe('PEFT-written prompt adapters load and reproduce PEFT logits', () => {
 });
 
 function savedEmbeddings(c: string): Float32Array {
-  const r = openSafetensors(path.join(PROMPT_FIXTURES, c, 'adapter', 'adapter_model.safetensors'));
+  const r = openSafetensorsSync(path.join(PROMPT_FIXTURES, c, 'adapter', 'adapter_model.safetensors'));
   expect(r.names).toEqual(['prompt_embeddings']);
   const t = f32FromRaw(r.readTensor('prompt_embeddings'));
   r.close();
@@ -120,7 +120,7 @@ describe('our prompt adapters in PEFT format', () => {
       const out = path.join(exportDir ?? tmp, name);
       m.saveAdapter(path.join(out, 'adapter'));
       // PEFT's layout: one unprefixed tensor, the encoder's output; the prompt-learning fields
-      const r = openSafetensors(path.join(out, 'adapter', 'adapter_model.safetensors'));
+      const r = openSafetensorsSync(path.join(out, 'adapter', 'adapter_model.safetensors'));
       expect(r.names).toEqual(['prompt_embeddings']);
       const raw = r.readTensor('prompt_embeddings');
       r.close();

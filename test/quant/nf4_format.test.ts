@@ -97,8 +97,8 @@ describe('NF4 byte accounting and error', () => {
 
 describe('quant_state JSON', () => {
   it('is byte-identical to Python json.dumps of the fixture checkpoint', async () => {
-    const { openCheckpoint } = await import('../../lib/io/safetensors.js');
-    const ck = openCheckpoint(path.join(FIX, 'gpt2_nf4'));
+    const { openCheckpointSync } = await import('../../lib/io/safetensors.js');
+    const ck = openCheckpointSync(path.join(FIX, 'gpt2_nf4'));
     const key = 'transformer.h.0.attn.c_attn.weight';
     const js = ck.readTensor(`${key}.quant_state.bitsandbytes__nf4`).bytes;
     const st = JSON.parse(new TextDecoder().decode(js)) as { nested_offset: number; shape: number[] };

@@ -110,8 +110,8 @@ describe('NF4 checkpoints (transformers + bitsandbytes layout)', () => {
     const { model } = loadNf4Pretrained(NF4_FIX);
     const out = newDir();
     saveNf4Pretrained(model, out);
-    const { openCheckpoint } = await import('../../lib/io/safetensors.js');
-    const a = openCheckpoint(NF4_FIX), b = openCheckpoint(out);
+    const { openCheckpointSync } = await import('../../lib/io/safetensors.js');
+    const a = openCheckpointSync(NF4_FIX), b = openCheckpointSync(out);
     expect([...b.names].sort()).toEqual([...a.names].sort());
     for (const k of a.names) {
       const ra = a.readTensor(k), rb = b.readTensor(k);

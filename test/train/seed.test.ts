@@ -15,7 +15,7 @@ import { trainByteLevelBpe, saveTrainedBpe } from '../../lib/tokenizer/index.js'
 import { manualSeed } from '../../lib/nn/random.js';
 import { loadConfig } from '../../lib/train/config.js';
 import { runTraining } from '../../lib/train/run.js';
-import { openSafetensors } from '../../lib/io/safetensors.js';
+import { openSafetensorsSync } from '../../lib/io/safetensors.js';
 
 const DATA = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'fixtures', 'cli', 'tiny_spam.jsonl');
 let work = '';
@@ -39,7 +39,7 @@ async function initialAdapter(seed: number, run: string): Promise<Map<string, Fl
     output_dir: join(work, run), logging: { progress: 'none' },
   });
   await runTraining(config, { log: () => {} });
-  const r = openSafetensors(join(work, run, 'adapter', 'adapter_model.safetensors'));
+  const r = openSafetensorsSync(join(work, run, 'adapter', 'adapter_model.safetensors'));
   const out = new Map<string, Float32Array>();
   for (const n of r.names) out.set(n, new Float32Array(r.readTensor(n).bytes.slice().buffer));
   r.close();

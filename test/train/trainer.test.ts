@@ -26,7 +26,7 @@ import { AdamW } from '../../lib/train/optimizer.js';
 import { Trainer, configDiff, type TrainExample, type TrainSettings } from '../../lib/train/trainer.js';
 import { ClassificationMetrics } from '../../lib/train/losses.js';
 import { readMetrics } from '../../lib/train/metrics_log.js';
-import { openSafetensors } from '../../lib/io/safetensors.js';
+import { openSafetensorsSync } from '../../lib/io/safetensors.js';
 import type { ModelInputs, ModelOutput } from '../../lib/models/common.js';
 import { dir as modelDir } from '../models/helpers.js';
 
@@ -205,7 +205,7 @@ describe('Trainer', () => {
         const ck = path.join(d, 'checkpoint');
         expect(JSON.parse(fs.readFileSync(path.join(ck, 'trainer_state.json'), 'utf8')).step).toBe(failedAt - 1);
         expect(err.message).toContain(`the last good checkpoint, step ${failedAt - 1}, is kept in ${ck}`);
-        const r = openSafetensors(path.join(ck, 'model', 'model.safetensors'));
+        const r = openSafetensorsSync(path.join(ck, 'model', 'model.safetensors'));
         try {
           expect(r.names.length).toBeGreaterThan(0);
         } finally {

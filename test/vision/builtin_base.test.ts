@@ -19,7 +19,7 @@ describe('builtin:tunekit-resnet-digits', () => {
     expect(cfg.architectures).toEqual(['ResNetForImageClassification']);
     expect(cfg.num_channels).toBe(1);
     expect(Object.values(cfg.id2label)).toEqual(['0', '1', '2', '3', '4']);
-    const st = io.openSafetensors(join(dir, 'model.safetensors'));
+    const st = io.openSafetensorsSync(join(dir, 'model.safetensors'));
     expect(st.info('resnet.embedder.embedder.convolution.weight').dtype).toBe('BF16');
     expect(st.names).toContain('resnet.embedder.embedder.normalization.running_var');
     st.close();

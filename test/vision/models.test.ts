@@ -61,8 +61,8 @@ describe('image models match transformers', () => {
       try {
         const { model } = loadPretrained(fixturePath(name), { task: 'image_cls' });
         savePretrained(model, dir);
-        const theirs = io.openSafetensors(fixturePath(name, 'model.safetensors'));
-        const ours = io.openSafetensors(join(dir, 'model.safetensors'));
+        const theirs = io.openSafetensorsSync(fixturePath(name, 'model.safetensors'));
+        const ours = io.openSafetensorsSync(join(dir, 'model.safetensors'));
         expect([...ours.names].sort()).toEqual([...theirs.names].sort());
         for (const n of theirs.names) expect(ours.info(n).shape, n).toEqual(theirs.info(n).shape);
         theirs.close(); ours.close();

@@ -11,7 +11,7 @@
  */
 import { join } from 'node:path';
 import { TunekitError } from '../../errors.js';
-import { openSafetensors } from '../../io/safetensors.js';
+import { openSafetensorsSync } from '../../io/safetensors.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, readAdapterConfig } from '../base/adapter_io.js';
 
 export interface RankRow {
@@ -51,7 +51,7 @@ export function rankReportFromFolder(dir: string): RankReport {
   if (cfg.peft_type !== 'ADALORA') throw new TunekitError('ERR_FORMAT', `${dir} holds a ${cfg.peft_type} adapter, not ADALORA`);
   const pattern = cfg.rank_pattern ?? {};
   if (Object.keys(pattern).length === 0) throw new TunekitError('ERR_VALUE', `${join(dir, ADAPTER_CONFIG)} has no rank_pattern: the allocator has not frozen one yet (train past total_step - tfinal)`);
-  const st = openSafetensors(join(dir, ADAPTER_WEIGHTS));
+  const st = openSafetensorsSync(join(dir, ADAPTER_WEIGHTS));
   try {
     const rows = Object.entries(pattern).map(([key, keep]) => {
       const layer = key.replace(/^base_model\.model\./, '').replace(/\.lora_E$/, '');

@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TunekitError } from '../../errors.js';
-import { openSafetensors, writeSafetensors, type RawTensor } from '../../io/safetensors.js';
+import { openSafetensorsSync, writeSafetensorsSync, type RawTensor } from '../../io/safetensors.js';
 import { writeFileAtomicSync } from '../../io/atomic.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
@@ -25,7 +25,7 @@ function sortKeys(v: unknown): unknown {
 /** Writes the folder atomically (each file replaced whole). */
 export function writeAdapterFolder(dir: string, config: Record<string, unknown>, tensors: RawTensor[]): void {
   mkdirSync(dir, { recursive: true });
-  writeSafetensors(join(dir, ADAPTER_WEIGHTS), tensors, { format: 'pt' });
+  writeSafetensorsSync(join(dir, ADAPTER_WEIGHTS), tensors, { format: 'pt' });
   writeFileAtomicSync(join(dir, ADAPTER_CONFIG), JSON.stringify(sortKeys(config), null, 2));
 }
 
@@ -48,7 +48,7 @@ export function readAdapterFolder(dir: string): { config: Record<string, unknown
   const config = readAdapterConfig(dir);
   const wPath = join(dir, ADAPTER_WEIGHTS);
   if (!existsSync(wPath)) throw new TunekitError('ERR_NOT_FOUND', `no ${ADAPTER_WEIGHTS} in ${dir}`);
-  const r = openSafetensors(wPath);
+  const r = openSafetensorsSync(wPath);
   const tensors = new Map<string, RawTensor>();
   try {
     for (const n of r.names) tensors.set(n, r.readTensor(n));
