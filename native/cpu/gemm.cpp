@@ -68,6 +68,12 @@ void check_shape(const GemmShape& s, const void* A, const void* B, const void* C
     TK_CHECK(C != nullptr, Value, what, ": C is null");
     if (s.K > 0 && s.alpha != 0.0f) TK_CHECK(A != nullptr && B != nullptr, Value, what, ": A or B is null");
   }
+  TK_CHECK(s.K2 >= 0, Shape, what, ": negative K2=", s.K2);
+  if (s.K2 > 0) {
+    TK_CHECK(s.K >= 1, Shape, what, ": a second product (K2=", s.K2, ") needs K >= 1");
+    TK_CHECK(s.A2 != nullptr && s.B2 != nullptr, Value, what, ": A2 or B2 is null");
+    TK_CHECK(s.lda2 >= 0 && s.ldb2 >= s.N, Shape, what, ": lda2=", s.lda2, " / ldb2=", s.ldb2, " (ldb2 must be >= N=", s.N, ")");
+  }
 }
 
 // C = beta * C, for K == 0 or alpha == 0 (BLAS reads neither A nor B then).
@@ -104,9 +110,11 @@ void run_split(const GemmShape& s, const T* A, const T* B, float* C, const IsaGe
     GemmShape sub = s;
     if (split_n) {
       sub.N = e - b;
+      if (s.K2 > 0) sub.B2 = s.B2 + b;
       serial(sub, A, s.transB ? B + b * s.ldb : B + b, C + b, &thread_workspace);
     } else {
       sub.M = e - b;
+      if (s.K2 > 0) sub.A2 = s.A2 + b * s.lda2;
       serial(sub, s.transA ? A + b : A + b * s.lda, B, C + b * s.ldc, &thread_workspace);
     }
   });
@@ -141,12 +149,14 @@ void gemm_f32(const GemmShape& s, const float* A, const float* B, float* C) {
   if (s.M == 0 || s.N == 0) return;
   if (s.K == 0 || s.alpha == 0.0f) return scale_c(s, C);
   const IsaGemm& isa = isa_gemm_best();
-  if (s.M == 1 && isa.gemv) return run_gemv(s, A, B, C, isa);
+  // the streaming M == 1 path has no second product: the packed path takes both
+  if (s.M == 1 && isa.gemv && s.K2 == 0) return run_gemv(s, A, B, C, isa);
   run_split(s, A, B, C, isa, isa.f32);
 }
 
 void gemm_bf16(const GemmShape& s, const uint16_t* A, const uint16_t* B, float* C) {
   check_shape(s, A, B, C, "gemm_bf16");
+  TK_CHECK(s.K2 == 0, Value, "gemm_bf16: a second product (K2) is f32 only");
   if (s.M == 0 || s.N == 0) return;
   if (s.K == 0 || s.alpha == 0.0f) return scale_c(s, C);
   const IsaGemm& isa = isa_gemm_best();
@@ -157,6 +167,7 @@ void gemm_f32_batched(const GemmShape& s, int64_t batch, const float* A, int64_t
                       int64_t strideB, float* C, int64_t strideC) {
   TK_CHECK(batch >= 0, Shape, "gemm_f32_batched: negative batch ", batch);
   check_shape(s, A, B, C, "gemm_f32_batched");
+  TK_CHECK(s.K2 == 0, Value, "gemm_f32_batched: a second product (K2) is not supported");
   TK_CHECK(strideA >= 0 && strideB >= 0 && strideC >= 0, Shape,
            "gemm_f32_batched: negative stride (A ", strideA, ", B ", strideB, ", C ", strideC, ")");
   TK_CHECK(batch <= 1 || strideC >= s.M * s.ldc - (s.ldc - s.N) || s.M == 0 || s.N == 0, Shape,

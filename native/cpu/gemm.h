@@ -17,6 +17,14 @@ struct GemmShape {
   int64_t M = 0, N = 0, K = 0;
   int64_t lda = 0, ldb = 0, ldc = 0;
   float alpha = 1.0f, beta = 0.0f;
+  // A second, thin product summed in the same pass over C (K-concatenation [op(A) | A2]
+  // [op(B) ; B2] without forming either): C = alpha (op(A) op(B) + A2 B2) + beta C, with A2
+  // [M, K2] and B2 [K2, N] row-major (row strides lda2, ldb2) and K2 small (a LoRA rank, plus a
+  // bias as a column of ones). It is packed with the last K block, so C is written once instead
+  // of being read and written again by a separate rank-K2 update. f32 only; K must be >= 1.
+  const float* A2 = nullptr;
+  const float* B2 = nullptr;
+  int64_t K2 = 0, lda2 = 0, ldb2 = 0;
 };
 
 // Fast path: packed panels, AVX-512 / AVX2-FMA / portable microkernel chosen at run time,

@@ -28,6 +28,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -187,15 +188,25 @@ void gemm_serial(const GemmShape& s, const typename T::InA* A, const typename T:
   const int64_t nn = ceil_div(s.N, NC);
   const int64_t nc_blk = round_up(ceil_div(s.N, nn), NR);
 
+  // The second, thin product (GemmShape::A2/B2) rides in the last K block: its K2 columns of A
+  // and rows of B are packed right after that block's own, so the microkernel sums both before
+  // C is written. f32 traits only (the packed layout is then plain k-major: element k of a panel
+  // at k*MR or k*NR).
+  constexpr bool kCanAppend = std::is_same_v<typename T::InA, float> && std::is_same_v<typename T::InB, float> && KU == 1;
+  const int64_t K2 = kCanAppend ? s.K2 : 0;
+  GemmShape s2;  // A2, B2 as row-major operands for the packers
+  s2.lda = s.lda2;
+  s2.ldb = s.ldb2;
+
   // With several NC blocks every (pc, ic) block of A would be packed again for each jc. When all
   // of op(A) packed is small it is packed once, on the first jc pass, and then read from L2/L3:
   // e.g. the LM-head weight gradient (M 768, K 512, N 50257: 17 NC blocks) packs 1.5 MiB once
   // instead of 17 times (~1% of its time). Packed A of row panel r (a multiple of MR) in K
   // block p lives at p * (m_pad * kc_blk) + r * kcp.
   const int64_t m_pad = round_up(s.M, MR);
-  const bool a_once = nn > 1 && static_cast<size_t>(m_pad * kc_blk * nk) * sizeof(P) <= kPackAOnceBytes;
-  const size_t a_elems = static_cast<size_t>(a_once ? m_pad * kc_blk * nk : mc_blk * kc_blk);
-  const size_t b_elems = static_cast<size_t>(nc_blk * kc_blk);
+  const bool a_once = K2 == 0 && nn > 1 && static_cast<size_t>(m_pad * kc_blk * nk) * sizeof(P) <= kPackAOnceBytes;
+  const size_t a_elems = static_cast<size_t>(a_once ? m_pad * kc_blk * nk : mc_blk * (kc_blk + K2));
+  const size_t b_elems = static_cast<size_t>(nc_blk * (kc_blk + K2));
   auto* base = static_cast<char*>(ws((a_elems + b_elems) * sizeof(P) + 128));
   P* Apack = reinterpret_cast<P*>(base);
   P* Bp = reinterpret_cast<P*>(base + round_up(static_cast<int64_t>(a_elems * sizeof(P)), 64));
@@ -204,12 +215,17 @@ void gemm_serial(const GemmShape& s, const typename T::InA* A, const typename T:
     const int64_t nc = std::min(nc_blk, s.N - jc);
     for (int64_t pc = 0; pc < s.K; pc += kc_blk) {
       const int64_t kc = std::min(kc_blk, s.K - pc);
-      const int64_t kcp = round_up(kc, KU);
-      if (!T::fast_pack_b_block(s, B, jc, nc, pc, kc, kcp, Bp)) {
+      // the last K block also carries the second product's K2 (then kc == kcp: KU is 1)
+      const int64_t ext = pc + kc >= s.K ? K2 : 0;
+      const int64_t kcp = round_up(kc + ext, KU);
+      if (ext > 0 || !T::fast_pack_b_block(s, B, jc, nc, pc, kc, kcp, Bp)) {
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int nr = static_cast<int>(std::min<int64_t>(NR, nc - jr));
-          if (!T::fast_pack_b(s, B, jc + jr, nr, pc, kc, kcp, Bp + jr * kcp))
-            pack_b<T>(s, B, jc + jr, nr, pc, kc, kcp, Bp + jr * kcp);
+          if (!T::fast_pack_b(s, B, jc + jr, nr, pc, kc, kc + (ext ? 0 : kcp - kc), Bp + jr * kcp))
+            pack_b<T>(s, B, jc + jr, nr, pc, kc, kc + (ext ? 0 : kcp - kc), Bp + jr * kcp);
+          if constexpr (kCanAppend) {
+            if (ext > 0) pack_b<T>(s2, reinterpret_cast<const typename T::InB*>(s.B2), jc + jr, nr, 0, ext, ext, Bp + jr * kcp + kc * NR);
+          }
         }
       }
       const float beta = pc == 0 ? s.beta : 1.0f;
@@ -219,8 +235,11 @@ void gemm_serial(const GemmShape& s, const typename T::InA* A, const typename T:
         const bool pack_a_now = !a_once || jc == 0;
         for (int64_t ir = 0; pack_a_now && ir < mc; ir += MR) {
           const int mr = static_cast<int>(std::min<int64_t>(MR, mc - ir));
-          if (!T::fast_pack_a(s, A, ic + ir, mr, pc, kc, kcp, Ap + ir * kcp))
-            pack_a<T>(s, A, ic + ir, mr, pc, kc, kcp, Ap + ir * kcp);
+          if (!T::fast_pack_a(s, A, ic + ir, mr, pc, kc, kc + (ext ? 0 : kcp - kc), Ap + ir * kcp))
+            pack_a<T>(s, A, ic + ir, mr, pc, kc, kc + (ext ? 0 : kcp - kc), Ap + ir * kcp);
+          if constexpr (kCanAppend) {
+            if (ext > 0) pack_a<T>(s2, reinterpret_cast<const typename T::InA*>(s.A2), ic + ir, mr, 0, ext, ext, Ap + ir * kcp + kc * MR);
+          }
         }
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int nr = static_cast<int>(std::min<int64_t>(NR, nc - jr));

@@ -15,6 +15,8 @@ void reference(const GemmShape& s, const T* A, const T* B, float* C, Load load) 
         double b = load(s.transB ? B[j * s.ldb + k] : B[k * s.ldb + j]);
         acc += a * b;
       }
+      // the second, thin product (row-major A2 [M, K2], B2 [K2, N]; f32)
+      for (int64_t k = 0; k < s.K2; ++k) acc += static_cast<double>(s.A2[i * s.lda2 + k]) * s.B2[k * s.ldb2 + j];
       float* c = &C[i * s.ldc + j];
       *c = static_cast<float>(s.alpha * acc + (s.beta == 0.0f ? 0.0 : s.beta * static_cast<double>(*c)));
     }

@@ -30,12 +30,6 @@ inline void gemm_call(bool transA, bool transB, int64_t M, int64_t N, int64_t K,
 
 }  // namespace
 
-void check_lora_shape(const LoraShape& s) {
-  TK_CHECK(s.M >= 0 && s.in >= 0 && s.out >= 0 && s.r >= 0, Shape, "loraLinear: negative size M=", s.M,
-           " in=", s.in, " out=", s.out, " r=", s.r);
-  TK_CHECK(std::isfinite(s.scale), Value, "loraLinear: scale must be finite but is ", s.scale);
-}
-
 namespace {
 
 // Rows of the adapter path handled together: a block of xd [kRows, in], its slice of y and of dy
@@ -82,22 +76,41 @@ float* scratch(int which, int64_t n) {
   return v.data();
 }
 
-// y [M, out] = x W (+ s xd A^T B^T + bias), xa [M, r] = xd A^T.
+// A grow-only buffer of the calling thread (reused across calls: a fresh vector of a few hundred
+// KiB per call came from mmap and faulted its pages in every step). Pointers into it are taken
+// before any parallel section: on a pool thread the name would denote that thread's own buffer.
+float* caller_buffer(int which, int64_t n) {
+  thread_local std::vector<float> buf[3];
+  if (static_cast<int64_t>(buf[which].size()) < n) buf[which].resize(static_cast<size_t>(n));
+  return buf[which].data();
+}
+
+// y [M, out] = x W + s xd A^T B^T + bias, xa [M, r] = xd A^T.
+//
+// The adapter's down-projection xa runs first, over blocks of rows (the block's dropped input
+// made in scratch); then ONE GEMM writes y, with [s xa | 1] [B^T ; bias] appended to the base
+// product's last K block (GemmShape::A2/B2): the rank-r update and the bias cost no second pass
+// over y.
 void forward_impl(const LoraShape& s, const float* x, const AdapterInput& xin, const float* w, const float* bias,
                   const float* a, const float* b, float* y, float* xa, float p, uint64_t seed, uint8_t* mask_out) {
   check_lora_shape(s);
   const int64_t M = s.M, in = s.in, out = s.out, r = s.r;
-  // the base product, all rows, all threads: y [M, out] = x [M, in] W^T  (W [out, in])  or  x W  (W [in, out])
-  if (s.w_in_out) gemm_call(false, false, M, out, in, 1.0f, x, in, w, out, 0.0f, y, out);
-  else gemm_call(false, true, M, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
-  if (M == 0) return;
-  const std::vector<float> bt = transposed_b(b, out, r);
-  const int64_t blocks = (M + kRows - 1) / kRows;
-  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      const int64_t i0 = blk * kRows, n = std::min(kRows, M - i0);
-      float* yb = y + i0 * out;
-      if (r > 0) {
+  if (M == 0 || out == 0) return;
+  // the appended operands: A2 [M, r (+1)] = [xa | 1], B2 [r (+1), out] = [s B^T ; bias]
+  const int64_t k2 = r + (bias ? 1 : 0);
+  const int64_t lda2 = bias && r > 0 ? r + 1 : r;
+  float* a2 = nullptr;
+  std::vector<float> b2(static_cast<size_t>(k2 * out));
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t k = 0; k < r; ++k) b2[k * out + o] = s.scale * b[o * r + k];
+  if (bias) std::copy(bias, bias + out, b2.begin() + r * out);
+  static const float kOne = 1.0f;
+  if (r > 0) {
+    a2 = bias ? caller_buffer(1, M * lda2) : xa;
+    const int64_t blocks = (M + kRows - 1) / kRows;
+    parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        const int64_t i0 = blk * kRows, n = std::min(kRows, M - i0);
         const float* xdb;
         if (mask_out) {
           // dropout of this block's rows into scratch, the kept flags into the mask
@@ -109,58 +122,114 @@ void forward_impl(const LoraShape& s, const float* x, const AdapterInput& xin, c
         }
         // xa [n, r] = xd [n, in] A^T  (A [r, in])
         thin_rowdot(xdb, in, a, n, r, in, 1.0f, xa + i0 * r, r);
+        if (bias)  // [xa | 1], the ones carrying the bias row of B2
+          for (int64_t i = 0; i < n; ++i) {
+            std::copy(xa + (i0 + i) * r, xa + (i0 + i + 1) * r, a2 + (i0 + i) * lda2);
+            a2[(i0 + i) * lda2 + r] = 1.0f;
+          }
       }
-      // y [n, out] += s xa [n, r] B^T + bias: one visit of the block of y
-      if (r > 0 || bias) thin_rowaxpy(xa + i0 * r, r, bt.data(), n, r, out, s.scale, bias, nullptr, 0.0f, yb, out, true);
-    }
-  });
+    });
+  }
+  GemmShape g;
+  g.M = M;
+  g.N = out;
+  g.K = in;
+  g.transB = !s.w_in_out;  // y = x W^T (W [out, in])  or  x W (W [in, out])
+  g.lda = in;
+  g.ldb = s.w_in_out ? out : in;
+  g.ldc = out;
+  g.beta = 0.0f;
+  if (k2 > 0) {
+    g.A2 = r > 0 ? a2 : &kOne;  // bias alone: a broadcast column of ones (lda2 = 0)
+    g.lda2 = r > 0 ? lda2 : 0;
+    g.B2 = b2.data();
+    g.K2 = k2;
+    g.ldb2 = out;
+  }
+  if (in == 0) {  // an empty base product: y = the appended product alone (reference path, tiny)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t o = 0; o < out; ++o) {
+        float v = 0.0f;
+        for (int64_t k = 0; k < k2; ++k) v += g.A2[i * g.lda2 + k] * b2[k * out + o];
+        y[i * out + o] = v;
+      }
+    return;
+  }
+  gemm_f32(g, x, w, y);
 }
 
 // dx, dA, dB of the fused layer; dxd (legacy, may be null) receives the adapter path's input
 // gradient instead of adding it into dx.
+//
+// t = dy B runs first over blocks of rows, with dA's block partials (t^T xd, the block's xd
+// rebuilt from x and the mask); then dx = dy W with the adapter path's s t A appended to the
+// GEMM's last K block (one pass over dx) when no dropout mask sits between them; with a mask
+// the product goes through it in a second, row-blocked pass.
 void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin, const float* w, const float* a,
                    const float* b, const float* xa, float* dx, float* dxd, float* da, float* db) {
   check_lora_shape(s);
   const int64_t M = s.M, in = s.in, out = s.out, r = s.r;
-  // dx [M, in] = dy [M, out] W [out, in]   or   dy W^T with W [in, out]
-  if (s.w_in_out) gemm_call(false, true, M, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
-  else gemm_call(false, false, M, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
+  GemmShape g;  // dx [M, in] = dy [M, out] W [out, in]   or   dy W^T with W [in, out]
+  g.M = M;
+  g.N = in;
+  g.K = out;
+  g.transB = s.w_in_out;
+  g.lda = out;
+  g.ldb = s.w_in_out ? out : in;
+  g.ldc = in;
+  g.beta = 0.0f;
   if (r == 0) {
+    gemm_f32(g, dy, w, dx);
     if (dxd) std::fill(dxd, dxd + M * in, 0.0f);
     return;
   }
-  // dB [out, r] = s dy^T xa: one product over all rows (all threads)
+  // dB [out, r] = s dy^T xa: one product over all rows (all threads; a per-block dB^T built from
+  // row outer products while dy is in cache measured slower than this GEMM)
   gemm_call(true, false, out, r, M, s.scale, dy, out, xa, r, 0.0f, db, r);
   if (M == 0) {
     std::fill(da, da + r * in, 0.0f);
     return;
   }
-  // per block: t = dy B, the input gradient s t A (through the mask), and dA's block partial
   const std::vector<float> bt = transposed_b(b, out, r);
   const int64_t blocks = (M + kRows - 1) / kRows;
-  // the block partials live in the calling thread's grow-only buffer: a fresh 1 MiB vector per
-  // call came from mmap and faulted its pages in every step
-  // (a pointer, not the thread_local itself, goes into the lambdas: on a pool thread the name
-  // would denote that thread's own, empty, buffer)
-  thread_local std::vector<float> da_part_buf;
-  if (da_part_buf.size() < static_cast<size_t>(blocks * r * in)) da_part_buf.resize(static_cast<size_t>(blocks * r * in));
-  float* const da_part = da_part_buf.data();
+  float* const t_all = caller_buffer(2, M * r);  // t [M, r]
+  float* const da_part = caller_buffer(0, blocks * r * in);
   parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t i0 = blk * kRows, n = std::min(kRows, M - i0);
-      const float* dyb = dy + i0 * out;
       // t [n, r] = dy [n, out] B [out, r]: the gradient at the adapter's bottleneck (before s)
-      float* t = scratch(1, n * r);
-      thin_rowdot(dyb, out, bt.data(), n, r, out, 1.0f, t, r);
-      // the adapter path's input gradient s t A [n, in]: into dxd, or added into dx (through the
-      // dropout mask when there is one)
-      if (dxd) thin_rowaxpy(t, r, a, n, r, in, s.scale, nullptr, nullptr, 0.0f, dxd + i0 * in, in, false);
-      else thin_rowaxpy(t, r, a, n, r, in, s.scale, nullptr, xin.mask ? xin.mask + i0 * in : nullptr, xin.keep_scale, dx + i0 * in, in, true);
+      float* t = t_all + i0 * r;
+      thin_rowdot(dy + i0 * out, out, bt.data(), n, r, out, 1.0f, t, r);
       // dA partial [r, in] = s t^T xd over this block's rows
       const float* xdb = xin.rows(i0, n, scratch(0, n * in));
       thin_outer(t, r, xdb, in, n, r, in, s.scale, da_part + blk * r * in, false);
     }
   });
+  const bool append = !dxd && !xin.mask && out > 0;
+  std::vector<float> sa;
+  if (append) {  // dx = [dy | t] [W^T ; s A]: one pass over dx
+    sa.assign(a, a + r * in);
+    for (float& v : sa) v *= s.scale;
+    g.A2 = t_all;
+    g.lda2 = r;
+    g.B2 = sa.data();
+    g.ldb2 = in;
+    g.K2 = r;
+  }
+  if (out == 0) std::fill(dx, dx + M * in, 0.0f);
+  else gemm_f32(g, dy, w, dx);
+  if (!append) {
+    // the adapter path's input gradient s t A [n, in]: into dxd, or added into dx (through the
+    // dropout mask when there is one)
+    parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        const int64_t i0 = blk * kRows, n = std::min(kRows, M - i0);
+        const float* t = t_all + i0 * r;
+        if (dxd) thin_rowaxpy(t, r, a, n, r, in, s.scale, nullptr, nullptr, 0.0f, dxd + i0 * in, in, false);
+        else thin_rowaxpy(t, r, a, n, r, in, s.scale, nullptr, xin.mask ? xin.mask + i0 * in : nullptr, xin.keep_scale, dx + i0 * in, in, true);
+      }
+    });
+  }
   // dA = the block partials summed in block order (fixed: the same bits for any thread count)
   parallel_for(r * in, 4096, [&](int64_t e0, int64_t e1) {
     for (int64_t e = e0; e < e1; ++e) da[e] = da_part[e];

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <tuple>
+#include <vector>
 
 #include "../core/cpu_features.h"
 #include "../core/dtype.h"
@@ -336,4 +338,46 @@ TK_TEST(gemm_f32_single_thread_matches_threaded) {
 TK_TEST(gemm_kernel_name_is_known) {
   const std::string n = tk::cpu::gemm_kernel_name();
   TK_EXPECT(n == "avx512" || n == "avx2" || n == "portable", "unexpected kernel name %s", n.c_str());
+}
+
+// The second, thin product (GemmShape::A2/B2/K2) summed in the same pass: against the reference
+// for every ISA table (called directly) and through the threaded front end, every transpose of
+// the main product, awkward sizes, K crossing cache blocks (the thin product rides in the last
+// block), a broadcast column (lda2 = 0: a bias as a column of ones), alpha and beta.
+TK_TEST(gemm_f32_second_thin_product) {
+  using namespace tk::cpu::gemm_detail;
+  const auto& f = tk::cpu_features();
+  std::vector<const IsaGemm*> tables = {&isa_gemm_portable()};
+  if (f.avx2_fma) tables.push_back(&isa_gemm_avx2());
+  if (f.avx512f) tables.push_back(&isa_gemm_avx512());
+  uint64_t seed = 900;
+  auto run = [&](const IsaGemm* t, int64_t M, int64_t N, int64_t K, int64_t K2, bool ta, bool tb, bool broadcast) {
+    GemmShape s = shape(M, N, K, ta, tb, (seed % 3 == 0) ? 3 : 0);
+    s.alpha = (seed & 2) ? 0.5f : 1.0f;
+    s.beta = (seed & 1) ? 0.0f : 1.0f;
+    auto A = tk::test::randn(a_size(s), seed), B = tk::test::randn(b_size(s), seed + 1);
+    const int64_t lda2 = broadcast ? 0 : K2 + (seed % 2);
+    auto A2 = tk::test::randn(static_cast<size_t>(broadcast ? K2 : M * lda2), seed + 3);
+    auto B2 = tk::test::randn(static_cast<size_t>(K2 * (N + 2)), seed + 4);
+    s.A2 = A2.data(); s.B2 = B2.data(); s.K2 = K2; s.lda2 = lda2; s.ldb2 = N + 2;
+    auto C0 = tk::test::randn(c_size(s), seed + 2);
+    auto C1 = C0, C2 = C0;
+    if (t) t->f32(s, A.data(), B.data(), C1.data(), &thread_workspace);
+    else tk::cpu::gemm_f32(s, A.data(), B.data(), C1.data());
+    tk::cpu::gemm_f32_reference(s, A.data(), B.data(), C2.data());
+    const double r = tk::test::worst_ratio(C1.data(), C2.data(), C1.size(), atol_for(K + K2), 1e-4);
+    TK_EXPECT(r <= 1.0, "%s M=%lld N=%lld K=%lld K2=%lld tA=%d tB=%d bcast=%d: ratio %.3g", t ? t->name : "front end",
+              (long long)M, (long long)N, (long long)K, (long long)K2, ta, tb, (int)broadcast, r);
+    ++seed;
+  };
+  for (const IsaGemm* t : tables)
+    for (int64_t M : {1, 14, 17, 60}) for (int64_t N : {1, 8, 33, 100}) for (int64_t K : {1, 17, 400})
+      for (int64_t K2 : {1, 8, 9})
+        for (int ta = 0; ta < 2; ++ta) for (int tb = 0; tb < 2; ++tb) run(t, M, N, K, K2, ta, tb, K2 == 1);
+  // the threaded front end: splits by N and by M, a K crossing blocks, the M == 1 path
+  const int nt = tk::num_threads();
+  tk::set_num_threads(std::max(2, nt));
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{300, 700, 900}, {900, 200, 300}, {1, 500, 64}, {2048, 256, 256}})
+    for (int ta = 0; ta < 2; ++ta) run(nullptr, M, N, K, 9, ta, false, false);
+  tk::set_num_threads(nt);
 }
