@@ -2,10 +2,14 @@
  * The only file that loads the native addon. It types every native export (one `Binding`
  * interface) and explains, path by path, why the addon could not be loaded.
  *
- * Calling convention: a tensor argument is a pair `(handle, byteOffset)`; data is contiguous
- * row-major; shapes are element counts. All ops are synchronous and run on the native thread
- * pool. Gradient outputs are written (overwritten), never accumulated, unless the name says
- * `Add` / `Accumulate`.
+ * Kernels: `native.cpu.<op>(options)` and, in builds with the CUDA backend, `native.cuda.<op>(options)`.
+ * Each takes ONE options object (as sharp's C++ reads an already-checked options struct), typed
+ * per op by `KernelOps` below and read by name in C++ (native/napi/napi_util.h: Opts). A tensor
+ * field `x` travels as `x` (the storage handle) and `xOff` (the byte offset of element 0);
+ * lib/tensor/kernels.ts, the (op, device) table, builds that from Tensors and checks devices.
+ * Data is contiguous row-major; shapes are element counts. All ops are synchronous and run on
+ * the native thread pool (or the device's stream). Gradient outputs are written (overwritten),
+ * never accumulated, unless the name or an `accumulate` option says so.
  */
 import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
@@ -15,24 +19,99 @@ import { TunekitError, type TunekitErrorCode } from './errors.js';
 /** Opaque handle to refcounted native storage. */
 export type Handle = { readonly __brand: 'tunekit.Handle' };
 
-/** Element-type codes shared with native/core/dtype.h. */
+// ---- op codes: the closed lists of native/core/op_codes.h, checked against the addon at load
+// (checkOpCodes below); they cross the boundary as names, never as numbers.
+
+/** Binary element-wise ops (native/core/op_codes.h TK_BINARY_OPS). */
+export const BINARY_OPS = ['add', 'sub', 'mul', 'div', 'maximum', 'minimum'] as const;
+/** Unary element-wise ops; `param` is the scalar of the *_scalar ops (TK_UNARY_OPS). */
+export const UNARY_OPS = [
+  'neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'tanh', 'sigmoid', 'relu',
+  'gelu_tanh', 'gelu_erf', 'silu', 'square', 'mul_scalar', 'add_scalar', 'pow_scalar',
+] as const;
+/** Reductions over one axis (TK_REDUCE_OPS). */
+export const REDUCE_OPS = ['sum', 'mean', 'max', 'min'] as const;
+/** bitsandbytes' 4-bit formats (TK_QUANT4_TYPES). */
+export const QUANT4_TYPES = ['nf4', 'fp4'] as const;
+/** Element types by name, in native/core/dtype.h's order. */
+export const DTYPE_NAMES = ['f32', 'bf16', 'f16', 'i32', 'i64', 'u8', 'f64'] as const;
+// The count check, TypeScript's half (native/core/op_codes.h static_asserts the same counts).
+const OP_CODE_COUNTS: { binary: 6; unary: 16; reduce: 4; quant4: 2; dtypes: 7 } = {
+  binary: BINARY_OPS.length, unary: UNARY_OPS.length, reduce: REDUCE_OPS.length, quant4: QUANT4_TYPES.length, dtypes: DTYPE_NAMES.length,
+};
+export type BinaryOp = (typeof BINARY_OPS)[number];
+export type UnaryOp = (typeof UNARY_OPS)[number];
+export type ReduceOp = (typeof REDUCE_OPS)[number];
+export type Quant4Type = (typeof QUANT4_TYPES)[number];
+export type DTypeName = (typeof DTYPE_NAMES)[number];
+/** Numeric dtype codes of the positional native functions not yet converted to options objects. */
 export const DTYPE_CODE = { f32: 0, bf16: 1, f16: 2, i32: 3, i64: 4, u8: 5, f64: 6 } as const;
 
-/** Binary op codes (native/cpu/elementwise.h). */
-export const BINARY_OP = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5 } as const;
+/**
+ * A tensor argument of a kernel: the storage and the byte offset of element 0 (a Tensor is one).
+ * In the options object a native function receives, field `x` of this type becomes `x` (the
+ * handle) and `xOff` (the offset): see NativeOptions.
+ */
+export interface TensorRef {
+  readonly handle: Handle;
+  readonly byteOffset: number;
+}
 
-/** Unary op codes (native/cpu/elementwise.h). `param` is used by the *_scalar ops. */
-export const UNARY_OP = {
-  neg: 0, exp: 1, log: 2, sqrt: 3, rsqrt: 4, abs: 5, tanh: 6, sigmoid: 7, relu: 8,
-  gelu_tanh: 9, gelu_erf: 10, silu: 11, square: 12, mul_scalar: 13, add_scalar: 14, pow_scalar: 15,
-} as const;
+/** The options object a native kernel receives for arguments A (tensor fields split into handle and offset). */
+export type NativeOptions<A> = {
+  [K in keyof A]: A[K] extends TensorRef ? Handle : A[K] extends TensorRef | null ? Handle | null : A[K];
+} & { [K in keyof A as A[K] extends TensorRef | null ? `${K & string}Off` : never]?: number };
 
-/** Reduction op codes (native/cpu/reduce.h). */
-export const REDUCE_OP = { sum: 0, mean: 1, max: 2, min: 3 } as const;
+/**
+ * Every kernel op: its arguments (tensor fields as TensorRef) and its result. One entry per op of
+ * the closed list KERNEL_OPS; every backend implements a subset (the CPU all of them) as
+ * `native.<backend>.<op>(NativeOptions<args>)`.
+ */
+export interface KernelOps {
+  // ---- element-wise (native/napi/ops_elementwise.cpp), f32
+  /** out[outShape] = a op b; strides are element strides of a and b over outShape (0 = broadcast). */
+  binary: { args: { op: BinaryOp; a: TensorRef; b: TensorRef; out: TensorRef; outShape: number[]; aStrides: number[]; bStrides: number[] }; result: void };
+  /** out = f(x) over n elements (out may be x). */
+  unary: { args: { op: UnaryOp; x: TensorRef; out: TensorRef; n: number; param: number }; result: void };
+  /** dx = dy * f'(x) for unary op `op` (y = f(x) also given, whichever the rule uses). */
+  unaryBackward: { args: { op: UnaryOp; x: TensorRef; y: TensorRef; dy: TensorRef; dx: TensorRef; n: number; param: number }; result: void };
+  /** Reduces the middle axis of x viewed as [outer, n, inner] -> out [outer, inner]. */
+  reduce: { args: { op: ReduceOp; x: TensorRef; out: TensorRef; outer: number; n: number; inner: number }; result: void };
+  /** out i32 [rows]: index of the max of each row of x [rows, cols]. */
+  argmax: { args: { x: TensorRef; out: TensorRef; rows: number; cols: number }; result: void };
+  /** sum of squares of x[0..n) in double precision (global grad norm). */
+  sumSquares: { args: { x: TensorRef; n: number }; result: number };
+  /** number of NaN or infinite values in x[0..n). */
+  countNonFinite: { args: { x: TensorRef; n: number }; result: number };
+}
+
+/** The name of a kernel op. */
+export type OpName = keyof KernelOps;
+export type OpArgs<K extends OpName> = KernelOps[K]['args'];
+export type OpResult<K extends OpName> = KernelOps[K]['result'];
+/** A backend's kernel for op K. */
+export type NativeKernel<K extends OpName> = (o: NativeOptions<OpArgs<K>>) => OpResult<K>;
+/** A backend: one kernel per op it supports. */
+export type BackendKernels = { [K in OpName]: NativeKernel<K> };
+
+/** The closed list of kernel ops (every key of KernelOps, checked both ways below and at load). */
+export const KERNEL_OPS = [
+  'binary', 'unary', 'unaryBackward', 'reduce', 'argmax', 'sumSquares', 'countNonFinite',
+] as const satisfies readonly OpName[];
+// every op of KernelOps is listed (a missing one makes this `false` and fails the build)
+const _allOpsListed: Exclude<OpName, (typeof KERNEL_OPS)[number]> extends never ? true : false = true;
+void _allOpsListed;
 
 type H = Handle;
 
 export interface Binding {
+  /** the kernels on host memory: every op */
+  cpu: BackendKernels;
+  /** the kernels on a CUDA device (builds with the CUDA backend only): the ops native/cuda has */
+  cuda?: Partial<BackendKernels>;
+  /** the op-code lists the addon was built with (native/core/op_codes.h) */
+  opCodes(): { binary: string[]; unary: string[]; reduce: string[]; quant4: string[]; dtypes: string[] };
+
   // ---- storage (native/napi/storage_ops.cpp)
   /** the class native errors are thrown as; the addon passes codes of TunekitErrorCode only */
   setErrorClass(ctor: new (code: TunekitErrorCode, message: string) => Error): void;
@@ -66,23 +145,6 @@ export interface Binding {
   gemm(a: H, aOff: number, b: H, bOff: number, c: H, cOff: number, transA: boolean, transB: boolean,
        M: number, N: number, K: number, alpha: number, beta: number, batch: number, dtype: number): void;
   gemmKernelName(): string;
-
-  // ---- element-wise (native/napi/ops_elementwise.cpp), f32
-  /** out[outShape] = a op b; strides are element strides of a and b over outShape (0 = broadcast). */
-  binary(op: number, a: H, aOff: number, b: H, bOff: number, out: H, outOff: number,
-         outShape: number[], aStrides: number[], bStrides: number[]): void;
-  unary(op: number, x: H, xOff: number, out: H, outOff: number, n: number, param: number): void;
-  /** dx = dy * f'(x) for unary op `op` (y = f(x) also given, whichever the rule uses). */
-  unaryBackward(op: number, x: H, xOff: number, y: H, yOff: number, dy: H, dyOff: number,
-                dx: H, dxOff: number, n: number, param: number): void;
-  /** Reduces the middle axis of x viewed as [outer, n, inner] -> out [outer, inner]. */
-  reduce(op: number, x: H, xOff: number, out: H, outOff: number, outer: number, n: number, inner: number): void;
-  /** out i32 [rows]: index of the max of each row of x [rows, cols]. */
-  argmax(x: H, xOff: number, out: H, outOff: number, rows: number, cols: number): void;
-  /** sum of squares of x[0..n) in double precision (global grad norm). */
-  sumSquares(x: H, xOff: number, n: number): number;
-  /** number of NaN or infinite values in x[0..n). */
-  countNonFinite(x: H, xOff: number, n: number): number;
 
   // ---- softmax / norms / embedding / dropout / losses / optimizer (native/napi/ops_nn.cpp), f32
   softmax(x: H, xOff: number, y: H, yOff: number, rows: number, cols: number, log: boolean): void;
@@ -350,39 +412,51 @@ export interface NativeProfileEntry { name: string; calls: number; ms: number }
  */
 const profileStats = new Map<string, NativeProfileEntry>();
 function profiled(b: Binding): Binding {
-  const wrapped = new Map<PropertyKey, unknown>();
   const add = (name: string, ms: number) => {
     const e = profileStats.get(name) ?? { name, calls: 0, ms: 0 };
     e.calls++;
     e.ms += ms;
     profileStats.set(name, e);
   };
-  return new Proxy(b, {
-    get(target, prop) {
-      const v = Reflect.get(target, prop) as unknown;
-      if (typeof v !== 'function' || prop === 'setErrorClass') return v;
-      let w = wrapped.get(prop);
-      if (!w) {
-        const fn = v as (...args: unknown[]) => unknown;
-        const name = String(prop);
-        w = (...args: unknown[]) => {
-          const t0 = PROFILE_CPU ? 0 : performance.now();
-          const c0 = PROFILE_CPU ? process.cpuUsage() : undefined;
-          try {
-            return fn.apply(target, args);
-          } finally {
-            // TUNEKIT_PROFILE=cpu: CPU time of the whole process (all pool threads) during the call,
-            // which other jobs' time slices do not inflate as they do wall time on a shared machine
-            const ms = c0 ? (() => { const d = process.cpuUsage(c0); return (d.user + d.system) / 1000; })() : performance.now() - t0;
-            add(name, ms);
-            if (name === 'gemm') add(`gemm ${args[8]}x${args[10]}x${args[9]}${args[6] ? ' tA' : ''}${args[7] ? ' tB' : ''}${args[13] !== 1 ? ` b${args[13]}` : ''}${args[14] ? ' bf16' : ''}`, ms);
-          }
-        };
-        wrapped.set(prop, w);
-      }
-      return w;
-    },
-  });
+  // wraps every function of obj (the binding, or one backend's kernel object); `prefix` names the backend
+  const wrap = <O extends object>(obj: O, prefix: string): O => {
+    const wrapped = new Map<PropertyKey, unknown>();
+    return new Proxy(obj, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop) as unknown;
+        if ((prop === 'cpu' || prop === 'cuda') && v && typeof v === 'object') {
+          let w = wrapped.get(prop);
+          if (!w) wrapped.set(prop, (w = wrap(v, prop === 'cuda' ? 'cuda.' : '')));
+          return w;
+        }
+        if (typeof v !== 'function' || prop === 'setErrorClass') return v;
+        let w = wrapped.get(prop);
+        if (!w) {
+          const fn = v as (...args: unknown[]) => unknown;
+          const name = prefix + String(prop);
+          w = (...args: unknown[]) => {
+            const t0 = PROFILE_CPU ? 0 : performance.now();
+            const c0 = PROFILE_CPU ? process.cpuUsage() : undefined;
+            try {
+              return fn.apply(target, args);
+            } finally {
+              // TUNEKIT_PROFILE=cpu: CPU time of the whole process (all pool threads) during the call,
+              // which other jobs' time slices do not inflate as they do wall time on a shared machine
+              const ms = c0 ? (() => { const d = process.cpuUsage(c0); return (d.user + d.system) / 1000; })() : performance.now() - t0;
+              add(name, ms);
+              if (String(prop) === 'gemm') {
+                const o = args[0] as { M: number; N: number; K: number; transA: boolean; transB: boolean; batch: number; dtype: string };
+                add(`${name} ${o.M}x${o.K}x${o.N}${o.transA ? ' tA' : ''}${o.transB ? ' tB' : ''}${o.batch !== 1 ? ` b${o.batch}` : ''}${o.dtype === 'bf16' ? ' bf16' : ''}`, ms);
+              }
+            }
+          };
+          wrapped.set(prop, w);
+        }
+        return w;
+      },
+    });
+  };
+  return wrap(b, '');
 }
 const PROFILING = !!process.env.TUNEKIT_PROFILE && process.env.TUNEKIT_PROFILE !== '0';
 const PROFILE_CPU = process.env.TUNEKIT_PROFILE === 'cpu';
@@ -395,6 +469,28 @@ export function resetNativeProfile(): void {
   profileStats.clear();
 }
 
+/**
+ * The op-code lists and kernel names of the loaded addon against this file's: a build from other
+ * sources than this TypeScript (a stale build/Release, an old prebuild) is refused here, naming
+ * the difference, rather than failing later inside some op.
+ */
+function checkBinding(b: Binding): void {
+  const got = b.opCodes();
+  const want = { binary: BINARY_OPS, unary: UNARY_OPS, reduce: REDUCE_OPS, quant4: QUANT4_TYPES, dtypes: DTYPE_NAMES };
+  for (const [list, names] of Object.entries(want) as [keyof typeof want, readonly string[]][]) {
+    if (names.length !== OP_CODE_COUNTS[list] || got[list].join() !== names.join()) {
+      throw new TunekitError('ERR_BACKEND', `tunekit's native addon ${origin?.path ?? ''} was built with other ${list} op codes ` +
+        `([${got[list].join(', ')}]) than lib/native.ts lists ([${names.join(', ')}]): rebuild it (npm run build:native).`);
+    }
+  }
+  const missing = KERNEL_OPS.filter((op) => typeof (b.cpu as unknown as Record<string, unknown>)[op] !== 'function');
+  if (missing.length > 0) {
+    throw new TunekitError('ERR_BACKEND', `tunekit's native addon ${origin?.path ?? ''} lacks the cpu kernels ${missing.join(', ')}: rebuild it (npm run build:native).`);
+  }
+}
+
 /** The native binding, loaded once per thread (wrapped by the profiler when TUNEKIT_PROFILE is set). */
-export const native: Binding = PROFILING ? profiled(loadBinding()) : loadBinding();
-native.setErrorClass(TunekitError);
+const loaded = loadBinding();
+loaded.setErrorClass(TunekitError);
+checkBinding(loaded);
+export const native: Binding = PROFILING ? profiled(loaded) : loaded;

@@ -151,7 +151,7 @@ export function loraNf4LinearBackward(g: F32, node: Node<any>): (F32 | null)[] {
       const dxd = K.gemm(gB!, a, { alpha: s.scale }); // [M, K]
       const back = Tensor.empty([s.M, s.K], 'f32');
       native.dropoutBackward(dxd.handle, 0, s.mask.handle, s.mask.byteOffset, back.handle, 0, s.M * s.K, s.p);
-      native.binary(0, d.handle, 0, back.handle, 0, d.handle, 0, [s.M * s.K], [1], [1]);
+      K.run('binary', { op: 'add', a: d, b: back, out: d, outShape: [s.M * s.K], aStrides: [1], bStrides: [1] });
       back.dispose();
       dxd.dispose();
     } else {

@@ -113,14 +113,7 @@ export function max(x: T, dim: number, keepDim = false): F32 {
 
 /** Index of the max along the last dim, i32. */
 export function argmax(x: T): Tensor<'i32'> {
-  K.expectDtype(x, 'f32', 'argmax input');
-  const cols = x.shape[x.ndim - 1]!;
-  const rows = x.numel / cols;
-  const xc = x.contiguousRaw();
-  const out = Tensor.empty(x.shape.slice(0, -1), 'i32');
-  native.argmax(xc.handle, xc.byteOffset, out.handle, 0, rows, cols);
-  xc.dispose();
-  return out;
+  return K.argmax(x);
 }
 
 // ---------------------------------------------------------------- layout

@@ -3,7 +3,7 @@
  * and saved values) and the output, and returns one gradient per input (null where none is
  * needed). Rules run with recording off and must return new tensor objects (never g itself).
  */
-import { native, UNARY_OP } from '../native.js';
+import { native } from '../native.js';
 import { Tensor, contiguousStrides, numelOf } from '../tensor/tensor.js';
 import * as K from '../tensor/kernels.js';
 import { zeros } from '../tensor/creation.js';
@@ -26,7 +26,7 @@ function expandTo(g: F32, shape: readonly number[], dim: number | null): F32 {
   return out;
 }
 
-function unaryRule(op: keyof typeof UNARY_OP): Rule {
+function unaryRule(op: K.UnaryOp): Rule {
   return (g, node, out) => [K.unaryBackward(op, node.inputs[0]!, out, g, node.saved.param)];
 }
 

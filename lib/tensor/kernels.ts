@@ -1,16 +1,100 @@
 /**
- * Typed wrappers over the native kernels: they check shapes and dtypes, allocate outputs and
- * pass (handle, byteOffset) pairs. Nothing here is recorded for autograd (see lib/autograd).
+ * The kernel table, keyed by (op, device), and the typed wrappers over it.
+ *
+ * Every op the library runs is looked up here (autograd rules, layers, optimizers, allocators
+ * and models call this file or lib/tensor's other wrappers, never the binding): `run(op, args)`
+ * finds the kernel of the op for the device its tensors live on and calls it with one options
+ * object. A backend is the object of native kernels the addon exports for it (`native.cpu`: every
+ * op; `native.cuda`: the ops native/cuda has, in builds with the CUDA backend), as ggml's
+ * backends each report the ops they support. Tensors of one op on different devices are ERR_DEVICE
+ * naming both; an op a device's backend lacks is ERR_DEVICE naming the op and the device.
+ *
+ * The typed wrappers below check shapes and dtypes and allocate outputs on the inputs' device.
+ * Nothing here is recorded for autograd (see lib/autograd).
  */
-import { native, BINARY_OP, UNARY_OP, REDUCE_OP } from '../native.js';
+import { native, type OpName, type OpArgs, type OpResult, type BackendKernels, type TensorRef, type NativeKernel, type BinaryOp, type UnaryOp, type ReduceOp } from '../native.js';
 import { TunekitError } from '../errors.js';
 import { Tensor, contiguousStrides, numelOf, type Shape } from './tensor.js';
 import type { DType } from './dtype.js';
+import { deviceKind, type Device, type DeviceKind } from './device.js';
 import { keep } from './scope.js';
 
-export type BinaryOp = keyof typeof BINARY_OP;
-export type UnaryOp = keyof typeof UNARY_OP;
-export type ReduceOp = keyof typeof REDUCE_OP;
+export type { BinaryOp, UnaryOp, ReduceOp, OpName };
+
+/** An op's arguments as the table takes them: Tensors where the kernel reads memory. */
+export type KernelArgs<K extends OpName> = {
+  [P in keyof OpArgs<K>]: OpArgs<K>[P] extends TensorRef ? Tensor : OpArgs<K>[P] extends TensorRef | null ? Tensor | null : OpArgs<K>[P];
+};
+
+/** The table: one backend object of kernels per device kind. */
+const TABLE: Record<DeviceKind, Partial<BackendKernels>> = { cpu: native.cpu, cuda: native.cuda ?? {} };
+
+/** Whether the backend of `device` has a kernel for `op`. */
+export function supports(op: OpName, device: Device | DeviceKind): boolean {
+  return typeof TABLE[device === 'cpu' || device === 'cuda' ? device : deviceKind(device)][op] === 'function';
+}
+
+/** The ops a backend has kernels for. */
+export function supportedOps(kind: DeviceKind): OpName[] {
+  return (Object.keys(TABLE[kind]) as OpName[]).filter((op) => typeof TABLE[kind][op] === 'function').sort();
+}
+
+/** The kernel of `op` for `device`; ERR_DEVICE when that backend has none. */
+export function kernelFor<K extends OpName>(op: K, device: Device): NativeKernel<K> {
+  const kind = deviceKind(device);
+  const k = TABLE[kind][op];
+  if (!k) {
+    throw new TunekitError('ERR_DEVICE', kind === 'cuda' && !native.cuda
+      ? `${op} on ${device}: this build of tunekit has no CUDA backend (build it where nvcc exists: npm run build:cuda)`
+      : `${op} has no ${kind} kernel (tensors on ${device}); move its inputs to a device whose backend has it (.to('cpu'))`);
+  }
+  return k as NativeKernel<K>;
+}
+
+/**
+ * Runs `op` on the device of its tensor arguments. Tensor fields become (handle, byte offset)
+ * pairs; every tensor must be on one device (ERR_DEVICE naming the first two that differ).
+ * @example run('unary', { op: 'relu', x, out, n: x.numel, param: 0 });
+ */
+export function run<K extends OpName>(op: K, args: KernelArgs<K>): OpResult<K> {
+  const o: Record<string, unknown> = {};
+  let device: Device | null = null;
+  let first = '';
+  for (const key in args) {
+    const v = (args as Record<string, unknown>)[key];
+    if (v instanceof Tensor) {
+      const d = v.device;
+      if (device === null) {
+        device = d;
+        first = key;
+      } else if (d !== device) {
+        throw new TunekitError('ERR_DEVICE', `${op}: ${first} is on ${device} but ${key} is on ${d} (the tensors of one op must be on one device: move one with .to())`);
+      }
+      o[key] = v.handle;
+      o[`${key}Off`] = v.byteOffset;
+    } else {
+      o[key] = v;
+    }
+  }
+  return kernelFor(op, device ?? 'cpu')(o as never);
+}
+
+/** The one device of a set of tensors (nulls skipped); ERR_DEVICE naming the first two that differ. */
+export function commonDevice(what: string, tensors: readonly (Tensor | null | undefined)[], names?: readonly string[]): Device {
+  let device: Device | null = null;
+  let at = -1;
+  tensors.forEach((t, i) => {
+    if (!t) return;
+    if (device === null) {
+      device = t.device;
+      at = i;
+    } else if (t.device !== device) {
+      const n = (j: number) => names?.[j] ?? `input ${j}`;
+      throw new TunekitError('ERR_DEVICE', `${what}: ${n(at)} is on ${device} but ${n(i)} is on ${t.device} (the tensors of one op must be on one device: move one with .to())`);
+    }
+  });
+  return device ?? 'cpu';
+}
 
 export function expectDtype(t: Tensor, dtype: DType, what: string): void {
   if (t.dtype !== dtype) throw new TunekitError('ERR_DTYPE', `Expected ${what} to be ${dtype} but received ${t.dtype}`);
@@ -55,27 +139,34 @@ function broadcastStrides(t: Tensor, outShape: Shape): number[] {
 export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor<'f32'> {
   expectDtype(a, 'f32', `${op} left operand`);
   expectDtype(b, 'f32', `${op} right operand`);
+  const device = commonDevice(op, [a, b], ['its left operand', 'its right operand']);
   const shape = broadcastShapes(a.shape, b.shape);
-  const out = Tensor.empty(shape, 'f32');
-  native.binary(BINARY_OP[op], a.handle, a.byteOffset, b.handle, b.byteOffset, out.handle, 0, shape,
-    broadcastStrides(a, shape), broadcastStrides(b, shape));
+  const out = Tensor.empty(shape, 'f32', false, device);
+  run('binary', { op, a, b, out, outShape: shape, aStrides: broadcastStrides(a, shape), bStrides: broadcastStrides(b, shape) });
   return out;
 }
 
 export function unary(op: UnaryOp, x: Tensor, param = 0): Tensor<'f32'> {
   expectDtype(x, 'f32', `${op} input`);
   const xc = contig(x);
-  const out = Tensor.empty(x.shape, 'f32');
-  native.unary(UNARY_OP[op], xc.handle, xc.byteOffset, out.handle, 0, x.numel, param);
+  const out = Tensor.empty(x.shape, 'f32', false, x.device);
+  run('unary', { op, x: xc, out, n: x.numel, param });
   xc.dispose();
   return out;
 }
 
+/** x = f(x) in place on a contiguous f32 tensor (gradient clipping's scaling). */
+export function unaryInPlace(op: UnaryOp, x: Tensor, param = 0): void {
+  expectDtype(x, 'f32', `${op} input`);
+  if (!x.isContiguous) throw new TunekitError('ERR_VALUE', `${op} in place needs a contiguous tensor`);
+  run('unary', { op, x, out: x, n: x.numel, param });
+  x.storage.markWritten();
+}
+
 export function unaryBackward(op: UnaryOp, x: Tensor, y: Tensor, dy: Tensor, param = 0): Tensor<'f32'> {
   const xc = contig(x), yc = contig(y), gc = contig(dy);
-  const dx = Tensor.empty(x.shape, 'f32');
-  native.unaryBackward(UNARY_OP[op], xc.handle, xc.byteOffset, yc.handle, yc.byteOffset, gc.handle, gc.byteOffset,
-    dx.handle, 0, x.numel, param);
+  const dx = Tensor.empty(x.shape, 'f32', false, x.device);
+  run('unaryBackward', { op, x: xc, y: yc, dy: gc, dx, n: x.numel, param });
   xc.dispose(); yc.dispose(); gc.dispose();
   return dx;
 }
@@ -87,8 +178,8 @@ export function reduce(op: ReduceOp, x: Tensor, dim: number, keepDim = false): T
   const outer = numelOf(x.shape.slice(0, d)), n = x.shape[d]!, inner = numelOf(x.shape.slice(d + 1));
   const outShape = keepDim ? x.shape.map((s, i) => (i === d ? 1 : s)) : x.shape.filter((_, i) => i !== d);
   const xc = contig(x);
-  const out = Tensor.empty(outShape, 'f32');
-  native.reduce(REDUCE_OP[op], xc.handle, xc.byteOffset, out.handle, 0, outer, n, inner);
+  const out = Tensor.empty(outShape, 'f32', false, x.device);
+  run('reduce', { op, x: xc, out, outer, n, inner });
   xc.dispose();
   return out;
 }
@@ -96,10 +187,44 @@ export function reduce(op: ReduceOp, x: Tensor, dim: number, keepDim = false): T
 /** Sum of all elements as a [] tensor. */
 export function sumAll(x: Tensor, mean = false): Tensor<'f32'> {
   const xc = contig(x);
-  const out = Tensor.empty([], 'f32');
-  native.reduce(REDUCE_OP[mean ? 'mean' : 'sum'], xc.handle, xc.byteOffset, out.handle, 0, 1, x.numel, 1);
+  const out = Tensor.empty([], 'f32', false, x.device);
+  run('reduce', { op: mean ? 'mean' : 'sum', x: xc, out, outer: 1, n: x.numel, inner: 1 });
   xc.dispose();
   return out;
+}
+
+/** Index of the max along the last dim of f32 x [..., C] -> i32 [...]. */
+export function argmax(x: Tensor): Tensor<'i32'> {
+  expectDtype(x, 'f32', 'argmax input');
+  const cols = x.shape[x.ndim - 1]!;
+  const rows = x.numel / cols;
+  const xc = contig(x);
+  const out = Tensor.empty(x.shape.slice(0, -1), 'i32', false, x.device);
+  run('argmax', { x: xc, out, rows, cols });
+  xc.dispose();
+  return out;
+}
+
+/** Sum of the squares of an f32 tensor's elements, in double precision (a global gradient norm's part). */
+export function sumSquares(x: Tensor): number {
+  expectDtype(x, 'f32', 'sumSquares input');
+  const xc = contig(x);
+  try {
+    return run('sumSquares', { x: xc, n: x.numel });
+  } finally {
+    xc.dispose();
+  }
+}
+
+/** Number of NaN or infinite elements of an f32 tensor. */
+export function countNonFinite(x: Tensor): number {
+  expectDtype(x, 'f32', 'countNonFinite input');
+  const xc = contig(x);
+  try {
+    return run('countNonFinite', { x: xc, n: x.numel });
+  } finally {
+    xc.dispose();
+  }
 }
 
 /** Sums g down to `shape` (the inverse of broadcasting), for gradients of broadcast ops. */

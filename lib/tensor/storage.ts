@@ -5,8 +5,9 @@
  */
 import { native, type Handle } from '../native.js';
 import { TunekitError } from '../errors.js';
+import type { Device } from './device.js';
 
-export type Device = 'cpu';
+export type { Device };
 
 export class Storage {
   readonly handle: Handle;
@@ -22,8 +23,9 @@ export class Storage {
     this.bytes = bytes;
   }
 
-  /** A new native buffer of `bytes` bytes (zero-filled when `zero`). */
-  static allocate(bytes: number, zero = false): Storage {
+  /** A new native buffer of `bytes` bytes (zero-filled when `zero`) on `device`. */
+  static allocate(bytes: number, zero = false, device: Device = 'cpu'): Storage {
+    if (device !== 'cpu') throw new TunekitError('ERR_DEVICE', `cannot allocate on ${device}: tensors on CUDA devices are not available in this build`);
     return new Storage(native.alloc(bytes, zero), bytes);
   }
 

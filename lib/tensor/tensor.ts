@@ -6,7 +6,8 @@
 import { native, DTYPE_CODE } from '../native.js';
 import { TunekitError, describe } from '../errors.js';
 import { DTYPE_SIZE, typedArrayFor, bf16ToNumber, f16ToNumber, type DType, type DataTypeMap } from './dtype.js';
-import { Storage, type Device } from './storage.js';
+import { Storage } from './storage.js';
+import type { Device } from './device.js';
 import { track } from './scope.js';
 
 /** The autograd node that produced a tensor (defined in lib/autograd/tape.ts). */
@@ -70,11 +71,11 @@ export class Tensor<D extends DType = DType> {
     track(this);
   }
 
-  /** A new uninitialised contiguous tensor. */
-  static empty<D extends DType>(shape: Shape, dtype: D, zero = false): Tensor<D> {
+  /** A new uninitialised contiguous tensor (zero-filled when `zero`) on `device`. */
+  static empty<D extends DType>(shape: Shape, dtype: D, zero = false, device: Device = 'cpu'): Tensor<D> {
     checkShape(shape as number[]);
     const bytes = numelOf(shape) * DTYPE_SIZE[dtype];
-    return new Tensor(Storage.allocate(bytes, zero), dtype, shape);
+    return new Tensor(Storage.allocate(bytes, zero, device), dtype, shape);
   }
 
   get numel(): number {

@@ -3,6 +3,7 @@
  * gradient-norm clipping. State (m, v, step) is f32 native memory, saved in checkpoints.
  */
 import { native } from '../native.js';
+import * as K from '../tensor/kernels.js';
 import { Tensor } from '../tensor/tensor.js';
 import { zeros } from '../tensor/creation.js';
 import { keep } from '../tensor/scope.js';
@@ -95,13 +96,13 @@ export class AdamW {
 /** Global L2 norm of all gradients (double-precision sum of squares). */
 export function gradNorm(params: [string, Tensor][]): number {
   let ss = 0;
-  for (const [, p] of params) if (p.grad) ss += native.sumSquares(p.grad.handle, p.grad.byteOffset, p.grad.numel);
+  for (const [, p] of params) if (p.grad) ss += K.sumSquares(p.grad);
   return Math.sqrt(ss);
 }
 
 /** Whether any gradient holds NaN or infinity. */
 export function gradsFinite(params: [string, Tensor][]): boolean {
-  for (const [, p] of params) if (p.grad && native.countNonFinite(p.grad.handle, p.grad.byteOffset, p.grad.numel) > 0) return false;
+  for (const [, p] of params) if (p.grad && K.countNonFinite(p.grad) > 0) return false;
   return true;
 }
 
@@ -113,7 +114,7 @@ export function clipGradNorm(params: [string, Tensor][], maxNorm: number): numbe
   const norm = gradNorm(params);
   if (maxNorm > 0 && norm > maxNorm) {
     const s = maxNorm / (norm + 1e-6);
-    for (const [, p] of params) if (p.grad) native.unary(13, p.grad.handle, p.grad.byteOffset, p.grad.handle, p.grad.byteOffset, p.grad.numel, s);
+    for (const [, p] of params) if (p.grad) K.unaryInPlace('mul_scalar', p.grad, s);
   }
   return norm;
 }

@@ -12,6 +12,7 @@ struct Storage {
   void* data = nullptr;
   size_t bytes = 0;
   size_t capacity = 0;  // bytes of the block actually held (its cache size class; >= bytes)
+  int device = -1;      // -1: host memory; N >= 0: memory of CUDA device N (see release())
   std::atomic<int32_t> refs{1};
 
   static Storage* allocate(size_t bytes, bool zero);  // throws ERR_OOM

@@ -12,11 +12,6 @@
 
 namespace tk::cpu {
 
-void check_adalora_shape(const AdaloraShape& s) {
-  TK_CHECK(s.r >= 0 && s.in >= 0 && s.out >= 0, Shape, "adalora: negative size r=", s.r, " in=", s.in,
-           " out=", s.out);
-}
-
 namespace {
 
 // One parameter tensor: Ibar, U updated in place from w and g (g may be null: I = 0).

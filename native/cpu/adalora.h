@@ -20,24 +20,15 @@
 #pragma once
 #include <cstdint>
 
+#include "core/shapes.h"
+
 namespace tk::cpu {
 
-struct AdaloraShape {
-  int64_t r = 0, in = 0, out = 0;
-};
-
-// EMA state of one layer, each the shape of its parameter (zero at start).
-struct AdaloraState {
-  float* ibar_a = nullptr;  // [r, in]
-  float* unc_a = nullptr;   // [r, in]
-  float* ibar_e = nullptr;  // [r]
-  float* unc_e = nullptr;   // [r]
-  float* ibar_b = nullptr;  // [out, r]
-  float* unc_b = nullptr;   // [out, r]
-};
-
-// Throws tk::Error (ERR_SHAPE) on negative sizes.
-void check_adalora_shape(const AdaloraShape& s);
+// One layer's sizes, its EMA state (each the shape of its parameter, zero at start) and the
+// shape check: core/shapes.h, shared with the CUDA backend.
+using tk::AdaloraShape;
+using tk::AdaloraState;
+using tk::check_adalora_shape;
 
 // Updates the EMAs from the parameters and their gradients. A null gradient counts as zero
 // (I = 0: the parameter got no gradient this step). beta1, beta2 in (0, 1).

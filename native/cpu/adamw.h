@@ -9,14 +9,12 @@
 #pragma once
 #include <cstdint>
 
+#include "core/shapes.h"
+
 namespace tk::cpu {
 
-// Doubles, as JS and PyTorch hold them: 1 - beta2 must be formed before rounding to f32
-// (1 - 0.999f is off by 5e-5 relative).
-struct AdamWHyper {
-  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.01;
-  int64_t step = 1;  // number of this update, >= 1
-};
+// The hyper-parameters (doubles, as JS and PyTorch hold them): core/shapes.h, shared with CUDA.
+using tk::AdamWHyper;
 
 // param, grad, m, v (n); param, m, v updated in place
 void adamw_reference(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWHyper& h);

@@ -260,15 +260,6 @@ void backward_head(const AttentionShape& s, int64_t b, int64_t h, const float* q
 
 }  // namespace
 
-void check_attention_shape(const AttentionShape& s) {
-  TK_CHECK(s.B >= 0 && s.Hq >= 0 && s.Tq >= 0 && s.Tk >= 0 && s.D >= 0, Shape,
-           "attention: negative size B=", s.B, " Hq=", s.Hq, " Tq=", s.Tq, " Tk=", s.Tk, " D=", s.D);
-  TK_CHECK(s.Hkv >= 1, Shape, "attention: expected Hkv >= 1 but received ", s.Hkv);
-  TK_CHECK(s.Hq % s.Hkv == 0, Shape, "attention: Hq (", s.Hq, ") must be a multiple of Hkv (", s.Hkv, ")");
-  TK_CHECK(!s.causal || s.Tq <= s.Tk, Shape, "attention: causal needs Tq <= Tk but Tq=", s.Tq, " Tk=", s.Tk);
-  TK_CHECK(std::isfinite(s.scale), Value, "attention: scale must be finite but is ", s.scale);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Fast path
 

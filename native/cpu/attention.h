@@ -16,17 +16,14 @@
 #pragma once
 #include <cstdint>
 
+#include "core/shapes.h"
+
 namespace tk::cpu {
 
-struct AttentionShape {
-  int64_t B = 0, Hq = 0, Hkv = 0, Tq = 0, Tk = 0, D = 0;
-  float scale = 1.0f;
-  bool causal = false;
-};
-
-// Throws tk::Error (ERR_SHAPE / ERR_VALUE) unless the sizes are consistent: all >= 0, Hkv >= 1,
-// Hq % Hkv == 0, Tq <= Tk when causal, scale finite.
-void check_attention_shape(const AttentionShape& s);
+// The shape and its check (all sizes >= 0, Hkv >= 1, Hq % Hkv == 0, Tq <= Tk when causal, scale
+// finite) are core/shapes.h's, shared with the CUDA backend.
+using tk::AttentionShape;
+using tk::check_attention_shape;
 
 // Fast path: parallel over (batch, query head, query tile); query tiles against key tiles with
 // the GEMM and an online softmax, so scratch is per tile and never Tq x Tk.

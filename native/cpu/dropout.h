@@ -11,30 +11,14 @@
 #pragma once
 #include <cstdint>
 
+#include "core/counter_hash.h"
+
 namespace tk::cpu {
 
-inline uint32_t fmix32(uint32_t h) {
-  h ^= h >> 16;
-  h *= 0x85EBCA6Bu;
-  h ^= h >> 13;
-  h *= 0xC2B2AE35u;
-  h ^= h >> 16;
-  return h;
-}
-
-// The stream key of a seed, and of the 2^32-element block `hi` of a tensor (index bits 32..63):
-// each block of 2^32 elements has its own key, so indices never wrap onto each other.
-inline uint32_t dropout_key(uint64_t seed, uint32_t hi) {
-  return fmix32(static_cast<uint32_t>(seed) ^ fmix32(static_cast<uint32_t>(seed >> 32) + 0x9E3779B9u * (hi + 1)));
-}
-
-// 32 random bits for element lo (index bits 0..31) of the block whose key is `key`
-inline uint32_t dropout_bits(uint32_t key, uint32_t lo) { return fmix32(lo * 0x9E3779B1u ^ key); }
-
-// 32 random bits for element i of stream seed (scalar form, for references and tests)
-inline uint32_t dropout_bits(uint64_t seed, uint64_t i) {
-  return dropout_bits(dropout_key(seed, static_cast<uint32_t>(i >> 32)), static_cast<uint32_t>(i));
-}
+// The hash itself lives in core/counter_hash.h, shared with the CUDA backend (same masks there).
+using tk::dropout_bits;
+using tk::dropout_key;
+using tk::fmix32;
 
 // x (n) -> y (n), mask u8 (n) (1 = kept); 0 <= p < 1; p == 0 copies x exactly.
 void dropout_reference(const float* x, float* y, uint8_t* mask, int64_t n, float p, uint64_t seed);

@@ -260,19 +260,8 @@ TK_SIMD_CLONES int64_t count_non_finite_block(const float* x, int64_t n) {
 
 }  // namespace
 
-const char* binary_op_name(BinaryOp op) {
-  static const char* names[] = {"add", "sub", "mul", "div", "maximum", "minimum"};
-  int i = static_cast<int>(op);
-  return i >= 0 && i < kNumBinaryOps ? names[i] : "?";
-}
-
-const char* unary_op_name(UnaryOp op) {
-  static const char* names[] = {"neg", "exp", "log", "sqrt", "rsqrt", "abs", "tanh", "sigmoid", "relu",
-                                "gelu_tanh", "gelu_erf", "silu", "square", "mul_scalar", "add_scalar", "pow_scalar"};
-  static_assert(sizeof(names) / sizeof(names[0]) == kNumUnaryOps, "unary op names out of date");
-  int i = static_cast<int>(op);
-  return i >= 0 && i < kNumUnaryOps ? names[i] : "?";
-}
+const char* binary_op_name(BinaryOp op) { return op_name(op); }  // core/op_codes.h
+const char* unary_op_name(UnaryOp op) { return op_name(op); }
 
 // ---- binary ----
 

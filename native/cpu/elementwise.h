@@ -12,17 +12,15 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/op_codes.h"
+
 namespace tk::cpu {
 
-// Op codes: the numeric values are the contract with lib/native.ts (BINARY_OP, UNARY_OP).
-enum class BinaryOp : int { Add = 0, Sub = 1, Mul = 2, Div = 3, Maximum = 4, Minimum = 5 };
-constexpr int kNumBinaryOps = 6;
-
-enum class UnaryOp : int {
-  Neg = 0, Exp = 1, Log = 2, Sqrt = 3, Rsqrt = 4, Abs = 5, Tanh = 6, Sigmoid = 7, Relu = 8,
-  GeluTanh = 9, GeluErf = 10, Silu = 11, Square = 12, MulScalar = 13, AddScalar = 14, PowScalar = 15,
-};
-constexpr int kNumUnaryOps = 16;
+// Op codes: one list each in core/op_codes.h, shared with the CUDA backend and lib/native.ts.
+using tk::BinaryOp;
+using tk::kNumBinaryOps;
+using tk::kNumUnaryOps;
+using tk::UnaryOp;
 
 const char* binary_op_name(BinaryOp op);
 const char* unary_op_name(UnaryOp op);

@@ -10,13 +10,13 @@
 #pragma once
 #include <cstdint>
 
+#include "core/shapes.h"
+
 namespace tk::cpu {
 
-struct GemmShape {
-  bool transA = false, transB = false;
-  int64_t M = 0, N = 0, K = 0;
-  int64_t lda = 0, ldb = 0, ldc = 0;
-  float alpha = 1.0f, beta = 0.0f;
+// The backend-neutral shape (core/shapes.h: transA/B, M, N, K, lda/ldb/ldc, alpha, beta) plus
+// what only the CPU kernels take.
+struct GemmShape : tk::GemmShape {
   // A second, thin product summed in the same pass over C (K-concatenation [op(A) | A2]
   // [op(B) ; B2] without forming either): C = alpha (op(A) op(B) + A2 B2) + beta C, with A2
   // [M, K2] and B2 [K2, N] row-major (row strides lda2, ldb2) and K2 small (a LoRA rank, plus a

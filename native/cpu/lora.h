@@ -21,16 +21,14 @@
 #pragma once
 #include <cstdint>
 
+#include "core/shapes.h"
+
 namespace tk::cpu {
 
-struct LoraShape {
-  int64_t M = 0, in = 0, out = 0, r = 0;
-  float scale = 1.0f;
-  bool w_in_out = false;
-};
-
-// Throws tk::Error (ERR_SHAPE / ERR_VALUE) on negative sizes or a non-finite scale.
-void check_lora_shape(const LoraShape& s);
+// The shape and its check (ERR_SHAPE / ERR_VALUE on negative sizes or a non-finite scale) are
+// core/shapes.h's, shared with the CUDA backend.
+using tk::check_lora_shape;
+using tk::LoraShape;
 
 void lora_linear_forward_f32(const LoraShape& s, const float* x, const float* xd, const float* w,
                              const float* bias, const float* a, const float* b, float* y, float* xa);

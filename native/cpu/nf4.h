@@ -22,11 +22,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/shapes.h"
 #include "gemm.h"
 
 namespace tk::cpu {
 
-enum class Quant4Type : int32_t { NF4 = 0, FP4 = 1 };
+using tk::Quant4Type;  // core/op_codes.h
 
 // 16 fp32 values indexed by code (REFERENCE.md; NF4 ascending, FP4 in bitsandbytes' bit order).
 const float* nf4_codebook();
@@ -59,14 +60,8 @@ void nf4_double_quantize_absmax(const float* absmax, int64_t nblocks, uint8_t* q
 void nf4_double_dequantize_absmax(const uint8_t* q, const float* nested_absmax, float offset, int64_t nblocks,
                                   float* absmax);
 
-// An NF4 (or FP4) weight W [N,K] (row-major before flattening) as the matmuls read it.
-struct Nf4Weight {
-  const uint8_t* packed = nullptr;  // (N*K+1)/2 bytes
-  const float* absmax = nullptr;    // ceil(N*K/blocksize) floats (already double-dequantized)
-  int64_t N = 0, K = 0;             // out features, in features
-  int blocksize = 64;
-  Quant4Type type = Quant4Type::NF4;
-};
+// An NF4 (or FP4) weight W [N,K] as the matmuls read it: core/shapes.h (shared with CUDA).
+using tk::Nf4Weight;
 
 // Forward: Y[M,N] = X[M,K] dequant(W)^T + beta * Y. X rows ldx >= K apart, Y rows ldy >= N apart.
 // W is dequantized inside the GEMM's B packing (it stays 4-bit in memory); M <= 4 takes a

@@ -7,10 +7,13 @@
 #pragma once
 #include <cstdint>
 
+#include "core/op_codes.h"
+
 namespace tk::cpu {
 
-enum class ReduceOp : int { Sum = 0, Mean = 1, Max = 2, Min = 3 };  // REDUCE_OP in lib/native.ts
-constexpr int kNumReduceOps = 4;
+// op codes: core/op_codes.h (REDUCE_OPS in lib/native.ts)
+using tk::kNumReduceOps;
+using tk::ReduceOp;
 
 // x (outer, n, inner) -> out (outer, inner)
 void reduce_reference(ReduceOp op, const float* x, float* out, int64_t outer, int64_t n, int64_t inner);

@@ -223,7 +223,7 @@ __global__ void __launch_bounds__(32) attn_bwd_kernel(const AttnParams p) {
 }
 
 void check_cuda_attention(const AttentionShape& s, const char* what) {
-  cpu::check_attention_shape(s);
+  check_attention_shape(s);
   TK_CHECK(s.D <= kMaxD, Shape, what, ": head dimension ", s.D, " exceeds the CUDA kernel's limit of ", kMaxD);
   TK_CHECK(s.Tq <= 65535LL * kFwdRows && s.Hq <= 65535 && s.B <= 65535 && s.Tk <= 65535LL * kKeyTile, Shape, what,
            ": sizes exceed the CUDA grid limits");

@@ -93,7 +93,7 @@ void bf16_to_f32(const uint16_t* in, float* out, int64_t n) {
 
 void lora_linear_forward_bf16(const LoraShape& s, const uint16_t* x, const uint16_t* xd, const uint16_t* w,
                               const float* bias, const uint16_t* a, const uint16_t* b, float* y, float* xa) {
-  cpu::check_lora_shape(s);
+  check_lora_shape(s);
   const int64_t M = s.M, in = s.in, out = s.out, r = s.r;
   if (M == 0) return;
   if (out > 0) {
@@ -119,7 +119,7 @@ void lora_linear_forward_bf16(const LoraShape& s, const uint16_t* x, const uint1
 void lora_linear_backward_bf16(const LoraShape& s, const float* dy, const uint16_t* xd, const uint16_t* w,
                                const uint16_t* a, const uint16_t* b, const float* xa, float* dx, float* dxd,
                                float* da, float* db, bool merge_dx) {
-  cpu::check_lora_shape(s);
+  check_lora_shape(s);
   TK_CHECK(merge_dx || dxd != nullptr, Value, "cuda lora backward: dxd is required unless merge_dx");
   const int64_t M = s.M, in = s.in, out = s.out, r = s.r;
   DeviceBuffer dy_bf(static_cast<size_t>(M * out) * 2);

@@ -13,22 +13,12 @@
 #pragma once
 #include <cstdint>
 
-#include "cpu/adamw.h"
-#include "cpu/attention.h"
-#include "cpu/elementwise.h"
-#include "cpu/gemm.h"
-#include "cpu/lora.h"
-#include "cpu/nf4.h"
+// The shape structs and op codes are the backend-neutral ones of native/core (no native/cpu
+// header is included: the CUDA backend does not depend on the CPU one).
+#include "core/op_codes.h"
+#include "core/shapes.h"
 
 namespace tk::cuda {
-
-using cpu::AdamWHyper;
-using cpu::AttentionShape;
-using cpu::BinaryOp;
-using cpu::GemmShape;
-using cpu::LoraShape;
-using cpu::Nf4Weight;
-using cpu::UnaryOp;
 
 // ---- GEMM (gemm.cu) --------------------------------------------------------------------------
 // C[M,N] = alpha op(A) op(B) + beta C, A and B bf16 bits, C f32; GemmShape exactly as the CPU's
@@ -103,18 +93,7 @@ void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const
 
 // AdaLoRA sensitivity EMAs (as cpu/adalora.h's adalora_update_f32): for each of A [r,in], E [r],
 // B [out,r] with gradient g (null = no gradient, I = 0): I = |w g|, Ibar = b1 Ibar + (1-b1) I,
-// U = b2 U + (1-b2) |I - Ibar|. Same field layout as cpu::AdaloraShape / cpu::AdaloraState.
-struct AdaloraShape {
-  int64_t r = 0, in = 0, out = 0;
-};
-struct AdaloraState {
-  float* ibar_a = nullptr;
-  float* unc_a = nullptr;
-  float* ibar_e = nullptr;
-  float* unc_e = nullptr;
-  float* ibar_b = nullptr;
-  float* unc_b = nullptr;
-};
+// U = b2 U + (1-b2) |I - Ibar|. AdaloraShape / AdaloraState: core/shapes.h.
 void adalora_update_f32(const AdaloraShape& s, const float* a, const float* ga, const float* e, const float* ge,
                         const float* b, const float* gb, const AdaloraState& st, float beta1, float beta2);
 

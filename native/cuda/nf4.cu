@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "cuda/gemm_kernel.cuh"
+#include "core/quant4.h"
 #include "cuda/kernels.h"
 
 namespace tk::cuda {
@@ -18,7 +19,7 @@ struct Codebook {
 
 Codebook codebook_of(const Nf4Weight& W) {
   Codebook cb;
-  std::memcpy(cb.v, W.type == cpu::Quant4Type::FP4 ? cpu::fp4_codebook() : cpu::nf4_codebook(), sizeof(cb.v));
+  std::memcpy(cb.v, W.type == Quant4Type::FP4 ? kFp4Codebook : kNf4Codebook, sizeof(cb.v));
   return cb;
 }
 

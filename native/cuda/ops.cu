@@ -366,7 +366,7 @@ void check_rows(const char* fn, int64_t rows, int64_t cols) {
 void binary(BinaryOp op, const float* a, const float* b, float* out, int ndim, const int64_t* shape,
             const int64_t* a_strides, const int64_t* b_strides) {
   TK_CHECK(ndim >= 0 && ndim <= kMaxDims, Shape, "cuda binary: ndim ", ndim, " not in [0, ", kMaxDims, "]");
-  TK_CHECK(static_cast<int>(op) >= 0 && static_cast<int>(op) < cpu::kNumBinaryOps, Value, "cuda binary: bad op");
+  TK_CHECK(static_cast<int>(op) >= 0 && static_cast<int>(op) < kNumBinaryOps, Value, "cuda binary: bad op");
   Dims d{};
   d.ndim = ndim;
   int64_t n = 1;
@@ -397,7 +397,7 @@ void binary(BinaryOp op, const float* a, const float* b, float* out, int ndim, c
 }
 
 void unary(UnaryOp op, const float* x, float* y, int64_t n, float param) {
-  TK_CHECK(static_cast<int>(op) >= 0 && static_cast<int>(op) < cpu::kNumUnaryOps, Value, "cuda unary: bad op");
+  TK_CHECK(static_cast<int>(op) >= 0 && static_cast<int>(op) < kNumUnaryOps, Value, "cuda unary: bad op");
   TK_CHECK(n >= 0, Shape, "cuda unary: negative count");
   if (n == 0) return;
   unary_kernel<<<grid_1d(n, 256), 256>>>(static_cast<int>(op), x, y, n, param);
@@ -405,7 +405,7 @@ void unary(UnaryOp op, const float* x, float* y, int64_t n, float param) {
 }
 
 void unary_backward(UnaryOp op, const float* x, const float* y, const float* dy, float* dx, int64_t n, float param) {
-  TK_CHECK(static_cast<int>(op) >= 0 && static_cast<int>(op) < cpu::kNumUnaryOps, Value, "cuda unary_backward: bad op");
+  TK_CHECK(static_cast<int>(op) >= 0 && static_cast<int>(op) < kNumUnaryOps, Value, "cuda unary_backward: bad op");
   TK_CHECK(n >= 0, Shape, "cuda unary_backward: negative count");
   if (n == 0) return;
   unary_backward_kernel<<<grid_1d(n, 256), 256>>>(static_cast<int>(op), x, y, dy, dx, n, param);

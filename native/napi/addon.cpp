@@ -1,5 +1,7 @@
 // Addon entry: registers every TK_EXPORT function, wrapped so that C++ errors become
 // TunekitErrors. Context-aware (NAPI_MODULE_INIT): each worker thread gets its own state.
+#include <cstring>
+
 #include "napi_util.h"
 
 namespace {
@@ -15,9 +17,20 @@ Napi::Value dispatch(const Napi::CallbackInfo& info) {
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new tk::napi::EnvState());
-  for (auto& [name, fn] : tk::napi::export_registry()) {
-    exports.Set(name, Napi::Function::New(env, dispatch, name, reinterpret_cast<void*>(fn)));
+  // the kernels of each backend in one object (exports.cpu, exports.cuda), everything else flat
+  Napi::Object cpu = Napi::Object::New(env), cuda = Napi::Object::New(env);
+  bool any_cuda = false;
+  for (const auto& e : tk::napi::export_registry()) {
+    Napi::Function f = Napi::Function::New(env, dispatch, e.name, reinterpret_cast<void*>(e.fn));
+    if (!e.group) exports.Set(e.name, f);
+    else if (std::strcmp(e.group, "cpu") == 0) cpu.Set(e.name, f);
+    else {
+      cuda.Set(e.name, f);
+      any_cuda = true;
+    }
   }
+  exports.Set("cpu", cpu);
+  if (any_cuda) exports.Set("cuda", cuda);
   return exports;
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/op_codes.h"
 #include "core/status.h"
 #include "core/storage.h"
 
@@ -47,6 +48,7 @@ Storage* storage_arg(const Napi::CallbackInfo& info, size_t i, const char* what)
 template <typename T>
 T* tensor_arg(const Napi::CallbackInfo& info, size_t i, int64_t count, const char* what) {
   Storage* s = storage_arg(info, i, what);
+  TK_CHECK(s->device < 0, Device, what, " is on cuda:", s->device, " but this is a cpu kernel");
   if (i + 1 >= info.Length() || !info[i + 1].IsNumber())
     fail(ErrorCode::Value, what, ": expected a byte offset after the storage handle");
   int64_t off = info[i + 1].As<Napi::Number>().Int64Value();
@@ -73,14 +75,90 @@ inline int64_t checked_elems(int64_t a, int64_t b, const char* what) { return ch
 // A non-negative count argument.
 int64_t count_arg(const Napi::CallbackInfo& info, size_t i, const char* what);
 
+// Which memory an op's kernels read: host memory (native/cpu) or one CUDA device (native/cuda).
+enum class Backend { Cpu, Cuda };
+
+// The options object of one native op call (`native.cpu.softmax({ x, xOff, y, yOff, rows, cols,
+// log })`): every field is read by name and checked, with errors naming the op and the field
+// ("softmax: options.rows: expected an integer >= 0 but received -1"). lib/native.ts types each
+// op's options and the kernel table (lib/tensor/kernels.ts) checks them before the call; the
+// checks here guard the memory the kernels touch, whatever the caller sent.
+//
+// A tensor field `x` is two properties: `x`, the storage handle (an External), and `xOff`, the
+// byte offset of element 0 in it (0 when absent). tensor<T>() checks that the storage holds the
+// `count` elements the kernel will touch and that it lives where the backend reads: host memory
+// for Backend::Cpu (ERR_DEVICE naming the tensor's device otherwise), and one CUDA device for
+// Backend::Cuda, the same for every tensor of the call.
+class Opts {
+ public:
+  Opts(const Napi::CallbackInfo& info, const char* op, Backend backend = Backend::Cpu);
+  const char* op() const { return op_; }
+  Napi::Env env() const { return o_.Env(); }
+  // present and neither null nor undefined
+  bool has(const char* key) const;
+  int64_t integer(const char* key) const;
+  int64_t count(const char* key) const;  // an integer >= 0
+  double number(const char* key) const;
+  float finite_f32(const char* key) const;  // a finite number within f32's range
+  bool flag(const char* key) const;
+  bool flag_or(const char* key, bool fallback) const;
+  std::vector<int64_t> ints(const char* key) const;
+  std::string string(const char* key) const;
+  DType dtype(const char* key) const;  // by name: 'f32', 'bf16', ...
+  // an op code by name from one of core/op_codes.h's lists
+  template <typename E, int N>
+  E code(const char* key, const char* const (&names)[N]) const {
+    const std::string name = string(key);
+    const int i = op_code_index(name.c_str(), names);
+    if (i < 0) {
+      std::string all;
+      for (int k = 0; k < N; ++k) all += (k ? ", " : "") + std::string(names[k]);
+      fail(ErrorCode::Value, op_, ": options.", key, ": unknown op '", name, "' (expected one of ", all, ")");
+    }
+    return static_cast<E>(i);
+  }
+  Storage* storage(const char* key) const;
+  template <typename T>
+  T* tensor(const char* key, int64_t count) const {
+    return static_cast<T*>(bytes_at(key, count, sizeof(T), alignof(T) < 4 ? alignof(T) : 4));
+  }
+  // null (or absent) gives nullptr
+  template <typename T>
+  T* optional_tensor(const char* key, int64_t count) const {
+    return has(key) ? tensor<T>(key, count) : nullptr;
+  }
+  // the CUDA ordinal the call's tensors live on (Backend::Cuda, after a tensor was read), else -1
+  int device() const { return device_; }
+
+ private:
+  Napi::Value get(const char* key) const;
+  void* bytes_at(const char* key, int64_t count, size_t elem_size, size_t align) const;
+  [[noreturn]] void bad(const char* key, const char* expected, const Napi::Value& v) const;
+
+  Napi::Object o_;
+  const char* op_;
+  Backend backend_;
+  mutable int device_ = -1;
+};
+
+// A short description of a JS value for error messages: 12, 'abc', null, an object, ...
+std::string describe_value(const Napi::Value& v);
+
 using NativeFn = Napi::Value (*)(const Napi::CallbackInfo&);
 
-// Registers fn as exports[name]; called from static initialisers (TK_EXPORT), so op families
-// live in their own files without a central list to edit.
-struct Export {
-  Export(const char* name, NativeFn fn);
+// Registers fn as exports[name] (group null), or as exports[group][name] for the kernels of a
+// backend (group "cpu" or "cuda": lib/tensor/kernels.ts builds its (op, device) table from those
+// two objects); called from static initialisers (TK_EXPORT, TK_CPU_OP, TK_CUDA_OP), so op
+// families live in their own files without a central list to edit.
+struct ExportEntry {
+  const char* group;
+  const char* name;
+  NativeFn fn;
 };
-std::vector<std::pair<const char*, NativeFn>>& export_registry();
+struct Export {
+  Export(const char* group, const char* name, NativeFn fn);
+};
+std::vector<ExportEntry>& export_registry();
 
 // Runs body, converting C++ exceptions into JS TunekitErrors.
 Napi::Value guarded(const Napi::CallbackInfo& info, NativeFn body);
@@ -90,5 +168,16 @@ Napi::Value guarded(const Napi::CallbackInfo& info, NativeFn body);
 // TK_EXPORT(name) { ...body using `info`... } defines and registers a native function.
 #define TK_EXPORT(name)                                                             \
   static Napi::Value tk_fn_##name(const Napi::CallbackInfo& info);                  \
-  static ::tk::napi::Export tk_export_##name(#name, tk_fn_##name);                  \
+  static ::tk::napi::Export tk_export_##name(nullptr, #name, tk_fn_##name);         \
   static Napi::Value tk_fn_##name(const Napi::CallbackInfo& info)
+
+// TK_CPU_OP(name) { ...body using `info` (one options object)... }: native.cpu.name, a kernel on
+// host memory; TK_CUDA_OP(name): native.cuda.name, the same op on a CUDA device.
+#define TK_CPU_OP(name)                                                             \
+  static Napi::Value tk_cpu_##name(const Napi::CallbackInfo& info);                 \
+  static ::tk::napi::Export tk_cpu_export_##name("cpu", #name, tk_cpu_##name);      \
+  static Napi::Value tk_cpu_##name(const Napi::CallbackInfo& info)
+#define TK_CUDA_OP(name)                                                            \
+  static Napi::Value tk_cuda_##name(const Napi::CallbackInfo& info);                \
+  static ::tk::napi::Export tk_cuda_export_##name("cuda", #name, tk_cuda_##name);   \
+  static Napi::Value tk_cuda_##name(const Napi::CallbackInfo& info)

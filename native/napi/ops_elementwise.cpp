@@ -1,5 +1,6 @@
 // Element-wise and reduction bindings (lib/native.ts, section "element-wise"), f32.
-// Every size, stride and op code is checked here before a kernel touches memory.
+// Each takes one options object (napi_util.h: Opts); every size, stride and op code is checked
+// here before a kernel touches memory.
 #include <cmath>
 #include <limits>
 
@@ -11,20 +12,6 @@ using namespace tk;
 using namespace tk::napi;
 
 namespace {
-
-cpu::BinaryOp binary_op_arg(const Napi::CallbackInfo& info, size_t i) {
-  int64_t op = int_arg(info, i, "binary op");
-  TK_CHECK(op >= 0 && op < cpu::kNumBinaryOps, Value, "binary: unknown op code ", op, " (expected 0..",
-           cpu::kNumBinaryOps - 1, ", see BINARY_OP)");
-  return static_cast<cpu::BinaryOp>(op);
-}
-
-cpu::UnaryOp unary_op_arg(const Napi::CallbackInfo& info, size_t i, const char* fn) {
-  int64_t op = int_arg(info, i, "unary op");
-  TK_CHECK(op >= 0 && op < cpu::kNumUnaryOps, Value, fn, ": unknown op code ", op, " (expected 0..",
-           cpu::kNumUnaryOps - 1, ", see UNARY_OP)");
-  return static_cast<cpu::UnaryOp>(op);
-}
 
 // Elements an operand spans under (shape, strides): 1 + sum (shape_k - 1) * stride_k, or 0 when
 // the output is empty.
@@ -42,12 +29,14 @@ int64_t strided_extent(const std::vector<int64_t>& shape, const std::vector<int6
 
 }  // namespace
 
-// binary(op, a, aOff, b, bOff, out, outOff, outShape, aStrides, bStrides)
-TK_EXPORT(binary) {
-  cpu::BinaryOp op = binary_op_arg(info, 0);
-  std::vector<int64_t> shape = ints_arg(info, 7, "binary outShape");
-  std::vector<int64_t> as = ints_arg(info, 8, "binary aStrides");
-  std::vector<int64_t> bs = ints_arg(info, 9, "binary bStrides");
+// binary({ op, a, b, out, outShape, aStrides, bStrides }): out[outShape] = a op b, where the
+// strides are element strides of a and b over outShape (0 = broadcast).
+TK_CPU_OP(binary) {
+  Opts o(info, "binary");
+  const BinaryOp op = o.code<BinaryOp>("op", kBinaryOpNames);
+  std::vector<int64_t> shape = o.ints("outShape");
+  std::vector<int64_t> as = o.ints("aStrides");
+  std::vector<int64_t> bs = o.ints("bStrides");
   TK_CHECK(as.size() == shape.size() && bs.size() == shape.size(), Shape, "binary: outShape has ", shape.size(),
            " dims but aStrides has ", as.size(), " and bStrides ", bs.size());
   int64_t total = 1;
@@ -55,78 +44,75 @@ TK_EXPORT(binary) {
     TK_CHECK(shape[k] >= 0, Shape, "binary: outShape[", k, "] = ", shape[k], " is negative");
     total = checked_elems(total, shape[k], "binary outShape");
   }
-  const float* a = tensor_arg<float>(info, 1, strided_extent(shape, as, "a"), "binary a");
-  const float* b = tensor_arg<float>(info, 3, strided_extent(shape, bs, "b"), "binary b");
-  float* out = tensor_arg<float>(info, 5, total, "binary out");
-  if (total > 0)
-    cpu::binary(op, a, b, out, static_cast<int>(shape.size()), shape.data(), as.data(), bs.data());
+  const float* a = o.tensor<float>("a", strided_extent(shape, as, "a"));
+  const float* b = o.tensor<float>("b", strided_extent(shape, bs, "b"));
+  float* out = o.tensor<float>("out", total);
+  if (total > 0) cpu::binary(op, a, b, out, static_cast<int>(shape.size()), shape.data(), as.data(), bs.data());
   return info.Env().Undefined();
 }
 
-// unary(op, x, xOff, out, outOff, n, param)
-TK_EXPORT(unary) {
-  cpu::UnaryOp op = unary_op_arg(info, 0, "unary");
-  int64_t n = count_arg(info, 5, "unary n");
-  float param = static_cast<float>(num_arg(info, 6, "unary param"));
-  const float* x = tensor_arg<float>(info, 1, n, "unary x");
-  float* y = tensor_arg<float>(info, 3, n, "unary out");
+// unary({ op, x, out, n, param }): out = f(x); param is the scalar of the *_scalar ops
+TK_CPU_OP(unary) {
+  Opts o(info, "unary");
+  const UnaryOp op = o.code<UnaryOp>("op", kUnaryOpNames);
+  const int64_t n = o.count("n");
+  const float param = static_cast<float>(o.number("param"));
+  const float* x = o.tensor<float>("x", n);
+  float* y = o.tensor<float>("out", n);
   cpu::unary(op, x, y, n, param);
   return info.Env().Undefined();
 }
 
-// unaryBackward(op, x, xOff, y, yOff, dy, dyOff, dx, dxOff, n, param)
-TK_EXPORT(unaryBackward) {
-  cpu::UnaryOp op = unary_op_arg(info, 0, "unaryBackward");
-  int64_t n = count_arg(info, 9, "unaryBackward n");
-  float param = static_cast<float>(num_arg(info, 10, "unaryBackward param"));
-  const float* x = tensor_arg<float>(info, 1, n, "unaryBackward x");
-  const float* y = tensor_arg<float>(info, 3, n, "unaryBackward y");
-  const float* dy = tensor_arg<float>(info, 5, n, "unaryBackward dy");
-  float* dx = tensor_arg<float>(info, 7, n, "unaryBackward dx");
+// unaryBackward({ op, x, y, dy, dx, n, param }): dx = dy * f'(x)
+TK_CPU_OP(unaryBackward) {
+  Opts o(info, "unaryBackward");
+  const UnaryOp op = o.code<UnaryOp>("op", kUnaryOpNames);
+  const int64_t n = o.count("n");
+  const float param = static_cast<float>(o.number("param"));
+  const float* x = o.tensor<float>("x", n);
+  const float* y = o.tensor<float>("y", n);
+  const float* dy = o.tensor<float>("dy", n);
+  float* dx = o.tensor<float>("dx", n);
   cpu::unary_backward(op, x, y, dy, dx, n, param);
   return info.Env().Undefined();
 }
 
-// reduce(op, x, xOff, out, outOff, outer, n, inner)
-TK_EXPORT(reduce) {
-  int64_t op = int_arg(info, 0, "reduce op");
-  TK_CHECK(op >= 0 && op < cpu::kNumReduceOps, Value, "reduce: unknown op code ", op,
-           " (expected 0..", cpu::kNumReduceOps - 1, ", see REDUCE_OP)");
-  int64_t outer = count_arg(info, 5, "reduce outer");
-  int64_t n = count_arg(info, 6, "reduce n");
-  int64_t inner = count_arg(info, 7, "reduce inner");
-  auto rop = static_cast<cpu::ReduceOp>(op);
-  int64_t out_count = checked_elems(outer, inner, "reduce");
-  TK_CHECK(n > 0 || out_count == 0 || rop == cpu::ReduceOp::Sum || rop == cpu::ReduceOp::Mean, Shape,
+// reduce({ op, x, out, outer, n, inner }): x [outer, n, inner] -> out [outer, inner]
+TK_CPU_OP(reduce) {
+  Opts o(info, "reduce");
+  const ReduceOp rop = o.code<ReduceOp>("op", kReduceOpNames);
+  const int64_t outer = o.count("outer"), n = o.count("n"), inner = o.count("inner");
+  const int64_t out_count = checked_elems(outer, inner, "reduce");
+  TK_CHECK(n > 0 || out_count == 0 || rop == ReduceOp::Sum || rop == ReduceOp::Mean, Shape,
            "reduce: max/min over an empty axis (n = 0) has no identity");
-  const float* x = tensor_arg<float>(info, 1, checked_elems(out_count, n, "reduce"), "reduce x");
-  float* out = tensor_arg<float>(info, 3, out_count, "reduce out");
+  const float* x = o.tensor<float>("x", checked_elems(out_count, n, "reduce"));
+  float* out = o.tensor<float>("out", out_count);
   cpu::reduce(rop, x, out, outer, n, inner);
   return info.Env().Undefined();
 }
 
-// argmax(x, xOff, out, outOff, rows, cols) -> out i32 [rows]
-TK_EXPORT(argmax) {
-  int64_t rows = count_arg(info, 4, "argmax rows");
-  int64_t cols = count_arg(info, 5, "argmax cols");
+// argmax({ x, out, rows, cols }): out i32 [rows]
+TK_CPU_OP(argmax) {
+  Opts o(info, "argmax");
+  const int64_t rows = o.count("rows"), cols = o.count("cols");
   TK_CHECK(cols > 0 || rows == 0, Shape, "argmax: rows of zero columns have no maximum");
   TK_CHECK(cols <= std::numeric_limits<int32_t>::max(), Shape, "argmax: cols ", cols, " exceeds the i32 index range");
-  const float* x = tensor_arg<float>(info, 0, checked_elems(rows, cols, "argmax"), "argmax x");
-  int32_t* out = tensor_arg<int32_t>(info, 2, rows, "argmax out");
+  const float* x = o.tensor<float>("x", checked_elems(rows, cols, "argmax"));
+  int32_t* out = o.tensor<int32_t>("out", rows);
   cpu::argmax(x, out, rows, cols);
   return info.Env().Undefined();
 }
 
-// sumSquares(x, xOff, n) -> number (double)
-TK_EXPORT(sumSquares) {
-  int64_t n = count_arg(info, 2, "sumSquares n");
-  const float* x = tensor_arg<float>(info, 0, n, "sumSquares x");
-  return Napi::Number::New(info.Env(), cpu::sum_squares(x, n));
+// sumSquares({ x, n }) -> number (sum in double)
+TK_CPU_OP(sumSquares) {
+  Opts o(info, "sumSquares");
+  const int64_t n = o.count("n");
+  return Napi::Number::New(info.Env(), cpu::sum_squares(o.tensor<float>("x", n), n));
 }
 
-// countNonFinite(x, xOff, n) -> number
-TK_EXPORT(countNonFinite) {
-  int64_t n = count_arg(info, 2, "countNonFinite n");
-  const float* x = tensor_arg<float>(info, 0, n, "countNonFinite x");
-  return Napi::Number::New(info.Env(), static_cast<double>(cpu::count_non_finite(x, n)));
+// countNonFinite({ x, n }) -> number
+TK_CPU_OP(countNonFinite) {
+  Opts o(info, "countNonFinite");
+  const int64_t n = o.count("n");
+  return Napi::Number::New(info.Env(), static_cast<double>(cpu::count_non_finite(o.tensor<float>("x", n), n)));
 }

@@ -44,6 +44,13 @@ namespace {
 using F = std::vector<float>;
 using U16 = std::vector<uint16_t>;
 
+// The CPU kernels' GEMM shape (it may carry CPU-only extras) from the backend-neutral one.
+cpu::GemmShape cpu_shape(const tk::GemmShape& g) {
+  cpu::GemmShape c;
+  static_cast<tk::GemmShape&>(c) = g;
+  return c;
+}
+
 std::mt19937 rng(12345);
 
 F randf(size_t n, float lo = -1.0f, float hi = 1.0f) {
@@ -141,7 +148,7 @@ void check_gemm() {
       std::string name = std::string("gemm_bf16 ") + (ta ? "T" : "N") + (tb ? "T" : "N") + " " + dims({c.M, c.N, c.K}) +
                          (c.pad ? " ld+" + std::to_string(c.pad) : "") + (c.beta != 0 ? " beta" : "");
       guarded(name, [&] {
-        cpu::GemmShape s;
+        tk::GemmShape s;
         s.transA = ta;
         s.transB = tb;
         s.M = c.M;
@@ -156,7 +163,7 @@ void check_gemm() {
         U16 A = to_bf16(randf(arows * s.lda)), B = to_bf16(randf(brows * s.ldb));
         F C0 = randf(c.M * s.ldc);
         F ref = C0;
-        cpu::gemm_bf16_reference(s, A.data(), B.data(), ref.data());
+        cpu::gemm_bf16_reference(cpu_shape(s), A.data(), B.data(), ref.data());
         Dev<uint16_t> dA(A), dB(B);
         Dev<float> dC(C0);
         cu::gemm_bf16(s, dA.p(), dB.p(), dC.p());
@@ -241,7 +248,7 @@ void check_nf4() {
       for (int64_t M : {1, 33, 300}) {
         U16 X = to_bf16(randf(M * c.K));
         F Yref(M * c.N);
-        cpu::GemmShape s;
+        tk::GemmShape s;
         s.transB = true;
         s.M = M;
         s.N = c.N;
@@ -249,7 +256,7 @@ void check_nf4() {
         s.lda = c.K;
         s.ldb = c.K;
         s.ldc = c.N;
-        cpu::gemm_bf16_reference(s, X.data(), Wb.data(), Yref.data());
+        cpu::gemm_bf16_reference(cpu_shape(s), X.data(), Wb.data(), Yref.data());
         Dev<uint16_t> dX(X);
         Dev<float> dY(M * c.N);
         cu::nf4_gemm_bf16(dX.p(), M, c.K, dw, dY.p(), c.N);
@@ -257,14 +264,14 @@ void check_nf4() {
               2e-5 * std::sqrt(double(c.K)) + 1e-6);
         U16 G = to_bf16(randf(M * c.N));
         F dXref(M * c.K);
-        cpu::GemmShape t;
+        tk::GemmShape t;
         t.M = M;
         t.N = c.K;
         t.K = c.N;
         t.lda = c.N;
         t.ldb = c.K;
         t.ldc = c.K;
-        cpu::gemm_bf16_reference(t, G.data(), Wb.data(), dXref.data());
+        cpu::gemm_bf16_reference(cpu_shape(t), G.data(), Wb.data(), dXref.data());
         Dev<uint16_t> dG(G);
         Dev<float> ddX(M * c.K);
         cu::nf4_gemm_dx_bf16(dG.p(), M, c.N, dw, ddX.p(), c.K);
@@ -500,7 +507,7 @@ void check_softmax_norm_ce() {
 #ifdef TK_HAVE_CPU_ADALORA
   guarded("adalora_update", [&] {
     cpu::AdaloraShape s{8, 129, 33};
-    cu::AdaloraShape cs{s.r, s.in, s.out};
+    tk::AdaloraShape cs{s.r, s.in, s.out};
     F a = randf(s.r * s.in), ga = randf(s.r * s.in), e = randf(s.r), ge = randf(s.r), b = randf(s.out * s.r),
       gb = randf(s.out * s.r);
     F ia = randf(s.r * s.in, 0, 1), ua = randf(s.r * s.in, 0, 1), ie = randf(s.r, 0, 1), ue = randf(s.r, 0, 1),
@@ -509,7 +516,7 @@ void check_softmax_norm_ce() {
     cpu::AdaloraState hs{ia2.data(), ua2.data(), ie2.data(), ue2.data(), ib2.data(), ub2.data()};
     cpu::adalora_update_f32(s, a.data(), ga.data(), e.data(), ge.data(), b.data(), gb.data(), hs, 0.85f, 0.85f);
     Dev<float> da(a), dga(ga), de(e), dge(ge), db(b), dgb(gb), dia(ia), dua(ua), die(ie), due(ue), dib(ib), dub(ub);
-    cu::AdaloraState ds{dia.p(), dua.p(), die.p(), due.p(), dib.p(), dub.p()};
+    tk::AdaloraState ds{dia.p(), dua.p(), die.p(), due.p(), dib.p(), dub.p()};
     cu::adalora_update_f32(cs, da.p(), dga.p(), de.p(), nullptr, db.p(), dgb.p(), ds, 0.85f, 0.85f);
     // E got no gradient on the device side: recompute the CPU state for that case
     F ie3 = ie, ue3 = ue;
@@ -576,7 +583,7 @@ void bench() {
     Dev<uint16_t> A(to_bf16(randf(n * n))), B(to_bf16(randf(n * n)));
     Dev<float> C(n * n);
     for (int t = 0; t < 2; ++t) {
-      cpu::GemmShape s;
+      tk::GemmShape s;
       s.transB = t == 1;
       s.M = s.N = s.K = n;
       s.lda = s.ldb = s.ldc = n;
@@ -605,7 +612,7 @@ void bench() {
     bench_line(gkey.c_str(), gms, 2.0 * 4096 * n * n / (gms * 1e-3) / 1e9, "GFLOP/s");
     // our bf16 GEMM at batch 1 (for reference beside the NF4 GEMV)
     Dev<uint16_t> Wb(to_bf16(randf(n * n)));
-    cpu::GemmShape s;
+    tk::GemmShape s;
     s.transB = true;
     s.M = 1;
     s.N = s.K = n;
