@@ -18,7 +18,7 @@
 import { parseArgs } from 'node:util';
 import {
   GPT2, parseGPT2Config, LoraModel, Trainer, noGrad, randn, zeros, ones, manualSeed, nextSeed, setNumThreads,
-  loadPretrained, resolveModelPath, distributed, Tensor,
+  loadPretrainedSync, resolveModelPath, distributed, Tensor,
 } from 'tunekit';
 
 const { values } = parseArgs({
@@ -67,7 +67,7 @@ const B = values.batch ? +values.batch : mainJob ? 16 : 4, T = +values.seq!;
 const V = mainJob ? 8192 : 50257;
 manualSeed(0);
 const base = mainJob
-  ? (loadPretrained(resolveModelPath('builtin:tunekit-gpt2-small'), { task: 'seq_cls', numLabels: 2 }).model as GPT2)
+  ? (loadPretrainedSync(resolveModelPath('builtin:tunekit-gpt2-small'), { task: 'seq_cls', numLabels: 2 }).model as GPT2)
   : new GPT2(parseGPT2Config({
     model_type: 'gpt2', vocab_size: V, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12, activation_function: 'gelu_new',
     resid_pdrop: 0.1, embd_pdrop: 0.1, attn_pdrop: 0.0, layer_norm_epsilon: 1e-5, tie_word_embeddings: true,

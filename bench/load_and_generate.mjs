@@ -1,10 +1,10 @@
 // Load time of a 124M GPT-2 checkpoint written by transformers, and batch-1 generation tokens/s.
 // Usage: bench/load_and_generate.sh (writes the checkpoint with the oracle venv, then runs this).
-import { loadPretrained, generate, getNumThreads } from '../dist/index.js';
+import { loadPretrainedSync, generate, getNumThreads } from '../dist/index.js';
 
 const dir = process.argv[2];
 const t0 = performance.now();
-const { model } = loadPretrained(dir, { task: 'causal_lm' });
+const { model } = loadPretrainedSync(dir, { task: 'causal_lm' });
 const loadS = (performance.now() - t0) / 1000;
 const prompt = [Array.from({ length: 16 }, (_, i) => (i * 97) % 50257)];
 const n = 64;

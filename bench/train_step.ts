@@ -14,7 +14,7 @@
 import { parseArgs } from 'node:util';
 import {
   GPT2, parseGPT2Config, LoraModel, AdamW, clipGradNorm, backward, noGrad, tidy, tensor, randn, zeros, ones,
-  manualSeed, nextSeed, setNumThreads, memoryStats, ops as F, loadPretrained, resolveModelPath, type Tensor,
+  manualSeed, nextSeed, setNumThreads, memoryStats, ops as F, loadPretrainedSync, resolveModelPath, type Tensor,
 } from 'tunekit';
 
 export const MODEL_SIZES: Record<string, { n_embd: number; n_layer: number; n_head: number }> = {
@@ -49,7 +49,7 @@ const cfg = parseGPT2Config({
   resid_pdrop: 0.1, embd_pdrop: 0.1, attn_pdrop: 0.0, layer_norm_epsilon: 1e-5, tie_word_embeddings: true,
 });
 manualSeed(+values.seed!);
-const base = mainJob ? (loadPretrained(resolveModelPath('builtin:tunekit-gpt2-small'), { task: 'seq_cls', numLabels: 2 }).model as GPT2) : new GPT2(cfg, 'causal_lm');
+const base = mainJob ? (loadPretrainedSync(resolveModelPath('builtin:tunekit-gpt2-small'), { task: 'seq_cls', numLabels: 2 }).model as GPT2) : new GPT2(cfg, 'causal_lm');
 if (!mainJob) noGrad(() => {
   for (const [name, p] of base.namedParameters()) {
     const init = name.includes('ln_') && name.endsWith('.weight') ? ones(p.shape) : p.ndim >= 2 ? randn(p.shape, { seed: nextSeed(), std: 0.02 }) : zeros(p.shape);

@@ -23,7 +23,7 @@ const { values } = parseArgs({ options: { 'max-tokens': { type: 'string', defaul
 const MAX_TOKENS = Number(values['max-tokens']);
 const ROUNDS = Number(values.rounds);
 
-const { loadPretrained, LoraModel, resolveModelPath } = await import(join(ROOT, 'dist', 'index.js'));
+const { loadPretrainedSync, LoraModel, resolveModelPath } = await import(join(ROOT, 'dist', 'index.js'));
 const { manualSeed } = await import(join(ROOT, 'dist', 'nn', 'random.js'));
 
 const BASE = 'builtin:tunekit-gpt2-small';
@@ -45,7 +45,7 @@ function writeAdapters(dir) {
   const out = {};
   ADAPTERS.forEach((name, i) => {
     manualSeed(1000 + i);
-    const { model } = loadPretrained(resolveModelPath(BASE), { task: 'causal_lm' });
+    const { model } = loadPretrainedSync(resolveModelPath(BASE), { task: 'causal_lm' });
     const lora = new LoraModel(model, { r: 8, lora_alpha: 16, target_modules: ['c_attn', 'c_proj', 'c_fc'], init_lora_weights: false });
     out[name] = join(dir, name);
     lora.saveAdapter(out[name]);

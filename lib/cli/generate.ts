@@ -1,7 +1,7 @@
 /** `tunekit generate`: text from a causal LM (optionally with a LoRA adapter), streamed. */
 import { parseArgs } from 'node:util';
 import { TunekitError } from '../errors.js';
-import { loadPretrained } from '../models/loader.js';
+import { loadPretrainedSync } from '../models/loader.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { generate } from '../models/generate.js';
 import type { PretrainedModel } from '../models/common.js';
@@ -38,7 +38,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   };
   const dir = resolveModelPath(values.model ?? 'builtin:tunekit-gpt2-small');
   const tok = Tokenizer.fromFolder(dir);
-  let { model } = loadPretrained(dir, { task: 'causal_lm' }) as { model: PretrainedModel };
+  let { model } = loadPretrainedSync(dir, { task: 'causal_lm' }) as { model: PretrainedModel };
   if (values.adapter) {
     const peft = loadPeftFolder(model, values.adapter);
     peft.eval();

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { copyFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
-import { loadPretrained, readConfig, savePretrained } from '../models/loader.js';
+import { loadPretrainedSync, readConfigSync, savePretrainedSync } from '../models/loader.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { readAdapterFolder } from '../peft/base/adapter_io.js';
 import { LoraModel } from '../peft/lora/model.js';
@@ -41,7 +41,7 @@ export async function mergeCommand(argv: string[]): Promise<void> {
   const modelDir = resolveModelPath(values.model!);
   const { config, tensors } = readAdapterFolder(values.adapter!);
   // PEFT writes task_type null for image classification (it has no image task type)
-  const task = TASK_OF[String(config.task_type)] ?? (IMAGE_MODEL_TYPES.includes(String(readConfig(modelDir).model_type)) ? 'image_cls' : 'causal_lm');
+  const task = TASK_OF[String(config.task_type)] ?? (IMAGE_MODEL_TYPES.includes(String(readConfigSync(modelDir).model_type)) ? 'image_cls' : 'causal_lm');
   let numLabels: number | undefined;
   // ResNet's head is classifier.1 (transformers' Sequential(Flatten, Linear))
   for (const [k, t] of tensors) if (/\.(score|classifier)(\.1)?\.weight$/.test(k)) numLabels = t.shape[0];
@@ -57,21 +57,21 @@ export async function mergeCommand(argv: string[]): Promise<void> {
     let model, dense;
     if (nf4Base) model = loadNf4Pretrained(modelDir, { task, numLabels, labels }).model;
     else {
-      model = loadPretrained(modelDir, { task, numLabels, labels }).model;
+      model = loadPretrainedSync(modelDir, { task, numLabels, labels }).model;
       dense = quantizeModel(model, { keepDense: true }).dense;
     }
     const lora = LoraModel.fromPretrained(model, values.adapter!);
     const { model: merged, report } = mergeQlora(lora, { reference: dense, requantize: !!values.requantize });
     if (values.requantize) saveNf4Pretrained(merged, values.output!, { dtype });
-    else savePretrained(merged, values.output!, { dtype });
+    else savePretrainedSync(merged, values.output!, { dtype });
     console.log(formatMergeReport(report));
   } else {
-    const { model } = loadPretrained(modelDir, { task, numLabels, labels });
+    const { model } = loadPretrainedSync(modelDir, { task, numLabels, labels });
     // LoRA and AdaLoRA (its B diag(E) A folds in the same way); prompt methods have no weights to fold into
     const peft = loadPeftFolder(model, values.adapter!);
     if (!(peft instanceof LoraModel)) throw new TunekitError('ERR_CONFIG', `merge: ${values.adapter} holds a ${String(config.peft_type)} adapter; only LoRA-family adapters (LORA, ADALORA) fold into the weights (prompt methods stay adapters: use them with tunekit generate/eval --adapter)`);
     const merged = peft.mergeAndUnload();
-    savePretrained(merged, values.output!, { dtype });
+    savePretrainedSync(merged, values.output!, { dtype });
   }
   for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'preprocessor_config.json']) {
     if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(values.output!, f));

@@ -286,7 +286,7 @@ export class BertModel extends Module {
  * BERT with a task head: `classifier` on the pooled [CLS] output (seq_cls) or on every token
  * (token_cls); task 'base' returns the hidden states as logits.
  * @example
- * const { model } = loadPretrained('models/tiny-bert', { task: 'seq_cls', numLabels: 2 });
+ * const { model } = loadPretrainedSync('models/tiny-bert', { task: 'seq_cls', numLabels: 2 });
  * const { logits } = model.forward({ inputIds: ids, attentionMask: mask }); // [B, 2]
  */
 export class Bert extends Module implements PretrainedModel {

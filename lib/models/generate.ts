@@ -71,7 +71,7 @@ export interface GenerateResult {
 /**
  * Generates continuations of a batch of prompts with a causal LM.
  * @example
- * const { model } = loadPretrained('models/tiny-gpt2');
+ * const { model } = loadPretrainedSync('models/tiny-gpt2');
  * const out = await generate(model, tok, [tok.encode('Hello').ids], { maxNewTokens: 20, temperature: 0.8, topP: 0.9, seed: 1 });
  * console.log(out.texts![0]);
  */

@@ -221,7 +221,7 @@ export class GPT2Model extends Module {
  * GPT-2 with a task head: the LM head (tied to wte, or `lm_head` [V, C] when
  * tie_word_embeddings is false), `score` [labels, C] (no bias) on the last real token, or a
  * token classifier after dropout.
- * @example const { model } = loadPretrained('models/tunekit-gpt2-small'); model.forward({ inputIds }).logits // [B, T, V]
+ * @example const { model } = loadPretrainedSync('models/tunekit-gpt2-small'); model.forward({ inputIds }).logits // [B, T, V]
  */
 export class GPT2 extends Module implements PretrainedModel {
   transformer: GPT2Model;

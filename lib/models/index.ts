@@ -2,7 +2,7 @@
 import './gpt2.js';
 export * from './common.js';
 export { registerArchitecture, architectureFor, supportedModelTypes, type Architecture } from './registry.js';
-export { loadPretrained, loadWeights, savePretrained, readConfig, type LoadOptions, type LoadReport } from './loader.js';
+export { loadPretrained, loadPretrainedSync, loadWeights, loadWeightsSync, savePretrained, savePretrainedSync, readConfig, readConfigSync, type LoadOptions, type LoadReport, type SaveOptions } from './loader.js';
 export { GPT2, GPT2Model, parseGPT2Config, type GPT2Config } from './gpt2.js';
 import './bert.js';
 import './llama.js';

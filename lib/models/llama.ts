@@ -357,7 +357,7 @@ const CLASS_PREFIX: Record<string, string> = { llama: 'Llama', qwen2: 'Qwen2', m
  * A Llama-family model with a task head: `lm_head` [V, C] (or tied to embed_tokens), `score`
  * [labels, C] without bias on the last real token, or a token classifier `score` with bias.
  * @example
- * const { model } = loadPretrained('models/tiny-llama', { task: 'causal_lm' });
+ * const { model } = loadPretrainedSync('models/tiny-llama', { task: 'causal_lm' });
  * const { logits } = model.forward({ inputIds: ids });
  */
 export class Llama extends Module implements PretrainedModel {

@@ -239,7 +239,7 @@ class ResNetClassifier extends Module {
  * ResNet with an image-classification head (task 'image_cls'), or the trunk alone ('base': the
  * pooled features are the logits).
  * @example
- * const { model } = loadPretrained('builtin:tunekit-resnet-digits', { task: 'image_cls', numLabels: 5 });
+ * const { model } = loadPretrainedSync('builtin:tunekit-resnet-digits', { task: 'image_cls', numLabels: 5 });
  * const { logits } = model.forward({ pixelValues }); // [N, 5]
  */
 export class ResNet extends Module implements PretrainedModel {

@@ -17,7 +17,7 @@ import { TunekitError } from '../errors.js';
 import { openCheckpointSync, writeSafetensorsSync, type RawTensor } from '../io/safetensors.js';
 import { writeFileAtomicSync } from '../io/atomic.js';
 import { architectureFor } from '../models/registry.js';
-import { readConfig, loadWeights, type LoadOptions, type LoadReport } from '../models/loader.js';
+import { readConfigSync, loadWeightsSync, type LoadOptions, type LoadReport } from '../models/loader.js';
 import { rawFromTensor } from '../models/weights.js';
 import type { PretrainedModel } from '../models/common.js';
 import type { DType } from '../tensor/dtype.js';
@@ -226,16 +226,16 @@ export function saveNf4Pretrained(model: PretrainedModel, dir: string, opts: { d
 
 /** Whether a folder holds a 4-bit bitsandbytes checkpoint (config.json quantization_config). */
 export function isNf4Checkpoint(dir: string): boolean {
-  const qc = readConfig(dir).quantization_config as Record<string, unknown> | undefined;
+  const qc = readConfigSync(dir).quantization_config as Record<string, unknown> | undefined;
   return !!qc && qc.quant_method === 'bitsandbytes' && qc.load_in_4bit === true;
 }
 
 /**
  * Loads a transformers + bitsandbytes 4-bit folder: layers with a quant state become NF4Linear
- * (never expanded), everything else loads dense. Eval mode, as loadPretrained.
+ * (never expanded), everything else loads dense. Eval mode, as loadPretrainedSync.
  */
 export function loadNf4Pretrained(dir: string, opts: LoadOptions = {}): { model: PretrainedModel; report: LoadReport & { quantized: string[] } } {
-  const rawCfg = { ...readConfig(dir) };
+  const rawCfg = { ...readConfigSync(dir) };
   const task = opts.task ?? 'causal_lm';
   if (opts.labels) {
     rawCfg.id2label = Object.fromEntries(opts.labels.map((l, i) => [String(i), l]));
@@ -278,7 +278,7 @@ export function loadNf4Pretrained(dir: string, opts: LoadOptions = {}): { model:
   } finally {
     ckpt.close();
   }
-  const report = loadWeights(model, dir, task);
+  const report = loadWeightsSync(model, dir, task);
   const nf4Keys = (k: string) => /\.weight(\.(absmax|quant_map|nested_absmax|nested_quant_map)|\.quant_state\.bitsandbytes__(nf4|fp4))?$/.test(k) && quantized.some((p) => arch.mapKey(k.replace(/\.weight.*$/, '.weight'), task) === `${p}.weight`);
   report.unused = report.unused.filter((k) => !nf4Keys(k));
   model.eval();

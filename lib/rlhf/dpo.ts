@@ -7,7 +7,7 @@
  * Trainer (lib/train/trainer.ts).
  *
  * @example
- * const { model: base } = loadPretrained('models/tunekit-gpt2-small');
+ * const { model: base } = loadPretrainedSync('models/tunekit-gpt2-small');
  * const policy = new LoraModel(base, { r: 8, lora_alpha: 16 });
  * const dpo = new DpoTrainer({ model: policy, train: pairs, eval: heldOut, padTokenId: 0, beta: 0.1 });
  * const before = dpo.evaluate();     // rewards/margins 0 at the start (policy == reference)

@@ -15,7 +15,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
-import { loadPretrained, readConfig, savePretrained } from '../models/loader.js';
+import { loadPretrainedSync, readConfigSync, savePretrainedSync } from '../models/loader.js';
 import { architectureFor } from '../models/registry.js';
 import type { PretrainedModel } from '../models/common.js';
 import { loadDataset } from '../data/dataset.js';
@@ -94,13 +94,13 @@ async function preferenceData(ctx: RunJobContext): Promise<RunJobData<Preference
 function writeAdapterOrModel(ctx: RunJobContext, model: TrainableModel): void {
   const out = ctx.config.output_dir;
   if (model instanceof PeftModel) model.saveAdapter(join(out, 'adapter'));
-  else savePretrained(model, join(out, 'model'));
+  else savePretrainedSync(model, join(out, 'model'));
 }
 
 export const rewardJob: RunJob<PreferenceExample, PairFigures> = {
   prepareData: preferenceData,
   buildModel(ctx) {
-    const { model: base } = loadPretrained(ctx.modelDir, { task: 'seq_cls', numLabels: 1 });
+    const { model: base } = loadPretrainedSync(ctx.modelDir, { task: 'seq_cls', numLabels: 1 });
     return { model: wrap(base, ctx.config), base };
   },
   objective(ctx, model) {
@@ -111,14 +111,14 @@ export const rewardJob: RunJob<PreferenceExample, PairFigures> = {
     if (model instanceof PeftModel) model.saveAdapter(join(out, 'adapter'));
     // the merged reward model, loadable by PPO's rlhf.reward_model and by transformers
     const merged = model instanceof LoraModel ? model.mergeAndUnload() : (model as PretrainedModel);
-    savePretrained(merged, join(out, 'model'));
+    savePretrainedSync(merged, join(out, 'model'));
   },
 };
 
 export const dpoJob: RunJob<PreferenceExample, PairFigures> = {
   prepareData: preferenceData,
   buildModel(ctx) {
-    const { model: base } = loadPretrained(ctx.modelDir, { task: 'causal_lm' });
+    const { model: base } = loadPretrainedSync(ctx.modelDir, { task: 'causal_lm' });
     return { model: wrap(base, ctx.config), base };
   },
   objective(ctx, model, data) {
@@ -153,7 +153,7 @@ export const ppoJob: RunJob<number[], Promise<PpoEval>> = {
     return { train: data.train.map(promptOf), eval: data.eval.map(promptOf), unit: 'prompts' };
   },
   buildModel(ctx) {
-    const { model: base } = loadPretrained(ctx.modelDir, { task: 'causal_lm' });
+    const { model: base } = loadPretrainedSync(ctx.modelDir, { task: 'causal_lm' });
     return { model: wrap(base, ctx.config), base };
   },
   objective(ctx, model) {
@@ -161,13 +161,13 @@ export const ppoJob: RunJob<number[], Promise<PpoEval>> = {
     const rmPath = rl.reward_model!;
     const rmDir = existsSync(join(rmPath, 'config.json')) ? rmPath : join(rmPath, 'model');
     if (!existsSync(join(rmDir, 'config.json'))) throw new TunekitError('ERR_NOT_FOUND', `rlhf.reward_model: no reward model in ${rmPath} (expected a Hugging Face folder, or a tunekit reward run with model/)`);
-    const { model: rm } = loadPretrained(rmDir, { task: 'seq_cls', numLabels: 1 });
+    const { model: rm } = loadPretrainedSync(rmDir, { task: 'seq_cls', numLabels: 1 });
     const pad = padTokenOf(ctx);
     return new PpoObjective({
       policy: model, reward: rewardModelScorer(rm, pad), padTokenId: pad, eosTokenId: ctx.tokenizer.eosTokenId ?? null,
       klCoef: rl.kl_coef, klTarget: rl.kl_target, klHorizon: rl.kl_horizon, gamma: rl.gamma, lam: rl.lam, cliprange: rl.cliprange,
       cliprangeValue: rl.cliprange_value, ppoEpochs: rl.ppo_epochs, maxNewTokens: rl.max_new_tokens, seed: ctx.config.training.seed,
-      refModel: model instanceof PeftModel ? undefined : loadPretrained(ctx.modelDir).model,
+      refModel: model instanceof PeftModel ? undefined : loadPretrainedSync(ctx.modelDir).model,
     });
   },
   writeOutputs: (ctx, model) => writeAdapterOrModel(ctx, model),
@@ -175,7 +175,7 @@ export const ppoJob: RunJob<number[], Promise<PpoEval>> = {
 
 /** The base's positions, from its config.json (the weights are loaded later, by buildModel). */
 function loadedMaxPositions(ctx: RunJobContext): number {
-  const raw = readConfig(ctx.modelDir);
+  const raw = readConfigSync(ctx.modelDir);
   return architectureFor(raw.model_type).parseConfig(raw).maxPositions;
 }
 

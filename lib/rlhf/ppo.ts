@@ -28,7 +28,7 @@
  * shares the policy's trunk (TRL's current trainer runs a separate value model).
  *
  * @example
- * const policy = new LoraModel(loadPretrained('models/tunekit-gpt2-small').model, { r: 8, lora_alpha: 16 });
+ * const policy = new LoraModel(loadPretrainedSync('models/tunekit-gpt2-small').model, { r: 8, lora_alpha: 16 });
  * const ppo = new PpoTrainer({ policy, reward: rewardModelScorer(rm, 0), padTokenId: 0, eosTokenId: 0, maxNewTokens: 16, train: prompts, settings: { batchSize: 16, maxSteps: 20 } });
  * const fit = await ppo.fit();   // fit.lastTrain.score, fit.lastTrain.kl
  */

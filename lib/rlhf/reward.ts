@@ -7,7 +7,7 @@
  * the Trainer's.
  *
  * @example
- * const { model: base } = loadPretrained('models/tunekit-gpt2-small', { task: 'seq_cls', numLabels: 1 });
+ * const { model: base } = loadPretrainedSync('models/tunekit-gpt2-small', { task: 'seq_cls', numLabels: 1 });
  * const rm = new LoraModel(base, { r: 8, lora_alpha: 16 });
  * const trainer = new RewardTrainer({ model: rm, train: pairs, eval: heldOut, padTokenId: 0 });
  * const { evals } = await trainer.fit();            // evals.at(-1).result.accuracy

@@ -23,7 +23,7 @@ import { basename, resolve as resolvePath } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { TunekitError } from '../errors.js';
 import { native } from '../native.js';
-import { loadPretrained } from '../models/loader.js';
+import { loadPretrainedSync } from '../models/loader.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { maxSequenceLength, type PretrainedModel } from '../models/common.js';
 import { Tokenizer } from '../tokenizer/index.js';
@@ -103,7 +103,7 @@ export class TunekitServer {
     if (config.threads) native.setNumThreads(config.threads);
     const dir = resolveModelPath(config.model);
     const tokenizer = Tokenizer.fromFolder(dir);
-    const { model } = loadPretrained(dir, { task: 'causal_lm' });
+    const { model } = loadPretrainedSync(dir, { task: 'causal_lm' });
     const context = maxSequenceLength(model);
     const limits = { ...config.limits, max_prompt_tokens: Math.min(config.limits.max_prompt_tokens ?? context - 1, context - 1) };
     const adapters = new AdapterSet(model, limits.max_adapters);

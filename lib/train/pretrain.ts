@@ -11,7 +11,7 @@ import { noGrad } from '../autograd/tape.js';
 import { randn, zeros, ones } from '../tensor/creation.js';
 import { manualSeed, nextSeed } from '../nn/random.js';
 import { GPT2, parseGPT2Config } from '../models/gpt2.js';
-import { savePretrained } from '../models/loader.js';
+import { savePretrainedSync } from '../models/loader.js';
 import { trainByteLevelBpe, saveTrainedBpe, Tokenizer } from '../tokenizer/index.js';
 import { Trainer, type FitResult } from './trainer.js';
 import type { CausalLmExample } from '../data/types.js';
@@ -134,7 +134,7 @@ export async function pretrainBase(opts: PretrainOptions): Promise<PretrainResul
     }
   });
   const final = trainer.evaluate(evalAll.filter((_, i) => i % Math.max(1, Math.floor(evalAll.length / 1024)) === 0));
-  savePretrained(model, opts.outputDir, { dtype: 'bf16' });
+  savePretrainedSync(model, opts.outputDir, { dtype: 'bf16' });
   const params = model.countParameters();
   writeFileSync(join(opts.outputDir, 'README.md'), `# ${opts.outputDir.split('/').pop()}
 

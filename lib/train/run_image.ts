@@ -13,7 +13,7 @@
 import { copyFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
-import { loadPretrained, readConfig, savePretrained } from '../models/loader.js';
+import { loadPretrainedSync, readConfigSync, savePretrainedSync } from '../models/loader.js';
 import type { PretrainedModel } from '../models/common.js';
 import { labelMapToConfig, LABELS_FILE, type LabelMap } from '../data/labels.js';
 import { splitTrainEval } from '../data/split.js';
@@ -30,7 +30,7 @@ type Data = RunJobData<ImageExample> & { labelMap: LabelMap; processor: ImagePro
 
 /** The model folder's preprocessing and channel count; an image model without preprocessor_config.json is ERR_CONFIG. */
 function modelImageSetup(modelDir: string): { processor: ImageProcessorConfig; channels: number } {
-  const raw = readConfig(modelDir);
+  const raw = readConfigSync(modelDir);
   const processor = readImageProcessor(modelDir);
   if (!processor) {
     throw new TunekitError('ERR_CONFIG', `${modelDir} has no preprocessor_config.json: an image model needs it (how images are resized, rescaled and normalized, as transformers' image processors read it)`);
@@ -78,7 +78,7 @@ export const imageClassificationJob: RunJob<ImageExample, EvalResult> = {
   },
 
   buildModel(ctx, data) {
-    const { model: base, report } = loadPretrained(ctx.modelDir, { task: 'image_cls', labels: data.labels });
+    const { model: base, report } = loadPretrainedSync(ctx.modelDir, { task: 'image_cls', labels: data.labels });
     if (report.initialised.length) ctx.log(`new head initialised: ${report.initialised.join(', ')}`);
     return { model: wrapForMethod(base, ctx.config), base };
   },
@@ -101,7 +101,7 @@ export const imageClassificationJob: RunJob<ImageExample, EvalResult> = {
       writeJsonAtomicSync(join(out, 'adapter', LABELS_FILE), labelMapToConfig(labelMap), { indent: 2 });
       for (const line of model.writeRunReport(out)) ctx.log(line);
     } else {
-      savePretrained(model as PretrainedModel, join(out, 'model'), { extraConfig: labelMapToConfig(labelMap) });
+      savePretrainedSync(model as PretrainedModel, join(out, 'model'), { extraConfig: labelMapToConfig(labelMap) });
       // the saved model is a complete Hugging Face folder: its preprocessing goes with it
       copyFileSync(join(ctx.modelDir, 'preprocessor_config.json'), join(out, 'model', 'preprocessor_config.json'));
     }

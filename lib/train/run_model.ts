@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
-import { loadPretrained, readConfig } from '../models/loader.js';
+import { loadPretrainedSync, readConfigSync } from '../models/loader.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { architectureFor } from '../models/registry.js';
 import type { PretrainedModel } from '../models/common.js';
@@ -26,7 +26,7 @@ const PROMPT_METHODS = new Set(['prompt_tuning', 'p_tuning', 'prefix_tuning']);
  * Prompt methods' virtual tokens take positions too.
  */
 export function checkSequenceLength(config: TrainConfig, modelDir: string): void {
-  const raw = readConfig(modelDir);
+  const raw = readConfigSync(modelDir);
   const mc = architectureFor(raw.model_type).parseConfig(raw);
   const virtual = PROMPT_METHODS.has(config.method) ? Number((config.peft as { num_virtual_tokens?: number } | null)?.num_virtual_tokens ?? 0) : 0;
   if (config.dataset.max_length + virtual > mc.maxSequenceLength) {
@@ -75,7 +75,7 @@ export function wrapForMethod(base: PretrainedModel, config: TrainConfig): Pretr
 export function loadRunModel(config: TrainConfig, opts: { runDir: string; base?: boolean; labels?: string[] }): PretrainedModel | PeftModel {
   const fullModel = join(opts.runDir, 'model');
   const useFull = !opts.base && existsSync(fullModel);
-  const { model: base } = loadPretrained(useFull ? fullModel : resolveModelPath(config.model), { task: config.task, labels: opts.labels });
+  const { model: base } = loadPretrainedSync(useFull ? fullModel : resolveModelPath(config.model), { task: config.task, labels: opts.labels });
   const adapterDir = join(opts.runDir, 'adapter');
   if (opts.base || useFull || !existsSync(adapterDir)) return base;
   if (config.quantization === 'nf4') quantizeForConfig(base, config);

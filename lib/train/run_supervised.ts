@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
-import { loadPretrained, savePretrained } from '../models/loader.js';
+import { loadPretrainedSync, savePretrainedSync } from '../models/loader.js';
 import type { PretrainedModel } from '../models/common.js';
 import { labelMapToConfig, LABELS_FILE } from '../data/labels.js';
 import { PeftModel } from '../peft/base/peft_model.js';
@@ -28,7 +28,7 @@ export const supervisedJob: RunJob<SupervisedExample, EvalResult> = {
   },
 
   buildModel(ctx, data) {
-    const { model: base, report } = loadPretrained(ctx.modelDir, { task: ctx.config.task, labels: data.labels });
+    const { model: base, report } = loadPretrainedSync(ctx.modelDir, { task: ctx.config.task, labels: data.labels });
     if (report.initialised.length) ctx.log(`new head initialised: ${report.initialised.join(', ')}`);
     return { model: wrapForMethod(base, ctx.config), base };
   },
@@ -49,7 +49,7 @@ export const supervisedJob: RunJob<SupervisedExample, EvalResult> = {
       if (labelMap) writeJsonAtomicSync(join(out, 'adapter', LABELS_FILE), labelMapToConfig(labelMap), { indent: 2 });
       for (const line of model.writeRunReport(out)) ctx.log(line);
     } else {
-      savePretrained(model as PretrainedModel, join(out, 'model'), { extraConfig: labelMap ? labelMapToConfig(labelMap) : {} });
+      savePretrainedSync(model as PretrainedModel, join(out, 'model'), { extraConfig: labelMap ? labelMapToConfig(labelMap) : {} });
     }
   },
 };

@@ -33,7 +33,7 @@ import type { Batch } from '../data/types.js';
 import type { ChoiceSet } from '../data/choices.js';
 import { openSafetensorsSync, writeSafetensorsSync } from '../io/safetensors.js';
 import { writeFileAtomicSync } from '../io/atomic.js';
-import { savePretrained, loadWeights } from '../models/loader.js';
+import { savePretrainedSync, loadWeightsSync } from '../models/loader.js';
 import { rawFromTensor, f32FromRaw } from '../models/weights.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
 import { makeLrSchedule, warmupFromRatio, type ScheduleName } from './lr_schedule.js';
@@ -680,7 +680,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     const dir = writeCheckpoint(this.outputDir, {
       writeWeights: (d) => {
         if (model instanceof PeftModel) model.saveAdapter(join(d, 'adapter'));
-        else savePretrained(model, join(d, 'model'));
+        else savePretrainedSync(model, join(d, 'model'));
         for (const [key, m] of this.extraModules) writeSafetensorsSync(join(d, `${key}.safetensors`), m.namedParameters().map(([n, p]) => rawFromTensor(n, p)));
       },
       writeOptimizer: (f) => writeSafetensorsSync(f, optimizer.stateTensors(), { step: String(optimizer.stepCount) }),
@@ -745,7 +745,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
 
   private restore(dir: string, state: TrainerState): void {
     if (this.model instanceof PeftModel) this.model.loadAdapterWeights(join(dir, 'adapter'));
-    else loadWeights(this.model, join(dir, 'model'), this.model.task);
+    else loadWeightsSync(this.model, join(dir, 'model'), this.model.task);
     for (const [key, m] of this.extraModules) loadModuleFile(m, join(dir, `${key}.safetensors`));
     const r = openSafetensorsSync(join(dir, OPTIMIZER_FILE));
     let stepCount: number;

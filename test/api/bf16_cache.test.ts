@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  Linear, LoraModel, GPT2, parseGPT2Config, manualSeed, randn, full, tensor, AdamW, backward, ops, savePretrained, loadWeights,
+  Linear, LoraModel, GPT2, parseGPT2Config, manualSeed, randn, full, tensor, AdamW, backward, ops, savePretrainedSync, loadWeightsSync,
   type Tensor,
 } from '../../lib/index.js';
 import { setComputeDtype, gemm } from '../../lib/tensor/kernels.js';
@@ -89,18 +89,18 @@ describe('bf16 weight cache', () => {
     const dirs: string[] = [];
     afterEach(() => { while (dirs.length) rmSync(dirs.pop()!, { recursive: true, force: true }); });
 
-    it('loadWeights into a model already run: the next forward uses the loaded weights', () => {
+    it('loadWeightsSync into a model already run: the next forward uses the loaded weights', () => {
       const other = tinyGpt2(2);
       const d = mkdtempSync(join(tmpdir(), 'tunekit-bf16-'));
       dirs.push(d);
-      savePretrained(other, d);
+      savePretrainedSync(other, d);
       const inputIds = tensor(Int32Array.from([5, 9, 2, 41, 7, 3]), [1, 6], 'i32') as Tensor<'i32'>;
       const want = other.forward({ inputIds }).logits.toArray(); // f32 reference
 
       setComputeDtype('bf16');
       const model = tinyGpt2(1).requiresGrad_(false);
       const first = model.forward({ inputIds }).logits.toArray(); // bf16 copies of model 1's weights
-      loadWeights(model, d, 'causal_lm');
+      loadWeightsSync(model, d, 'causal_lm');
       const got = model.forward({ inputIds }).logits.toArray();
       expect(relDiff(got, want)).toBeLessThan(BF16_TOL);
       expect(relDiff(first, want)).toBeGreaterThan(0.05);

@@ -8,7 +8,7 @@ import { expectTypeOf } from 'vitest';
 import * as tunekit from 'tunekit';
 import {
   TunekitError, tidy, tidyAsync, keep, backendInfo, memoryStats, setNumThreads, getNumThreads, resetPeakMemory,
-  loadPretrained, Trainer, rlhf, quant, data, io, zeros,
+  loadPretrainedSync, Trainer, rlhf, quant, data, io, zeros,
   type TunekitErrorCode, type BackendInfo, type MemoryStats, type TrainerOptions, type TrainSettings, type LoraConfigInput, type Tensor,
   type PretrainedModel,
 } from 'tunekit';
@@ -57,5 +57,5 @@ expectTypeOf<TrainSettings>().toHaveProperty('batchSize');
 expectTypeOf<TrainSettings>().toHaveProperty('maxSteps');
 
 // ---- loading and training (I/O is synchronous in this version; docs/api.md)
-expectTypeOf(loadPretrained).returns.toHaveProperty('model').toEqualTypeOf<PretrainedModel>();
+expectTypeOf(loadPretrainedSync).returns.toHaveProperty('model').toEqualTypeOf<PretrainedModel>();
 expectTypeOf<InstanceType<typeof Trainer>['fit']>().returns.toExtend<Promise<unknown>>();

@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../../lib/index.js';
 import '../../lib/peft/index.js';
-import { GPT2, parseGPT2Config, loadPretrained, savePretrained } from '../../lib/models/index.js';
+import { GPT2, parseGPT2Config, loadPretrainedSync, savePretrainedSync } from '../../lib/models/index.js';
 import { LoraModel } from '../../lib/peft/lora/model.js';
 import { Tokenizer, trainByteLevelBpe, saveTrainedBpe } from '../../lib/tokenizer/index.js';
 import { manualSeed } from '../../lib/nn/random.js';
@@ -78,7 +78,7 @@ beforeAll(() => {
     bos_token_id: 0, eos_token_id: 0, pad_token_id: 0, tie_word_embeddings: true,
   });
   const m = new GPT2(cfg, 'causal_lm');
-  savePretrained(m, modelDir);
+  savePretrainedSync(m, modelDir);
   m.dispose();
 });
 
@@ -186,13 +186,13 @@ describe('tunekit CLI', () => {
     const ids = Tokenizer.fromFolder(out).encode(text, { addSpecialTokens: false }).ids;
     const input = { inputIds: tensor(Int32Array.from(ids), [1, ids.length], 'i32') as Tensor<'i32'>, attentionMask: tensor(new Int32Array(ids.length).fill(1), [1, ids.length], 'i32') as Tensor<'i32'> };
     const run = (m: PretrainedModel | LoraModel) => noGrad(() => tidy(() => Array.from(m.forward(input).logits.toTypedArray() as Float32Array)));
-    const lora = LoraModel.fromPretrained(loadPretrained(modelDir, { task: 'seq_cls', numLabels: 2 }).model, path.join(runDir(), 'adapter'));
+    const lora = LoraModel.fromPretrained(loadPretrainedSync(modelDir, { task: 'seq_cls', numLabels: 2 }).model, path.join(runDir(), 'adapter'));
     const want = run(lora);
-    const { model: merged, report } = loadPretrained(out, { task: 'seq_cls' });
+    const { model: merged, report } = loadPretrainedSync(out, { task: 'seq_cls' });
     expect(report.initialised).toEqual([]);
     const got = run(merged);
     expect(Math.max(...got.map((v, i) => Math.abs(v - want[i]!)))).toBeLessThan(1e-5);
-    const base = run(loadPretrained(modelDir, { task: 'seq_cls', numLabels: 2 }).model);
+    const base = run(loadPretrainedSync(modelDir, { task: 'seq_cls', numLabels: 2 }).model);
     expect(Math.max(...base.map((v, i) => Math.abs(v - want[i]!)))).toBeGreaterThan(0); // the head at least differs
     if (WRITE) {
       const dst = path.join(FIX, 'merged');

@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../../lib/index.js';
-import { architectureFor, savePretrained, type Task } from '../../lib/models/index.js';
+import { architectureFor, savePretrainedSync, type Task } from '../../lib/models/index.js';
 import { manualSeed } from '../../lib/nn/random.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -111,7 +111,7 @@ beforeAll(() => {
     manualSeed(7);
     const a = architectureFor(arch);
     const m = a.build(a.parseConfig(rawConfig(arch, vocab)), arch === 'bert' ? 'base' : 'causal_lm');
-    savePretrained(m, dir);
+    savePretrainedSync(m, dir);
     m.dispose();
   }
 });

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../../lib/index.js';
-import { GPT2, parseGPT2Config, savePretrained } from '../../lib/models/index.js';
+import { GPT2, parseGPT2Config, savePretrainedSync } from '../../lib/models/index.js';
 import { trainByteLevelBpe, saveTrainedBpe } from '../../lib/tokenizer/index.js';
 import { manualSeed } from '../../lib/nn/random.js';
 import { openSafetensorsSync } from '../../lib/io/safetensors.js';
@@ -44,7 +44,7 @@ export function makeTinyBase(dir: string): string {
     activation_function: 'gelu_new', resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0, layer_norm_epsilon: 1e-5,
     bos_token_id: 0, eos_token_id: 0, pad_token_id: 0, tie_word_embeddings: true,
   }), 'causal_lm');
-  savePretrained(m, modelDir);
+  savePretrainedSync(m, modelDir);
   m.dispose();
   return modelDir;
 }

@@ -7,7 +7,7 @@ import { describe, it, expect } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import '../../lib/index.js';
-import { loadPretrained } from '../../lib/models/index.js';
+import { loadPretrainedSync } from '../../lib/models/index.js';
 import { resolveModelPath } from '../../lib/models/builtin.js';
 import { Tokenizer } from '../../lib/tokenizer/index.js';
 import { noGrad } from '../../lib/autograd/tape.js';
@@ -26,7 +26,7 @@ describe('built-in base model', () => {
 
   it('reproduces transformers logits (GPT2LMHeadModel)', () => {
     expect(check.class).toBe('GPT2LMHeadModel');
-    const { model } = loadPretrained(dir, { task: 'causal_lm' });
+    const { model } = loadPretrainedSync(dir, { task: 'causal_lm' });
     const ids = check.input_ids as number[];
     const logits = noGrad(() => model.forward({ inputIds: tensor(new Int32Array(ids), [1, ids.length]) as Tensor<'i32'> }).logits);
     const V = logits.shape[2]!;

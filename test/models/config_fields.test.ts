@@ -9,7 +9,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadPretrained, savePretrained, readConfig } from '../../lib/models/index.js';
+import { loadPretrainedSync, savePretrainedSync, readConfigSync } from '../../lib/models/index.js';
 import { architectureFor } from '../../lib/models/registry.js';
 import { openCheckpointSync } from '../../lib/io/safetensors.js';
 import { activate, parseActivation, SUPPORTED_ACTIVATIONS } from '../../lib/nn/activation.js';
@@ -44,7 +44,7 @@ function worstRatio(got: ArrayLike<number>, want: number[], shape: number[], mas
 }
 
 function logitsOf(dir: string, task: Task, inp: Inputs): { logits: number[]; unused: string[]; initialised: string[] } {
-  const { model, report } = loadPretrained(dir, { task });
+  const { model, report } = loadPretrainedSync(dir, { task });
   try {
     const logits = noGrad(() => tidy(() => Array.from(model.forward(modelInputs(inp)).logits.contiguousRaw().data() as Float32Array)));
     return { logits, unused: report.unused, initialised: report.initialised };
@@ -79,7 +79,7 @@ describe('GPT-2 with tie_word_embeddings: false', () => {
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
   it('loads lm_head.weight as its own parameter (not wte) and saves it back; the reload gives the same logits', () => {
-    const { model } = loadPretrained(src);
+    const { model } = loadPretrainedSync(src);
     const names = new Map(model.namedParameters());
     expect(names.has('lm_head.weight')).toBe(true);
     const head = Array.from(names.get('lm_head.weight')!.toTypedArray() as Float32Array);
@@ -88,12 +88,12 @@ describe('GPT-2 with tie_word_embeddings: false', () => {
     const ck = openCheckpointSync(src);
     expect(head).toEqual(Array.from(new Float32Array(ck.readTensor('lm_head.weight').bytes.slice().buffer)));
     ck.close();
-    savePretrained(model, tmp);
+    savePretrainedSync(model, tmp);
     model.dispose();
     const saved = openCheckpointSync(tmp);
     expect(saved.names).toContain('lm_head.weight');
     saved.close();
-    expect(readConfig(tmp).tie_word_embeddings).toBe(false);
+    expect(readConfigSync(tmp).tie_word_embeddings).toBe(false);
     const inp = readJson<Inputs>(path.join(src, 'inputs.json'));
     expect(logitsOf(tmp, 'causal_lm', inp).logits).toEqual(logitsOf(src, 'causal_lm', inp).logits);
   });
@@ -101,8 +101,8 @@ describe('GPT-2 with tie_word_embeddings: false', () => {
   it('a tied GPT-2 lists a stray lm_head.weight as unused instead of dropping it silently', () => {
     const dir = fs.mkdtempSync(path.join(tmp, 'tied-'));
     fs.copyFileSync(path.join(src, 'model.safetensors'), path.join(dir, 'model.safetensors'));
-    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...readConfig(src), tie_word_embeddings: true }));
-    const { model, report } = loadPretrained(dir);
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...readConfigSync(src), tie_word_embeddings: true }));
+    const { model, report } = loadPretrainedSync(dir);
     expect(report.unused).toEqual(['lm_head.weight']);
     expect(model.namedParameters().some(([n]) => n === 'lm_head.weight')).toBe(false);
     model.dispose();
@@ -143,7 +143,7 @@ describe('the parameter plan the loader checks before allocating', () => {
   ];
   it('lists exactly the built model\'s parameters, for every task', () => {
     for (const dir of folders) {
-      const raw = readConfig(dir);
+      const raw = readConfigSync(dir);
       const arch = architectureFor(raw.model_type);
       const tasks: Task[] = raw.model_type === 'bert' ? ['seq_cls', 'token_cls', 'base'] : ['causal_lm', 'seq_cls', 'token_cls'];
       for (const task of tasks) {

@@ -10,7 +10,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadPretrained, parseGPT2Config, type LoadOptions } from '../../lib/models/index.js';
+import { loadPretrainedSync, parseGPT2Config, type LoadOptions } from '../../lib/models/index.js';
 import { openCheckpointSync, writeSafetensorsSync } from '../../lib/io/safetensors.js';
 import { TunekitError } from '../../lib/errors.js';
 import { native } from '../../lib/native.js';
@@ -81,7 +81,7 @@ const CASES: Case[] = [
   { title: 'num_labels 0', base: 'gpt2_seqcls', edit: set({ num_labels: 0 }), opts: { task: 'seq_cls' }, code: 'ERR_CONFIG', message: /num_labels to be an integer in \[1, 1048576\] but received 0/ },
   { title: 'num_labels -3', base: 'bert_seqcls', edit: set({ num_labels: -3 }), opts: { task: 'seq_cls' }, code: 'ERR_CONFIG', message: /num_labels .* received -3/ },
   { title: 'id2label an array', base: 'llama_seqcls', edit: (c) => { delete c.num_labels; c.id2label = ['a', 'b']; }, opts: { task: 'seq_cls' }, code: 'ERR_CONFIG', message: /id2label to be an object/ },
-  { title: 'loadPretrained numLabels 0', base: 'gpt2_lm', edit: set({}), opts: { task: 'seq_cls', numLabels: 0 }, code: 'ERR_VALUE', message: /numLabels to be an integer in \[1, 1048576\] but received 0/ },
+  { title: 'loadPretrainedSync numLabels 0', base: 'gpt2_lm', edit: set({}), opts: { task: 'seq_cls', numLabels: 0 }, code: 'ERR_VALUE', message: /numLabels to be an integer in \[1, 1048576\] but received 0/ },
   // fields refused rather than computed differently from transformers
   { title: 'activation_function 7', base: 'gpt2_lm', edit: set({ activation_function: 7 }), code: 'ERR_CONFIG', message: /activation_function .* received 7/ },
   { title: 'activation_function "mish"', base: 'gpt2_lm', edit: set({ activation_function: 'mish' }), code: 'ERR_CONFIG', message: /activation_function 'mish' is not supported/ },
@@ -116,7 +116,7 @@ describe('config.json refusals: typed, naming the field, fast and without alloca
       const t0 = performance.now();
       let err: unknown;
       try {
-        loadPretrained(folder, c.opts).model.dispose();
+        loadPretrainedSync(folder, c.opts).model.dispose();
       } catch (e) {
         err = e;
       }

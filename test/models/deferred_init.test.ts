@@ -5,7 +5,7 @@
  */
 import { describe, it, expect } from 'vitest';
 import '../../lib/index.js';
-import { loadPretrained, readConfig } from '../../lib/models/loader.js';
+import { loadPretrainedSync, readConfigSync } from '../../lib/models/loader.js';
 import { architectureFor } from '../../lib/models/registry.js';
 import { manualSeed, nextSeed } from '../../lib/nn/random.js';
 import { withDeferredInit, uniformParam } from '../../lib/nn/init.js';
@@ -20,10 +20,10 @@ describe('deferred initialisation on load', () => {
   it('a new seq_cls head equals the eager build; trunk and tied weights equal the checkpoint', () => {
     const folder = dir('gpt2_lm');
     manualSeed(11);
-    const { model, report } = loadPretrained(folder, { task: 'seq_cls', numLabels: 3 });
+    const { model, report } = loadPretrainedSync(folder, { task: 'seq_cls', numLabels: 3 });
     expect(report.initialised).toEqual(['score.weight']);
     manualSeed(11);
-    const raw = { ...readConfig(folder), num_labels: 3 };
+    const raw = { ...readConfigSync(folder), num_labels: 3 };
     const arch = architectureFor((raw as Record<string, unknown>).model_type as string);
     const eager = arch.build(arch.parseConfig(raw), 'seq_cls');
     const p = new Map(model.namedParameters());
@@ -37,7 +37,7 @@ describe('deferred initialisation on load', () => {
       ck.close();
     }
     // causal LM: the LM head is tied to wte and absent from the file; it must stay the loaded table
-    const { model: lm } = loadPretrained(folder);
+    const { model: lm } = loadPretrainedSync(folder);
     const named = new Map(lm.namedParameters());
     expect(arr(named.get('transformer.wte.weight')!)).toEqual(arr(p.get('transformer.wte.weight')!));
   });

@@ -3,7 +3,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadPretrained, supportedModelTypes } from '../../lib/models/index.js';
+import { loadPretrainedSync, supportedModelTypes } from '../../lib/models/index.js';
 import { openCheckpointSync, writeSafetensorsSync } from '../../lib/io/safetensors.js';
 import { TunekitError } from '../../lib/errors.js';
 import { dir, readJson } from './helpers.js';
@@ -44,48 +44,48 @@ describe('loading errors', () => {
   });
 
   it('a folder without config.json', () => {
-    const e = errorOf(() => loadPretrained(variant('llama_lm', { noConfig: true })));
+    const e = errorOf(() => loadPretrainedSync(variant('llama_lm', { noConfig: true })));
     expect(e.code).toBe('ERR_NOT_FOUND');
     expect(e.message).toMatch(/no config\.json/);
   });
 
   it('an unknown model_type lists the supported ones', () => {
-    const e = errorOf(() => loadPretrained(variant('llama_lm', { config: (c) => { c.model_type = 'falcon'; } })));
+    const e = errorOf(() => loadPretrainedSync(variant('llama_lm', { config: (c) => { c.model_type = 'falcon'; } })));
     expect(e.code).toBe('ERR_CONFIG');
     expect(e.message).toMatch(/Unknown model_type "falcon"/);
     for (const t of ['gpt2', 'bert', 'llama']) expect(e.message).toContain(`'${t}'`);
   });
 
   it('a tensor whose shape disagrees with config.json is named', () => {
-    const e = errorOf(() => loadPretrained(variant('llama_lm', { config: (c) => { c.intermediate_size = 96; } })));
+    const e = errorOf(() => loadPretrainedSync(variant('llama_lm', { config: (c) => { c.intermediate_size = 96; } })));
     expect(e.code).toBe('ERR_SHAPE');
     expect(e.message).toMatch(/'model\.layers\.0\.mlp\.(gate|up|down)_proj\.weight' has shape \[(80,48|48,80)\]/);
-    const b = errorOf(() => loadPretrained(variant('bert_tokcls', { config: (c) => { c.max_position_embeddings = 32; } }), { task: 'token_cls' }));
+    const b = errorOf(() => loadPretrainedSync(variant('bert_tokcls', { config: (c) => { c.max_position_embeddings = 32; } }), { task: 'token_cls' }));
     expect(b.message).toMatch(/'bert\.embeddings\.position_embeddings\.weight' has shape \[64,48\].*\[32,48\]/);
   });
 
   it('missing trunk weights are listed', () => {
-    const e = errorOf(() => loadPretrained(variant('bert_seqcls', { drop: (k) => k.includes('layer.1.attention.self.query') }), { task: 'seq_cls' }));
+    const e = errorOf(() => loadPretrainedSync(variant('bert_seqcls', { drop: (k) => k.includes('layer.1.attention.self.query') }), { task: 'seq_cls' }));
     expect(e.code).toBe('ERR_FORMAT');
     expect(e.message).toMatch(/lacks 2 weight\(s\).*bert\.encoder\.layer\.1\.attention\.self\.query\.weight/);
-    const l = errorOf(() => loadPretrained(variant('llama_lm', { drop: (k) => k === 'model.norm.weight' })));
+    const l = errorOf(() => loadPretrainedSync(variant('llama_lm', { drop: (k) => k === 'model.norm.weight' })));
     expect(l.message).toMatch(/model\.norm\.weight/);
   });
 
   it('no weights at all', () => {
     const out = fs.mkdtempSync(path.join(tmp, 'empty-'));
     fs.copyFileSync(path.join(dir('gpt2_lm'), 'config.json'), path.join(out, 'config.json'));
-    expect(() => loadPretrained(out)).toThrow(TunekitError);
+    expect(() => loadPretrainedSync(out)).toThrow(TunekitError);
   });
 
   it('BERT has no causal LM head', () => {
-    const e = errorOf(() => loadPretrained(dir('bert_seqcls')));
+    const e = errorOf(() => loadPretrainedSync(dir('bert_seqcls')));
     expect(e.message).toMatch(/BERT has no causal LM head/);
   });
 
   it('config values tunekit cannot honour are refused', () => {
-    expect(() => loadPretrained(variant('llama_lm', { config: (c) => { c.hidden_act = 'mish'; } }))).toThrow(/hidden_act 'mish'/);
-    expect(() => loadPretrained(variant('bert_tokcls', { config: (c) => { c.position_embedding_type = 'relative_key'; } }), { task: 'token_cls' })).toThrow(/relative_key/);
-    expect(() => loadPretrained(variant('qwen2_lm', { config: (c) => { c.use_sliding_window = true; } }))).toThrow(/sliding_window/);
+    expect(() => loadPretrainedSync(variant('llama_lm', { config: (c) => { c.hidden_act = 'mish'; } }))).toThrow(/hidden_act 'mish'/);
+    expect(() => loadPretrainedSync(variant('bert_tokcls', { config: (c) => { c.position_embedding_type = 'relative_key'; } }), { task: 'token_cls' })).toThrow(/relative_key/);
+    expect(() => loadPretrainedSync(variant('qwen2_lm', { config: (c) => { c.use_sliding_window = true; } }))).toThrow(/sliding_window/);
   });
 });

@@ -1,10 +1,10 @@
 /**
- * Writes every fixture model with OUR savePretrained into $TUNEKIT_MODELS_EXPORT, for
+ * Writes every fixture model with OUR savePretrainedSync into $TUNEKIT_MODELS_EXPORT, for
  * scripts/fixtures/make_model_fixtures.py to load with transformers (skipped otherwise).
  */
 import { describe, it } from 'vitest';
 import * as path from 'node:path';
-import { loadPretrained, savePretrained } from '../../lib/models/index.js';
+import { loadPretrainedSync, savePretrainedSync } from '../../lib/models/index.js';
 import { dir, expectedOf } from './helpers.js';
 
 const OUT = process.env.TUNEKIT_MODELS_EXPORT;
@@ -13,8 +13,8 @@ const MODELS = ['gpt2_lm', 'gpt2_seqcls', 'bert_seqcls', 'bert_tokcls', 'llama_l
 describe.skipIf(!OUT)('export for the Python interop check', () => {
   for (const name of MODELS) {
     it(name, () => {
-      const { model } = loadPretrained(dir(name), { task: expectedOf(name).task });
-      savePretrained(model, path.join(OUT!, name));
+      const { model } = loadPretrainedSync(dir(name), { task: expectedOf(name).task });
+      savePretrainedSync(model, path.join(OUT!, name));
       model.dispose();
     });
   }

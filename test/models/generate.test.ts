@@ -4,7 +4,7 @@
  * work, and memory stays flat.
  */
 import { describe, it, expect } from 'vitest';
-import { loadPretrained, generate, type TokenEvent } from '../../lib/models/index.js';
+import { loadPretrainedSync, generate, type TokenEvent } from '../../lib/models/index.js';
 import { noGrad } from '../../lib/autograd/tape.js';
 import { tidy } from '../../lib/tensor/scope.js';
 import { native } from '../../lib/native.js';
@@ -21,7 +21,7 @@ describe('greedy generation equals transformers', () => {
   for (const name of ['gpt2_lm', 'llama_lm']) {
     it(`${name}: batched (left padding) and single prompts`, async () => {
       const g = expectedOf(name).generate!;
-      const { model } = loadPretrained(dir(name));
+      const { model } = loadPretrainedSync(dir(name));
       const batched = await generate(model, g.prompts, { maxNewTokens: g.max_new_tokens, eosTokenId: null });
       expect(batched.sequences).toEqual(g.batched);
       expect(batched.finishReasons).toEqual(['length', 'length']);
@@ -36,7 +36,7 @@ describe('greedy generation equals transformers', () => {
 describe('KV cache', () => {
   for (const name of ['gpt2_lm', 'llama_lm', 'llama_tied_linear']) {
     it(`${name}: prompt + one token at a time through the cache equals one full forward (with left padding)`, () => {
-      const { model } = loadPretrained(dir(name));
+      const { model } = loadPretrainedSync(dir(name));
       const rows = [[0, 0, 0, 11, 45, 3, 78, 20, 6, 51], [30, 2, 90, 17, 8, 66, 42, 5, 19, 23]];
       const mask = [[0, 0, 0, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]];
       const V = model.config.vocabSize, T = 10, split = 6;
@@ -62,7 +62,7 @@ describe('KV cache', () => {
   }
 
   it('batched generation with padding equals unbatched (our own, longer prompts mixed)', async () => {
-    const { model } = loadPretrained(dir('llama3_lm'));
+    const { model } = loadPretrainedSync(dir('llama3_lm'));
     const prompts = [[5, 6, 7, 8, 9, 10, 11, 12, 13], [40], [77, 3, 3, 3]];
     const all = await generate(model, prompts, { maxNewTokens: 12, eosTokenId: null });
     for (let i = 0; i < prompts.length; i++) {
@@ -74,7 +74,7 @@ describe('KV cache', () => {
 
 describe('sampling and stopping', () => {
   it('the same seed gives the same tokens; another seed differs; top-k 1 is greedy', async () => {
-    const { model } = loadPretrained(dir('llama_lm'));
+    const { model } = loadPretrainedSync(dir('llama_lm'));
     const p = [[11, 45, 3], [30, 2, 90, 17]];
     const opts = { maxNewTokens: 16, temperature: 1.5, topK: 40, topP: 0.95, eosTokenId: null };
     const a = await generate(model, p, { ...opts, seed: 7 });
@@ -90,7 +90,7 @@ describe('sampling and stopping', () => {
   });
 
   it('repetition penalty changes a repetitive greedy continuation', async () => {
-    const { model } = loadPretrained(dir('gpt2_lm'));
+    const { model } = loadPretrainedSync(dir('gpt2_lm'));
     const g = expectedOf('gpt2_lm').generate!;
     const plain = await generate(model, [g.prompts[1]!], { maxNewTokens: 10, eosTokenId: null });
     expect(new Set(plain.sequences[0]).size).toBe(1); // the tiny model repeats one token
@@ -99,7 +99,7 @@ describe('sampling and stopping', () => {
   });
 
   it('eos and stop sequences end a sequence (kept in the output); others run on', async () => {
-    const { model } = loadPretrained(dir('llama_lm'));
+    const { model } = loadPretrainedSync(dir('llama_lm'));
     const g = expectedOf('llama_lm').generate!;
     // greedy continuations: [96, 83, 83, ...] and [56, 73, 43, 47, ...]
     const eos = await generate(model, g.prompts, { maxNewTokens: 10, eosTokenId: 83 });
@@ -112,7 +112,7 @@ describe('sampling and stopping', () => {
   });
 
   it('streams every token through onToken, with text deltas from the tokenizer', async () => {
-    const { model } = loadPretrained(dir('llama_lm'));
+    const { model } = loadPretrainedSync(dir('llama_lm'));
     const g = expectedOf('llama_lm').generate!;
     const tok = { decode: (ids: readonly number[]) => ids.map((i) => `<${i}>`).join('') };
     const events: TokenEvent[] = [];
@@ -124,7 +124,7 @@ describe('sampling and stopping', () => {
   });
 
   it('memory stays flat: after generation (and GC of typed-array views) nothing is left', async () => {
-    const { model } = loadPretrained(dir('gpt2_lm'));
+    const { model } = loadPretrainedSync(dir('gpt2_lm'));
     await generate(model, [[1, 2, 3]], { maxNewTokens: 4 });
     const settle = async () => { gc(); await new Promise((r) => setTimeout(r, 20)); gc(); await new Promise((r) => setTimeout(r, 20)); };
     await settle();
@@ -142,7 +142,7 @@ describe('sampling and stopping', () => {
   });
 
   it('Mistral refuses sequences longer than its sliding window (not implemented)', async () => {
-    const { model } = loadPretrained(dir('mistral_lm'));
+    const { model } = loadPretrainedSync(dir('mistral_lm'));
     const ok = await generate(model, [[1, 2, 3]], { maxNewTokens: 14, eosTokenId: null });
     expect(ok.sequences[0]!.length).toBe(14); // the last forward sees 3 + 13 = 16 tokens
     // refused before generating anything: 3 + 15 - 1 = 17 positions (generate checks maxSequenceLength)
@@ -150,12 +150,12 @@ describe('sampling and stopping', () => {
   });
 
   it('refuses bad arguments with clear messages', async () => {
-    const { model } = loadPretrained(dir('gpt2_lm'));
+    const { model } = loadPretrainedSync(dir('gpt2_lm'));
     await expect(generate(model, [], {})).rejects.toThrow(/non-empty array/);
     await expect(generate(model, [[1, 200]], {})).rejects.toThrow(/\[0, 97\)/);
     await expect(generate(model, [[1]], { topP: 0 })).rejects.toThrow(/topP in \(0, 1\]/);
     await expect(generate(model, [[1]], { maxNewTokens: 65 })).rejects.toThrow(/64 positions/);
-    const { model: cls } = loadPretrained(dir('gpt2_seqcls'), { task: 'seq_cls' });
+    const { model: cls } = loadPretrainedSync(dir('gpt2_seqcls'), { task: 'seq_cls' });
     await expect(generate(cls, [[1]], {})).rejects.toThrow(TunekitError);
   });
 });

@@ -6,7 +6,7 @@
  * restored "eval" over a training model, and a fit beside it ran steps without dropout.
  */
 import { describe, it, expect } from 'vitest';
-import { loadPretrained, generate, type PretrainedModel } from '../../lib/models/index.js';
+import { loadPretrainedSync, generate, type PretrainedModel } from '../../lib/models/index.js';
 import { Trainer, type TrainExample } from '../../lib/train/trainer.js';
 import { dir, expectedOf } from './helpers.js';
 
@@ -16,7 +16,7 @@ const noneTraining = (m: PretrainedModel) => m.namedModules().every(([, mod]) =>
 describe('generate() leaves the model mode alone', () => {
   it('two overlapping generations on a train-mode model: greedy ids as in eval mode, model still in train mode', async () => {
     const g = expectedOf('gpt2_lm').generate!; // dropout 0.1 in this config: train mode would change the ids
-    const { model } = loadPretrained(dir('gpt2_lm'));
+    const { model } = loadPretrainedSync(dir('gpt2_lm'));
     model.train();
     // the short one finishes first, while the long one still runs
     const [short, long] = await Promise.all([
@@ -39,7 +39,7 @@ describe('generate() leaves the model mode alone', () => {
       return { inputIds: ids, labels: ids };
     });
     const run = async (withGenerate: boolean): Promise<number[]> => {
-      const { model } = loadPretrained(dir('gpt2_lm'));
+      const { model } = loadPretrainedSync(dir('gpt2_lm'));
       const losses: number[] = [];
       const trainer = new Trainer({
         model, task: 'causal_lm', train: data, padTokenId: 0, progress: 'none',

@@ -3,7 +3,7 @@
  * including the legacy GPT-2 key names and a sharded checkpoint.
  */
 import { describe, it, expect, afterAll } from 'vitest';
-import { loadPretrained } from '../../lib/models/index.js';
+import { loadPretrainedSync } from '../../lib/models/index.js';
 import { noGrad } from '../../lib/autograd/tape.js';
 import { tidy } from '../../lib/tensor/scope.js';
 import { tensor } from '../../lib/tensor/creation.js';
@@ -27,7 +27,7 @@ describe('logits match transformers', () => {
     it(`${folder}`, () => {
       const exp = expectedOf(from);
       const inp = inputsOf(from);
-      const { model, report } = loadPretrained(dir(folder), { task: exp.task });
+      const { model, report } = loadPretrainedSync(dir(folder), { task: exp.task });
       expect(report.initialised).toEqual([]);
       const logits = noGrad(() => tidy(() => {
         const out = model.forward(modelInputs(inp));
@@ -48,7 +48,7 @@ describe('prefix key/values (prefix tuning) match transformers with a past-key-v
       const exp = expectedOf(name);
       const inp = inputsOf(name);
       const pre = exp.prefix!;
-      const { model } = loadPretrained(dir(name));
+      const { model } = loadPretrainedSync(dir(name));
       const logits = noGrad(() => tidy(() => {
         const t = (x: number[]) => tensor(Float32Array.from(x), pre.shape) as Tensor<'f32'>;
         const prefix = pre.k.map((k, i) => ({ k: t(k), v: t(pre.v[i]!) }));

@@ -4,7 +4,7 @@
  * or BERT input longer than its position table once failed inside gatherRows with an index error.
  */
 import { describe, it, expect } from 'vitest';
-import { loadPretrained, maxSequenceLength, generate } from '../../lib/models/index.js';
+import { loadPretrainedSync, maxSequenceLength, generate } from '../../lib/models/index.js';
 import { noGrad } from '../../lib/autograd/tape.js';
 import { tidy } from '../../lib/tensor/scope.js';
 import { tensor } from '../../lib/tensor/creation.js';
@@ -29,7 +29,7 @@ describe('maxSequenceLength', () => {
   it('is n_positions / max_position_embeddings (Mistral: at most its sliding window)', () => {
     const want: Record<string, number> = { gpt2_lm: 64, bert_seqcls: 64, llama_lm: 64, qwen2_lm: 64, mistral_lm: 16 };
     for (const [name, n] of Object.entries(want)) {
-      const { model } = loadPretrained(dir(name), { task: name.startsWith('bert') ? 'seq_cls' : 'causal_lm' });
+      const { model } = loadPretrainedSync(dir(name), { task: name.startsWith('bert') ? 'seq_cls' : 'causal_lm' });
       expect(maxSequenceLength(model), name).toBe(n);
       expect(maxSequenceLength(model.config)).toBe(n);
       model.dispose();
@@ -39,7 +39,7 @@ describe('maxSequenceLength', () => {
 
 describe('inputs longer than the position table', () => {
   it('GPT-2: 64 tokens run, 65 are ERR_VALUE naming n_positions (also through the cache and with a prefix)', () => {
-    const { model } = loadPretrained(dir('gpt2_lm'));
+    const { model } = loadPretrainedSync(dir('gpt2_lm'));
     expect(forwardError(model, { inputIds: ids2d(row(64)) })).toBeNull();
     const e = forwardError(model, { inputIds: ids2d(row(65)) })!;
     expect(e.code).toBe('ERR_VALUE');
@@ -59,7 +59,7 @@ describe('inputs longer than the position table', () => {
   });
 
   it('BERT: 65 tokens are ERR_VALUE naming max_position_embeddings', () => {
-    const { model } = loadPretrained(dir('bert_seqcls'), { task: 'seq_cls' });
+    const { model } = loadPretrainedSync(dir('bert_seqcls'), { task: 'seq_cls' });
     expect(forwardError(model, { inputIds: ids2d(row(64)) })).toBeNull();
     const e = forwardError(model, { inputIds: ids2d(row(65)) })!;
     expect(e.code).toBe('ERR_VALUE');
@@ -68,7 +68,7 @@ describe('inputs longer than the position table', () => {
   });
 
   it('generate refuses a prompt + maxNewTokens that would pass the limit before generating anything', async () => {
-    const { model } = loadPretrained(dir('gpt2_lm'));
+    const { model } = loadPretrainedSync(dir('gpt2_lm'));
     const ok = await generate(model, row(60), { maxNewTokens: 5, eosTokenId: null }); // the last forward sees 64
     expect(ok.sequences[0]).toHaveLength(5);
     await expect(generate(model, row(60), { maxNewTokens: 6 })).rejects.toThrow(/need 65 positions, over the 64 positions .* at most 5/);

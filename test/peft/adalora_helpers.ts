@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../../lib/index.js';
 import '../../lib/models/index.js';
-import { loadPretrained } from '../../lib/models/loader.js';
+import { loadPretrainedSync } from '../../lib/models/loader.js';
 import { tensor } from '../../lib/tensor/creation.js';
 import { tidy } from '../../lib/tensor/scope.js';
 import { noGrad } from '../../lib/autograd/tape.js';
@@ -18,7 +18,7 @@ export const GPT2 = path.join(here, '..', 'fixtures', 'models', 'gpt2_lm');
 export const INPUT_IDS = [[5, 17, 33, 2, 96, 41, 7, 64, 12, 88], [9, 3, 71, 55, 23, 14, 60, 1, 30, 2]];
 
 export const readJson = <T>(file: string): T => JSON.parse(fs.readFileSync(file, 'utf8')) as T;
-export const gpt2 = (): PretrainedModel => loadPretrained(GPT2).model;
+export const gpt2 = (): PretrainedModel => loadPretrainedSync(GPT2).model;
 
 /** Flat f32 logits of the model on INPUT_IDS (no gradient). */
 export function logitsOf(model: PretrainedModel | PeftModel, ids = INPUT_IDS): Float32Array {

@@ -1,7 +1,7 @@
 /**
  * LoRA invariants on the tiny transformers fixtures: merge == unmerged forward, disabled ==
  * base, only adapter (+ modules_to_save) parameters train, save/load round trips, several
- * named adapters, mergeAndUnload -> savePretrained -> loadPretrained, clear errors, the fused
+ * named adapters, mergeAndUnload -> savePretrainedSync -> loadPretrainedSync, clear errors, the fused
  * op's gradients (finite differences and the unfused composition), and seeded lora_dropout.
  */
 import { describe, it, expect, afterEach } from 'vitest';
@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import '../../lib/index.js';
 import '../../lib/peft/index.js';
-import { loadPretrained, savePretrained } from '../../lib/models/index.js';
+import { loadPretrainedSync, savePretrainedSync } from '../../lib/models/index.js';
 import { LoraModel } from '../../lib/peft/lora/model.js';
 import { backward, noGrad } from '../../lib/autograd/tape.js';
 import * as F from '../../lib/autograd/ops.js';
@@ -33,7 +33,7 @@ const newDir = () => {
   return d;
 };
 
-const load = (name: string, task: Task = 'causal_lm') => loadPretrained(dir(name), { task }).model;
+const load = (name: string, task: Task = 'causal_lm') => loadPretrainedSync(dir(name), { task }).model;
 function logits(m: LoraModel | PretrainedModel, fixture: string): Float32Array {
   return noGrad(() => tidy(() => m.forward(modelInputs(inputsOf(fixture))).logits.toTypedArray() as Float32Array));
 }
@@ -134,14 +134,14 @@ describe.each([
     back.dispose();
   });
 
-  it('mergeAndUnload -> savePretrained -> loadPretrained gives the same logits', () => {
+  it('mergeAndUnload -> savePretrainedSync -> loadPretrainedSync gives the same logits', () => {
     const { lora } = make();
     lora.eval();
     const want = logits(lora, fixture);
     const merged = lora.mergeAndUnload();
     expect(merged.namedParameters().some(([n]) => n.includes('lora_'))).toBe(false);
     const d = newDir();
-    savePretrained(merged, d);
+    savePretrainedSync(merged, d);
     const back = load(path.relative(dir(''), d), task);
     expect(maxDiff(logits(back, fixture), want)).toBeLessThan(2e-5);
     merged.dispose();

@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import '../../lib/index.js';
 import '../../lib/peft/index.js';
-import { loadPretrained } from '../../lib/models/index.js';
+import { loadPretrainedSync } from '../../lib/models/index.js';
 import { LoraModel } from '../../lib/peft/lora/model.js';
 import { noGrad } from '../../lib/autograd/tape.js';
 import { tidy } from '../../lib/tensor/scope.js';
@@ -49,7 +49,7 @@ describe('PEFT-written LoRA adapters load and reproduce PEFT logits', () => {
     it(name, () => {
       const folder = path.join(LORA, `peft_${name}`);
       const exp = readJson<Expected>(path.join(folder, 'expected.json'));
-      const { model: base } = loadPretrained(modelDir(c.model), { task: c.task });
+      const { model: base } = loadPretrainedSync(modelDir(c.model), { task: c.task });
       const baseLogits = logitsOf(base, c.model);
       const lora = LoraModel.fromPretrained(base, folder);
       expect(loraLayerCount(lora)).toBe(exp.lora_layers);
@@ -65,7 +65,7 @@ describe('PEFT-written LoRA adapters load and reproduce PEFT logits', () => {
   }
 
   it('rank_pattern, alpha_pattern and rsLoRA give each layer its own rank and scale', () => {
-    const { model: base } = loadPretrained(modelDir('gpt2_lm'));
+    const { model: base } = loadPretrainedSync(modelDir('gpt2_lm'));
     const lora = LoraModel.fromPretrained(base, path.join(LORA, 'peft_gpt2_rslora_patterns'));
     const ad = (p: string) => lora.layers.get(p)!.adapters.get('default')!;
     expect(ad('transformer.h.0.attn.c_attn').r).toBe(2);
@@ -78,11 +78,11 @@ describe('PEFT-written LoRA adapters load and reproduce PEFT logits', () => {
   });
 
   it('layers_to_transform and a regex select only the named layers', () => {
-    const { model: g } = loadPretrained(modelDir('gpt2_lm'));
+    const { model: g } = loadPretrainedSync(modelDir('gpt2_lm'));
     const a = LoraModel.fromPretrained(g, path.join(LORA, 'peft_gpt2_layers'));
     expect([...a.layers.keys()].sort()).toEqual(['transformer.h.1.attn.c_attn', 'transformer.h.1.mlp.c_fc']);
     a.dispose();
-    const { model: b } = loadPretrained(modelDir('bert_seqcls'), { task: 'seq_cls' });
+    const { model: b } = loadPretrainedSync(modelDir('bert_seqcls'), { task: 'seq_cls' });
     const r = new LoraModel(b, CASES.bert_regex!.lora);
     expect([...r.layers.keys()].sort()).toEqual([
       'bert.encoder.layer.1.attention.self.key', 'bert.encoder.layer.1.attention.self.query', 'bert.encoder.layer.1.output.dense',
@@ -100,7 +100,7 @@ describe('our LoRA adapters (written for PEFT)', () => {
       const folder = path.join(LORA, `ours_${name}`);
       if (WRITE) {
         manualSeed(1000 + i);
-        const { model: base } = loadPretrained(modelDir(c.model), { task: c.task });
+        const { model: base } = loadPretrainedSync(modelDir(c.model), { task: c.task });
         const lora = new LoraModel(base, { ...c.lora, init_lora_weights: false });
         if (c.task === 'seq_cls') {
           // a trained head: modules_to_save must travel with the adapter
@@ -124,7 +124,7 @@ describe('our LoRA adapters (written for PEFT)', () => {
       // our own reload reproduces what we recorded, up to summation order (the fused kernel's
       // order changes with its blocking: a few f32 ulps of logits of size ~1-10)
       const exp = readJson<Expected>(path.join(folder, 'expected.json'));
-      const { model: base } = loadPretrained(modelDir(c.model), { task: c.task });
+      const { model: base } = loadPretrainedSync(modelDir(c.model), { task: c.task });
       const lora = LoraModel.fromPretrained(base, folder);
       const got = logitsOf(lora, c.model);
       expect(maxAbsErr(got, exp.logits, exp.shape, inputsOf(c.model).attention_mask).err).toBeLessThan(1e-5);

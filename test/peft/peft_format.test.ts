@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../../lib/index.js';
 import '../../lib/peft/index.js';
-import { loadPretrained } from '../../lib/models/index.js';
+import { loadPretrainedSync } from '../../lib/models/index.js';
 import type { PretrainedModel, Task } from '../../lib/models/common.js';
 import { LoraModel, peftSavesEmbeddingLayers } from '../../lib/peft/lora/model.js';
 import { PromptTuningModel } from '../../lib/peft/prompt_tuning/model.js';
@@ -36,7 +36,7 @@ const dirs: string[] = [];
 afterAll(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
 const newDir = () => { const d = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-peftfmt-')); dirs.push(d); return d; };
 
-const base = (arch: string, task: Task = 'causal_lm') => loadPretrained(path.join(MATRIX, 'models', arch), { task }).model;
+const base = (arch: string, task: Task = 'causal_lm') => loadPretrainedSync(path.join(MATRIX, 'models', arch), { task }).model;
 function logits(m: { forward: PretrainedModel['forward'] }, inputs: 'padded' | 'full' = 'padded'): number[] {
   const inp = INPUTS[inputs]!;
   return noGrad(() => tidy(() => Array.from(m.forward({ inputIds: ids2d(inp.input_ids), attentionMask: ids2d(inp.attention_mask) }).logits.toTypedArray() as Float32Array)));
@@ -75,7 +75,7 @@ describe('modules_to_save by short name (PEFT: a module whose path ends with the
     } finally {
       console.log = log;
     }
-    const { model } = loadPretrained(out);
+    const { model } = loadPretrainedSync(out);
     const exp = EXPECTED['lora__gpt2__causal_lm']!;
     expect(maxRelErr(logits(model), exp.logits, exp.shape, INPUTS.padded!.attention_mask)).toBeLessThan(REL_TOL);
   });

@@ -23,7 +23,7 @@ import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import '../../lib/index.js';
 import '../../lib/peft/index.js';
-import { loadPretrained } from '../../lib/models/index.js';
+import { loadPretrainedSync } from '../../lib/models/index.js';
 import type { PretrainedModel, Task } from '../../lib/models/common.js';
 import { PeftModel } from '../../lib/peft/base/peft_model.js';
 import { LoraModel } from '../../lib/peft/lora/model.js';
@@ -59,7 +59,7 @@ const INPUTS = readJson<Record<string, { input_ids: number[][]; attention_mask: 
 const LORA_FAMILY: Method[] = ['lora', 'lora_embed', 'adalora', 'qlora'];
 
 function loadBase(cell: Cell): PretrainedModel {
-  const { model } = loadPretrained(path.join(MATRIX, 'models', cell.arch), { task: cell.task });
+  const { model } = loadPretrainedSync(path.join(MATRIX, 'models', cell.arch), { task: cell.task });
   if (cell.method === 'qlora') quantizeModel(model);
   return model;
 }
@@ -266,7 +266,7 @@ describe.skipIf(!!EXPORT)('PEFT invariant matrix', () => {
 
 /** The 4-bit folder whose config.json transformers checks: the tiny GPT-2, quantized. */
 function writeNf4Config(dir: string): void {
-  const { model } = loadPretrained(path.join(MATRIX, 'models', 'gpt2'));
+  const { model } = loadPretrainedSync(path.join(MATRIX, 'models', 'gpt2'));
   quantizeModel(model);
   saveNf4Pretrained(model, dir);
   fs.rmSync(path.join(dir, 'model.safetensors'));

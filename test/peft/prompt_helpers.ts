@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../../lib/index.js';
 import '../../lib/peft/index.js';
-import { loadPretrained } from '../../lib/models/index.js';
+import { loadPretrainedSync } from '../../lib/models/index.js';
 import { openSafetensorsSync } from '../../lib/io/safetensors.js';
 import { f32FromRaw } from '../../lib/models/weights.js';
 import { noGrad } from '../../lib/autograd/tape.js';
@@ -18,7 +18,7 @@ export interface PromptInputs { input_ids: number[][]; attention_mask: number[][
 export const promptInputs = () => readJson<PromptInputs>(path.join(PROMPT_FIXTURES, 'inputs.json'));
 
 export function baseModel(name: string): PretrainedModel {
-  const { model } = loadPretrained(modelDir(name), { task: 'causal_lm' });
+  const { model } = loadPretrainedSync(modelDir(name), { task: 'causal_lm' });
   model.eval();
   return model;
 }

@@ -22,7 +22,7 @@ import { PTuningModel, PTuningEncoder, type PTuningConfig } from '../../lib/peft
 import { PrefixTuningModel } from '../../lib/peft/prefix_tuning/index.js';
 import type { PromptLearningModel } from '../../lib/peft/prompt/prompt_model.js';
 import { Trainer, type TrainExample } from '../../lib/train/trainer.js';
-import { loadPretrained } from '../../lib/models/index.js';
+import { loadPretrainedSync } from '../../lib/models/index.js';
 import { dir as modelDir, ids2d } from '../models/helpers.js';
 import { baseModel } from './prompt_helpers.js';
 
@@ -77,7 +77,7 @@ describe('shapes, masks and disabling', () => {
 
   it('sequence classification: per-sequence logits, the head trains and is saved', () => {
     manualSeed(1);
-    const { model } = loadPretrained(modelDir('gpt2_seqcls'), { task: 'seq_cls' });
+    const { model } = loadPretrainedSync(modelDir('gpt2_seqcls'), { task: 'seq_cls' });
     const m = new PromptTuningModel(model, { num_virtual_tokens: 3 });
     const out = noGrad(() => m.forward({ inputIds: ids2d([[5, 6, 7], [8, 9, 0]]), attentionMask: ids2d([[1, 1, 1], [1, 1, 0]]) }));
     expect(out.logits.shape).toEqual([2, model.config.numLabels]);
@@ -86,7 +86,7 @@ describe('shapes, masks and disabling', () => {
     m.saveAdapter(d);
     const cfg = JSON.parse(fs.readFileSync(path.join(d, 'adapter_config.json'), 'utf8'));
     expect(cfg.task_type).toBe('SEQ_CLS');
-    const back = PromptTuningModel.fromPretrained(loadPretrained(modelDir('gpt2_seqcls'), { task: 'seq_cls' }).model, d);
+    const back = PromptTuningModel.fromPretrained(loadPretrainedSync(modelDir('gpt2_seqcls'), { task: 'seq_cls' }).model, d);
     const again = noGrad(() => back.forward({ inputIds: ids2d([[5, 6, 7], [8, 9, 0]]), attentionMask: ids2d([[1, 1, 1], [1, 1, 0]]) }));
     expect(maxDiff(arr(again.logits), arr(out.logits))).toBeLessThan(1e-6);
   });

@@ -20,7 +20,7 @@ import { AdaLoraModel } from '../../lib/peft/adalora/model.js';
 import { SavedPromptEncoder, type PromptLearningModel } from '../../lib/peft/prompt/prompt_model.js';
 import { PrefixEncoder } from '../../lib/peft/prefix_tuning/model.js';
 import { loadConfig } from '../../lib/train/config.js';
-import { loadPretrained } from '../../lib/models/index.js';
+import { loadPretrainedSync } from '../../lib/models/index.js';
 import type { PretrainedModel, Task } from '../../lib/models/common.js';
 import { TunekitError } from '../../lib/errors.js';
 import { dir as modelDir } from '../models/helpers.js';
@@ -34,7 +34,7 @@ interface PeftFixture {
 const PEFT = JSON.parse(fs.readFileSync(FIXTURE, 'utf8')) as PeftFixture;
 
 const TASK_OF: Record<string, Task> = { gpt2_lm: 'causal_lm', llama_lm: 'causal_lm', bert_seqcls: 'seq_cls' };
-const load = (name: string): PretrainedModel => loadPretrained(modelDir(name), { task: TASK_OF[name] ?? 'causal_lm' }).model;
+const load = (name: string): PretrainedModel => loadPretrainedSync(modelDir(name), { task: TASK_OF[name] ?? 'causal_lm' }).model;
 
 const tmpDirs: string[] = [];
 afterAll(() => tmpDirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));

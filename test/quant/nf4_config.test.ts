@@ -15,9 +15,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import '../../lib/index.js';
 import '../../lib/peft/index.js';
-import { loadPretrained } from '../../lib/models/index.js';
+import { loadPretrainedSync } from '../../lib/models/index.js';
 import { LoraModel } from '../../lib/peft/lora/model.js';
-import { savePretrained } from '../../lib/models/loader.js';
+import { savePretrainedSync } from '../../lib/models/loader.js';
 import { quantizeModel } from '../../lib/quant/quantize.js';
 import { saveNf4Pretrained, loadNf4Pretrained, nf4ConfigJson } from '../../lib/quant/checkpoint.js';
 import { mergeQlora } from '../../lib/peft/qlora/merge.js';
@@ -55,7 +55,7 @@ function checkLikeTransformers(text: string): void {
 
 describe('4-bit config.json is what transformers accepts', () => {
   it('saveNf4Pretrained writes llm_int8_threshold as 6.0 and every checked field with its Python type', () => {
-    const { model } = loadPretrained(dir('gpt2_lm'));
+    const { model } = loadPretrainedSync(dir('gpt2_lm'));
     quantizeModel(model);
     const out = newDir();
     saveNf4Pretrained(model, out);
@@ -68,7 +68,7 @@ describe('4-bit config.json is what transformers accepts', () => {
   });
 
   it('a reloaded and re-saved folder still writes 6.0 (the value read back is the JS number 6)', () => {
-    const { model } = loadPretrained(dir('gpt2_lm'));
+    const { model } = loadPretrainedSync(dir('gpt2_lm'));
     quantizeModel(model);
     const a = newDir(), b = newDir();
     saveNf4Pretrained(model, a);
@@ -87,7 +87,7 @@ describe('4-bit config.json is what transformers accepts', () => {
 
   it('a dense merge of an adapter over a 4-bit folder writes a dense folder: no quantization_config, every weight present', () => {
     manualSeed(3);
-    const { model } = loadPretrained(dir('gpt2_lm'));
+    const { model } = loadPretrainedSync(dir('gpt2_lm'));
     quantizeModel(model);
     const q = newDir();
     saveNf4Pretrained(model, q);
@@ -99,10 +99,10 @@ describe('4-bit config.json is what transformers accepts', () => {
     for (const [, m] of merged.namedModules()) expect(m).not.toBeInstanceOf(NF4Linear);
     expect(new Map(merged.namedModules()).get('transformer.h.0.mlp.c_fc')).toBeInstanceOf(Linear);
     const out = newDir();
-    savePretrained(merged, out);
+    savePretrainedSync(merged, out);
     const cfg = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
     expect(cfg.quantization_config).toBeUndefined();
-    const { model: back, report } = loadPretrained(out);
+    const { model: back, report } = loadPretrainedSync(out);
     expect(report.initialised.filter((n) => !/^(score|classifier|lm_head)\./.test(n))).toEqual([]);
     const got = noGrad(() => tidy(() => Array.from(back.forward(modelInputs(inputsOf('gpt2_lm'))).logits.toTypedArray() as Float32Array)));
     let d = 0;

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../../lib/index.js';
 import '../../lib/peft/index.js';
-import { loadPretrained } from '../../lib/models/index.js';
+import { loadPretrainedSync } from '../../lib/models/index.js';
 import { LoraModel } from '../../lib/peft/lora/model.js';
 import { backward, noGrad } from '../../lib/autograd/tape.js';
 import * as F from '../../lib/autograd/ops.js';
@@ -50,7 +50,7 @@ function lmLoss(m: LoraModel): Tensor {
 
 describe('quantizeModel', () => {
   it('replaces the Conv1D / Linear layers, keeps heads and embeddings dense, <= 0.52 bytes per quantized parameter', () => {
-    const { model } = loadPretrained(dir('gpt2_seqcls'), { task: 'seq_cls' });
+    const { model } = loadPretrainedSync(dir('gpt2_seqcls'), { task: 'seq_cls' });
     const rep = quantizeModel(model);
     expect(rep.quantized).toHaveLength(8); // 2 layers x (c_attn, attn.c_proj, c_fc, mlp.c_proj)
     expect(rep.quantized.some((p) => p.startsWith('score'))).toBe(false);
@@ -66,7 +66,7 @@ describe('quantizeModel', () => {
 describe('QLoRA (LoRA over NF4 layers)', () => {
   it('trains only the adapters and the loss drops on the tiny GPT-2', () => {
     manualSeed(7);
-    const { model: base } = loadPretrained(dir('gpt2_lm'));
+    const { model: base } = loadPretrainedSync(dir('gpt2_lm'));
     const cfg = { method: 'qlora', quantization: 'nf4', peft: { r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: 'all-linear', blocksize: 64, double_quant: true } } as unknown as TrainConfig;
     const lora = wrapForMethod(base, cfg) as LoraModel;
     expect([...lora.layers.values()].every((l) => l.base_layer instanceof NF4Linear)).toBe(true);
@@ -128,7 +128,7 @@ describe('NF4 checkpoints (transformers + bitsandbytes layout)', () => {
 describe('merging a QLoRA adapter', () => {
   it('writes dense weights = dequant(W) + s B A, reports the base error against the dense weights and the requantization error', () => {
     manualSeed(9);
-    const { model: base } = loadPretrained(dir('gpt2_lm'));
+    const { model: base } = loadPretrainedSync(dir('gpt2_lm'));
     const rep = quantizeModel(base, { keepDense: true });
     const lora = new LoraModel(base, { r: 4, lora_alpha: 8, init_lora_weights: false, target_modules: ['c_attn', 'c_fc'] });
     const before = logits(lora);
@@ -149,7 +149,7 @@ describe('merging a QLoRA adapter', () => {
     // the merged dense model computes what the NF4 base + adapter computed
     expect(maxDiff(logits(model), before)).toBeLessThan(1e-4);
     // a LoRA layer over NF4 refuses the in-place merge with a pointer to mergeQlora
-    const { model: b2 } = loadPretrained(dir('gpt2_lm'));
+    const { model: b2 } = loadPretrainedSync(dir('gpt2_lm'));
     quantizeModel(b2);
     const l2 = new LoraModel(b2, { r: 2, target_modules: ['c_attn'] });
     expect(() => l2.merge()).toThrow(/mergeQlora/);
@@ -157,7 +157,7 @@ describe('merging a QLoRA adapter', () => {
 
   it('requantize: the merged model is NF4 again and the added error is reported', () => {
     manualSeed(10);
-    const { model: base } = loadPretrained(dir('gpt2_lm'));
+    const { model: base } = loadPretrainedSync(dir('gpt2_lm'));
     quantizeModel(base);
     const lora = new LoraModel(base, { r: 4, lora_alpha: 8, init_lora_weights: false, target_modules: ['c_attn'] });
     const { model, report } = mergeQlora(lora, { requantize: true });

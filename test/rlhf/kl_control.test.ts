@@ -8,7 +8,7 @@ import '../../lib/index.js';
 import '../../lib/peft/index.js';
 import { AdaptiveKlController, FixedKlController, makeKlController } from '../../lib/rlhf/kl_control.js';
 import { PpoTrainer, ppoStatsOf, type PpoStats } from '../../lib/rlhf/ppo.js';
-import { loadPretrained } from '../../lib/models/index.js';
+import { loadPretrainedSync } from '../../lib/models/index.js';
 import { LoraModel } from '../../lib/peft/lora/model.js';
 import { loadConfig } from '../../lib/train/config.js';
 import { TunekitError } from '../../lib/errors.js';
@@ -86,7 +86,7 @@ describe('FixedKlController and makeKlController', () => {
 
 describe('PPO with klTarget', () => {
   it("rewards each rollout with the controller's coefficient and updates it with the step's KL and batch size", async () => {
-    const { model: base } = loadPretrained(dir('gpt2_lm'));
+    const { model: base } = loadPretrainedSync(dir('gpt2_lm'));
     const policy = new LoraModel(base, { r: 4, lora_alpha: 8, target_modules: ['c_attn'] });
     const reward = (_q: number[][], r: number[][]) => r.map((x) => x.filter((t) => t >= 10 && t < 30).length / x.length);
     const B = 8, init = 0.1, target = 0.5, horizon = 40;

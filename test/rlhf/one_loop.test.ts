@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import '../../lib/index.js';
 import '../../lib/peft/index.js';
-import { loadPretrained } from '../../lib/models/index.js';
+import { loadPretrainedSync } from '../../lib/models/index.js';
 import { LoraModel } from '../../lib/peft/lora/model.js';
 import { full } from '../../lib/tensor/creation.js';
 import type { Tensor } from '../../lib/tensor/tensor.js';
@@ -42,7 +42,7 @@ function pairs(n: number, seed: number): PreferenceExample[] {
 }
 const lora = (task: 'seq_cls' | 'causal_lm') => {
   manualSeed(11);
-  const { model } = loadPretrained(dir('gpt2_lm'), task === 'seq_cls' ? { task, numLabels: 1 } : {});
+  const { model } = loadPretrainedSync(dir('gpt2_lm'), task === 'seq_cls' ? { task, numLabels: 1 } : {});
   return new LoraModel(model, { r: 4, lora_alpha: 8, target_modules: ['c_attn', 'c_proj'] });
 };
 

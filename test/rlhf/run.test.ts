@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import '../../lib/index.js';
 import { trainByteLevelBpe, saveTrainedBpe } from '../../lib/tokenizer/index.js';
 import { GPT2, parseGPT2Config } from '../../lib/models/gpt2.js';
-import { savePretrained, loadPretrained } from '../../lib/models/index.js';
+import { savePretrainedSync, loadPretrainedSync } from '../../lib/models/index.js';
 import { manualSeed } from '../../lib/nn/random.js';
 import { loadConfig } from '../../lib/train/config.js';
 import { runTraining } from '../../lib/train/run.js';
@@ -37,7 +37,7 @@ beforeAll(() => {
     bos_token_id: 0, eos_token_id: 0, pad_token_id: 0, tie_word_embeddings: true,
   });
   const m = new GPT2(cfg, 'causal_lm');
-  savePretrained(m, modelDir);
+  savePretrainedSync(m, modelDir);
   m.dispose();
 });
 
@@ -67,7 +67,7 @@ describe('RLHF through runTraining', () => {
     expect(res.eval?.count).toBe(10);
     // the Trainer's checkpoint, as for supervised runs
     expect(fs.existsSync(path.join(out, 'checkpoint', 'manifest.json'))).toBe(true);
-    const { model } = loadPretrained(path.join(out, 'model'), { task: 'seq_cls', numLabels: 1 });
+    const { model } = loadPretrainedSync(path.join(out, 'model'), { task: 'seq_cls', numLabels: 1 });
     expect(model.config.numLabels).toBe(1);
   });
 

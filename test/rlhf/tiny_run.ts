@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { trainByteLevelBpe, saveTrainedBpe } from '../../lib/tokenizer/index.js';
 import { GPT2, parseGPT2Config } from '../../lib/models/gpt2.js';
-import { savePretrained } from '../../lib/models/index.js';
+import { savePretrainedSync } from '../../lib/models/index.js';
 import { manualSeed } from '../../lib/nn/random.js';
 
 const GOOD = ['a fine happy day', 'what a great idea', 'lovely work thanks', 'good and kind', 'nice clear answer'];
@@ -39,7 +39,7 @@ export function makeTinyRlhfWork(prefix: string): TinyRlhfWork {
     activation_function: 'gelu_new', resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0, layer_norm_epsilon: 1e-5,
     bos_token_id: 0, eos_token_id: 0, pad_token_id: 0, tie_word_embeddings: true,
   }), 'causal_lm');
-  savePretrained(m, modelDir);
+  savePretrainedSync(m, modelDir);
   m.dispose();
   return {
     work, modelDir, data,

@@ -5,7 +5,7 @@
 import { describe, it, expect } from 'vitest';
 import '../../lib/index.js';
 import '../../lib/peft/index.js';
-import { loadPretrained } from '../../lib/models/index.js';
+import { loadPretrainedSync } from '../../lib/models/index.js';
 import { LoraModel } from '../../lib/peft/lora/model.js';
 import { noGrad } from '../../lib/autograd/tape.js';
 import { tidy } from '../../lib/tensor/scope.js';
@@ -28,7 +28,7 @@ function pairs(n: number, seed: number): PreferenceExample[] {
 describe('reward model', () => {
   it('learns the planted preference (held-out accuracy and margin rise) and scores sequences', async () => {
     manualSeed(1);
-    const { model: base } = loadPretrained(dir('gpt2_lm'), { task: 'seq_cls', numLabels: 1 });
+    const { model: base } = loadPretrainedSync(dir('gpt2_lm'), { task: 'seq_cls', numLabels: 1 });
     const rm = new LoraModel(base, { r: 8, lora_alpha: 16, target_modules: ['c_attn', 'c_proj', 'c_fc'] });
     const trainer = new RewardTrainer({ model: rm, train: pairs(64, 1), eval: pairs(32, 2), padTokenId: PAD, settings: { batchSize: 8, lr: 1e-2, epochs: 4, evalEvery: 8 } });
     const before = trainer.evaluate();
@@ -46,7 +46,7 @@ describe('reward model', () => {
     expect(Math.abs(alone - good!)).toBeLessThan(1e-4);
   });
   it('refuses a model whose head is not a single scalar', () => {
-    const { model } = loadPretrained(dir('gpt2_lm'), { task: 'seq_cls', numLabels: 2 });
+    const { model } = loadPretrainedSync(dir('gpt2_lm'), { task: 'seq_cls', numLabels: 2 });
     expect(() => new RewardTrainer({ model, train: pairs(2, 1), padTokenId: PAD })).toThrow(/numLabels 1/);
   });
 });
@@ -54,7 +54,7 @@ describe('reward model', () => {
 describe('DPO', () => {
   it('reference = adapters disabled; margin starts at 0 and rises on held-out pairs', async () => {
     manualSeed(2);
-    const { model: base } = loadPretrained(dir('gpt2_lm'));
+    const { model: base } = loadPretrainedSync(dir('gpt2_lm'));
     const heldOut = pairs(16, 4);
     const baseLp = noGrad(() => tidy(() => pairLogprobs(base, heldOut.slice(0, 4), PAD).chosen.toArray()));
     const policy = new LoraModel(base, { r: 4, lora_alpha: 8, target_modules: ['c_attn', 'c_proj'] });
@@ -73,7 +73,7 @@ describe('DPO', () => {
     dpo.referenceLogprobs(heldOut.slice(0, 4)).chosen.forEach((v, i) => expect(v).toBeCloseTo(baseLp[i]!, 4));
   });
   it('precomputed reference log-probs give the same loss as the on-the-fly reference', () => {
-    const { model: base } = loadPretrained(dir('gpt2_lm'));
+    const { model: base } = loadPretrainedSync(dir('gpt2_lm'));
     const policy = new LoraModel(base, { r: 4, lora_alpha: 8, init_lora_weights: false, target_modules: ['c_attn'] });
     const train = pairs(8, 5);
     const live = new DpoTrainer({ model: policy, train, padTokenId: PAD });
@@ -94,7 +94,7 @@ describe('PPO', () => {
   };
 
   it('first rollout: policy == reference (KL 0), values masked after the last token, ratio 1 at the first update', async () => {
-    const { model: base } = loadPretrained(dir('gpt2_lm'));
+    const { model: base } = loadPretrainedSync(dir('gpt2_lm'));
     const policy = new LoraModel(base, { r: 4, lora_alpha: 8, target_modules: ['c_attn'] });
     const train = prompts(6, 1);
     let first: Record<string, number> = {};
@@ -124,7 +124,7 @@ describe('PPO', () => {
 
   it('raises the mean reward while the KL to the reference stays bounded', async () => {
     manualSeed(4);
-    const { model: base } = loadPretrained(dir('gpt2_lm'));
+    const { model: base } = loadPretrainedSync(dir('gpt2_lm'));
     const policy = new LoraModel(base, { r: 8, lora_alpha: 16, target_modules: ['c_attn', 'c_proj', 'c_fc'] });
     const train = Array.from({ length: 12 }, (_, i) => prompts(16, 100 + i)).flat();
     const scores: number[] = [], kls: number[] = [];

@@ -5,7 +5,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { makeServeWorld, type ServeWorld, type Arch } from './helpers.js';
-import { loadPretrained, type PretrainedModel } from '../../lib/models/index.js';
+import { loadPretrainedSync, type PretrainedModel } from '../../lib/models/index.js';
 import { Tokenizer } from '../../lib/tokenizer/index.js';
 import { loadPeftFolder } from '../../lib/peft/index.js';
 import { generate } from '../../lib/models/generate.js';
@@ -31,7 +31,7 @@ const PROMPTS = ['Hello there', 'The spam filter', 'free money now', 'a', 'Meeti
 const NAMES: (string | null)[] = ['alpha', 'beta', 'gamma', null, 'beta', 'alpha'];
 
 async function alone(name: string | null, prompt: string, maxNewTokens: number): Promise<number[]> {
-  let { model } = loadPretrained(w.modelDir, { task: 'causal_lm' });
+  let { model } = loadPretrainedSync(w.modelDir, { task: 'causal_lm' });
   if (name) model = loadPeftFolder(model, w.adapterDirs[name]!) as unknown as PretrainedModel;
   const ids = tok.encode(prompt, { addSpecialTokens: false }).ids;
   const r = await generate(model, tok, [ids], { maxNewTokens, temperature: 0, eosTokenId: tok.eosTokenId ?? null });
@@ -54,7 +54,7 @@ describe('BatchEngine', () => {
     const expected = await Promise.all(PROMPTS.map((p, i) => alone(NAMES[i]!, p, lens[i]!)));
     // the adapters really change the tokens: otherwise this test could not fail
     expect(new Set(expected.map((e) => JSON.stringify(e.slice(0, 6)))).size).toBeGreaterThan(3);
-    const { model } = loadPretrained(w.modelDir, { task: 'causal_lm' });
+    const { model } = loadPretrainedSync(w.modelDir, { task: 'causal_lm' });
     const set = new AdapterSet(model);
     for (const n of ['alpha', 'beta', 'gamma']) set.load(n, w.adapterDirs[n]!);
     const eng = new BatchEngine(model, tok, set, { maxBatch: 4, maxPrefillTokens: 4096 });
@@ -77,7 +77,7 @@ describe('BatchEngine', () => {
 
   it('a cancelled or timed-out sequence leaves the batch; the others are untouched', async () => {
     use('gpt2');
-    const { model } = loadPretrained(w.modelDir, { task: 'causal_lm' });
+    const { model } = loadPretrainedSync(w.modelDir, { task: 'causal_lm' });
     const set = new AdapterSet(model);
     for (const n of ['alpha', 'beta', 'gamma']) set.load(n, w.adapterDirs[n]!);
     const eng = new BatchEngine(model, tok, set, { maxBatch: 8, maxPrefillTokens: 4096 });

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../../lib/index.js';
-import { architectureFor, savePretrained, loadPretrained, type PretrainedModel } from '../../lib/models/index.js';
+import { architectureFor, savePretrainedSync, loadPretrainedSync, type PretrainedModel } from '../../lib/models/index.js';
 import { LoraModel } from '../../lib/peft/index.js';
 import { manualSeed } from '../../lib/nn/random.js';
 
@@ -66,13 +66,13 @@ export function makeServeWorld(arch: Arch = 'gpt2'): ServeWorld {
   const a = architectureFor(arch);
   const raw = CONFIGS[arch](vocab);
   const m = a.build(a.parseConfig(raw), 'causal_lm');
-  savePretrained(m, modelDir);
+  savePretrainedSync(m, modelDir);
   m.dispose();
   const adapterDirs: Record<string, string> = {};
   let seed = 100;
   for (const [name, cfg] of Object.entries(ADAPTERS[arch])) {
     manualSeed(seed++);
-    const { model } = loadPretrained(modelDir, { task: 'causal_lm' });
+    const { model } = loadPretrainedSync(modelDir, { task: 'causal_lm' });
     // scale B up so adapters change greedy tokens visibly on a random model
     const lora = new LoraModel(model, { ...cfg, init_lora_weights: false });
     for (const layer of lora.layers.values()) for (const ad of layer.adapters.values()) {

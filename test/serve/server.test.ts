@@ -8,7 +8,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import OpenAI from 'openai';
 import { makeServeWorld, type ServeWorld } from './helpers.js';
-import { loadPretrained, type PretrainedModel } from '../../lib/models/index.js';
+import { loadPretrainedSync, type PretrainedModel } from '../../lib/models/index.js';
 import { Tokenizer } from '../../lib/tokenizer/index.js';
 import { loadPeftFolder } from '../../lib/peft/index.js';
 import { generate } from '../../lib/models/generate.js';
@@ -25,7 +25,7 @@ function adaptersOf(names: string[]): Record<string, string> {
 
 /** generate() alone, greedy, with one adapter (or none): the text the server must return. */
 async function alone(adapter: string | null, promptIds: number[], maxNewTokens: number): Promise<{ text: string; tokens: number[] }> {
-  let { model } = loadPretrained(w.modelDir, { task: 'causal_lm' });
+  let { model } = loadPretrainedSync(w.modelDir, { task: 'causal_lm' });
   if (adapter) model = loadPeftFolder(model, w.adapterDirs[adapter]!) as unknown as PretrainedModel;
   const r = await generate(model, tok, [promptIds], { maxNewTokens, temperature: 0, eosTokenId: tok.eosTokenId ?? null });
   model.dispose();

@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import '../../lib/index.js';
 import '../../lib/peft/index.js';
-import { GPT2, parseGPT2Config, loadPretrained } from '../../lib/models/index.js';
+import { GPT2, parseGPT2Config, loadPretrainedSync } from '../../lib/models/index.js';
 import { LoraModel } from '../../lib/peft/lora/model.js';
 import type { Tensor } from '../../lib/tensor/tensor.js';
 import { manualSeed } from '../../lib/nn/random.js';
@@ -47,7 +47,7 @@ function build(kind: 'full' | 'lora') {
     return m;
   }
   manualSeed(4);
-  const { model: base } = loadPretrained(modelDir('gpt2_lm'));
+  const { model: base } = loadPretrainedSync(modelDir('gpt2_lm'));
   return new LoraModel(base, { r: 4, lora_alpha: 8, lora_dropout: 0.1, target_modules: ['c_attn', 'c_fc'] });
 }
 

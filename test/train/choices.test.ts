@@ -4,7 +4,7 @@
  */
 import { describe, it, expect } from 'vitest';
 import '../../lib/index.js';
-import { loadPretrained } from '../../lib/models/index.js';
+import { loadPretrainedSync } from '../../lib/models/index.js';
 import { noGrad } from '../../lib/autograd/tape.js';
 import { tidy } from '../../lib/tensor/scope.js';
 import { tensor } from '../../lib/tensor/creation.js';
@@ -52,7 +52,7 @@ describe('buildChoiceSet', () => {
 });
 
 /** log p(answer | prompt) from one unpadded forward of prompt + answer. */
-function directLogLikelihood(model: ReturnType<typeof loadPretrained>['model'], prompt: number[], answer: number[]): number {
+function directLogLikelihood(model: ReturnType<typeof loadPretrainedSync>['model'], prompt: number[], answer: number[]): number {
   return noGrad(() => tidy(() => {
     const ids = [...prompt, ...answer];
     const logits = model.forward({ inputIds: tensor(Int32Array.from(ids), [1, ids.length], 'i32') as Tensor<'i32'> }).logits.toArray();
@@ -70,7 +70,7 @@ function directLogLikelihood(model: ReturnType<typeof loadPretrained>['model'], 
 
 describe('scoreChoices', () => {
   it('picks the answer with the highest summed log-probability, independent of batching and padding', () => {
-    const { model } = loadPretrained(dir('gpt2_lm'));
+    const { model } = loadPretrainedSync(dir('gpt2_lm'));
     const mode = model.training;
     const prompts = ['ABC', 'DEFGHIJ', 'K', 'LMNOP', 'QRS', 'TUV!', '"#$%&', "'()*+,-."];
     const answers = [' A', ' BC', ' D'];
@@ -89,7 +89,7 @@ describe('scoreChoices', () => {
     expect(model.training).toBe(mode); // restored
   });
   it('the Trainer adds the multiple-choice accuracy to a causal LM evaluation', () => {
-    const { model } = loadPretrained(dir('gpt2_lm'));
+    const { model } = loadPretrainedSync(dir('gpt2_lm'));
     const records = ['ABC', 'DEF', 'GHI', 'JKL'].map((p, i) => pc(p, i % 2 ? ' P' : ' N'));
     const examples = buildCausalLmExamples(records, tok).examples;
     const set = buildChoiceSet(records, tok, [' N', ' P']);

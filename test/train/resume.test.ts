@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import '../../lib/index.js';
 import '../../lib/peft/index.js';
-import { loadPretrained } from '../../lib/models/index.js';
+import { loadPretrainedSync } from '../../lib/models/index.js';
 import { LoraModel } from '../../lib/peft/lora/model.js';
 import { manualSeed } from '../../lib/nn/random.js';
 import { Trainer, type TrainExample, type TrainSettings } from '../../lib/train/trainer.js';
@@ -30,7 +30,7 @@ const newDir = () => {
 
 const lora = () => {
   manualSeed(4);
-  return new LoraModel(loadPretrained(modelDir('gpt2_lm')).model, { r: 2, lora_alpha: 4, target_modules: ['c_attn'] });
+  return new LoraModel(loadPretrainedSync(modelDir('gpt2_lm')).model, { r: 2, lora_alpha: 4, target_modules: ['c_attn'] });
 };
 const data: TrainExample[] = Array.from({ length: 8 }, (_, i) => {
   const ids = Array.from({ length: 6 }, (_, j) => ((i * 7 + j) % 96) + 1);

@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../../lib/index.js';
-import { GPT2, parseGPT2Config, savePretrained } from '../../lib/models/index.js';
+import { GPT2, parseGPT2Config, savePretrainedSync } from '../../lib/models/index.js';
 import { trainByteLevelBpe, saveTrainedBpe } from '../../lib/tokenizer/index.js';
 import { manualSeed } from '../../lib/nn/random.js';
 import { readMetrics } from '../../lib/train/metrics_log.js';
@@ -62,7 +62,7 @@ beforeAll(() => {
     activation_function: 'gelu_new', resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0, layer_norm_epsilon: 1e-5,
     bos_token_id: 0, eos_token_id: 0, pad_token_id: 0, tie_word_embeddings: true,
   }), 'causal_lm');
-  savePretrained(m, modelDir);
+  savePretrainedSync(m, modelDir);
   m.dispose();
   configPath = path.join(work, 'train.json');
   // lora_dropout on: the RNG stream must survive the kill too; checkpoints after steps 2, 4, 6

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import '../../lib/index.js';
-import { GPT2, parseGPT2Config, savePretrained } from '../../lib/models/index.js';
+import { GPT2, parseGPT2Config, savePretrainedSync } from '../../lib/models/index.js';
 import { trainByteLevelBpe, saveTrainedBpe } from '../../lib/tokenizer/index.js';
 import { manualSeed } from '../../lib/nn/random.js';
 import { loadConfig } from '../../lib/train/config.js';
@@ -26,7 +26,7 @@ beforeAll(() => {
   saveTrainedBpe(join(work, 'model'), trainByteLevelBpe(texts, { vocabSize: 300, specialTokens: ['<|endoftext|>'] }), { eosToken: '<|endoftext|>', bosToken: '<|endoftext|>' });
   manualSeed(5);
   const cfg = parseGPT2Config({ model_type: 'gpt2', vocab_size: 300, n_embd: 32, n_layer: 2, n_head: 2, n_positions: 64, eos_token_id: 0, bos_token_id: 0 });
-  savePretrained(new GPT2(cfg, 'causal_lm'), join(work, 'model'));
+  savePretrainedSync(new GPT2(cfg, 'causal_lm'), join(work, 'model'));
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 

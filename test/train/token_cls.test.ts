@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import '../../lib/index.js';
-import { GPT2, parseGPT2Config, savePretrained } from '../../lib/models/index.js';
+import { GPT2, parseGPT2Config, savePretrainedSync } from '../../lib/models/index.js';
 import { trainByteLevelBpe, saveTrainedBpe, Tokenizer } from '../../lib/tokenizer/index.js';
 import { manualSeed } from '../../lib/nn/random.js';
 import { loadTaggedRecords, buildTagMap, buildTokenClassificationExamples } from '../../lib/data/token_cls.js';
@@ -36,7 +36,7 @@ beforeAll(() => {
   saveTrainedBpe(model, trainByteLevelBpe(SENTENCES, { vocabSize: 300, specialTokens: ['<|endoftext|>'] }), { eosToken: '<|endoftext|>', bosToken: '<|endoftext|>' });
   manualSeed(3);
   const cfg = parseGPT2Config({ model_type: 'gpt2', vocab_size: 300, n_embd: 32, n_layer: 2, n_head: 2, n_positions: 64, eos_token_id: 0, bos_token_id: 0 });
-  savePretrained(new GPT2(cfg, 'causal_lm'), model);
+  savePretrainedSync(new GPT2(cfg, 'causal_lm'), model);
 });
 
 describe('token classification', () => {

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import '../../lib/index.js';
 import '../../lib/peft/index.js';
-import { GPT2, parseGPT2Config, loadPretrained } from '../../lib/models/index.js';
+import { GPT2, parseGPT2Config, loadPretrainedSync } from '../../lib/models/index.js';
 import { LoraModel } from '../../lib/peft/lora/model.js';
 import { Module } from '../../lib/nn/module.js';
 import { Linear } from '../../lib/nn/layers.js';
@@ -118,7 +118,7 @@ describe('Trainer', () => {
     const build = () => {
       if (kind === 'full') return tinyGpt2(4, 0.1);
       manualSeed(4);
-      const { model: base } = loadPretrained(modelDir('gpt2_lm'));
+      const { model: base } = loadPretrainedSync(modelDir('gpt2_lm'));
       return new LoraModel(base, { r: 4, lora_alpha: 8, lora_dropout: 0.1, target_modules: ['c_attn', 'c_fc'] });
     };
     const data = lmData(20, 6, 10, 5);
@@ -307,7 +307,7 @@ describe('Trainer', () => {
     expect(() => new Trainer({ model, task: 'causal_lm', train: [], padTokenId: 0 })).toThrow(/training set is empty/);
     const bad = new Trainer({ model, task: 'causal_lm', train: [{ inputIds: [1, 2, 3], labels: [1, 2, 300] }], padTokenId: 0, progress: 'none', settings: { maxSteps: 1 } });
     await expect(bad.fit()).rejects.toThrow(/label 300 is out of range for 97 classes/);
-    const { model: cls } = loadPretrained(modelDir('gpt2_seqcls'), { task: 'seq_cls' });
+    const { model: cls } = loadPretrainedSync(modelDir('gpt2_seqcls'), { task: 'seq_cls' });
     cls.requiresGrad_(true);
     const badCls = new Trainer({ model: cls, task: 'seq_cls', train: [{ inputIds: [1, 2], label: 3 }], padTokenId: 0, progress: 'none', settings: { maxSteps: 1 } });
     await expect(badCls.fit()).rejects.toMatchObject({ code: 'ERR_VALUE', message: 'label 3 is out of range for 3 classes' });

@@ -7,7 +7,7 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadPretrained, resolveModelPath, io } from '../../lib/index.js';
+import { loadPretrainedSync, resolveModelPath, io } from '../../lib/index.js';
 import { readImageProcessor } from '../../lib/data/image_processor.js';
 import { loadBuiltinDigits } from '../../lib/data/images.js';
 import { ImageClassificationObjective } from '../../lib/train/objectives/image_cls.js';
@@ -29,7 +29,7 @@ describe('builtin:tunekit-resnet-digits', () => {
   it('scores on the held-out digits 0-4 what its README says', () => {
     const readme = readFileSync(join(dir, 'README.md'), 'utf8');
     const stated = Number(/Held-out accuracy on digits 0-4[^*]*\*\*([\d.]+)%\*\*/.exec(readme)![1]);
-    const { model, report } = loadPretrained(dir, { task: 'image_cls' });
+    const { model, report } = loadPretrainedSync(dir, { task: 'image_cls' });
     expect(report.initialised).toEqual([]);
     const data = loadBuiltinDigits('builtin:mnist-0-4', { processor: readImageProcessor(dir)!, channels: 1 });
     const r = new ImageClassificationObjective(model).evaluate(data.eval, { batchSize: 256, evalSplit: true });

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fixturePath } from './helpers.js';
-import { loadPretrained } from '../../lib/index.js';
+import { loadPretrainedSync } from '../../lib/index.js';
 import { readImageProcessor } from '../../lib/data/image_processor.js';
 import { loadBuiltinDigits } from '../../lib/data/images.js';
 import { ImageClassificationObjective } from '../../lib/train/objectives/image_cls.js';
@@ -73,7 +73,7 @@ describe('image tasks through the CLI', () => {
     const m = tunekit(['merge', '--model', 'builtin:tunekit-resnet-digits', '--adapter', path.join(out, 'adapter'), '--output', merged], ROOT);
     expect(m.code, m.out).toBe(0);
     expect(m.out).toMatch(/\(image_cls, f32\)/);
-    const { model } = loadPretrained(merged, { task: 'image_cls' });
+    const { model } = loadPretrainedSync(merged, { task: 'image_cls' });
     const proc = readImageProcessor(merged)!;
     const data = loadBuiltinDigits('builtin:mnist-5-9', { processor: proc, channels: 1 });
     const again = new ImageClassificationObjective(model).evaluate(data.eval, { batchSize: 256, evalSplit: true });

@@ -8,7 +8,7 @@ import { describe, it, expect } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadPretrained, savePretrained, tensor, ops as F, noGrad, tidy, Tensor, io, TunekitError } from '../../lib/index.js';
+import { loadPretrainedSync, savePretrainedSync, tensor, ops as F, noGrad, tidy, Tensor, io, TunekitError } from '../../lib/index.js';
 import { fixturePath, readJson, maxRelErr } from './helpers.js';
 
 const MODELS = ['resnet_basic', 'resnet_bottleneck', 'vit', 'vit_5x'] as const;
@@ -20,7 +20,7 @@ describe('image models match transformers', () => {
   for (const name of MODELS) {
     it(`${name}: eval logits (rel err < 1e-4)`, () => {
       const exp = expectedOf(name);
-      const { model, report } = loadPretrained(fixturePath(name), { task: 'image_cls' });
+      const { model, report } = loadPretrainedSync(fixturePath(name), { task: 'image_cls' });
       expect(report.initialised).toEqual([]);
       expect(report.unused).toEqual([]);
       const logits = noGrad(() => tidy(() => arr(model.forward({ pixelValues: pixelsOf(exp) }).logits)));
@@ -32,7 +32,7 @@ describe('image models match transformers', () => {
   for (const name of ['resnet_basic', 'resnet_bottleneck', 'vit'] as const) {
     it(`${name}: train mode (batch statistics), running statistics and gradients`, () => {
       const exp = expectedOf(name);
-      const { model } = loadPretrained(fixturePath(name), { task: 'image_cls' });
+      const { model } = loadPretrainedSync(fixturePath(name), { task: 'image_cls' });
       model.requiresGrad_(true);
       model.train();
       tidy(() => {
@@ -59,14 +59,14 @@ describe('image models match transformers', () => {
       const exp = expectedOf(name);
       const dir = mkdtempSync(join(tmpdir(), 'tk-vision-'));
       try {
-        const { model } = loadPretrained(fixturePath(name), { task: 'image_cls' });
-        savePretrained(model, dir);
+        const { model } = loadPretrainedSync(fixturePath(name), { task: 'image_cls' });
+        savePretrainedSync(model, dir);
         const theirs = io.openSafetensorsSync(fixturePath(name, 'model.safetensors'));
         const ours = io.openSafetensorsSync(join(dir, 'model.safetensors'));
         expect([...ours.names].sort()).toEqual([...theirs.names].sort());
         for (const n of theirs.names) expect(ours.info(n).shape, n).toEqual(theirs.info(n).shape);
         theirs.close(); ours.close();
-        const { model: again } = loadPretrained(dir, { task: 'image_cls' });
+        const { model: again } = loadPretrainedSync(dir, { task: 'image_cls' });
         const logits = noGrad(() => tidy(() => arr(again.forward({ pixelValues: pixelsOf(exp) }).logits)));
         expect(maxRelErr(logits, exp.eval_logits)).toBeLessThan(1e-4);
         model.dispose(); again.dispose();
@@ -95,8 +95,8 @@ describe('image models refuse what they cannot do, by name', () => {
     return 'no error';
   };
   it('a text task, token ids, wrong channels or image size', () => {
-    expect(err(() => loadPretrained(fixturePath('vit'), { task: 'causal_lm' }))).toMatch(/^ERR_VALUE: vit is an image model: task 'causal_lm'/);
-    const { model } = loadPretrained(fixturePath('vit'), { task: 'image_cls' });
+    expect(err(() => loadPretrainedSync(fixturePath('vit'), { task: 'causal_lm' }))).toMatch(/^ERR_VALUE: vit is an image model: task 'causal_lm'/);
+    const { model } = loadPretrainedSync(fixturePath('vit'), { task: 'image_cls' });
     expect(err(() => model.forward({ inputIds: tensor(new Int32Array(2), [1, 2], 'i32') as Tensor<'i32'> }))).toMatch(/^ERR_VALUE: vit is an image model: expected pixelValues/);
     expect(err(() => tidy(() => model.forward({ pixelValues: tensor(new Float32Array(1 * 1 * 20 * 16), [1, 1, 20, 16]) as Tensor<'f32'> })))).toMatch(/^ERR_SHAPE: .*num_channels 3/);
     expect(err(() => tidy(() => model.forward({ pixelValues: tensor(new Float32Array(3 * 16 * 16), [1, 3, 16, 16]) as Tensor<'f32'> })))).toMatch(/^ERR_SHAPE: vit: expected images of 20x16/);

@@ -3,7 +3,7 @@
  * resumed run draws exactly what the uninterrupted one would; evaluation is never augmented.
  */
 import { describe, it, expect } from 'vitest';
-import { loadPretrained, tidy, manualSeed } from '../../lib/index.js';
+import { loadPretrainedSync, tidy, manualSeed } from '../../lib/index.js';
 import { ImageClassificationObjective } from '../../lib/train/objectives/image_cls.js';
 import type { ImageExample } from '../../lib/data/images.js';
 import { fixturePath } from './helpers.js';
@@ -19,7 +19,7 @@ function examples(n: number): ImageExample[] {
 
 describe('ImageClassificationObjective', () => {
   it('same step -> same augmented loss; another step -> another; eval is deterministic and unaugmented', () => {
-    const { model } = loadPretrained(fixturePath('resnet_basic'), { task: 'image_cls' });
+    const { model } = loadPretrainedSync(fixturePath('resnet_basic'), { task: 'image_cls' });
     model.eval();
     const ex = examples(6);
     const obj = new ImageClassificationObjective(model, { augment: { randomCrop: 3, horizontalFlip: true }, fill: [0, 0, 0], seed: 11 });

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadPretrained, LoraModel, tensor, noGrad, tidy, manualSeed, Tensor, TunekitError } from '../../lib/index.js';
+import { loadPretrainedSync, LoraModel, tensor, noGrad, tidy, manualSeed, Tensor, TunekitError } from '../../lib/index.js';
 import type { PretrainedModel } from '../../lib/index.js';
 import { fixturePath, readJson, maxRelErr } from './helpers.js';
 
@@ -31,7 +31,7 @@ const logitsOf = (m: { forward: PretrainedModel['forward'] }, px: Tensor<'f32'>)
 describe('LoRA on image models, PEFT semantics and files', () => {
   for (const [name, cell] of Object.entries(expected)) {
     it(`${name}: PEFT's folder gives PEFT's logits`, () => {
-      const { model: base } = loadPretrained(fixturePath(cell.model), { task: 'image_cls' });
+      const { model: base } = loadPretrainedSync(fixturePath(cell.model), { task: 'image_cls' });
       const lora = LoraModel.fromPretrained(base, fixturePath('peft', name));
       expect(maxRelErr(logitsOf(lora, pixelsFor(cell.model)), cell.logits)).toBeLessThan(1e-4);
       lora.dispose();
@@ -39,7 +39,7 @@ describe('LoRA on image models, PEFT semantics and files', () => {
 
     it(`${name}: disabled == base, merged == unmerged, only adapters and the head train, save -> reload, PEFT reads our bytes`, () => {
       const px = pixelsFor(cell.model);
-      const { model: base } = loadPretrained(fixturePath(cell.model), { task: 'image_cls' });
+      const { model: base } = loadPretrainedSync(fixturePath(cell.model), { task: 'image_cls' });
       const baseLogits = logitsOf(base, px);
       manualSeed(7);
       // init_lora_weights false: B random too, so the adapter changes the logits
@@ -69,7 +69,7 @@ describe('LoRA on image models, PEFT semantics and files', () => {
           expect(interop[name]!.ok).toBe(true);
           expect(maxRelErr(adapted, interop[name]!.peft_logits)).toBeLessThan(1e-4);
         }
-        const { model: base2 } = loadPretrained(fixturePath(cell.model), { task: 'image_cls' });
+        const { model: base2 } = loadPretrainedSync(fixturePath(cell.model), { task: 'image_cls' });
         const again = LoraModel.fromPretrained(base2, join(dir, 'adapter'));
         expect(maxRelErr(logitsOf(again, px), adapted)).toBeLessThan(1e-6);
         again.dispose();
@@ -90,7 +90,7 @@ describe('LoRA on image models, PEFT semantics and files', () => {
     const err = (fn: () => unknown) => { try { fn(); } catch (e) { return e instanceof TunekitError ? `${e.code}: ${e.message}` : String(e); } return 'no error'; };
     expect(err(() => new LoraConv2d(new Conv2d(4, 4, 3, { groups: 2 }), 'x.conv'))).toMatch(/^ERR_CONFIG: LoRA on x\.conv: a grouped convolution/);
     expect(err(() => new LoraConv2d(new Conv2d(4, 4, 3, { dilation: 2 }), 'x.conv'))).toMatch(/^ERR_CONFIG: LoRA on x\.conv: a dilated convolution/);
-    const { model } = loadPretrained(fixturePath('resnet_basic'), { task: 'image_cls' });
+    const { model } = loadPretrainedSync(fixturePath('resnet_basic'), { task: 'image_cls' });
     expect(err(() => new LoraModel(model, { target_modules: ['conv_nope'] }))).toMatch(/^ERR_CONFIG: target_modules \["conv_nope"\] matched no linear or convolution layer.*convolution/);
     model.dispose();
   });

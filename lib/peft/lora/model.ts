@@ -29,7 +29,7 @@ export class LoraModel extends PeftModel {
     // the subclass's schema (AdaLoRA's) parses its own config: LoRA's would refuse its fields
     const cfg = (new.target as typeof LoraModel).configFor(config, base);
     super(base, adapterName, cfg.modules_to_save ?? []);
-    // the wrapper and its new LoRA layers take the base model's mode (eval after loadPretrained:
+    // the wrapper and its new LoRA layers take the base model's mode (eval after loadPretrainedSync:
     // no lora_dropout at inference until a trainer calls train())
     this.training = base.training;
     this.addAdapter(adapterName, cfg);
@@ -123,7 +123,7 @@ export class LoraModel extends PeftModel {
 
   /**
    * Merges the active adapter and returns the plain base model (LoRA layers removed), ready for
-   * savePretrained. This LoraModel must not be used afterwards.
+   * savePretrainedSync. This LoraModel must not be used afterwards.
    */
   mergeAndUnload(): PretrainedModel {
     this.merge();
