@@ -75,7 +75,7 @@ const say = (s: string) => console.log(`[${secs()} s] ${s}`);
 const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 const LORA = { r: 8, lora_alpha: 16, target_modules: ['c_attn', 'c_proj', 'c_fc'] };
 
-const tokenizer = Tokenizer.fromFolder(modelDir);
+const tokenizer = Tokenizer.fromFolderSync(modelDir);
 const eos = tokenizer.eosTokenId ?? 0;
 const pad = tokenizer.padTokenId ?? eos;
 const enc = (s: string) => tokenizer.encode(s, { addSpecialTokens: false }).ids;

@@ -37,7 +37,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     return x;
   };
   const dir = resolveModelPath(values.model ?? 'builtin:tunekit-gpt2-small');
-  const tok = Tokenizer.fromFolder(dir);
+  const tok = Tokenizer.fromFolderSync(dir);
   let { model } = loadPretrainedSync(dir, { task: 'causal_lm' }) as { model: PretrainedModel };
   if (values.adapter) {
     const peft = loadPeftFolder(model, values.adapter);

@@ -102,7 +102,7 @@ export class TunekitServer {
     }
     if (config.threads) native.setNumThreads(config.threads);
     const dir = resolveModelPath(config.model);
-    const tokenizer = Tokenizer.fromFolder(dir);
+    const tokenizer = Tokenizer.fromFolderSync(dir);
     const { model } = loadPretrainedSync(dir, { task: 'causal_lm' });
     const context = maxSequenceLength(model);
     const limits = { ...config.limits, max_prompt_tokens: Math.min(config.limits.max_prompt_tokens ?? context - 1, context - 1) };

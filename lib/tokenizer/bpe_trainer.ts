@@ -289,7 +289,7 @@ export interface SaveBpeOptions {
 
 /**
  * Writes tokenizer.json and tokenizer_config.json for a trained tokenizer into `dir`, so that
- * `Tokenizer.fromFolder(dir)` and transformers' `AutoTokenizer.from_pretrained(dir)` load it.
+ * `await Tokenizer.fromFolder(dir)` and transformers' `AutoTokenizer.from_pretrained(dir)` load it.
  *
  * @example
  * saveTrainedBpe('models/tiny', bpe, { eosToken: '<|endoftext|>', bosToken: '<|endoftext|>', modelMaxLength: 512 });

@@ -4,7 +4,7 @@
  *
  * @example
  * import { Tokenizer } from './tokenizer/index.js';
- * const tok = Tokenizer.fromFolder('models/gpt2-tiny');
+ * const tok = await Tokenizer.fromFolder('models/gpt2-tiny');
  * const { inputIds, shape } = tok.encodeBatch(['hello', 'world!'], { padding: 'longest' });
  */
 export { Tokenizer } from './tokenizer.js';

@@ -10,6 +10,7 @@
  * long texts are tokenized in pieces, only as far as `maxLength` needs (long_text.ts).
  */
 import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { TunekitError, describe } from '../errors.js';
@@ -87,23 +88,43 @@ const SENTINEL = '\u0000tunekit-sentinel\u0000';
  */
 export const MAX_TOKENIZER_FILE_BYTES = 256 * 1024 * 1024;
 
-/** Reads a tokenizer folder file: a regular file (a FIFO would block forever) within the size limit. */
-function readTextFile(file: string, required: boolean): string | null {
+function checkTokenizerFile(file: string, st: fs.Stats): void {
+  if (!st.isFile()) throw new TunekitError('ERR_IO', `${file}: expected a regular file but it is ${st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : 'a special file'}`);
+  if (st.size > MAX_TOKENIZER_FILE_BYTES) throw new TunekitError('ERR_LIMIT', `${file}: expected at most ${MAX_TOKENIZER_FILE_BYTES / 2 ** 20} MiB (MAX_TOKENIZER_FILE_BYTES) but the file has ${(st.size / 2 ** 20).toFixed(1)} MiB`);
+}
+
+/** The error of a failed read; null for a missing optional file. */
+function readError(file: string, err: unknown, required: boolean): TunekitError | null {
+  if (err instanceof TunekitError) return err;
+  if (!required && (err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+  const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'ERR_NOT_FOUND' : 'ERR_IO';
+  return new TunekitError(code, `${file}: cannot read (${(err as Error).message})`);
+}
+
+/** Reads a tokenizer folder file: a regular file (a FIFO would block forever) within the size limit; null when optional and absent. */
+async function readTextFile(file: string, required: boolean): Promise<string | null> {
   try {
-    const st = fs.statSync(file);
-    if (!st.isFile()) throw new TunekitError('ERR_IO', `${file}: expected a regular file but it is ${st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : 'a special file'}`);
-    if (st.size > MAX_TOKENIZER_FILE_BYTES) throw new TunekitError('ERR_LIMIT', `${file}: expected at most ${MAX_TOKENIZER_FILE_BYTES / 2 ** 20} MiB (MAX_TOKENIZER_FILE_BYTES) but the file has ${(st.size / 2 ** 20).toFixed(1)} MiB`);
-    return fs.readFileSync(file, 'utf8');
+    checkTokenizerFile(file, await fsp.stat(file));
+    return await fsp.readFile(file, 'utf8');
   } catch (err) {
-    if (err instanceof TunekitError) throw err;
-    if (!required && (err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'ERR_NOT_FOUND' : 'ERR_IO';
-    throw new TunekitError(code, `${file}: cannot read (${(err as Error).message})`);
+    const e = readError(file, err, required);
+    if (e) throw e;
+    return null;
   }
 }
 
-function readJson(file: string, required: boolean): Json | null {
-  const text = readTextFile(file, required);
+function readTextFileSync(file: string, required: boolean): string | null {
+  try {
+    checkTokenizerFile(file, fs.statSync(file));
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = readError(file, err, required);
+    if (e) throw e;
+    return null;
+  }
+}
+
+function parseJsonObject(file: string, text: string | null): Json | null {
   if (text === null) return null;
   try {
     const v = JSON.parse(text);
@@ -112,6 +133,25 @@ function readJson(file: string, required: boolean): Json | null {
   } catch (err) {
     throw new TunekitError('ERR_FORMAT', `${file}: not a valid JSON object (${(err as Error).message})`);
   }
+}
+
+/** The files of a tokenizer folder, as read (null where an optional one is absent). */
+interface FolderTexts {
+  tokenizer: string;
+  specialTokensMap: string | null;
+  tokenizerConfig: string | null;
+  /** chat_template.jinja, read only when tokenizer_config.json has no template */
+  jinja?: string | null;
+}
+
+/** The folder's files, in the order fromFolder reads them. */
+function folderFiles(dir: string): { tokenizer: string; specialTokensMap: string; tokenizerConfig: string; jinja: string } {
+  return {
+    tokenizer: path.join(dir, 'tokenizer.json'),
+    specialTokensMap: path.join(dir, 'special_tokens_map.json'),
+    tokenizerConfig: path.join(dir, 'tokenizer_config.json'),
+    jinja: path.join(dir, 'chat_template.jinja'),
+  };
 }
 
 /**
@@ -173,7 +213,7 @@ function planOffsets(json: Json): OffsetPlan | null {
  * A Hugging Face tokenizer.
  *
  * @example
- * const tok = Tokenizer.fromFolder('models/gpt2-tiny');
+ * const tok = await Tokenizer.fromFolder('models/gpt2-tiny');
  * tok.encode('Hello world').ids;            // [40, 447, 79, 264, 285, 310]
  * tok.decode([40, 447, 79]);                // 'Hello'
  */
@@ -266,22 +306,49 @@ export class Tokenizer {
 
   /**
    * Loads tokenizer.json plus, when present, tokenizer_config.json, special_tokens_map.json
-   * and chat_template.jinja (transformers 5 saves the template there).
+   * and chat_template.jinja (transformers 5 saves the template there), through fs/promises.
    *
    * @example
-   * const tok = Tokenizer.fromFolder('test/fixtures/tokenizers/bert-wordpiece');
+   * const tok = await Tokenizer.fromFolder('test/fixtures/tokenizers/bert-wordpiece');
    * tok.encode('hello').tokens; // ['[CLS]', 'he', '##ll', '##o', '[SEP]']
    */
-  static fromFolder(dir: string): Tokenizer {
-    const tokenizerFile = path.join(dir, 'tokenizer.json');
-    const json = readJson(tokenizerFile, true)!;
-    const config: Json = { ...(readJson(path.join(dir, 'special_tokens_map.json'), false) ?? {}), ...(readJson(path.join(dir, 'tokenizer_config.json'), false) ?? {}) };
-    const jinja = path.join(dir, 'chat_template.jinja');
-    if (config.chat_template === undefined) {
-      const template = readTextFile(jinja, false);
-      if (template !== null) config.chat_template = template;
-    }
-    return new Tokenizer(json, config, tokenizerFile);
+  static async fromFolder(dir: string): Promise<Tokenizer> {
+    const f = folderFiles(dir);
+    const texts: FolderTexts = {
+      tokenizer: (await readTextFile(f.tokenizer, true))!,
+      specialTokensMap: await readTextFile(f.specialTokensMap, false),
+      tokenizerConfig: await readTextFile(f.tokenizerConfig, false),
+    };
+    if (Tokenizer.configOf(f, texts).chat_template === undefined) texts.jinja = await readTextFile(f.jinja, false);
+    return Tokenizer.fromTexts(f, texts);
+  }
+
+  /**
+   * {@link Tokenizer.fromFolder} with blocking reads (scripts, synchronous callers).
+   *
+   * @example
+   * const tok = Tokenizer.fromFolderSync('test/fixtures/tokenizers/bert-wordpiece');
+   */
+  static fromFolderSync(dir: string): Tokenizer {
+    const f = folderFiles(dir);
+    const texts: FolderTexts = {
+      tokenizer: readTextFileSync(f.tokenizer, true)!,
+      specialTokensMap: readTextFileSync(f.specialTokensMap, false),
+      tokenizerConfig: readTextFileSync(f.tokenizerConfig, false),
+    };
+    if (Tokenizer.configOf(f, texts).chat_template === undefined) texts.jinja = readTextFileSync(f.jinja, false);
+    return Tokenizer.fromTexts(f, texts);
+  }
+
+  /** tokenizer_config.json over special_tokens_map.json, plus chat_template.jinja when read. */
+  private static configOf(f: ReturnType<typeof folderFiles>, texts: FolderTexts): Json {
+    const config: Json = { ...(parseJsonObject(f.specialTokensMap, texts.specialTokensMap) ?? {}), ...(parseJsonObject(f.tokenizerConfig, texts.tokenizerConfig) ?? {}) };
+    if (config.chat_template === undefined && typeof texts.jinja === 'string') config.chat_template = texts.jinja;
+    return config;
+  }
+
+  private static fromTexts(f: ReturnType<typeof folderFiles>, texts: FolderTexts): Tokenizer {
+    return new Tokenizer(parseJsonObject(f.tokenizer, texts.tokenizer)!, Tokenizer.configOf(f, texts), f.tokenizer);
   }
 
   /** The id of a token string, or undefined. */

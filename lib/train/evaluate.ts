@@ -22,7 +22,7 @@ export async function evaluateRun(config: TrainConfig, opts: { runDir: string; b
   if (config.task === 'image_cls') return evaluateImageRun(config, opts);
   const modelDir = resolveModelPath(config.model);
   checkSequenceLength(config, modelDir);
-  const tokenizer = Tokenizer.fromFolder(modelDir);
+  const tokenizer = Tokenizer.fromFolderSync(modelDir);
   const data = await prepareRunData(config, { tokenizer, modelDir, splits: 'eval' });
   const model = loadRunModel(config, { runDir: opts.runDir, base: opts.base, labels: data.labels });
   const trainer = new Trainer({

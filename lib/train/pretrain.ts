@@ -86,7 +86,7 @@ export async function pretrainBase(opts: PretrainOptions): Promise<PretrainResul
   log(`training a ${V}-token byte-level BPE tokenizer on ${corpus.train.length} documents`);
   const bpe = trainByteLevelBpe(corpus.train, { vocabSize: V, specialTokens: ['<|endoftext|>'] });
   saveTrainedBpe(opts.outputDir, bpe, { eosToken: '<|endoftext|>', bosToken: '<|endoftext|>', unkToken: '<|endoftext|>', modelMaxLength: 512 });
-  const tok = Tokenizer.fromFolder(opts.outputDir);
+  const tok = Tokenizer.fromFolderSync(opts.outputDir);
   const eos = tok.eosTokenId ?? 0;
   const enc = (docs: string[]) => docs.map((d) => tok.encode(d, { addSpecialTokens: false }).ids);
   const train = windows(enc(corpus.train), eos, T);

@@ -124,7 +124,7 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   const modelDir = resolveModelPath(config.model);
   // read when a job asks for it: an image model's folder has no tokenizer
   let tokenizer: Tokenizer | null = null;
-  const ctx: RunJobContext = { config, modelDir, get tokenizer() { return (tokenizer ??= Tokenizer.fromFolder(modelDir)); }, log };
+  const ctx: RunJobContext = { config, modelDir, get tokenizer() { return (tokenizer ??= Tokenizer.fromFolderSync(modelDir)); }, log };
 
   // 1. data preparation
   const data = await job.prepareData(ctx);

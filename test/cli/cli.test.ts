@@ -183,7 +183,7 @@ describe('tunekit CLI', () => {
     expect(missing.stderr).toMatch(/--adapter is required/);
     // the merged model == base + adapter
     const text = 'win a free prize at the library';
-    const ids = Tokenizer.fromFolder(out).encode(text, { addSpecialTokens: false }).ids;
+    const ids = Tokenizer.fromFolderSync(out).encode(text, { addSpecialTokens: false }).ids;
     const input = { inputIds: tensor(Int32Array.from(ids), [1, ids.length], 'i32') as Tensor<'i32'>, attentionMask: tensor(new Int32Array(ids.length).fill(1), [1, ids.length], 'i32') as Tensor<'i32'> };
     const run = (m: PretrainedModel | LoraModel) => noGrad(() => tidy(() => Array.from(m.forward(input).logits.toTypedArray() as Float32Array)));
     const lora = LoraModel.fromPretrained(loadPretrainedSync(modelDir, { task: 'seq_cls', numLabels: 2 }).model, path.join(runDir(), 'adapter'));

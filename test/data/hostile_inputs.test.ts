@@ -33,7 +33,7 @@ let dir: string;
 beforeAll(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-hostile-')); });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const gpt2 = Tokenizer.fromFolder(path.join(TOKENIZERS, 'gpt2-bpe'));
+const gpt2 = Tokenizer.fromFolderSync(path.join(TOKENIZERS, 'gpt2-bpe'));
 const like = (t: Tokenizer): TokenizerLike => ({ encode: (s, o) => t.encode(s, o), eosTokenId: t.eosTokenId ?? undefined, padTokenId: t.padTokenId ?? undefined });
 const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
 const PARAGRAPH = fs.readFileSync(path.join(TOKENIZERS, 'corpus.txt'), 'utf8').slice(0, 4000).replace(/\s+$/, '');
@@ -283,7 +283,7 @@ describe('hostile tokenizer folders: ERR_FORMAT naming the entry, in bounded tim
       const t0 = performance.now();
       let caught: unknown;
       try {
-        Tokenizer.fromFolder(folder);
+        Tokenizer.fromFolderSync(folder);
       } catch (e) {
         caught = e;
       }
@@ -295,8 +295,8 @@ describe('hostile tokenizer folders: ERR_FORMAT naming the entry, in bounded tim
   }
 
   it('the fixture tokenizers and the built-in model tokenizer pass the checks', () => {
-    for (const name of ['gpt2-bpe', 'bert-wordpiece', 'llama-bpe']) expect(() => Tokenizer.fromFolder(path.join(TOKENIZERS, name))).not.toThrow();
-    expect(() => Tokenizer.fromFolder(path.join(ROOT, 'models', 'tunekit-gpt2-small'))).not.toThrow();
+    for (const name of ['gpt2-bpe', 'bert-wordpiece', 'llama-bpe']) expect(() => Tokenizer.fromFolderSync(path.join(TOKENIZERS, name))).not.toThrow();
+    expect(() => Tokenizer.fromFolderSync(path.join(ROOT, 'models', 'tunekit-gpt2-small'))).not.toThrow();
   });
 });
 
@@ -333,7 +333,7 @@ describe('memory', () => {
         import { buildCausalLmExamples } from './lib/data/examples.js';
         import { Tokenizer } from './lib/tokenizer/tokenizer.js';
         const t0 = performance.now();
-        const tok = Tokenizer.fromFolder(${JSON.stringify(path.join(TOKENIZERS, 'gpt2-bpe'))});
+        const tok = Tokenizer.fromFolderSync(${JSON.stringify(path.join(TOKENIZERS, 'gpt2-bpe'))});
         const { records } = normalizeRecords(await loadRecords(${JSON.stringify(data)}));
         const like = { encode: (s, o) => tok.encode(s, o), eosTokenId: tok.eosTokenId };
         const { examples } = buildCausalLmExamples(records, like, { maxLength: 32 });

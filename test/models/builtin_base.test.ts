@@ -20,7 +20,7 @@ const check = JSON.parse(readFileSync(join(__dirname, '..', 'fixtures', 'builtin
 describe('built-in base model', () => {
   it('ships as a Hugging Face folder with a tokenizer that agrees with transformers', () => {
     for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'README.md']) expect(existsSync(join(dir, f)), f).toBe(true);
-    const tok = Tokenizer.fromFolder(dir);
+    const tok = Tokenizer.fromFolderSync(dir);
     expect(tok.encode(check.text).ids).toEqual(check.input_ids);
   });
 

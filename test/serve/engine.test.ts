@@ -18,7 +18,7 @@ let tok: Tokenizer;
 beforeAll(() => {
   for (const arch of ['gpt2', 'llama'] as Arch[]) {
     const world = makeServeWorld(arch);
-    worlds.set(arch, { w: world, tok: Tokenizer.fromFolder(world.modelDir) });
+    worlds.set(arch, { w: world, tok: Tokenizer.fromFolderSync(world.modelDir) });
   }
 });
 afterAll(() => { for (const { w: world } of worlds.values()) world.cleanup(); });

@@ -50,7 +50,7 @@ async function metric(base: string, line: RegExp, headers: Record<string, string
 
 beforeAll(async () => {
   w = makeServeWorld();
-  tok = Tokenizer.fromFolder(w.modelDir);
+  tok = Tokenizer.fromFolderSync(w.modelDir);
   server = await TunekitServer.start({
     model: w.modelDir, served_model_name: 'tiny', adapters: adaptersOf(['alpha', 'beta', 'gamma']), port: 0,
     limits: { max_batch: 8, max_tokens: 400, max_body_bytes: 16 * 1024 },

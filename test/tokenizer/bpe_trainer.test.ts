@@ -47,7 +47,7 @@ describe('trainByteLevelBpe', () => {
     const bpe = trainByteLevelBpe(small, { vocabSize: 300, specialTokens: ['<|endoftext|>'] });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-bpe-'));
     saveTrainedBpe(dir, bpe, { eosToken: '<|endoftext|>', padToken: '<|endoftext|>', modelMaxLength: 64 });
-    const tok = Tokenizer.fromFolder(dir);
+    const tok = Tokenizer.fromFolderSync(dir);
     expect(tok.vocabSize).toBe(bpe.vocab.size);
     expect(tok.eosTokenId).toBe(0);
     for (const text of [...small, '  never seen: ☃ \t\n 12345 ', '']) {

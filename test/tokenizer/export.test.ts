@@ -18,7 +18,7 @@ function trainOurs() {
   const bpe = trainByteLevelBpe(corpus.split('\n'), { vocabSize: 600, minFrequency: 2, specialTokens: ['<|endoftext|>'] });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-bpe-'));
   saveTrainedBpe(dir, bpe, { eosToken: '<|endoftext|>', bosToken: '<|endoftext|>' });
-  const tok = Tokenizer.fromFolder(dir);
+  const tok = Tokenizer.fromFolderSync(dir);
   const json = fs.readFileSync(path.join(dir, 'tokenizer.json'));
   const samples = SAMPLES.map((text) => {
     const ids = tok.encode(text).ids;

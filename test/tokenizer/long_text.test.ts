@@ -59,7 +59,7 @@ const FAMILIES: Array<[string, string]> = [
 
 for (const [name, dir] of FAMILIES) {
   describe(`long texts: ${name}`, () => {
-    const tok = Tokenizer.fromFolder(dir);
+    const tok = Tokenizer.fromFolderSync(dir);
     const json = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8'));
 
     it('has a cut plan', () => {
@@ -140,7 +140,7 @@ describe('long texts: where no clean cut exists', () => {
   });
 
   it('without a plan, a prefix is cut inside the text and checked against more context: the same first tokens', () => {
-    const tok = Tokenizer.fromFolder(gpt2Dir);
+    const tok = Tokenizer.fromFolderSync(gpt2Dir);
     const text = hostileText(11, 60_000);
     const content = reference(tok, text);
     const tokenize = (t: string) => reference(tok, t);
@@ -151,7 +151,7 @@ describe('long texts: where no clean cut exists', () => {
   });
 
   it('a single word of 200,000 letters: the first and last tokens, checked against more context', () => {
-    const tok = Tokenizer.fromFolder(gpt2Dir);
+    const tok = Tokenizer.fromFolderSync(gpt2Dir);
     const word = 'Call me Ishmael ' + 'abcdefghijklmnopqrstuvwxyz'.repeat(8_000);
     const content = reference(tok, word);
     expect(tok.encode(word, { maxLength: 12, addSpecialTokens: false }).tokens).toEqual(content.slice(0, 12));
@@ -159,14 +159,14 @@ describe('long texts: where no clean cut exists', () => {
   });
 
   it('a whole text that cannot be cut and is over MAX_UNCUT_UNITS is ERR_LIMIT, in bounded time', () => {
-    const tok = Tokenizer.fromFolder(gpt2Dir);
+    const tok = Tokenizer.fromFolderSync(gpt2Dir);
     const t0 = performance.now();
     expect(() => tok.encode('x'.repeat(MAX_UNCUT_UNITS + 1))).toThrowError(expect.objectContaining({ code: 'ERR_LIMIT' }));
     expect(performance.now() - t0).toBeLessThan(2_000);
   });
 
   it('offsets of a 600,000-character text (push(...spans) overflowed the stack past ~800 KB)', () => {
-    const tok = Tokenizer.fromFolder(gpt2Dir);
+    const tok = Tokenizer.fromFolderSync(gpt2Dir);
     const text = 'ab'.repeat(300_000);
     // one section of 300,000 tokens, aligned by byte counts: the alignment itself, without the package's tokenization
     const offsets = (tok as unknown as Internals).computeOffsets(text, new Array(300_000).fill('ab'));

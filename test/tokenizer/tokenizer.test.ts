@@ -1,4 +1,4 @@
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, beforeAll } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -20,7 +20,8 @@ const BATCH = ['Hello world', 'Call me Ishmael.', 'a'];
 for (const name of ['gpt2-bpe', 'bert-wordpiece', 'llama-bpe']) {
   const want = expected.tokenizers[name];
   describe(`${name} (written by Python tokenizers, saved by transformers)`, () => {
-    const tok = Tokenizer.fromFolder(path.join(FIXTURES, name));
+    let tok: Tokenizer;
+    beforeAll(async () => { tok = await Tokenizer.fromFolder(path.join(FIXTURES, name)); });
 
     it('vocabulary size and special tokens', () => {
       expect(tok.vocabSize).toBe(want.vocab_size);
@@ -74,7 +75,7 @@ for (const name of ['gpt2-bpe', 'bert-wordpiece', 'llama-bpe']) {
 describe('offsets', () => {
   it('are reported for byte-level and Llama-style BPE and slice the text', () => {
     for (const name of ['gpt2-bpe', 'llama-bpe']) {
-      const tok = Tokenizer.fromFolder(path.join(FIXTURES, name));
+      const tok = Tokenizer.fromFolderSync(path.join(FIXTURES, name));
       for (const s of expected.tokenizers[name].samples as Sample[]) {
         const enc = tok.encode(s.text);
         expect(enc.offsets, `${name} ${s.text}`).toEqual(s.offsets);
@@ -83,14 +84,14 @@ describe('offsets', () => {
   });
 
   it('are left out where the normalizer cannot be aligned (BERT lowercasing/accents)', () => {
-    const tok = Tokenizer.fromFolder(path.join(FIXTURES, 'bert-wordpiece'));
+    const tok = Tokenizer.fromFolderSync(path.join(FIXTURES, 'bert-wordpiece'));
     expect(tok.encode('Hello').offsets).toBeUndefined();
   });
 });
 
 describe('truncation, padding and errors', () => {
-  const bert = Tokenizer.fromFolder(path.join(FIXTURES, 'bert-wordpiece'));
-  const gpt2 = Tokenizer.fromFolder(path.join(FIXTURES, 'gpt2-bpe'));
+  const bert = Tokenizer.fromFolderSync(path.join(FIXTURES, 'bert-wordpiece'));
+  const gpt2 = Tokenizer.fromFolderSync(path.join(FIXTURES, 'gpt2-bpe'));
 
   it('keeps special tokens when truncating', () => {
     const enc = bert.encode('Call me Ishmael. Some years ago', { maxLength: 5 });
@@ -121,8 +122,46 @@ describe('truncation, padding and errors', () => {
     expect(() => gpt2.decode([1e9])).toThrowError(TunekitError);
     expect(() => gpt2.encode(3 as unknown as string)).toThrowError(/expected a string/);
     expect(gpt2.decode([])).toBe('');
-    expect(() => Tokenizer.fromFolder(path.join(FIXTURES, 'nope'))).toThrowError(/tokenizer\.json/);
+    expect(() => Tokenizer.fromFolderSync(path.join(FIXTURES, 'nope'))).toThrowError(/tokenizer\.json/);
     expect(() => bert.applyChatTemplate([{ role: 'user', content: 'x' }])).toThrowError(/chat_template/);
+  });
+});
+
+describe('fromFolder (fs/promises) and fromFolderSync', () => {
+  it('load the same tokenizer from every fixture folder, chat_template.jinja included', async () => {
+    for (const name of ['gpt2-bpe', 'bert-wordpiece', 'llama-bpe']) {
+      const dir = path.join(FIXTURES, name);
+      const a = await Tokenizer.fromFolder(dir), b = Tokenizer.fromFolderSync(dir);
+      expect([a.vocabSize, a.bosTokenId, a.eosTokenId, a.padTokenId, a.unkTokenId, a.chatTemplate, a.paddingSide, a.source]).toEqual([b.vocabSize, b.bosTokenId, b.eosTokenId, b.padTokenId, b.unkTokenId, b.chatTemplate, b.paddingSide, b.source]);
+      for (const s of expected.tokenizers[name].samples as Sample[]) expect(a.encode(s.text).ids).toEqual(s.ids);
+    }
+    // llama-bpe keeps its template in chat_template.jinja (transformers 5), read by both forms
+    expect((await Tokenizer.fromFolder(path.join(FIXTURES, 'llama-bpe'))).chatTemplate).toBe(fs.readFileSync(path.join(FIXTURES, 'llama-bpe', 'chat_template.jinja'), 'utf8'));
+  });
+
+  it('reject as the blocking form throws: a missing folder, a directory as tokenizer.json, broken JSON', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-tok-async-'));
+    try {
+      const cases: [string, string, RegExp][] = [[path.join(FIXTURES, 'nope'), 'ERR_NOT_FOUND', /tokenizer\.json/]];
+      const asDir = path.join(dir, 'asdir');
+      fs.mkdirSync(path.join(asDir, 'tokenizer.json'), { recursive: true });
+      cases.push([asDir, 'ERR_IO', /a directory/]);
+      const broken = path.join(dir, 'broken');
+      fs.mkdirSync(broken);
+      fs.copyFileSync(path.join(FIXTURES, 'gpt2-bpe', 'tokenizer.json'), path.join(broken, 'tokenizer.json'));
+      fs.writeFileSync(path.join(broken, 'tokenizer_config.json'), '{"eos_token": ');
+      cases.push([broken, 'ERR_FORMAT', /tokenizer_config\.json/]);
+      for (const [where, code, message] of cases) {
+        const e = await Tokenizer.fromFolder(where).then(() => null, (err: TunekitError) => err);
+        let s: TunekitError | null = null;
+        try { Tokenizer.fromFolderSync(where); } catch (err) { s = err as TunekitError; }
+        expect(e, where).toBeInstanceOf(TunekitError);
+        expect([e!.code, e!.message]).toEqual([code, s!.message]);
+        expect(e!.message).toMatch(message);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -137,7 +176,7 @@ describe('older folder layouts', () => {
     fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({
       chat_template: [{ name: 'default', template: '{{ messages[0].content }}{{ eos_token }}' }], padding_side: 'left',
     }));
-    const tok = Tokenizer.fromFolder(dir);
+    const tok = Tokenizer.fromFolderSync(dir);
     expect(tok.eosTokenId).toBe(0);
     expect(tok.padTokenId).toBe(0);
     expect(tok.paddingSide).toBe('left');

@@ -39,7 +39,7 @@ describe('instruction tuning', () => {
     const b = loadBuiltin('builtin:spam-assassin-instruct');
     expect(b.format).toBe('prompt_completion');
     expect([b.train.length, b.eval.length]).toEqual([4836, 1210]);
-    const tok = Tokenizer.fromFolder(resolveModelPath('builtin:tunekit-gpt2-small'));
+    const tok = Tokenizer.fromFolderSync(resolveModelPath('builtin:tunekit-gpt2-small'));
     const enc = { encode: (t: string, o?: { addSpecialTokens?: boolean }) => tok.encode(t, o), eosTokenId: tok.eosTokenId ?? undefined };
     const config = loadConfig(join(__dirname, '..', '..', 'examples', 'instruct-lora.yaml'));
     const { examples } = buildCausalLmExamples(b.eval, enc, { maxLength: config.dataset.max_length, truncation: config.dataset.truncation });

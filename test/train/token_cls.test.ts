@@ -44,7 +44,7 @@ describe('token classification', () => {
     const recs = loadTaggedRecords(join(work, 'tags.jsonl'));
     const tags = buildTagMap(recs);
     expect(tags).toEqual(['CAP', 'NUM', 'O']);
-    const tok = Tokenizer.fromFolder(join(work, 'model'));
+    const tok = Tokenizer.fromFolderSync(join(work, 'model'));
     const [ex] = buildTokenClassificationExamples(recs.slice(0, 1), { encode: (t, o) => tok.encode(t, o) }, tags);
     const words = SENTENCES[0]!.split(' ');
     expect(ex!.labels.filter((l) => l !== -100)).toEqual(words.map((w) => tags.indexOf(tagOf(w))));

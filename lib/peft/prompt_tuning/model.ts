@@ -72,7 +72,7 @@ export class PromptTuningModel extends PromptLearningModel {
       const V = base.tokenEmbeddings().shape[0]!;
       values = rowsOf(base, Array.from({ length: P }, () => Math.floor(rng.nextFloat() * V)));
     } else if (!cfg.inference_mode && cfg.prompt_tuning_init === 'TEXT') {
-      const enc = tok ?? (cfg.tokenizer_name_or_path ? Tokenizer.fromFolder(cfg.tokenizer_name_or_path) : null);
+      const enc = tok ?? (cfg.tokenizer_name_or_path ? Tokenizer.fromFolderSync(cfg.tokenizer_name_or_path) : null);
       if (!enc) throw new TunekitError('ERR_CONFIG', 'prompt_tuning TEXT init needs a tokenizer: pass `tokenizer` or set tokenizer_name_or_path to a tokenizer folder');
       const r = enc.encode(cfg.prompt_tuning_init_text!);
       const ids = Array.isArray(r) ? (r as number[]) : [...(r as { ids: readonly number[] }).ids];
