@@ -83,6 +83,31 @@ export interface KernelOps {
   sumSquares: { args: { x: TensorRef; n: number }; result: number };
   /** number of NaN or infinite values in x[0..n). */
   countNonFinite: { args: { x: TensorRef; n: number }; result: number };
+
+  // ---- data movement within one device (native/napi/storage_ops.cpp)
+  /** every element of dst [n] (dtype) = value */
+  fill: { args: { dst: TensorRef; dtype: DTypeName; n: number; value: number }; result: void };
+  /** dst [n] (dstDtype) = src [n] (srcDtype) converted (round to nearest even) */
+  cast: { args: { src: TensorRef; srcDtype: DTypeName; dst: TensorRef; dstDtype: DTypeName; n: number }; result: void };
+  /** `bytes` bytes from src to dst (they may overlap) */
+  copyBytes: { args: { src: TensorRef; dst: TensorRef; bytes: number }; result: void };
+  /** dst[row * dstStride ...] = src[row * srcStride ...]: `rows` rows of `rowBytes` bytes (strides in bytes) */
+  copyRows: { args: { src: TensorRef; dst: TensorRef; rows: number; rowBytes: number; srcStride: number; dstStride: number }; result: void };
+  /** dst (contiguous) = the view of src with element `strides` over `shape` (elements of elemSize bytes) */
+  copyStrided: { args: { src: TensorRef; dst: TensorRef; elemSize: number; shape: number[]; strides: number[] }; result: void };
+  /** dst f32 [n] ~ N(mean, std^2), counter-based: element i depends only on (seed, i) */
+  randomNormal: { args: { dst: TensorRef; n: number; seed: number; mean: number; std: number }; result: void };
+  /** dst f32 [n] ~ U[low, high), counter-based */
+  randomUniform: { args: { dst: TensorRef; n: number; seed: number; low: number; high: number }; result: void };
+  /** dst [n] (dtype) = start + i * step */
+  arange: { args: { dst: TensorRef; dtype: DTypeName; n: number; start: number; step: number }; result: void };
+
+  // ---- GEMM (native/napi/ops_gemm.cpp)
+  /** C[i] = alpha op(A[i]) op(B[i]) + beta C[i], i < batch, row-major, packed back to back; dtype f32, or bf16 inputs (C f32). */
+  gemm: {
+    args: { a: TensorRef; b: TensorRef; c: TensorRef; transA: boolean; transB: boolean; M: number; N: number; K: number; alpha: number; beta: number; batch: number; dtype: 'f32' | 'bf16' };
+    result: void;
+  };
 }
 
 /** The name of a kernel op. */
@@ -97,6 +122,8 @@ export type BackendKernels = { [K in OpName]: NativeKernel<K> };
 /** The closed list of kernel ops (every key of KernelOps, checked both ways below and at load). */
 export const KERNEL_OPS = [
   'binary', 'unary', 'unaryBackward', 'reduce', 'argmax', 'sumSquares', 'countNonFinite',
+  'fill', 'cast', 'copyBytes', 'copyRows', 'copyStrided', 'randomNormal', 'randomUniform', 'arange',
+  'gemm',
 ] as const satisfies readonly OpName[];
 // every op of KernelOps is listed (a missing one makes this `false` and fails the build)
 const _allOpsListed: Exclude<OpName, (typeof KERNEL_OPS)[number]> extends never ? true : false = true;
@@ -115,23 +142,23 @@ export interface Binding {
   // ---- storage (native/napi/storage_ops.cpp)
   /** the class native errors are thrown as; the addon passes codes of TunekitErrorCode only */
   setErrorClass(ctor: new (code: TunekitErrorCode, message: string) => Error): void;
-  alloc(bytes: number, zero: boolean): H;
+  /** A new storage of `bytes` bytes: host memory (device -1 or absent) or CUDA device `device`. */
+  alloc(o: { bytes: number; zero?: boolean; device?: number }): H;
   dispose(h: H): void;
   isDisposed(h: H): boolean;
   byteLength(h: H): number;
+  /** -1 for host memory, else the CUDA ordinal */
+  storageDevice(h: H): number;
+  /** a zero-copy view (host storages only; ERR_DEVICE for device memory) */
   view(h: H): ArrayBuffer;
-  write(h: H, off: number, src: ArrayBufferView | ArrayBuffer): void;
-  /** copies dst.byteLength bytes from the storage into dst (JS-owned memory) */
-  read(h: H, off: number, dst: ArrayBufferView): void;
-  copyBytes(src: H, srcOff: number, dst: H, dstOff: number, nbytes: number): void;
-  /** dst[row*dstStride ...] = src[row*srcStride ...], `rows` rows of `rowBytes` bytes (strides in bytes). */
-  copyRows(src: H, srcOff: number, dst: H, dstOff: number, rows: number, rowBytes: number, srcStride: number, dstStride: number): void;
-  fill(h: H, off: number, dtype: number, n: number, value: number): void;
-  cast(src: H, srcOff: number, srcDtype: number, dst: H, dstOff: number, dstDtype: number, n: number): void;
-  copyStrided(src: H, srcOff: number, dst: H, dstOff: number, elemSize: number, shape: number[], strides: number[]): void;
-  randomNormal(h: H, off: number, n: number, seed: number, mean: number, std: number): void;
-  randomUniform(h: H, off: number, n: number, seed: number, low: number, high: number): void;
-  arange(h: H, off: number, dtype: number, n: number, start: number, step: number): void;
+  /** copies the bytes of `from` into the storage (host or device) at byte offset dstOff */
+  write(o: { dst: H; dstOff?: number; from: ArrayBufferView | ArrayBuffer }): void;
+  /** copies into.byteLength bytes from the storage (host or device) into JS-owned memory */
+  read(o: { src: H; srcOff?: number; into: ArrayBufferView }): void;
+  /** `bytes` bytes between any two storages (host <-> device, device <-> device); waits for the copy */
+  transfer(o: { src: H; srcOff?: number; dst: H; dstOff?: number; bytes: number }): void;
+  /** device storages freed by the garbage collector instead of dispose()/tidy() so far (leaks) */
+  deviceStoragesFinalized(): number;
   memoryStats(): { liveBytes: number; peakBytes: number };
   resetPeakMemory(): void;
   setNumThreads(n: number): void;
@@ -141,9 +168,6 @@ export interface Binding {
     cuda?: { compiled: boolean; devices: number; reason: string };
   };
 
-  // ---- GEMM (native/napi/ops_gemm.cpp). C[b] = alpha op(A[b]) op(B[b]) + beta C[b]; dtype 0 f32, 1 bf16 inputs (C f32).
-  gemm(a: H, aOff: number, b: H, bOff: number, c: H, cOff: number, transA: boolean, transB: boolean,
-       M: number, N: number, K: number, alpha: number, beta: number, batch: number, dtype: number): void;
   gemmKernelName(): string;
 
   // ---- softmax / norms / embedding / dropout / losses / optimizer (native/napi/ops_nn.cpp), f32

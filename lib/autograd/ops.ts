@@ -480,8 +480,8 @@ export function qkvAttention(qkv: T, H: number, opts: { causal: boolean; keyMask
   const xc = qkv.contiguousRaw();
   const n = B * H * Tn * D;
   // [B, T, 3, H, D] -> packed [3, B, H, T, D]
-  const packed = Tensor.empty([3, B, H, Tn, D], 'f32');
-  native.copyStrided(xc.handle, xc.byteOffset, packed.handle, 0, 4, [3, B, H, Tn, D], [C, Tn * C3, D, C3, 1]);
+  const packed = Tensor.empty([3, B, H, Tn, D], 'f32', false, qkv.device);
+  K.run('copyStrided', { src: xc, dst: packed, elemSize: 4, shape: [3, B, H, Tn, D], strides: [C, Tn * C3, D, C3, 1] });
   xc.dispose();
   const mask = opts.keyMask ? opts.keyMask.contiguousRaw() : null;
   const o4 = Tensor.empty([B, H, Tn, D], 'f32');
@@ -489,8 +489,8 @@ export function qkvAttention(qkv: T, H: number, opts: { causal: boolean; keyMask
   native.attention(packed.handle, 0, packed.handle, n * 4, packed.handle, 2 * n * 4, o4.handle, 0, lse.handle, 0,
     mask ? mask.handle : null, mask ? mask.byteOffset : 0, B, H, H, Tn, Tn, D, scale, opts.causal);
   // [B, H, T, D] -> [B, T, H, D]
-  const out = Tensor.empty([B, Tn, C], 'f32');
-  native.copyStrided(o4.handle, 0, out.handle, 0, 4, [B, Tn, H, D], [H * Tn * D, D, Tn * D, 1]);
+  const out = Tensor.empty([B, Tn, C], 'f32', false, qkv.device);
+  K.run('copyStrided', { src: o4, dst: out, elemSize: 4, shape: [B, Tn, H, D], strides: [H * Tn * D, D, Tn * D, 1] });
   record('qkvAttention', [qkv], out, { packed, o4, lse, mask, B, H, T: Tn, D, scale, causal: opts.causal });
   if (!out.gradFn) { packed.dispose(); o4.dispose(); lse.dispose(); mask?.dispose(); }
   return out;

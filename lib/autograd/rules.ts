@@ -6,7 +6,7 @@
 import { native } from '../native.js';
 import { Tensor, contiguousStrides, numelOf } from '../tensor/tensor.js';
 import * as K from '../tensor/kernels.js';
-import { zeros } from '../tensor/creation.js';
+import { zeros, full } from '../tensor/creation.js';
 import { installRules, needsGrad, type Node } from './tape.js';
 import { nf4LinearBackward, loraNf4LinearBackward } from './nf4_ops.js';
 import { conv2dBackward, batchNormBackward, maxPool2dBackward, avgPool2dBackward, adaptiveAvgPool2dBackward, loraConv2dBackward } from './vision_ops.js';
@@ -20,8 +20,8 @@ const want = (node: Node, i: number): boolean => needsGrad(node.inputs[i]);
 function expandTo(g: F32, shape: readonly number[], dim: number | null): F32 {
   const strides = dim === null ? shape.map(() => 0) : shape.map((_, i) => (i === dim ? 0 : contiguousStrides(shape.filter((__, j) => j !== dim))[i < dim ? i : i - 1]!));
   const gc = g.contiguousRaw();
-  const out = Tensor.empty(shape, 'f32');
-  native.copyStrided(gc.handle, gc.byteOffset, out.handle, 0, 4, [...shape], strides);
+  const out = Tensor.empty(shape, 'f32', false, g.device);
+  K.run('copyStrided', { src: gc, dst: out, elemSize: 4, shape: [...shape], strides });
   gc.dispose();
   return out;
 }
@@ -126,11 +126,13 @@ export const GRAD_RULES = {
   },
   slice: (g, node) => {
     const { dim, start, shape } = node.saved as { dim: number; start: number; shape: number[] };
-    const out = zeros(shape, 'f32');
+    const out = zeros(shape, 'f32', g.device);
     const gc = g.contiguousRaw();
     const outer = numelOf(shape.slice(0, dim)), inner = numelOf(shape.slice(dim + 1));
     const rowBytes = g.shape[dim]! * inner * 4;
-    native.copyRows(gc.handle, gc.byteOffset, out.handle, start * inner * 4, outer, rowBytes, rowBytes, shape[dim]! * inner * 4);
+    const dst = out.viewAs([out.numel - start * inner], [1], start * inner);
+    K.run('copyRows', { src: gc, dst, rows: outer, rowBytes, srcStride: rowBytes, dstStride: shape[dim]! * inner * 4 });
+    dst.dispose();
     gc.dispose();
     return [out];
   },
@@ -318,8 +320,7 @@ export const GRAD_RULES = {
   crossEntropy: (g, node) => {
     const s = node.saved as { lc: Tensor; yc: Tensor; lse: Tensor; N: number; C: number; count: number; ignoreIndex: number };
     const gv = g.item();
-    const dl = Tensor.empty([s.N], 'f32');
-    native.fill(dl.handle, 0, 0, s.N, s.count > 0 ? gv / s.count : 0);
+    const dl = full([s.N], s.count > 0 ? gv / s.count : 0, 'f32', g.device);
     const dlogits = Tensor.empty(node.inputs[0]!.shape, 'f32');
     native.crossEntropyBackward(s.lc.handle, s.lc.byteOffset, s.yc.handle, s.yc.byteOffset, s.lse.handle, 0, dl.handle, 0,
       dlogits.handle, 0, s.N, s.C, s.ignoreIndex);
@@ -343,8 +344,8 @@ export const GRAD_RULES = {
     const { B, H, T, D } = s;
     const C = H * D, n = B * H * T * D;
     const gc = g.contiguousRaw();
-    const g4 = Tensor.empty([B, H, T, D], 'f32');
-    native.copyStrided(gc.handle, gc.byteOffset, g4.handle, 0, 4, [B, H, T, D], [T * C, D, C, 1]);
+    const g4 = Tensor.empty([B, H, T, D], 'f32', false, g.device);
+    K.run('copyStrided', { src: gc, dst: g4, elemSize: 4, shape: [B, H, T, D], strides: [T * C, D, C, 1] });
     gc.dispose();
     const d = Tensor.empty([3, B, H, T, D], 'f32');
     native.attentionBackward(s.packed.handle, 0, s.packed.handle, n * 4, s.packed.handle, 2 * n * 4, s.o4.handle, 0, s.lse.handle, 0,
@@ -352,8 +353,8 @@ export const GRAD_RULES = {
       B, H, H, T, T, D, s.scale, s.causal);
     g4.dispose(); s.packed.dispose(); s.o4.dispose(); s.lse.dispose(); s.mask?.dispose();
     // packed [3, B, H, T, D] -> [B, T, 3, H, D] = [B, T, 3C]
-    const dqkv = Tensor.empty([B, T, 3 * C], 'f32');
-    native.copyStrided(d.handle, 0, dqkv.handle, 0, 4, [B, T, 3, H, D], [H * T * D, D, n, T * D, 1]);
+    const dqkv = Tensor.empty([B, T, 3 * C], 'f32', false, g.device);
+    K.run('copyStrided', { src: d, dst: dqkv, elemSize: 4, shape: [B, T, 3, H, D], strides: [H * T * D, D, n, T * D, 1] });
     d.dispose();
     return [dqkv];
   },

@@ -8,7 +8,7 @@
  */
 import { Tensor } from '../tensor/tensor.js';
 import { rand } from '../tensor/creation.js';
-import { native } from '../native.js';
+import { run } from '../tensor/kernels.js';
 import { TunekitError } from '../errors.js';
 
 type Fill = () => void;
@@ -22,7 +22,7 @@ let pending: Map<Tensor, Fill> | null = null;
 export function uniformParam(shape: number[], seed: number, low: number, high: number): Tensor<'f32'> {
   if (!pending) return rand(shape, { seed, low, high });
   const t = Tensor.empty(shape, 'f32');
-  pending.set(t, () => native.randomUniform(t.handle, 0, t.numel, seed, low, high));
+  pending.set(t, () => run('randomUniform', { dst: t, n: t.numel, seed, low, high }));
   return t;
 }
 

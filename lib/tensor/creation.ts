@@ -1,10 +1,11 @@
 /**
  * Tensor constructors: from JS data, filled, ranges and seeded random values.
  */
-import { native, DTYPE_CODE } from '../native.js';
+import { run } from './kernel_table.js';
 import { TunekitError, describe } from '../errors.js';
 import { DTYPE_SIZE, type DType, type DataTypeMap } from './dtype.js';
 import { Tensor, numelOf, checkShape, type Shape } from './tensor.js';
+import type { Device } from './device.js';
 
 type NestedNumbers = number | NestedNumbers[];
 
@@ -72,21 +73,21 @@ function dtypeOfTypedArray(a: ArrayBufferView): DType {
   throw new TunekitError('ERR_DTYPE', `tensor(): cannot infer a dtype from ${describe(a)}; pass one`);
 }
 
-/** A tensor of zeros. @example zeros([2, 3]) */
-export function zeros<D extends DType = 'f32'>(shape: Shape, dtype?: D): Tensor<D> {
-  return Tensor.empty(checkShape([...shape]), (dtype ?? 'f32') as D, true);
+/** A tensor of zeros (on `device`, default the CPU). @example zeros([2, 3]) */
+export function zeros<D extends DType = 'f32'>(shape: Shape, dtype?: D, device: Device = 'cpu'): Tensor<D> {
+  return Tensor.empty(checkShape([...shape]), (dtype ?? 'f32') as D, true, device);
 }
 
-/** A tensor filled with `value`. @example full([2], 7, 'i32') */
-export function full<D extends DType = 'f32'>(shape: Shape, value: number, dtype?: D): Tensor<D> {
-  const t = Tensor.empty(checkShape([...shape]), (dtype ?? 'f32') as D);
-  native.fill(t.handle, 0, DTYPE_CODE[t.dtype], t.numel, value);
+/** A tensor filled with `value` (on `device`, default the CPU). @example full([2], 7, 'i32') */
+export function full<D extends DType = 'f32'>(shape: Shape, value: number, dtype?: D, device: Device = 'cpu'): Tensor<D> {
+  const t = Tensor.empty(checkShape([...shape]), (dtype ?? 'f32') as D, false, device);
+  run('fill', { dst: t, dtype: t.dtype, n: t.numel, value });
   return t;
 }
 
-/** A tensor of ones. @example ones([4]) */
-export function ones<D extends DType = 'f32'>(shape: Shape, dtype?: D): Tensor<D> {
-  return full(shape, 1, dtype);
+/** A tensor of ones (on `device`, default the CPU). @example ones([4]) */
+export function ones<D extends DType = 'f32'>(shape: Shape, dtype?: D, device: Device = 'cpu'): Tensor<D> {
+  return full(shape, 1, dtype, device);
 }
 
 /** [start, start+step, ...) below end. @example arange(0, 5) // [0,1,2,3,4] */
@@ -94,7 +95,7 @@ export function arange<D extends DType = 'f32'>(start: number, end: number, step
   if (step === 0) throw new TunekitError('ERR_VALUE', 'arange: step must not be 0');
   const n = Math.max(0, Math.ceil((end - start) / step));
   const t = Tensor.empty([n], (dtype ?? 'f32') as D);
-  native.arange(t.handle, 0, DTYPE_CODE[t.dtype], n, start, step);
+  run('arange', { dst: t, dtype: t.dtype, n, start, step });
   return t;
 }
 
@@ -106,14 +107,14 @@ function checkSeed(seed: number): number {
 /** Seeded normal samples (f32): the same seed gives the same values on any thread count. */
 export function randn(shape: Shape, opts: { seed: number; mean?: number; std?: number }): Tensor<'f32'> {
   const t = Tensor.empty(checkShape([...shape]), 'f32');
-  native.randomNormal(t.handle, 0, t.numel, checkSeed(opts.seed), opts.mean ?? 0, opts.std ?? 1);
+  run('randomNormal', { dst: t, n: t.numel, seed: checkSeed(opts.seed), mean: opts.mean ?? 0, std: opts.std ?? 1 });
   return t;
 }
 
 /** Seeded uniform samples in [low, high) (f32). */
 export function rand(shape: Shape, opts: { seed: number; low?: number; high?: number }): Tensor<'f32'> {
   const t = Tensor.empty(checkShape([...shape]), 'f32');
-  native.randomUniform(t.handle, 0, t.numel, checkSeed(opts.seed), opts.low ?? 0, opts.high ?? 1);
+  run('randomUniform', { dst: t, n: t.numel, seed: checkSeed(opts.seed), low: opts.low ?? 0, high: opts.high ?? 1 });
   return t;
 }
 

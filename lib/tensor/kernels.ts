@@ -1,83 +1,19 @@
 /**
- * The kernel table, keyed by (op, device), and the typed wrappers over it.
- *
- * Every op the library runs is looked up here (autograd rules, layers, optimizers, allocators
- * and models call this file or lib/tensor's other wrappers, never the binding): `run(op, args)`
- * finds the kernel of the op for the device its tensors live on and calls it with one options
- * object. A backend is the object of native kernels the addon exports for it (`native.cpu`: every
- * op; `native.cuda`: the ops native/cuda has, in builds with the CUDA backend), as ggml's
- * backends each report the ops they support. Tensors of one op on different devices are ERR_DEVICE
- * naming both; an op a device's backend lacks is ERR_DEVICE naming the op and the device.
- *
- * The typed wrappers below check shapes and dtypes and allocate outputs on the inputs' device.
- * Nothing here is recorded for autograd (see lib/autograd).
+ * Typed wrappers over the kernel table (lib/tensor/kernel_table.ts, re-exported here): they
+ * check shapes and dtypes, allocate outputs on their inputs' device and run the op there.
+ * Autograd rules, layers, optimizers, allocators and models call these or `run(op, args)`,
+ * never the binding. Nothing here is recorded for autograd (see lib/autograd).
  */
-import { native, type OpName, type OpArgs, type OpResult, type BackendKernels, type TensorRef, type NativeKernel, type BinaryOp, type UnaryOp, type ReduceOp } from '../native.js';
+import type { BinaryOp, UnaryOp, ReduceOp, OpName } from '../native.js';
 import { TunekitError } from '../errors.js';
 import { Tensor, contiguousStrides, numelOf, type Shape } from './tensor.js';
 import type { DType } from './dtype.js';
-import { deviceKind, type Device, type DeviceKind } from './device.js';
+import type { Device } from './device.js';
 import { keep } from './scope.js';
+import { run } from './kernel_table.js';
 
+export { run, kernelFor, supports, supportedOps, type KernelArgs } from './kernel_table.js';
 export type { BinaryOp, UnaryOp, ReduceOp, OpName };
-
-/** An op's arguments as the table takes them: Tensors where the kernel reads memory. */
-export type KernelArgs<K extends OpName> = {
-  [P in keyof OpArgs<K>]: OpArgs<K>[P] extends TensorRef ? Tensor : OpArgs<K>[P] extends TensorRef | null ? Tensor | null : OpArgs<K>[P];
-};
-
-/** The table: one backend object of kernels per device kind. */
-const TABLE: Record<DeviceKind, Partial<BackendKernels>> = { cpu: native.cpu, cuda: native.cuda ?? {} };
-
-/** Whether the backend of `device` has a kernel for `op`. */
-export function supports(op: OpName, device: Device | DeviceKind): boolean {
-  return typeof TABLE[device === 'cpu' || device === 'cuda' ? device : deviceKind(device)][op] === 'function';
-}
-
-/** The ops a backend has kernels for. */
-export function supportedOps(kind: DeviceKind): OpName[] {
-  return (Object.keys(TABLE[kind]) as OpName[]).filter((op) => typeof TABLE[kind][op] === 'function').sort();
-}
-
-/** The kernel of `op` for `device`; ERR_DEVICE when that backend has none. */
-export function kernelFor<K extends OpName>(op: K, device: Device): NativeKernel<K> {
-  const kind = deviceKind(device);
-  const k = TABLE[kind][op];
-  if (!k) {
-    throw new TunekitError('ERR_DEVICE', kind === 'cuda' && !native.cuda
-      ? `${op} on ${device}: this build of tunekit has no CUDA backend (build it where nvcc exists: npm run build:cuda)`
-      : `${op} has no ${kind} kernel (tensors on ${device}); move its inputs to a device whose backend has it (.to('cpu'))`);
-  }
-  return k as NativeKernel<K>;
-}
-
-/**
- * Runs `op` on the device of its tensor arguments. Tensor fields become (handle, byte offset)
- * pairs; every tensor must be on one device (ERR_DEVICE naming the first two that differ).
- * @example run('unary', { op: 'relu', x, out, n: x.numel, param: 0 });
- */
-export function run<K extends OpName>(op: K, args: KernelArgs<K>): OpResult<K> {
-  const o: Record<string, unknown> = {};
-  let device: Device | null = null;
-  let first = '';
-  for (const key in args) {
-    const v = (args as Record<string, unknown>)[key];
-    if (v instanceof Tensor) {
-      const d = v.device;
-      if (device === null) {
-        device = d;
-        first = key;
-      } else if (d !== device) {
-        throw new TunekitError('ERR_DEVICE', `${op}: ${first} is on ${device} but ${key} is on ${d} (the tensors of one op must be on one device: move one with .to())`);
-      }
-      o[key] = v.handle;
-      o[`${key}Off`] = v.byteOffset;
-    } else {
-      o[key] = v;
-    }
-  }
-  return kernelFor(op, device ?? 'cpu')(o as never);
-}
 
 /** The one device of a set of tensors (nulls skipped); ERR_DEVICE naming the first two that differ. */
 export function commonDevice(what: string, tensors: readonly (Tensor | null | undefined)[], names?: readonly string[]): Device {
@@ -272,13 +208,13 @@ export function gemm(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: bo
     throw new TunekitError('ERR_SHAPE', `matmul: inner dimensions differ: [${a.shape}]${transA ? '^T' : ''} x [${b.shape}]${transB ? '^T' : ''} (${K} vs ${Kb})`);
   }
   const outShape = batched ? [batch, M, N] : [M, N];
-  const out = opts.into ?? Tensor.empty(outShape, 'f32');
+  const device = commonDevice('matmul', [a, b, opts.into], ['its left operand', 'its right operand', 'its output']);
+  const out = opts.into ?? Tensor.empty(outShape, 'f32', false, device);
   if (opts.into && !sameShape(opts.into.shape, outShape)) {
     throw new TunekitError('ERR_SHAPE', `gemm: output is [${opts.into.shape}] but the product is [${outShape}]`);
   }
   const ac_ = contig(a), bc_ = contig(b);
-  native.gemm(ac_.handle, ac_.byteOffset, bc_.handle, bc_.byteOffset, out.handle, out.byteOffset, transA, transB, M, N, K,
-    opts.alpha ?? 1, opts.into ? (opts.beta ?? 0) : 0, batch, a.dtype === 'f32' ? 0 : 1);
+  run('gemm', { a: ac_, b: bc_, c: out, transA, transB, M, N, K, alpha: opts.alpha ?? 1, beta: opts.into ? (opts.beta ?? 0) : 0, batch, dtype: a.dtype });
   ac_.dispose();
   bc_.dispose();
   if (opts.into) out.storage.markWritten(); // an in-place write (LoRA merge: W += s B A)
@@ -288,9 +224,9 @@ export function gemm(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: bo
 /** Copies rows of `bias` [n] into every row of a new [rows, n] tensor. */
 export function broadcastRows(bias: Tensor<'f32'>, rows: number): Tensor<'f32'> {
   const n = bias.numel;
-  const out = Tensor.empty([rows, n], 'f32');
+  const out = Tensor.empty([rows, n], 'f32', false, bias.device);
   const bc = contig(bias);
-  native.copyRows(bc.handle, bc.byteOffset, out.handle, 0, rows, n * 4, 0, n * 4);
+  run('copyRows', { src: bc, dst: out, rows, rowBytes: n * 4, srcStride: 0, dstStride: n * 4 });
   bc.dispose();
   return out;
 }
@@ -308,14 +244,17 @@ export function concat(parts: Tensor[], dim: number): Tensor {
   }
   const total = parts.reduce((s, p) => s + p.shape[d]!, 0);
   const outShape = first.shape.map((s, i) => (i === d ? total : s));
-  const out = Tensor.empty(outShape, first.dtype);
+  const device = commonDevice('concat', parts, parts.map((_, i) => `part ${i}`));
+  const out = Tensor.empty(outShape, first.dtype, false, device);
   const es = out.numel === 0 ? 0 : out.storage.bytes / out.numel;
   const outer = numelOf(first.shape.slice(0, d)), inner = numelOf(first.shape.slice(d + 1));
   let at = 0;
   for (const p of parts) {
     const pc = contig(p);
     const rowBytes = p.shape[d]! * inner * es;
-    native.copyRows(pc.handle, pc.byteOffset, out.handle, at * inner * es, outer, rowBytes, rowBytes, total * inner * es);
+    const dst = out.viewAs([out.numel - at * inner], [1], at * inner);
+    run('copyRows', { src: pc, dst, rows: outer, rowBytes, srcStride: rowBytes, dstStride: total * inner * es });
+    dst.dispose();
     at += p.shape[d]!;
     pc.dispose();
   }

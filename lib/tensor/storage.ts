@@ -5,28 +5,31 @@
  */
 import { native, type Handle } from '../native.js';
 import { TunekitError } from '../errors.js';
-import type { Device } from './device.js';
+import { deviceOrdinal, type Device } from './device.js';
 
 export type { Device };
 
 export class Storage {
   readonly handle: Handle;
   readonly bytes: number;
-  readonly device: Device = 'cpu';
+  readonly device: Device;
   private users = 0;
   private released = false;
   private cachedView: ArrayBuffer | null = null;
   private writes = 0;
 
-  private constructor(handle: Handle, bytes: number) {
+  private constructor(handle: Handle, bytes: number, device: Device) {
     this.handle = handle;
     this.bytes = bytes;
+    this.device = device;
   }
 
-  /** A new native buffer of `bytes` bytes (zero-filled when `zero`) on `device`. */
+  /**
+   * A new native buffer of `bytes` bytes (zero-filled when `zero`) on `device`: host memory, or
+   * the CUDA caching allocator's (ERR_DEVICE naming CUDA's reason where no device is usable).
+   */
   static allocate(bytes: number, zero = false, device: Device = 'cpu'): Storage {
-    if (device !== 'cpu') throw new TunekitError('ERR_DEVICE', `cannot allocate on ${device}: tensors on CUDA devices are not available in this build`);
-    return new Storage(native.alloc(bytes, zero), bytes);
+    return new Storage(device === 'cpu' ? native.alloc({ bytes, zero }) : native.alloc({ bytes, zero, device: deviceOrdinal(device) }), bytes, device);
   }
 
   get isReleased(): boolean {
@@ -46,9 +49,12 @@ export class Storage {
     this.writes++;
   }
 
-  /** Zero-copy ArrayBuffer over the native memory (kept alive by the buffer itself). */
+  /** Zero-copy ArrayBuffer over the native memory (kept alive by the buffer itself); host memory only. */
   arrayBuffer(): ArrayBuffer {
     this.assertLive();
+    if (this.device !== 'cpu') {
+      throw new TunekitError('ERR_DEVICE', `a tensor on ${this.device} has no host view: copy it with toTypedArray() or .to('cpu')`);
+    }
     if (!this.cachedView) this.cachedView = native.view(this.handle);
     return this.cachedView;
   }

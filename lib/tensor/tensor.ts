@@ -3,11 +3,12 @@
  * a zero-copy typed array (`data()`). Differentiable ops live in lib/autograd (which also adds
  * the chainable methods such as `add` and `matmul`); this file only knows layout and memory.
  */
-import { native, DTYPE_CODE } from '../native.js';
+import { native } from '../native.js';
+import { run } from './kernel_table.js';
 import { TunekitError, describe } from '../errors.js';
 import { DTYPE_SIZE, typedArrayFor, bf16ToNumber, f16ToNumber, type DType, type DataTypeMap } from './dtype.js';
 import { Storage } from './storage.js';
-import type { Device } from './device.js';
+import { parseDevice, type Device } from './device.js';
 import { track } from './scope.js';
 
 /** The autograd node that produced a tensor (defined in lib/autograd/tape.ts). */
@@ -151,18 +152,20 @@ export class Tensor<D extends DType = DType> {
   contiguousRaw(): Tensor<D> {
     this.assertLive();
     if (this.isContiguous) return this.viewAs(this.shape, contiguousStrides(this.shape), this.offset);
-    const out = Tensor.empty(this.shape, this.dtype);
-    native.copyStrided(this.handle, this.byteOffset, out.handle, 0, DTYPE_SIZE[this.dtype], [...this.shape], [...this.strides]);
+    const out = Tensor.empty(this.shape, this.dtype, false, this.device);
+    run('copyStrided', { src: this, dst: out, elemSize: DTYPE_SIZE[this.dtype], shape: [...this.shape], strides: [...this.strides] });
     return out;
   }
 
   /**
    * The elements as a typed array, row-major. Zero-copy for contiguous CPU tensors: writes to it
    * change the tensor (call `t.storage.markWritten()` after writing, so caches keyed on
-   * `version`, such as bf16 weight copies, see the change).
+   * `version`, such as bf16 weight copies, see the change). CPU tensors only (ERR_DEVICE on a
+   * device: use toTypedArray(), which copies).
    */
   data(): DataTypeMap[D] {
     this.assertLive();
+    if (this.device !== 'cpu') this.storage.arrayBuffer(); // throws ERR_DEVICE naming the device
     if (this.isContiguous) {
       return typedArrayFor(this.dtype, this.storage.arrayBuffer(), this.byteOffset, this.numel);
     }
@@ -174,13 +177,14 @@ export class Tensor<D extends DType = DType> {
 
   /**
    * A copy of the elements in a new JS-owned typed array (no view on native memory is kept, so
-   * memory is released as soon as the tensor is disposed).
+   * memory is released as soon as the tensor is disposed). From a device, the copy back to the
+   * host (it waits for the device's queued work).
    */
   toTypedArray(): DataTypeMap[D] {
     this.assertLive();
     const src = this.isContiguous ? this : this.contiguousRaw();
     const out = typedArrayFor(this.dtype, new ArrayBuffer(this.numel * DTYPE_SIZE[this.dtype]), 0, this.numel);
-    native.read(src.handle, src.byteOffset, out as ArrayBufferView);
+    native.read({ src: src.handle, srcOff: src.byteOffset, into: out as ArrayBufferView });
     if (src !== this) src.dispose();
     return out;
   }
@@ -220,7 +224,7 @@ export class Tensor<D extends DType = DType> {
     if (src.byteLength !== want) {
       throw new TunekitError('ERR_SHAPE', `copyFrom: expected ${want} bytes for [${this.shape}] ${this.dtype} but received ${src.byteLength}`);
     }
-    native.write(this.handle, this.byteOffset, src);
+    native.write({ dst: this.handle, dstOff: this.byteOffset, from: src });
     this.storage.markWritten();
     return this;
   }
@@ -233,7 +237,9 @@ export class Tensor<D extends DType = DType> {
     }
     if (!this.isContiguous) throw new TunekitError('ERR_VALUE', 'assign needs a contiguous destination');
     const s = src.isContiguous ? src : src.contiguousRaw();
-    native.copyBytes(s.handle, s.byteOffset, this.handle, this.byteOffset, this.numel * DTYPE_SIZE[this.dtype]);
+    const bytes = this.numel * DTYPE_SIZE[this.dtype];
+    if (s.device === this.device) run('copyBytes', { src: s, dst: this, bytes });
+    else native.transfer({ src: s.handle, srcOff: s.byteOffset, dst: this.handle, dstOff: this.byteOffset, bytes });
     if (s !== src) s.dispose();
     this.storage.markWritten();
     return this;
@@ -243,7 +249,7 @@ export class Tensor<D extends DType = DType> {
   fill_(value: number): this {
     this.assertLive();
     if (!this.isContiguous) throw new TunekitError('ERR_VALUE', 'fill_ needs a contiguous tensor');
-    native.fill(this.handle, this.byteOffset, DTYPE_CODE[this.dtype], this.numel, value);
+    run('fill', { dst: this, dtype: this.dtype, n: this.numel, value });
     this.storage.markWritten();
     return this;
   }
@@ -251,18 +257,38 @@ export class Tensor<D extends DType = DType> {
   /** A copy converted to dtype (not recorded for autograd; see ops.cast). */
   castRaw<T extends DType>(dtype: T): Tensor<T> {
     const src = this.contiguousRaw();
-    const out = Tensor.empty(this.shape, dtype);
-    native.cast(src.handle, src.byteOffset, DTYPE_CODE[src.dtype], out.handle, 0, DTYPE_CODE[dtype], this.numel);
+    const out = Tensor.empty(this.shape, dtype, false, this.device);
+    run('cast', { src, srcDtype: src.dtype, dst: out, dstDtype: dtype, n: this.numel });
     src.dispose();
     return out;
   }
 
-  /** A detached copy of this tensor's values (same dtype, contiguous, new storage). */
+  /** A detached copy of this tensor's values (same dtype and device, contiguous, new storage). */
   clone(): Tensor<D> {
-    const out = Tensor.empty(this.shape, this.dtype);
+    const out = Tensor.empty(this.shape, this.dtype, false, this.device);
     const src = this.contiguousRaw();
-    native.copyBytes(src.handle, src.byteOffset, out.handle, 0, this.numel * DTYPE_SIZE[this.dtype]);
+    run('copyBytes', { src, dst: out, bytes: this.numel * DTYPE_SIZE[this.dtype] });
     src.dispose();
+    return out;
+  }
+
+  /**
+   * This tensor's values on `device` ('cpu', 'cuda' or 'cuda:N'): the tensor itself when it is
+   * already there, else a new contiguous tensor (same dtype, shape and name) holding a copy. Not
+   * recorded for autograd; the copy keeps `requiresGrad`. From a device to the host it waits for
+   * the device's queued work.
+   * @example const w = weights.to('cuda'); const back = w.to('cpu');
+   */
+  to(device: Device | 'cuda'): Tensor<D> {
+    const d = parseDevice(device);
+    this.assertLive();
+    if (d === this.device) return this;
+    const src = this.isContiguous ? this : this.contiguousRaw();
+    const out = Tensor.empty(this.shape, this.dtype, false, d);
+    native.transfer({ src: src.handle, srcOff: src.byteOffset, dst: out.handle, dstOff: 0, bytes: this.numel * DTYPE_SIZE[this.dtype] });
+    if (src !== this) src.dispose();
+    out.requiresGrad = this.requiresGrad;
+    if (this.name !== undefined) out.name = this.name;
     return out;
   }
 

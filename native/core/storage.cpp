@@ -215,8 +215,28 @@ Storage* Storage::allocate(size_t bytes, bool zero) {
   return s;
 }
 
+namespace {
+std::atomic<DeviceFree> g_device_free{nullptr};
+}  // namespace
+
+void set_device_free(DeviceFree fn) { g_device_free.store(fn); }
+
+Storage* Storage::adopt_device(void* p, size_t bytes, int device) {
+  auto* s = new Storage();
+  s->data = p;
+  s->bytes = bytes;
+  s->capacity = bytes;
+  s->device = device;
+  return s;
+}
+
 void Storage::release() {
   if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (device >= 0) {
+      if (DeviceFree f = g_device_free.load()) f(data, device);
+      delete this;
+      return;
+    }
     const size_t cls = capacity;
     g_live.fetch_sub(static_cast<int64_t>(bytes));
     const int64_t live = g_live_blocks.fetch_sub(static_cast<int64_t>(cls)) - static_cast<int64_t>(cls);

@@ -16,6 +16,10 @@ struct Storage {
   std::atomic<int32_t> refs{1};
 
   static Storage* allocate(size_t bytes, bool zero);  // throws ERR_OOM
+  // A storage over device memory `p` (bytes long) of CUDA device `device`, freed through the hook
+  // set_device_free() installs (the CUDA backend's caching allocator) when the last reference
+  // goes. Device bytes are not counted in live_bytes() (host memory).
+  static Storage* adopt_device(void* p, size_t bytes, int device);
   void retain() { refs.fetch_add(1, std::memory_order_relaxed); }
   void release();  // frees at zero
 
@@ -27,6 +31,11 @@ struct Storage {
   static int64_t cached_bytes();
   static void empty_cache();
 };
+
+// How release() frees device memory: installed by the N-API layer of builds with the CUDA backend
+// (the core itself does not depend on CUDA).
+using DeviceFree = void (*)(void* p, int device);
+void set_device_free(DeviceFree fn);
 
 void* aligned_alloc_bytes(size_t bytes);  // 64-byte aligned, throws ERR_OOM; free with aligned_free
 void aligned_free(void* p);

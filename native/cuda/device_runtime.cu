@@ -54,6 +54,30 @@ void require_device(int ordinal) {
   cuda_check(cudaSetDevice(ordinal), "cudaSetDevice");
 }
 
+namespace {
+// the device this thread last selected (cudaSetDevice is per thread), -1 before the first
+thread_local int t_current_device = -1;
+// devices known to exist (checked once by use_device's first call per ordinal)
+std::mutex g_known_mu;
+int g_known_devices = -1;
+}  // namespace
+
+void use_device(int ordinal) {
+  if (ordinal == t_current_device) return;
+  {
+    std::lock_guard<std::mutex> lock(g_known_mu);
+    if (g_known_devices < 0) {
+      DeviceInfo info = device_info();
+      TK_CHECK(info.devices > 0, Device, info.reason);
+      g_known_devices = info.devices;
+    }
+    TK_CHECK(ordinal >= 0 && ordinal < g_known_devices, Device, "CUDA device ", ordinal, " does not exist (",
+             g_known_devices, " device(s): cuda:0..cuda:", g_known_devices - 1, ")");
+  }
+  cuda_check(cudaSetDevice(ordinal), "cudaSetDevice");
+  t_current_device = ordinal;
+}
+
 // ---- caching allocator ----------------------------------------------------------------------
 
 namespace {
@@ -67,17 +91,35 @@ size_t size_class(size_t bytes) {
   return (bytes + kLargeGranule - 1) / kLargeGranule * kLargeGranule;
 }
 
+// Blocks belong to the device that was current when they were allocated: the free lists are
+// per (device, size class), so a block is only ever handed out again on its own device.
+struct Block {
+  int device;
+  size_t cls;
+};
 struct Allocator {
   std::mutex mu;
-  std::map<size_t, std::vector<void*>> free_lists;  // size class -> cached blocks
-  std::unordered_map<void*, size_t> live;           // block -> size class
+  std::map<std::pair<int, size_t>, std::vector<void*>> free_lists;  // (device, size class) -> cached blocks
+  std::unordered_map<void*, Block> live;                              // block -> its device and size class
   AllocatorStats stats;
 
-  void release_locked() {
-    for (auto& kv : free_lists)
-      for (void* p : kv.second) cudaFree(p);
-    free_lists.clear();
-    stats.cached_bytes = 0;
+  // cudaFree every cached block of `device` (all devices when -1); the caller's device is restored
+  void release_locked(int device) {
+    int prev = 0;
+    (void)cudaGetDevice(&prev);
+    for (auto it = free_lists.begin(); it != free_lists.end();) {
+      if (device >= 0 && it->first.first != device) {
+        ++it;
+        continue;
+      }
+      (void)cudaSetDevice(it->first.first);
+      for (void* p : it->second) {
+        cudaFree(p);
+        stats.cached_bytes -= it->first.second;
+      }
+      it = free_lists.erase(it);
+    }
+    (void)cudaSetDevice(prev);
   }
 };
 
@@ -91,10 +133,12 @@ Allocator& allocator() {
 void* device_alloc(size_t bytes) {
   if (bytes == 0) return nullptr;
   const size_t cls = size_class(bytes);
+  int device = 0;
+  cuda_check(cudaGetDevice(&device), "cudaGetDevice");
   Allocator& a = allocator();
   std::lock_guard<std::mutex> lock(a.mu);
   void* p = nullptr;
-  auto it = a.free_lists.find(cls);
+  auto it = a.free_lists.find({device, cls});
   if (it != a.free_lists.end() && !it->second.empty()) {
     p = it->second.back();
     it->second.pop_back();
@@ -105,13 +149,14 @@ void* device_alloc(size_t bytes) {
     a.stats.malloc_calls++;
     if (err == cudaErrorMemoryAllocation) {
       (void)cudaGetLastError();
-      a.release_locked();
+      cudaDeviceSynchronize();  // cached blocks may still be read by queued kernels
+      a.release_locked(device);
       err = cudaMalloc(&p, cls);
       a.stats.malloc_calls++;
     }
     if (err != cudaSuccess) throw_cuda_error(err, "cudaMalloc");
   }
-  a.live[p] = cls;
+  a.live[p] = Block{device, cls};
   a.stats.allocated_bytes += cls;
   if (a.stats.allocated_bytes > a.stats.peak_allocated_bytes) a.stats.peak_allocated_bytes = a.stats.allocated_bytes;
   return p;
@@ -123,13 +168,13 @@ void device_free(void* p) {
   std::lock_guard<std::mutex> lock(a.mu);
   auto it = a.live.find(p);
   if (it == a.live.end()) return;  // not ours (or freed twice): ignore rather than corrupt the cache
-  const size_t cls = it->second;
+  const Block b = it->second;
   a.live.erase(it);
-  a.stats.allocated_bytes -= cls;
-  a.stats.cached_bytes += cls;
+  a.stats.allocated_bytes -= b.cls;
+  a.stats.cached_bytes += b.cls;
   // Kernels already queued on the default stream that use p run before any later kernel that
   // reuses it (same stream), so the block can be cached right away.
-  a.free_lists[cls].push_back(p);
+  a.free_lists[{b.device, b.cls}].push_back(p);
 }
 
 AllocatorStats allocator_stats() {
@@ -142,7 +187,7 @@ void release_cached() {
   Allocator& a = allocator();
   std::lock_guard<std::mutex> lock(a.mu);
   cudaDeviceSynchronize();  // cached blocks may still be read by queued kernels
-  a.release_locked();
+  a.release_locked(-1);
 }
 
 // ---- copies ----------------------------------------------------------------------------------

@@ -32,11 +32,14 @@ DeviceInfo device_info();
 // Throws tk::Error(ERR_DEVICE) with device_info().reason unless a device is usable; selects
 // device `ordinal` for the calling thread.
 void require_device(int ordinal = 0);
+// The same for every op call: device discovery runs once, and cudaSetDevice only when the
+// calling thread's current device differs (ERR_DEVICE naming the devices there are otherwise).
+void use_device(int ordinal);
 
 // ---- caching allocator ----------------------------------------------------------------------
 // Requests are rounded up to a size class (256 B granules below 1 MiB, 2 MiB granules above);
-// freed blocks go to the free list of their class and are reused by the next request of that
-// class. When cudaMalloc fails, the cache is released and the allocation retried once before
+// freed blocks go to the free list of their (device, class) and are reused by the next request
+// of that class on that device (allocation is on the calling thread's current device). When cudaMalloc fails, the cache is released and the allocation retried once before
 // ERR_OOM is thrown. Thread-safe.
 struct AllocatorStats {
   size_t allocated_bytes = 0;  // bytes handed out and not yet freed (class-rounded)

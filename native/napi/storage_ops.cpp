@@ -1,9 +1,11 @@
 // Storage handles and data movement exposed to lib/native.ts.
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <thread>
 
 #include "core/cpu_features.h"
+#include "device_storage.h"
 #include "core/thread_pool.h"
 #include "cpu/copy.h"
 #include "napi_util.h"
@@ -46,17 +48,47 @@ void report_external(Napi::Env env, int64_t delta) {
   }
 }
 
+// Host bytes of a storage, as reported to V8 (device memory is no host pressure: it is freed by
+// dispose()/tidy(), and a device storage the GC finalizes is counted as a leak, see below).
+int64_t host_bytes(const Storage* s) { return s->device < 0 ? static_cast<int64_t>(s->bytes) : 0; }
+
+std::atomic<int64_t> g_device_storages_finalized{0};
+
 void finalize_handle(Napi::Env env, Handle* h) {
   if (h->storage) {
-    report_external(env, -static_cast<int64_t>(h->storage->bytes));
+    if (h->storage->device >= 0) g_device_storages_finalized.fetch_add(1);
+    report_external(env, -host_bytes(h->storage));
     h->storage->release();
   }
   delete h;
 }
 
+// Elements and the largest index of a strided view (shape, element strides), both >= 0.
+std::pair<int64_t, int64_t> strided_copy_extent(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
+                                                const char* fn) {
+  TK_CHECK(shape.size() == strides.size(), Shape, fn, ": shape and strides differ in length");
+  int64_t total = 1, max_index = 0;
+  for (size_t k = 0; k < shape.size(); ++k) {
+    TK_CHECK(shape[k] >= 0 && strides[k] >= 0, Value, fn, ": negative shape or stride");
+    total = checked_elems(total, shape[k], fn);
+    if (shape[k] > 0) max_index += checked_elems(shape[k] - 1, strides[k], fn);
+  }
+  return {total, max_index};
+}
+
+// `count` bytes of a storage field at its offset, on whichever device it lives (bounds checked).
+void* any_device_bytes(const Opts& o, const char* key, int64_t count) {
+  Storage* s = o.storage(key);
+  std::string off_key = std::string(key) + "Off";
+  const int64_t off = o.has(off_key.c_str()) ? o.count(off_key.c_str()) : 0;
+  const uint64_t need = static_cast<uint64_t>(off) + static_cast<uint64_t>(count);
+  TK_CHECK(need <= s->bytes, Index, o.op(), ": ", key, " needs bytes [", off, ", ", need, ") but its storage holds ", s->bytes);
+  return static_cast<uint8_t*>(s->data) + off;
+}
+
 Napi::Value wrap_storage(Napi::Env env, Storage* s) {
   auto* h = new Handle{s};
-  report_external(env, static_cast<int64_t>(s->bytes));
+  report_external(env, host_bytes(s));
   return Napi::External<Handle>::New(env, h, finalize_handle);
 }
 
@@ -69,11 +101,13 @@ TK_EXPORT(setErrorClass) {
   return info.Env().Undefined();
 }
 
-// alloc(bytes, zero) -> handle
+// alloc({ bytes, zero, device }) -> handle. device -1 (or absent): host memory; N >= 0: CUDA device N.
 TK_EXPORT(alloc) {
-  int64_t bytes = int_arg(info, 0, "alloc bytes");
-  TK_CHECK(bytes >= 0, Value, "alloc: expected a byte count >= 0 but received ", bytes);
-  bool zero = info.Length() > 1 && info[1].ToBoolean().Value();
+  Opts o(info, "alloc");
+  const int64_t bytes = o.count("bytes");
+  const bool zero = o.flag_or("zero", false);
+  const int64_t device = o.has("device") ? o.integer("device") : -1;
+  if (device >= 0) return wrap_storage(info.Env(), allocate_device_storage(static_cast<size_t>(bytes), zero, static_cast<int>(device)));
   return wrap_storage(info.Env(), Storage::allocate(static_cast<size_t>(bytes), zero));
 }
 
@@ -82,7 +116,7 @@ TK_EXPORT(dispose) {
   if (info.Length() < 1 || !info[0].IsExternal()) fail(ErrorCode::Value, "dispose: expected a storage handle");
   Handle* h = info[0].As<Napi::External<Handle>>().Data();
   if (h->storage) {
-    report_external(info.Env(), -static_cast<int64_t>(h->storage->bytes));
+    report_external(info.Env(), -host_bytes(h->storage));
     h->storage->release();
     h->storage = nullptr;
   }
@@ -101,100 +135,121 @@ TK_EXPORT(byteLength) {
 // view(handle) -> ArrayBuffer over the storage, zero-copy. The buffer holds its own reference.
 TK_EXPORT(view) {
   Storage* s = storage_arg(info, 0, "view");
+  TK_CHECK(s->device < 0, Device, "view: the storage is on cuda:", s->device, " (device memory has no host view: copy it with toTypedArray())");
   s->retain();
   return Napi::ArrayBuffer::New(
       info.Env(), s->data, s->bytes, [](Napi::Env, void*, Storage* st) { st->release(); }, s);
 }
 
-// write(handle, byteOffset, typedArrayOrBuffer): copies bytes in.
+// write({ dst, dstOff, from }): copies the bytes of `from` (a typed array, DataView or
+// ArrayBuffer) into the storage, host or device.
 TK_EXPORT(write) {
-  if (info.Length() < 3 || !(info[2].IsTypedArray() || info[2].IsArrayBuffer() || info[2].IsDataView()))
-    fail(ErrorCode::Value, "write: expected a typed array or ArrayBuffer as the source");
+  Opts o(info, "write");
+  Napi::Value from = info[0].As<Napi::Object>().Get("from");
   const uint8_t* src;
   size_t n;
-  if (info[2].IsArrayBuffer()) {
-    auto ab = info[2].As<Napi::ArrayBuffer>();
+  if (from.IsArrayBuffer()) {
+    auto ab = from.As<Napi::ArrayBuffer>();
     src = static_cast<const uint8_t*>(ab.Data());
     n = ab.ByteLength();
-  } else {
-    auto ta = info[2].As<Napi::TypedArray>();
+  } else if (from.IsTypedArray() || from.IsDataView()) {
+    auto ta = from.As<Napi::TypedArray>();
     src = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
     n = ta.ByteLength();
+  } else {
+    fail(ErrorCode::Value, "write: options.from: expected a typed array or ArrayBuffer but received ", describe_value(from));
   }
-  uint8_t* dst = tensor_arg<uint8_t>(info, 0, static_cast<int64_t>(n), "write destination");
-  std::memcpy(dst, src, n);
+  Storage* s = o.storage("dst");
+  uint8_t* dst = static_cast<uint8_t*>(any_device_bytes(o, "dst", static_cast<int64_t>(n)));
+  copy_between(s->device, dst, -1, src, n);
   return info.Env().Undefined();
 }
 
-// copyBytes(src, srcOff, dst, dstOff, nbytes)
-TK_EXPORT(copyBytes) {
-  int64_t n = int_arg(info, 4, "copyBytes count");
-  const uint8_t* s = tensor_arg<uint8_t>(info, 0, n, "copyBytes source");
-  uint8_t* d = tensor_arg<uint8_t>(info, 2, n, "copyBytes destination");
+// copyBytes({ src, dst, bytes }): a byte copy within one device (memmove on the host)
+TK_CPU_OP(copyBytes) {
+  Opts o(info, "copyBytes");
+  const int64_t n = o.count("bytes");
+  const uint8_t* s = o.tensor<uint8_t>("src", n);
+  uint8_t* d = o.tensor<uint8_t>("dst", n);
   std::memmove(d, s, static_cast<size_t>(n));
   return info.Env().Undefined();
 }
 
-// fill(dst, off, dtype, n, value)
-TK_EXPORT(fill) {
-  DType d = dtype_arg(info, 2, "fill dtype");
-  int64_t n = int_arg(info, 3, "fill count");
-  void* p = tensor_arg<uint8_t>(info, 0, n * static_cast<int64_t>(dtype_size(d)), "fill destination");
-  cpu::fill(p, d, n, num_arg(info, 4, "fill value"));
+// transfer({ src, dst, bytes }): a byte copy between any two storages (host or device): what
+// Tensor.to(device) runs. Waits for the copy.
+TK_EXPORT(transfer) {
+  Opts o(info, "transfer");
+  const int64_t n = o.count("bytes");
+  Storage* ss = o.storage("src");
+  Storage* ds = o.storage("dst");
+  const void* s = any_device_bytes(o, "src", n);
+  void* d = any_device_bytes(o, "dst", n);
+  copy_between(ds->device, d, ss->device, s, static_cast<size_t>(n));
   return info.Env().Undefined();
 }
 
-// cast(src, off, srcDtype, dst, off, dstDtype, n)
-TK_EXPORT(cast) {
-  DType sd = dtype_arg(info, 2, "cast source dtype"), dd = dtype_arg(info, 5, "cast target dtype");
-  int64_t n = int_arg(info, 6, "cast count");
-  const void* s = tensor_arg<uint8_t>(info, 0, n * static_cast<int64_t>(dtype_size(sd)), "cast source");
-  void* d = tensor_arg<uint8_t>(info, 3, n * static_cast<int64_t>(dtype_size(dd)), "cast destination");
+// fill({ dst, dtype, n, value }): every element = value (converted to dtype)
+TK_CPU_OP(fill) {
+  Opts o(info, "fill");
+  const DType d = o.dtype("dtype");
+  const int64_t n = o.count("n");
+  void* p = o.tensor<uint8_t>("dst", checked_elems(n, static_cast<int64_t>(dtype_size(d)), "fill"));
+  cpu::fill(p, d, n, o.number("value"));
+  return info.Env().Undefined();
+}
+
+// cast({ src, srcDtype, dst, dstDtype, n })
+TK_CPU_OP(cast) {
+  Opts o(info, "cast");
+  const DType sd = o.dtype("srcDtype"), dd = o.dtype("dstDtype");
+  const int64_t n = o.count("n");
+  const void* s = o.tensor<uint8_t>("src", checked_elems(n, static_cast<int64_t>(dtype_size(sd)), "cast"));
+  void* d = o.tensor<uint8_t>("dst", checked_elems(n, static_cast<int64_t>(dtype_size(dd)), "cast"));
   cpu::cast(s, sd, d, dd, n);
   return info.Env().Undefined();
 }
 
-// copyStrided(src, off, dst, off, elemSize, shape[], strides[]); src extent checked from strides.
-TK_EXPORT(copyStrided) {
-  int64_t es = int_arg(info, 4, "copyStrided element size");
-  auto shape = ints_arg(info, 5, "copyStrided shape");
-  auto strides = ints_arg(info, 6, "copyStrided strides");
-  TK_CHECK(shape.size() == strides.size(), Shape, "copyStrided: shape and strides differ in length");
-  int64_t total = 1, max_index = 0;
-  for (size_t k = 0; k < shape.size(); ++k) {
-    TK_CHECK(shape[k] >= 0 && strides[k] >= 0, Value, "copyStrided: negative shape or stride");
-    total *= shape[k];
-    if (shape[k] > 0) max_index += (shape[k] - 1) * strides[k];
-  }
-  const void* s = tensor_arg<uint8_t>(info, 0, total == 0 ? 0 : (max_index + 1) * es, "copyStrided source");
-  void* d = tensor_arg<uint8_t>(info, 2, total * es, "copyStrided destination");
+// copyStrided({ src, dst, elemSize, shape, strides }): dst (contiguous) = the view of src with
+// these element strides; src's extent is checked from the strides.
+TK_CPU_OP(copyStrided) {
+  Opts o(info, "copyStrided");
+  const int64_t es = o.count("elemSize");
+  const std::vector<int64_t> shape = o.ints("shape"), strides = o.ints("strides");
+  const int64_t total = strided_copy_extent(shape, strides, "copyStrided").first;
+  const int64_t max_index = strided_copy_extent(shape, strides, "copyStrided").second;
+  const void* s = o.tensor<uint8_t>("src", total == 0 ? 0 : checked_elems(max_index + 1, es, "copyStrided"));
+  void* d = o.tensor<uint8_t>("dst", checked_elems(total, es, "copyStrided"));
   cpu::copy_strided(s, d, es, shape, strides);
   return info.Env().Undefined();
 }
 
-// randomNormal(dst, off, n, seed, mean, std) / randomUniform(dst, off, n, seed, low, high), f32
-TK_EXPORT(randomNormal) {
-  int64_t n = int_arg(info, 2, "randn count");
-  float* d = tensor_arg<float>(info, 0, n, "randn destination");
-  cpu::random_normal_f32(d, n, static_cast<uint64_t>(int_arg(info, 3, "seed")), static_cast<float>(num_arg(info, 4, "mean")),
-                         static_cast<float>(num_arg(info, 5, "std")));
+// randomNormal({ dst, n, seed, mean, std }) / randomUniform({ dst, n, seed, low, high }), f32;
+// counter-based: element i depends only on (seed, i)
+TK_CPU_OP(randomNormal) {
+  Opts o(info, "randomNormal");
+  const int64_t n = o.count("n");
+  float* d = o.tensor<float>("dst", n);
+  cpu::random_normal_f32(d, n, static_cast<uint64_t>(o.count("seed")), static_cast<float>(o.number("mean")),
+                         static_cast<float>(o.number("std")));
   return info.Env().Undefined();
 }
 
-TK_EXPORT(randomUniform) {
-  int64_t n = int_arg(info, 2, "rand count");
-  float* d = tensor_arg<float>(info, 0, n, "rand destination");
-  cpu::random_uniform_f32(d, n, static_cast<uint64_t>(int_arg(info, 3, "seed")), static_cast<float>(num_arg(info, 4, "low")),
-                          static_cast<float>(num_arg(info, 5, "high")));
+TK_CPU_OP(randomUniform) {
+  Opts o(info, "randomUniform");
+  const int64_t n = o.count("n");
+  float* d = o.tensor<float>("dst", n);
+  cpu::random_uniform_f32(d, n, static_cast<uint64_t>(o.count("seed")), static_cast<float>(o.number("low")),
+                          static_cast<float>(o.number("high")));
   return info.Env().Undefined();
 }
 
-// arange(dst, off, dtype, n, start, step)
-TK_EXPORT(arange) {
-  DType d = dtype_arg(info, 2, "arange dtype");
-  int64_t n = int_arg(info, 3, "arange count");
-  void* p = tensor_arg<uint8_t>(info, 0, n * static_cast<int64_t>(dtype_size(d)), "arange destination");
-  cpu::arange(p, d, n, num_arg(info, 4, "start"), num_arg(info, 5, "step"));
+// arange({ dst, dtype, n, start, step })
+TK_CPU_OP(arange) {
+  Opts o(info, "arange");
+  const DType d = o.dtype("dtype");
+  const int64_t n = o.count("n");
+  void* p = o.tensor<uint8_t>("dst", checked_elems(n, static_cast<int64_t>(dtype_size(d)), "arange"));
+  cpu::arange(p, d, n, o.number("start"), o.number("step"));
   return info.Env().Undefined();
 }
 
@@ -235,26 +290,38 @@ TK_EXPORT(backendInfo) {
   return o;
 }
 
-// copyRows(src, off, dst, off, rows, rowBytes, srcStrideBytes, dstStrideBytes): 2-D block copy
-// (concatenation and slicing along an inner axis).
-TK_EXPORT(copyRows) {
-  int64_t rows = int_arg(info, 4, "copyRows rows"), rb = int_arg(info, 5, "copyRows rowBytes");
-  int64_t ss = int_arg(info, 6, "copyRows srcStride"), ds = int_arg(info, 7, "copyRows dstStride");
-  TK_CHECK(rows >= 0 && rb >= 0 && ss >= 0 && ds >= 0, Value, "copyRows: negative size");
-  int64_t sext = rows == 0 ? 0 : (rows - 1) * ss + rb, dext = rows == 0 ? 0 : (rows - 1) * ds + rb;
-  const uint8_t* s = tensor_arg<uint8_t>(info, 0, sext, "copyRows source");
-  uint8_t* d = tensor_arg<uint8_t>(info, 2, dext, "copyRows destination");
+// copyRows({ src, dst, rows, rowBytes, srcStride, dstStride }): `rows` rows of rowBytes bytes,
+// strides in bytes (concatenation, slicing along an inner axis, broadcasting a row)
+TK_CPU_OP(copyRows) {
+  Opts o(info, "copyRows");
+  const int64_t rows = o.count("rows"), rb = o.count("rowBytes");
+  const int64_t ss = o.count("srcStride"), ds = o.count("dstStride");
+  const int64_t sext = rows == 0 ? 0 : (rows - 1) * ss + rb, dext = rows == 0 ? 0 : (rows - 1) * ds + rb;
+  const uint8_t* s = o.tensor<uint8_t>("src", sext);
+  uint8_t* d = o.tensor<uint8_t>("dst", dext);
   for (int64_t r = 0; r < rows; ++r) std::memcpy(d + r * ds, s + r * ss, static_cast<size_t>(rb));
   return info.Env().Undefined();
 }
 
-// read(handle, byteOffset, dst typed array): copies dst.byteLength bytes out of the storage into
-// JS-owned memory (no external ArrayBuffer is created, so nothing waits for the GC).
+// read({ src, srcOff, into }): copies into.byteLength bytes out of the storage (host or device)
+// into JS-owned memory (no external ArrayBuffer is created, so nothing waits for the GC).
 TK_EXPORT(read) {
-  if (info.Length() < 3 || !info[2].IsTypedArray()) fail(ErrorCode::Value, "read: expected a typed array as the destination");
-  auto ta = info[2].As<Napi::TypedArray>();
+  Opts o(info, "read");
+  Napi::Value into = info[0].As<Napi::Object>().Get("into");
+  if (!into.IsTypedArray()) fail(ErrorCode::Value, "read: options.into: expected a typed array but received ", describe_value(into));
+  auto ta = into.As<Napi::TypedArray>();
   uint8_t* dst = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-  const uint8_t* src = tensor_arg<uint8_t>(info, 0, static_cast<int64_t>(ta.ByteLength()), "read source");
-  std::memcpy(dst, src, ta.ByteLength());
+  Storage* ss = o.storage("src");
+  const void* src = any_device_bytes(o, "src", static_cast<int64_t>(ta.ByteLength()));
+  copy_between(-1, dst, ss->device, src, ta.ByteLength());
   return info.Env().Undefined();
+}
+
+// storageDevice(handle) -> -1 (host) or the CUDA ordinal of the storage
+TK_EXPORT(storageDevice) { return Napi::Number::New(info.Env(), storage_arg(info, 0, "storageDevice")->device); }
+
+// deviceStoragesFinalized() -> device storages freed by the garbage collector instead of
+// dispose()/tidy() since the process started (each one is device memory that was held until a GC)
+TK_EXPORT(deviceStoragesFinalized) {
+  return Napi::Number::New(info.Env(), static_cast<double>(g_device_storages_finalized.load()));
 }

@@ -19,7 +19,6 @@
  * Gradients are summed over ranks, not averaged: the trainer scales each rank's loss so that the
  * sum is the gradient of the combined batch (data_parallel.ts).
  */
-import { native } from '../../native.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { zeros } from '../../tensor/creation.js';
 import { keep } from '../../tensor/scope.js';
@@ -141,15 +140,11 @@ export class GradientReducer {
 
   private pack(slot: Slot, bucket: Bucket): void {
     const g = slot.param.grad;
-    const bytes = slot.param.numel * 4;
-    const at = bucket.flat.byteOffset + slot.offset * 4;
-    if (!g) {
-      native.fill(bucket.flat.handle, at, 0, slot.param.numel, 0);
-      return;
-    }
-    const src = g.isContiguous ? g : g.contiguousRaw();
-    native.copyBytes(src.handle, src.byteOffset, bucket.flat.handle, at, bytes);
-    if (src !== g) src.dispose();
+    // the slot's part of the bucket: a view, filled in place
+    const dst = bucket.flat.viewAs([slot.param.numel], [1], bucket.flat.offset + slot.offset);
+    if (g) dst.assign(g);
+    else dst.fill_(0);
+    dst.dispose();
   }
 
   /** Starts, in order, every bucket from `next` whose gradients are all in. */
@@ -183,8 +178,9 @@ export class GradientReducer {
       for (const slot of b.slots) {
         const p = slot.param;
         if (!p.grad) p.grad = keep(zeros(p.shape)) as Tensor<'f32'>;
-        native.copyBytes(b.flat.handle, b.flat.byteOffset + slot.offset * 4, p.grad.handle, p.grad.byteOffset, p.numel * 4);
-        p.grad.storage.markWritten();
+        const part = b.flat.viewAs([p.numel], [1], b.flat.offset + slot.offset);
+        p.grad.assign(part);
+        part.dispose();
       }
     }
     return { buckets: this.buckets.length, bytes: this.bytesPerUpdate, startedInBackward: this.startedInBackward, waitSeconds };
