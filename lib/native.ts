@@ -102,6 +102,69 @@ export interface KernelOps {
   /** dst [n] (dtype) = start + i * step */
   arange: { args: { dst: TensorRef; dtype: DTypeName; n: number; start: number; step: number }; result: void };
 
+  // ---- softmax / norms / embedding / dropout / losses / optimizer / RoPE (native/napi/ops_nn.cpp), f32
+  /** y = softmax (log-softmax when log) over each row of x [rows, cols] */
+  softmax: { args: { x: TensorRef; y: TensorRef; rows: number; cols: number; log: boolean }; result: void };
+  softmaxBackward: { args: { y: TensorRef; dy: TensorRef; dx: TensorRef; rows: number; cols: number; log: boolean }; result: void };
+  /** y = (x - mean) * rstd * w + b over the last axis; mean, rstd f32 [rows] saved for backward. */
+  layerNorm: { args: { x: TensorRef; w: TensorRef; b: TensorRef; y: TensorRef; mean: TensorRef; rstd: TensorRef; rows: number; cols: number; eps: number }; result: void };
+  /** dx always; dw, db only when needWeightGrad (they are not read otherwise). */
+  layerNormBackward: {
+    args: { x: TensorRef; w: TensorRef; mean: TensorRef; rstd: TensorRef; dy: TensorRef; dx: TensorRef; dw: TensorRef; db: TensorRef; rows: number; cols: number; needWeightGrad: boolean };
+    result: void;
+  };
+  /** y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps) (Llama RMSNorm). */
+  rmsNorm: { args: { x: TensorRef; w: TensorRef; y: TensorRef; rstd: TensorRef; rows: number; cols: number; eps: number }; result: void };
+  rmsNormBackward: { args: { x: TensorRef; w: TensorRef; rstd: TensorRef; dy: TensorRef; dx: TensorRef; dw: TensorRef; rows: number; cols: number; needWeightGrad: boolean }; result: void };
+  /** out[i, :] = table[idx[i], :]; idx i32 [n], table [numRows, rowSize]; an id out of range is ERR_INDEX (nothing written). */
+  gatherRows: { args: { table: TensorRef; idx: TensorRef; out: TensorRef; n: number; rowSize: number; numRows: number }; result: void };
+  /** dst[idx[i], :] += src[i, :] (dst is accumulated into: zero it first for a gradient). */
+  scatterAddRows: { args: { src: TensorRef; idx: TensorRef; dst: TensorRef; n: number; rowSize: number; numRows: number }; result: void };
+  /** y = x * mask / (1 - p), mask u8 [n] from the counter hash of (seed, i): thread-count and device independent. */
+  dropout: { args: { x: TensorRef; y: TensorRef; mask: TensorRef; n: number; p: number; seed: number }; result: void };
+  /** dx (+)= dy * mask / (1 - p); accumulate adds into dx (one pass where a sum follows) */
+  dropoutBackward: { args: { dy: TensorRef; mask: TensorRef; dx: TensorRef; n: number; p: number; accumulate?: boolean }; result: void };
+  /**
+   * Cross-entropy fused with log-softmax. logits [rows, classes], labels i32 [rows] (ignoreIndex
+   * rows get loss 0), loss f32 [rows], lse f32 [rows] saved. Returns the number of counted rows.
+   */
+  crossEntropy: { args: { logits: TensorRef; labels: TensorRef; loss: TensorRef; lse: TensorRef; rows: number; classes: number; ignoreIndex: number }; result: number };
+  /** dlogits[r, :] = dloss[r] * (softmax(logits[r]) - onehot(label[r])); zero for ignored rows. */
+  crossEntropyBackward: {
+    args: { logits: TensorRef; labels: TensorRef; lse: TensorRef; dloss: TensorRef; dlogits: TensorRef; rows: number; classes: number; ignoreIndex: number };
+    result: void;
+  };
+  /** In-place AdamW on f32 [n]: decoupled weight decay, bias correction with `step` (1-based). */
+  adamw: {
+    args: { param: TensorRef; grad: TensorRef; m: TensorRef; v: TensorRef; n: number; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number };
+    result: void;
+  };
+  /**
+   * Rotary embedding on x [B, H, T, D] (rotate-half layout as in transformers' Llama): pairs
+   * (i, i + rotDim/2) for i < rotDim/2 rotated by angle positions[b, t] * invFreq[i]; positions
+   * i32 [B, T]. inverse rotates by -angle (the backward).
+   */
+  rope: { args: { x: TensorRef; out: TensorRef; positions: TensorRef; invFreq: TensorRef; B: number; H: number; T: number; D: number; rotDim: number; inverse: boolean }; result: void };
+
+  // ---- attention (native/napi/ops_attention.cpp), f32
+  /**
+   * q [B, Hq, Tq, D], k/v [B, Hkv, Tk, D] (Hq % Hkv == 0, grouped-query), out [B, Hq, Tq, D],
+   * lse f32 [B, Hq, Tq] saved for backward. keyMask i32 [B, Tk] (1 = attend) or null.
+   * causal: query i sits at absolute position (Tk - Tq + i) and sees keys j <= that (covers KV
+   * cache and prefix keys placed first).
+   */
+  attention: {
+    args: { q: TensorRef; k: TensorRef; v: TensorRef; out: TensorRef; lse: TensorRef; keyMask: TensorRef | null; B: number; Hq: number; Hkv: number; Tq: number; Tk: number; D: number; scale: number; causal: boolean };
+    result: void;
+  };
+  attentionBackward: {
+    args: {
+      q: TensorRef; k: TensorRef; v: TensorRef; out: TensorRef; lse: TensorRef; dout: TensorRef; dq: TensorRef; dk: TensorRef; dv: TensorRef; keyMask: TensorRef | null;
+      B: number; Hq: number; Hkv: number; Tq: number; Tk: number; D: number; scale: number; causal: boolean;
+    };
+    result: void;
+  };
+
   // ---- GEMM (native/napi/ops_gemm.cpp)
   /** C[i] = alpha op(A[i]) op(B[i]) + beta C[i], i < batch, row-major, packed back to back; dtype f32, or bf16 inputs (C f32). */
   gemm: {
@@ -124,6 +187,8 @@ export const KERNEL_OPS = [
   'binary', 'unary', 'unaryBackward', 'reduce', 'argmax', 'sumSquares', 'countNonFinite',
   'fill', 'cast', 'copyBytes', 'copyRows', 'copyStrided', 'randomNormal', 'randomUniform', 'arange',
   'gemm',
+  'softmax', 'softmaxBackward', 'layerNorm', 'layerNormBackward', 'rmsNorm', 'rmsNormBackward', 'gatherRows', 'scatterAddRows',
+  'dropout', 'dropoutBackward', 'crossEntropy', 'crossEntropyBackward', 'adamw', 'rope', 'attention', 'attentionBackward',
 ] as const satisfies readonly OpName[];
 // every op of KernelOps is listed (a missing one makes this `false` and fails the build)
 const _allOpsListed: Exclude<OpName, (typeof KERNEL_OPS)[number]> extends never ? true : false = true;
@@ -170,49 +235,6 @@ export interface Binding {
 
   gemmKernelName(): string;
 
-  // ---- softmax / norms / embedding / dropout / losses / optimizer (native/napi/ops_nn.cpp), f32
-  softmax(x: H, xOff: number, y: H, yOff: number, rows: number, cols: number, log: boolean): void;
-  softmaxBackward(y: H, yOff: number, dy: H, dyOff: number, dx: H, dxOff: number, rows: number, cols: number, log: boolean): void;
-  /** y = (x - mean) * rstd * w + b over the last axis; mean, rstd f32 [rows] saved for backward. */
-  layerNorm(x: H, xOff: number, w: H, wOff: number, b: H, bOff: number, y: H, yOff: number,
-            mean: H, meanOff: number, rstd: H, rstdOff: number, rows: number, cols: number, eps: number): void;
-  /** dx always; dw, db only when needWeightGrad (else their handles are ignored). */
-  layerNormBackward(x: H, xOff: number, w: H, wOff: number, mean: H, meanOff: number, rstd: H, rstdOff: number,
-                    dy: H, dyOff: number, dx: H, dxOff: number, dw: H, dwOff: number, db: H, dbOff: number,
-                    rows: number, cols: number, needWeightGrad: boolean): void;
-  /** y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps) (Llama RMSNorm). */
-  rmsNorm(x: H, xOff: number, w: H, wOff: number, y: H, yOff: number, rstd: H, rstdOff: number,
-          rows: number, cols: number, eps: number): void;
-  rmsNormBackward(x: H, xOff: number, w: H, wOff: number, rstd: H, rstdOff: number, dy: H, dyOff: number,
-                  dx: H, dxOff: number, dw: H, dwOff: number, rows: number, cols: number, needWeightGrad: boolean): void;
-  /** out[i, :] = table[idx[i], :]; idx i32 [n], table [numRows, rowSize]; idx out of range -> ERR_INDEX. */
-  gatherRows(table: H, tOff: number, idx: H, idxOff: number, out: H, outOff: number, n: number, rowSize: number, numRows: number): void;
-  /** dTable[idx[i], :] += dOut[i, :] (dTable is accumulated into; zero it first). */
-  scatterAddRows(dOut: H, dOff: number, idx: H, idxOff: number, dTable: H, dtOff: number, n: number, rowSize: number, numRows: number): void;
-  /** y = x * mask / (1 - p), mask u8 [n] drawn from (seed) — counter-based, thread-count independent. */
-  dropout(x: H, xOff: number, y: H, yOff: number, mask: H, maskOff: number, n: number, p: number, seed: number): void;
-  /** dx (+)= dy * mask / (1 - p); accumulate adds into dx (one pass where a sum follows) */
-  dropoutBackward(dy: H, dyOff: number, mask: H, maskOff: number, dx: H, dxOff: number, n: number, p: number, accumulate?: boolean): void;
-  /**
-   * Cross-entropy fused with log-softmax. logits [rows, classes], labels i32 [rows] (ignoreIndex
-   * rows get loss 0), loss f32 [rows], lse f32 [rows] saved. Returns the number of counted rows.
-   */
-  crossEntropy(logits: H, lOff: number, labels: H, labOff: number, loss: H, lossOff: number, lse: H, lseOff: number,
-               rows: number, classes: number, ignoreIndex: number): number;
-  /** dlogits[r, :] = dloss[r] * (softmax(logits[r]) - onehot(label[r])); zero for ignored rows. */
-  crossEntropyBackward(logits: H, lOff: number, labels: H, labOff: number, lse: H, lseOff: number, dloss: H, dlOff: number,
-                       dlogits: H, dOff: number, rows: number, classes: number, ignoreIndex: number): void;
-  /** In-place AdamW on f32 [n]: decoupled weight decay, bias correction with `step` (1-based). */
-  adamw(param: H, pOff: number, grad: H, gOff: number, m: H, mOff: number, v: H, vOff: number, n: number,
-        lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
-  /**
-   * Rotary embedding on x [B, H, T, D] (rotate-half layout as in transformers' Llama): pairs
-   * (i, i + rotDim/2) for i < rotDim/2 rotated by angle pos[b, t] * invFreq[i]; positions i32 [B*T].
-   * inverse=true rotates by -angle (the backward).
-   */
-  rope(x: H, xOff: number, out: H, outOff: number, positions: H, posOff: number, invFreq: H, fOff: number,
-       B: number, Hn: number, T: number, D: number, rotDim: number, inverse: boolean): void;
-
   // ---- vision (native/napi/ops_vision.cpp), f32 NCHW; `reference` runs the plain kernel (tests)
   /** dims = [N, C, H, W, O, KH, KW, sh, sw, ph, pw, dh, dw, groups]; y [N, O, Ho, Wo]. */
   conv2dForward(x: H, xOff: number, w: H, wOff: number, b: H | null, bOff: number, y: H, yOff: number, dims: number[], reference: boolean): void;
@@ -242,21 +264,6 @@ export interface Binding {
   /** Gradients of x, A [r, C, KH, KW] and B [O, r] (W and bias are frozen); each may be null. */
   loraConv2dBackward(x: H, xOff: number, w: H, wOff: number, a: H, aOff: number, b: H, bOff: number, low: H, lowOff: number, dy: H, dyOff: number,
                      dx: H | null, dxOff: number, da: H | null, daOff: number, db: H | null, dbOff: number, dims: number[], r: number, scale: number): void;
-
-  // ---- attention (native/napi/ops_attention.cpp), f32
-  /**
-   * q [B, Hq, Tq, D], k/v [B, Hkv, Tk, D] (Hq % Hkv == 0, grouped-query), out [B, Hq, Tq, D],
-   * lse f32 [B, Hq, Tq] saved for backward. keyMask i32 [B, Tk] (1 = attend) when hasMask.
-   * causal: query i sits at absolute position (Tk - Tq + i) and sees keys j <= that (covers KV
-   * cache and prefix keys placed first).
-   */
-  attention(q: H, qOff: number, k: H, kOff: number, v: H, vOff: number, out: H, oOff: number, lse: H, lseOff: number,
-            keyMask: H | null, mOff: number, B: number, Hq: number, Hkv: number, Tq: number, Tk: number, D: number,
-            scale: number, causal: boolean): void;
-  attentionBackward(q: H, qOff: number, k: H, kOff: number, v: H, vOff: number, out: H, oOff: number, lse: H, lseOff: number,
-                    dout: H, doOff: number, dq: H, dqOff: number, dk: H, dkOff: number, dv: H, dvOff: number,
-                    keyMask: H | null, mOff: number, B: number, Hq: number, Hkv: number, Tq: number, Tk: number, D: number,
-                    scale: number, causal: boolean): void;
 
   // ---- SVD (native/napi/ops_svd.cpp)
   /**

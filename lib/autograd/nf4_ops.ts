@@ -108,9 +108,9 @@ export function loraNf4Linear(x: Tensor, w: NF4Tensor, bias: Tensor | null, a: T
   let mask: Tensor<'u8'> | null = null;
   if (p > 0 && needsGrad(a)) {
     // dropout on the adapter path only (PEFT's lora_dropout)
-    const d = Tensor.empty([M, Kf], 'f32');
-    mask = Tensor.empty([M, Kf], 'u8');
-    native.dropout(x2.handle, x2.byteOffset, d.handle, 0, mask.handle, 0, M * Kf, p, opts.seed ?? 0);
+    const d = Tensor.empty([M, Kf], 'f32', false, x.device);
+    mask = Tensor.empty([M, Kf], 'u8', false, x.device);
+    K.run('dropout', { x: x2, y: d, mask, n: M * Kf, p, seed: opts.seed ?? 0 });
     xd = d;
   }
   const { y, beta } = initOutput(bias, M, N);
@@ -149,8 +149,8 @@ export function loraNf4LinearBackward(g: F32, node: Node<any>): (F32 | null)[] {
     gemmDxInto(g2, s.M, s.w, d, 0);
     if (s.mask) {
       const dxd = K.gemm(gB!, a, { alpha: s.scale }); // [M, K]
-      const back = Tensor.empty([s.M, s.K], 'f32');
-      native.dropoutBackward(dxd.handle, 0, s.mask.handle, s.mask.byteOffset, back.handle, 0, s.M * s.K, s.p);
+      const back = Tensor.empty([s.M, s.K], 'f32', false, g.device);
+      K.run('dropoutBackward', { dy: dxd, mask: s.mask, dx: back, n: s.M * s.K, p: s.p });
       K.run('binary', { op: 'add', a: d, b: back, out: d, outShape: [s.M * s.K], aStrides: [1], bStrides: [1] });
       back.dispose();
       dxd.dispose();

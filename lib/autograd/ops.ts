@@ -303,8 +303,8 @@ export function softmax(x: T, log = false): F32 {
   K.expectDtype(x, 'f32', 'softmax input');
   const cols = x.shape[x.ndim - 1]!;
   const xc = x.contiguousRaw();
-  const y = Tensor.empty(x.shape, 'f32');
-  native.softmax(xc.handle, xc.byteOffset, y.handle, 0, x.numel / cols, cols, log);
+  const y = Tensor.empty(x.shape, 'f32', false, x.device);
+  K.run('softmax', { x: xc, y, rows: x.numel / cols, cols, log });
   xc.dispose();
   record('softmax', [x], y, { log });
   return y;
@@ -318,11 +318,12 @@ export function layerNorm(x: T, w: T, b: T, eps: number): F32 {
   const C = x.shape[x.ndim - 1]!;
   if (w.numel !== C || b.numel !== C) throw new TunekitError('ERR_SHAPE', `layerNorm: weight/bias must have ${C} elements, got ${w.numel}/${b.numel}`);
   const rows = x.numel / C;
-  const xc = x.contiguousRaw();
-  const y = Tensor.empty(x.shape, 'f32');
-  const meanT = Tensor.empty([rows], 'f32'), rstd = Tensor.empty([rows], 'f32');
-  native.layerNorm(xc.handle, xc.byteOffset, w.handle, w.byteOffset, b.handle, b.byteOffset, y.handle, 0,
-    meanT.handle, 0, rstd.handle, 0, rows, C, eps);
+  const dev = K.commonDevice('layerNorm', [x, w, b], ['its input', 'its weight', 'its bias']);
+  const xc = x.contiguousRaw(), wc = w.contiguousRaw(), bc = b.contiguousRaw();
+  const y = Tensor.empty(x.shape, 'f32', false, dev);
+  const meanT = Tensor.empty([rows], 'f32', false, dev), rstd = Tensor.empty([rows], 'f32', false, dev);
+  K.run('layerNorm', { x: xc, w: wc, b: bc, y, mean: meanT, rstd, rows, cols: C, eps });
+  wc.dispose(); bc.dispose();
   record('layerNorm', [x, w, b], y, { xc, mean: meanT, rstd, rows, C });
   if (!y.gradFn) { xc.dispose(); meanT.dispose(); rstd.dispose(); }
   return y;
@@ -334,10 +335,12 @@ export function rmsNorm(x: T, w: T, eps: number): F32 {
   const C = x.shape[x.ndim - 1]!;
   if (w.numel !== C) throw new TunekitError('ERR_SHAPE', `rmsNorm: weight must have ${C} elements, got ${w.numel}`);
   const rows = x.numel / C;
-  const xc = x.contiguousRaw();
-  const y = Tensor.empty(x.shape, 'f32');
-  const rstd = Tensor.empty([rows], 'f32');
-  native.rmsNorm(xc.handle, xc.byteOffset, w.handle, w.byteOffset, y.handle, 0, rstd.handle, 0, rows, C, eps);
+  const dev = K.commonDevice('rmsNorm', [x, w], ['its input', 'its weight']);
+  const xc = x.contiguousRaw(), wc = w.contiguousRaw();
+  const y = Tensor.empty(x.shape, 'f32', false, dev);
+  const rstd = Tensor.empty([rows], 'f32', false, dev);
+  K.run('rmsNorm', { x: xc, w: wc, y, rstd, rows, cols: C, eps });
+  wc.dispose();
   record('rmsNorm', [x, w], y, { xc, rstd, rows, C });
   if (!y.gradFn) { xc.dispose(); rstd.dispose(); }
   return y;
@@ -349,9 +352,11 @@ export function embedding(table: T, ids: Tensor<'i32'>): F32 {
   K.expectDtype(table, 'f32', 'embedding table');
   if (table.ndim !== 2) throw new TunekitError('ERR_SHAPE', `embedding: expected a table [N, C] but received [${table.shape}]`);
   const [N, C] = table.shape as [number, number];
-  const ic = ids.contiguousRaw();
-  const out = Tensor.empty([...ids.shape, C], 'f32');
-  native.gatherRows(table.handle, table.byteOffset, ic.handle, ic.byteOffset, out.handle, 0, ids.numel, C, N);
+  const dev = K.commonDevice('embedding', [table, ids], ['its table', 'its ids']);
+  const ic = ids.contiguousRaw(), tc = table.contiguousRaw();
+  const out = Tensor.empty([...ids.shape, C], 'f32', false, dev);
+  K.run('gatherRows', { table: tc, idx: ic, out, n: ids.numel, rowSize: C, numRows: N });
+  tc.dispose();
   record('embedding', [table], out, { ids: ic, N, C });
   if (!out.gradFn) ic.dispose();
   return out;
@@ -362,9 +367,9 @@ export function dropout(x: T, p: number, seed: number, training = true): T {
   if (!training || p === 0) return x;
   if (!(p >= 0 && p < 1)) throw new TunekitError('ERR_VALUE', `dropout: expected p in [0, 1) but received ${describe(p)}`);
   const xc = x.contiguousRaw();
-  const y = Tensor.empty(x.shape, 'f32');
-  const mask = Tensor.empty(x.shape, 'u8');
-  native.dropout(xc.handle, xc.byteOffset, y.handle, 0, mask.handle, 0, x.numel, p, seed);
+  const y = Tensor.empty(x.shape, 'f32', false, x.device);
+  const mask = Tensor.empty(x.shape, 'u8', false, x.device);
+  K.run('dropout', { x: xc, y, mask, n: x.numel, p, seed });
   xc.dispose();
   record('dropout', [x], y, { mask, p });
   if (!y.gradFn) mask.dispose();
@@ -381,9 +386,10 @@ export function crossEntropy(logits: T, labels: Tensor<'i32'>, ignoreIndex = -10
   const C = logits.shape[logits.ndim - 1]!;
   const N = logits.numel / C;
   if (labels.numel !== N) throw new TunekitError('ERR_SHAPE', `crossEntropy: ${N} rows of logits but ${labels.numel} labels`);
+  const dev = K.commonDevice('crossEntropy', [logits, labels], ['its logits', 'its labels']);
   const lc = logits.contiguousRaw(), yc = labels.contiguousRaw();
-  const rowLoss = Tensor.empty([N], 'f32'), lse = Tensor.empty([N], 'f32');
-  const count = native.crossEntropy(lc.handle, lc.byteOffset, yc.handle, yc.byteOffset, rowLoss.handle, 0, lse.handle, 0, N, C, ignoreIndex);
+  const rowLoss = Tensor.empty([N], 'f32', false, dev), lse = Tensor.empty([N], 'f32', false, dev);
+  const count = K.run('crossEntropy', { logits: lc, labels: yc, loss: rowLoss, lse, rows: N, classes: C, ignoreIndex });
   const total = K.sumAll(rowLoss);
   const out = K.unary('mul_scalar', total, count > 0 ? 1 / count : 0);
   total.dispose(); rowLoss.dispose();
@@ -410,12 +416,12 @@ export function attention(q: T, k: T, v: T, opts: { causal: boolean; keyMask?: T
     }
   }
   const scale = opts.scale ?? 1 / Math.sqrt(D);
+  const dev = K.commonDevice('attention', [q, k, v, opts.keyMask], ['q', 'k', 'v', 'keyMask']);
   const qc = q.contiguousRaw(), kc = k.contiguousRaw(), vc = v.contiguousRaw();
   const mask = opts.keyMask ? opts.keyMask.contiguousRaw() : null;
-  const out = Tensor.empty([B, Hq, Tq, D], 'f32');
-  const lse = Tensor.empty([B, Hq, Tq], 'f32');
-  native.attention(qc.handle, qc.byteOffset, kc.handle, kc.byteOffset, vc.handle, vc.byteOffset, out.handle, 0, lse.handle, 0,
-    mask ? mask.handle : null, mask ? mask.byteOffset : 0, B, Hq, Hkv, Tq, Tk, D, scale, opts.causal);
+  const out = Tensor.empty([B, Hq, Tq, D], 'f32', false, dev);
+  const lse = Tensor.empty([B, Hq, Tq], 'f32', false, dev);
+  K.run('attention', { q: qc, k: kc, v: vc, out, lse, keyMask: mask, B, Hq, Hkv, Tq, Tk, D, scale, causal: opts.causal });
   record('attention', [q, k, v], out, { qc, kc, vc, mask, lse, B, Hq, Hkv, Tq, Tk, D, scale, causal: opts.causal });
   if (!out.gradFn) { qc.dispose(); kc.dispose(); vc.dispose(); mask?.dispose(); lse.dispose(); }
   return out;
@@ -431,11 +437,11 @@ export function rope(x: T, positions: Tensor<'i32'>, invFreq: Tensor<'f32'>, rot
   if (x.ndim !== 4 || !K.sameShape(positions.shape, [B, Tn]) || invFreq.numel < rd / 2) {
     throw new TunekitError('ERR_SHAPE', `rope: expected x [B, H, T, D], positions [B, T] and invFreq of at least rotDim / 2 = ${rd / 2} values but received x [${x.shape}], positions [${positions.shape}], invFreq [${invFreq.shape}]`);
   }
-  const xc = x.contiguousRaw();
-  const out = Tensor.empty(x.shape, 'f32');
-  native.rope(xc.handle, xc.byteOffset, out.handle, 0, positions.handle, positions.byteOffset, invFreq.handle, invFreq.byteOffset,
-    B, H, Tn, D, rd, false);
-  xc.dispose();
+  const dev = K.commonDevice('rope', [x, positions, invFreq], ['its input', 'its positions', 'its invFreq']);
+  const xc = x.contiguousRaw(), pc = positions.contiguousRaw(), fc = invFreq.contiguousRaw();
+  const out = Tensor.empty(x.shape, 'f32', false, dev);
+  K.run('rope', { x: xc, out, positions: pc, invFreq: fc, B, H, T: Tn, D, rotDim: rd, inverse: false });
+  xc.dispose(); pc.dispose(); fc.dispose();
   record('rope', [x], out, { positions, invFreq, B, H, T: Tn, D, rd });
   return out;
 }
@@ -446,9 +452,10 @@ export function gatherRows(x: T, idx: Tensor<'i32'>): F32 {
   K.expectDtype(idx, 'i32', 'gatherRows indices');
   const C = x.shape[x.ndim - 1]!;
   const R = x.numel / C;
+  const dev = K.commonDevice('gatherRows', [x, idx], ['its input', 'its indices']);
   const xc = x.contiguousRaw(), ic = idx.contiguousRaw();
-  const out = Tensor.empty([idx.numel, C], 'f32');
-  native.gatherRows(xc.handle, xc.byteOffset, ic.handle, ic.byteOffset, out.handle, 0, idx.numel, C, R);
+  const out = Tensor.empty([idx.numel, C], 'f32', false, dev);
+  K.run('gatherRows', { table: xc, idx: ic, out, n: idx.numel, rowSize: C, numRows: R });
   xc.dispose();
   record('gatherRows', [x], out, { idx: ic, R, C, shape: [...x.shape] });
   if (!out.gradFn) ic.dispose();
@@ -456,6 +463,12 @@ export function gatherRows(x: T, idx: Tensor<'i32'>): F32 {
 }
 
 export type { Shape };
+
+/** The three [B, H, T, D] parts (q, k, v) of a packed [3, B, H, T, D] tensor, as views. */
+export function packedParts(packed: Tensor, shape: readonly [number, number, number, number]): [Tensor, Tensor, Tensor] {
+  const n = numelOf(shape), st = contiguousStrides(shape);
+  return [0, 1, 2].map((i) => packed.viewAs(shape, st, packed.offset + i * n)) as [Tensor, Tensor, Tensor];
+}
 
 /**
  * Self-attention straight from a packed projection: qkv [B, T, 3C] (q | k | v, each H heads of
@@ -483,11 +496,13 @@ export function qkvAttention(qkv: T, H: number, opts: { causal: boolean; keyMask
   const packed = Tensor.empty([3, B, H, Tn, D], 'f32', false, qkv.device);
   K.run('copyStrided', { src: xc, dst: packed, elemSize: 4, shape: [3, B, H, Tn, D], strides: [C, Tn * C3, D, C3, 1] });
   xc.dispose();
+  const dev = K.commonDevice('qkvAttention', [qkv, opts.keyMask], ['qkv', 'keyMask']);
   const mask = opts.keyMask ? opts.keyMask.contiguousRaw() : null;
-  const o4 = Tensor.empty([B, H, Tn, D], 'f32');
-  const lse = Tensor.empty([B, H, Tn], 'f32');
-  native.attention(packed.handle, 0, packed.handle, n * 4, packed.handle, 2 * n * 4, o4.handle, 0, lse.handle, 0,
-    mask ? mask.handle : null, mask ? mask.byteOffset : 0, B, H, H, Tn, Tn, D, scale, opts.causal);
+  const o4 = Tensor.empty([B, H, Tn, D], 'f32', false, dev);
+  const lse = Tensor.empty([B, H, Tn], 'f32', false, dev);
+  const [q, k, v] = packedParts(packed, [B, H, Tn, D]);
+  K.run('attention', { q, k, v, out: o4, lse, keyMask: mask, B, Hq: H, Hkv: H, Tq: Tn, Tk: Tn, D, scale, causal: opts.causal });
+  q.dispose(); k.dispose(); v.dispose();
   // [B, H, T, D] -> [B, T, H, D]
   const out = Tensor.empty([B, Tn, C], 'f32', false, qkv.device);
   K.run('copyStrided', { src: o4, dst: out, elemSize: 4, shape: [B, Tn, H, D], strides: [H * Tn * D, D, Tn * D, 1] });

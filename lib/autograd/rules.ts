@@ -9,6 +9,7 @@ import * as K from '../tensor/kernels.js';
 import { zeros, full } from '../tensor/creation.js';
 import { installRules, needsGrad, type Node } from './tape.js';
 import { nf4LinearBackward, loraNf4LinearBackward } from './nf4_ops.js';
+import { packedParts } from './ops.js';
 import { conv2dBackward, batchNormBackward, maxPool2dBackward, avgPool2dBackward, adaptiveAvgPool2dBackward, loraConv2dBackward } from './vision_ops.js';
 
 type F32 = Tensor<'f32'>;
@@ -256,8 +257,8 @@ export const GRAD_RULES = {
   softmax: (g, node, out) => {
     const cols = out.shape[out.ndim - 1]!;
     const gc = g.contiguousRaw();
-    const dx = Tensor.empty(out.shape, 'f32');
-    native.softmaxBackward(out.handle, out.byteOffset, gc.handle, gc.byteOffset, dx.handle, 0, out.numel / cols, cols, node.saved.log);
+    const dx = Tensor.empty(out.shape, 'f32', false, g.device);
+    K.run('softmaxBackward', { y: out, dy: gc, dx, rows: out.numel / cols, cols, log: node.saved.log });
     gc.dispose();
     return [dx];
   },
@@ -266,12 +267,11 @@ export const GRAD_RULES = {
     const [x, w] = node.inputs as [Tensor, Tensor, Tensor];
     const s = node.saved as { xc: Tensor; mean: Tensor; rstd: Tensor; rows: number; C: number };
     const needW = want(node, 1) || want(node, 2);
-    const gc = g.contiguousRaw();
-    const dx = Tensor.empty(x.shape, 'f32');
-    const dw = Tensor.empty([s.C], 'f32'), db = Tensor.empty([s.C], 'f32');
-    native.layerNormBackward(s.xc.handle, s.xc.byteOffset, w.handle, w.byteOffset, s.mean.handle, 0, s.rstd.handle, 0,
-      gc.handle, gc.byteOffset, dx.handle, 0, dw.handle, 0, db.handle, 0, s.rows, s.C, needW);
-    gc.dispose(); s.xc.dispose(); s.mean.dispose(); s.rstd.dispose();
+    const gc = g.contiguousRaw(), wc = w.contiguousRaw();
+    const dx = Tensor.empty(x.shape, 'f32', false, g.device);
+    const dw = Tensor.empty([s.C], 'f32', false, g.device), db = Tensor.empty([s.C], 'f32', false, g.device);
+    K.run('layerNormBackward', { x: s.xc, w: wc, mean: s.mean, rstd: s.rstd, dy: gc, dx, dw, db, rows: s.rows, cols: s.C, needWeightGrad: needW });
+    gc.dispose(); wc.dispose(); s.xc.dispose(); s.mean.dispose(); s.rstd.dispose();
     const shapeW = node.inputs[1]!.shape;
     const r1 = want(node, 1) ? (dw.viewAs(shapeW, contiguousStrides(shapeW), 0) as F32) : null;
     const r2 = want(node, 2) ? (db.viewAs(shapeW, contiguousStrides(shapeW), 0) as F32) : null;
@@ -282,28 +282,27 @@ export const GRAD_RULES = {
   rmsNorm: (g, node) => {
     const [x, w] = node.inputs as [Tensor, Tensor];
     const s = node.saved as { xc: Tensor; rstd: Tensor; rows: number; C: number };
-    const gc = g.contiguousRaw();
-    const dx = Tensor.empty(x.shape, 'f32'), dw = Tensor.empty(w.shape, 'f32');
-    native.rmsNormBackward(s.xc.handle, s.xc.byteOffset, w.handle, w.byteOffset, s.rstd.handle, 0, gc.handle, gc.byteOffset,
-      dx.handle, 0, dw.handle, 0, s.rows, s.C, want(node, 1));
-    gc.dispose(); s.xc.dispose(); s.rstd.dispose();
+    const gc = g.contiguousRaw(), wc = w.contiguousRaw();
+    const dx = Tensor.empty(x.shape, 'f32', false, g.device), dw = Tensor.empty(w.shape, 'f32', false, g.device);
+    K.run('rmsNormBackward', { x: s.xc, w: wc, rstd: s.rstd, dy: gc, dx, dw, rows: s.rows, cols: s.C, needWeightGrad: want(node, 1) });
+    gc.dispose(); wc.dispose(); s.xc.dispose(); s.rstd.dispose();
     return [want(node, 0) ? dx : (dx.dispose(), null), want(node, 1) ? dw : (dw.dispose(), null)];
   },
 
   embedding: (g, node) => {
     const s = node.saved as { ids: Tensor; N: number; C: number };
-    const dt = zeros([s.N, s.C], 'f32');
+    const dt = zeros([s.N, s.C], 'f32', g.device);
     const gc = g.contiguousRaw();
-    native.scatterAddRows(gc.handle, gc.byteOffset, s.ids.handle, s.ids.byteOffset, dt.handle, 0, s.ids.numel, s.C, s.N);
+    K.run('scatterAddRows', { src: gc, idx: s.ids, dst: dt, n: s.ids.numel, rowSize: s.C, numRows: s.N });
     gc.dispose(); s.ids.dispose();
     return [dt];
   },
 
   gatherRows: (g, node) => {
     const s = node.saved as { idx: Tensor; R: number; C: number; shape: number[] };
-    const dx = zeros(s.shape, 'f32');
+    const dx = zeros(s.shape, 'f32', g.device);
     const gc = g.contiguousRaw();
-    native.scatterAddRows(gc.handle, gc.byteOffset, s.idx.handle, s.idx.byteOffset, dx.handle, 0, s.idx.numel, s.C, s.R);
+    K.run('scatterAddRows', { src: gc, idx: s.idx, dst: dx, n: s.idx.numel, rowSize: s.C, numRows: s.R });
     gc.dispose(); s.idx.dispose();
     return [dx];
   },
@@ -311,8 +310,8 @@ export const GRAD_RULES = {
   dropout: (g, node) => {
     const s = node.saved as { mask: Tensor; p: number };
     const gc = g.contiguousRaw();
-    const dx = Tensor.empty(g.shape, 'f32');
-    native.dropoutBackward(gc.handle, gc.byteOffset, s.mask.handle, s.mask.byteOffset, dx.handle, 0, g.numel, s.p);
+    const dx = Tensor.empty(g.shape, 'f32', false, g.device);
+    K.run('dropoutBackward', { dy: gc, mask: s.mask, dx, n: g.numel, p: s.p });
     gc.dispose(); s.mask.dispose();
     return [dx];
   },
@@ -321,9 +320,8 @@ export const GRAD_RULES = {
     const s = node.saved as { lc: Tensor; yc: Tensor; lse: Tensor; N: number; C: number; count: number; ignoreIndex: number };
     const gv = g.item();
     const dl = full([s.N], s.count > 0 ? gv / s.count : 0, 'f32', g.device);
-    const dlogits = Tensor.empty(node.inputs[0]!.shape, 'f32');
-    native.crossEntropyBackward(s.lc.handle, s.lc.byteOffset, s.yc.handle, s.yc.byteOffset, s.lse.handle, 0, dl.handle, 0,
-      dlogits.handle, 0, s.N, s.C, s.ignoreIndex);
+    const dlogits = Tensor.empty(node.inputs[0]!.shape, 'f32', false, g.device);
+    K.run('crossEntropyBackward', { logits: s.lc, labels: s.yc, lse: s.lse, dloss: dl, dlogits, rows: s.N, classes: s.C, ignoreIndex: s.ignoreIndex });
     dl.dispose(); s.lc.dispose(); s.yc.dispose(); s.lse.dispose();
     return [dlogits];
   },
@@ -331,10 +329,10 @@ export const GRAD_RULES = {
   attention: (g, node, out) => {
     const s = node.saved as { qc: Tensor; kc: Tensor; vc: Tensor; mask: Tensor | null; lse: Tensor; B: number; Hq: number; Hkv: number; Tq: number; Tk: number; D: number; scale: number; causal: boolean };
     const gc = g.contiguousRaw();
-    const dq = Tensor.empty(s.qc.shape, 'f32'), dk = Tensor.empty(s.kc.shape, 'f32'), dv = Tensor.empty(s.vc.shape, 'f32');
-    native.attentionBackward(s.qc.handle, s.qc.byteOffset, s.kc.handle, s.kc.byteOffset, s.vc.handle, s.vc.byteOffset,
-      out.handle, out.byteOffset, s.lse.handle, 0, gc.handle, gc.byteOffset, dq.handle, 0, dk.handle, 0, dv.handle, 0,
-      s.mask ? s.mask.handle : null, s.mask ? s.mask.byteOffset : 0, s.B, s.Hq, s.Hkv, s.Tq, s.Tk, s.D, s.scale, s.causal);
+    const dev = g.device;
+    const dq = Tensor.empty(s.qc.shape, 'f32', false, dev), dk = Tensor.empty(s.kc.shape, 'f32', false, dev), dv = Tensor.empty(s.vc.shape, 'f32', false, dev);
+    K.run('attentionBackward', { q: s.qc, k: s.kc, v: s.vc, out, lse: s.lse, dout: gc, dq, dk, dv, keyMask: s.mask,
+      B: s.B, Hq: s.Hq, Hkv: s.Hkv, Tq: s.Tq, Tk: s.Tk, D: s.D, scale: s.scale, causal: s.causal });
     gc.dispose(); s.qc.dispose(); s.kc.dispose(); s.vc.dispose(); s.mask?.dispose(); s.lse.dispose();
     return [dq, dk, dv];
   },
@@ -347,10 +345,10 @@ export const GRAD_RULES = {
     const g4 = Tensor.empty([B, H, T, D], 'f32', false, g.device);
     K.run('copyStrided', { src: gc, dst: g4, elemSize: 4, shape: [B, H, T, D], strides: [T * C, D, C, 1] });
     gc.dispose();
-    const d = Tensor.empty([3, B, H, T, D], 'f32');
-    native.attentionBackward(s.packed.handle, 0, s.packed.handle, n * 4, s.packed.handle, 2 * n * 4, s.o4.handle, 0, s.lse.handle, 0,
-      g4.handle, 0, d.handle, 0, d.handle, n * 4, d.handle, 2 * n * 4, s.mask ? s.mask.handle : null, s.mask ? s.mask.byteOffset : 0,
-      B, H, H, T, T, D, s.scale, s.causal);
+    const d = Tensor.empty([3, B, H, T, D], 'f32', false, g.device);
+    const [q, k, v] = packedParts(s.packed, [B, H, T, D]), [dq, dk, dv] = packedParts(d, [B, H, T, D]);
+    K.run('attentionBackward', { q, k, v, out: s.o4, lse: s.lse, dout: g4, dq, dk, dv, keyMask: s.mask, B, Hq: H, Hkv: H, Tq: T, Tk: T, D, scale: s.scale, causal: s.causal });
+    for (const t of [q, k, v, dq, dk, dv]) t.dispose();
     g4.dispose(); s.packed.dispose(); s.o4.dispose(); s.lse.dispose(); s.mask?.dispose();
     // packed [3, B, H, T, D] -> [B, T, 3, H, D] = [B, T, 3C]
     const dqkv = Tensor.empty([B, T, 3 * C], 'f32', false, g.device);
@@ -361,11 +359,10 @@ export const GRAD_RULES = {
 
   rope: (g, node) => {
     const s = node.saved as { positions: Tensor; invFreq: Tensor; B: number; H: number; T: number; D: number; rd: number };
-    const gc = g.contiguousRaw();
-    const dx = Tensor.empty(g.shape, 'f32');
-    native.rope(gc.handle, gc.byteOffset, dx.handle, 0, s.positions.handle, s.positions.byteOffset, s.invFreq.handle, s.invFreq.byteOffset,
-      s.B, s.H, s.T, s.D, s.rd, true);
-    gc.dispose();
+    const gc = g.contiguousRaw(), pc = s.positions.contiguousRaw(), fc = s.invFreq.contiguousRaw();
+    const dx = Tensor.empty(g.shape, 'f32', false, g.device);
+    K.run('rope', { x: gc, out: dx, positions: pc, invFreq: fc, B: s.B, H: s.H, T: s.T, D: s.D, rotDim: s.rd, inverse: true });
+    gc.dispose(); pc.dispose(); fc.dispose();
     return [dx];
   },
   // single-direction LSTM layer (lib/peft/p_tuning/lstm.ts): backward through time, natively

@@ -2,7 +2,6 @@
  * AdamW (decoupled weight decay, PyTorch semantics) over named parameters, with global
  * gradient-norm clipping. State (m, v, step) is f32 native memory, saved in checkpoints.
  */
-import { native } from '../native.js';
 import * as K from '../tensor/kernels.js';
 import { Tensor } from '../tensor/tensor.js';
 import { zeros } from '../tensor/creation.js';
@@ -35,8 +34,9 @@ export class AdamW {
     this.opts = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, noDecay: (_n, t) => t.ndim < 2, ...opts };
     for (const [name, p] of params) {
       if (p.dtype !== 'f32') throw new TunekitError('ERR_DTYPE', `AdamW: parameter '${name}' is ${p.dtype}; master weights must be f32`);
-      this.m.set(name, keep(zeros(p.shape)));
-      this.v.set(name, keep(zeros(p.shape)));
+      // state on the parameter's device
+      this.m.set(name, keep(zeros(p.shape, 'f32', p.device)));
+      this.v.set(name, keep(zeros(p.shape, 'f32', p.device)));
     }
   }
 
@@ -48,8 +48,7 @@ export class AdamW {
       const g = p.grad;
       if (!g) continue;
       const m = this.m.get(name)!, v = this.v.get(name)!;
-      native.adamw(p.handle, p.byteOffset, g.handle, g.byteOffset, m.handle, 0, v.handle, 0, p.numel, lr, beta1, beta2, eps,
-        noDecay(name, p) ? 0 : weightDecay, this.stepCount);
+      K.run('adamw', { param: p, grad: g, m, v, n: p.numel, lr, beta1, beta2, eps, weightDecay: noDecay(name, p) ? 0 : weightDecay, step: this.stepCount });
       p.storage.markWritten(); // in place: caches keyed on the version (bf16 weight copies) refresh
     }
   }

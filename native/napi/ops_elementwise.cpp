@@ -7,33 +7,17 @@
 #include "cpu/elementwise.h"
 #include "cpu/reduce.h"
 #include "napi_util.h"
+#include "op_options.h"
 
 using namespace tk;
 using namespace tk::napi;
 
-namespace {
-
-// Elements an operand spans under (shape, strides): 1 + sum (shape_k - 1) * stride_k, or 0 when
-// the output is empty.
-int64_t strided_extent(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides, const char* what) {
-  int64_t extent = 1;
-  for (size_t k = 0; k < shape.size(); ++k) {
-    if (shape[k] == 0) return 0;
-    TK_CHECK(strides[k] >= 0, Shape, "binary: ", what, " stride ", strides[k], " at axis ", k,
-             " is negative (make the view contiguous first)");
-    extent += checked_elems(shape[k] - 1, strides[k], "binary");
-    TK_CHECK(extent <= (int64_t(1) << 53), Shape, "binary: ", what, " extent overflows");
-  }
-  return extent;
-}
-
-}  // namespace
 
 // binary({ op, a, b, out, outShape, aStrides, bStrides }): out[outShape] = a op b, where the
 // strides are element strides of a and b over outShape (0 = broadcast).
 TK_CPU_OP(binary) {
   Opts o(info, "binary");
-  const BinaryOp op = o.code<BinaryOp>("op", kBinaryOpNames);
+  const BinaryOp op = binary_op(o);
   std::vector<int64_t> shape = o.ints("outShape");
   std::vector<int64_t> as = o.ints("aStrides");
   std::vector<int64_t> bs = o.ints("bStrides");
@@ -44,8 +28,8 @@ TK_CPU_OP(binary) {
     TK_CHECK(shape[k] >= 0, Shape, "binary: outShape[", k, "] = ", shape[k], " is negative");
     total = checked_elems(total, shape[k], "binary outShape");
   }
-  const float* a = o.tensor<float>("a", strided_extent(shape, as, "a"));
-  const float* b = o.tensor<float>("b", strided_extent(shape, bs, "b"));
+  const float* a = o.tensor<float>("a", operand_extent(shape, as, "binary a"));
+  const float* b = o.tensor<float>("b", operand_extent(shape, bs, "binary b"));
   float* out = o.tensor<float>("out", total);
   if (total > 0) cpu::binary(op, a, b, out, static_cast<int>(shape.size()), shape.data(), as.data(), bs.data());
   return info.Env().Undefined();
@@ -54,7 +38,7 @@ TK_CPU_OP(binary) {
 // unary({ op, x, out, n, param }): out = f(x); param is the scalar of the *_scalar ops
 TK_CPU_OP(unary) {
   Opts o(info, "unary");
-  const UnaryOp op = o.code<UnaryOp>("op", kUnaryOpNames);
+  const UnaryOp op = unary_op(o);
   const int64_t n = o.count("n");
   const float param = static_cast<float>(o.number("param"));
   const float* x = o.tensor<float>("x", n);
@@ -66,7 +50,7 @@ TK_CPU_OP(unary) {
 // unaryBackward({ op, x, y, dy, dx, n, param }): dx = dy * f'(x)
 TK_CPU_OP(unaryBackward) {
   Opts o(info, "unaryBackward");
-  const UnaryOp op = o.code<UnaryOp>("op", kUnaryOpNames);
+  const UnaryOp op = unary_op(o);
   const int64_t n = o.count("n");
   const float param = static_cast<float>(o.number("param"));
   const float* x = o.tensor<float>("x", n);
@@ -80,7 +64,7 @@ TK_CPU_OP(unaryBackward) {
 // reduce({ op, x, out, outer, n, inner }): x [outer, n, inner] -> out [outer, inner]
 TK_CPU_OP(reduce) {
   Opts o(info, "reduce");
-  const ReduceOp rop = o.code<ReduceOp>("op", kReduceOpNames);
+  const ReduceOp rop = reduce_op(o);
   const int64_t outer = o.count("outer"), n = o.count("n"), inner = o.count("inner");
   const int64_t out_count = checked_elems(outer, inner, "reduce");
   TK_CHECK(n > 0 || out_count == 0 || rop == ReduceOp::Sum || rop == ReduceOp::Mean, Shape,

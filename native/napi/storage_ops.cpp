@@ -6,6 +6,7 @@
 
 #include "core/cpu_features.h"
 #include "device_storage.h"
+#include "op_options.h"
 #include "core/thread_pool.h"
 #include "cpu/copy.h"
 #include "napi_util.h"
@@ -61,19 +62,6 @@ void finalize_handle(Napi::Env env, Handle* h) {
     h->storage->release();
   }
   delete h;
-}
-
-// Elements and the largest index of a strided view (shape, element strides), both >= 0.
-std::pair<int64_t, int64_t> strided_copy_extent(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
-                                                const char* fn) {
-  TK_CHECK(shape.size() == strides.size(), Shape, fn, ": shape and strides differ in length");
-  int64_t total = 1, max_index = 0;
-  for (size_t k = 0; k < shape.size(); ++k) {
-    TK_CHECK(shape[k] >= 0 && strides[k] >= 0, Value, fn, ": negative shape or stride");
-    total = checked_elems(total, shape[k], fn);
-    if (shape[k] > 0) max_index += checked_elems(shape[k] - 1, strides[k], fn);
-  }
-  return {total, max_index};
 }
 
 // `count` bytes of a storage field at its offset, on whichever device it lives (bounds checked).
@@ -215,8 +203,8 @@ TK_CPU_OP(copyStrided) {
   Opts o(info, "copyStrided");
   const int64_t es = o.count("elemSize");
   const std::vector<int64_t> shape = o.ints("shape"), strides = o.ints("strides");
-  const int64_t total = strided_copy_extent(shape, strides, "copyStrided").first;
-  const int64_t max_index = strided_copy_extent(shape, strides, "copyStrided").second;
+  const int64_t total = strided_extent(shape, strides, "copyStrided").first;
+  const int64_t max_index = strided_extent(shape, strides, "copyStrided").second;
   const void* s = o.tensor<uint8_t>("src", total == 0 ? 0 : checked_elems(max_index + 1, es, "copyStrided"));
   void* d = o.tensor<uint8_t>("dst", checked_elems(total, es, "copyStrided"));
   cpu::copy_strided(s, d, es, shape, strides);
