@@ -165,6 +165,57 @@ export interface KernelOps {
     result: void;
   };
 
+  // ---- fused linear + LoRA (native/napi/ops_lora.cpp), f32
+  /**
+   * y [M, out] = x [M, in] W^T + bias + s * (xd A^T) B^T, with W [out, in] (or [in, out] when
+   * wInOut, GPT-2 Conv1D). A [r, in], B [out, r]. xd = x, or with p > 0 PEFT's lora_dropout of x
+   * fused into the kernel (never stored): element e kept iff its hash of (seed, e) clears p, the
+   * kept flags written to mask (u8 [M, in]). xa [M, r] = xd A^T is written (saved for backward).
+   * bias may be null; mask may be null when p == 0.
+   */
+  loraLinearForward: {
+    args: { x: TensorRef; w: TensorRef; bias: TensorRef | null; a: TensorRef; b: TensorRef; y: TensorRef; xa: TensorRef; mask: TensorRef | null;
+      M: number; inF: number; outF: number; r: number; scale: number; wInOut: boolean; p: number; seed: number };
+    result: void;
+  };
+  /**
+   * Given dy [M, out]: dx [M, in] = dy W + mask s (dy B) A / (1 - p) (the adapter path's input
+   * gradient through the forward's mask), dA [r, in] = s (dy B)^T xd (xd rebuilt from x and the
+   * mask), dB [out, r] = s dy^T xa. Never a gradient for W.
+   */
+  loraLinearBackward: {
+    args: { dy: TensorRef; x: TensorRef; mask: TensorRef | null; w: TensorRef; a: TensorRef; b: TensorRef; xa: TensorRef; dx: TensorRef; da: TensorRef; db: TensorRef;
+      M: number; inF: number; outF: number; r: number; scale: number; wInOut: boolean; p: number };
+    result: void;
+  };
+  // ---- linear + gathered LoRA, one adapter per row (native/napi/ops_lora_batched.cpp), f32, forward only
+  /**
+   * y [M, out] = x [M, in] W^T + bias, then for each row i with a = rowSlot[i] >= 0 (i32 [M]; -1 =
+   * no adapter): y[i] += scales[a] (x[i] A_a^T) B_a^T. Slot a owns rank rows rOff[a]..rOff[a+1]
+   * (i32 [slots + 1]) of aPack [R, in] (the A's stacked) and btPack [R, out] (the B^T's stacked).
+   * aPack/btPack may be null when R = 0. `reference` runs the plain-loop oracle (CPU).
+   */
+  loraBatchedLinear: {
+    args: { x: TensorRef; w: TensorRef; bias: TensorRef | null; rowSlot: TensorRef; aPack: TensorRef | null; btPack: TensorRef | null; rOff: TensorRef; scales: TensorRef; y: TensorRef;
+      M: number; inF: number; outF: number; slots: number; R: number; wInOut: boolean; reference?: boolean };
+    result: void;
+  };
+
+  // ---- NF4 (native/napi/ops_nf4.cpp): bitsandbytes' blockwise 4-bit layout; blocksize in [32, 4096];
+  // packed u8 [(n+1)/2] (even element in the high nibble); absmax f32 [ceil(n/blocksize)].
+  /** Quantizes n f32 values in blocks into packed codes and per-block absmax. */
+  nf4Quantize: { args: { w: TensorRef; n: number; blocksize: number; quantType: Quant4Type; packed: TensorRef; absmax: TensorRef }; result: void };
+  /** out [n] f32 = codebook[code] * absmax[block]. */
+  nf4Dequantize: { args: { packed: TensorRef; absmax: TensorRef; n: number; blocksize: number; quantType: Quant4Type; out: TensorRef }; result: void };
+  /** Double quantization of absmax [nblocks]: q u8 [nblocks], nested f32 [ceil(nblocks/256)]; returns the offset (mean). */
+  nf4DoubleQuantize: { args: { absmax: TensorRef; nblocks: number; q: TensorRef; nested: TensorRef }; result: number };
+  /** absmax[i] = dynamicMap[q[i]] * nested[i / 256] + offset. */
+  nf4DoubleDequantize: { args: { q: TensorRef; nested: TensorRef; offset: number; nblocks: number; absmax: TensorRef }; result: void };
+  /** y [M, N] = x [M, K] dequant(W [N, K])^T + beta y (W stays 4-bit). */
+  nf4Gemm: { args: { x: TensorRef; M: number; packed: TensorRef; absmax: TensorRef; N: number; K: number; blocksize: number; quantType: Quant4Type; y: TensorRef; beta: number }; result: void };
+  /** dx [M, K] = dy [M, N] dequant(W [N, K]) + beta dx. */
+  nf4GemmDx: { args: { dy: TensorRef; M: number; packed: TensorRef; absmax: TensorRef; N: number; K: number; blocksize: number; quantType: Quant4Type; dx: TensorRef; beta: number }; result: void };
+
   // ---- GEMM (native/napi/ops_gemm.cpp)
   /** C[i] = alpha op(A[i]) op(B[i]) + beta C[i], i < batch, row-major, packed back to back; dtype f32, or bf16 inputs (C f32). */
   gemm: {
@@ -189,6 +240,8 @@ export const KERNEL_OPS = [
   'gemm',
   'softmax', 'softmaxBackward', 'layerNorm', 'layerNormBackward', 'rmsNorm', 'rmsNormBackward', 'gatherRows', 'scatterAddRows',
   'dropout', 'dropoutBackward', 'crossEntropy', 'crossEntropyBackward', 'adamw', 'rope', 'attention', 'attentionBackward',
+  'loraLinearForward', 'loraLinearBackward', 'loraBatchedLinear',
+  'nf4Quantize', 'nf4Dequantize', 'nf4DoubleQuantize', 'nf4DoubleDequantize', 'nf4Gemm', 'nf4GemmDx',
 ] as const satisfies readonly OpName[];
 // every op of KernelOps is listed (a missing one makes this `false` and fails the build)
 const _allOpsListed: Exclude<OpName, (typeof KERNEL_OPS)[number]> extends never ? true : false = true;
@@ -274,42 +327,6 @@ export interface Binding {
   svd(a: H, aOff: number, m: number, n: number, u: H | null, uOff: number, s: H, sOff: number,
       vt: H | null, vtOff: number, dtype: number, k?: number): void;
 
-  // ---- fused linear + LoRA (native/napi/ops_lora.cpp), f32
-  /**
-   * y [M, out] = x [M, in] W^T + bias + s * (xd A^T) B^T, with W [out, in] (or [in, out] when
-   * wInOut, GPT-2 Conv1D). A [r, in], B [out, r]. xd = x, or with p > 0 PEFT's lora_dropout of x
-   * fused into the kernel (never stored): element e kept iff its hash of (seed, e) clears p, the
-   * kept flags written to mask (u8 [M, in]). xa [M, r] = xd A^T is written (saved for backward).
-   * bias may be null; mask may be null when p == 0.
-   */
-  loraLinearForward(x: H, xOff: number, w: H, wOff: number, bias: H | null, bOff: number,
-                    a: H, aOff: number, b: H, bbOff: number, y: H, yOff: number, xa: H, xaOff: number, mask: H | null, maskOff: number,
-                    M: number, inF: number, outF: number, r: number, scale: number, wInOut: boolean, p: number, seed: number): void;
-  /**
-   * Given dy [M, out]: dx [M, in] = dy W + mask s (dy B) A / (1 - p) (the adapter path's input
-   * gradient through the forward's mask), dA [r, in] = s (dy B)^T xd (xd rebuilt from x and the
-   * mask), dB [out, r] = s dy^T xa. Never a gradient for W.
-   */
-  loraLinearBackward(dy: H, dyOff: number, x: H, xOff: number, mask: H | null, maskOff: number, w: H, wOff: number,
-                     a: H, aOff: number, b: H, bbOff: number, xa: H, xaOff: number,
-                     dx: H, dxOff: number, da: H, daOff: number, db: H, dbOff: number,
-                     M: number, inF: number, outF: number, r: number, scale: number, wInOut: boolean, p: number): void;
-
-  // ---- linear + gathered LoRA, one adapter per row (native/napi/ops_lora_batched.cpp), f32, forward only
-  /**
-   * y [M, out] = x [M, in] W^T + bias, then for each row i with a = rowSlot[i] >= 0 (i32 [M]; -1 =
-   * no adapter): y[i] += scales[a] (x[i] A_a^T) B_a^T. Slot a owns rank rows rOff[a]..rOff[a+1]
-   * (i32 [slots + 1]) of aPack [R, in] (the A's stacked) and btPack [R, out] (the B^T's stacked).
-   * aPack/btPack may be null when R = 0. `loraBatchedLinearReference` is the plain-loop oracle.
-   */
-  loraBatchedLinearForward(x: H, xOff: number, w: H, wOff: number, bias: H | null, bOff: number, rowSlot: H, rsOff: number,
-                           aPack: H | null, aOff: number, btPack: H | null, btOff: number, rOff: H, roOff: number,
-                           scales: H, scOff: number, y: H, yOff: number,
-                           M: number, inF: number, outF: number, slots: number, R: number, wInOut: boolean): void;
-  loraBatchedLinearReference(x: H, xOff: number, w: H, wOff: number, bias: H | null, bOff: number, rowSlot: H, rsOff: number,
-                             aPack: H | null, aOff: number, btPack: H | null, btOff: number, rOff: H, roOff: number,
-                             scales: H, scOff: number, y: H, yOff: number,
-                             M: number, inF: number, outF: number, slots: number, R: number, wInOut: boolean): void;
   // ---- LSTM (native/napi/ops_lstm.cpp), f32: one direction of one layer, PyTorch's gate order i, f, g, o.
   /** y, gates (activated i,f,g,o) and cell [B, T, *] from x [B, T, inF]; w_ih [4H, inF], w_hh [4H, H]; reverse walks T-1..0. */
   lstmForward(x: H, xOff: number, wih: H, wihOff: number, whh: H, whhOff: number, bih: H | null, bihOff: number, bhh: H | null, bhhOff: number,
@@ -366,26 +383,11 @@ export interface Binding {
   /** Status of the CUDA backend: compiled in or not, usable devices, and why there are none. */
   cudaInfo(): { compiled: boolean; devices: number; reason: string; name?: string; computeCapability?: string; totalBytes?: number };
 
-  // ---- NF4 (native/napi/ops_nf4.cpp): bitsandbytes' blockwise 4-bit layout. quantType 0 nf4, 1 fp4;
-  // blocksize in [32, 4096]; packed u8 [(n+1)/2] (even element in the high nibble); absmax f32 [ceil(n/blocksize)].
+  // ---- NF4 tables (native/napi/ops_nf4.cpp)
   /** The 16 code values (index = 4-bit code). */
-  nf4Codebook(quantType: number): number[];
+  nf4Codebook(quantType: Quant4Type): number[];
   /** bitsandbytes' signed 8-bit dynamic map (256 values), the double-quantization code. */
   nf4DynamicMap(): number[];
-  /** Quantizes n f32 values in blocks into packed codes and per-block absmax. */
-  nf4Quantize(w: H, wOff: number, n: number, blocksize: number, quantType: number, packed: H, pOff: number, absmax: H, aOff: number): void;
-  /** out [n] f32 = codebook[code] * absmax[block]. */
-  nf4Dequantize(packed: H, pOff: number, absmax: H, aOff: number, n: number, blocksize: number, quantType: number, out: H, oOff: number): void;
-  /** Double quantization of absmax [nblocks]: q u8 [nblocks], nested f32 [ceil(nblocks/256)]; returns the offset (mean). */
-  nf4DoubleQuantize(absmax: H, aOff: number, nblocks: number, q: H, qOff: number, nested: H, nOff: number): number;
-  /** absmax[i] = dynamicMap[q[i]] * nested[i / 256] + offset. */
-  nf4DoubleDequantize(q: H, qOff: number, nested: H, nOff: number, offset: number, nblocks: number, absmax: H, aOff: number): void;
-  /** y [M, N] = x [M, K] dequant(W [N, K])^T + beta y (W stays 4-bit). */
-  nf4Gemm(x: H, xOff: number, M: number, packed: H, pOff: number, absmax: H, aOff: number, N: number, K: number,
-          blocksize: number, quantType: number, y: H, yOff: number, beta: number): void;
-  /** dx [M, K] = dy [M, N] dequant(W [N, K]) + beta dx. */
-  nf4GemmDx(dy: H, dyOff: number, M: number, packed: H, pOff: number, absmax: H, aOff: number, N: number, K: number,
-            blocksize: number, quantType: number, dx: H, dxOff: number, beta: number): void;
 }
 
 /** Which file the addon was loaded from: a prebuilt binary shipped in the package, or a local source build. */

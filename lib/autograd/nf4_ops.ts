@@ -4,12 +4,12 @@
  * bias); an NF4 weight never gets one. The gradient rules (lib/autograd/rules.ts entries
  * `nf4Linear` and `loraNf4Linear`) call the backward functions below.
  */
-import { native } from '../native.js';
 import { Tensor, numelOf, contiguousStrides } from '../tensor/tensor.js';
+import type { Device } from '../tensor/device.js';
 import * as K from '../tensor/kernels.js';
 import { record, needsGrad, type Node } from './tape.js';
 import { TunekitError } from '../errors.js';
-import { NF4Tensor, QUANT_TYPE_CODE } from '../tensor/nf4.js';
+import { NF4Tensor } from '../tensor/nf4.js';
 
 type F32 = Tensor<'f32'>;
 
@@ -21,23 +21,21 @@ function checkInput(x: Tensor, w: NF4Tensor, what: string): void {
   }
 }
 
-/** y [M, N] (+)= x [M, K] dequant(W)^T via the fused native GEMM. */
+/** y [M, N] (+)= x [M, K] dequant(W)^T via the fused GEMM of the tensors' device. */
 function gemmInto(xc: Tensor, M: number, w: NF4Tensor, y: F32, beta: number): void {
-  w.withAbsmax((a) =>
-    native.nf4Gemm(xc.handle, xc.byteOffset, M, w.packed.handle, w.packed.byteOffset, a.handle, a.byteOffset, w.shape[0], w.shape[1],
-      w.blocksize, QUANT_TYPE_CODE[w.quantType], y.handle, y.byteOffset, beta));
+  w.withAbsmax((absmax) =>
+    K.run('nf4Gemm', { x: xc, M, packed: w.packed, absmax, N: w.shape[0], K: w.shape[1], blocksize: w.blocksize, quantType: w.quantType, y, beta }));
 }
 
 /** dx [M, K] (+)= dy [M, N] dequant(W). */
 function gemmDxInto(gc: Tensor, M: number, w: NF4Tensor, dx: F32, beta: number): void {
-  w.withAbsmax((a) =>
-    native.nf4GemmDx(gc.handle, gc.byteOffset, M, w.packed.handle, w.packed.byteOffset, a.handle, a.byteOffset, w.shape[0], w.shape[1],
-      w.blocksize, QUANT_TYPE_CODE[w.quantType], dx.handle, dx.byteOffset, beta));
+  w.withAbsmax((absmax) =>
+    K.run('nf4GemmDx', { dy: gc, M, packed: w.packed, absmax, N: w.shape[0], K: w.shape[1], blocksize: w.blocksize, quantType: w.quantType, dx, beta }));
 }
 
 /** A new [M, N] tensor holding bias in every row, or zeros-free empty when there is no bias. */
-function initOutput(bias: Tensor | null, M: number, N: number): { y: F32; beta: number } {
-  if (!bias) return { y: Tensor.empty([M, N], 'f32'), beta: 0 };
+function initOutput(bias: Tensor | null, M: number, N: number, device: Device): { y: F32; beta: number } {
+  if (!bias) return { y: Tensor.empty([M, N], 'f32', false, device), beta: 0 };
   K.expectDtype(bias, 'f32', 'nf4Linear bias');
   if (bias.numel !== N) throw new TunekitError('ERR_SHAPE', `nf4Linear: bias must have ${N} elements but has ${bias.numel}`);
   return { y: K.broadcastRows(bias as F32, M), beta: 1 };
@@ -53,7 +51,7 @@ export function nf4Linear(x: Tensor, w: NF4Tensor, bias: Tensor | null): F32 {
   const lead = x.shape.slice(0, -1);
   const M = numelOf(lead);
   const xc = x.contiguousRaw();
-  const { y, beta } = initOutput(bias, M, N);
+  const { y, beta } = initOutput(bias, M, N, x.device);
   gemmInto(xc, M, w, y, beta);
   xc.dispose();
   const out = y.viewAs([...lead, N], contiguousStrides([...lead, N]), 0) as F32;
@@ -70,7 +68,7 @@ export function nf4LinearBackward(g: F32, node: Node<any>): (F32 | null)[] {
   const gc = g.contiguousRaw();
   let dx: F32 | null = null;
   if (needsGrad(x)) {
-    const d = Tensor.empty([M, Kf], 'f32');
+    const d = Tensor.empty([M, Kf], 'f32', false, g.device);
     gemmDxInto(gc, M, w, d, 0);
     dx = d.viewAs(x.shape, contiguousStrides(x.shape), 0) as F32;
     d.dispose();
@@ -113,7 +111,7 @@ export function loraNf4Linear(x: Tensor, w: NF4Tensor, bias: Tensor | null, a: T
     K.run('dropout', { x: x2, y: d, mask, n: M * Kf, p, seed: opts.seed ?? 0 });
     xd = d;
   }
-  const { y, beta } = initOutput(bias, M, N);
+  const { y, beta } = initOutput(bias, M, N, x.device);
   gemmInto(x2, M, w, y, beta);
   const xa = K.gemm(xd, a, { transB: true }); // [M, r]
   K.gemm(xa, b, { transB: true, alpha: opts.scale, beta: 1, into: y }); // y += s xa B^T
@@ -145,7 +143,7 @@ export function loraNf4LinearBackward(g: F32, node: Node<any>): (F32 | null)[] {
   const dB = wantB ? K.gemm(g2, s.xa, { transA: true, alpha: s.scale }) : null; // s g^T xa [N, r]
   let dx: F32 | null = null;
   if (wantX) {
-    const d = Tensor.empty([s.M, s.K], 'f32');
+    const d = Tensor.empty([s.M, s.K], 'f32', false, g.device);
     gemmDxInto(g2, s.M, s.w, d, 0);
     if (s.mask) {
       const dxd = K.gemm(gB!, a, { alpha: s.scale }); // [M, K]

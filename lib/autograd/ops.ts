@@ -3,7 +3,6 @@
  * itself on the tape with what its gradient rule (rules.ts, one table) needs.
  * Shapes in comments: B batch, T tokens, C channels, H heads, D head size.
  */
-import { native } from '../native.js';
 import { TunekitError, describe } from '../errors.js';
 import { Tensor, numelOf, contiguousStrides, type Shape } from '../tensor/tensor.js';
 import * as K from '../tensor/kernels.js';
@@ -280,14 +279,13 @@ export function loraLinear(x: T, w: T, bias: T | null, a: T, b: T, opts: { scale
   // dropout on the adapter path only (PEFT's lora_dropout), fused into the kernel: the dropped
   // input is never stored, only its kept flags (u8), which the backward reads
   const dropP = p > 0 && needsGrad(a) ? p : 0;
-  const mask = dropP > 0 ? Tensor.empty(xc.shape, 'u8') : null;
-  const y = Tensor.empty([...lead, outF], 'f32');
-  const xa = Tensor.empty([M, r], 'f32');
+  const dev = K.commonDevice('loraLinear', [x, w, bias, a, b], ['its input', 'its weight', 'its bias', 'lora_A', 'lora_B']);
+  const mask = dropP > 0 ? Tensor.empty(xc.shape, 'u8', false, dev) : null;
+  const y = Tensor.empty([...lead, outF], 'f32', false, dev);
+  const xa = Tensor.empty([M, r], 'f32', false, dev);
   const wc = w.contiguousRaw(), ac = a.contiguousRaw(), bc = b.contiguousRaw();
   const bb = bias ? bias.contiguousRaw() : null;
-  native.loraLinearForward(xc.handle, xc.byteOffset, wc.handle, wc.byteOffset,
-    bb ? bb.handle : null, bb ? bb.byteOffset : 0, ac.handle, ac.byteOffset, bc.handle, bc.byteOffset,
-    y.handle, 0, xa.handle, 0, mask ? mask.handle : null, 0, M, inF, outF, r, opts.scale, wInOut, dropP, opts.seed ?? 0);
+  K.run('loraLinearForward', { x: xc, w: wc, bias: bb, a: ac, b: bc, y, xa, mask, M, inF, outF, r, scale: opts.scale, wInOut, p: dropP, seed: opts.seed ?? 0 });
   wc.dispose(); ac.dispose(); bc.dispose(); bb?.dispose();
   record('loraLinear', [x, w, bias, a, b], y, { xc, xa, mask, p: dropP, scale: opts.scale, wInOut, M, inF, outF, r });
   if (!y.gradFn) {

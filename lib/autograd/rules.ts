@@ -227,13 +227,13 @@ export const GRAD_RULES = {
     const [, w, bias, a, b] = node.inputs as [Tensor, Tensor, Tensor | null, Tensor, Tensor];
     const s = node.saved as { xc: Tensor; xa: Tensor; mask: Tensor | null; p: number; scale: number; wInOut: boolean; M: number; inF: number; outF: number; r: number };
     const gc = g.contiguousRaw();
-    const dx = Tensor.empty([s.M, s.inF], 'f32');
-    const da = Tensor.empty(a.shape, 'f32'), db = Tensor.empty(b.shape, 'f32');
+    const dev = g.device;
+    const dx = Tensor.empty([s.M, s.inF], 'f32', false, dev);
+    const da = Tensor.empty(a.shape, 'f32', false, dev), db = Tensor.empty(b.shape, 'f32', false, dev);
     const wc = w.contiguousRaw(), ac = a.contiguousRaw(), bc = b.contiguousRaw();
     // dx = dy W + the adapter path's input gradient through the dropout mask (one kernel)
-    native.loraLinearBackward(gc.handle, gc.byteOffset, s.xc.handle, s.xc.byteOffset, s.mask ? s.mask.handle : null, s.mask ? s.mask.byteOffset : 0,
-      wc.handle, wc.byteOffset, ac.handle, ac.byteOffset, bc.handle, bc.byteOffset, s.xa.handle, s.xa.byteOffset,
-      dx.handle, 0, da.handle, 0, db.handle, 0, s.M, s.inF, s.outF, s.r, s.scale, s.wInOut, s.p);
+    K.run('loraLinearBackward', { dy: gc, x: s.xc, mask: s.mask, w: wc, a: ac, b: bc, xa: s.xa, dx, da, db,
+      M: s.M, inF: s.inF, outF: s.outF, r: s.r, scale: s.scale, wInOut: s.wInOut, p: s.p });
     wc.dispose(); ac.dispose(); bc.dispose();
     let dbias: F32 | null = null;
     if (bias && want(node, 2)) {

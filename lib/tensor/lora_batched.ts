@@ -8,7 +8,7 @@
  * The adapters of one layer live in a `LoraSlotPack`: their A's stacked [R, in], their B^T's
  * stacked [R, out], and rank offsets; a slot whose adapter does not target the layer has rank 0.
  */
-import { native } from '../native.js';
+import { run } from './kernel_table.js';
 import { TunekitError } from '../errors.js';
 import { Tensor, numelOf } from './tensor.js';
 import { tensor } from './creation.js';
@@ -101,14 +101,10 @@ export function loraBatchedLinear(
   if (pack.aPack && pack.aPack.shape[1] !== inF) throw new TunekitError('ERR_SHAPE', `loraBatchedLinear: the pack's A rows have ${pack.aPack.shape[1]} features but the layer ${inF}`);
   if (pack.btPack && pack.btPack.shape[1] !== outF) throw new TunekitError('ERR_SHAPE', `loraBatchedLinear: the pack's B^T rows have ${pack.btPack.shape[1]} outputs but the layer ${outF}`);
   const xc = x.contiguousRaw(), wc = w.contiguousRaw(), bc = bias ? bias.contiguousRaw() : null, rc = rowSlot.contiguousRaw();
-  const y = Tensor.empty([...lead, outF], 'f32');
-  const fn = opts.reference ? native.loraBatchedLinearReference : native.loraBatchedLinearForward;
+  const y = Tensor.empty([...lead, outF], 'f32', false, x.device);
   try {
-    fn(xc.handle, xc.byteOffset, wc.handle, wc.byteOffset, bc ? bc.handle : null, bc ? bc.byteOffset : 0, rc.handle, rc.byteOffset,
-      pack.aPack ? pack.aPack.handle : null, pack.aPack ? pack.aPack.byteOffset : 0,
-      pack.btPack ? pack.btPack.handle : null, pack.btPack ? pack.btPack.byteOffset : 0,
-      pack.rOff.handle, pack.rOff.byteOffset, pack.scales.handle, pack.scales.byteOffset, y.handle, 0,
-      M, inF, outF, pack.slots, pack.R, wInOut);
+    run('loraBatchedLinear', { x: xc, w: wc, bias: bc, rowSlot: rc, aPack: pack.aPack, btPack: pack.btPack, rOff: pack.rOff, scales: pack.scales, y,
+      M, inF, outF, slots: pack.slots, R: pack.R, wInOut, reference: opts.reference ?? false });
   } catch (e) {
     y.dispose();
     throw e;

@@ -14,11 +14,12 @@
  */
 import { native } from '../native.js';
 import { Tensor } from './tensor.js';
+import { run } from './kernel_table.js';
+import type { Device } from './device.js';
 import { keep } from './scope.js';
 import { TunekitError, describe } from '../errors.js';
 
 export type QuantType = 'nf4' | 'fp4';
-export const QUANT_TYPE_CODE: Record<QuantType, number> = { nf4: 0, fp4: 1 };
 /** bitsandbytes' nested (double-quantization) block size. */
 export const NESTED_BLOCKSIZE = 256;
 
@@ -39,7 +40,7 @@ export type AbsmaxState =
 
 /** The 16 code values of a quant type (index = code), as the native kernels use them. */
 export function codebook(quantType: QuantType = 'nf4'): Float32Array {
-  return Float32Array.from(native.nf4Codebook(QUANT_TYPE_CODE[quantType]));
+  return Float32Array.from(native.nf4Codebook(quantType));
 }
 
 /** bitsandbytes' signed dynamic map (the double-quantization code, 256 values). */
@@ -97,9 +98,9 @@ export class NF4Tensor {
     const n = w.numel;
     const nb = Math.ceil(n / blocksize);
     const wc = w.contiguousRaw();
-    const packed = Tensor.empty([(n + 1) >> 1, 1], 'u8');
-    const absmax = Tensor.empty([nb], 'f32');
-    native.nf4Quantize(wc.handle, wc.byteOffset, n, blocksize, QUANT_TYPE_CODE[quantType], packed.handle, 0, absmax.handle, 0);
+    const packed = Tensor.empty([(n + 1) >> 1, 1], 'u8', false, w.device);
+    const absmax = Tensor.empty([nb], 'f32', false, w.device);
+    run('nf4Quantize', { w: wc, n, blocksize, quantType, packed, absmax });
     wc.dispose();
     const shape: [number, number] = [w.shape[0]!, w.shape[1]!];
     if (!doubleQuant) return new NF4Tensor(packed, { kind: 'f32', absmax }, shape, blocksize, quantType, opts.dtype);
@@ -113,8 +114,8 @@ export class NF4Tensor {
     this.check();
     const st = this.absmaxState;
     if (st.kind === 'f32') return st.absmax.clone();
-    const out = Tensor.empty([this.nblocks], 'f32');
-    native.nf4DoubleDequantize(st.q.handle, st.q.byteOffset, st.nestedAbsmax.handle, st.nestedAbsmax.byteOffset, st.offset, this.nblocks, out.handle, 0);
+    const out = Tensor.empty([this.nblocks], 'f32', false, this.device);
+    run('nf4DoubleDequantize', { q: st.q, nested: st.nestedAbsmax, offset: st.offset, nblocks: this.nblocks, absmax: out });
     return out;
   }
 
@@ -133,10 +134,9 @@ export class NF4Tensor {
 
   /** The dense weight, f32 [N, K]: codebook[code] * absmax[block], multiplied in fp32. */
   dequantize(): Tensor<'f32'> {
-    const out = Tensor.empty([...this.shape], 'f32');
-    this.withAbsmax((a) =>
-      native.nf4Dequantize(this.packed.handle, this.packed.byteOffset, a.handle, a.byteOffset, this.numel, this.blocksize,
-        QUANT_TYPE_CODE[this.quantType], out.handle, 0));
+    const out = Tensor.empty([...this.shape], 'f32', false, this.device);
+    this.withAbsmax((absmax) =>
+      run('nf4Dequantize', { packed: this.packed, absmax, n: this.numel, blocksize: this.blocksize, quantType: this.quantType, out }));
     return out;
   }
 
@@ -149,6 +149,27 @@ export class NF4Tensor {
 
   bytesPerParam(): number {
     return this.bytes() / this.numel;
+  }
+
+  /** Where the packed codes and absmax live. */
+  get device(): Device {
+    return this.packed.device;
+  }
+
+  /**
+   * This weight on `device` (itself when already there): its packed codes and absmax state
+   * copied over; the copy's tensors are kept out of memory scopes, as this one's.
+   * @example const onGpu = w.to('cuda');
+   */
+  to(device: Device | 'cuda'): NF4Tensor {
+    this.check();
+    const packed = this.packed.to(device);
+    if (packed === this.packed) return this;
+    const st = this.absmaxState;
+    const s2: AbsmaxState = st.kind === 'f32'
+      ? { kind: 'f32', absmax: keep(st.absmax.to(device)) }
+      : { kind: 'double', q: keep(st.q.to(device)), nestedAbsmax: keep(st.nestedAbsmax.to(device)), offset: st.offset };
+    return new NF4Tensor(keep(packed), s2, this.shape, this.blocksize, this.quantType, this.dtype);
   }
 
   /** An independent copy. */
@@ -183,9 +204,9 @@ export class NF4Tensor {
 export function doubleQuantize(absmax: Tensor<'f32'>): { kind: 'double'; q: Tensor<'u8'>; nestedAbsmax: Tensor<'f32'>; offset: number } {
   const nb = absmax.numel;
   const ac = absmax.contiguousRaw();
-  const q = Tensor.empty([nb], 'u8');
-  const nested = Tensor.empty([Math.ceil(nb / NESTED_BLOCKSIZE)], 'f32');
-  const offset = native.nf4DoubleQuantize(ac.handle, ac.byteOffset, nb, q.handle, 0, nested.handle, 0);
+  const q = Tensor.empty([nb], 'u8', false, absmax.device);
+  const nested = Tensor.empty([Math.ceil(nb / NESTED_BLOCKSIZE)], 'f32', false, absmax.device);
+  const offset = run('nf4DoubleQuantize', { absmax: ac, nblocks: nb, q, nested });
   ac.dispose();
   return { kind: 'double', q, nestedAbsmax: nested, offset };
 }

@@ -65,6 +65,25 @@ LoraShape lora_shape(const Opts& o) {
   return s;
 }
 
+int quant4_blocksize(const Opts& o) {
+  const int64_t bs = o.integer("blocksize");
+  TK_CHECK(bs >= 32 && bs <= 4096, Value, o.op(), ": options.blocksize must be in [32, 4096] (bitsandbytes' range) but is ", bs);
+  return static_cast<int>(bs);
+}
+
+Nf4Weight nf4_weight(const Opts& o) {
+  Nf4Weight w;
+  w.N = o.integer("N");
+  w.K = o.integer("K");
+  w.blocksize = quant4_blocksize(o);
+  w.type = quant4_type(o);
+  TK_CHECK(w.N > 0 && w.K > 0, Shape, o.op(), ": weight sizes must be positive but are [", w.N, ", ", w.K, "]");
+  const int64_t n = checked_elems(w.N, w.K, o.op());
+  w.packed = o.tensor<uint8_t>("packed", (n + 1) / 2);
+  w.absmax = o.tensor<float>("absmax", quant4_blocks(n, w.blocksize));
+  return w;
+}
+
 std::pair<int64_t, int64_t> strided_extent(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
                                            const char* fn) {
   TK_CHECK(shape.size() == strides.size(), Shape, fn, ": shape and strides differ in length");

@@ -18,6 +18,15 @@ AdamWHyper adamw_hyper(const Opts& o);
 AttentionShape attention_shape(const Opts& o);
 // M, inF, outF, r, scale, wInOut (check_lora_shape)
 LoraShape lora_shape(const Opts& o);
+// options.blocksize of a 4-bit weight: bitsandbytes' range [32, 4096]
+int quant4_blocksize(const Opts& o);
+// options.quantType: 'nf4' | 'fp4'
+inline Quant4Type quant4_type(const Opts& o) { return o.code<Quant4Type>("quantType", kQuant4TypeNames); }
+// absmax blocks of n values
+inline int64_t quant4_blocks(int64_t n, int bs) { return (n + bs - 1) / bs; }
+// An NF4/FP4 weight: packed (u8), absmax (f32, double-dequantized), N, K, blocksize, quantType;
+// packed and absmax bounds-checked on the backend's device
+Nf4Weight nf4_weight(const Opts& o);
 // Elements and the largest index of a strided view (shape, element strides), both >= 0.
 std::pair<int64_t, int64_t> strided_extent(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
                                            const char* fn);
