@@ -48,7 +48,7 @@ function writeAdapters(dir) {
     const { model } = loadPretrainedSync(resolveModelPath(BASE), { task: 'causal_lm' });
     const lora = new LoraModel(model, { r: 8, lora_alpha: 16, target_modules: ['c_attn', 'c_proj', 'c_fc'], init_lora_weights: false });
     out[name] = join(dir, name);
-    lora.saveAdapter(out[name]);
+    lora.saveAdapterSync(out[name]);
     lora.dispose();
   });
   return out;

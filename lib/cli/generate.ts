@@ -6,7 +6,7 @@ import { resolveModelPath } from '../models/builtin.js';
 import { generate } from '../models/generate.js';
 import type { PretrainedModel } from '../models/common.js';
 import { Tokenizer } from '../tokenizer/index.js';
-import { loadPeftFolder } from '../peft/index.js';
+import { loadPeftFolderSync } from '../peft/index.js';
 import '../peft/index.js';
 
 const HELP = `Usage: tunekit generate --prompt <text> [options]
@@ -40,7 +40,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const tok = Tokenizer.fromFolderSync(dir);
   let { model } = loadPretrainedSync(dir, { task: 'causal_lm' }) as { model: PretrainedModel };
   if (values.adapter) {
-    const peft = loadPeftFolder(model, values.adapter);
+    const peft = loadPeftFolderSync(model, values.adapter);
     peft.eval();
     model = peft as unknown as PretrainedModel;
   }

@@ -10,6 +10,6 @@ export * from './prompt_tuning/index.js';
 export * from './p_tuning/index.js';
 export * from './prefix_tuning/index.js';
 export { PeftModel, type TrainingHooks } from './base/peft_model.js';
-export { registerPeftMethod, peftMethodFor, peftMethods, loadPeftFolder, type PeftMethod } from './base/registry.js';
+export { registerPeftMethod, peftMethodFor, peftMethods, loadPeftFolder, loadPeftFolderSync, type PeftMethod } from './base/registry.js';
 export { matchesTarget, findTargets } from './base/targets.js';
-export { readAdapterFolder, writeAdapterFolder } from './base/adapter_io.js';
+export { readAdapterFolder, readAdapterFolderSync, writeAdapterFolder, writeAdapterFolderSync, type AdapterFolder } from './base/adapter_io.js';

@@ -8,18 +8,19 @@
  * is a dense tensor under its usual key.
  *
  * @example
- * saveNf4Pretrained(model, 'out/gpt2-nf4');
- * const { model: back } = loadNf4Pretrained('out/gpt2-nf4');
+ * await saveNf4Pretrained(model, 'out/gpt2-nf4');
+ * const { model: back } = await loadNf4Pretrained('out/gpt2-nf4');
  */
 import { mkdirSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
-import { openCheckpointSync, writeSafetensorsSync, type RawTensor } from '../io/safetensors.js';
-import { writeFileAtomicSync } from '../io/atomic.js';
+import { openCheckpoint, openCheckpointSync, writeSafetensors, writeSafetensorsSync, type RawTensor, type SafetensorsHeaderView } from '../io/safetensors.js';
+import { writeFileAtomic, writeFileAtomicSync } from '../io/atomic.js';
 import { architectureFor } from '../models/registry.js';
-import { readConfigSync, loadWeightsSync, type LoadOptions, type LoadReport } from '../models/loader.js';
+import { readConfig, readConfigSync, loadWeights, loadWeightsSync, type LoadOptions, type LoadReport } from '../models/loader.js';
 import { rawFromTensor } from '../models/weights.js';
-import type { PretrainedModel } from '../models/common.js';
+import type { PretrainedModel, Task } from '../models/common.js';
 import type { DType } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Linear } from '../nn/layers.js';
@@ -195,13 +196,9 @@ export function quantizationConfig(model: Module, skip: string[] = []): Record<s
   };
 }
 
-/**
- * Writes a quantized model as transformers + bitsandbytes save a load_in_4bit model: NF4 layers
- * in bitsandbytes' keys, everything else dense (dtype, default f32).
- */
-export function saveNf4Pretrained(model: PretrainedModel, dir: string, opts: { dtype?: DType } = {}): { bytes: number } {
+/** What saveNf4Pretrained writes: model.safetensors' tensors and config.json's text. */
+function nf4Files(model: PretrainedModel, opts: { dtype?: DType }): { tensors: RawTensor[]; configText: string } {
   const arch = architectureFor(model.config.modelType);
-  mkdirSync(dir, { recursive: true });
   const tensors: RawTensor[] = [];
   for (const [name, p] of model.namedParameters()) {
     if (arch.skipOnSave?.(name, model.config)) continue;
@@ -210,7 +207,6 @@ export function saveNf4Pretrained(model: PretrainedModel, dir: string, opts: { d
   for (const [path, m] of model.namedModules()) {
     if (m instanceof NF4Linear) tensors.push(...nf4StateTensors(arch.saveKey(`${path}.weight`, model.task), m.qweight));
   }
-  writeSafetensorsSync(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
   const cfg: Record<string, unknown> = { ...model.config.raw };
   cfg.architectures = [arch.className(model.task)];
   cfg.model_type = model.config.modelType;
@@ -220,22 +216,69 @@ export function saveNf4Pretrained(model: PretrainedModel, dir: string, opts: { d
   }
   cfg.torch_dtype = opts.dtype === 'bf16' ? 'bfloat16' : opts.dtype === 'f16' ? 'float16' : 'float32';
   cfg.quantization_config = quantizationConfig(model);
-  writeFileAtomicSync(join(dir, 'config.json'), nf4ConfigJson(cfg));
-  return { bytes: tensors.reduce((s, t) => s + t.bytes.length, 0) };
+  return { tensors, configText: nf4ConfigJson(cfg) };
 }
 
-/** Whether a folder holds a 4-bit bitsandbytes checkpoint (config.json quantization_config). */
-export function isNf4Checkpoint(dir: string): boolean {
-  const qc = readConfigSync(dir).quantization_config as Record<string, unknown> | undefined;
+const totalBytes = (tensors: RawTensor[]) => tensors.reduce((s, t) => s + t.bytes.length, 0);
+
+/**
+ * Writes a quantized model as transformers + bitsandbytes save a load_in_4bit model: NF4 layers
+ * in bitsandbytes' keys, everything else dense (dtype, default f32); through fs/promises.
+ * @example const { bytes } = await saveNf4Pretrained(model, 'out/gpt2-nf4');
+ */
+export async function saveNf4Pretrained(model: PretrainedModel, dir: string, opts: { dtype?: DType } = {}): Promise<{ bytes: number }> {
+  const { tensors, configText } = nf4Files(model, opts);
+  await mkdir(dir, { recursive: true });
+  await writeSafetensors(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  await writeFileAtomic(join(dir, 'config.json'), configText);
+  return { bytes: totalBytes(tensors) };
+}
+
+/**
+ * {@link saveNf4Pretrained} with blocking writes.
+ * @example saveNf4PretrainedSync(model, 'out/gpt2-nf4');
+ */
+export function saveNf4PretrainedSync(model: PretrainedModel, dir: string, opts: { dtype?: DType } = {}): { bytes: number } {
+  const { tensors, configText } = nf4Files(model, opts);
+  mkdirSync(dir, { recursive: true });
+  writeSafetensorsSync(join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+  writeFileAtomicSync(join(dir, 'config.json'), configText);
+  return { bytes: totalBytes(tensors) };
+}
+
+function isNf4Config(raw: Record<string, unknown>): boolean {
+  const qc = raw.quantization_config as Record<string, unknown> | undefined;
   return !!qc && qc.quant_method === 'bitsandbytes' && qc.load_in_4bit === true;
 }
 
 /**
- * Loads a transformers + bitsandbytes 4-bit folder: layers with a quant state become NF4Linear
- * (never expanded), everything else loads dense. Eval mode, as loadPretrainedSync.
+ * Whether a folder holds a 4-bit bitsandbytes checkpoint (config.json quantization_config).
+ * @example if (await isNf4Checkpoint(dir)) ({ model } = await loadNf4Pretrained(dir));
  */
-export function loadNf4Pretrained(dir: string, opts: LoadOptions = {}): { model: PretrainedModel; report: LoadReport & { quantized: string[] } } {
-  const rawCfg = { ...readConfigSync(dir) };
+export async function isNf4Checkpoint(dir: string): Promise<boolean> {
+  return isNf4Config(await readConfig(dir));
+}
+
+/**
+ * {@link isNf4Checkpoint} with a blocking read.
+ * @example isNf4CheckpointSync('out/gpt2-nf4') // true
+ */
+export function isNf4CheckpointSync(dir: string): boolean {
+  return isNf4Config(readConfigSync(dir));
+}
+
+/** A quantized layer of the checkpoint: its state key, file key, and the Linear it replaces. */
+interface Nf4Target {
+  key: string;
+  path: string;
+  parent: Module;
+  child: string;
+  lin: Linear;
+}
+
+/** The model built from config.json with every Linear the checkpoint holds a quant state for. */
+function planNf4Load(rawConfig: Record<string, unknown>, opts: LoadOptions, ckpt: SafetensorsHeaderView) {
+  const rawCfg = { ...rawConfig };
   const task = opts.task ?? 'causal_lm';
   if (opts.labels) {
     rawCfg.id2label = Object.fromEntries(opts.labels.map((l, i) => [String(i), l]));
@@ -249,38 +292,104 @@ export function loadNf4Pretrained(dir: string, opts: LoadOptions = {}): { model:
   const config = arch.parseConfig(rawCfg);
   const model = arch.build(config, task);
   const modules = new Map(model.namedModules());
-  const quantized: string[] = [];
-  const ckpt = openCheckpointSync(dir);
+  const targets: Nf4Target[] = [];
   try {
-    noGrad(() => {
-      for (const stateKey of ckpt.names) {
-        if (!STATE_SUFFIX.test(stateKey)) continue;
-        const key = stateKey.replace(STATE_SUFFIX, '');
-        const name = arch.mapKey(key, task);
-        if (name === null || !name.endsWith('.weight')) continue;
-        const path = name.slice(0, -'.weight'.length);
-        const parentPath = path.split('.').slice(0, -1).join('.');
-        const child = path.split('.').pop()!;
-        const parent = modules.get(parentPath);
-        const lin = modules.get(path);
-        if (!parent || !(lin instanceof Linear)) throw new TunekitError('ERR_FORMAT', `${stateKey}: '${path}' is not a linear layer of this ${String(rawCfg.model_type)} model`);
-        const q = nf4FromState(key, (suffix) => (ckpt.names.includes(key + suffix) ? ckpt.readTensor(key + suffix) : undefined));
-        if (q.shape[0] !== lin.outFeatures || q.shape[1] !== lin.inFeatures) {
-          q.dispose();
-          throw new TunekitError('ERR_SHAPE', `${key}: quantized shape [${q.shape}] does not fit the layer [out ${lin.outFeatures}, in ${lin.inFeatures}]`);
-        }
-        const nl = new NF4Linear(q, lin.bias, lin.layout);
-        parent.replaceChild(child, nl);
-        lin.weight.dispose();
-        quantized.push(path);
+    for (const stateKey of ckpt.names) {
+      if (!STATE_SUFFIX.test(stateKey)) continue;
+      const key = stateKey.replace(STATE_SUFFIX, '');
+      const name = arch.mapKey(key, task);
+      if (name === null || !name.endsWith('.weight')) continue;
+      const path = name.slice(0, -'.weight'.length);
+      const parent = modules.get(path.split('.').slice(0, -1).join('.'));
+      const lin = modules.get(path);
+      if (!parent || !(lin instanceof Linear)) throw new TunekitError('ERR_FORMAT', `${stateKey}: '${path}' is not a linear layer of this ${String(rawCfg.model_type)} model`);
+      targets.push({ key, path, parent, child: path.split('.').pop()!, lin });
+    }
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { arch, task, model, targets };
+}
+
+/** The tensors of one quantized layer (`<key><suffix>` for each suffix the file has). */
+const NF4_SUFFIXES = ['', '.absmax', '.quant_map', '.nested_absmax', '.nested_quant_map', '.quant_state.bitsandbytes__nf4', '.quant_state.bitsandbytes__fp4'];
+
+/** Swaps the layer for an NF4Linear over the state read from the file, checking its shape. */
+function installNf4(t: Nf4Target, parts: Map<string, RawTensor>): void {
+  noGrad(() => {
+    const q = nf4FromState(t.key, (suffix) => parts.get(suffix));
+    if (q.shape[0] !== t.lin.outFeatures || q.shape[1] !== t.lin.inFeatures) {
+      q.dispose();
+      throw new TunekitError('ERR_SHAPE', `${t.key}: quantized shape [${q.shape}] does not fit the layer [out ${t.lin.outFeatures}, in ${t.lin.inFeatures}]`);
+    }
+    t.parent.replaceChild(t.child, new NF4Linear(q, t.lin.bias, t.lin.layout));
+    t.lin.weight.dispose();
+  });
+}
+
+/** The dense load's report without the NF4 layers' own keys (they were loaded as NF4 state). */
+function nf4Report(arch: ReturnType<typeof architectureFor>, task: Task, report: LoadReport, quantized: string[]): LoadReport & { quantized: string[] } {
+  const nf4Keys = (k: string) => /\.weight(\.(absmax|quant_map|nested_absmax|nested_quant_map)|\.quant_state\.bitsandbytes__(nf4|fp4))?$/.test(k) && quantized.some((p) => arch.mapKey(k.replace(/\.weight.*$/, '.weight'), task) === `${p}.weight`);
+  return { ...report, unused: report.unused.filter((k) => !nf4Keys(k)), quantized };
+}
+
+/**
+ * Loads a transformers + bitsandbytes 4-bit folder: layers with a quant state become NF4Linear
+ * (never expanded), everything else loads dense. Eval mode, as loadPretrained. Read through
+ * fs/promises, one tensor at a time.
+ * @example const { model, report } = await loadNf4Pretrained('out/gpt2-nf4');
+ */
+export async function loadNf4Pretrained(dir: string, opts: LoadOptions = {}): Promise<{ model: PretrainedModel; report: LoadReport & { quantized: string[] } }> {
+  const rawConfig = await readConfig(dir);
+  const ckpt = await openCheckpoint(dir);
+  let plan: ReturnType<typeof planNf4Load>;
+  try {
+    plan = planNf4Load(rawConfig, opts, ckpt);
+    try {
+      for (const t of plan.targets) {
+        const parts = new Map<string, RawTensor>();
+        for (const s of NF4_SUFFIXES) if (ckpt.has(t.key + s)) parts.set(s, await ckpt.readTensor(t.key + s));
+        installNf4(t, parts);
       }
-    });
+    } catch (e) {
+      plan.model.dispose();
+      throw e;
+    }
+  } finally {
+    await ckpt.close();
+  }
+  const { arch, task, model, targets } = plan;
+  const report = await loadWeights(model, dir, task);
+  model.eval();
+  return { model, report: nf4Report(arch, task, report, targets.map((t) => t.path)) };
+}
+
+/**
+ * {@link loadNf4Pretrained} with blocking reads.
+ * @example const { model } = loadNf4PretrainedSync('out/gpt2-nf4');
+ */
+export function loadNf4PretrainedSync(dir: string, opts: LoadOptions = {}): { model: PretrainedModel; report: LoadReport & { quantized: string[] } } {
+  const rawConfig = readConfigSync(dir);
+  const ckpt = openCheckpointSync(dir);
+  let plan: ReturnType<typeof planNf4Load>;
+  try {
+    plan = planNf4Load(rawConfig, opts, ckpt);
+    try {
+      for (const t of plan.targets) {
+        const parts = new Map<string, RawTensor>();
+        for (const s of NF4_SUFFIXES) if (ckpt.has(t.key + s)) parts.set(s, ckpt.readTensor(t.key + s));
+        installNf4(t, parts);
+      }
+    } catch (e) {
+      plan.model.dispose();
+      throw e;
+    }
   } finally {
     ckpt.close();
   }
+  const { arch, task, model, targets } = plan;
   const report = loadWeightsSync(model, dir, task);
-  const nf4Keys = (k: string) => /\.weight(\.(absmax|quant_map|nested_absmax|nested_quant_map)|\.quant_state\.bitsandbytes__(nf4|fp4))?$/.test(k) && quantized.some((p) => arch.mapKey(k.replace(/\.weight.*$/, '.weight'), task) === `${p}.weight`);
-  report.unused = report.unused.filter((k) => !nf4Keys(k));
   model.eval();
-  return { model, report: { ...report, quantized } };
+  return { model, report: nf4Report(arch, task, report, targets.map((t) => t.path)) };
 }

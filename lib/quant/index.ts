@@ -2,5 +2,5 @@
 export { NF4Tensor, codebook, dynamicMap, doubleQuantize, relativeError, type QuantType, type QuantizeOptions, type AbsmaxState } from '../tensor/nf4.js';
 export { NF4Linear } from './nf4_linear.js';
 export { nf4Linear, loraNf4Linear } from '../autograd/nf4_ops.js';
-export { quantizeModel, DEFAULT_SKIP, type QuantizeModelOptions, type QuantizeModelReport } from './quantize.js';
-export { saveNf4Pretrained, loadNf4Pretrained, isNf4Checkpoint, nf4StateTensors, nf4FromState, quantStateBytes } from './checkpoint.js';
+export { quantizeModel, quantizeModelSync, DEFAULT_SKIP, type QuantizeModelOptions, type QuantizeModelReport } from './quantize.js';
+export { saveNf4PretrainedSync, loadNf4PretrainedSync, isNf4CheckpointSync, nf4StateTensors, nf4FromState, quantStateBytes } from './checkpoint.js';

@@ -4,9 +4,10 @@
  * keeps the LM head and classification heads dense; embeddings and norms are not linear layers).
  *
  * @example
- * const report = quantizeModel(model, { blocksize: 64, doubleQuant: true });
+ * const report = await quantizeModel(model, { blocksize: 64, doubleQuant: true });
  * console.log(report.bytesBefore, report.bytesAfter);
  */
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Module } from '../nn/module.js';
 import { Linear } from '../nn/layers.js';
 import { TunekitError } from '../errors.js';
@@ -61,30 +62,82 @@ export function isSkipped(path: string, skip: readonly string[]): boolean {
   return skip.some((s) => path === s || path.endsWith(`.${s}`));
 }
 
-/** Replaces every Linear not in `skip` by an NF4Linear (in place) and reports the bytes saved. */
-export function quantizeModel(model: Module, opts: QuantizeModelOptions = {}): QuantizeModelReport {
-  const skip = opts.skip ?? DEFAULT_SKIP;
-  const bytesBefore = modelBytes(model);
-  const quantized: string[] = [];
-  const dense = opts.keepDense ? new Map<string, Linear>() : undefined;
-  let wBefore = 0, wAfter = 0, nParams = 0;
+/** One Linear to replace: its parent module, its name there and its full path. */
+interface QuantizeTarget {
+  parent: Module;
+  child: string;
+  path: string;
+  linear: Linear;
+}
+
+/** The Linear layers not in `skip`, found before any is replaced. */
+function quantizeTargets(model: Module, skip: readonly string[]): QuantizeTarget[] {
+  const out: QuantizeTarget[] = [];
   for (const [name, parent] of model.namedModules()) {
     for (const [child, m] of parent.children()) {
       if (!(m instanceof Linear)) continue;
-      const full = name ? `${name}.${child}` : child;
-      if (isSkipped(full, skip)) continue;
-      // a tied weight (shared with an embedding) cannot be quantized independently
-      const q = NF4Linear.fromLinear(m, opts);
-      q.train(m.training);
-      parent.replaceChild(child, q);
-      quantized.push(full);
-      wBefore += m.weight.numel * 4;
-      wAfter += q.weightBytes();
-      nParams += m.weight.numel;
-      if (dense) dense.set(full, m);
-      else m.weight.dispose(); // the bias is shared with the NF4Linear
+      const path = name ? `${name}.${child}` : child;
+      if (!isSkipped(path, skip)) out.push({ parent, child, path, linear: m });
     }
   }
-  if (quantized.length === 0) throw new TunekitError('ERR_CONFIG', `quantizeModel: no linear layer to quantize (skip: ${skip.join(', ')})`);
-  return { quantized, bytesBefore, bytesAfter: modelBytes(model), weightBytesBefore: wBefore, weightBytesAfter: wAfter, bytesPerParam: wAfter / nParams, dense };
+  if (out.length === 0) throw new TunekitError('ERR_CONFIG', `quantizeModel: no linear layer to quantize (skip: ${skip.join(', ')})`);
+  return out;
+}
+
+/** Running totals of a quantization, turned into the report at the end. */
+class QuantizeRun {
+  readonly quantized: string[] = [];
+  readonly dense: Map<string, Linear> | undefined;
+  private readonly bytesBefore: number;
+  private wBefore = 0;
+  private wAfter = 0;
+  private nParams = 0;
+
+  constructor(private readonly model: Module, private readonly opts: QuantizeModelOptions) {
+    this.bytesBefore = modelBytes(model);
+    this.dense = opts.keepDense ? new Map<string, Linear>() : undefined;
+  }
+
+  /** Quantizes one layer: blockwise NF4 of its weight (the work of one step), then swaps it in. */
+  replace({ parent, child, path, linear: m }: QuantizeTarget): void {
+    const q = NF4Linear.fromLinear(m, this.opts);
+    q.train(m.training);
+    parent.replaceChild(child, q);
+    this.quantized.push(path);
+    this.wBefore += m.weight.numel * 4;
+    this.wAfter += q.weightBytes();
+    this.nParams += m.weight.numel;
+    if (this.dense) this.dense.set(path, m);
+    else m.weight.dispose(); // the bias is shared with the NF4Linear
+  }
+
+  report(): QuantizeModelReport {
+    return { quantized: this.quantized, bytesBefore: this.bytesBefore, bytesAfter: modelBytes(this.model), weightBytesBefore: this.wBefore, weightBytesAfter: this.wAfter, bytesPerParam: this.wAfter / this.nParams, dense: this.dense };
+  }
+}
+
+/**
+ * Replaces every Linear not in `skip` by an NF4Linear (in place) and reports the bytes saved.
+ * There is no I/O: this is long compute (a 7B model has 224 layers to quantize), so the event
+ * loop runs between layers. The model is half quantized until the promise settles: do not run it
+ * meanwhile.
+ * @example const { bytesAfter } = await quantizeModel(model, { blocksize: 64, doubleQuant: true });
+ */
+export async function quantizeModel(model: Module, opts: QuantizeModelOptions = {}): Promise<QuantizeModelReport> {
+  const run = new QuantizeRun(model, opts);
+  for (const target of quantizeTargets(model, opts.skip ?? DEFAULT_SKIP)) {
+    run.replace(target);
+    await yieldToLoop();
+  }
+  return run.report();
+}
+
+/**
+ * {@link quantizeModel} in one blocking call.
+ * @example const { quantized } = quantizeModelSync(model);
+ */
+export function quantizeModelSync(model: Module, opts: QuantizeModelOptions = {}): QuantizeModelReport {
+  const run = new QuantizeRun(model, opts);
+  for (const target of quantizeTargets(model, opts.skip ?? DEFAULT_SKIP)) run.replace(target);
+  return run.report();
 }

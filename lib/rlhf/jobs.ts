@@ -93,7 +93,7 @@ async function preferenceData(ctx: RunJobContext): Promise<RunJobData<Preference
 
 function writeAdapterOrModel(ctx: RunJobContext, model: TrainableModel): void {
   const out = ctx.config.output_dir;
-  if (model instanceof PeftModel) model.saveAdapter(join(out, 'adapter'));
+  if (model instanceof PeftModel) model.saveAdapterSync(join(out, 'adapter'));
   else savePretrainedSync(model, join(out, 'model'));
 }
 
@@ -108,7 +108,7 @@ export const rewardJob: RunJob<PreferenceExample, PairFigures> = {
   },
   writeOutputs(ctx, model) {
     const out = ctx.config.output_dir;
-    if (model instanceof PeftModel) model.saveAdapter(join(out, 'adapter'));
+    if (model instanceof PeftModel) model.saveAdapterSync(join(out, 'adapter'));
     // the merged reward model, loadable by PPO's rlhf.reward_model and by transformers
     const merged = model instanceof LoraModel ? model.mergeAndUnload() : (model as PretrainedModel);
     savePretrainedSync(merged, join(out, 'model'));

@@ -1,6 +1,6 @@
 /**
  * The adapters a server holds on one base model, each in a numbered slot. An adapter is read
- * from its PEFT folder by the project's own loader (loadPeftFolder: the same config checks,
+ * from its PEFT folder by the project's own loader (loadPeftFolderSync: the same config checks,
  * target resolution, rank_pattern / alpha_pattern and scale as `tunekit generate --adapter`),
  * its per-layer A, B and scale are taken out, and the targeted Linear layers of the base become
  * MultiLoraLinear layers holding every slot's A/B stacked.
@@ -19,8 +19,8 @@ import type { Tensor } from '../tensor/tensor.js';
 import { keep } from '../tensor/scope.js';
 import { noGrad } from '../autograd/tape.js';
 import type { PretrainedModel } from '../models/common.js';
-import { loadPeftFolder } from '../peft/base/registry.js';
-import { readAdapterConfig, ADAPTER_WEIGHTS } from '../peft/base/adapter_io.js';
+import { loadPeftFolderSync } from '../peft/base/registry.js';
+import { readAdapterConfigSync, ADAPTER_WEIGHTS } from '../peft/base/adapter_io.js';
 import { LoraModel } from '../peft/lora/model.js';
 import { LoraLinear } from '../peft/lora/layer.js';
 import { LoraEmbedding } from '../peft/lora/embedding.js';
@@ -135,7 +135,7 @@ export class AdapterSet {
   }
 
   /**
-   * Runs loadPeftFolder on the plain base (serving layers swapped back to their Linear first)
+   * Runs loadPeftFolderSync on the plain base (serving layers swapped back to their Linear first)
    * and takes each LoRA layer's A, B and scale out; the model's structure is restored whatever
    * happens.
    */
@@ -143,7 +143,7 @@ export class AdapterSet {
     const out = new Map<string, LayerWeights>();
     this.unwrapAll();
     try {
-      const loaded = loadPeftFolder(this.model, dir, INTERNAL_NAME);
+      const loaded = loadPeftFolderSync(this.model, dir, INTERNAL_NAME);
       if (!(loaded instanceof LoraModel)) throw new TunekitError('ERR_UNSUPPORTED', `${dir}: tunekit serve batches LoRA adapters; this folder loaded as ${loaded.constructor.name}`);
       for (const [path, layer] of loaded.layers) {
         if (!(layer instanceof LoraLinear) || !(layer.base_layer instanceof Linear)) {
@@ -218,7 +218,7 @@ export class AdapterSet {
  * those would overwrite the base every other request shares).
  */
 function checkServable(dir: string): void {
-  const cfg = readAdapterConfig(dir);
+  const cfg = readAdapterConfigSync(dir);
   if (cfg.peft_type !== 'LORA') {
     throw new TunekitError('ERR_UNSUPPORTED', `${dir} holds a ${String(cfg.peft_type)} adapter; tunekit serve batches LoRA adapters per row (merge a LoRA-family adapter with tunekit merge, or use tunekit generate for prompt methods)`);
   }

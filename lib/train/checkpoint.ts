@@ -181,7 +181,7 @@ export interface CheckpointContent {
  * (the new one or the previous one) that {@link recoverCheckpoint} finds. Returns the folder.
  *
  * @example
- * writeCheckpoint('runs/x', { writeWeights: (d) => model.saveAdapter(join(d, 'adapter')), writeOptimizer: (f) => ..., state });
+ * writeCheckpoint('runs/x', { writeWeights: (d) => model.saveAdapterSync(join(d, 'adapter')), writeOptimizer: (f) => ..., state });
  */
 export function writeCheckpoint(outputDir: string, content: CheckpointContent): string {
   const write = ++writesDone;

@@ -97,7 +97,7 @@ export const imageClassificationJob: RunJob<ImageExample, EvalResult> = {
     const out = ctx.config.output_dir;
     const { labelMap } = data as Data;
     if (model instanceof PeftModel) {
-      model.saveAdapter(join(out, 'adapter'));
+      model.saveAdapterSync(join(out, 'adapter'));
       writeJsonAtomicSync(join(out, 'adapter', LABELS_FILE), labelMapToConfig(labelMap), { indent: 2 });
       for (const line of model.writeRunReport(out)) ctx.log(line);
     } else {

@@ -11,10 +11,10 @@ import { loadPretrainedSync, readConfigSync } from '../models/loader.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { architectureFor } from '../models/registry.js';
 import type { PretrainedModel } from '../models/common.js';
-import { loadPeftFolder, peftMethodFor } from '../peft/base/registry.js';
+import { loadPeftFolderSync, peftMethodFor } from '../peft/base/registry.js';
 import { parseQloraConfig, splitQloraConfig } from '../peft/qlora/config.js';
 import type { PeftModel } from '../peft/base/peft_model.js';
-import { quantizeModel } from '../quant/quantize.js';
+import { quantizeModelSync } from '../quant/quantize.js';
 import type { TrainConfig } from './config.js';
 import '../peft/index.js';
 
@@ -38,7 +38,7 @@ export function checkSequenceLength(config: TrainConfig, modelDir: string): void
 /** QLoRA's base as training made it: linear layers -> NF4 with the peft block's blocksize and double quantization. */
 function quantizeForConfig(base: PretrainedModel, config: TrainConfig): void {
   const { quantization } = splitQloraConfig(parseQloraConfig(config.peft ?? {}));
-  quantizeModel(base, quantization);
+  quantizeModelSync(base, quantization);
 }
 
 /** The model the method trains: a PEFT wrapper, or the base model itself for full fine-tuning. */
@@ -79,5 +79,5 @@ export function loadRunModel(config: TrainConfig, opts: { runDir: string; base?:
   const adapterDir = join(opts.runDir, 'adapter');
   if (opts.base || useFull || !existsSync(adapterDir)) return base;
   if (config.quantization === 'nf4') quantizeForConfig(base, config);
-  return loadPeftFolder(base, adapterDir);
+  return loadPeftFolderSync(base, adapterDir);
 }

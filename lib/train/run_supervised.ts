@@ -44,7 +44,7 @@ export const supervisedJob: RunJob<SupervisedExample, EvalResult> = {
     const out = ctx.config.output_dir;
     const { labelMap } = (data as Data).run;
     if (model instanceof PeftModel) {
-      model.saveAdapter(join(out, 'adapter'));
+      model.saveAdapterSync(join(out, 'adapter'));
       // PEFT's folder has no place for label names; a side file keeps them for merge and eval
       if (labelMap) writeJsonAtomicSync(join(out, 'adapter', LABELS_FILE), labelMapToConfig(labelMap), { indent: 2 });
       for (const line of model.writeRunReport(out)) ctx.log(line);

@@ -679,7 +679,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     };
     const dir = writeCheckpoint(this.outputDir, {
       writeWeights: (d) => {
-        if (model instanceof PeftModel) model.saveAdapter(join(d, 'adapter'));
+        if (model instanceof PeftModel) model.saveAdapterSync(join(d, 'adapter'));
         else savePretrainedSync(model, join(d, 'model'));
         for (const [key, m] of this.extraModules) writeSafetensorsSync(join(d, `${key}.safetensors`), m.namedParameters().map(([n, p]) => rawFromTensor(n, p)));
       },
@@ -744,7 +744,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
   }
 
   private restore(dir: string, state: TrainerState): void {
-    if (this.model instanceof PeftModel) this.model.loadAdapterWeights(join(dir, 'adapter'));
+    if (this.model instanceof PeftModel) this.model.loadAdapterWeightsSync(join(dir, 'adapter'));
     else loadWeightsSync(this.model, join(dir, 'model'), this.model.task);
     for (const [key, m] of this.extraModules) loadModuleFile(m, join(dir, `${key}.safetensors`));
     const r = openSafetensorsSync(join(dir, OPTIMIZER_FILE));

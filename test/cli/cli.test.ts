@@ -186,7 +186,7 @@ describe('tunekit CLI', () => {
     const ids = Tokenizer.fromFolderSync(out).encode(text, { addSpecialTokens: false }).ids;
     const input = { inputIds: tensor(Int32Array.from(ids), [1, ids.length], 'i32') as Tensor<'i32'>, attentionMask: tensor(new Int32Array(ids.length).fill(1), [1, ids.length], 'i32') as Tensor<'i32'> };
     const run = (m: PretrainedModel | LoraModel) => noGrad(() => tidy(() => Array.from(m.forward(input).logits.toTypedArray() as Float32Array)));
-    const lora = LoraModel.fromPretrained(loadPretrainedSync(modelDir, { task: 'seq_cls', numLabels: 2 }).model, path.join(runDir(), 'adapter'));
+    const lora = LoraModel.fromPretrainedSync(loadPretrainedSync(modelDir, { task: 'seq_cls', numLabels: 2 }).model, path.join(runDir(), 'adapter'));
     const want = run(lora);
     const { model: merged, report } = loadPretrainedSync(out, { task: 'seq_cls' });
     expect(report.initialised).toEqual([]);

@@ -256,18 +256,18 @@ describe('AdaLoRA model against PEFT', () => {
     expect(maxRel(logitsOf(model), trace.logits)).toBeLessThan(1e-4);
     // saving writes PEFT's pruned layout; loading it back gives the same logits
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ada-'));
-    model.saveAdapter(dir);
+    model.saveAdapterSync(dir);
     const f = openSafetensorsSync(path.join(dir, 'adapter_model.safetensors'));
     expect([...f.names].sort()).toEqual([...openSafetensorsSync(path.join(ADA_FIXTURES, 'peft_adapter', 'adapter_model.safetensors')).names].sort());
     expect(f.readTensor('base_model.model.transformer.h.0.attn.c_proj.lora_A').shape).toEqual([0, 48]);
     f.close();
-    const back = AdaLoraModel.fromPretrained(gpt2(), dir);
+    const back = AdaLoraModel.fromPretrainedSync(gpt2(), dir);
     expect(maxRel(logitsOf(back), trace.logits)).toBeLessThan(1e-4);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('loads the folder PEFT saved (pruned by rank_pattern) and reproduces its logits', () => {
-    const model = AdaLoraModel.fromPretrained(gpt2(), path.join(ADA_FIXTURES, 'peft_adapter'));
+    const model = AdaLoraModel.fromPretrainedSync(gpt2(), path.join(ADA_FIXTURES, 'peft_adapter'));
     expect(maxRel(logitsOf(model), trace.logits)).toBeLessThan(1e-4);
     const last = trace.steps[trace.steps.length - 1]!;
     expect(model.adaloraConfig().rank_pattern).toEqual(last.rank_pattern);
@@ -382,7 +382,7 @@ describe('AdaLoRA layer forward', () => {
     const { ad } = model.svdAdapters()[0]!;
     expect((ad.lora.B.grad!.data() as Float32Array).some((v) => v !== 0)).toBe(true);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ada-lorainit-'));
-    model.saveAdapter(dir);
+    model.saveAdapterSync(dir);
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')).init_lora_weights).toBe(true);
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -394,6 +394,6 @@ describe('AdaLoRA layer forward', () => {
     expect(() => new AdaLoraModel(gpt2(), { budget_unit: 'bytes', total_step: 10 })).toThrow(/budget_unit: expected one of "rank" \| "params" but received string "bytes"/);
     expect(() => new AdaLoraModel(gpt2(), { init_lora_weights: 'pissa', total_step: 10 })).toThrow(/init_lora_weights: expected one of true, false, "lora" but received string "pissa"/);
     const m = new AdaLoraModel(gpt2(), { init_r: 4, target_r: 2 });
-    expect(() => m.saveAdapter(path.join(os.tmpdir(), 'never'))).toThrow(/total_step/);
+    expect(() => m.saveAdapterSync(path.join(os.tmpdir(), 'never'))).toThrow(/total_step/);
   });
 });

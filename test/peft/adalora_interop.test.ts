@@ -37,13 +37,13 @@ function prune(m: AdaLoraModel): void {
 function writeAll(dir: string): Record<string, Float32Array> {
   const out: Record<string, Float32Array> = {};
   const full = build();
-  full.saveAdapter(path.join(dir, 'ours_full'));
+  full.saveAdapterSync(path.join(dir, 'ours_full'));
   out.ours_full = logitsOf(full);
   const pruned = build();
   prune(pruned);
-  pruned.saveAdapter(path.join(dir, 'ours_pruned'));
+  pruned.saveAdapterSync(path.join(dir, 'ours_pruned'));
   out.ours_pruned = logitsOf(pruned);
-  pruned.exportCompactLora(path.join(dir, 'ours_compact'));
+  pruned.exportCompactLoraSync(path.join(dir, 'ours_compact'));
   out.ours_compact = out.ours_pruned;
   for (const [name, logits] of Object.entries(out)) {
     fs.writeFileSync(path.join(dir, name, 'ours_logits.json'), JSON.stringify({ input_ids: INPUT_IDS, logits: Array.from(logits) }));
@@ -74,9 +74,9 @@ describe('PEFT loads our AdaLoRA folders', () => {
   it.skipIf(exportDir)('our folders still round-trip through our loaders with the logits PEFT was checked on', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ada-io-'));
     const logits = writeAll(dir);
-    expect(maxRel(logitsOf(AdaLoraModel.fromPretrained(gpt2(), path.join(dir, 'ours_full'))), logits.ours_full!)).toBeLessThan(1e-5);
-    expect(maxRel(logitsOf(AdaLoraModel.fromPretrained(gpt2(), path.join(dir, 'ours_pruned'))), logits.ours_pruned!)).toBeLessThan(1e-5);
-    expect(maxRel(logitsOf(LoraModel.fromPretrained(gpt2(), path.join(dir, 'ours_compact'))), logits.ours_compact!)).toBeLessThan(1e-4);
+    expect(maxRel(logitsOf(AdaLoraModel.fromPretrainedSync(gpt2(), path.join(dir, 'ours_full'))), logits.ours_full!)).toBeLessThan(1e-5);
+    expect(maxRel(logitsOf(AdaLoraModel.fromPretrainedSync(gpt2(), path.join(dir, 'ours_pruned'))), logits.ours_pruned!)).toBeLessThan(1e-5);
+    expect(maxRel(logitsOf(LoraModel.fromPretrainedSync(gpt2(), path.join(dir, 'ours_compact'))), logits.ours_compact!)).toBeLessThan(1e-4);
     // the pruned/full logits differ (the pattern matters)
     expect(maxRel(logits.ours_full!, logits.ours_pruned!)).toBeGreaterThan(1e-3);
     fs.rmSync(dir, { recursive: true, force: true });

@@ -117,7 +117,7 @@ describe.each([
     lora.dispose();
   });
 
-  it('saveAdapter / fromPretrained round trip', () => {
+  it('saveAdapterSync / fromPretrainedSync round trip', () => {
     const { lora } = make();
     // a changed head must travel too (modules_to_save)
     lora.train();
@@ -125,10 +125,10 @@ describe.each([
     lora.eval();
     const want = logits(lora, fixture);
     const d = newDir();
-    lora.saveAdapter(d);
+    lora.saveAdapterSync(d);
     const files = fs.readdirSync(d).sort();
     expect(files).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
-    const back = LoraModel.fromPretrained(load(fixture, task), d);
+    const back = LoraModel.fromPretrainedSync(load(fixture, task), d);
     expect(maxDiff(logits(back, fixture), want)).toBe(0);
     lora.dispose();
     back.dispose();
@@ -167,12 +167,12 @@ describe('named adapters', () => {
       'base_model.transformer.h.1.attn.c_attn.lora_A.second.weight', 'base_model.transformer.h.1.mlp.c_fc.lora_A.second.weight',
     ]);
     const d1 = newDir(), d2 = newDir();
-    lora.saveAdapter(d1, 'first');
-    lora.saveAdapter(d2, 'second');
+    lora.saveAdapterSync(d1, 'first');
+    lora.saveAdapterSync(d2, 'second');
     lora.setAdapter('first');
     expect(maxDiff(logits(lora, 'gpt2_lm'), first)).toBe(0);
-    const a = LoraModel.fromPretrained(load('gpt2_lm'), d1);
-    const b = LoraModel.fromPretrained(load('gpt2_lm'), d2);
+    const a = LoraModel.fromPretrainedSync(load('gpt2_lm'), d1);
+    const b = LoraModel.fromPretrainedSync(load('gpt2_lm'), d2);
     expect(maxDiff(logits(a, 'gpt2_lm'), first)).toBe(0);
     expect(maxDiff(logits(b, 'gpt2_lm'), second)).toBe(0);
     expect(() => lora.setAdapter('third')).toThrow(/no adapter named 'third' \(have first, second\)/);
@@ -188,7 +188,7 @@ describe('named adapters', () => {
     expect(withAll).toBe(14); // 7 linear layers x 2 blocks, q/v included
     // saved as PEFT does: the resolved module list
     const d = newDir();
-    lora.saveAdapter(d, 'all');
+    lora.saveAdapterSync(d, 'all');
     const cfg = JSON.parse(fs.readFileSync(path.join(d, 'adapter_config.json'), 'utf8'));
     expect(cfg.target_modules).toHaveLength(14);
     lora.dispose();
@@ -202,7 +202,7 @@ describe('modules_to_save', () => {
     expect(trainable.some((n) => /transformer\.wpe\.weight$/.test(n))).toBe(true);
     expect(trainable.some((n) => /wte/.test(n))).toBe(false);
     const d = newDir();
-    lora.saveAdapter(d);
+    lora.saveAdapterSync(d);
     const header = fs.readFileSync(path.join(d, 'adapter_model.safetensors')).subarray(8, 8 + 4096).toString('latin1');
     expect(header).toContain('base_model.model.transformer.wpe.weight');
   });
@@ -221,18 +221,18 @@ describe('errors', () => {
     expect(() => new LoraModel(load('gpt2_lm'), { r: 0 })).toThrow(/r: expected a number > 0 but received number 0/);
     expect(() => new LoraModel(load('gpt2_lm'), { lora_dropout: 1 })).toThrow(/lora_dropout/);
     const d = newDir();
-    new LoraModel(load('gpt2_lm'), {}).saveAdapter(d);
+    new LoraModel(load('gpt2_lm'), {}).saveAdapterSync(d);
     fs.writeFileSync(path.join(d, 'adapter_config.json'), JSON.stringify({ peft_type: 'PREFIX_TUNING' }));
-    expect(() => LoraModel.fromPretrained(load('gpt2_lm'), d)).toThrow(/holds a PREFIX_TUNING adapter, not LORA/);
-    expect(() => LoraModel.fromPretrained(load('gpt2_lm'), newDir())).toThrow(/no adapter_config.json/);
+    expect(() => LoraModel.fromPretrainedSync(load('gpt2_lm'), d)).toThrow(/holds a PREFIX_TUNING adapter, not LORA/);
+    expect(() => LoraModel.fromPretrainedSync(load('gpt2_lm'), newDir())).toThrow(/no adapter_config.json/);
   });
   it('an adapter saved for another model is refused with the tensor and both shapes', () => {
     const d = newDir();
     const lora = new LoraModel(load('gpt2_lm'), { r: 4 });
-    lora.saveAdapter(d);
+    lora.saveAdapterSync(d);
     const cfg = JSON.parse(fs.readFileSync(path.join(d, 'adapter_config.json'), 'utf8'));
     fs.writeFileSync(path.join(d, 'adapter_config.json'), JSON.stringify({ ...cfg, r: 2 }));
-    expect(() => LoraModel.fromPretrained(load('gpt2_lm'), d)).toThrow(/lora_A.weight' is \[4,48\] but the layer expects \[2,48\]/);
+    expect(() => LoraModel.fromPretrainedSync(load('gpt2_lm'), d)).toThrow(/lora_A.weight' is \[4,48\] but the layer expects \[2,48\]/);
     lora.dispose();
   });
 });

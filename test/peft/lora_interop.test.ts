@@ -2,7 +2,7 @@
  * LoRA adapters across PEFT and tunekit, both ways (fixtures: scripts/fixtures/make_lora_fixtures.py).
  *
  * - PEFT -> us: test/fixtures/lora/peft_<case>/ were written by PEFT 0.21 (init_lora_weights=False,
- *   so B is random) on the tiny transformers fixtures, with PEFT's logits; LoraModel.fromPretrained
+ *   so B is random) on the tiny transformers fixtures, with PEFT's logits; LoraModel.fromPretrainedSync
  *   must reproduce them (GPT-2 Conv1D / fan_in_fan_out, BERT SEQ_CLS with modules_to_save, Llama,
  *   rsLoRA with rank_pattern/alpha_pattern, layers_to_transform, a regex and 'all-linear').
  * - us -> PEFT: test/fixtures/lora/ours_<case>/ hold OUR adapters for the same configs with our
@@ -51,7 +51,7 @@ describe('PEFT-written LoRA adapters load and reproduce PEFT logits', () => {
       const exp = readJson<Expected>(path.join(folder, 'expected.json'));
       const { model: base } = loadPretrainedSync(modelDir(c.model), { task: c.task });
       const baseLogits = logitsOf(base, c.model);
-      const lora = LoraModel.fromPretrained(base, folder);
+      const lora = LoraModel.fromPretrainedSync(base, folder);
       expect(loraLayerCount(lora)).toBe(exp.lora_layers);
       const got = logitsOf(lora, c.model);
       const mask = inputsOf(c.model).attention_mask;
@@ -66,7 +66,7 @@ describe('PEFT-written LoRA adapters load and reproduce PEFT logits', () => {
 
   it('rank_pattern, alpha_pattern and rsLoRA give each layer its own rank and scale', () => {
     const { model: base } = loadPretrainedSync(modelDir('gpt2_lm'));
-    const lora = LoraModel.fromPretrained(base, path.join(LORA, 'peft_gpt2_rslora_patterns'));
+    const lora = LoraModel.fromPretrainedSync(base, path.join(LORA, 'peft_gpt2_rslora_patterns'));
     const ad = (p: string) => lora.layers.get(p)!.adapters.get('default')!;
     expect(ad('transformer.h.0.attn.c_attn').r).toBe(2);
     expect(ad('transformer.h.0.attn.c_attn').scale).toBeCloseTo(6 / Math.sqrt(2), 12);
@@ -79,7 +79,7 @@ describe('PEFT-written LoRA adapters load and reproduce PEFT logits', () => {
 
   it('layers_to_transform and a regex select only the named layers', () => {
     const { model: g } = loadPretrainedSync(modelDir('gpt2_lm'));
-    const a = LoraModel.fromPretrained(g, path.join(LORA, 'peft_gpt2_layers'));
+    const a = LoraModel.fromPretrainedSync(g, path.join(LORA, 'peft_gpt2_layers'));
     expect([...a.layers.keys()].sort()).toEqual(['transformer.h.1.attn.c_attn', 'transformer.h.1.mlp.c_fc']);
     a.dispose();
     const { model: b } = loadPretrainedSync(modelDir('bert_seqcls'), { task: 'seq_cls' });
@@ -115,7 +115,7 @@ describe('our LoRA adapters (written for PEFT)', () => {
           });
         }
         fs.rmSync(folder, { recursive: true, force: true });
-        lora.saveAdapter(folder);
+        lora.saveAdapterSync(folder);
         const logits = logitsOf(lora, c.model);
         const shape = c.task === 'seq_cls' ? [2, 3] : [2, 10, 97];
         fs.writeFileSync(path.join(folder, 'expected.json'), JSON.stringify({ model: c.model, task: c.task, shape, logits, lora_layers: loraLayerCount(lora) }));
@@ -125,7 +125,7 @@ describe('our LoRA adapters (written for PEFT)', () => {
       // order changes with its blocking: a few f32 ulps of logits of size ~1-10)
       const exp = readJson<Expected>(path.join(folder, 'expected.json'));
       const { model: base } = loadPretrainedSync(modelDir(c.model), { task: c.task });
-      const lora = LoraModel.fromPretrained(base, folder);
+      const lora = LoraModel.fromPretrainedSync(base, folder);
       const got = logitsOf(lora, c.model);
       expect(maxAbsErr(got, exp.logits, exp.shape, inputsOf(c.model).attention_mask).err).toBeLessThan(1e-5);
       const cfg = readJson<Record<string, unknown>>(path.join(folder, 'adapter_config.json'));

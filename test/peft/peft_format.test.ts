@@ -2,7 +2,7 @@
  * PEFT's on-disk adapter format, one defect of issue 17 per block (checked against peft 0.21;
  * the PEFT-written folders are the matrix fixtures of scripts/fixtures/make_peft_matrix_fixtures.py):
  *  - modules_to_save by short name ('wpe'): saved as `base_model.model.transformer.wpe.weight`
- *    and read back by fromPretrained and `tunekit merge`, matched as PEFT matches (`endswith`);
+ *    and read back by fromPretrainedSync and `tunekit merge`, matched as PEFT matches (`endswith`);
  *  - prompt-learning heads: `base_model.<head>.*` (no `.model.`), modules_to_save listed;
  *  - LoRA on `embed_tokens`: PEFT also writes `embed_tokens.base_layer.weight`; it is read back
  *    (and written by us on the same rule).
@@ -49,7 +49,7 @@ function keys(dir: string): string[] {
 const cfgOf = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
 
 describe('modules_to_save by short name (PEFT: a module whose path ends with the name)', () => {
-  it("'wpe' saves transformer.wpe.weight and fromPretrained reads it back (was ERR_FORMAT: match no layer)", () => {
+  it("'wpe' saves transformer.wpe.weight and fromPretrainedSync reads it back (was ERR_FORMAT: match no layer)", () => {
     manualSeed(1);
     const lora = new LoraModel(base('gpt2'), { r: 2, target_modules: ['c_attn'], modules_to_save: ['wpe'], init_lora_weights: false });
     noGrad(() => {
@@ -58,9 +58,9 @@ describe('modules_to_save by short name (PEFT: a module whose path ends with the
     });
     const want = logits(lora);
     const dir = newDir();
-    lora.saveAdapter(dir);
+    lora.saveAdapterSync(dir);
     expect(keys(dir)).toContain('base_model.model.transformer.wpe.weight');
-    const back = LoraModel.fromPretrained(base('gpt2'), dir);
+    const back = LoraModel.fromPretrainedSync(base('gpt2'), dir);
     expect(maxDiff(logits(back), want)).toBe(0);
   });
 
@@ -95,7 +95,7 @@ describe('modules_to_save by short name (PEFT: a module whose path ends with the
       'base_model.model.model.layers.1.input_layernorm.weight', 'base_model.model.model.layers.1.post_attention_layernorm.weight',
       'base_model.model.model.norm.weight', 'base_model.model.score.weight',
     ]);
-    expect(() => LoraModel.fromPretrained(base('llama', 'seq_cls'), dir)).not.toThrow();
+    expect(() => LoraModel.fromPretrainedSync(base('llama', 'seq_cls'), dir)).not.toThrow();
   });
 });
 
@@ -104,11 +104,11 @@ describe('modules_to_save in adapter_config.json lists what the file holds (PEFT
     manualSeed(5);
     const lora = new LoraModel(base('bert', 'seq_cls'), { r: 2, modules_to_save: ['position_embeddings'] });
     const d1 = newDir();
-    lora.saveAdapter(d1);
+    lora.saveAdapterSync(d1);
     expect(cfgOf(d1).modules_to_save).toEqual(['position_embeddings', 'classifier', 'score']);
     const ada = new AdaLoraModel(base('gpt2', 'seq_cls'), { init_r: 2, target_r: 1, total_step: 4, init_lora_weights: false });
     const d2 = newDir();
-    ada.exportCompactLora(d2);
+    ada.exportCompactLoraSync(d2);
     expect(cfgOf(d2).modules_to_save).toEqual(['classifier', 'score']);
     expect(keys(d2)).toContain('base_model.model.score.weight');
   });
@@ -120,18 +120,18 @@ describe('prompt-learning heads: base_model.<head> (PEFT keeps the model as base
       manualSeed(2);
       const pt = new PromptTuningModel(base(arch, 'seq_cls'), { num_virtual_tokens: 2 });
       const dir = newDir();
-      pt.saveAdapter(dir);
+      pt.saveAdapterSync(dir);
       const heads = keys(dir).filter((k) => k !== 'prompt_embeddings');
       expect(heads.length).toBeGreaterThan(0);
       for (const k of heads) expect(k.startsWith(`base_model.${head}.`), k).toBe(true);
       expect(cfgOf(dir).modules_to_save).toEqual(['classifier', 'score']);
-      const back = PromptTuningModel.fromPretrained(base(arch, 'seq_cls'), dir);
+      const back = PromptTuningModel.fromPretrainedSync(base(arch, 'seq_cls'), dir);
       expect(maxDiff(logits(back, 'full'), logits(pt, 'full'))).toBe(0);
     });
   }
 
   it("PEFT's prefix-tuning classifier folder loads (was ERR_FORMAT: tensors a prompt-learning adapter does not use)", () => {
-    const m = PrefixTuningModel.fromPretrained(base('bert', 'seq_cls'), path.join(MATRIX, 'peft', 'prefix_tuning__bert__seq_cls'));
+    const m = PrefixTuningModel.fromPretrainedSync(base('bert', 'seq_cls'), path.join(MATRIX, 'peft', 'prefix_tuning__bert__seq_cls'));
     const exp = EXPECTED['prefix_tuning__bert__seq_cls']!;
     expect(maxRelErr(logits(m, 'full'), exp.logits, exp.shape)).toBeLessThan(REL_TOL);
   });
@@ -140,14 +140,14 @@ describe('prompt-learning heads: base_model.<head> (PEFT keeps the model as base
     manualSeed(3);
     const pt = new PromptTuningModel(base('gpt2', 'seq_cls'), { num_virtual_tokens: 2 });
     const dir = newDir();
-    pt.saveAdapter(dir);
+    pt.saveAdapterSync(dir);
     // rewrite the file with the old key form
     const r = openSafetensorsSync(path.join(dir, 'adapter_model.safetensors'));
     const raws: RawTensor[] = [...r.names].map((n) => ({ ...r.readTensor(n), name: n.replace(/^base_model\./, 'base_model.model.').replace('base_model.model.prompt_embeddings', 'prompt_embeddings') }));
     r.close();
     writeSafetensorsSync(path.join(dir, 'adapter_model.safetensors'), raws, { format: 'pt' });
     expect(keys(dir)).toContain('base_model.model.score.weight');
-    const back = PromptTuningModel.fromPretrained(base('gpt2', 'seq_cls'), dir);
+    const back = PromptTuningModel.fromPretrainedSync(base('gpt2', 'seq_cls'), dir);
     expect(maxDiff(logits(back, 'full'), logits(pt, 'full'))).toBe(0);
   });
 });
@@ -156,7 +156,7 @@ describe("LoRA on embed_tokens: PEFT's save_embedding_layers", () => {
   it("PEFT's folder (with embed_tokens.base_layer.weight, a changed table) loads with PEFT's logits (was ERR_FORMAT)", () => {
     const dir = path.join(MATRIX, 'peft', 'lora_embed__llama__causal_lm');
     expect(keys(dir)).toContain('base_model.model.model.embed_tokens.base_layer.weight');
-    const m = LoraModel.fromPretrained(base('llama'), dir);
+    const m = LoraModel.fromPretrainedSync(base('llama'), dir);
     const exp = EXPECTED['lora_embed__llama__causal_lm']!;
     expect(maxRelErr(logits(m), exp.logits, exp.shape, INPUTS.padded!.attention_mask)).toBeLessThan(REL_TOL);
   });
@@ -172,11 +172,11 @@ describe("LoRA on embed_tokens: PEFT's save_embedding_layers", () => {
     manualSeed(4);
     const lora = new LoraModel(llama, { r: 2, target_modules: ['q_proj', 'embed_tokens', 'lm_head'], init_lora_weights: false });
     const dir = newDir();
-    lora.saveAdapter(dir);
+    lora.saveAdapterSync(dir);
     expect(keys(dir)).toEqual(expect.arrayContaining(['base_model.model.model.embed_tokens.base_layer.weight', 'base_model.model.lm_head.base_layer.weight']));
     const plain = new LoraModel(base('llama'), { r: 2, target_modules: ['q_proj'] });
     const d2 = newDir();
-    plain.saveAdapter(d2);
+    plain.saveAdapterSync(d2);
     expect(keys(d2).some((k) => k.includes('base_layer'))).toBe(false);
   });
 });

@@ -31,9 +31,9 @@ import { AdaLoraModel } from '../../lib/peft/adalora/model.js';
 import { PromptTuningModel } from '../../lib/peft/prompt_tuning/model.js';
 import { PTuningModel } from '../../lib/peft/p_tuning/model.js';
 import { PrefixTuningModel } from '../../lib/peft/prefix_tuning/model.js';
-import { quantizeModel } from '../../lib/quant/quantize.js';
+import { quantizeModelSync } from '../../lib/quant/quantize.js';
 import { mergeQlora } from '../../lib/peft/qlora/merge.js';
-import { saveNf4Pretrained } from '../../lib/quant/checkpoint.js';
+import { saveNf4PretrainedSync } from '../../lib/quant/checkpoint.js';
 import { openSafetensorsSync } from '../../lib/io/safetensors.js';
 import { backward, noGrad } from '../../lib/autograd/tape.js';
 import * as F from '../../lib/autograd/ops.js';
@@ -60,7 +60,7 @@ const LORA_FAMILY: Method[] = ['lora', 'lora_embed', 'adalora', 'qlora'];
 
 function loadBase(cell: Cell): PretrainedModel {
   const { model } = loadPretrainedSync(path.join(MATRIX, 'models', cell.arch), { task: cell.task });
-  if (cell.method === 'qlora') quantizeModel(model);
+  if (cell.method === 'qlora') quantizeModelSync(model);
   return model;
 }
 
@@ -78,11 +78,11 @@ function create(cell: Cell, base: PretrainedModel): PeftModel {
 
 function fromFolder(cell: Cell, base: PretrainedModel, dir: string): PeftModel {
   switch (cell.method) {
-    case 'lora': case 'lora_embed': case 'qlora': return LoraModel.fromPretrained(base, dir);
-    case 'adalora': return AdaLoraModel.fromPretrained(base, dir);
-    case 'prompt_tuning': return PromptTuningModel.fromPretrained(base, dir);
-    case 'p_tuning_mlp': case 'p_tuning_lstm': return PTuningModel.fromPretrained(base, dir);
-    case 'prefix_tuning': return PrefixTuningModel.fromPretrained(base, dir);
+    case 'lora': case 'lora_embed': case 'qlora': return LoraModel.fromPretrainedSync(base, dir);
+    case 'adalora': return AdaLoraModel.fromPretrainedSync(base, dir);
+    case 'prompt_tuning': return PromptTuningModel.fromPretrainedSync(base, dir);
+    case 'p_tuning_mlp': case 'p_tuning_lstm': return PTuningModel.fromPretrainedSync(base, dir);
+    case 'prefix_tuning': return PrefixTuningModel.fromPretrainedSync(base, dir);
   }
 }
 
@@ -189,7 +189,7 @@ describe.skipIf(!!EXPORT)('PEFT invariant matrix', () => {
 
         // save -> reload onto a fresh base
         const dir = newDir();
-        model.saveAdapter(dir);
+        model.saveAdapterSync(dir);
         // what we write now has PEFT's layout for the cell (not only the committed ours/ folders)
         expect(keysOf(path.join(dir, 'adapter_model.safetensors'))).toEqual(keysOf(path.join(MATRIX, 'peft', name, 'adapter_model.safetensors')));
         const back = fromFolder(cell, loadBase(cell), dir);
@@ -267,8 +267,8 @@ describe.skipIf(!!EXPORT)('PEFT invariant matrix', () => {
 /** The 4-bit folder whose config.json transformers checks: the tiny GPT-2, quantized. */
 function writeNf4Config(dir: string): void {
   const { model } = loadPretrainedSync(path.join(MATRIX, 'models', 'gpt2'));
-  quantizeModel(model);
-  saveNf4Pretrained(model, dir);
+  quantizeModelSync(model);
+  saveNf4PretrainedSync(model, dir);
   fs.rmSync(path.join(dir, 'model.safetensors'));
 }
 
@@ -284,7 +284,7 @@ describe.runIf(!!EXPORT)('writes our folders for PEFT (TUNEKIT_PEFT_MATRIX_EXPOR
       fs.rmSync(dir, { recursive: true, force: true });
       // the folder names the committed base (PEFT reads the config; the model is passed to it)
       model.adapterConfigs.get('default')!.base_model_name_or_path = `test/fixtures/peft_matrix/models/${cell.arch}`;
-      model.saveAdapter(dir);
+      model.saveAdapterSync(dir);
       logits[name] = logitsOf(model, cell).logits;
       model.dispose();
     }

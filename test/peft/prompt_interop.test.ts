@@ -28,18 +28,18 @@ const CASES = ['prompt_random_gpt2', 'prompt_random_llama', 'ptuning_mlp_gpt2', 
 const measured: Record<string, number> = {};
 afterAll(() => console.log('max abs logit error vs PEFT:', JSON.stringify(measured)));
 
-function fromPretrained(dir: string, base: ReturnType<typeof baseModel>): PromptLearningModel {
+function fromPretrainedSync(dir: string, base: ReturnType<typeof baseModel>): PromptLearningModel {
   const type = readJson<{ peft_type: string }>(path.join(dir, 'adapter_config.json')).peft_type;
-  if (type === 'PROMPT_TUNING') return PromptTuningModel.fromPretrained(base, dir);
-  if (type === 'P_TUNING') return PTuningModel.fromPretrained(base, dir);
-  return PrefixTuningModel.fromPretrained(base, dir);
+  if (type === 'PROMPT_TUNING') return PromptTuningModel.fromPretrainedSync(base, dir);
+  if (type === 'P_TUNING') return PTuningModel.fromPretrainedSync(base, dir);
+  return PrefixTuningModel.fromPretrainedSync(base, dir);
 }
 
 describe('PEFT-written prompt adapters load and reproduce PEFT logits', () => {
   for (const c of CASES) {
     it(c, () => {
       const exp = readJson<{ base: string; logits: number[][][] }>(path.join(PROMPT_FIXTURES, c, 'expected.json'));
-      const m = fromPretrained(path.join(PROMPT_FIXTURES, c, 'adapter'), baseModel(exp.base));
+      const m = fromPretrainedSync(path.join(PROMPT_FIXTURES, c, 'adapter'), baseModel(exp.base));
       m.eval();
       const { logits } = noGrad(() => m.forward(fixtureInputs()));
       expect(logits.shape).toEqual([2, 6, 97]);
@@ -118,7 +118,7 @@ describe('our prompt adapters in PEFT format', () => {
       const { logits } = noGrad(() => m.forward(fixtureInputs()));
       const ours = Array.from(logits.data() as Float32Array);
       const out = path.join(exportDir ?? tmp, name);
-      m.saveAdapter(path.join(out, 'adapter'));
+      m.saveAdapterSync(path.join(out, 'adapter'));
       // PEFT's layout: one unprefixed tensor, the encoder's output; the prompt-learning fields
       const r = openSafetensorsSync(path.join(out, 'adapter', 'adapter_model.safetensors'));
       expect(r.names).toEqual(['prompt_embeddings']);
@@ -130,7 +130,7 @@ describe('our prompt adapters in PEFT format', () => {
       expect(raw.shape).toEqual([cfg.num_virtual_tokens, width]);
       expect(cfgOut).toMatchObject({ peft_type: method.toUpperCase(), num_virtual_tokens: cfg.num_virtual_tokens, num_transformer_submodules: 1, num_layers: L, task_type: 'CAUSAL_LM', inference_mode: true });
       // reload here: same logits
-      const back = fromPretrained(path.join(out, 'adapter'), baseModel(base));
+      const back = fromPretrainedSync(path.join(out, 'adapter'), baseModel(base));
       back.eval();
       const again = noGrad(() => back.forward(fixtureInputs())).logits.data() as Float32Array;
       expect(maxDiff(again, ours)).toBeLessThan(1e-5);

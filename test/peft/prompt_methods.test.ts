@@ -83,10 +83,10 @@ describe('shapes, masks and disabling', () => {
     expect(out.logits.shape).toEqual([2, model.config.numLabels]);
     expect(m.trainableParameters().map(([n]) => n)).toContain('base_model.score.weight');
     const d = path.join(tmp, 'seqcls');
-    m.saveAdapter(d);
+    m.saveAdapterSync(d);
     const cfg = JSON.parse(fs.readFileSync(path.join(d, 'adapter_config.json'), 'utf8'));
     expect(cfg.task_type).toBe('SEQ_CLS');
-    const back = PromptTuningModel.fromPretrained(loadPretrainedSync(modelDir('gpt2_seqcls'), { task: 'seq_cls' }).model, d);
+    const back = PromptTuningModel.fromPretrainedSync(loadPretrainedSync(modelDir('gpt2_seqcls'), { task: 'seq_cls' }).model, d);
     const again = noGrad(() => back.forward({ inputIds: ids2d([[5, 6, 7], [8, 9, 0]]), attentionMask: ids2d([[1, 1, 1], [1, 1, 0]]) }));
     expect(maxDiff(arr(again.logits), arr(out.logits))).toBeLessThan(1e-6);
   });
@@ -97,7 +97,7 @@ describe('shapes, masks and disabling', () => {
     expect(() => make('p_tuning', { num_virtual_tokens: 2, encoder_reparameterization_type: 'GRU' })).toThrow(/encoder_reparameterization_type: expected one of "MLP" \| "LSTM" but received string "GRU"/);
     expect(() => make('prefix_tuning', { num_virtual_tokens: 2, num_layers: 5 })).toThrow(/2 layers/);
     const m = make('prompt_tuning', { num_virtual_tokens: 2 });
-    expect(() => m.loadAdapterWeights(path.join(modelDir('gpt2_lm')))).toThrow(/adapter_config/);
+    expect(() => m.loadAdapterWeightsSync(path.join(modelDir('gpt2_lm')))).toThrow(/adapter_config/);
   });
 });
 
@@ -179,9 +179,9 @@ describe('save / load round trip', () => {
       const ids = ids2d([[5, 17, 33, 2]]);
       const want = arr(noGrad(() => m.forward({ inputIds: ids })).logits);
       const d = path.join(tmp, `rt-${label.replace(/\W+/g, '_')}`);
-      m.saveAdapter(d);
-      const back = method === 'prompt_tuning' ? PromptTuningModel.fromPretrained(baseModel('gpt2_lm'), d)
-        : method === 'p_tuning' ? PTuningModel.fromPretrained(baseModel('gpt2_lm'), d) : PrefixTuningModel.fromPretrained(baseModel('gpt2_lm'), d);
+      m.saveAdapterSync(d);
+      const back = method === 'prompt_tuning' ? PromptTuningModel.fromPretrainedSync(baseModel('gpt2_lm'), d)
+        : method === 'p_tuning' ? PTuningModel.fromPretrainedSync(baseModel('gpt2_lm'), d) : PrefixTuningModel.fromPretrainedSync(baseModel('gpt2_lm'), d);
       expect(maxDiff(arr(back.prompt()), arr(noGrad(() => m.prompt())))).toBe(0);
       expect(maxDiff(arr(noGrad(() => back.forward({ inputIds: ids })).logits), want)).toBeLessThan(1e-6);
       // the loaded table stays trainable
@@ -191,10 +191,10 @@ describe('save / load round trip', () => {
   }
   it('refuses a folder of another method or with a wrong shape', () => {
     const d = path.join(tmp, 'rt-wrong');
-    make('prefix_tuning', { num_virtual_tokens: 4 }).saveAdapter(d);
-    expect(() => PromptTuningModel.fromPretrained(baseModel('gpt2_lm'), d)).toThrow(/PREFIX_TUNING adapter, not PROMPT_TUNING/);
+    make('prefix_tuning', { num_virtual_tokens: 4 }).saveAdapterSync(d);
+    expect(() => PromptTuningModel.fromPretrainedSync(baseModel('gpt2_lm'), d)).toThrow(/PREFIX_TUNING adapter, not PROMPT_TUNING/);
     const m = make('prefix_tuning', { num_virtual_tokens: 5 });
-    expect(() => m.loadAdapterWeights(d)).toThrow(/expects \[5, 192\]/);
+    expect(() => m.loadAdapterWeightsSync(d)).toThrow(/expects \[5, 192\]/);
   });
 });
 

@@ -25,17 +25,17 @@ describe('resizeAdapter', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'resize-'));
   manualSeed(21);
   const src = new LoraModel(gpt2(), { r: 6, lora_alpha: 12, target_modules: ['c_attn', 'c_fc'], init_lora_weights: false });
-  src.saveAdapter(dir);
+  src.saveAdapterSync(dir);
   const want = logitsOf(src);
 
   it('full rank reproduces the model; energy kept grows with k; dropped energy = truncation residual', () => {
-    const full = LoraModel.fromPretrained(gpt2(), dir);
+    const full = LoraModel.fromPretrainedSync(gpt2(), dir);
     const rep = resizeAdapter(full, 6);
     expect(rep.layers.every((l) => Math.abs(l.energyKept - 1) < 1e-12)).toBe(true);
     expect(maxRel(logitsOf(full), want)).toBeLessThan(1e-4);
     let prev: number[] | null = null;
     for (let k = 1; k <= 6; k++) {
-      const m = LoraModel.fromPretrained(gpt2(), dir);
+      const m = LoraModel.fromPretrainedSync(gpt2(), dir);
       const before = denseDelta(m.layers.get('transformer.h.0.attn.c_attn')!);
       const { layers } = resizeAdapter(m, k);
       const energies = layers.map((l) => l.energyKept);
@@ -53,12 +53,12 @@ describe('resizeAdapter', () => {
   });
 
   it('a resized adapter saves and loads as a plain rank-k LoRA folder', () => {
-    const m = LoraModel.fromPretrained(gpt2(), dir);
+    const m = LoraModel.fromPretrainedSync(gpt2(), dir);
     resizeAdapter(m, 3);
     const got = logitsOf(m);
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'resize3-'));
-    m.saveAdapter(out);
-    expect(maxRel(logitsOf(LoraModel.fromPretrained(gpt2(), out)), got)).toBeLessThan(1e-5);
+    m.saveAdapterSync(out);
+    expect(maxRel(logitsOf(LoraModel.fromPretrainedSync(gpt2(), out)), got)).toBeLessThan(1e-5);
   });
 
   it('factored SVD of B A equals the SVD of the dense product', () => {

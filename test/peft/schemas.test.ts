@@ -320,7 +320,7 @@ describe('every accepted LoRA field does what it says (or is file metadata)', ()
   it('file metadata (base_model_name_or_path, revision, peft_version, auto_mapping, megatron_core, qalora_group_size) is kept into the saved folder', () => {
     const meta = { base_model_name_or_path: 'org/model', revision: 'v1', peft_version: '0.21.0', auto_mapping: null, megatron_core: 'megatron.core', qalora_group_size: 16 };
     const d = newDir();
-    new LoraModel(load('gpt2_lm'), meta).saveAdapter(d);
+    new LoraModel(load('gpt2_lm'), meta).saveAdapterSync(d);
     expect(JSON.parse(fs.readFileSync(path.join(d, 'adapter_config.json'), 'utf8'))).toMatchObject(meta);
   });
 

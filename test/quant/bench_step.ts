@@ -15,7 +15,7 @@ import { tensor } from '../../lib/tensor/creation.js';
 import type { Tensor } from '../../lib/tensor/tensor.js';
 import { manualSeed } from '../../lib/nn/random.js';
 import { AdamW } from '../../lib/train/optimizer.js';
-import { quantizeModel } from '../../lib/quant/quantize.js';
+import { quantizeModelSync } from '../../lib/quant/quantize.js';
 
 const steps = Number(process.argv[2] ?? 3);
 const B = 4, T = 128;
@@ -27,7 +27,7 @@ function run(method: 'lora' | 'qlora') {
   const base = arch.build(arch.parseConfig(raw), 'causal_lm');
   let bytes = '';
   if (method === 'qlora') {
-    const r = quantizeModel(base, { blocksize: 64, doubleQuant: true });
+    const r = quantizeModelSync(base, { blocksize: 64, doubleQuant: true });
     bytes = `weights ${(r.weightBytesBefore / 2 ** 20).toFixed(0)} -> ${(r.weightBytesAfter / 2 ** 20).toFixed(0)} MiB (${r.bytesPerParam.toFixed(4)} B/param), model ${(r.bytesBefore / 2 ** 20).toFixed(0)} -> ${(r.bytesAfter / 2 ** 20).toFixed(0)} MiB`;
   }
   const lora = new LoraModel(base, { r: 64, lora_alpha: 16, lora_dropout: 0.05, target_modules: 'all-linear' });

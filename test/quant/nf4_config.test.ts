@@ -18,8 +18,8 @@ import '../../lib/peft/index.js';
 import { loadPretrainedSync } from '../../lib/models/index.js';
 import { LoraModel } from '../../lib/peft/lora/model.js';
 import { savePretrainedSync } from '../../lib/models/loader.js';
-import { quantizeModel } from '../../lib/quant/quantize.js';
-import { saveNf4Pretrained, loadNf4Pretrained, nf4ConfigJson } from '../../lib/quant/checkpoint.js';
+import { quantizeModelSync } from '../../lib/quant/quantize.js';
+import { saveNf4PretrainedSync, loadNf4PretrainedSync, nf4ConfigJson } from '../../lib/quant/checkpoint.js';
 import { mergeQlora } from '../../lib/peft/qlora/merge.js';
 import { NF4Linear } from '../../lib/quant/nf4_linear.js';
 import { Linear } from '../../lib/nn/layers.js';
@@ -54,25 +54,25 @@ function checkLikeTransformers(text: string): void {
 }
 
 describe('4-bit config.json is what transformers accepts', () => {
-  it('saveNf4Pretrained writes llm_int8_threshold as 6.0 and every checked field with its Python type', () => {
+  it('saveNf4PretrainedSync writes llm_int8_threshold as 6.0 and every checked field with its Python type', () => {
     const { model } = loadPretrainedSync(dir('gpt2_lm'));
-    quantizeModel(model);
+    quantizeModelSync(model);
     const out = newDir();
-    saveNf4Pretrained(model, out);
+    saveNf4PretrainedSync(model, out);
     const text = fs.readFileSync(path.join(out, 'config.json'), 'utf8');
     expect(text).toContain('"llm_int8_threshold": 6.0');
     checkLikeTransformers(text);
     // our reader takes it back (a JSON number either way)
-    const { model: back } = loadNf4Pretrained(out);
+    const { model: back } = loadNf4PretrainedSync(out);
     expect(back.config.raw.quantization_config).toMatchObject({ llm_int8_threshold: 6 });
   });
 
   it('a reloaded and re-saved folder still writes 6.0 (the value read back is the JS number 6)', () => {
     const { model } = loadPretrainedSync(dir('gpt2_lm'));
-    quantizeModel(model);
+    quantizeModelSync(model);
     const a = newDir(), b = newDir();
-    saveNf4Pretrained(model, a);
-    saveNf4Pretrained(loadNf4Pretrained(a).model, b);
+    saveNf4PretrainedSync(model, a);
+    saveNf4PretrainedSync(loadNf4PretrainedSync(a).model, b);
     checkLikeTransformers(fs.readFileSync(path.join(b, 'config.json'), 'utf8'));
   });
 
@@ -88,10 +88,10 @@ describe('4-bit config.json is what transformers accepts', () => {
   it('a dense merge of an adapter over a 4-bit folder writes a dense folder: no quantization_config, every weight present', () => {
     manualSeed(3);
     const { model } = loadPretrainedSync(dir('gpt2_lm'));
-    quantizeModel(model);
+    quantizeModelSync(model);
     const q = newDir();
-    saveNf4Pretrained(model, q);
-    const { model: nf4 } = loadNf4Pretrained(q);
+    saveNf4PretrainedSync(model, q);
+    const { model: nf4 } = loadNf4PretrainedSync(q);
     // only c_attn is adapted: the other NF4 layers (c_proj, c_fc, mlp.c_proj) must be written dense too
     const lora = new LoraModel(nf4, { r: 2, lora_alpha: 4, init_lora_weights: false, target_modules: ['c_attn'] });
     const want = noGrad(() => tidy(() => Array.from(lora.forward(modelInputs(inputsOf('gpt2_lm'))).logits.toTypedArray() as Float32Array)));

@@ -26,8 +26,8 @@ import { wrapForMethod } from '../../lib/train/run_model.js';
 import type { TrainConfig } from '../../lib/train/config.js';
 import { dir, inputsOf, modelInputs } from '../models/helpers.js';
 import { NF4Linear } from '../../lib/quant/nf4_linear.js';
-import { quantizeModel } from '../../lib/quant/quantize.js';
-import { saveNf4Pretrained, loadNf4Pretrained, isNf4Checkpoint } from '../../lib/quant/checkpoint.js';
+import { quantizeModelSync } from '../../lib/quant/quantize.js';
+import { saveNf4PretrainedSync, loadNf4PretrainedSync, isNf4CheckpointSync } from '../../lib/quant/checkpoint.js';
 import { mergeQlora } from '../../lib/peft/qlora/merge.js';
 import { relativeError } from '../../lib/tensor/nf4.js';
 
@@ -51,7 +51,7 @@ function lmLoss(m: LoraModel): Tensor {
 describe('quantizeModel', () => {
   it('replaces the Conv1D / Linear layers, keeps heads and embeddings dense, <= 0.52 bytes per quantized parameter', () => {
     const { model } = loadPretrainedSync(dir('gpt2_seqcls'), { task: 'seq_cls' });
-    const rep = quantizeModel(model);
+    const rep = quantizeModelSync(model);
     expect(rep.quantized).toHaveLength(8); // 2 layers x (c_attn, attn.c_proj, c_fc, mlp.c_proj)
     expect(rep.quantized.some((p) => p.startsWith('score'))).toBe(false);
     expect(rep.bytesPerParam).toBeLessThanOrEqual(0.52);
@@ -93,8 +93,8 @@ describe('QLoRA (LoRA over NF4 layers)', () => {
 
 describe('NF4 checkpoints (transformers + bitsandbytes layout)', () => {
   it('loads the Python-written 4-bit GPT-2 and reproduces transformers on the dequantized weights', () => {
-    expect(isNf4Checkpoint(NF4_FIX)).toBe(true);
-    const { model, report } = loadNf4Pretrained(NF4_FIX);
+    expect(isNf4CheckpointSync(NF4_FIX)).toBe(true);
+    const { model, report } = loadNf4PretrainedSync(NF4_FIX);
     expect(report.quantized).toHaveLength(8);
     expect(report.unused).toEqual([]);
     const want = JSON.parse(fs.readFileSync(path.join(NF4_FIX, 'expected.json'), 'utf8')) as { logits: number[] };
@@ -107,9 +107,9 @@ describe('NF4 checkpoints (transformers + bitsandbytes layout)', () => {
   });
 
   it('round trips: our saved files are byte-identical for the NF4 keys and load back to the same logits', async () => {
-    const { model } = loadNf4Pretrained(NF4_FIX);
+    const { model } = loadNf4PretrainedSync(NF4_FIX);
     const out = newDir();
-    saveNf4Pretrained(model, out);
+    saveNf4PretrainedSync(model, out);
     const { openCheckpointSync } = await import('../../lib/io/safetensors.js');
     const a = openCheckpointSync(NF4_FIX), b = openCheckpointSync(out);
     expect([...b.names].sort()).toEqual([...a.names].sort());
@@ -120,7 +120,7 @@ describe('NF4 checkpoints (transformers + bitsandbytes layout)', () => {
       expect(Buffer.from(rb.bytes).equals(Buffer.from(ra.bytes)), k).toBe(true);
     }
     a.close(); b.close();
-    const { model: back } = loadNf4Pretrained(out);
+    const { model: back } = loadNf4PretrainedSync(out);
     expect(maxDiff(logits(back), logits(model))).toBe(0);
   });
 });
@@ -129,7 +129,7 @@ describe('merging a QLoRA adapter', () => {
   it('writes dense weights = dequant(W) + s B A, reports the base error against the dense weights and the requantization error', () => {
     manualSeed(9);
     const { model: base } = loadPretrainedSync(dir('gpt2_lm'));
-    const rep = quantizeModel(base, { keepDense: true });
+    const rep = quantizeModelSync(base, { keepDense: true });
     const lora = new LoraModel(base, { r: 4, lora_alpha: 8, init_lora_weights: false, target_modules: ['c_attn', 'c_fc'] });
     const before = logits(lora);
     const path0 = 'transformer.h.0.attn.c_attn';
@@ -150,7 +150,7 @@ describe('merging a QLoRA adapter', () => {
     expect(maxDiff(logits(model), before)).toBeLessThan(1e-4);
     // a LoRA layer over NF4 refuses the in-place merge with a pointer to mergeQlora
     const { model: b2 } = loadPretrainedSync(dir('gpt2_lm'));
-    quantizeModel(b2);
+    quantizeModelSync(b2);
     const l2 = new LoraModel(b2, { r: 2, target_modules: ['c_attn'] });
     expect(() => l2.merge()).toThrow(/mergeQlora/);
   });
@@ -158,7 +158,7 @@ describe('merging a QLoRA adapter', () => {
   it('requantize: the merged model is NF4 again and the added error is reported', () => {
     manualSeed(10);
     const { model: base } = loadPretrainedSync(dir('gpt2_lm'));
-    quantizeModel(base);
+    quantizeModelSync(base);
     const lora = new LoraModel(base, { r: 4, lora_alpha: 8, init_lora_weights: false, target_modules: ['c_attn'] });
     const { model, report } = mergeQlora(lora, { requantize: true });
     expect(report.hasReference).toBe(false);

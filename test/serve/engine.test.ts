@@ -7,7 +7,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { makeServeWorld, type ServeWorld, type Arch } from './helpers.js';
 import { loadPretrainedSync, type PretrainedModel } from '../../lib/models/index.js';
 import { Tokenizer } from '../../lib/tokenizer/index.js';
-import { loadPeftFolder } from '../../lib/peft/index.js';
+import { loadPeftFolderSync } from '../../lib/peft/index.js';
 import { generate } from '../../lib/models/generate.js';
 import { AdapterSet } from '../../lib/serve/adapters.js';
 import { BatchEngine, type SequenceRequest } from '../../lib/serve/engine.js';
@@ -32,7 +32,7 @@ const NAMES: (string | null)[] = ['alpha', 'beta', 'gamma', null, 'beta', 'alpha
 
 async function alone(name: string | null, prompt: string, maxNewTokens: number): Promise<number[]> {
   let { model } = loadPretrainedSync(w.modelDir, { task: 'causal_lm' });
-  if (name) model = loadPeftFolder(model, w.adapterDirs[name]!) as unknown as PretrainedModel;
+  if (name) model = loadPeftFolderSync(model, w.adapterDirs[name]!) as unknown as PretrainedModel;
   const ids = tok.encode(prompt, { addSpecialTokens: false }).ids;
   const r = await generate(model, tok, [ids], { maxNewTokens, temperature: 0, eosTokenId: tok.eosTokenId ?? null });
   model.dispose();

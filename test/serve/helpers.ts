@@ -80,7 +80,7 @@ export function makeServeWorld(arch: Arch = 'gpt2'): ServeWorld {
       for (let i = 0; i < b.length; i++) b[i] = b[i]! * 8;
     }
     adapterDirs[name] = path.join(dir, 'adapters', name);
-    lora.saveAdapter(adapterDirs[name]);
+    lora.saveAdapterSync(adapterDirs[name]);
     lora.dispose();
   }
   return { dir, modelDir, adapterDirs, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };

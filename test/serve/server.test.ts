@@ -10,7 +10,7 @@ import OpenAI from 'openai';
 import { makeServeWorld, type ServeWorld } from './helpers.js';
 import { loadPretrainedSync, type PretrainedModel } from '../../lib/models/index.js';
 import { Tokenizer } from '../../lib/tokenizer/index.js';
-import { loadPeftFolder } from '../../lib/peft/index.js';
+import { loadPeftFolderSync } from '../../lib/peft/index.js';
 import { generate } from '../../lib/models/generate.js';
 import { TunekitServer } from '../../lib/serve/server.js';
 
@@ -26,7 +26,7 @@ function adaptersOf(names: string[]): Record<string, string> {
 /** generate() alone, greedy, with one adapter (or none): the text the server must return. */
 async function alone(adapter: string | null, promptIds: number[], maxNewTokens: number): Promise<{ text: string; tokens: number[] }> {
   let { model } = loadPretrainedSync(w.modelDir, { task: 'causal_lm' });
-  if (adapter) model = loadPeftFolder(model, w.adapterDirs[adapter]!) as unknown as PretrainedModel;
+  if (adapter) model = loadPeftFolderSync(model, w.adapterDirs[adapter]!) as unknown as PretrainedModel;
   const r = await generate(model, tok, [promptIds], { maxNewTokens, temperature: 0, eosTokenId: tok.eosTokenId ?? null });
   model.dispose();
   let tokens = r.sequences[0]!;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import '../../lib/index.js';
 import { loadConfig } from '../../lib/train/config.js';
 import { runTraining } from '../../lib/train/run.js';
-import { rankReportFromFolder, rankTable } from '../../lib/peft/adalora/index.js';
+import { rankReportFromFolderSync, rankTable } from '../../lib/peft/adalora/index.js';
 
 const CHAT = join(__dirname, '..', 'fixtures', 'chat', 'chat.jsonl');
 
@@ -26,7 +26,7 @@ describe('AdaLoRA run', () => {
     const lines: string[] = [];
     const res = await runTraining(config, { log: (s) => lines.push(s) });
     expect(res.fit.steps).toBe(6);
-    const report = rankReportFromFolder(join(out, 'adapter'));
+    const report = rankReportFromFolderSync(join(out, 'adapter'));
     expect(report.rows).toHaveLength(8); // 4 layers x (c_attn, c_fc)
     expect(report.keptParameters).toBeLessThanOrEqual(report.loraParameters);
     expect(lines).toContain(rankTable(report));

@@ -32,7 +32,7 @@ describe('LoRA on image models, PEFT semantics and files', () => {
   for (const [name, cell] of Object.entries(expected)) {
     it(`${name}: PEFT's folder gives PEFT's logits`, () => {
       const { model: base } = loadPretrainedSync(fixturePath(cell.model), { task: 'image_cls' });
-      const lora = LoraModel.fromPretrained(base, fixturePath('peft', name));
+      const lora = LoraModel.fromPretrainedSync(base, fixturePath('peft', name));
       expect(maxRelErr(logitsOf(lora, pixelsFor(cell.model)), cell.logits)).toBeLessThan(1e-4);
       lora.dispose();
     });
@@ -55,13 +55,13 @@ describe('LoRA on image models, PEFT semantics and files', () => {
       expect(convs.length).toBeGreaterThan(0);
       const dir = mkdtempSync(join(tmpdir(), 'tk-vision-peft-'));
       try {
-        lora.saveAdapter(join(dir, 'adapter'));
+        lora.saveAdapterSync(join(dir, 'adapter'));
         const bytes = readFileSync(join(dir, 'adapter', 'adapter_model.safetensors'));
         const sha = createHash('sha256').update(bytes).digest('hex');
         ours[name] = adapted;
         if (exportDir) {
           mkdirSync(join(exportDir, 'peft', name), { recursive: true });
-          lora.saveAdapter(join(exportDir, 'peft', name));
+          lora.saveAdapterSync(join(exportDir, 'peft', name));
           writeFileSync(join(exportDir, 'peft', 'ours.json'), JSON.stringify(ours));
         } else {
           // us -> PEFT: PEFT loaded these very bytes and computed these logits
@@ -70,7 +70,7 @@ describe('LoRA on image models, PEFT semantics and files', () => {
           expect(maxRelErr(adapted, interop[name]!.peft_logits)).toBeLessThan(1e-4);
         }
         const { model: base2 } = loadPretrainedSync(fixturePath(cell.model), { task: 'image_cls' });
-        const again = LoraModel.fromPretrained(base2, join(dir, 'adapter'));
+        const again = LoraModel.fromPretrainedSync(base2, join(dir, 'adapter'));
         expect(maxRelErr(logitsOf(again, px), adapted)).toBeLessThan(1e-6);
         again.dispose();
       } finally {

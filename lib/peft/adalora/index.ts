@@ -9,10 +9,11 @@ registerPeftMethod({
   schema: AdaloraSchema,
   create: (model, config, adapterName) => new AdaLoraModel(model, config, adapterName),
   fromPretrained: (model, dir, adapterName) => AdaLoraModel.fromPretrained(model, dir, adapterName),
+  fromPretrainedSync: (model, dir, adapterName) => AdaLoraModel.fromPretrainedSync(model, dir, adapterName),
 });
 
-export { AdaLoraModel, type AllocationInfo } from './model.js';
+export { AdaLoraModel, type AllocationInfo, type CompactLoraSummary } from './model.js';
 export { AdaLoraLinear, type SvdAdapter } from './layer.js';
 export { RankAllocator, budgetSchedule, type AllocatorLayer, type AllocatorOptions, type RankPattern } from './allocator.js';
 export { AdaloraSchema, parseAdaloraConfig, normalizeAdaloraConfig, adaloraScale, checkSchedule, type AdaloraConfig, type AdaloraConfigInput } from './config.js';
-export { rankReportFromFolder, rankReportOf, rankTable, rankChartSvg, type RankReport, type RankRow } from './rank_report.js';
+export { rankReportFromFolder, rankReportFromFolderSync, rankReportOf, rankTable, rankChartSvg, type RankReport, type RankRow } from './rank_report.js';

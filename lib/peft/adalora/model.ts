@@ -7,19 +7,18 @@
  *
  * Files are PEFT's: keys `<module>.lora_A` [k, in], `.lora_E` [k, 1], `.lora_B` [out, k] (no
  * `.weight`, only the kept ranks once a rank_pattern exists), `ranknum` not saved, rank_pattern
- * in adapter_config.json. `exportCompactLora()` writes a plain LoRA folder of the kept ranks.
+ * in adapter_config.json. `exportCompactLoraSync()` writes a plain LoRA folder of the kept ranks.
  *
  * @example
  * const model = new AdaLoraModel(base, { init_r: 12, target_r: 4, total_step: 500, tinit: 50, tfinal: 100, lora_alpha: 32 });
  * await new Trainer({ model, task: 'causal_lm', train, padTokenId: 0 }).fit();
- * model.saveAdapter('out/adapter');          // PEFT AdaLoRA folder
- * model.exportCompactLora('out/compact');    // plain LoRA folder, kept ranks only
+ * model.saveAdapterSync('out/adapter');          // PEFT AdaLoRA folder
+ * model.exportCompactLoraSync('out/compact');    // plain LoRA folder, kept ranks only
  */
-import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { LoraModel } from '../lora/model.js';
 import { findTargets, isTarget } from '../base/targets.js';
-import { readAdapterFolder, writeAdapterFolder, ADAPTER_CONFIG, KEY_PREFIX } from '../base/adapter_io.js';
+import { readAdapterFolder, readAdapterFolderSync, writeAdapterFolder, writeAdapterFolderSync, KEY_PREFIX, type AdapterFolder } from '../base/adapter_io.js';
 import { rankReportOf, rankTable, rankChartSvg, type RankReport } from './rank_report.js';
 import { writeFileAtomicSync } from '../../io/atomic.js';
 import { withPeftHeads, type TrainingHooks } from '../base/peft_model.js';
@@ -47,12 +46,19 @@ export interface AllocationInfo {
   kept: Record<string, number>;
 }
 
+/** What exportCompactLora wrote: the file's r, each layer's kept rank, and the parameter count. */
+export interface CompactLoraSummary {
+  r: number;
+  ranks: Record<string, number>;
+  parameters: number;
+}
+
 export class AdaLoraModel extends LoraModel {
   /** the trainable adapter's allocator (created on first use; null for inference-only models) */
   private allocator: RankAllocator | null;
   /** rank_pattern of the folder being loaded (its tensors hold only the kept ranks) */
   private loadingPattern: RankPattern | null;
-  /** set by fromPretrained when the file's adapter is for inference */
+  /** set by fromPretrainedSync when the file's adapter is for inference */
   lastAllocation: AllocationInfo | null;
 
   constructor(base: PretrainedModel, config: Record<string, unknown>, adapterName = 'default') {
@@ -286,14 +292,12 @@ export class AdaLoraModel extends LoraModel {
     return out;
   }
 
-  /**
-   * Writes a PEFT AdaLoRA folder (kept ranks only once a rank_pattern exists).
-   * @example model.saveAdapter('out/adapter')
-   */
-  override saveAdapter(dir: string, adapter = this.activeAdapter): void {
+  /** A PEFT AdaLoRA folder (kept ranks only once a rank_pattern exists); total_step must be set. */
+  protected override adapterFolderContent(adapter: string): { config: Record<string, unknown>; tensors: RawTensor[] } {
     const cfg = this.adaloraConfig(adapter);
     if (cfg.total_step === null) throw new TunekitError('ERR_CONFIG', 'AdaLoRA total_step is not set: PEFT cannot load an AdaLoRA config without it. Set total_step or train first (the Trainer sets it).');
-    tidy(() => super.saveAdapter(dir, adapter));
+    // the kept-rank tensors gathered for the file are temporaries: copied to bytes, then freed
+    return tidy(() => super.adapterFolderContent(adapter));
   }
 
   /** PEFT's init_lora_weights is a bool: 'lora' (a training-time choice) is written as true. */
@@ -303,12 +307,10 @@ export class AdaLoraModel extends LoraModel {
     return out;
   }
 
-  override loadAdapterWeights(dir: string, adapter = this.activeAdapter): Record<string, unknown> {
-    const cfgPath = join(dir, ADAPTER_CONFIG);
-    const fileCfg = existsSync(cfgPath) ? (JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>) : {};
-    this.loadingPattern = (fileCfg.rank_pattern as RankPattern | null | undefined) ?? null;
+  protected override applyAdapterFolder(folder: AdapterFolder, adapter: string): Record<string, unknown> {
+    this.loadingPattern = (folder.config.rank_pattern as RankPattern | null | undefined) ?? null;
     try {
-      return super.loadAdapterWeights(dir, adapter);
+      return super.applyAdapterFolder(folder, adapter);
     } finally {
       this.loadingPattern = null;
     }
@@ -343,15 +345,33 @@ export class AdaLoraModel extends LoraModel {
   }
 
   /**
-   * Writes the kept ranks as a plain PEFT LoRA folder (loadable by LoraModel.fromPretrained and
+   * Writes the kept ranks as a plain PEFT LoRA folder (loadable by LoraModel.fromPretrainedSync and
    * PEFT): per layer A' = A[kept] [k, in] and B' = B[:, kept] diag(E[kept]) * scale [out, k],
    * so that B' A' equals the AdaLoRA delta exactly. Config: r = the largest kept rank,
    * lora_alpha = r, per-layer rank_pattern / alpha_pattern = k (every layer's scale is 1),
    * target_modules = the full paths of the layers that keep at least one rank (a layer with
    * none is left out: LoRA has no rank-0 adapter). Kept = in the rank_pattern (if any) and E != 0.
-   * @example const { ranks } = model.exportCompactLora('out/compact');  // { 'transformer.h.0.attn.c_attn': 3, ... }
+   * Written through fs/promises.
+   * @example const { ranks } = await model.exportCompactLora('out/compact');  // { 'transformer.h.0.attn.c_attn': 3, ... }
    */
-  exportCompactLora(dir: string, adapter = this.activeAdapter): { r: number; ranks: Record<string, number>; parameters: number } {
+  async exportCompactLora(dir: string, adapter = this.activeAdapter): Promise<CompactLoraSummary> {
+    const { config, tensors, summary } = this.compactLora(adapter);
+    await writeAdapterFolder(dir, config, tensors);
+    return summary;
+  }
+
+  /**
+   * {@link exportCompactLora} with blocking writes.
+   * @example const { r } = model.exportCompactLoraSync('out/compact');
+   */
+  exportCompactLoraSync(dir: string, adapter = this.activeAdapter): CompactLoraSummary {
+    const { config, tensors, summary } = this.compactLora(adapter);
+    writeAdapterFolderSync(dir, config, tensors);
+    return summary;
+  }
+
+  /** The compact LoRA folder's config and tensors, and its summary. */
+  private compactLora(adapter: string): { config: Record<string, unknown>; tensors: RawTensor[]; summary: CompactLoraSummary } {
     const cfg = this.adaloraConfig(adapter);
     const ranks: Record<string, number> = {};
     const raws: RawTensor[] = [];
@@ -374,7 +394,7 @@ export class AdaLoraModel extends LoraModel {
       for (const [name, p] of this.savedModuleParams()) raws.push(rawFromTensor(KEY_PREFIX + name, p, 'f32'));
     });
     const paths = Object.keys(ranks);
-    if (!paths.length) throw new TunekitError('ERR_VALUE', 'exportCompactLora: no layer keeps any rank (every E is 0): nothing to export');
+    if (!paths.length) throw new TunekitError('ERR_VALUE', 'exportCompactLoraSync: no layer keeps any rank (every E is 0): nothing to export');
     const r = Math.max(...Object.values(ranks));
     // what the file holds, PEFT's head names included (as PEFT writes it)
     const toSave = withPeftHeads(cfg.modules_to_save ?? [], this.base.task);
@@ -398,20 +418,33 @@ export class AdaLoraModel extends LoraModel {
       base_model_name_or_path: cfg.base_model_name_or_path,
       inference_mode: true,
     };
-    writeAdapterFolder(dir, loraCfg, raws);
-    return { r, ranks, parameters };
+    return { config: loraCfg, tensors: raws, summary: { r, ranks, parameters } };
   }
 
   /**
    * Loads a PEFT AdaLoRA folder onto a base model (pruned tensors are put back at their ranks
    * with zeros elsewhere, so the layers keep init_r as PEFT's ranknum does).
-   * @example const ada = AdaLoraModel.fromPretrained(base, 'out/adapter');
+   * The folder is read through fs/promises.
+   * @example const ada = await AdaLoraModel.fromPretrained(base, 'out/adapter');
    */
-  static override fromPretrained(base: PretrainedModel, dir: string, adapterName = 'default'): AdaLoraModel {
-    const { config } = readAdapterFolder(dir);
+  static override async fromPretrained(base: PretrainedModel, dir: string, adapterName = 'default'): Promise<AdaLoraModel> {
+    return AdaLoraModel.fromAdapterFolder(base, await readAdapterFolder(dir), dir, adapterName);
+  }
+
+  /**
+   * {@link AdaLoraModel.fromPretrained} with blocking reads.
+   * @example const ada = AdaLoraModel.fromPretrainedSync(base, 'out/adapter');
+   */
+  static override fromPretrainedSync(base: PretrainedModel, dir: string, adapterName = 'default'): AdaLoraModel {
+    return AdaLoraModel.fromAdapterFolder(base, readAdapterFolderSync(dir), dir, adapterName);
+  }
+
+  /** A AdaLoraModel over `base` holding a folder's adapter, as read from `dir`. */
+  protected static override fromAdapterFolder(base: PretrainedModel, folder: AdapterFolder, dir: string, adapterName: string): AdaLoraModel {
+    const { config } = folder;
     if (config.peft_type !== 'ADALORA') throw new TunekitError('ERR_FORMAT', `${dir} holds a ${String(config.peft_type)} adapter, not ADALORA`);
     const m = new AdaLoraModel(base, { ...config, inference_mode: false }, adapterName);
-    m.loadAdapterWeights(dir, adapterName);
+    m.applyAdapterFolder(folder, adapterName);
     return m;
   }
 }

@@ -11,8 +11,8 @@
  */
 import { join } from 'node:path';
 import { TunekitError } from '../../errors.js';
-import { openSafetensorsSync } from '../../io/safetensors.js';
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, readAdapterConfig } from '../base/adapter_io.js';
+import { openSafetensors, openSafetensorsSync, type SafetensorsHeaderView } from '../../io/safetensors.js';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, readAdapterConfig, readAdapterConfigSync } from '../base/adapter_io.js';
 
 export interface RankRow {
   /** module path, e.g. transformer.h.0.attn.c_attn */
@@ -45,23 +45,55 @@ export function rankReportOf(targetR: number, rows: RankRow[]): RankReport {
   };
 }
 
-/** The same from a PEFT AdaLoRA folder: rank_pattern from its config, in/out features from its weights' header. */
-export function rankReportFromFolder(dir: string): RankReport {
-  const cfg = readAdapterConfig(dir) as { peft_type: string; target_r?: number; rank_pattern?: Record<string, boolean[]> | null };
+type AdaloraFileConfig = { peft_type: string; target_r?: number; rank_pattern?: Record<string, boolean[]> | null };
+
+/** The folder's rank_pattern, checked (an AdaLoRA folder whose allocator has frozen a pattern). */
+function patternOf(dir: string, cfg: AdaloraFileConfig): Record<string, boolean[]> {
   if (cfg.peft_type !== 'ADALORA') throw new TunekitError('ERR_FORMAT', `${dir} holds a ${cfg.peft_type} adapter, not ADALORA`);
   const pattern = cfg.rank_pattern ?? {};
   if (Object.keys(pattern).length === 0) throw new TunekitError('ERR_VALUE', `${join(dir, ADAPTER_CONFIG)} has no rank_pattern: the allocator has not frozen one yet (train past total_step - tfinal)`);
+  return pattern;
+}
+
+/** The report from the pattern and the weights' header (in/out features of each layer's A and B). */
+function reportFromHeader(dir: string, cfg: AdaloraFileConfig, pattern: Record<string, boolean[]>, st: SafetensorsHeaderView): RankReport {
+  const rows = Object.entries(pattern).map(([key, keep]) => {
+    const layer = key.replace(/^base_model\.model\./, '').replace(/\.lora_E$/, '');
+    // PEFT names the tensors <prefix><layer>.lora_A[.<adapter>] (AdaLoRA: no .weight suffix)
+    const find = (t: string) => st.names.find((n) => n.endsWith(`${layer}.${t}`) || n.includes(`${layer}.${t}.`));
+    const a = find('lora_A'), b = find('lora_B');
+    if (!a || !b) throw new TunekitError('ERR_FORMAT', `no lora_A/lora_B for ${layer} in ${join(dir, ADAPTER_WEIGHTS)}`);
+    return { layer, kept: keep.filter(Boolean).length, initR: keep.length, inFeatures: st.info(a).shape[1]!, outFeatures: st.info(b).shape[0]! };
+  });
+  return rankReportOf(cfg.target_r ?? 0, rows);
+}
+
+/**
+ * The same from a PEFT AdaLoRA folder: rank_pattern from its config, in/out features from its
+ * weights' header (no tensor is read), through fs/promises.
+ * @example rankTable(await rankReportFromFolder('runs/x/adapter'))
+ */
+export async function rankReportFromFolder(dir: string): Promise<RankReport> {
+  const cfg = (await readAdapterConfig(dir)) as AdaloraFileConfig;
+  const pattern = patternOf(dir, cfg);
+  const st = await openSafetensors(join(dir, ADAPTER_WEIGHTS));
+  try {
+    return reportFromHeader(dir, cfg, pattern, st);
+  } finally {
+    await st.close();
+  }
+}
+
+/**
+ * {@link rankReportFromFolder} with blocking reads.
+ * @example rankTable(rankReportFromFolderSync('runs/x/adapter'))
+ */
+export function rankReportFromFolderSync(dir: string): RankReport {
+  const cfg = readAdapterConfigSync(dir) as AdaloraFileConfig;
+  const pattern = patternOf(dir, cfg);
   const st = openSafetensorsSync(join(dir, ADAPTER_WEIGHTS));
   try {
-    const rows = Object.entries(pattern).map(([key, keep]) => {
-      const layer = key.replace(/^base_model\.model\./, '').replace(/\.lora_E$/, '');
-      // PEFT names the tensors <prefix><layer>.lora_A[.<adapter>] (AdaLoRA: no .weight suffix)
-      const find = (t: string) => st.names.find((n) => n.endsWith(`${layer}.${t}`) || n.includes(`${layer}.${t}.`));
-      const a = find('lora_A'), b = find('lora_B');
-      if (!a || !b) throw new TunekitError('ERR_FORMAT', `no lora_A/lora_B for ${layer} in ${join(dir, ADAPTER_WEIGHTS)}`);
-      return { layer, kept: keep.filter(Boolean).length, initR: keep.length, inFeatures: st.info(a).shape[1]!, outFeatures: st.info(b).shape[0]! };
-    });
-    return rankReportOf(cfg.target_r ?? 0, rows);
+    return reportFromHeader(dir, cfg, pattern, st);
   } finally {
     st.close();
   }

@@ -7,7 +7,7 @@ import type { Tensor } from '../../tensor/tensor.js';
 import type { ModelInputs, ModelOutput, PretrainedModel } from '../../models/common.js';
 import { rawFromTensor, f32FromRaw } from '../../models/weights.js';
 import { TunekitError } from '../../errors.js';
-import { writeAdapterFolder, readAdapterFolder, KEY_PREFIX } from './adapter_io.js';
+import { writeAdapterFolder, writeAdapterFolderSync, readAdapterFolder, readAdapterFolderSync, KEY_PREFIX, type AdapterFolder } from './adapter_io.js';
 import { noGrad } from '../../autograd/tape.js';
 import { keep } from '../../tensor/scope.js';
 import type { RawTensor } from '../../io/safetensors.js';
@@ -171,17 +171,37 @@ export abstract class PeftModel extends Module {
   }
 
   /**
-   * Writes a PEFT folder for one adapter (default: the active one), loadable by Python PEFT.
-   * @example peftModel.saveAdapter('out/adapter')
+   * What a saved PEFT folder holds for one adapter: adapter_config.json's content and the
+   * tensors (copied out of native memory). Methods that write other tensors (prompt learning) or
+   * check first (AdaLoRA) override this, and both save forms follow.
    */
-  saveAdapter(dir: string, adapter = this.activeAdapter): void {
+  protected adapterFolderContent(adapter: string): { config: Record<string, unknown>; tensors: RawTensor[] } {
     const cfg = this.adapterConfigs.get(adapter);
     if (!cfg) throw new TunekitError('ERR_VALUE', `no adapter named '${adapter}'`);
     const tensors: RawTensor[] = [];
     for (const [key, t] of this.adapterStateDict(adapter)) tensors.push(rawFromTensor(this.fileKeyPrefix + key, t, 'f32'));
     for (const [key, t] of this.savedBaseTensors(adapter)) tensors.push(rawFromTensor(this.fileKeyPrefix + key, t, 'f32'));
     for (const [name, p] of this.savedModuleParams()) tensors.push(rawFromTensor(this.fileKeyPrefix + name, p, 'f32'));
-    writeAdapterFolder(dir, this.adapterFileConfig(cfg), tensors);
+    return { config: this.adapterFileConfig(cfg), tensors };
+  }
+
+  /**
+   * Writes a PEFT folder for one adapter (default: the active one), loadable by Python PEFT,
+   * through fs/promises (the tensors are copied out first: training may go on meanwhile).
+   * @example await peftModel.saveAdapter('out/adapter')
+   */
+  async saveAdapter(dir: string, adapter = this.activeAdapter): Promise<void> {
+    const { config, tensors } = this.adapterFolderContent(adapter);
+    await writeAdapterFolder(dir, config, tensors);
+  }
+
+  /**
+   * {@link saveAdapter} with blocking writes.
+   * @example peftModel.saveAdapterSync('out/adapter')
+   */
+  saveAdapterSync(dir: string, adapter = this.activeAdapter): void {
+    const { config, tensors } = this.adapterFolderContent(adapter);
+    writeAdapterFolderSync(dir, config, tensors);
   }
 
   /**
@@ -203,9 +223,26 @@ export abstract class PeftModel extends Module {
     return { ...cfg, modules_to_save: toSave.length ? toSave : null, inference_mode: true };
   }
 
-  /** Loads a PEFT folder's tensors into adapter `adapter` (which must exist with matching shapes). */
-  loadAdapterWeights(dir: string, adapter = this.activeAdapter): Record<string, unknown> {
-    const { config, tensors } = readAdapterFolder(dir);
+  /**
+   * Loads a PEFT folder's tensors into adapter `adapter` (which must exist with matching shapes),
+   * read through fs/promises; returns the folder's adapter_config.json.
+   * @example await peftModel.loadAdapterWeights('runs/x/checkpoint/adapter')
+   */
+  async loadAdapterWeights(dir: string, adapter = this.activeAdapter): Promise<Record<string, unknown>> {
+    return this.applyAdapterFolder(await readAdapterFolder(dir), adapter);
+  }
+
+  /**
+   * {@link loadAdapterWeights} with blocking reads.
+   * @example peftModel.loadAdapterWeightsSync('runs/x/checkpoint/adapter')
+   */
+  loadAdapterWeightsSync(dir: string, adapter = this.activeAdapter): Record<string, unknown> {
+    return this.applyAdapterFolder(readAdapterFolderSync(dir), adapter);
+  }
+
+  /** Copies a folder's tensors, as read, into adapter `adapter`; returns its config. */
+  protected applyAdapterFolder(folder: AdapterFolder, adapter: string): Record<string, unknown> {
+    const { config, tensors } = folder;
     const prefix = this.fileKeyPrefix;
     const rest = new Map<string, RawTensor>();
     noGrad(() => {

@@ -9,7 +9,7 @@ import type { z } from 'zod';
 import { TunekitError } from '../../errors.js';
 import type { PretrainedModel } from '../../models/common.js';
 import type { PeftModel } from './peft_model.js';
-import { readAdapterConfig } from './adapter_io.js';
+import { readAdapterConfig, readAdapterConfigSync } from './adapter_io.js';
 
 export interface PeftMethod {
   /** `peft_type` in adapter_config.json, e.g. "LORA" */
@@ -22,8 +22,10 @@ export interface PeftMethod {
   variantOf?: string;
   /** wraps the model with a fresh adapter from a (PEFT-style, snake_case) config, validated by `schema` */
   create(model: PretrainedModel, config: Record<string, unknown>, adapterName: string): PeftModel;
-  /** loads a PEFT folder of this method onto the model (absent for variants: their folders load through `variantOf`) */
-  fromPretrained?(model: PretrainedModel, dir: string, adapterName?: string): PeftModel;
+  /** loads a PEFT folder of this method onto the model through fs/promises (absent for variants: their folders load through `variantOf`) */
+  fromPretrained?(model: PretrainedModel, dir: string, adapterName?: string): Promise<PeftModel>;
+  /** the same with blocking reads */
+  fromPretrainedSync?(model: PretrainedModel, dir: string, adapterName?: string): PeftModel;
 }
 
 const byType = new Map<string, PeftMethod>();
@@ -32,7 +34,7 @@ const byName = new Map<string, PeftMethod>();
 /**
  * Registers a method; a second method with the same name, or a second non-variant with the same
  * peft_type, is refused.
- * @example registerPeftMethod({ peftType: 'LORA', name: 'lora', schema: LoraSchema, create, fromPretrained })
+ * @example registerPeftMethod({ peftType: 'LORA', name: 'lora', schema: LoraSchema, create, fromPretrained, fromPretrainedSync })
  */
 export function registerPeftMethod(m: PeftMethod): void {
   const typeTaken = !m.variantOf && byType.has(m.peftType);
@@ -52,14 +54,28 @@ export function peftMethodFor(typeOrName: string): PeftMethod {
   return m;
 }
 
+/** The method that loads a folder whose adapter_config.json names `peftType`. */
+function folderMethod(peftType: unknown): PeftMethod {
+  const m = peftMethodFor(String(peftType));
+  if (!m.fromPretrained || !m.fromPretrainedSync) throw new TunekitError('ERR_VALUE', `PEFT method '${m.name}' has no folder loader (its folders are '${m.variantOf}' folders)`);
+  return m;
+}
+
 /**
- * Loads a PEFT folder with the method its adapter_config.json's peft_type names.
- * @example const peft = loadPeftFolder(base, 'runs/x/adapter');
+ * Loads a PEFT folder with the method its adapter_config.json's peft_type names, through
+ * fs/promises.
+ * @example const peft = await loadPeftFolder(base, 'runs/x/adapter');
  */
-export function loadPeftFolder(model: PretrainedModel, dir: string, adapterName = 'default'): PeftModel {
-  const m = peftMethodFor(String(readAdapterConfig(dir).peft_type));
-  if (!m.fromPretrained) throw new TunekitError('ERR_VALUE', `PEFT method '${m.name}' has no folder loader (its folders are '${m.variantOf}' folders)`);
-  return m.fromPretrained(model, dir, adapterName);
+export async function loadPeftFolder(model: PretrainedModel, dir: string, adapterName = 'default'): Promise<PeftModel> {
+  return folderMethod((await readAdapterConfig(dir)).peft_type).fromPretrained!(model, dir, adapterName);
+}
+
+/**
+ * {@link loadPeftFolder} with blocking reads.
+ * @example const peft = loadPeftFolderSync(base, 'runs/x/adapter');
+ */
+export function loadPeftFolderSync(model: PretrainedModel, dir: string, adapterName = 'default'): PeftModel {
+  return folderMethod(readAdapterConfigSync(dir).peft_type).fromPretrainedSync!(model, dir, adapterName);
 }
 
 /** The registered names, in registration order (lora, qlora, adalora, ...). */

@@ -9,6 +9,7 @@ registerPeftMethod({
   schema: LoraSchema,
   create: (model, config, adapterName) => new LoraModel(model, config, adapterName),
   fromPretrained: (model, dir, adapterName) => LoraModel.fromPretrained(model, dir, adapterName),
+  fromPretrainedSync: (model, dir, adapterName) => LoraModel.fromPretrainedSync(model, dir, adapterName),
 });
 
 export { LoraModel } from './model.js';

@@ -5,7 +5,7 @@
  */
 import { PeftModel } from '../base/peft_model.js';
 import { findTargets, patternValue, matchesTarget, isTarget } from '../base/targets.js';
-import { readAdapterFolder } from '../base/adapter_io.js';
+import { readAdapterFolder, readAdapterFolderSync, type AdapterFolder } from '../base/adapter_io.js';
 import { LoraLinear } from './layer.js';
 import { LoraEmbedding } from './embedding.js';
 import { LoraConv2d } from './conv.js';
@@ -223,14 +223,28 @@ export class LoraModel extends PeftModel {
 
   /**
    * Loads a PEFT LoRA folder onto a base model.
-   * @example const lora = LoraModel.fromPretrained(base, 'out/adapter');
+   * The folder is read through fs/promises.
+   * @example const lora = await LoraModel.fromPretrained(base, 'out/adapter');
    */
-  static fromPretrained(base: PretrainedModel, dir: string, adapterName = 'default'): LoraModel {
-    const { config } = readAdapterFolder(dir);
+  static async fromPretrained(base: PretrainedModel, dir: string, adapterName = 'default'): Promise<LoraModel> {
+    return LoraModel.fromAdapterFolder(base, await readAdapterFolder(dir), dir, adapterName);
+  }
+
+  /**
+   * {@link LoraModel.fromPretrained} with blocking reads.
+   * @example const lora = LoraModel.fromPretrainedSync(base, 'out/adapter');
+   */
+  static fromPretrainedSync(base: PretrainedModel, dir: string, adapterName = 'default'): LoraModel {
+    return LoraModel.fromAdapterFolder(base, readAdapterFolderSync(dir), dir, adapterName);
+  }
+
+  /** A LoraModel over `base` holding a folder's adapter, as read from `dir`. */
+  protected static fromAdapterFolder(base: PretrainedModel, folder: AdapterFolder, dir: string, adapterName: string): LoraModel {
+    const { config } = folder;
     if (config.peft_type !== 'LORA') throw new TunekitError('ERR_FORMAT', `${dir} holds a ${String(config.peft_type)} adapter, not LORA`);
     // loaded adapters train further (PEFT's is_trainable=True): the file's inference_mode is not applied
     const m = new LoraModel(base, { ...config, init_lora_weights: true, inference_mode: false }, adapterName);
-    m.loadAdapterWeights(dir, adapterName);
+    m.applyAdapterFolder(folder, adapterName);
     m.adapterConfigs.set(adapterName, { ...m.adapterConfigs.get(adapterName), ...config, inference_mode: false });
     return m;
   }

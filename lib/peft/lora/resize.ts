@@ -77,13 +77,13 @@ function paramHolder(layer: LoraLinear, dict: 'lora_A' | 'lora_B', adapter: stri
  * (sqrt(s) on each side), rescaled for the new scale alpha / k. The adapter config's r becomes
  * k (rank_pattern records layers that stay below k). Optimizer state for the old tensors is
  * stale afterwards: resize after training, then save.
- * @example const { layers } = resizeAdapter(lora, 4); lora.saveAdapter('out/adapter-r4');
+ * @example const { layers } = resizeAdapter(lora, 4); lora.saveAdapterSync('out/adapter-r4');
  */
 export function resizeAdapter(model: LoraModel, k: number, adapter = model.activeAdapter): { layers: ResizeLayerReport[] } {
   if (!Number.isInteger(k) || k < 1) throw new TunekitError('ERR_VALUE', `resizeAdapter: rank must be a positive integer but is ${String(k)}`);
   const cfg = model.adapterConfigs.get(adapter);
   if (!cfg) throw new TunekitError('ERR_VALUE', `no adapter named '${adapter}'`);
-  if (cfg.peft_type !== 'LORA') throw new TunekitError('ERR_VALUE', `resizeAdapter works on LoRA adapters, not ${String(cfg.peft_type)} (AdaLoRA: use exportCompactLora)`);
+  if (cfg.peft_type !== 'LORA') throw new TunekitError('ERR_VALUE', `resizeAdapter works on LoRA adapters, not ${String(cfg.peft_type)} (AdaLoRA: use exportCompactLoraSync)`);
   const layers: ResizeLayerReport[] = [];
   const rankPattern: Record<string, number> = {};
   for (const [path, layer] of model.layers) {

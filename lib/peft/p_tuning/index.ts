@@ -9,6 +9,7 @@ registerPeftMethod({
   schema: PTuningSchema,
   create: (model, config, adapterName) => new PTuningModel(model, config, adapterName),
   fromPretrained: (model, dir, adapterName) => PTuningModel.fromPretrained(model, dir, adapterName),
+  fromPretrainedSync: (model, dir, adapterName) => PTuningModel.fromPretrainedSync(model, dir, adapterName),
 });
 
 export { PTuningModel, PTuningEncoder } from './model.js';

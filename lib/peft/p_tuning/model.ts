@@ -14,7 +14,7 @@ import { Tensor } from '../../tensor/tensor.js';
 import { randn } from '../../tensor/creation.js';
 import { nextSeed } from '../../nn/random.js';
 import * as F from '../../autograd/ops.js';
-import { readAdapterFolder } from '../base/adapter_io.js';
+import { readAdapterFolder, readAdapterFolderSync, type AdapterFolder } from '../base/adapter_io.js';
 import type { PretrainedModel } from '../../models/common.js';
 import { TunekitError } from '../../errors.js';
 
@@ -54,13 +54,27 @@ export class PTuningModel extends PromptLearningModel {
   /**
    * Loads a PEFT P_TUNING folder: the saved encoder output is used directly (PEFT's inference
    * mode; the encoder itself is not in the file).
-   * @example const pt = PTuningModel.fromPretrained(base, 'out/adapter');
+   * The folder is read through fs/promises.
+   * @example const pt = await PTuningModel.fromPretrained(base, 'out/adapter');
    */
-  static fromPretrained(base: PretrainedModel, dir: string, adapterName = 'default'): PTuningModel {
-    const { config } = readAdapterFolder(dir);
+  static async fromPretrained(base: PretrainedModel, dir: string, adapterName = 'default'): Promise<PTuningModel> {
+    return PTuningModel.fromAdapterFolder(base, await readAdapterFolder(dir), dir, adapterName);
+  }
+
+  /**
+   * {@link PTuningModel.fromPretrained} with blocking reads.
+   * @example const pt = PTuningModel.fromPretrainedSync(base, 'out/adapter');
+   */
+  static fromPretrainedSync(base: PretrainedModel, dir: string, adapterName = 'default'): PTuningModel {
+    return PTuningModel.fromAdapterFolder(base, readAdapterFolderSync(dir), dir, adapterName);
+  }
+
+  /** A PTuningModel over `base` holding a folder's adapter, as read from `dir`. */
+  protected static fromAdapterFolder(base: PretrainedModel, folder: AdapterFolder, dir: string, adapterName: string): PTuningModel {
+    const { config } = folder;
     if (config.peft_type !== 'P_TUNING') throw new TunekitError('ERR_FORMAT', `${dir} holds a ${String(config.peft_type)} adapter, not P_TUNING`);
     const m = new PTuningModel(base, { ...config, encoder_reparameterization_type: 'MLP' }, adapterName);
-    m.loadAdapterWeights(dir, adapterName);
+    m.applyAdapterFolder(folder, adapterName);
     m.adapterConfigs.set(adapterName, { ...m.adapterConfigs.get(adapterName), ...config, inference_mode: false });
     return m;
   }

@@ -9,6 +9,7 @@ registerPeftMethod({
   schema: PrefixTuningSchema,
   create: (model, config, adapterName) => new PrefixTuningModel(model, config, adapterName),
   fromPretrained: (model, dir, adapterName) => PrefixTuningModel.fromPretrained(model, dir, adapterName),
+  fromPretrainedSync: (model, dir, adapterName) => PrefixTuningModel.fromPretrainedSync(model, dir, adapterName),
 });
 
 export { PrefixTuningModel, PrefixEncoder } from './model.js';

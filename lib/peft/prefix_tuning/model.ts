@@ -11,7 +11,7 @@ import { PromptTable, Sequential } from '../prompt/layers.js';
 import { normalizePrefixTuningConfig, type PrefixTuningConfig } from './config.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { zeros } from '../../tensor/creation.js';
-import { readAdapterFolder } from '../base/adapter_io.js';
+import { readAdapterFolder, readAdapterFolderSync, type AdapterFolder } from '../base/adapter_io.js';
 import type { PretrainedModel } from '../../models/common.js';
 import { TunekitError } from '../../errors.js';
 
@@ -49,13 +49,27 @@ export class PrefixTuningModel extends PromptLearningModel {
 
   /**
    * Loads a PEFT PREFIX_TUNING folder (the saved prefixes are used directly).
-   * @example const pt = PrefixTuningModel.fromPretrained(base, 'out/adapter');
+   * The folder is read through fs/promises.
+   * @example const pt = await PrefixTuningModel.fromPretrained(base, 'out/adapter');
    */
-  static fromPretrained(base: PretrainedModel, dir: string, adapterName = 'default'): PrefixTuningModel {
-    const { config } = readAdapterFolder(dir);
+  static async fromPretrained(base: PretrainedModel, dir: string, adapterName = 'default'): Promise<PrefixTuningModel> {
+    return PrefixTuningModel.fromAdapterFolder(base, await readAdapterFolder(dir), dir, adapterName);
+  }
+
+  /**
+   * {@link PrefixTuningModel.fromPretrained} with blocking reads.
+   * @example const pt = PrefixTuningModel.fromPretrainedSync(base, 'out/adapter');
+   */
+  static fromPretrainedSync(base: PretrainedModel, dir: string, adapterName = 'default'): PrefixTuningModel {
+    return PrefixTuningModel.fromAdapterFolder(base, readAdapterFolderSync(dir), dir, adapterName);
+  }
+
+  /** A PrefixTuningModel over `base` holding a folder's adapter, as read from `dir`. */
+  protected static fromAdapterFolder(base: PretrainedModel, folder: AdapterFolder, dir: string, adapterName: string): PrefixTuningModel {
+    const { config } = folder;
     if (config.peft_type !== 'PREFIX_TUNING') throw new TunekitError('ERR_FORMAT', `${dir} holds a ${String(config.peft_type)} adapter, not PREFIX_TUNING`);
     const m = new PrefixTuningModel(base, { ...config, inference_mode: true }, adapterName);
-    m.loadAdapterWeights(dir, adapterName);
+    m.applyAdapterFolder(folder, adapterName);
     m.adapterConfigs.set(adapterName, { ...m.adapterConfigs.get(adapterName), ...config, inference_mode: false });
     return m;
   }

@@ -18,7 +18,7 @@
  * const { logits } = pt.forward({ inputIds }); // [B, T, V]: the real tokens only
  */
 import { PeftModel } from '../base/peft_model.js';
-import { PROMPT_KEY_PREFIX, writeAdapterFolder } from '../base/adapter_io.js';
+import { PROMPT_KEY_PREFIX } from '../base/adapter_io.js';
 import { Module } from '../../nn/module.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { tensor } from '../../tensor/creation.js';
@@ -158,18 +158,17 @@ export abstract class PromptLearningModel extends PeftModel {
   }
 
   /**
-   * Writes a PEFT folder: `prompt_embeddings` (the encoder's output, no key prefix) plus the
-   * modules_to_save (`base_model.<path>`) and adapter_config.json.
-   * @example model.saveAdapter('out/adapter')
+   * A PEFT prompt-learning folder: `prompt_embeddings` (the encoder's output, no key prefix) plus
+   * the modules_to_save (`base_model.<path>`) and adapter_config.json.
    */
-  override saveAdapter(dir: string, adapter = this.activeAdapter): void {
+  protected override adapterFolderContent(adapter: string): { config: Record<string, unknown>; tensors: RawTensor[] } {
     const cfg = this.adapterConfigs.get(adapter);
     if (!cfg) throw new TunekitError('ERR_VALUE', `no adapter named '${adapter}'`);
     const emb = noGrad(() => this.prompt());
     const tensors: RawTensor[] = [rawFromTensor('prompt_embeddings', emb, 'f32')];
     for (const [name, p] of this.savedModuleParams()) tensors.push(rawFromTensor(this.fileKeyPrefix + name, p, 'f32'));
     if (!this.encoder.parameters().includes(emb)) emb.dispose(); // a computed output, not the table itself
-    writeAdapterFolder(dir, this.adapterFileConfig(cfg), tensors);
+    return { config: this.adapterFileConfig(cfg), tensors };
   }
 }
 

@@ -9,6 +9,7 @@ registerPeftMethod({
   schema: PromptTuningSchema,
   create: (model, config, adapterName) => new PromptTuningModel(model, config, adapterName),
   fromPretrained: (model, dir, adapterName) => PromptTuningModel.fromPretrained(model, dir, adapterName),
+  fromPretrainedSync: (model, dir, adapterName) => PromptTuningModel.fromPretrainedSync(model, dir, adapterName),
 });
 
 export { PromptTuningModel, PromptEmbedding, initTokenIds, type PromptTuningOptions, type TextEncoder } from './model.js';

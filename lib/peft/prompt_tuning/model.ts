@@ -14,7 +14,7 @@ import * as F from '../../autograd/ops.js';
 import { nextSeed } from '../../nn/random.js';
 import { Rng } from '../../data/rng.js';
 import { Tokenizer } from '../../tokenizer/tokenizer.js';
-import { readAdapterFolder } from '../base/adapter_io.js';
+import { readAdapterFolder, readAdapterFolderSync, type AdapterFolder } from '../base/adapter_io.js';
 import type { PretrainedModel } from '../../models/common.js';
 import { TunekitError } from '../../errors.js';
 
@@ -83,13 +83,27 @@ export class PromptTuningModel extends PromptLearningModel {
 
   /**
    * Loads a PEFT PROMPT_TUNING folder (its saved embeddings are used directly).
-   * @example const pt = PromptTuningModel.fromPretrained(base, 'out/adapter');
+   * The folder is read through fs/promises.
+   * @example const pt = await PromptTuningModel.fromPretrained(base, 'out/adapter');
    */
-  static fromPretrained(base: PretrainedModel, dir: string, adapterName = 'default'): PromptTuningModel {
-    const { config } = readAdapterFolder(dir);
+  static async fromPretrained(base: PretrainedModel, dir: string, adapterName = 'default'): Promise<PromptTuningModel> {
+    return PromptTuningModel.fromAdapterFolder(base, await readAdapterFolder(dir), dir, adapterName);
+  }
+
+  /**
+   * {@link PromptTuningModel.fromPretrained} with blocking reads.
+   * @example const pt = PromptTuningModel.fromPretrainedSync(base, 'out/adapter');
+   */
+  static fromPretrainedSync(base: PretrainedModel, dir: string, adapterName = 'default'): PromptTuningModel {
+    return PromptTuningModel.fromAdapterFolder(base, readAdapterFolderSync(dir), dir, adapterName);
+  }
+
+  /** A PromptTuningModel over `base` holding a folder's adapter, as read from `dir`. */
+  protected static fromAdapterFolder(base: PretrainedModel, folder: AdapterFolder, dir: string, adapterName: string): PromptTuningModel {
+    const { config } = folder;
     if (config.peft_type !== 'PROMPT_TUNING') throw new TunekitError('ERR_FORMAT', `${dir} holds a ${String(config.peft_type)} adapter, not PROMPT_TUNING`);
     const m = new PromptTuningModel(base, { ...config, inference_mode: true }, adapterName);
-    m.loadAdapterWeights(dir, adapterName);
+    m.applyAdapterFolder(folder, adapterName);
     m.adapterConfigs.set(adapterName, { ...m.adapterConfigs.get(adapterName), ...config, inference_mode: false });
     return m;
   }

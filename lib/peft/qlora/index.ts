@@ -7,7 +7,7 @@
 import { registerPeftMethod } from '../base/registry.js';
 import '../lora/index.js'; // LoRA registers first: this is its variant
 import { LoraModel } from '../lora/model.js';
-import { quantizeModel } from '../../quant/quantize.js';
+import { quantizeModelSync } from '../../quant/quantize.js';
 import { QloraSchema, parseQloraConfig, splitQloraConfig } from './config.js';
 
 registerPeftMethod({
@@ -18,7 +18,7 @@ registerPeftMethod({
   create: (model, config, adapterName) => {
     const { quantization, lora } = splitQloraConfig(parseQloraConfig(config));
     // already-quantized layers are left as they are (quantizeModel only replaces dense Linear layers)
-    quantizeModel(model, quantization);
+    quantizeModelSync(model, quantization);
     return new LoraModel(model, lora, adapterName);
   },
 });
