@@ -47,7 +47,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const prompts = values.prompt.map((p) => tok.encode(p, { addSpecialTokens: false }).ids);
   const single = prompts.length === 1;
   if (single) process.stdout.write(values.prompt[0]!);
-  const res = await generate(model, tok, prompts, {
+  const res = await generate(model, prompts, {
+    tokenizer: tok,
     maxNewTokens: num('max-new-tokens', values['max-new-tokens'], 60), temperature: num('temperature', values.temperature, 0.8),
     topK: num('top-k', values['top-k'], 0), topP: num('top-p', values['top-p'], 1), repetitionPenalty: num('repetition-penalty', values['repetition-penalty'], 1),
     seed: num('seed', values.seed, 0),

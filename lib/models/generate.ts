@@ -32,11 +32,13 @@ export interface TokenEvent {
   token: number;
   /** 0-based index of the token among the new ones */
   step: number;
-  /** the text this token adds (when a tokenizer was given) */
+  /** the text this token adds (when `tokenizer` was given) */
   text?: string;
 }
 
 export interface GenerateOptions {
+  /** decodes the new tokens into `texts` and each streamed token's `text` (ids only without it) */
+  tokenizer?: TokenizerLike | null;
   /** new tokens per sequence at most (20) */
   maxNewTokens?: number;
   /** 0 (the default) for greedy decoding; > 0 samples from softmax(logits / temperature) */
@@ -64,29 +66,22 @@ export interface GenerateResult {
   sequences: number[][];
   /** why each sequence stopped */
   finishReasons: ('eos' | 'stop' | 'length')[];
-  /** decoded new tokens (when a tokenizer was given) */
+  /** decoded new tokens (when `tokenizer` was given) */
   texts?: string[];
 }
 
 /**
- * Generates continuations of a batch of prompts with a causal LM.
+ * Generates continuations of a batch of prompts with a causal LM. Settings and the tokenizer
+ * (for `texts` and the streamed `text` of each token) go in one options object.
  * @example
- * const { model } = loadPretrainedSync('models/tiny-gpt2');
- * const out = await generate(model, tok, [tok.encode('Hello').ids], { maxNewTokens: 20, temperature: 0.8, topP: 0.9, seed: 1 });
+ * const { model } = await loadPretrained('models/tiny-gpt2');
+ * const tok = await Tokenizer.fromFolder('models/tiny-gpt2');
+ * const out = await generate(model, [tok.encode('Hello').ids], { tokenizer: tok, maxNewTokens: 20, temperature: 0.8, topP: 0.9, seed: 1 });
  * console.log(out.texts![0]);
+ * @example const { sequences } = await generate(model, [[5, 17, 33]], { maxNewTokens: 8 });
  */
-export async function generate(model: PretrainedModel, tokenizer: TokenizerLike | null | undefined, inputIds: number[][], opts?: GenerateOptions): Promise<GenerateResult>;
-/** @example const { sequences } = await generate(model, [[5, 17, 33]], { maxNewTokens: 8 }); */
-export async function generate(model: PretrainedModel, inputIds: number[][], opts?: GenerateOptions): Promise<GenerateResult>;
-export async function generate(
-  model: PretrainedModel,
-  a: TokenizerLike | null | undefined | number[][],
-  b?: number[][] | GenerateOptions,
-  c?: GenerateOptions,
-): Promise<GenerateResult> {
-  const tokenizer = Array.isArray(a) ? null : (a ?? null);
-  const inputIds = (Array.isArray(a) ? a : b) as number[][];
-  const opts = ((Array.isArray(a) ? b : c) ?? {}) as GenerateOptions;
+export async function generate(model: PretrainedModel, inputIds: number[][], opts: GenerateOptions = {}): Promise<GenerateResult> {
+  const tokenizer = opts.tokenizer ?? null;
   const s = checkOptions(model, inputIds, opts);
   const B = inputIds.length;
   const L = Math.max(...inputIds.map((p) => p.length));
@@ -174,6 +169,16 @@ function checkOptions(model: PretrainedModel, inputIds: number[][], o: GenerateO
     throw new TunekitError('ERR_VALUE', `generate: expected a model with task 'causal_lm' but received '${model.task}'`);
   }
   const V = model.config.vocabSize;
+  if (inputIds !== null && typeof inputIds === 'object' && !Array.isArray(inputIds) && typeof (inputIds as { decode?: unknown }).decode === 'function') {
+    // generate(model, tokenizer, inputIds) was the call of earlier versions: say where the tokenizer goes now
+    throw new TunekitError('ERR_VALUE', `generate: expected inputIds (number[][]) as the second argument but received a tokenizer; pass it in the options: generate(model, inputIds, { tokenizer })`);
+  }
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) {
+    throw new TunekitError('ERR_VALUE', `generate: expected the options as an object but received ${describe(o)}`);
+  }
+  if (o.tokenizer != null && typeof o.tokenizer.decode !== 'function') {
+    throw new TunekitError('ERR_VALUE', `generate: expected options.tokenizer to have a decode(ids) method but received ${describe(o.tokenizer)}`);
+  }
   if (!Array.isArray(inputIds) || inputIds.length === 0 || inputIds.some((p) => !Array.isArray(p) || p.length === 0)) {
     throw new TunekitError('ERR_VALUE', `generate: expected inputIds as a non-empty array of non-empty number arrays but received ${describe(inputIds)}`);
   }

@@ -26,7 +26,7 @@ describe('greedy generation equals transformers', () => {
       expect(batched.sequences).toEqual(g.batched);
       expect(batched.finishReasons).toEqual(['length', 'length']);
       for (let i = 0; i < g.prompts.length; i++) {
-        const one = await generate(model, null, [g.prompts[i]!], { maxNewTokens: g.max_new_tokens, eosTokenId: null });
+        const one = await generate(model, [g.prompts[i]!], { maxNewTokens: g.max_new_tokens, eosTokenId: null });
         expect(one.sequences[0]).toEqual(g.single[i]);
       }
     });
@@ -116,7 +116,7 @@ describe('sampling and stopping', () => {
     const g = expectedOf('llama_lm').generate!;
     const tok = { decode: (ids: readonly number[]) => ids.map((i) => `<${i}>`).join('') };
     const events: TokenEvent[] = [];
-    const res = await generate(model, tok, g.prompts, { maxNewTokens: 5, eosTokenId: null, onToken: (e) => events.push(e) });
+    const res = await generate(model, g.prompts, { tokenizer: tok, maxNewTokens: 5, eosTokenId: null, onToken: (e) => events.push(e) });
     expect(events.length).toBe(10);
     expect(events.filter((e) => e.sequence === 1).map((e) => e.token)).toEqual(g.batched[1]!.slice(0, 5));
     expect(events.filter((e) => e.sequence === 0).map((e) => e.text).join('')).toBe(res.texts![0]);
@@ -155,6 +155,11 @@ describe('sampling and stopping', () => {
     await expect(generate(model, [[1, 200]], {})).rejects.toThrow(/\[0, 97\)/);
     await expect(generate(model, [[1]], { topP: 0 })).rejects.toThrow(/topP in \(0, 1\]/);
     await expect(generate(model, [[1]], { maxNewTokens: 65 })).rejects.toThrow(/64 positions/);
+    // the tokenizer goes in the options; the tokenizer-first call of earlier versions says so
+    const tok = { encode: (t: string) => ({ ids: [...t].map((c) => c.charCodeAt(0) % 97) }), decode: (ids: readonly number[]) => ids.join(' ') };
+    await expect(generate(model, tok as unknown as number[][], [[1]] as never)).rejects.toThrow(/received a tokenizer; pass it in the options: generate\(model, inputIds, \{ tokenizer \}\)/);
+    await expect(generate(model, [[1]], { tokenizer: { encode: tok.encode } as never })).rejects.toThrow(/options.tokenizer to have a decode/);
+    await expect(generate(model, [[1]], [[2]] as never)).rejects.toThrow(/options as an object/);
     const { model: cls } = loadPretrainedSync(dir('gpt2_seqcls'), { task: 'seq_cls' });
     await expect(generate(cls, [[1]], {})).rejects.toThrow(TunekitError);
   });

@@ -34,7 +34,7 @@ async function alone(name: string | null, prompt: string, maxNewTokens: number):
   let { model } = loadPretrainedSync(w.modelDir, { task: 'causal_lm' });
   if (name) model = loadPeftFolderSync(model, w.adapterDirs[name]!) as unknown as PretrainedModel;
   const ids = tok.encode(prompt, { addSpecialTokens: false }).ids;
-  const r = await generate(model, tok, [ids], { maxNewTokens, temperature: 0, eosTokenId: tok.eosTokenId ?? null });
+  const r = await generate(model, [ids], { tokenizer: tok, maxNewTokens, temperature: 0, eosTokenId: tok.eosTokenId ?? null });
   model.dispose();
   return r.sequences[0]!;
 }

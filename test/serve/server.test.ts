@@ -27,7 +27,7 @@ function adaptersOf(names: string[]): Record<string, string> {
 async function alone(adapter: string | null, promptIds: number[], maxNewTokens: number): Promise<{ text: string; tokens: number[] }> {
   let { model } = loadPretrainedSync(w.modelDir, { task: 'causal_lm' });
   if (adapter) model = loadPeftFolderSync(model, w.adapterDirs[adapter]!) as unknown as PretrainedModel;
-  const r = await generate(model, tok, [promptIds], { maxNewTokens, temperature: 0, eosTokenId: tok.eosTokenId ?? null });
+  const r = await generate(model, [promptIds], { tokenizer: tok, maxNewTokens, temperature: 0, eosTokenId: tok.eosTokenId ?? null });
   model.dispose();
   let tokens = r.sequences[0]!;
   const eos = tokens.indexOf(tok.eosTokenId!);
