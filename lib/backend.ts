@@ -7,7 +7,7 @@
  * setNumThreads(4);
  * console.log(backendInfo().gemmKernel, memoryStats().peakBytes);
  */
-import { native, addonOrigin, type AddonOrigin } from './native.js';
+import { native, addonOrigin, type AddonOrigin, type TensorRef } from './native.js';
 
 /** Native memory held by tensors, in bytes (`peakBytes` since the last resetPeakMemory()). */
 export interface MemoryStats {
@@ -59,3 +59,22 @@ export function memoryStats(): MemoryStats {
 export function resetPeakMemory(): void {
   native.resetPeakMemory();
 }
+
+/**
+ * The addon's process-level collective calls (MPI loaded at run time, one communication thread),
+ * for lib/train/distributed/process_group.ts: with the functions above, the only way above
+ * lib/tensor to reach the binding (test/tensor/layering.test.ts). Not exported from 'tunekit'.
+ * elem 0 f32 | 1 f64; op 0 sum | 1 max | 2 min; operations return an id to wait for.
+ * @internal
+ */
+export const collectives = {
+  probe: () => native.collectivesProbe(),
+  init: () => native.collectivesInit(),
+  allreduce: (t: TensorRef, count: number, elem: number, op: number) => native.collectivesAllreduce(t.handle, t.byteOffset, count, elem, op),
+  broadcast: (t: TensorRef, bytes: number, root: number) => native.collectivesBroadcast(t.handle, t.byteOffset, bytes, root),
+  barrier: () => native.collectivesBarrier(),
+  wait: (id: number, timeoutMs: number) => native.collectivesWait(id, timeoutMs),
+  stats: () => native.collectivesStats(),
+  abort: (code: number): never => native.collectivesAbort(code),
+  finalize: () => native.collectivesFinalize(),
+};

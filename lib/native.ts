@@ -44,8 +44,6 @@ export type UnaryOp = (typeof UNARY_OPS)[number];
 export type ReduceOp = (typeof REDUCE_OPS)[number];
 export type Quant4Type = (typeof QUANT4_TYPES)[number];
 export type DTypeName = (typeof DTYPE_NAMES)[number];
-/** Numeric dtype codes of the positional native functions not yet converted to options objects. */
-export const DTYPE_CODE = { f32: 0, bf16: 1, f16: 2, i32: 3, i64: 4, u8: 5, f64: 6 } as const;
 
 /**
  * A tensor argument of a kernel: the storage and the byte offset of element 0 (a Tensor is one).
@@ -222,6 +220,99 @@ export interface KernelOps {
     args: { a: TensorRef; b: TensorRef; c: TensorRef; transA: boolean; transB: boolean; M: number; N: number; K: number; alpha: number; beta: number; batch: number; dtype: 'f32' | 'bf16' };
     result: void;
   };
+
+  // ---- vision (native/napi/ops_vision.cpp), f32 NCHW; `reference` runs the plain kernel (tests)
+  /** y [N, O, Ho, Wo] = conv(x [N, C, H, W], w [O, C / groups, KH, KW]) + bias [O] (or null). */
+  conv2dForward: { args: { x: TensorRef; w: TensorRef; bias: TensorRef | null; y: TensorRef; reference?: boolean } & Conv2dDims; result: void };
+  /** dx, dw, db overwritten where not null. */
+  conv2dBackward: { args: { x: TensorRef; w: TensorRef; dy: TensorRef; dx: TensorRef | null; dw: TensorRef | null; db: TensorRef | null; reference?: boolean } & Conv2dDims; result: void };
+  /** y [N, C, Ho, Wo]; idx i32 argmax per output (ih * W + iw; padding counts as -inf). */
+  maxPool2d: { args: { x: TensorRef; y: TensorRef; idx: TensorRef; reference?: boolean } & Pool2dDims; result: void };
+  maxPool2dBackward: { args: { dy: TensorRef; idx: TensorRef; dx: TensorRef } & Pool2dDims; result: void };
+  avgPool2d: { args: { x: TensorRef; y: TensorRef; countIncludePad: boolean; reference?: boolean } & Pool2dDims; result: void };
+  avgPool2dBackward: { args: { dy: TensorRef; dx: TensorRef; countIncludePad: boolean } & Pool2dDims; result: void };
+  /** x [NC, H, W] -> y [NC, Ho, Wo], PyTorch's bins (floor / ceil of i H / Ho). */
+  adaptiveAvgPool2d: { args: { x: TensorRef; y: TensorRef; NC: number; H: number; W: number; Ho: number; Wo: number; reference?: boolean }; result: void };
+  adaptiveAvgPool2dBackward: { args: { dy: TensorRef; dx: TensorRef; NC: number; H: number; W: number; Ho: number; Wo: number }; result: void };
+  /** Batch statistics per channel of x [N, C, HW] (mean, rstd f32 [C] saved); running stats (if given) updated in place. */
+  batchNormTrain: {
+    args: { x: TensorRef; w: TensorRef | null; b: TensorRef | null; y: TensorRef; mean: TensorRef; rstd: TensorRef; runningMean: TensorRef | null; runningVar: TensorRef | null;
+      N: number; C: number; HW: number; eps: number; momentum: number; reference?: boolean };
+    result: void;
+  };
+  batchNormEval: {
+    args: { x: TensorRef; w: TensorRef | null; b: TensorRef | null; runningMean: TensorRef; runningVar: TensorRef; y: TensorRef; mean: TensorRef; rstd: TensorRef; N: number; C: number; HW: number; eps: number };
+    result: void;
+  };
+  batchNormBackward: {
+    args: { x: TensorRef; w: TensorRef | null; mean: TensorRef; rstd: TensorRef; dy: TensorRef; dx: TensorRef | null; dw: TensorRef | null; db: TensorRef | null;
+      N: number; C: number; HW: number; train: boolean; reference?: boolean };
+    result: void;
+  };
+  /** Fused LoRA convolution (groups 1): y = conv(x, W) + bias + scale * B conv(x, A), A [r, C, KH, KW], B [O, r]; low [N, r, Ho, Wo] saved. */
+  loraConv2dForward: { args: { x: TensorRef; w: TensorRef; bias: TensorRef | null; a: TensorRef; b: TensorRef; y: TensorRef; low: TensorRef; r: number; scale: number } & Conv2dDims; result: void };
+  /** Gradients of x, A and B (W and bias are frozen); each may be null. */
+  loraConv2dBackward: {
+    args: { x: TensorRef; w: TensorRef; a: TensorRef; b: TensorRef; low: TensorRef; dy: TensorRef; dx: TensorRef | null; da: TensorRef | null; db: TensorRef | null; r: number; scale: number } & Conv2dDims;
+    result: void;
+  };
+
+  // ---- SVD (native/napi/ops_svd.cpp)
+  /**
+   * a [m, n] = u [m, k] diag(s [k]) vt [k, n], k = min(m, n) unless given (then the k largest);
+   * s descending; one-sided Jacobi; one dtype for all four tensors. u / vt may be null (values
+   * only). Non-finite input -> ERR_VALUE.
+   */
+  svd: { args: { a: TensorRef; m: number; n: number; u: TensorRef | null; s: TensorRef; vt: TensorRef | null; dtype: 'f32' | 'f64'; k?: number }; result: void };
+
+  // ---- LSTM (native/napi/ops_lstm.cpp), f32: one direction of one layer, PyTorch's gate order i, f, g, o.
+  /** y, gates (activated i,f,g,o) and cell [B, T, *] from x [B, T, inF]; wih [4H, inF], whh [4H, H] (H = hidden); reverse walks T-1..0. */
+  lstmForward: {
+    args: { x: TensorRef; wih: TensorRef; whh: TensorRef; bih: TensorRef | null; bhh: TensorRef | null; y: TensorRef; gates: TensorRef; cell: TensorRef;
+      B: number; T: number; inF: number; hidden: number; reverse: boolean };
+    result: void;
+  };
+  /** Backward through time: dx (optional), dwih, dwhh and db (= d b_ih = d b_hh), all overwritten. */
+  lstmBackward: {
+    args: { dy: TensorRef; x: TensorRef; wih: TensorRef; whh: TensorRef; y: TensorRef; gates: TensorRef; cell: TensorRef; dx: TensorRef | null; dwih: TensorRef; dwhh: TensorRef; db: TensorRef;
+      B: number; T: number; inF: number; hidden: number; reverse: boolean };
+    result: void;
+  };
+
+  // ---- AdaLoRA (native/napi/ops_adalora.cpp), f32
+  /**
+   * One layer's rank-allocator step. state [2 (r in + r + out r)] = [Ibar_A | U_A | Ibar_E | U_E |
+   * Ibar_B | U_B]. update: I = |w g|, Ibar = b1 Ibar + (1-b1) I, U = b2 U + (1-b2) |I - Ibar| for A
+   * [r, in], E [r], B [out, r] (a null grad counts as 0). scores [r] (when given) =
+   * Ibar_E U_E + (mean_j Ibar_A U_A + mean_j Ibar_B U_B).
+   */
+  adaloraUpdateScores: {
+    args: { a: TensorRef; ga: TensorRef | null; e: TensorRef; ge: TensorRef | null; b: TensorRef; gb: TensorRef | null; state: TensorRef; scores: TensorRef | null;
+      r: number; inF: number; outF: number; beta1: number; beta2: number; update: boolean };
+    result: void;
+  };
+  /** The k-th smallest (1-based, as torch.kthvalue) of n f32 values. */
+  adaloraKthSmallest: { args: { values: TensorRef; n: number; k: number }; result: number };
+  /**
+   * The score threshold for a budget in parameters: ranks in descending score order are kept
+   * while their summed costs (f32 [n]) fit `budget`; returns the first misfit's score (-Infinity if all fit).
+   */
+  adaloraCostThreshold: { args: { scores: TensorRef; costs: TensorRef; n: number; budget: number }; result: number };
+  /** E[i] = 0 where scores[i] <= threshold; keep (u8 [r], optional) = 1 for kept ranks. Returns the kept count. */
+  adaloraMask: { args: { e: TensorRef; scores: TensorRef; r: number; threshold: number; keep: TensorRef | null }; result: number };
+  /** E[i] = 0 where keep[i] == 0 (u8 [r]). */
+  adaloraApplyPattern: { args: { e: TensorRef; keep: TensorRef; r: number }; result: void };
+}
+
+/** Sizes of a 2-D convolution (native/cpu/conv2d.h): input [N, C, H, W], weight [O, C / groups, KH, KW]. */
+export interface Conv2dDims {
+  N: number; C: number; H: number; W: number; O: number; KH: number; KW: number;
+  strideH: number; strideW: number; padH: number; padW: number; dilationH: number; dilationW: number; groups: number;
+}
+/** Sizes of a 2-D pooling window sweep (native/cpu/pool.h): input [N, C, H, W], window KH x KW. */
+export interface Pool2dDims {
+  N: number; C: number; H: number; W: number; KH: number; KW: number;
+  strideH: number; strideW: number; padH: number; padW: number; dilationH: number; dilationW: number;
 }
 
 /** The name of a kernel op. */
@@ -242,6 +333,10 @@ export const KERNEL_OPS = [
   'dropout', 'dropoutBackward', 'crossEntropy', 'crossEntropyBackward', 'adamw', 'rope', 'attention', 'attentionBackward',
   'loraLinearForward', 'loraLinearBackward', 'loraBatchedLinear',
   'nf4Quantize', 'nf4Dequantize', 'nf4DoubleQuantize', 'nf4DoubleDequantize', 'nf4Gemm', 'nf4GemmDx',
+  'conv2dForward', 'conv2dBackward', 'maxPool2d', 'maxPool2dBackward', 'avgPool2d', 'avgPool2dBackward', 'adaptiveAvgPool2d', 'adaptiveAvgPool2dBackward',
+  'batchNormTrain', 'batchNormEval', 'batchNormBackward', 'loraConv2dForward', 'loraConv2dBackward',
+  'svd', 'lstmForward', 'lstmBackward',
+  'adaloraUpdateScores', 'adaloraKthSmallest', 'adaloraCostThreshold', 'adaloraMask', 'adaloraApplyPattern',
 ] as const satisfies readonly OpName[];
 // every op of KernelOps is listed (a missing one makes this `false` and fails the build)
 const _allOpsListed: Exclude<OpName, (typeof KERNEL_OPS)[number]> extends never ? true : false = true;
@@ -287,76 +382,6 @@ export interface Binding {
   };
 
   gemmKernelName(): string;
-
-  // ---- vision (native/napi/ops_vision.cpp), f32 NCHW; `reference` runs the plain kernel (tests)
-  /** dims = [N, C, H, W, O, KH, KW, sh, sw, ph, pw, dh, dw, groups]; y [N, O, Ho, Wo]. */
-  conv2dForward(x: H, xOff: number, w: H, wOff: number, b: H | null, bOff: number, y: H, yOff: number, dims: number[], reference: boolean): void;
-  /** dx, dw, db overwritten where not null. */
-  conv2dBackward(x: H, xOff: number, w: H, wOff: number, dy: H, dyOff: number, dx: H | null, dxOff: number, dw: H | null, dwOff: number,
-                 db: H | null, dbOff: number, dims: number[], reference: boolean): void;
-  /** dims = [N, C, H, W, KH, KW, sh, sw, ph, pw, dh, dw]; idx i32 argmax per output (ih * W + iw). */
-  maxPool2d(x: H, xOff: number, y: H, yOff: number, idx: H, idxOff: number, dims: number[], reference: boolean): void;
-  maxPool2dBackward(dy: H, dyOff: number, idx: H, idxOff: number, dx: H, dxOff: number, dims: number[]): void;
-  avgPool2d(x: H, xOff: number, y: H, yOff: number, dims: number[], countIncludePad: boolean, reference: boolean): void;
-  avgPool2dBackward(dy: H, dyOff: number, dx: H, dxOff: number, dims: number[], countIncludePad: boolean): void;
-  adaptiveAvgPool2d(x: H, xOff: number, y: H, yOff: number, NC: number, Hn: number, W: number, Ho: number, Wo: number, reference: boolean): void;
-  adaptiveAvgPool2dBackward(dy: H, dyOff: number, dx: H, dxOff: number, NC: number, Hn: number, W: number, Ho: number, Wo: number): void;
-  /** Batch statistics per channel of x [N, C, HW]; running stats (if given) updated in place. */
-  batchNormTrain(x: H, xOff: number, w: H | null, wOff: number, b: H | null, bOff: number, y: H, yOff: number, mean: H, meanOff: number,
-                 rstd: H, rstdOff: number, rm: H | null, rmOff: number, rv: H | null, rvOff: number, N: number, C: number, HW: number,
-                 eps: number, momentum: number, reference: boolean): void;
-  batchNormEval(x: H, xOff: number, w: H | null, wOff: number, b: H | null, bOff: number, rm: H, rmOff: number, rv: H, rvOff: number,
-                y: H, yOff: number, mean: H, meanOff: number, rstd: H, rstdOff: number, N: number, C: number, HW: number, eps: number): void;
-  batchNormBackward(x: H, xOff: number, w: H | null, wOff: number, mean: H, meanOff: number, rstd: H, rstdOff: number, dy: H, dyOff: number,
-                    dx: H | null, dxOff: number, dw: H | null, dwOff: number, db: H | null, dbOff: number, N: number, C: number, HW: number,
-                    train: boolean, reference: boolean): void;
-
-  /** Fused LoRA convolution: y = conv(x, W) + bias + scale * B conv(x, A); low [N, r, Ho, Wo] saved. dims as conv2dForward, groups 1. */
-  loraConv2dForward(x: H, xOff: number, w: H, wOff: number, bias: H | null, bOff: number, a: H, aOff: number, b: H, bOff2: number,
-                    y: H, yOff: number, low: H, lowOff: number, dims: number[], r: number, scale: number): void;
-  /** Gradients of x, A [r, C, KH, KW] and B [O, r] (W and bias are frozen); each may be null. */
-  loraConv2dBackward(x: H, xOff: number, w: H, wOff: number, a: H, aOff: number, b: H, bOff: number, low: H, lowOff: number, dy: H, dyOff: number,
-                     dx: H | null, dxOff: number, da: H | null, daOff: number, db: H | null, dbOff: number, dims: number[], r: number, scale: number): void;
-
-  // ---- SVD (native/napi/ops_svd.cpp)
-  /**
-   * a [m, n] = u [m, k] diag(s [k]) vt [k, n], k = min(m, n) unless given (then the k largest);
-   * s descending; one-sided Jacobi. dtype 0 f32 | 6 f64 for all four tensors. u / vt may be null
-   * (values only). Non-finite input -> ERR_VALUE.
-   */
-  svd(a: H, aOff: number, m: number, n: number, u: H | null, uOff: number, s: H, sOff: number,
-      vt: H | null, vtOff: number, dtype: number, k?: number): void;
-
-  // ---- LSTM (native/napi/ops_lstm.cpp), f32: one direction of one layer, PyTorch's gate order i, f, g, o.
-  /** y, gates (activated i,f,g,o) and cell [B, T, *] from x [B, T, inF]; w_ih [4H, inF], w_hh [4H, H]; reverse walks T-1..0. */
-  lstmForward(x: H, xOff: number, wih: H, wihOff: number, whh: H, whhOff: number, bih: H | null, bihOff: number, bhh: H | null, bhhOff: number,
-              y: H, yOff: number, gates: H, gatesOff: number, cell: H, cellOff: number, B: number, T: number, inF: number, hidden: number, reverse: boolean): void;
-  /** Backward through time: dx (optional), dW_ih, dW_hh and db (= d b_ih = d b_hh), all overwritten. */
-  lstmBackward(dy: H, dyOff: number, x: H, xOff: number, wih: H, wihOff: number, whh: H, whhOff: number, y: H, yOff: number,
-               gates: H, gatesOff: number, cell: H, cellOff: number, dx: H | null, dxOff: number, dwih: H, dwihOff: number,
-               dwhh: H, dwhhOff: number, db: H, dbOff: number, B: number, T: number, inF: number, hidden: number, reverse: boolean): void;
-
-  // ---- AdaLoRA (native/napi/ops_adalora.cpp), f32
-  /**
-   * One layer's rank-allocator step. state [2 (r in + r + out r)] = [Ibar_A | U_A | Ibar_E | U_E |
-   * Ibar_B | U_B]. update: I = |w g|, Ibar = b1 Ibar + (1-b1) I, U = b2 U + (1-b2) |I - Ibar| for A
-   * [r, in], E [r], B [out, r] (a null grad counts as 0). scores [r] (when given) =
-   * Ibar_E U_E + (mean_j Ibar_A U_A + mean_j Ibar_B U_B).
-   */
-  adaloraUpdateScores(a: H, aOff: number, ga: H | null, gaOff: number, e: H, eOff: number, ge: H | null, geOff: number,
-                      b: H, bOff: number, gb: H | null, gbOff: number, state: H, stateOff: number, scores: H | null, scoresOff: number,
-                      r: number, inF: number, outF: number, beta1: number, beta2: number, update: boolean): void;
-  /** The k-th smallest (1-based, as torch.kthvalue) of n f32 values. */
-  adaloraKthSmallest(values: H, off: number, n: number, k: number): number;
-  /**
-   * The score threshold for a budget in parameters: ranks in descending score order are kept
-   * while their summed costs (f32 [n]) fit `budget`; returns the first misfit's score (-Infinity if all fit).
-   */
-  adaloraCostThreshold(scores: H, sOff: number, costs: H, cOff: number, n: number, budget: number): number;
-  /** E[i] = 0 where scores[i] <= threshold; keep (u8 [r], optional) = 1 for kept ranks. Returns the kept count. */
-  adaloraMask(e: H, eOff: number, scores: H, sOff: number, r: number, threshold: number, keep: H | null, keepOff: number): number;
-  /** E[i] = 0 where keep[i] == 0 (u8 [r]). */
-  adaloraApplyPattern(e: H, eOff: number, keep: H, keepOff: number, r: number): void;
 
   // ---- collectives (native/napi/ops_collectives.cpp): MPI loaded at run time, one communication
   // thread; operations start in call order on every rank and are waited for with a deadline.

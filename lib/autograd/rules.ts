@@ -3,7 +3,6 @@
  * and saved values) and the output, and returns one gradient per input (null where none is
  * needed). Rules run with recording off and must return new tensor objects (never g itself).
  */
-import { native } from '../native.js';
 import { Tensor, contiguousStrides, numelOf } from '../tensor/tensor.js';
 import * as K from '../tensor/kernels.js';
 import { zeros, full } from '../tensor/creation.js';
@@ -370,11 +369,11 @@ export const GRAD_RULES = {
     const [x, wih, whh, bih, bhh] = node.inputs as [Tensor, Tensor, Tensor, Tensor | null, Tensor | null];
     const s = node.saved as { xc: Tensor; wihc: Tensor; whhc: Tensor; gates: Tensor; cell: Tensor; B: number; T: number; inF: number; H: number; reverse: boolean };
     const gc = g.contiguousRaw();
-    const dx = want(node, 0) ? Tensor.empty(x.shape, 'f32') : null;
-    const dwih = Tensor.empty(wih.shape, 'f32'), dwhh = Tensor.empty(whh.shape, 'f32'), db = Tensor.empty([4 * s.H], 'f32');
-    native.lstmBackward(gc.handle, gc.byteOffset, s.xc.handle, s.xc.byteOffset, s.wihc.handle, s.wihc.byteOffset, s.whhc.handle, s.whhc.byteOffset,
-      out.handle, out.byteOffset, s.gates.handle, 0, s.cell.handle, 0, dx ? dx.handle : null, 0, dwih.handle, 0, dwhh.handle, 0, db.handle, 0,
-      s.B, s.T, s.inF, s.H, s.reverse);
+    const dev = g.device;
+    const dx = want(node, 0) ? Tensor.empty(x.shape, 'f32', false, dev) : null;
+    const dwih = Tensor.empty(wih.shape, 'f32', false, dev), dwhh = Tensor.empty(whh.shape, 'f32', false, dev), db = Tensor.empty([4 * s.H], 'f32', false, dev);
+    K.run('lstmBackward', { dy: gc, x: s.xc, wih: s.wihc, whh: s.whhc, y: out, gates: s.gates, cell: s.cell, dx, dwih, dwhh, db,
+      B: s.B, T: s.T, inF: s.inF, hidden: s.H, reverse: s.reverse });
     gc.dispose(); s.xc.dispose(); s.wihc.dispose(); s.whhc.dispose(); s.gates.dispose(); s.cell.dispose();
     const dbh = bhh && want(node, 4) ? K.unary('mul_scalar', db, 1) : null;
     return [dx, want(node, 1) ? dwih : (dwih.dispose(), null), want(node, 2) ? dwhh : (dwhh.dispose(), null),

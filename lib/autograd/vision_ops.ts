@@ -4,7 +4,7 @@
  * one gradient table. Kernels: native/cpu/{conv2d,batchnorm,pool}.cpp.
  * Shapes in comments: N images, C channels, H x W pixels, O output channels, K kernel size.
  */
-import { native } from '../native.js';
+import type { Conv2dDims, Pool2dDims } from '../native.js';
 import { TunekitError, describe } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import * as K from '../tensor/kernels.js';
@@ -61,7 +61,7 @@ export interface Conv2dOptions {
   groups?: number;
 }
 
-interface Conv2dSaved { xc: T; wc: T; dims: number[] }
+interface Conv2dSaved { xc: T; wc: T; dims: Conv2dDims }
 
 /**
  * 2-D convolution: x [N, C, H, W], w [O, C / groups, KH, KW], bias [O] or null -> [N, O, Ho, Wo]
@@ -89,10 +89,11 @@ export function conv2d(x: T, w: T, bias: T | null, opts: Conv2dOptions = {}): F3
   if (Ho < 1 || Wo < 1) {
     throw new TunekitError('ERR_SHAPE', `conv2d: input ${H}x${W} (padding ${ph}, ${pw}) is smaller than the ${KH}x${KW} kernel (dilation ${dh}, ${dw})`);
   }
-  const dims = [N, C, H, W, O, KH, KW, sh, sw, ph, pw, dh, dw, groups];
+  const dims: Conv2dDims = { N, C, H, W, O, KH, KW, strideH: sh, strideW: sw, padH: ph, padW: pw, dilationH: dh, dilationW: dw, groups };
+  const device = K.commonDevice('conv2d', [x, w, bias], ['its input', 'its weight', 'its bias']);
   const xc = x.contiguousRaw(), wc = w.contiguousRaw(), bc = bias ? bias.contiguousRaw() : null;
-  const y = Tensor.empty([N, O, Ho, Wo], 'f32');
-  native.conv2dForward(xc.handle, xc.byteOffset, wc.handle, wc.byteOffset, bc ? bc.handle : null, bc ? bc.byteOffset : 0, y.handle, 0, dims, referenceKernels);
+  const y = Tensor.empty([N, O, Ho, Wo], 'f32', false, device);
+  K.run('conv2dForward', { x: xc, w: wc, bias: bc, y, ...dims, reference: referenceKernels });
   bc?.dispose();
   record('conv2d', [x, w, bias], y, { xc, wc, dims } satisfies Conv2dSaved);
   if (!y.gradFn) { xc.dispose(); wc.dispose(); }
@@ -103,11 +104,10 @@ export function conv2dBackward(g: F32, node: Node): (F32 | null)[] {
   const [x, w, bias] = node.inputs as [T, T, T | null];
   const s = node.saved as Conv2dSaved;
   const gc = g.contiguousRaw();
-  const dx = needsGrad(x) ? Tensor.empty(x.shape, 'f32') : null;
-  const dw = needsGrad(w) ? Tensor.empty(w.shape, 'f32') : null;
-  const db = bias && needsGrad(bias) ? Tensor.empty(bias.shape, 'f32') : null;
-  native.conv2dBackward(s.xc.handle, s.xc.byteOffset, s.wc.handle, s.wc.byteOffset, gc.handle, gc.byteOffset,
-    dx ? dx.handle : null, 0, dw ? dw.handle : null, 0, db ? db.handle : null, 0, s.dims, referenceKernels);
+  const dx = needsGrad(x) ? Tensor.empty(x.shape, 'f32', false, g.device) : null;
+  const dw = needsGrad(w) ? Tensor.empty(w.shape, 'f32', false, g.device) : null;
+  const db = bias && needsGrad(bias) ? Tensor.empty(bias.shape, 'f32', false, g.device) : null;
+  K.run('conv2dBackward', { x: s.xc, w: s.wc, dy: gc, dx, dw, db, ...s.dims, reference: referenceKernels });
   gc.dispose(); s.xc.dispose(); s.wc.dispose();
   return [dx, dw, db];
 }
@@ -145,16 +145,14 @@ export function batchNorm2d(x: T, w: T | null, b: T | null, runningMean: T | nul
     throw new TunekitError('ERR_VALUE', `batchNorm: training needs more than one value per channel (input [${x.shape}]): batch statistics of one value are undefined`);
   }
   if (!opts.training && (!runningMean || !runningVar)) throw new TunekitError('ERR_VALUE', 'batchNorm: eval mode needs running_mean and running_var');
+  const device = K.commonDevice('batchNorm', [x, w, b, runningMean, runningVar], ['its input', 'its weight', 'its bias', 'running_mean', 'running_var']);
   const xc = x.contiguousRaw();
-  const y = Tensor.empty(x.shape, 'f32');
-  const mean = Tensor.empty([C], 'f32'), rstd = Tensor.empty([C], 'f32');
-  const h = (t: T | null) => (t ? t.handle : null), o = (t: T | null) => (t ? t.byteOffset : 0);
+  const y = Tensor.empty(x.shape, 'f32', false, device);
+  const mean = Tensor.empty([C], 'f32', false, device), rstd = Tensor.empty([C], 'f32', false, device);
   if (opts.training) {
-    native.batchNormTrain(xc.handle, xc.byteOffset, h(w), o(w), h(b), o(b), y.handle, 0, mean.handle, 0, rstd.handle, 0,
-      h(runningMean), o(runningMean), h(runningVar), o(runningVar), N, C, HW, eps, momentum, referenceKernels);
+    K.run('batchNormTrain', { x: xc, w, b, y, mean, rstd, runningMean, runningVar, N, C, HW, eps, momentum, reference: referenceKernels });
   } else {
-    native.batchNormEval(xc.handle, xc.byteOffset, h(w), o(w), h(b), o(b), runningMean!.handle, runningMean!.byteOffset,
-      runningVar!.handle, runningVar!.byteOffset, y.handle, 0, mean.handle, 0, rstd.handle, 0, N, C, HW, eps);
+    K.run('batchNormEval', { x: xc, w, b, runningMean: runningMean!, runningVar: runningVar!, y, mean, rstd, N, C, HW, eps });
   }
   record('batchNorm2d', [x, w, b], y, { xc, mean, rstd, N, C, HW, train: opts.training } satisfies BatchNormSaved);
   if (!y.gradFn) { xc.dispose(); mean.dispose(); rstd.dispose(); }
@@ -165,11 +163,10 @@ export function batchNormBackward(g: F32, node: Node): (F32 | null)[] {
   const [x, w, b] = node.inputs as [T, T | null, T | null];
   const s = node.saved as BatchNormSaved;
   const gc = g.contiguousRaw();
-  const dx = needsGrad(x) ? Tensor.empty(x.shape, 'f32') : null;
-  const dw = w && needsGrad(w) ? Tensor.empty(w.shape, 'f32') : null;
-  const db = b && needsGrad(b) ? Tensor.empty(b.shape, 'f32') : null;
-  native.batchNormBackward(s.xc.handle, s.xc.byteOffset, w ? w.handle : null, w ? w.byteOffset : 0, s.mean.handle, 0, s.rstd.handle, 0,
-    gc.handle, gc.byteOffset, dx ? dx.handle : null, 0, dw ? dw.handle : null, 0, db ? db.handle : null, 0, s.N, s.C, s.HW, s.train, referenceKernels);
+  const dx = needsGrad(x) ? Tensor.empty(x.shape, 'f32', false, g.device) : null;
+  const dw = w && needsGrad(w) ? Tensor.empty(w.shape, 'f32', false, g.device) : null;
+  const db = b && needsGrad(b) ? Tensor.empty(b.shape, 'f32', false, g.device) : null;
+  K.run('batchNormBackward', { x: s.xc, w, mean: s.mean, rstd: s.rstd, dy: gc, dx, dw, db, N: s.N, C: s.C, HW: s.HW, train: s.train, reference: referenceKernels });
   gc.dispose(); s.xc.dispose(); s.mean.dispose(); s.rstd.dispose();
   return [dx, dw, db];
 }
@@ -184,7 +181,7 @@ export interface Pool2dOptions {
   dilation?: Pair;
 }
 
-function poolDims(x: T, opts: Pool2dOptions, fn: string): { dims: number[]; Ho: number; Wo: number } {
+function poolDims(x: T, opts: Pool2dOptions, fn: string): { dims: Pool2dDims; Ho: number; Wo: number } {
   const [N, C, H, W] = expectImage(x, `${fn} input`);
   const [kh, kw] = pair(opts.kernelSize, 1, `${fn} kernelSize`, 1);
   const [sh, sw] = pair(opts.stride ?? [kh, kw], 1, `${fn} stride`, 1);
@@ -193,7 +190,7 @@ function poolDims(x: T, opts: Pool2dOptions, fn: string): { dims: number[]; Ho: 
   if (2 * ph > kh || 2 * pw > kw) throw new TunekitError('ERR_VALUE', `${fn}: padding (${ph}, ${pw}) must be at most half the kernel ${kh}x${kw}`);
   const Ho = windowOutput(H, kh, sh, ph, dh), Wo = windowOutput(W, kw, sw, pw, dw);
   if (Ho < 1 || Wo < 1) throw new TunekitError('ERR_SHAPE', `${fn}: input ${H}x${W} (padding ${ph}, ${pw}) is smaller than the ${kh}x${kw} window`);
-  return { dims: [N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw], Ho, Wo };
+  return { dims: { N, C, H, W, KH: kh, KW: kw, strideH: sh, strideW: sw, padH: ph, padW: pw, dilationH: dh, dilationW: dw }, Ho, Wo };
 }
 
 /**
@@ -203,9 +200,9 @@ function poolDims(x: T, opts: Pool2dOptions, fn: string): { dims: number[]; Ho: 
 export function maxPool2d(x: T, opts: Pool2dOptions): F32 {
   const { dims, Ho, Wo } = poolDims(x, opts, 'maxPool2d');
   const xc = x.contiguousRaw();
-  const y = Tensor.empty([dims[0]!, dims[1]!, Ho, Wo], 'f32');
-  const idx = Tensor.empty(y.shape, 'i32');
-  native.maxPool2d(xc.handle, xc.byteOffset, y.handle, 0, idx.handle, 0, dims, referenceKernels);
+  const y = Tensor.empty([dims.N, dims.C, Ho, Wo], 'f32', false, x.device);
+  const idx = Tensor.empty(y.shape, 'i32', false, x.device);
+  K.run('maxPool2d', { x: xc, y, idx, ...dims, reference: referenceKernels });
   xc.dispose();
   record('maxPool2d', [x], y, { idx, dims });
   if (!y.gradFn) idx.dispose();
@@ -213,10 +210,10 @@ export function maxPool2d(x: T, opts: Pool2dOptions): F32 {
 }
 
 export function maxPool2dBackward(g: F32, node: Node): (F32 | null)[] {
-  const s = node.saved as { idx: T; dims: number[] };
+  const s = node.saved as { idx: T; dims: Pool2dDims };
   const gc = g.contiguousRaw();
-  const dx = Tensor.empty(node.inputs[0]!.shape, 'f32');
-  native.maxPool2dBackward(gc.handle, gc.byteOffset, s.idx.handle, 0, dx.handle, 0, s.dims);
+  const dx = Tensor.empty(node.inputs[0]!.shape, 'f32', false, g.device);
+  K.run('maxPool2dBackward', { dy: gc, idx: s.idx, dx, ...s.dims });
   gc.dispose(); s.idx.dispose();
   return [dx];
 }
@@ -232,18 +229,18 @@ export function avgPool2d(x: T, opts: Pool2dOptions & { countIncludePad?: boolea
   const { dims, Ho, Wo } = poolDims(x, opts, 'avgPool2d');
   const cip = opts.countIncludePad ?? true;
   const xc = x.contiguousRaw();
-  const y = Tensor.empty([dims[0]!, dims[1]!, Ho, Wo], 'f32');
-  native.avgPool2d(xc.handle, xc.byteOffset, y.handle, 0, dims, cip, referenceKernels);
+  const y = Tensor.empty([dims.N, dims.C, Ho, Wo], 'f32', false, x.device);
+  K.run('avgPool2d', { x: xc, y, ...dims, countIncludePad: cip, reference: referenceKernels });
   xc.dispose();
   record('avgPool2d', [x], y, { dims, cip });
   return y;
 }
 
 export function avgPool2dBackward(g: F32, node: Node): (F32 | null)[] {
-  const s = node.saved as { dims: number[]; cip: boolean };
+  const s = node.saved as { dims: Pool2dDims; cip: boolean };
   const gc = g.contiguousRaw();
-  const dx = Tensor.empty(node.inputs[0]!.shape, 'f32');
-  native.avgPool2dBackward(gc.handle, gc.byteOffset, dx.handle, 0, s.dims, s.cip);
+  const dx = Tensor.empty(node.inputs[0]!.shape, 'f32', false, g.device);
+  K.run('avgPool2dBackward', { dy: gc, dx, ...s.dims, countIncludePad: s.cip });
   gc.dispose();
   return [dx];
 }
@@ -257,8 +254,8 @@ export function adaptiveAvgPool2d(x: T, size: Pair): F32 {
   const [Ho, Wo] = pair(size, 1, 'adaptiveAvgPool2d output size', 1);
   if (H < 1 || W < 1) throw new TunekitError('ERR_SHAPE', `adaptiveAvgPool2d: expected a non-empty image but received [${x.shape}]`);
   const xc = x.contiguousRaw();
-  const y = Tensor.empty([N, C, Ho, Wo], 'f32');
-  native.adaptiveAvgPool2d(xc.handle, xc.byteOffset, y.handle, 0, N * C, H, W, Ho, Wo, referenceKernels);
+  const y = Tensor.empty([N, C, Ho, Wo], 'f32', false, x.device);
+  K.run('adaptiveAvgPool2d', { x: xc, y, NC: N * C, H, W, Ho, Wo, reference: referenceKernels });
   xc.dispose();
   record('adaptiveAvgPool2d', [x], y, { NC: N * C, H, W, Ho, Wo });
   return y;
@@ -267,15 +264,15 @@ export function adaptiveAvgPool2d(x: T, size: Pair): F32 {
 export function adaptiveAvgPool2dBackward(g: F32, node: Node): (F32 | null)[] {
   const s = node.saved as { NC: number; H: number; W: number; Ho: number; Wo: number };
   const gc = g.contiguousRaw();
-  const dx = Tensor.empty(node.inputs[0]!.shape, 'f32');
-  native.adaptiveAvgPool2dBackward(gc.handle, gc.byteOffset, dx.handle, 0, s.NC, s.H, s.W, s.Ho, s.Wo);
+  const dx = Tensor.empty(node.inputs[0]!.shape, 'f32', false, g.device);
+  K.run('adaptiveAvgPool2dBackward', { dy: gc, dx, NC: s.NC, H: s.H, W: s.W, Ho: s.Ho, Wo: s.Wo });
   gc.dispose();
   return [dx];
 }
 
 // ---------------------------------------------------------------- fused LoRA convolution
 
-interface LoraConvSaved { xc: T; wc: T; ac: T; bc: T; low: T; dims: number[]; r: number; scale: number }
+interface LoraConvSaved { xc: T; wc: T; ac: T; bc: T; low: T; dims: Conv2dDims; r: number; scale: number }
 
 /**
  * PEFT's lora.Conv2d in one op, for a frozen base: y = conv(x, W) + bias + scale * B conv(x, A),
@@ -300,11 +297,11 @@ export function loraConv2d(x: T, w: T, bias: T | null, a: T, b: T, scale: number
   const [dh, dw] = pair(opts.dilation, 1, 'loraConv2d dilation', 1);
   const Ho = windowOutput(H, KH, sh, ph, dh), Wo = windowOutput(W, KW, sw, pw, dw);
   if (Ho < 1 || Wo < 1) throw new TunekitError('ERR_SHAPE', `loraConv2d: input ${H}x${W} (padding ${ph}, ${pw}) is smaller than the ${KH}x${KW} kernel`);
-  const dims = [N, C, H, W, O, KH, KW, sh, sw, ph, pw, dh, dw, 1];
+  const dims: Conv2dDims = { N, C, H, W, O, KH, KW, strideH: sh, strideW: sw, padH: ph, padW: pw, dilationH: dh, dilationW: dw, groups: 1 };
+  const device = K.commonDevice('loraConv2d', [x, w, bias, a, b], ['its input', 'its weight', 'its bias', 'lora_A', 'lora_B']);
   const xc = x.contiguousRaw(), wc = w.contiguousRaw(), ac = a.contiguousRaw(), bc = b.contiguousRaw(), biasc = bias ? bias.contiguousRaw() : null;
-  const y = Tensor.empty([N, O, Ho, Wo], 'f32'), low = Tensor.empty([N, r, Ho, Wo], 'f32');
-  native.loraConv2dForward(xc.handle, xc.byteOffset, wc.handle, wc.byteOffset, biasc ? biasc.handle : null, biasc ? biasc.byteOffset : 0,
-    ac.handle, ac.byteOffset, bc.handle, bc.byteOffset, y.handle, 0, low.handle, 0, dims, r, scale);
+  const y = Tensor.empty([N, O, Ho, Wo], 'f32', false, device), low = Tensor.empty([N, r, Ho, Wo], 'f32', false, device);
+  K.run('loraConv2dForward', { x: xc, w: wc, bias: biasc, a: ac, b: bc, y, low, ...dims, r, scale });
   biasc?.dispose();
   record('loraConv2d', [x, w, bias, a, b], y, { xc, wc, ac, bc, low, dims, r, scale } satisfies LoraConvSaved);
   if (!y.gradFn) { xc.dispose(); wc.dispose(); ac.dispose(); bc.dispose(); low.dispose(); }
@@ -315,11 +312,10 @@ export function loraConv2dBackward(g: F32, node: Node): (F32 | null)[] {
   const [x, , , a, b] = node.inputs as [T, T, T | null, T, T];
   const s = node.saved as LoraConvSaved;
   const gc = g.contiguousRaw();
-  const dx = needsGrad(x) ? Tensor.empty(x.shape, 'f32') : null;
-  const da = needsGrad(a) ? Tensor.empty(a.shape, 'f32') : null;
-  const db = needsGrad(b) ? Tensor.empty(b.shape, 'f32') : null;
-  native.loraConv2dBackward(s.xc.handle, s.xc.byteOffset, s.wc.handle, s.wc.byteOffset, s.ac.handle, s.ac.byteOffset, s.bc.handle, s.bc.byteOffset,
-    s.low.handle, 0, gc.handle, gc.byteOffset, dx ? dx.handle : null, 0, da ? da.handle : null, 0, db ? db.handle : null, 0, s.dims, s.r, s.scale);
+  const dx = needsGrad(x) ? Tensor.empty(x.shape, 'f32', false, g.device) : null;
+  const da = needsGrad(a) ? Tensor.empty(a.shape, 'f32', false, g.device) : null;
+  const db = needsGrad(b) ? Tensor.empty(b.shape, 'f32', false, g.device) : null;
+  K.run('loraConv2dBackward', { x: s.xc, w: s.wc, a: s.ac, b: s.bc, low: s.low, dy: gc, dx, da, db, ...s.dims, r: s.r, scale: s.scale });
   gc.dispose(); s.xc.dispose(); s.wc.dispose(); s.ac.dispose(); s.bc.dispose(); s.low.dispose();
   return [dx, null, null, da, db];
 }

@@ -178,7 +178,7 @@ export function buildCausalLmExample(rec: NormalizedRecord, tok: TokenizerLike, 
     }
   }
   if (addEos) {
-    if (tok.eosTokenId === undefined) throw new TunekitError('ERR_VALUE', `Expected the tokenizer to have eosTokenId (addEos is on) but received undefined`);
+    if (tok.eosTokenId == null) throw new TunekitError('ERR_VALUE', `Expected the tokenizer to have eosTokenId (addEos is on) but received ${describe(tok.eosTokenId)}`);
     inputIds.push(tok.eosTokenId);
     labels.push(tok.eosTokenId);
   }
@@ -274,7 +274,7 @@ export function buildPreferenceExample(rec: NormalizedRecord, tok: TokenizerLike
   const promptBound = opts.maxLength === undefined ? undefined : { maxTokens: opts.maxLength - 1, keepEnd: true };
   const answerBound = opts.maxLength === undefined ? undefined : { maxTokens: opts.maxLength };
   const promptIds = [...specialTokenLayout(tok).prefix, ...encodePlain(tok, rec.prompt, promptBound)];
-  const eos = opts.addEos !== false && tok.eosTokenId !== undefined ? [tok.eosTokenId] : [];
+  const eos = opts.addEos !== false && tok.eosTokenId != null ? [tok.eosTokenId] : [];
   const chosenIds = [...encodePlain(tok, rec.chosen, answerBound), ...eos];
   const rejectedIds = [...encodePlain(tok, rec.rejected, answerBound), ...eos];
   if (opts.maxLength !== undefined) {

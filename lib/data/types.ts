@@ -5,21 +5,31 @@
  */
 
 /**
- * The part of a tokenizer the data pipeline needs. The real tokenizer (Hugging Face
- * `tokenizer.json`) satisfies it; tests use tiny fakes.
+ * What tunekit needs of a tokenizer: text to ids (the data builders, tunekit serve) and ids to
+ * text (generate's `texts` and streamed tokens, tunekit serve), plus its special token ids. One
+ * interface for every caller: a tunekit `Tokenizer` satisfies it as it is; tests and users may
+ * pass a plain object.
  *
  * `maxLength` / `truncationSide` ask for the first ('right', the default: the right end is cut)
  * or last ('left') maxLength ids only; a tokenizer may use them to tokenize just that much of a
  * long text (the real one does) and may also ignore them: callers cut the ids again.
+ * A special token id that is null or absent means the tokenizer has none.
  *
  * @example
- * const tok: TokenizerLike = { encode: (s) => ({ ids: [...s].map((c) => c.charCodeAt(0)) }), eosTokenId: 0 };
+ * const tok = await Tokenizer.fromFolder(dir);
+ * data.buildClassificationExamples(records, tok, labels);              // the real tokenizer
+ * const chars: TokenizerLike = {                                         // or a plain object
+ *   encode: (s) => ({ ids: [...s].map((c) => c.charCodeAt(0)) }),
+ *   decode: (ids) => String.fromCharCode(...ids),
+ *   eosTokenId: 0,
+ * };
  */
 export interface TokenizerLike {
   encode(text: string, opts?: { addSpecialTokens?: boolean; maxLength?: number; truncationSide?: 'right' | 'left' }): { ids: number[] };
-  eosTokenId?: number;
-  bosTokenId?: number;
-  padTokenId?: number;
+  decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): string;
+  eosTokenId?: number | null;
+  bosTokenId?: number | null;
+  padTokenId?: number | null;
 }
 
 /** One chat turn. */

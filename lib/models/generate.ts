@@ -18,12 +18,10 @@ import { noGrad } from '../autograd/tape.js';
 import { inferenceMode } from '../nn/module.js';
 import * as F from '../autograd/ops.js';
 import { Rng } from '../data/rng.js';
+import type { TokenizerLike } from '../data/types.js';
 import { maxSequenceLength, type LayerKV, type PretrainedModel } from './common.js';
 
-/** What generate needs of a tokenizer: turning ids into text (for streaming and `texts`). */
-export interface TokenizerLike {
-  decode(ids: readonly number[], options?: { skipSpecialTokens?: boolean }): string;
-}
+export type { TokenizerLike };
 
 /** One generated token, as streamed to `onToken`. */
 export interface TokenEvent {

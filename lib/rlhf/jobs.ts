@@ -25,7 +25,6 @@ import { peftMethodFor } from '../peft/base/registry.js';
 import { PeftModel } from '../peft/base/peft_model.js';
 import { LoraModel } from '../peft/lora/model.js';
 import type { TrainConfig, RlhfConfig } from '../train/config.js';
-import { tokenizerLike } from '../train/run_data.js';
 import { registerRunJob, type RunJob, type RunJobContext, type RunJobData } from '../train/run_job.js';
 import type { TrainableModel } from '../train/trainer.js';
 import { RewardObjective, type PairFigures } from './reward.js';
@@ -81,7 +80,7 @@ async function records(ctx: RunJobContext): Promise<{ train: NormalizedRecord[];
 async function preferenceData(ctx: RunJobContext): Promise<RunJobData<PreferenceExample>> {
   refuseNf4(ctx.config);
   const data = await records(ctx);
-  const tok = tokenizerLike(ctx.tokenizer);
+  const tok = ctx.tokenizer;
   const lead = leadToken(ctx);
   const maxLength = ctx.config.dataset.max_length;
   const pairs = (recs: NormalizedRecord[]) => recs.map((r, i) => {

@@ -22,7 +22,8 @@ import { noGrad } from '../autograd/tape.js';
 import { inferenceMode } from '../nn/module.js';
 import * as F from '../autograd/ops.js';
 import { Rng } from '../data/rng.js';
-import { chooseToken, type Settings, type TokenizerLike } from '../models/generate.js';
+import { chooseToken, type Settings } from '../models/generate.js';
+import type { TokenizerLike } from '../data/types.js';
 import type { LayerKV, PretrainedModel } from '../models/common.js';
 import type { AdapterSet } from './adapters.js';
 import { TextStream } from './text_stream.js';
@@ -129,7 +130,7 @@ export class BatchEngine {
     promptTokens: 0, generatedTokens: 0, finished: 0, cancelled: 0, timedOut: 0, failed: 0,
   };
 
-  constructor(private readonly model: PretrainedModel, private readonly tokenizer: TokenizerLike & { eosTokenId?: number | null },
+  constructor(private readonly model: PretrainedModel, private readonly tokenizer: TokenizerLike,
     private readonly adapters: AdapterSet, private readonly opts: EngineOptions) {
     if (model.task !== 'causal_lm') throw new TunekitError('ERR_VALUE', `serve: expected a causal LM but the model's task is '${model.task}'`);
     if (!Number.isInteger(opts.maxBatch) || opts.maxBatch < 1) throw new TunekitError('ERR_VALUE', `serve: maxBatch must be an integer >= 1 but is ${opts.maxBatch}`);

@@ -22,7 +22,7 @@ import { randomUUID, createHash, timingSafeEqual } from 'node:crypto';
 import { basename, resolve as resolvePath } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { TunekitError } from '../errors.js';
-import { native } from '../native.js';
+import { setNumThreads } from '../backend.js';
 import { loadPretrainedSync } from '../models/loader.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { maxSequenceLength, type PretrainedModel } from '../models/common.js';
@@ -100,7 +100,7 @@ export class TunekitServer {
     if (!isLoopbackHost(config.host) && !apiKey) {
       throw new TunekitError('ERR_CONFIG', `serve: binding ${config.host} accepts connections from other machines; set an API key (TUNEKIT_API_KEY, --api-key or api_key) that clients send as 'Authorization: Bearer <key>', or bind 127.0.0.1`);
     }
-    if (config.threads) native.setNumThreads(config.threads);
+    if (config.threads) setNumThreads(config.threads);
     const dir = resolveModelPath(config.model);
     const tokenizer = Tokenizer.fromFolderSync(dir);
     const { model } = loadPretrainedSync(dir, { task: 'causal_lm' });

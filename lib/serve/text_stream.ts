@@ -7,7 +7,7 @@
  * ends inside a multi-byte character decodes to it until the rest arrives) and a tail that could
  * be the start of a stop string. Everything handed out is a prefix of the final text.
  */
-import type { TokenizerLike } from '../models/generate.js';
+import type { TokenizerLike } from '../data/types.js';
 
 export class TextStream {
   private readonly ids: number[] = [];

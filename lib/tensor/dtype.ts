@@ -1,4 +1,4 @@
-/** Element types. Numbering shared with native/core/dtype.h through DTYPE_CODE in native.ts. */
+/** Element types. Names shared with native/core/dtype.h through DTYPE_NAMES in native.ts (checked at load). */
 export type DType = 'f32' | 'bf16' | 'f16' | 'i32' | 'i64' | 'u8' | 'f64';
 
 /** The typed array that holds each dtype's raw elements (bf16/f16 as raw uint16 bits). */

@@ -1,7 +1,7 @@
 /**
  * Dense linear algebra on small f64 matrices through the native kernels.
  */
-import { native, DTYPE_CODE } from '../native.js';
+import { run } from './kernel_table.js';
 import { TunekitError } from '../errors.js';
 import { Tensor } from './tensor.js';
 import { tensor } from './creation.js';
@@ -13,7 +13,7 @@ export function svdF64(a: Float64Array, m: number, n: number, k = Math.min(m, n)
   const at = tensor(a, [m, n], 'f64');
   const u = Tensor.empty([m, k], 'f64'), s = Tensor.empty([k], 'f64'), vt = Tensor.empty([k, n], 'f64');
   try {
-    native.svd(at.handle, at.byteOffset, m, n, u.handle, 0, s.handle, 0, vt.handle, 0, DTYPE_CODE.f64, k);
+    run('svd', { a: at, m, n, u, s, vt, dtype: 'f64', k });
     return { u: u.toTypedArray() as Float64Array, s: s.toTypedArray() as Float64Array, vt: vt.toTypedArray() as Float64Array };
   } finally {
     at.dispose(); u.dispose(); s.dispose(); vt.dispose();

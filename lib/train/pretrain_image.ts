@@ -10,7 +10,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import '../autograd/index.js';
-import { native } from '../native.js';
+import { getNumThreads } from '../backend.js';
 import { manualSeed } from '../nn/random.js';
 import { ResNet, parseResNetConfig } from '../models/resnet.js';
 import { loadPretrainedSync, savePretrainedSync } from '../models/loader.js';
@@ -70,7 +70,7 @@ export async function pretrainImageBase(opts: PretrainImageOptions): Promise<{ e
   const config = parseResNetConfig({ ...DIGITS_RESNET_CONFIG, ...labelMapToConfig(data.labelMap), num_labels: data.labelMap.numLabels });
   const model = new ResNet(config, 'image_cls');
   const parameters = model.countParameters();
-  log(`pretraining a ${(parameters / 1e3).toFixed(1)}k-parameter ResNet on ${data.train.length} digits 0-4 (eval ${data.eval.length}), ${epochs} epochs of batch ${batchSize}, ${native.getNumThreads()} threads`);
+  log(`pretraining a ${(parameters / 1e3).toFixed(1)}k-parameter ResNet on ${data.train.length} digits 0-4 (eval ${data.eval.length}), ${epochs} epochs of batch ${batchSize}, ${getNumThreads()} threads`);
   const objective = new ImageClassificationObjective(model, { augment: { randomCrop: 2 }, fill: blackPixel(processor, 1), seed });
   const trainer = new Trainer({
     model, objective, train: data.train, eval: data.eval,

@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { native } from '../native.js';
+import { setNumThreads, getNumThreads } from '../backend.js';
 import { TunekitError, describe } from '../errors.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { Tokenizer } from '../tokenizer/index.js';
@@ -115,9 +115,9 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   if (lead) prepareOutputDir(config.output_dir);
   // the seed decides initialisation (adapters, new heads, prompt encoders) as well as dropout and data order
   manualSeed(config.training.seed);
-  if (config.training.threads > 0) native.setNumThreads(config.training.threads);
+  if (config.training.threads > 0) setNumThreads(config.training.threads);
   // ranks on one machine share its cores
-  else if (group) native.setNumThreads(Math.max(1, Math.floor(availableParallelism() / group.localSize)));
+  else if (group) setNumThreads(Math.max(1, Math.floor(availableParallelism() / group.localSize)));
   if (config.training.dtype !== 'f32') throw new TunekitError('ERR_CONFIG', `training.dtype '${config.training.dtype}' is not supported yet on this build; use f32`);
   // a job registered for the task (image_cls: images, not text) comes before the method's
   const job = runJobFor(config.method, config.task);
@@ -145,7 +145,7 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   const dp = group ? new DataParallel(group, { bucketBytes: (config.distributed?.bucket_mb ?? 25) * 2 ** 20 }) : null;
   if (dp) {
     const t = config.training;
-    log(`data parallel: ${dp.size} ranks (${group!.backend}), ${native.getNumThreads()} thread(s) each; a step takes ${t.batch_size * dp.size * t.grad_accum} examples (batch_size ${t.batch_size} x ${dp.size} ranks x grad_accum ${t.grad_accum}); each update all-reduces ${(trainable * 4 / 1e6).toFixed(3)} MB of gradients (the trainable parameters, f32)`);
+    log(`data parallel: ${dp.size} ranks (${group!.backend}), ${getNumThreads()} thread(s) each; a step takes ${t.batch_size * dp.size * t.grad_accum} examples (batch_size ${t.batch_size} x ${dp.size} ranks x grad_accum ${t.grad_accum}); each update all-reduces ${(trainable * 4 / 1e6).toFixed(3)} MB of gradients (the trainable parameters, f32)`);
   }
   const fault = sigintFaultFromEnv();
   const rankFault = group ? rankFaultFromEnv(group.rank) : null;

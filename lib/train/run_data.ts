@@ -8,7 +8,7 @@ import { TunekitError } from '../errors.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { loadDataset } from '../data/dataset.js';
 import { loadTaggedRecords, buildTagMap, buildTokenClassificationExamples, splitTagged } from '../data/token_cls.js';
-import type { NormalizedRecord, TokenizerLike } from '../data/types.js';
+import type { NormalizedRecord } from '../data/types.js';
 import { buildLabelMap, type LabelMap } from '../data/labels.js';
 import { buildClassificationExamples, buildCausalLmSplit } from '../data/examples.js';
 import type { ChoiceSet } from '../data/choices.js';
@@ -28,16 +28,6 @@ export interface RunData {
   padTokenId: number;
 }
 
-/** The tokenizer as the data builders see it. */
-export function tokenizerLike(tokenizer: Tokenizer): TokenizerLike {
-  return {
-    encode: (text, o) => tokenizer.encode(text, o),
-    eosTokenId: tokenizer.eosTokenId ?? undefined,
-    bosTokenId: tokenizer.bosTokenId ?? undefined,
-    padTokenId: tokenizer.padTokenId ?? undefined,
-  };
-}
-
 /**
  * Reads and prepares the config's dataset. `splits: 'eval'` skips tokenizing the training split
  * (the label map and choice set still come from the training records, as in training).
@@ -52,7 +42,6 @@ export async function prepareRunData(
   const { tokenizer, modelDir } = opts;
   const log = opts.log ?? (() => undefined);
   const both = (opts.splits ?? 'both') === 'both';
-  const tok = tokenizerLike(tokenizer);
   const d = config.dataset;
   const maxLength = d.max_length;
   const padTokenId = tokenizer.padTokenId ?? tokenizer.eosTokenId ?? 0;
@@ -69,8 +58,8 @@ export async function prepareRunData(
     const split = d.eval.path ? { train: all, eval: loadTaggedRecords(d.eval.path, fields) } : splitTagged(all, d.eval);
     const labels = buildTagMap(split.train);
     return {
-      train: both ? buildTokenClassificationExamples(split.train, tok, labels, { maxLength }) : [],
-      eval: buildTokenClassificationExamples(split.eval, tok, labels, { maxLength }),
+      train: both ? buildTokenClassificationExamples(split.train, tokenizer, labels, { maxLength }) : [],
+      eval: buildTokenClassificationExamples(split.eval, tokenizer, labels, { maxLength }),
       labels,
       labelMap: { kind: 'string', names: labels, numLabels: labels.length },
       padTokenId,
@@ -86,17 +75,17 @@ export async function prepareRunData(
   if (config.task === 'seq_cls') {
     const labelMap = buildLabelMap(data.train as never);
     return {
-      train: both ? buildClassificationExamples(data.train, tok, labelMap, { maxLength }) : [],
-      eval: buildClassificationExamples(data.eval, tok, labelMap, { maxLength }),
+      train: both ? buildClassificationExamples(data.train, tokenizer, labelMap, { maxLength }) : [],
+      eval: buildClassificationExamples(data.eval, tokenizer, labelMap, { maxLength }),
       labels: labelMap.names,
       labelMap,
       padTokenId,
     };
   }
   return {
-    train: both ? causalLmExamplesFor(config, data.train, data.format, tokenizer, tok, modelDir) : [],
-    eval: causalLmExamplesFor(config, data.eval, data.format, tokenizer, tok, modelDir),
-    choices: choiceSetFor(config, data.train, data.eval, tok, log),
+    train: both ? causalLmExamplesFor(config, data.train, data.format, tokenizer, modelDir) : [],
+    eval: causalLmExamplesFor(config, data.eval, data.format, tokenizer, modelDir),
+    choices: choiceSetFor(config, data.train, data.eval, tokenizer, log),
     padTokenId,
   };
 }
@@ -105,12 +94,12 @@ export async function prepareRunData(
  * The causal-LM examples of one split as the config asks: chat records through the tokenizer's
  * chat template (tokenizer_config.json), packing, truncation, EOS.
  */
-export function causalLmExamplesFor(config: TrainConfig, records: NormalizedRecord[], format: string, tokenizer: Tokenizer, tok: TokenizerLike, modelDir: string): TrainExample[] {
+export function causalLmExamplesFor(config: TrainConfig, records: NormalizedRecord[], format: string, tokenizer: Tokenizer, modelDir: string): TrainExample[] {
   const renderChat = tokenizer.chatTemplate
     ? (messages: { role: string; content: string }[], o?: { addGenerationPrompt?: boolean }) =>
         tokenizer.applyChatTemplate(messages, { addGenerationPrompt: o?.addGenerationPrompt ?? false }) as string
     : undefined;
   if (format === 'chat' && !renderChat) throw new TunekitError('ERR_CONFIG', `chat records need a chat_template in ${modelDir}/tokenizer_config.json`);
   const d = config.dataset;
-  return buildCausalLmSplit(records, tok, { maxLength: d.max_length, renderChat, addEos: d.add_eos, packing: d.packing, truncation: d.truncation });
+  return buildCausalLmSplit(records, tokenizer, { maxLength: d.max_length, renderChat, addEos: d.add_eos, packing: d.packing, truncation: d.truncation });
 }

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
-import { native } from '../native.js';
+import { memoryStats, resetPeakMemory } from '../backend.js';
 import { backward } from '../autograd/tape.js';
 import * as F from '../autograd/ops.js';
 import { TunekitError, describe } from '../errors.js';
@@ -461,7 +461,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     let lastTrain: Figures = {};
     let tokensSeen = 0;
     const t0 = performance.now();
-    native.resetPeakMemory();
+    resetPeakMemory();
     const evaluateAt = async (step: number, epoch: number): Promise<boolean> => {
       // data-parallel: rank 0 evaluates; its result (and so every early-stopping decision) is every rank's
       const result = this.dp ? await this.dp.fromRoot(() => this.evaluate()) : await this.evaluate();
@@ -583,7 +583,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     const trainSeconds = (performance.now() - t0) / 1000;
     return {
       steps: this.step, status, lastTrainLoss: lastLoss, lastTrain, evals, trainSeconds,
-      tokensPerSecond: tokensSeen / trainSeconds, peakBytes: native.memoryStats().peakBytes,
+      tokensPerSecond: tokensSeen / trainSeconds, peakBytes: memoryStats().peakBytes,
     };
   }
 

@@ -15,6 +15,7 @@ export function charTokenizer(kind: 'bert' | 'llama' | 'gpt2' = 'gpt2'): Tokeniz
       if (kind === 'llama') return { ids: [1, ...ids] };
       return { ids };
     },
+    decode: (ids) => dec([...ids]),
     eosTokenId: 2,
     bosTokenId: 1,
     padTokenId: kind === 'gpt2' ? undefined : 0,

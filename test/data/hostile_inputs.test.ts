@@ -24,7 +24,6 @@ import { loadRecordsSync, parseRecords } from '../../lib/data/load.js';
 import { normalizeRecords } from '../../lib/data/formats.js';
 import { detectChoices, buildChoiceSet } from '../../lib/data/choices.js';
 import { Tokenizer } from '../../lib/tokenizer/index.js';
-import type { TokenizerLike } from '../../lib/data/types.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.join(HERE, '..', '..');
@@ -34,7 +33,6 @@ beforeAll(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-hostile-'
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const gpt2 = Tokenizer.fromFolderSync(path.join(TOKENIZERS, 'gpt2-bpe'));
-const like = (t: Tokenizer): TokenizerLike => ({ encode: (s, o) => t.encode(s, o), eosTokenId: t.eosTokenId ?? undefined, padTokenId: t.padTokenId ?? undefined });
 const jsonl = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
 const PARAGRAPH = fs.readFileSync(path.join(TOKENIZERS, 'corpus.txt'), 'utf8').slice(0, 4000).replace(/\s+$/, '');
 /** About `mb` MB of real text, one record's worth. */
@@ -72,7 +70,7 @@ function writeCase(c: DatasetCase): string {
 async function runCase(c: DatasetCase): Promise<Result> {
   const file = writeCase(c);
   const maxLength = c.maxLength ?? 64;
-  const tok = like(gpt2);
+  const tok = gpt2;
   if (c.task === 'token_cls') {
     const recs = loadTaggedRecords(file, c.spec);
     const tags = buildTagMap(recs);
@@ -361,7 +359,7 @@ describe('memory', () => {
 
 describe('seeded fuzz: nothing but TunekitError comes out of the data pipeline', () => {
   const xorshift = (seed: number) => () => { seed ^= seed << 13; seed >>>= 0; seed ^= seed >>> 17; seed ^= seed << 5; seed >>>= 0; return seed / 2 ** 32; };
-  const tok = like(gpt2);
+  const tok = gpt2;
   const renderChat = (m: { role: string; content: string }[], o?: { addGenerationPrompt?: boolean }) => gpt2.applyChatTemplate(m, { addGenerationPrompt: o?.addGenerationPrompt ?? false });
 
   /** Runs records through one task's pipeline; returns 'ok' or the error code, 'RAW ...' for anything else. */

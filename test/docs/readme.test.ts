@@ -45,8 +45,9 @@ describe('README examples', () => {
     const out = mkdtempSync(join(tmpdir(), 'tunekit-readme-run-'));
     const subs: [string, string][] = [
       ['settings: { epochs: 1, batchSize: 16, lr: 2e-3 }', "settings: { maxSteps: 2, batchSize: 4, lr: 2e-3 }, progress: 'none'"],
-      ['data.buildClassificationExamples(train, enc,', 'data.buildClassificationExamples(train.slice(0, 16), enc,'],
-      ['data.buildClassificationExamples(held, enc,', 'data.buildClassificationExamples(held.slice(0, 8), enc,'],
+      // the Tokenizer itself goes to the data builders (one TokenizerLike, no adapter object)
+      ['data.buildClassificationExamples(train, tok,', 'data.buildClassificationExamples(train.slice(0, 16), tok,'],
+      ['data.buildClassificationExamples(held, tok,', 'data.buildClassificationExamples(held.slice(0, 8), tok,'],
       ["'runs/my-spam'", JSON.stringify(out)],
       ["'runs/my-spam/adapter'", JSON.stringify(join(out, 'adapter'))],
     ];

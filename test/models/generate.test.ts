@@ -114,7 +114,7 @@ describe('sampling and stopping', () => {
   it('streams every token through onToken, with text deltas from the tokenizer', async () => {
     const { model } = loadPretrainedSync(dir('llama_lm'));
     const g = expectedOf('llama_lm').generate!;
-    const tok = { decode: (ids: readonly number[]) => ids.map((i) => `<${i}>`).join('') };
+    const tok = { encode: () => ({ ids: [] }), decode: (ids: readonly number[]) => ids.map((i) => `<${i}>`).join('') };
     const events: TokenEvent[] = [];
     const res = await generate(model, g.prompts, { tokenizer: tok, maxNewTokens: 5, eosTokenId: null, onToken: (e) => events.push(e) });
     expect(events.length).toBe(10);

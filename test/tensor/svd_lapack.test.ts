@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { native, DTYPE_CODE } from '../../lib/native.js';
+import { run } from '../../lib/tensor/kernels.js';
 import { svdF64 } from '../../lib/tensor/linalg.js';
 import { tensor } from '../../lib/tensor/creation.js';
 import { Tensor } from '../../lib/tensor/tensor.js';
@@ -19,7 +19,7 @@ function svdF32(a: Float64Array, m: number, n: number) {
   const k = Math.min(m, n);
   const at = tensor(Float32Array.from(a), [m, n], 'f32');
   const u = Tensor.empty([m, k], 'f32'), s = Tensor.empty([k], 'f32'), vt = Tensor.empty([k, n], 'f32');
-  native.svd(at.handle, at.byteOffset, m, n, u.handle, 0, s.handle, 0, vt.handle, 0, DTYPE_CODE.f32, k);
+  run('svd', { a: at, m, n, u, s, vt, dtype: 'f32', k });
   const out = { u: Float64Array.from(u.data() as Float32Array), s: Float64Array.from(s.data() as Float32Array), vt: Float64Array.from(vt.data() as Float32Array) };
   for (const t of [at, u, s, vt]) t.dispose();
   return out;

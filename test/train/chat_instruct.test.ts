@@ -40,13 +40,12 @@ describe('instruction tuning', () => {
     expect(b.format).toBe('prompt_completion');
     expect([b.train.length, b.eval.length]).toEqual([4836, 1210]);
     const tok = Tokenizer.fromFolderSync(resolveModelPath('builtin:tunekit-gpt2-small'));
-    const enc = { encode: (t: string, o?: { addSpecialTokens?: boolean }) => tok.encode(t, o), eosTokenId: tok.eosTokenId ?? undefined };
     const config = loadConfig(join(__dirname, '..', '..', 'examples', 'instruct-lora.yaml'));
-    const { examples } = buildCausalLmExamples(b.eval, enc, { maxLength: config.dataset.max_length, truncation: config.dataset.truncation });
+    const { examples } = buildCausalLmExamples(b.eval, tok, { maxLength: config.dataset.max_length, truncation: config.dataset.truncation });
     expect(config.dataset.truncation).toBe('keep_end');
     expect(examples.length).toBe(b.eval.length); // every answer survives truncation (the prompt's start is cut)
     expect(examples.every((e) => e.inputIds.length <= config.dataset.max_length)).toBe(true);
-    const cutEnd = buildCausalLmExamples(b.eval, enc, { maxLength: config.dataset.max_length }).examples;
+    const cutEnd = buildCausalLmExamples(b.eval, tok, { maxLength: config.dataset.max_length }).examples;
     expect(cutEnd.length).toBeLessThan(b.eval.length); // keep_start would drop the long ones
     const ex = examples[0]!;
     expect(tok.decode(ex.inputIds.filter((_, i) => ex.labels[i] !== -100))).toMatch(/^ (spam|ham)<\|endoftext\|>$/);

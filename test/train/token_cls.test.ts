@@ -45,7 +45,7 @@ describe('token classification', () => {
     const tags = buildTagMap(recs);
     expect(tags).toEqual(['CAP', 'NUM', 'O']);
     const tok = Tokenizer.fromFolderSync(join(work, 'model'));
-    const [ex] = buildTokenClassificationExamples(recs.slice(0, 1), { encode: (t, o) => tok.encode(t, o) }, tags);
+    const [ex] = buildTokenClassificationExamples(recs.slice(0, 1), tok, tags);
     const words = SENTENCES[0]!.split(' ');
     expect(ex!.labels.filter((l) => l !== -100)).toEqual(words.map((w) => tags.indexOf(tagOf(w))));
     expect(ex!.inputIds.length).toBe(ex!.labels.length);

@@ -13,7 +13,7 @@
  * // after each optimizer step, before the gradients are cleared:
  * const { budget, pattern } = alloc.updateAndAllocate(step);
  */
-import { native } from '../../native.js';
+import { run } from '../../tensor/kernels.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { keep } from '../../tensor/scope.js';
 import { TunekitError } from '../../errors.js';
@@ -142,10 +142,8 @@ export class RankAllocator {
       const d = this.dims[i]!;
       const ga = gradArg(l.A.grad), ge = gradArg(l.E.grad), gb = gradArg(l.B.grad);
       try {
-        native.adaloraUpdateScores(l.A.handle, l.A.byteOffset, ga.t ? ga.t.handle : null, ga.t ? ga.t.byteOffset : 0,
-          l.E.handle, l.E.byteOffset, ge.t ? ge.t.handle : null, ge.t ? ge.t.byteOffset : 0,
-          l.B.handle, l.B.byteOffset, gb.t ? gb.t.handle : null, gb.t ? gb.t.byteOffset : 0,
-          this.state[i]!.handle, 0, null, 0, d.r, d.inF, d.outF, beta1, beta2, true);
+        run('adaloraUpdateScores', { a: l.A, ga: ga.t, e: l.E, ge: ge.t, b: l.B, gb: gb.t, state: this.state[i]!, scores: null,
+          r: d.r, inF: d.inF, outF: d.outF, beta1, beta2, update: true });
       } finally {
         for (const g of [ga, gb, ge]) if (g.owned) g.t!.dispose();
       }
@@ -163,9 +161,13 @@ export class RankAllocator {
     const { beta1, beta2 } = this.opts;
     this.layers.forEach((l, i) => {
       const d = this.dims[i]!;
-      native.adaloraUpdateScores(l.A.handle, l.A.byteOffset, null, 0, l.E.handle, l.E.byteOffset, null, 0,
-        l.B.handle, l.B.byteOffset, null, 0, this.state[i]!.handle, 0, this.scores.handle, d.offset * 4,
-        d.r, d.inF, d.outF, beta1, beta2, false);
+      const scores = this.scores.viewAs([d.r], [1], d.offset); // this layer's part of the scores of all layers
+      try {
+        run('adaloraUpdateScores', { a: l.A, ga: null, e: l.E, ge: null, b: l.B, gb: null, state: this.state[i]!, scores,
+          r: d.r, inF: d.inF, outF: d.outF, beta1, beta2, update: false });
+      } finally {
+        scores.dispose();
+      }
     });
   }
 
@@ -178,17 +180,22 @@ export class RankAllocator {
     this.computeScores();
     let threshold: number;
     if (this.costs) {
-      threshold = native.adaloraCostThreshold(this.scores.handle, 0, this.costs.handle, 0, this.totalRanks, budget);
+      threshold = run('adaloraCostThreshold', { scores: this.scores, costs: this.costs, n: this.totalRanks, budget });
     } else {
       const k = this.initBudget - budget;
       // k <= 0: nothing to remove (PEFT would fail in kthvalue; the budget never exceeds init there)
-      threshold = k >= 1 ? native.adaloraKthSmallest(this.scores.handle, 0, this.totalRanks, Math.min(k, this.totalRanks)) : -Infinity;
+      threshold = k >= 1 ? run('adaloraKthSmallest', { values: this.scores, n: this.totalRanks, k: Math.min(k, this.totalRanks) }) : -Infinity;
     }
     const pattern: RankPattern = {};
     this.layers.forEach((l, i) => {
       const d = this.dims[i]!;
       const m = this.keepMasks[i]!;
-      native.adaloraMask(l.E.handle, l.E.byteOffset, this.scores.handle, d.offset * 4, d.r, threshold, m.handle, 0);
+      const scores = this.scores.viewAs([d.r], [1], d.offset);
+      try {
+        run('adaloraMask', { e: l.E, scores, r: d.r, threshold, keep: m });
+      } finally {
+        scores.dispose();
+      }
       pattern[`${l.name}.lora_E`] = Array.from((m.data() as Uint8Array).subarray(0, d.r), (v) => v === 1);
     });
     return pattern;
@@ -203,7 +210,7 @@ export class RankAllocator {
       if (keepRow.length !== d.r) throw new TunekitError('ERR_SHAPE', `AdaLoRA rank_pattern for ${l.name} has ${keepRow.length} entries but the layer has rank ${d.r}`);
       const m = this.keepMasks[i]!;
       m.copyFrom(Uint8Array.from(keepRow, (b) => (b ? 1 : 0)));
-      native.adaloraApplyPattern(l.E.handle, l.E.byteOffset, m.handle, 0, d.r);
+      run('adaloraApplyPattern', { e: l.E, keep: m, r: d.r });
     });
   }
 

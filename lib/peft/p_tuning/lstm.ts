@@ -4,7 +4,7 @@
  * bidirectional layers with PyTorch's parameter names (weight_ih_l0, weight_hh_l0, bias_ih_l0,
  * bias_hh_l0 and the `_reverse` twins), as P-tuning's `lstm_head` does.
  */
-import { native } from '../../native.js';
+import { run, commonDevice } from '../../tensor/kernels.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { rand } from '../../tensor/creation.js';
 import { record } from '../../autograd/tape.js';
@@ -26,13 +26,12 @@ export function lstmLayer(x: Tensor, wIh: Tensor, wHh: Tensor, bIh: Tensor | nul
     throw new TunekitError('ERR_SHAPE', `lstm: weight_ih [${wIh.shape}] and weight_hh [${wHh.shape}] do not fit x [${x.shape}] (expected [4H, ${inF}] and [4H, H])`);
   }
   for (const b of [bIh, bHh]) if (b && b.numel !== 4 * H) throw new TunekitError('ERR_SHAPE', `lstm: bias must have ${4 * H} elements but has ${b.numel}`);
+  const device = commonDevice('lstm', [x, wIh, wHh, bIh, bHh], ['its input', 'weight_ih', 'weight_hh', 'bias_ih', 'bias_hh']);
   const xc = x.contiguousRaw(), wihc = wIh.contiguousRaw(), whhc = wHh.contiguousRaw();
   const bi = bIh ? bIh.contiguousRaw() : null, bh = bHh ? bHh.contiguousRaw() : null;
-  const y = Tensor.empty([B, T, H], 'f32');
-  const gates = Tensor.empty([B, T, 4 * H], 'f32'), cell = Tensor.empty([B, T, H], 'f32');
-  native.lstmForward(xc.handle, xc.byteOffset, wihc.handle, wihc.byteOffset, whhc.handle, whhc.byteOffset,
-    bi ? bi.handle : null, bi ? bi.byteOffset : 0, bh ? bh.handle : null, bh ? bh.byteOffset : 0,
-    y.handle, 0, gates.handle, 0, cell.handle, 0, B, T, inF, H, reverse);
+  const y = Tensor.empty([B, T, H], 'f32', false, device);
+  const gates = Tensor.empty([B, T, 4 * H], 'f32', false, device), cell = Tensor.empty([B, T, H], 'f32', false, device);
+  run('lstmForward', { x: xc, wih: wihc, whh: whhc, bih: bi, bhh: bh, y, gates, cell, B, T, inF, hidden: H, reverse });
   bi?.dispose(); bh?.dispose();
   record('lstm', [x, wIh, wHh, bIh, bHh], y, { xc, wihc, whhc, gates, cell, B, T, inF, H, reverse });
   if (!y.gradFn) { xc.dispose(); wihc.dispose(); whhc.dispose(); gates.dispose(); cell.dispose(); }

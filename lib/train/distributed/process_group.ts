@@ -9,7 +9,7 @@
  * others stop with ERR_TIMEOUT (or ERR_BACKEND when MPI reports the failure) instead of waiting
  * forever.
  */
-import { native } from '../../native.js';
+import { collectives } from '../../backend.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { DTYPE_SIZE } from '../../tensor/dtype.js';
 import { keep } from '../../tensor/scope.js';
@@ -92,7 +92,7 @@ export function launcherWorld(env: NodeJS.ProcessEnv = process.env): LauncherWor
 
 /** What the addon found of MPI, without initialising it (for `tunekit info` and the launcher). */
 export function mpiLibrary(): { available: boolean; implementation: string; library: string; version: string; reason: string } {
-  return native.collectivesProbe();
+  return collectives.probe();
 }
 
 const ELEM = { f32: 0, f64: 1 } as const;
@@ -120,7 +120,7 @@ class MpiProcessGroup implements ProcessGroup {
     return {
       wait: () => {
         if (done) return;
-        const ok = native.collectivesWait(id, this.timeoutSeconds * 1000);
+        const ok = collectives.wait(id, this.timeoutSeconds * 1000);
         if (!ok) {
           throw new TunekitError('ERR_TIMEOUT', `rank ${this.rank} of ${this.size}: ${label} did not complete within ${this.timeoutSeconds} s: another rank died, hangs or is stuck in longer work (distributed.timeout_s sets the limit; it must exceed rank 0's longest evaluation or checkpoint save)`);
         }
@@ -138,7 +138,7 @@ class MpiProcessGroup implements ProcessGroup {
     this.live();
     if (t.dtype !== 'f32' && t.dtype !== 'f64') throw new TunekitError('ERR_DTYPE', `allreduce: expected an f32 or f64 tensor but received ${(t as Tensor).dtype}`);
     if (!t.isContiguous) throw new TunekitError('ERR_VALUE', 'allreduce: expected a contiguous tensor');
-    const id = native.collectivesAllreduce(t.handle, t.byteOffset, t.numel, ELEM[t.dtype], OP[op]);
+    const id = collectives.allreduce(t, t.numel, ELEM[t.dtype], OP[op]);
     return this.work(id, label, t);
   }
 
@@ -146,21 +146,21 @@ class MpiProcessGroup implements ProcessGroup {
     this.live();
     if (!Number.isInteger(root) || root < 0 || root >= this.size) throw new TunekitError('ERR_VALUE', `broadcast: expected a root rank in [0, ${this.size}) but received ${describe(root)}`);
     if (!t.isContiguous) throw new TunekitError('ERR_VALUE', 'broadcast: expected a contiguous tensor');
-    const id = native.collectivesBroadcast(t.handle, t.byteOffset, t.numel * DTYPE_SIZE[t.dtype], root);
+    const id = collectives.broadcast(t, t.numel * DTYPE_SIZE[t.dtype], root);
     return this.work(id, label, t);
   }
 
   barrier(label = 'barrier'): Work {
     this.live();
-    return this.work(native.collectivesBarrier(), label, null);
+    return this.work(collectives.barrier(), label, null);
   }
 
   stats(): CollectiveStats {
-    return native.collectivesStats();
+    return collectives.stats();
   }
 
   abort(code: number): never {
-    return native.collectivesAbort(code);
+    return collectives.abort(code);
   }
 
   close(): void {
@@ -170,7 +170,7 @@ class MpiProcessGroup implements ProcessGroup {
     this.barrier('the barrier at the end of the job').wait();
     this.closed = true;
     active = null;
-    native.collectivesFinalize();
+    collectives.finalize();
   }
 }
 
@@ -193,7 +193,7 @@ export function initProcessGroup(opts: ProcessGroupOptions = {}): ProcessGroup |
   if (active) return active;
   const timeoutSeconds = opts.timeoutSeconds ?? 1800;
   if (!(timeoutSeconds > 0)) throw new TunekitError('ERR_CONFIG', `distributed.timeout_s: expected a positive number of seconds but received ${describe(timeoutSeconds)}`);
-  const info = native.collectivesInit();
+  const info = collectives.init();
   if (info.rank !== world.rank || info.size !== world.size) {
     throw new TunekitError('ERR_BACKEND', `${world.launcher}'s launcher started this process as rank ${world.rank} of ${world.size}, but ${info.implementation} (the MPI library loaded: ${info.version}) says rank ${info.rank} of ${info.size}: the launcher and the library are of different MPI implementations (use the mpirun of the library tunekit loads, or set TUNEKIT_MPI_LIBRARY)`);
   }
