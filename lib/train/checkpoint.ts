@@ -32,7 +32,8 @@ import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, rea
 import { join, relative, sep } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { TunekitError, describe } from '../errors.js';
-import { fsyncDir, writeJsonAtomicSync } from '../io/atomic.js';
+import { open } from 'node:fs/promises';
+import { fsyncDir, writeJsonAtomic, writeJsonAtomicSync } from '../io/atomic.js';
 import type { LoaderState } from '../data/loader.js';
 
 export const CHECKPOINT_DIR = 'checkpoint';
@@ -149,6 +150,23 @@ function sha256File(path: string): string {
   return hash.digest('hex');
 }
 
+/** {@link sha256File} through fs/promises: the event loop runs between chunks. */
+async function sha256FileAsync(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(4 << 20);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await fh.close();
+  }
+  return hash.digest('hex');
+}
+
 /** Regular files under dir (relative, '/'-separated), hidden temporaries left out. */
 function listFiles(dir: string, root = dir): string[] {
   const out: string[] = [];
@@ -170,20 +188,30 @@ interface Manifest {
 /** What a checkpoint holds; the weights are written by the model's own saver. */
 export interface CheckpointContent {
   /** writes adapter/ or model/ (and any other weight files) under the given checkpoint folder */
-  writeWeights(dir: string): void;
+  writeWeights(dir: string): Promise<void> | void;
   /** writes the optimizer state to the given file */
-  writeOptimizer(file: string): void;
+  writeOptimizer(file: string): Promise<void> | void;
   state: TrainerState;
 }
 
+/** {@link CheckpointContent} whose writers block (for {@link writeCheckpointSync}). */
+export interface CheckpointContentSync extends CheckpointContent {
+  writeWeights(dir: string): void;
+  writeOptimizer(file: string): void;
+}
+
 /**
- * Writes `<outputDir>/checkpoint` so that every crash window leaves a complete checkpoint
- * (the new one or the previous one) that {@link recoverCheckpoint} finds. Returns the folder.
- *
- * @example
- * writeCheckpoint('runs/x', { writeWeights: (d) => model.saveAdapterSync(join(d, 'adapter')), writeOptimizer: (f) => ..., state });
+ * The file work of one checkpoint write, handed to a driver: the async driver awaits each, the
+ * sync one blocks. The steps between them (folders, renames, fsync of the folder) are the same
+ * code for both, so both forms leave the same files in every crash window.
  */
-export function writeCheckpoint(outputDir: string, content: CheckpointContent): string {
+type CheckpointIo =
+  | { kind: 'weights'; dir: string }
+  | { kind: 'optimizer'; file: string }
+  | { kind: 'json'; path: string; value: unknown }
+  | { kind: 'sha256'; path: string };
+
+function* checkpointSteps(outputDir: string, state: TrainerState): Generator<CheckpointIo, string, string | undefined> {
   const write = ++writesDone;
   const final = join(outputDir, CHECKPOINT_DIR);
   const tmp = join(outputDir, TMP_PREFIX + uniqueSuffix());
@@ -194,20 +222,20 @@ export function writeCheckpoint(outputDir: string, content: CheckpointContent): 
     throw ioError('create the checkpoint folder', tmp, e);
   }
   reached('tmp-created', write);
-  content.writeWeights(tmp);
+  yield { kind: 'weights', dir: tmp };
   reached('weights-written', write);
-  content.writeOptimizer(join(tmp, OPTIMIZER_FILE));
+  yield { kind: 'optimizer', file: join(tmp, OPTIMIZER_FILE) };
   reached('optimizer-written', write);
-  writeJsonAtomicSync(join(tmp, TRAINER_STATE_FILE), content.state, { indent: 2 });
+  yield { kind: 'json', path: join(tmp, TRAINER_STATE_FILE), value: state };
   reached('state-written', write);
   // every file above was fsynced by its writer; the manifest, written last, makes the folder complete
   const files: Manifest['files'] = {};
   for (const f of listFiles(tmp)) {
     const p = join(tmp, f);
-    files[f] = { bytes: lstatSync(p).size, sha256: sha256File(p) };
+    files[f] = { bytes: lstatSync(p).size, sha256: (yield { kind: 'sha256', path: p })! };
   }
-  const manifest: Manifest = { version: 1, step: content.state.step, files };
-  writeJsonAtomicSync(join(tmp, MANIFEST_FILE), manifest, { indent: 2 });
+  const manifest: Manifest = { version: 1, step: state.step, files };
+  yield { kind: 'json', path: join(tmp, MANIFEST_FILE), value: manifest };
   reached('manifest-written', write);
   const old = join(outputDir, OLD_PREFIX + uniqueSuffix());
   const movedOld = isDir(final);
@@ -237,6 +265,52 @@ export function writeCheckpoint(outputDir: string, content: CheckpointContent): 
   }
   reached('leftovers-removed', write);
   return final;
+}
+
+/**
+ * Writes `<outputDir>/checkpoint` so that every crash window leaves a complete checkpoint
+ * (the new one or the previous one) that {@link recoverCheckpoint} finds. Returns the folder.
+ * The weights, the optimizer state, the JSON files and the manifest's hashes go through
+ * promises (the event loop runs between files and between a file's 4 MiB chunks); creating,
+ * renaming and removing folders block (metadata operations, milliseconds).
+ *
+ * @example
+ * await writeCheckpoint('runs/x', { writeWeights: (d) => model.saveAdapter(join(d, 'adapter')), writeOptimizer: (f) => ..., state });
+ */
+export async function writeCheckpoint(outputDir: string, content: CheckpointContent): Promise<string> {
+  const steps = checkpointSteps(outputDir, content.state);
+  let r = steps.next();
+  while (!r.done) {
+    const io = r.value;
+    let answer: string | undefined;
+    if (io.kind === 'weights') await content.writeWeights(io.dir);
+    else if (io.kind === 'optimizer') await content.writeOptimizer(io.file);
+    else if (io.kind === 'json') await writeJsonAtomic(io.path, io.value, { indent: 2 });
+    else answer = await sha256FileAsync(io.path);
+    r = steps.next(answer);
+  }
+  return r.value;
+}
+
+/**
+ * The blocking form of {@link writeCheckpoint}: the same steps and files.
+ *
+ * @example
+ * writeCheckpointSync('runs/x', { writeWeights: (d) => model.saveAdapterSync(join(d, 'adapter')), writeOptimizer: (f) => ..., state });
+ */
+export function writeCheckpointSync(outputDir: string, content: CheckpointContentSync): string {
+  const steps = checkpointSteps(outputDir, content.state);
+  let r = steps.next();
+  while (!r.done) {
+    const io = r.value;
+    let answer: string | undefined;
+    if (io.kind === 'weights') content.writeWeights(io.dir);
+    else if (io.kind === 'optimizer') content.writeOptimizer(io.file);
+    else if (io.kind === 'json') writeJsonAtomicSync(io.path, io.value, { indent: 2 });
+    else answer = sha256File(io.path);
+    r = steps.next(answer);
+  }
+  return r.value;
 }
 
 function isDir(p: string): boolean {

@@ -31,14 +31,14 @@ import { PeftModel, type TrainingHooks } from '../peft/base/peft_model.js';
 import { DataLoader } from '../data/loader.js';
 import type { Batch } from '../data/types.js';
 import type { ChoiceSet } from '../data/choices.js';
-import { openSafetensorsSync, writeSafetensorsSync } from '../io/safetensors.js';
+import { openSafetensors, openSafetensorsSync, writeSafetensors, writeSafetensorsSync, type RawTensor } from '../io/safetensors.js';
 import { writeFileAtomicSync } from '../io/atomic.js';
-import { savePretrainedSync, loadWeightsSync } from '../models/loader.js';
+import { savePretrained, savePretrainedSync, loadWeights, loadWeightsSync } from '../models/loader.js';
 import { rawFromTensor, f32FromRaw } from '../models/weights.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
 import { makeLrSchedule, warmupFromRatio, type ScheduleName } from './lr_schedule.js';
 import { MetricsLog, readMetrics, truncateMetrics, type MetricsRecord } from './metrics_log.js';
-import { readCheckpoint, requireCheckpoint, writeCheckpoint, CHECKPOINT_DIR, OPTIMIZER_FILE, TRAINER_STATE_FILE, type CheckpointStatus, type TrainerState } from './checkpoint.js';
+import { readCheckpoint, requireCheckpoint, writeCheckpoint, writeCheckpointSync, CHECKPOINT_DIR, OPTIMIZER_FILE, TRAINER_STATE_FILE, type CheckpointStatus, type TrainerState } from './checkpoint.js';
 import { writeLossPlot, writePanelsPlot } from './plot.js';
 import { ProgressReporter } from './progress.js';
 import type { TrainTask } from './losses.js';
@@ -259,7 +259,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
 
   /**
    * Releases the optimizer state (native memory); fit() does it when it ends. Idempotent.
-   * @example const t = new Trainer(opts); t.loadCheckpoint(dir); ...; t.dispose();
+   * @example const t = new Trainer(opts); await t.loadCheckpoint(dir); ...; t.dispose();
    */
   dispose(): void {
     this.adam?.dispose();
@@ -422,7 +422,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     if (resumeFrom) {
       const state = checkedState ?? readCheckpoint(resumeFrom).state;
       if (!checkedState) this.checkResumable(resumeFrom, state, total);
-      this.restore(resumeFrom, state);
+      await this.restore(resumeFrom, state);
       if (metricsPath && existsSync(metricsPath)) truncateMetrics(metricsPath, this.step);
     } else if (metricsPath && existsSync(metricsPath)) {
       // a run from the start owns its folder: an earlier run's lines would repeat its steps
@@ -564,7 +564,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
         if (this.interrupted && !finished && status === 'completed') status = 'interrupted';
         const saveNow = s.saveEvery > 0 ? this.step % s.saveEvery === 0 : epochEnded;
         if (this.outputDir && (saveNow || finished || status !== 'completed')) {
-          if (writes) this.saveCheckpoint(status === 'completed' ? (finished ? 'completed' : 'running') : status);
+          if (writes) await this.saveCheckpoint(status === 'completed' ? (finished ? 'completed' : 'running') : status);
           else this.lastCheckpoint = { dir: join(this.outputDir, CHECKPOINT_DIR), step: this.step };
         }
         if (status !== 'completed') break;
@@ -666,18 +666,31 @@ export class Trainer<E = TrainExample, R = EvalResult> {
   /**
    * Writes <outputDir>/checkpoint so that a crash at any point leaves a complete checkpoint
    * (checkpoint.ts). `status` records where the run stands (a resume of a finished run is refused).
-   * @example trainer.saveCheckpoint(); // -> 'runs/x/checkpoint'
+   * Files are written through promises, one tensor at a time; fit() saves this way.
+   * @example await trainer.saveCheckpoint(); // -> 'runs/x/checkpoint'
    */
-  saveCheckpoint(status: CheckpointStatus = 'running'): string {
-    if (!this.outputDir) throw new TunekitError('ERR_STATE', 'saveCheckpoint needs an outputDir');
-    const optimizer = this.optimizer;
-    const model = this.model;
-    const state: TrainerState = {
-      version: 2, step: this.step, totalSteps: this.totalSteps, status, loader: this.loader.state(), seedState: getSeedState(),
-      best: this.best, badEvals: this.badEvals, runConfig: this.storedRunConfig,
-      objective: { name: this.objective.name, state: this.objective.state?.() ?? null },
-    };
-    const dir = writeCheckpoint(this.outputDir, {
+  async saveCheckpoint(status: CheckpointStatus = 'running'): Promise<string> {
+    const { optimizer, model, state, outputDir } = this.checkpointParts(status);
+    const dir = await writeCheckpoint(outputDir, {
+      writeWeights: async (d) => {
+        if (model instanceof PeftModel) await model.saveAdapter(join(d, 'adapter'));
+        else await savePretrained(model, join(d, 'model'));
+        for (const [key, m] of this.extraModules) await writeSafetensors(join(d, `${key}.safetensors`), m.namedParameters().map(([n, p]) => rawFromTensor(n, p)));
+      },
+      writeOptimizer: (f) => writeSafetensors(f, optimizer.stateTensors(), { step: String(optimizer.stepCount) }),
+      state,
+    });
+    this.lastCheckpoint = { dir, step: this.step };
+    return dir;
+  }
+
+  /**
+   * The blocking form of {@link saveCheckpoint}: the same files.
+   * @example trainer.saveCheckpointSync(); // -> 'runs/x/checkpoint'
+   */
+  saveCheckpointSync(status: CheckpointStatus = 'running'): string {
+    const { optimizer, model, state, outputDir } = this.checkpointParts(status);
+    const dir = writeCheckpointSync(outputDir, {
       writeWeights: (d) => {
         if (model instanceof PeftModel) model.saveAdapterSync(join(d, 'adapter'));
         else savePretrainedSync(model, join(d, 'model'));
@@ -690,17 +703,40 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     return dir;
   }
 
+  private checkpointParts(status: CheckpointStatus): { optimizer: AdamW; model: TrainableModel; state: TrainerState; outputDir: string } {
+    if (!this.outputDir) throw new TunekitError('ERR_STATE', 'saveCheckpoint needs an outputDir');
+    const state: TrainerState = {
+      version: 2, step: this.step, totalSteps: this.totalSteps, status, loader: this.loader.state(), seedState: getSeedState(),
+      best: this.best, badEvals: this.badEvals, runConfig: this.storedRunConfig,
+      objective: { name: this.objective.name, state: this.objective.state?.() ?? null },
+    };
+    return { optimizer: this.optimizer, model: this.model, state, outputDir: this.outputDir };
+  }
+
   /**
    * Restores weights, optimizer, data position, RNG and the objective's state from a checkpoint
    * folder, after checking it: incomplete or corrupt is ERR_FORMAT, another run config or
-   * objective ERR_CONFIG (naming the fields), a step above this run's steps ERR_STATE.
-   * @example trainer.loadCheckpoint('runs/x/checkpoint');
+   * objective ERR_CONFIG (naming the fields), a step above this run's steps ERR_STATE. The
+   * weights and optimizer state are read through promises; the check (sizes and sha256 of every
+   * file in the manifest) blocks.
+   * @example await trainer.loadCheckpoint('runs/x/checkpoint');
    */
-  loadCheckpoint(dir: string): void {
+  async loadCheckpoint(dir: string): Promise<void> {
     const { state } = readCheckpoint(dir);
     this.checkConfig(dir, state);
     this.checkStep(dir, state, this.totalSteps);
-    this.restore(dir, state);
+    await this.restore(dir, state);
+  }
+
+  /**
+   * The blocking form of {@link loadCheckpoint}.
+   * @example trainer.loadCheckpointSync('runs/x/checkpoint');
+   */
+  loadCheckpointSync(dir: string): void {
+    const { state } = readCheckpoint(dir);
+    this.checkConfig(dir, state);
+    this.checkStep(dir, state, this.totalSteps);
+    this.restoreSync(dir, state);
   }
 
   /** The run config checkpoints record: the caller's, plus the number of ranks of a data-parallel run. */
@@ -743,20 +779,60 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     }
   }
 
-  private restore(dir: string, state: TrainerState): void {
+  private async restore(dir: string, state: TrainerState): Promise<void> {
+    if (this.model instanceof PeftModel) await this.model.loadAdapterWeights(join(dir, 'adapter'));
+    else await loadWeights(this.model, join(dir, 'model'), this.model.task);
+    for (const [key, m] of this.extraModules) {
+      const file = join(dir, `${key}.safetensors`);
+      const r = await openSafetensors(file);
+      try {
+        loadModuleTensors(m, file, r.names, await readAll(r, m.namedParameters().map(([n]) => n).filter((n) => r.has(n))));
+      } finally {
+        await r.close();
+      }
+    }
+    const file = join(dir, OPTIMIZER_FILE);
+    const r = await openSafetensors(file);
+    try {
+      this.restoreOptimizer(file, r.metadata, await readAll(r, r.names), state);
+    } finally {
+      await r.close();
+    }
+    this.restoreState(dir, state);
+  }
+
+  /** The blocking form of {@link restore}. */
+  private restoreSync(dir: string, state: TrainerState): void {
     if (this.model instanceof PeftModel) this.model.loadAdapterWeightsSync(join(dir, 'adapter'));
     else loadWeightsSync(this.model, join(dir, 'model'), this.model.task);
-    for (const [key, m] of this.extraModules) loadModuleFile(m, join(dir, `${key}.safetensors`));
-    const r = openSafetensorsSync(join(dir, OPTIMIZER_FILE));
-    let stepCount: number;
+    for (const [key, m] of this.extraModules) {
+      const file = join(dir, `${key}.safetensors`);
+      const r = openSafetensorsSync(file);
+      try {
+        const names = m.namedParameters().map(([n]) => n).filter((n) => r.has(n));
+        loadModuleTensors(m, file, r.names, new Map(names.map((n) => [n, r.readTensor(n)] as const)));
+      } finally {
+        r.close();
+      }
+    }
+    const file = join(dir, OPTIMIZER_FILE);
+    const r = openSafetensorsSync(file);
     try {
-      const tensors = new Map(r.names.map((n) => [n, r.readTensor(n)] as const));
-      stepCount = r.metadata.step === undefined ? state.step : Number(r.metadata.step);
-      if (!Number.isSafeInteger(stepCount) || stepCount < 0) throw new TunekitError('ERR_FORMAT', `${join(dir, OPTIMIZER_FILE)}: expected a non-negative integer for metadata.step but received ${JSON.stringify(r.metadata.step)}`);
-      this.optimizer.loadStateTensors(tensors, stepCount);
+      this.restoreOptimizer(file, r.metadata, new Map(r.names.map((n) => [n, r.readTensor(n)] as const)), state);
     } finally {
       r.close();
     }
+    this.restoreState(dir, state);
+  }
+
+  private restoreOptimizer(file: string, metadata: Readonly<Record<string, string>>, tensors: Map<string, RawTensor>, state: TrainerState): void {
+    const stepCount = metadata.step === undefined ? state.step : Number(metadata.step);
+    if (!Number.isSafeInteger(stepCount) || stepCount < 0) throw new TunekitError('ERR_FORMAT', `${file}: expected a non-negative integer for metadata.step but received ${JSON.stringify(metadata.step)}`);
+    this.optimizer.loadStateTensors(tensors, stepCount);
+  }
+
+  /** What a checkpoint restores beside the tensors: the objective's state, data position, RNG, counters. */
+  private restoreState(dir: string, state: TrainerState): void {
     const objectiveState = state.objective?.state ?? null;
     if (this.objective.restoreState) {
       if (!objectiveState) throw new TunekitError('ERR_FORMAT', `${join(dir, TRAINER_STATE_FILE)}: expected the ${this.objective.name} objective's state but received ${describe(objectiveState)}`);
@@ -771,20 +847,25 @@ export class Trainer<E = TrainExample, R = EvalResult> {
   }
 }
 
-/** Reads a module's parameters back from the safetensors file a checkpoint wrote for it. */
-function loadModuleFile(m: Module, file: string): void {
-  const r = openSafetensorsSync(file);
-  try {
-    for (const [name, p] of m.namedParameters()) {
-      if (!r.names.includes(name)) throw new TunekitError('ERR_FORMAT', `${file}: expected a tensor '${name}' but the file has ${r.names.join(', ') || 'none'}`);
-      const raw = r.readTensor(name);
-      if (raw.shape.join() !== p.shape.join()) throw new TunekitError('ERR_SHAPE', `${file}: '${name}' is [${raw.shape}] but the module's parameter is [${p.shape}]`);
-      const t = f32FromRaw(raw);
-      p.assign(t);
-      t.dispose();
-    }
-  } finally {
-    r.close();
+/** Reads the named tensors of an open file one at a time (the event loop runs between them). */
+async function readAll(r: { readTensor(name: string): Promise<RawTensor> }, names: readonly string[]): Promise<Map<string, RawTensor>> {
+  const out = new Map<string, RawTensor>();
+  for (const n of names) out.set(n, await r.readTensor(n));
+  return out;
+}
+
+/**
+ * Sets a module's parameters from the tensors read from the safetensors file a checkpoint wrote
+ * for it (`fileNames`: every name in the file, for the error of a missing one).
+ */
+function loadModuleTensors(m: Module, file: string, fileNames: readonly string[], tensors: ReadonlyMap<string, RawTensor>): void {
+  for (const [name, p] of m.namedParameters()) {
+    const raw = tensors.get(name);
+    if (!raw) throw new TunekitError('ERR_FORMAT', `${file}: expected a tensor '${name}' but the file has ${fileNames.join(', ') || 'none'}`);
+    if (raw.shape.join() !== p.shape.join()) throw new TunekitError('ERR_SHAPE', `${file}: '${name}' is [${raw.shape}] but the module's parameter is [${p.shape}]`);
+    const t = f32FromRaw(raw);
+    p.assign(t);
+    t.dispose();
   }
 }
 

@@ -213,7 +213,14 @@ describe('Trainer', () => {
         }
         // the checkpoint loads into a fresh trainer
         const again = new Trainer({ model: tinyGpt2(7), task: 'causal_lm', train: lmData(16), padTokenId: 0, progress: 'none', settings: { ...quiet, maxSteps: 8, batchSize: 4 } });
-        again.loadCheckpoint(ck);
+        await again.loadCheckpoint(ck);
+        // the blocking form restores the same weights
+        const model2 = tinyGpt2(8);
+        const again2 = new Trainer({ model: model2, task: 'causal_lm', train: lmData(16), padTokenId: 0, progress: 'none', settings: { ...quiet, maxSteps: 8, batchSize: 4 } });
+        again2.loadCheckpointSync(ck);
+        const w = (m: typeof model) => m.namedParameters().map(([n, p]) => [n, Array.from(p.toTypedArray() as Float32Array)]);
+        expect(w(model2)).toEqual(w(again.model as typeof model));
+        again.dispose(); again2.dispose(); model2.dispose();
         expect(fs.readdirSync(d).filter((f) => f.startsWith('.checkpoint'))).toEqual([]);
         model.dispose();
       });
