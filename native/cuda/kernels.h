@@ -8,13 +8,19 @@
 //   nf4.cu        NF4/FP4 dequantize, batch-1..4 NF4 GEMV, NF4 dequant-GEMM (forward and dx)
 //   attention.cu  flash-style attention forward/backward (f32)
 //   ops.cu        element-wise, softmax, layer/RMS norm, cross-entropy, AdamW, AdaLoRA EMAs
+//   gemm_f32.cu   plain f32 GEMM (CUDA cores, f32 accumulate), f32 linear + LoRA with dropout
+//   data.cu       fill, cast, strided / row / byte copies, counter-based random fills, arange
+//   nn.cu         dropout, embedding rows (gather, scatter-add), RoPE, reductions, argmax,
+//                 sum of squares, non-finite count, AdaLoRA triplet scores
 //
-// Not yet on the GPU: SVD (AdaLoRA's rank re-allocation runs it rarely; it stays on the CPU).
+// Not yet on the GPU: SVD (AdaLoRA's rank re-allocation runs it rarely; it stays on the CPU),
+// NF4 quantization itself (weights are quantized on the host at load), LSTM, vision ops.
 #pragma once
 #include <cstdint>
 
 // The shape structs and op codes are the backend-neutral ones of native/core (no native/cpu
 // header is included: the CUDA backend does not depend on the CPU one).
+#include "core/dtype.h"
 #include "core/op_codes.h"
 #include "core/shapes.h"
 
@@ -54,6 +60,11 @@ void nf4_gemm_bf16(const uint16_t* X, int64_t M, int64_t ldx, const Nf4Weight& W
                    float beta = 0.0f);  // Y = X W^T
 void nf4_gemm_dx_bf16(const uint16_t* dY, int64_t M, int64_t lddy, const Nf4Weight& W, float* dX, int64_t lddx,
                       float beta = 0.0f);  // dX = dY W
+// absmax[i] = code[q[i]] nested[i / 256] + offset (bitsandbytes' double quantization, two
+// roundings as cpu/nf4.h); code: the 256-value signed dynamic map, a HOST array (the caller's
+// cpu::dynamic_map_signed(): the CUDA backend does not build the table itself)
+void nf4_double_dequantize_absmax(const uint8_t* q, const float* nested_absmax, float offset, int64_t nblocks,
+                                  const float* dynamic_map_host, float* absmax);
 
 // ---- attention (attention.cu) ----------------------------------------------------------------
 // cpu/attention.h semantics (causal with offset Tk - Tq, key mask, grouped-query, lse, fully
@@ -96,5 +107,69 @@ void adamw(float* param, const float* grad, float* m, float* v, int64_t n, const
 // U = b2 U + (1-b2) |I - Ibar|. AdaloraShape / AdaloraState: core/shapes.h.
 void adalora_update_f32(const AdaloraShape& s, const float* a, const float* ga, const float* e, const float* ge,
                         const float* b, const float* gb, const AdaloraState& st, float beta1, float beta2);
+
+// AdaLoRA triplet scores (cpu/adalora.h adalora_triplet_scores_f32): scores[i] = Ibar_E U_E +
+// (mean_j Ibar_A U_A [i, j] + mean_j Ibar_B U_B [j, i]), products in f32, sums in double.
+void adalora_triplet_scores_f32(const AdaloraShape& s, const AdaloraState& st, float* scores);
+
+// ---- f32 GEMM and f32 linear + LoRA (gemm_f32.cu) --------------------------------------------
+// C = alpha op(A) op(B) + beta C in f32 on the CUDA cores (64x64x16 tiles, 4x4 outputs per
+// thread, f32 fma accumulation): cpu/gemm.h's gemm_f32 semantics (beta == 0 overwrites C), results
+// equal to rounding (the summation order differs). Batched: operand i at A + i strideA, etc.
+void gemm_f32(const GemmShape& s, const float* A, const float* B, float* C);
+void gemm_f32_batched(const GemmShape& s, int64_t batch, const float* A, int64_t stride_a, const float* B,
+                      int64_t stride_b, float* C, int64_t stride_c);
+
+// cpu/lora.h's lora_linear_{forward,backward}_dropout_f32, composed from gemm_f32 and the dropout
+// kernels (masks bit-identical to the CPU's for the same seed): all operands f32, f32 products.
+// Temporaries ([M, in] for the dropped input and the masked gradient, [M, r]) come from the
+// caching allocator.
+void lora_linear_forward_dropout_f32(const LoraShape& s, const float* x, const float* w, const float* bias,
+                                     const float* a, const float* b, float p, uint64_t seed, uint8_t* mask, float* y,
+                                     float* xa);
+void lora_linear_backward_dropout_f32(const LoraShape& s, const float* dy, const float* x, const uint8_t* mask,
+                                      float p, const float* w, const float* a, const float* b, const float* xa,
+                                      float* dx, float* da, float* db);
+
+// ---- data movement (data.cu): cpu/copy.h semantics -------------------------------------------
+// dst[0..n) = value converted to d (the element's bytes are made on the host, as cpu::fill makes them)
+void fill(void* dst, DType d, int64_t n, double value);
+// dst[i] = (dd) src[i] through double, as cpu::cast (float -> int truncates toward zero; bf16/f16
+// round to nearest even with the same bit code as core/dtype.h); sd == dd copies bytes.
+void cast(const void* src, DType sd, void* dst, DType dd, int64_t n);
+// contiguous dst = the view (shape, element strides; host arrays of ndim, any ndim: dimensions are
+// merged on the host down to at most kMaxDims, else ERR_SHAPE) of elem_size-byte elements at src
+void copy_strided(const void* src, void* dst, int64_t elem_size, int ndim, const int64_t* shape, const int64_t* strides);
+// `rows` rows of row_bytes bytes, byte strides (a stride may be 0: a broadcast row); rows must not overlap
+void copy_rows(const void* src, void* dst, int64_t rows, int64_t row_bytes, int64_t src_stride, int64_t dst_stride);
+// memmove: src and dst may overlap (an overlapping copy goes through a temporary)
+void copy_bytes(const void* src, void* dst, int64_t bytes);
+// cpu::random_normal_f32 / random_uniform_f32: the same splitmix64 counters, so the same values
+// up to the last bits of log/cos/sin (libm on the host, CUDA's on the device)
+void random_normal_f32(float* dst, int64_t n, uint64_t seed, float mean, float std);
+void random_uniform_f32(float* dst, int64_t n, uint64_t seed, float low, float high);
+// dst[i] = start + step i in double, stored as d (bit-identical to cpu::arange)
+void arange(void* dst, DType d, int64_t n, double start, double step);
+
+// ---- dropout, embedding, RoPE, reductions (nn.cu): native/cpu semantics ----------------------
+// cpu/dropout.h: mask from core/counter_hash.h (bit-identical to the CPU's for the same seed)
+void dropout(const float* x, float* y, uint8_t* mask, int64_t n, float p, uint64_t seed);
+// dx (+)= dy * mask / (1 - p)
+void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t n, float p, bool accumulate);
+// cpu/embedding.h: ids checked on the device first (ERR_INDEX naming the first bad position and
+// its id, nothing written; synchronises). scatter_add_rows adds with atomics: rows hit by
+// several ids are summed in no fixed order (equal to the CPU's to rounding).
+void gather_rows(const float* table, const int32_t* idx, float* out, int64_t n, int64_t row_size, int64_t num_rows);
+void scatter_add_rows(const float* src, const int32_t* idx, float* dst, int64_t n, int64_t row_size, int64_t num_rows);
+// cpu/rope.h: x [B, H, T, D] (out may be x), positions i32 [B, T], inv_freq [rot_dim / 2]
+void rope(const float* x, float* out, const int32_t* positions, const float* inv_freq, int64_t B, int64_t H, int64_t T,
+          int64_t D, int64_t rot_dim, bool inverse);
+// cpu/reduce.h: x [outer, n, inner] -> out [outer, inner]; sums in double; max/min: NaN wins
+void reduce(ReduceOp op, const float* x, float* out, int64_t outer, int64_t n, int64_t inner);
+// out[r] = first index of the row's max (the first NaN when there is one)
+void argmax(const float* x, int32_t* out, int64_t rows, int64_t cols);
+// synchronise (the value comes back): sum of squares in double; count of infinities and NaNs
+double sum_squares(const float* x, int64_t n);
+int64_t count_non_finite(const float* x, int64_t n);
 
 }  // namespace tk::cuda

@@ -288,4 +288,27 @@ void nf4_gemm_dx_bf16(const uint16_t* dY, int64_t M, int64_t lddy, const Nf4Weig
   gemm_detail::launch_gemm<false, false, true>(p, "cuda nf4_gemm_dx_bf16");
 }
 
+// ---- double quantization of the absmax array (cpu/nf4.h nf4_double_dequantize_absmax) ----
+
+namespace {
+struct DynamicMap {
+  float v[256];
+};
+__global__ void double_dequant_kernel(const uint8_t* __restrict__ q, const float* __restrict__ nested, float offset,
+                                      int64_t nblocks, const DynamicMap code, float* __restrict__ absmax) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < nblocks; i += int64_t(gridDim.x) * blockDim.x)
+    absmax[i] = __fadd_rn(__fmul_rn(code.v[q[i]], nested[i / 256]), offset);  // two roundings, as the CPU
+}
+}  // namespace
+
+void nf4_double_dequantize_absmax(const uint8_t* q, const float* nested_absmax, float offset, int64_t nblocks,
+                                  const float* dynamic_map_host, float* absmax) {
+  TK_CHECK(nblocks >= 0, Shape, "cuda nf4_double_dequantize_absmax: negative length ", nblocks);
+  if (nblocks == 0) return;
+  DynamicMap m;
+  std::memcpy(m.v, dynamic_map_host, sizeof(m.v));
+  double_dequant_kernel<<<grid_1d(nblocks, 256), 256>>>(q, nested_absmax, offset, nblocks, m, absmax);
+  check_launch("cuda nf4_double_dequantize_absmax");
+}
+
 }  // namespace tk::cuda
