@@ -8,6 +8,7 @@
  * console.log(backendInfo().gemmKernel, memoryStats().peakBytes);
  */
 import { native, addonOrigin, type AddonOrigin, type TensorRef } from './native.js';
+import { cudaStatus, cudaMissingOps, type Device } from './tensor/device.js';
 
 /** Native memory held by tensors, in bytes (`peakBytes` since the last resetPeakMemory()). */
 export interface MemoryStats {
@@ -15,8 +16,28 @@ export interface MemoryStats {
   peakBytes: number;
 }
 
+/** One device a run may use (`training.device`), or the CUDA entry saying why there is none. */
+export interface DeviceEntry {
+  /** 'cpu', 'cuda:N', or 'cuda' for the entry of an unusable CUDA backend */
+  device: Device | 'cuda';
+  available: boolean;
+  /** cpu: the kernel family chosen at run time ('avx512' | 'avx2' | 'portable') and the pool's threads */
+  kernels?: string;
+  threads?: number;
+  /** cuda: the device's name, compute capability and memory (device 0; the addon reports one) */
+  name?: string;
+  computeCapability?: string;
+  totalBytes?: number;
+  /** cuda: ops of a training step the CUDA backend has no kernel for yet (they stop a cuda run; auto then picks the CPU) */
+  missingOps?: number;
+  /** cuda: why no device is usable (this build has no CUDA backend, or the driver's reason) */
+  reason?: string;
+}
+
 /** What the loaded addon runs on. */
 export interface BackendInfo {
+  /** the devices `training.device` / Trainer({ device }) may name: the CPU, each usable CUDA device, or CUDA's reason for none */
+  devices: DeviceEntry[];
   /** CPU features detected at run time (after TUNEKIT_ISA caps them) and the thread pool's size */
   cpu: { avx2: boolean; avx512: boolean; avx512bf16: boolean; threads: number; hardwareThreads: number };
   /** the GEMM kernel family dispatch chose: 'avx512' | 'avx2' | 'portable' */
@@ -38,7 +59,21 @@ export interface BackendInfo {
  */
 export function backendInfo(): BackendInfo {
   const b = native.backendInfo();
-  return { cpu: { ...b.cpu }, gemmKernel: native.gemmKernelName(), cuda: native.cudaInfo(), addon: addonOrigin(), mpi: native.collectivesProbe() };
+  const gemmKernel = native.gemmKernelName();
+  return { devices: listDevices(gemmKernel, b.cpu.threads), cpu: { ...b.cpu }, gemmKernel, cuda: native.cudaInfo(), addon: addonOrigin(), mpi: native.collectivesProbe() };
+}
+
+function listDevices(gemmKernel: string, threads: number): DeviceEntry[] {
+  const out: DeviceEntry[] = [{ device: 'cpu', available: true, kernels: gemmKernel, threads }];
+  const cuda = cudaStatus();
+  if (cuda.devices === 0) return [...out, { device: 'cuda', available: false, reason: cuda.reason }];
+  const missingOps = cudaMissingOps().length;
+  for (let i = 0; i < cuda.devices; i++) {
+    out.push(i === 0
+      ? { device: 'cuda:0', available: true, name: cuda.name, computeCapability: cuda.computeCapability, totalBytes: cuda.totalBytes, missingOps }
+      : { device: `cuda:${i}`, available: true, missingOps });
+  }
+  return out;
 }
 
 /** Threads of the native pool (default: all hardware threads). Shared by every worker thread of the process. */

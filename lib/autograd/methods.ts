@@ -3,7 +3,7 @@
  * stays free of autograd. Each forwards to the differentiable op of the same name in ops.ts.
  */
 import { Tensor } from '../tensor/tensor.js';
-import type { DType } from '../tensor/dtype.js';
+import { DTYPE_SIZE, type DType } from '../tensor/dtype.js';
 import * as F from './ops.js';
 import { backward } from './tape.js';
 
@@ -56,6 +56,8 @@ P.permute = function (this: Tensor, dims: readonly number[]) { return F.permute(
 P.transpose = function (this: Tensor, d0?: number, d1?: number) { return F.transpose(this, d0, d1); };
 P.slice = function (this: Tensor, dim: number, start: number, end?: number) { return F.slice(this, dim, start, end); };
 P.contiguous = function (this: Tensor) { return F.contiguous(this); };
-P.to = function (this: Tensor, dtype: DType) { return F.cast(this, dtype); };
+// x.to('bf16') casts (recorded); x.to('cuda:0') / x.to('cpu') is Tensor's own move between devices
+const toDevice = Tensor.prototype.to as (this: Tensor, device: string) => Tensor;
+P.to = function (this: Tensor, target: string) { return target in DTYPE_SIZE ? F.cast(this, target as DType) : toDevice.call(this, target); };
 P.softmax = function (this: Tensor) { return F.softmax(this); };
 P.backward = function (this: Tensor, g?: Tensor<'f32'>) { backward(this, g); };

@@ -4,6 +4,7 @@
  */
 import { Tensor } from '../tensor/tensor.js';
 import { keep } from '../tensor/scope.js';
+import { parseDevice, type Device } from '../tensor/device.js';
 import { TunekitError } from '../errors.js';
 
 /**
@@ -167,6 +168,55 @@ export abstract class Module {
         p.grad = null;
       }
     }
+  }
+
+  /**
+   * The device of the parameters (and buffers): the first one's, 'cpu' for a module without
+   * tensors. Module.to() keeps them on one device.
+   */
+  get device(): Device {
+    const first = this.namedParameters()[0]?.[1] ?? this.namedBuffers()[0]?.[1];
+    return first ? first.device : 'cpu';
+  }
+
+  /**
+   * Moves every parameter and buffer of this module and its children to `device` in place (as
+   * torch's Module.to): each tensor not already there is copied (Tensor.to: the storage
+   * transfer), swapped in under its name and the old one disposed. A tensor shared by several
+   * modules (tied embeddings) is copied once and stays shared; requiresGrad and names are kept,
+   * gradients are dropped. Returns this module.
+   * @example model.to('cuda:0'); // then batches: tensor(ids, shape, 'i32').to('cuda:0')
+   */
+  to(device: Device | 'cuda'): this {
+    const d = parseDevice(device);
+    const moved = new Map<Tensor, Tensor>();
+    const swap = (t: Tensor): Tensor => {
+      if (t.device === d) return t;
+      let n = moved.get(t);
+      if (!n) {
+        n = keep(t.to(d));
+        moved.set(t, n);
+      }
+      return n;
+    };
+    for (const [, m] of this.namedModules()) {
+      const self = m as unknown as Record<string, unknown>;
+      for (const map of [m._params, m._buffers] as Map<string, Tensor | null>[]) {
+        for (const [name, t] of map) {
+          if (!t) continue;
+          const n = swap(t);
+          if (n === t) continue;
+          map.set(name, n);
+          if (self[name] === t) self[name] = n;
+        }
+      }
+    }
+    for (const old of moved.keys()) {
+      old.grad?.dispose();
+      old.grad = null;
+      old.dispose();
+    }
+    return this;
   }
 
   /** Disposes every parameter and buffer. */

@@ -119,3 +119,15 @@ export function rand(shape: Shape, opts: { seed: number; low?: number; high?: nu
 }
 
 export type { NestedNumbers, DataTypeMap };
+
+/**
+ * `t` on `device`: `t` itself when it is there, else its copy there with `t` disposed (for a
+ * tensor just made from JS data on the host: batches of a run on a GPU).
+ * @example const ids = onDevice(tensor(batch.inputIds, [b, t], 'i32'), 'cuda:0');
+ */
+export function onDevice<T extends Tensor>(t: T, device: Device): T {
+  if (t.device === device) return t;
+  const moved = t.to(device) as T;
+  t.dispose();
+  return moved;
+}

@@ -3,6 +3,7 @@
  * examples, labels and model (NF4 base included) that training evaluated on.
  */
 import { TunekitError } from '../errors.js';
+import { resolveDevice, type Device } from '../tensor/device.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { Trainer, type EvalResult } from './trainer.js';
@@ -19,7 +20,9 @@ import { ImageClassificationObjective } from './objectives/image_cls.js';
  * const r = await evaluateRun(loadConfig('examples/spam-lora.yaml'), { runDir: 'runs/spam-lora' });
  */
 export async function evaluateRun(config: TrainConfig, opts: { runDir: string; base?: boolean }): Promise<EvalResult> {
-  if (config.task === 'image_cls') return evaluateImageRun(config, opts);
+  // training.device as in training: a GPU asked for and not usable fails before anything is read
+  const device = resolveDevice(config.training.device, 'training.device').device;
+  if (config.task === 'image_cls') return evaluateImageRun(config, opts, device);
   const modelDir = resolveModelPath(config.model);
   checkSequenceLength(config, modelDir);
   const tokenizer = Tokenizer.fromFolderSync(modelDir);
@@ -27,7 +30,7 @@ export async function evaluateRun(config: TrainConfig, opts: { runDir: string; b
   const model = loadRunModel(config, { runDir: opts.runDir, base: opts.base, labels: data.labels });
   const trainer = new Trainer({
     model, task: config.task, train: data.eval.slice(0, 1), eval: data.eval, padTokenId: data.padTokenId,
-    settings: { batchSize: config.training.batch_size }, progress: 'none', choices: data.choices,
+    settings: { batchSize: config.training.batch_size }, progress: 'none', choices: data.choices, device,
   });
   try {
     return trainer.evaluate();
@@ -41,10 +44,11 @@ export async function evaluateRun(config: TrainConfig, opts: { runDir: string; b
  * training, the run's model (merged full model, or the base with its adapter; the base alone with
  * `base`), scored by the image objective.
  */
-async function evaluateImageRun(config: TrainConfig, opts: { runDir: string; base?: boolean }): Promise<EvalResult> {
+async function evaluateImageRun(config: TrainConfig, opts: { runDir: string; base?: boolean }, device: Device): Promise<EvalResult> {
   const modelDir = resolveModelPath(config.model);
   const ctx = { config, modelDir, log: () => undefined, get tokenizer(): Tokenizer { throw new TunekitError('ERR_STATE', 'image runs have no tokenizer'); } };
   const data = await imageClassificationJob.prepareData(ctx);
   const model = loadRunModel(config, { runDir: opts.runDir, base: opts.base, labels: data.labels });
+  if (model.device !== device) model.to(device);
   return new ImageClassificationObjective(model).evaluate(data.eval, { batchSize: config.training.batch_size * 2, evalSplit: true });
 }

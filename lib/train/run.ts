@@ -14,6 +14,7 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { writeJsonAtomicSync } from '../io/atomic.js';
 import { prepareOutputDir } from '../io/output_dir.js';
 import { manualSeed } from '../nn/random.js';
+import { resolveDevice } from '../tensor/device.js';
 import { Trainer, type TrainerCallbacks, type TrainSettings } from './trainer.js';
 import { warmupStepsFor, type TrainConfig } from './config.js';
 import type { Objective } from './objective.js';
@@ -105,6 +106,9 @@ function progressMode(config: TrainConfig, distributed: boolean): TrainConfig['l
  * console.log(result.eval?.accuracy);
  */
 export async function runTraining(config: TrainConfig, opts: RunOptions = {}): Promise<RunResult> {
+  // training.device before anything else: `cuda` without a usable GPU is ERR_DEVICE with CUDA's
+  // reason here, before the output folder, the data or the model are touched
+  const device = resolveDevice(config.training.device, 'training.device');
   // started by an MPI launcher (mpirun, or `tunekit train --nproc N`): join the other ranks first,
   // so that a missing MPI library is reported before anything is loaded
   const group = initProcessGroup({ timeoutSeconds: config.distributed?.timeout_s });
@@ -135,6 +139,7 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   const totalParams = base.countParameters();
   log(`model ${config.model}: ${(totalParams / 1e6).toFixed(2)}M parameters, method ${config.method}: ${trainable.toLocaleString('en-US')} trainable (${((100 * trainable) / totalParams).toFixed(3)}%)`);
   log(`data: ${data.train.length} train / ${data.eval.length} eval ${data.unit} (max_length ${config.dataset.max_length})`);
+  log(`device: ${device.note}`);
 
   // 3. the run
   const objective = job.objective(ctx, model, data);
@@ -159,7 +164,7 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   };
   const trainer = new Trainer<unknown, unknown>({
     model, objective, train: data.train, eval: data.eval, settings: trainSettingsFor(config, data.train.length, objective, dp?.size ?? 1),
-    outputDir, runConfig, progress: progressMode(config, group !== null), callbacks, distributed: dp,
+    outputDir, runConfig, progress: progressMode(config, group !== null), callbacks, distributed: dp, device: device.device,
   });
   // --resume: from the newest complete checkpoint of outputDir (an interrupted save is recovered);
   // none is ERR_NOT_FOUND, a finished run ERR_STATE with its outputs left as they are
@@ -181,6 +186,7 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   const result: RunResult = { outputDir, fit: { ...fit, evals }, trainableParameters: trainable, totalParameters: totalParams, eval: last, ...(before ? { before } : {}) };
   writeJsonAtomicSync(join(outputDir, 'results.json'), {
     model: config.model, method: config.method, task: model.task, objective: objective.name, steps: fit.steps, status: fit.status,
+    device: device.device, device_note: device.note,
     train_seconds: fit.trainSeconds, tokens_per_second: fit.tokensPerSecond, step_seconds: fit.trainSeconds / Math.max(1, fit.steps),
     peak_native_bytes: fit.peakBytes, peak_rss_bytes: process.resourceUsage().maxRSS * 1024, trainable_parameters: trainable, total_parameters: totalParams,
     eval: last, before, train: fit.lastTrain, labels: data.labels, ...(distributed ? { distributed } : {}),

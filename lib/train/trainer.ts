@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
+import { resolveDevice, type Device, type DeviceRequest } from '../tensor/device.js';
 import { memoryStats, resetPeakMemory } from '../backend.js';
 import { backward } from '../autograd/tape.js';
 import * as F from '../autograd/ops.js';
@@ -152,6 +153,14 @@ export interface TrainerOptions<E = TrainExample, R = EvalResult> {
    * Trainer with the same settings and data.
    */
   distributed?: DataParallel | null;
+  /**
+   * Where the run trains: 'cpu', 'cuda' / 'cuda:N' (a usable GPU, else ERR_DEVICE with CUDA's
+   * reason, here in the constructor: never a silent CPU run) or 'auto' (the GPU when one is
+   * usable, else the CPU; `deviceNote` and the fit result say which). The model (and the
+   * objective's own modules) are moved there with Module.to(); batches follow the model. Left
+   * out: wherever the model already is.
+   */
+  device?: DeviceRequest;
 }
 
 export interface FitOptions {
@@ -178,6 +187,10 @@ export interface FitResult<M = EvalResult> {
   /** real tokens processed by this fit's steps per second of training */
   tokensPerSecond: number;
   peakBytes: number;
+  /** where it trained */
+  device: Device;
+  /** which device and why ('cpu (auto: no CUDA device: ...)', 'cuda:0 (NVIDIA H100, auto)') */
+  deviceNote: string;
 }
 
 export class Trainer<E = TrainExample, R = EvalResult> {
@@ -205,6 +218,10 @@ export class Trainer<E = TrainExample, R = EvalResult> {
   private readonly extraModules: [string, Module][];
   /** the ranks of a data-parallel run (null: one process) */
   private readonly dp: DataParallel | null;
+  /** where the model, batches and optimizer state live */
+  readonly device: Device;
+  /** which device and why (what `auto` found) */
+  readonly deviceNote: string;
 
   constructor(opts: TrainerOptions<E, R>) {
     this.opts = opts;
@@ -216,6 +233,10 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     if (!(s.lr > 0)) throw new TunekitError('ERR_CONFIG', `lr must be > 0, got ${s.lr}`);
     if (!Number.isInteger(s.logEvery) || s.logEvery < 1) throw new TunekitError('ERR_CONFIG', `logEvery must be a positive integer, got ${s.logEvery}`);
     if (opts.train.length === 0) throw new TunekitError('ERR_VALUE', 'the training set is empty');
+    // the device first: a GPU asked for and not usable stops here, before anything is allocated
+    const resolved = opts.device !== undefined ? resolveDevice(opts.device, 'Trainer device') : { device: opts.model.device, note: opts.model.device };
+    this.device = resolved.device;
+    this.deviceNote = resolved.note;
     if (opts.objective) this.objective = opts.objective;
     else if (opts.task) this.objective = new SupervisedObjective(opts.model, { task: opts.task, padTokenId: opts.padTokenId ?? 0, choices: opts.choices }) as unknown as Objective<E, R>;
     else throw new TunekitError('ERR_VALUE', 'Trainer: expected an objective, or a task (causal_lm, seq_cls, token_cls) for the supervised one, but received neither');
@@ -238,6 +259,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     }
     this.loader = new DataLoader<E, E[]>(opts.train, { batchSize: loaderBatch, seed: s.seed, shuffle: s.shuffle, dropLast: this.objective.dropLast ?? false });
     this.extraModules = Object.entries(this.objective.extraModules ?? {});
+    if (opts.device !== undefined) for (const m of [this.model, ...this.extraModules.map(([, e]) => e)]) if (m.device !== this.device) m.to(this.device);
     if (this.trainableParameters().length === 0) throw new TunekitError('ERR_VALUE', 'AdamW: no trainable parameters (is everything frozen?)');
     this.hooks = this.model instanceof PeftModel ? this.model.trainingHooks() : {};
   }
@@ -583,7 +605,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     const trainSeconds = (performance.now() - t0) / 1000;
     return {
       steps: this.step, status, lastTrainLoss: lastLoss, lastTrain, evals, trainSeconds,
-      tokensPerSecond: tokensSeen / trainSeconds, peakBytes: memoryStats().peakBytes,
+      tokensPerSecond: tokensSeen / trainSeconds, peakBytes: memoryStats().peakBytes, device: this.device, deviceNote: this.deviceNote,
     };
   }
 

@@ -6,7 +6,8 @@
  * evaluation batches are never augmented. Evaluation gives the loss, accuracy and macro F1.
  */
 import type { Tensor } from '../../tensor/tensor.js';
-import { tensor } from '../../tensor/creation.js';
+import { tensor, onDevice } from '../../tensor/creation.js';
+import type { Device } from '../../tensor/device.js';
 import { tidy } from '../../tensor/scope.js';
 import { noGrad } from '../../autograd/tape.js';
 import * as F from '../../autograd/ops.js';
@@ -28,18 +29,18 @@ export interface ImageClassificationOptions {
 }
 
 /**
- * Model inputs of an image batch: pixelValues [B, C, H, W].
- * @example model.forward(imageInputs(collateImages(examples)))
+ * Model inputs of an image batch: pixelValues [B, C, H, W], on `device` (the model's).
+ * @example model.forward(imageInputs(collateImages(examples), model.device))
  */
-export function imageInputs(batch: ImageBatch): ModelInputs {
-  return { pixelValues: tensor(batch.pixels, batch.shape) as Tensor<'f32'> };
+export function imageInputs(batch: ImageBatch, device: Device = 'cpu'): ModelInputs {
+  return { pixelValues: onDevice(tensor(batch.pixels, batch.shape) as Tensor<'f32'>, device) };
 }
 
 /** Mean cross-entropy of logits [B, classes] on the batch's class ids (out-of-range ids refused). */
 export function imageLoss(logits: Tensor<'f32'>, batch: ImageBatch): Tensor<'f32'> {
   const C = logits.shape[logits.ndim - 1]!;
   for (const l of batch.labels) if (l < 0 || l >= C) throw new TunekitError('ERR_VALUE', `label ${l} is out of range for the model's ${C} classes`);
-  return F.crossEntropy(logits, tensor(batch.labels, [batch.labels.length], 'i32') as Tensor<'i32'>);
+  return F.crossEntropy(logits, onDevice(tensor(batch.labels, [batch.labels.length], 'i32') as Tensor<'i32'>, logits.device));
 }
 
 /**
@@ -61,11 +62,12 @@ export class ImageClassificationObjective implements Objective<ImageExample, Eva
   plan(batches: ImageExample[][], ctx: StepContext): StepPlan {
     const seed = this.opts.seed ?? 0;
     let images = 0;
+    const device = this.model.device;
     const micro = batches.map((examples, m) => {
       // stream: (step, micro-batch) -> the same augmentation whenever this step is run
       const batch = collateImages(examples, { augment: this.opts.augment, fill: this.opts.fill, seed, stream: ctx.step * 1024 + m });
       images += examples.length;
-      return () => ({ loss: imageLoss(this.model.forward(imageInputs(batch)).logits, batch) });
+      return () => ({ loss: imageLoss(this.model.forward(imageInputs(batch, device)).logits, batch) });
     });
     // "tokens" of the throughput figure: images here
     return { updates: [micro], tokens: images };
@@ -78,7 +80,7 @@ export class ImageClassificationObjective implements Objective<ImageExample, Eva
       for (let i = 0; i < examples.length; i += ctx.batchSize) {
         const batch = collateImages(examples.slice(i, i + ctx.batchSize));
         tidy(() => {
-          const { logits } = this.model.forward(imageInputs(batch));
+          const { logits } = this.model.forward(imageInputs(batch, this.model.device));
           lossSum += imageLoss(logits, batch).item() * batch.labels.length;
           count += batch.labels.length;
           F.argmax(logits).toArray().forEach((p, j) => metrics.add(p, batch.labels[j]!));

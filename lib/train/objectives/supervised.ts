@@ -6,7 +6,8 @@
  * accuracy of the eval split's choice items (causal LM with a few fixed answers).
  */
 import type { Tensor } from '../../tensor/tensor.js';
-import { tensor } from '../../tensor/creation.js';
+import { tensor, onDevice } from '../../tensor/creation.js';
+import type { Device } from '../../tensor/device.js';
 import { tidy } from '../../tensor/scope.js';
 import { noGrad } from '../../autograd/tape.js';
 import * as F from '../../autograd/ops.js';
@@ -42,13 +43,13 @@ export interface SupervisedObjectiveOptions {
 }
 
 /**
- * Model inputs of a padded batch: ids and attention mask, [B, T] each.
- * @example const out = model.forward(batchInputs(collate(examples)));
+ * Model inputs of a padded batch: ids and attention mask, [B, T] each, on `device` (the model's).
+ * @example const out = model.forward(batchInputs(collate(examples), model.device));
  */
-export function batchInputs(batch: Batch): ModelInputs {
+export function batchInputs(batch: Batch, device: Device = 'cpu'): ModelInputs {
   return {
-    inputIds: tensor(batch.inputIds, [batch.batch, batch.seqLen]) as Tensor<'i32'>,
-    attentionMask: tensor(batch.attentionMask, [batch.batch, batch.seqLen]) as Tensor<'i32'>,
+    inputIds: onDevice(tensor(batch.inputIds, [batch.batch, batch.seqLen]) as Tensor<'i32'>, device),
+    attentionMask: onDevice(tensor(batch.attentionMask, [batch.batch, batch.seqLen]) as Tensor<'i32'>, device),
   };
 }
 
@@ -89,12 +90,14 @@ export class SupervisedObjective implements Objective<SupervisedExample, EvalRes
   plan(batches: SupervisedExample[][]): StepPlan {
     let tokens = 0;
     const counts: number[] = [];
+    // batches go where the model is (Trainer({ device }) moved it there)
+    const device = this.model.device;
     const micro = batches.map((examples) => {
       const batch = this.collate(examples);
       for (const m of batch.attentionMask) tokens += m;
       counts.push(targetCount(this.task, batch));
       return () => {
-        const out: ModelOutput = this.model.forward(batchInputs(batch));
+        const out: ModelOutput = this.model.forward(batchInputs(batch, device));
         return { loss: taskLoss(this.task, out, batch).loss };
       };
     });
@@ -105,11 +108,12 @@ export class SupervisedObjective implements Objective<SupervisedExample, EvalRes
     const bs = ctx.batchSize;
     const metrics = new ClassificationMetrics(Math.max(2, this.model.config.numLabels));
     let lossSum = 0, count = 0;
+    const device = this.model.device;
     noGrad(() => {
       for (let i = 0; i < examples.length; i += bs) {
         const batch = this.collate(examples.slice(i, i + bs));
         tidy(() => {
-          const out = this.model.forward(batchInputs(batch));
+          const out = this.model.forward(batchInputs(batch, device));
           const { loss, count: n } = taskLoss(this.task, out, batch);
           lossSum += loss.item() * n;
           count += n;
