@@ -5,10 +5,19 @@
 #   3. bench/gpu_torch_reference.py: PyTorch on the same GPU
 #   4. a markdown section (for bench/RESULTS.md) with both tables side by side and the issue's
 #      targets, written to $OUT/gpu-check.md when $OUT is set, and printed.
-# Exit status: that of tunekit_gpu_check (0 all checks pass, 1 a check failed, 2 no device).
+#   5. with --train (and node, node_modules, dist/ present): whole training steps, 5 LoRA steps of
+#      the GPT-2-shaped built-in model on cuda vs cpu (scripts/gpu-train-check.mjs, after
+#      `npm run build:cuda`); its table is appended to gpu-check.md.
+# Exit status: that of tunekit_gpu_check (0 all checks pass, 1 a check failed, 2 no device), or 1
+# when the training check ran and failed.
 # Budget: well under 8 minutes on an H200 (the build is most of it).
 set -u
 cd "$(dirname "$0")/.."
+TRAIN=0
+ARGS=()
+for a in "$@"; do
+  if [ "$a" = "--train" ]; then TRAIN=1; else ARGS+=("$a"); fi
+done
 BUILD=${BUILD_DIR:-/tmp/tunekit-build-gpu}
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 4)}
 LOGDIR=${OUT:-$BUILD}
@@ -23,7 +32,7 @@ cmake --build "$BUILD" --target tunekit_gpu_check -j"$JOBS" >"$LOGDIR/gpu-check-
 echo "   built in $(( $(date +%s) - t0 )) s"
 
 echo "== tunekit_gpu_check"
-timeout 300 "$BUILD/tunekit_gpu_check" "$@" | tee "$LOGDIR/gpu-check.txt"
+timeout 300 "$BUILD/tunekit_gpu_check" ${ARGS[@]+"${ARGS[@]}"} | tee "$LOGDIR/gpu-check.txt"
 rc=${PIPESTATUS[0]}
 if [ "$rc" = 2 ]; then exit 2; fi
 
@@ -92,4 +101,17 @@ for ok, tk, what, target in pairs:
     print(f"| {what} (`{ok}`) | {o[0]:.4f} | {o[1]:.1f} {o[2]} | {ts} | {rs} | {target} | {met} |")
 print()
 EOF
+if [ "$TRAIN" = 1 ]; then
+  echo "== whole training steps (Node: scripts/gpu-train-check.mjs)"
+  if ! command -v node >/dev/null || [ ! -d node_modules ] || [ ! -f dist/index.js ]; then
+    echo "   skipped: needs node, node_modules and dist/ (npx tsc -p tsconfig.build.json)"
+  elif ! timeout 400 npm run build:cuda >"$LOGDIR/gpu-train-build.log" 2>&1; then
+    echo "   addon build failed:"; tail -20 "$LOGDIR/gpu-train-build.log"; rc=1
+  else
+    timeout 300 node scripts/gpu-train-check.mjs | tee "$LOGDIR/gpu-train.txt"
+    trc=${PIPESTATUS[0]}
+    { echo; echo "### 5 LoRA steps on cuda vs cpu (scripts/gpu-train-check.mjs)"; echo; grep -E "^(\||model|tokens|RESULT|FAIL)" "$LOGDIR/gpu-train.txt"; } >>"$LOGDIR/gpu-check.md"
+    if [ "$trc" != 0 ] && [ "$rc" = 0 ]; then rc=1; fi
+  fi
+fi
 exit "$rc"

@@ -18,6 +18,7 @@
 #include "cpu/embedding.h"
 #include "cpu/gemm.h"
 #include "cpu/lora.h"
+#include "cpu/nf4.h"
 #include "cpu/reduce.h"
 #include "cpu/rope.h"
 #include "cuda/device_runtime.h"
@@ -443,6 +444,25 @@ void check_adalora_scores() {
   }
 }
 
+void check_nf4_double_dequant() {
+  std::printf("NF4 double dequantization of absmax\n");
+  for (const int64_t nb : {int64_t(1), int64_t(255), int64_t(257), int64_t(100000)}) {
+    const std::string name = "nf4 double dequantize nblocks=" + std::to_string(nb);
+    guarded(name, [&] {
+      const F absmax = randf(nb, 0.01f, 2.0f);
+      U8 q(nb);
+      F nested((nb + 255) / 256), ref(nb);
+      float offset = 0.0f;
+      cpu::nf4_double_quantize_absmax(absmax.data(), nb, q.data(), nested.data(), &offset);
+      cpu::nf4_double_dequantize_absmax(q.data(), nested.data(), offset, nb, ref.data());
+      Dev<uint8_t> gq(q);
+      Dev<float> gn(nested), gout(nb);
+      cu::nf4_double_dequantize_absmax(gq.p(), gn.p(), offset, nb, cpu::dynamic_map_signed(), gout.p());
+      report(name + " (bit mismatches)", mismatches(gout.host(), ref), 0);
+    });
+  }
+}
+
 }  // namespace
 
 void check_step_ops() {
@@ -454,4 +474,5 @@ void check_step_ops() {
   check_reductions();
   check_data_movement();
   check_adalora_scores();
+  check_nf4_double_dequant();
 }
