@@ -1,12 +1,12 @@
 /** `tunekit generate`: text from a causal LM (optionally with a LoRA adapter), streamed. */
 import { parseArgs } from 'node:util';
 import { TunekitError } from '../errors.js';
-import { loadPretrainedSync } from '../models/loader.js';
+import { loadPretrained } from '../models/loader.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { generate } from '../models/generate.js';
 import type { PretrainedModel } from '../models/common.js';
 import { Tokenizer } from '../tokenizer/index.js';
-import { loadPeftFolderSync } from '../peft/index.js';
+import { loadPeftFolder } from '../peft/index.js';
 import '../peft/index.js';
 
 const HELP = `Usage: tunekit generate --prompt <text> [options]
@@ -37,10 +37,10 @@ export async function generateCommand(argv: string[]): Promise<void> {
     return x;
   };
   const dir = resolveModelPath(values.model ?? 'builtin:tunekit-gpt2-small');
-  const tok = Tokenizer.fromFolderSync(dir);
-  let { model } = loadPretrainedSync(dir, { task: 'causal_lm' }) as { model: PretrainedModel };
+  const tok = await Tokenizer.fromFolder(dir);
+  let { model } = (await loadPretrained(dir, { task: 'causal_lm' })) as { model: PretrainedModel };
   if (values.adapter) {
-    const peft = loadPeftFolderSync(model, values.adapter);
+    const peft = await loadPeftFolder(model, values.adapter);
     peft.eval();
     model = peft as unknown as PretrainedModel;
   }

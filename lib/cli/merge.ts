@@ -1,17 +1,18 @@
 /** `tunekit merge`: fold a LoRA adapter into its base and write a Hugging Face folder. */
 import { parseArgs } from 'node:util';
-import { copyFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
-import { loadPretrainedSync, readConfigSync, savePretrainedSync } from '../models/loader.js';
+import { loadPretrained, readConfig, savePretrained } from '../models/loader.js';
 import { resolveModelPath } from '../models/builtin.js';
-import { readAdapterFolderSync } from '../peft/base/adapter_io.js';
+import { readAdapterFolder } from '../peft/base/adapter_io.js';
 import { LoraModel } from '../peft/lora/model.js';
-import { loadPeftFolderSync } from '../peft/base/registry.js';
+import { loadPeftFolder } from '../peft/base/registry.js';
 import '../peft/index.js';
 import type { Task } from '../models/common.js';
-import { quantizeModelSync } from '../quant/quantize.js';
-import { isNf4CheckpointSync, loadNf4PretrainedSync, saveNf4PretrainedSync } from '../quant/checkpoint.js';
+import { quantizeModel } from '../quant/quantize.js';
+import { isNf4Checkpoint, loadNf4Pretrained, saveNf4Pretrained } from '../quant/checkpoint.js';
 import { mergeQlora, formatMergeReport } from '../peft/qlora/merge.js';
 import { readLabelNames } from '../data/labels.js';
 import { prepareOutputDir } from '../io/output_dir.js';
@@ -39,9 +40,9 @@ export async function mergeCommand(argv: string[]): Promise<void> {
   const dtype = (values.dtype ?? 'f32') as 'f32' | 'bf16';
   if (dtype !== 'f32' && dtype !== 'bf16') throw new TunekitError('ERR_CONFIG', `merge: --dtype must be f32 or bf16 but received '${values.dtype}'`);
   const modelDir = resolveModelPath(values.model!);
-  const { config, tensors } = readAdapterFolderSync(values.adapter!);
+  const { config, tensors } = await readAdapterFolder(values.adapter!);
   // PEFT writes task_type null for image classification (it has no image task type)
-  const task = TASK_OF[String(config.task_type)] ?? (IMAGE_MODEL_TYPES.includes(String(readConfigSync(modelDir).model_type)) ? 'image_cls' : 'causal_lm');
+  const task = TASK_OF[String(config.task_type)] ?? (IMAGE_MODEL_TYPES.includes(String((await readConfig(modelDir)).model_type)) ? 'image_cls' : 'causal_lm');
   let numLabels: number | undefined;
   // ResNet's head is classifier.1 (transformers' Sequential(Flatten, Linear))
   for (const [k, t] of tensors) if (/\.(score|classifier)(\.1)?\.weight$/.test(k)) numLabels = t.shape[0];
@@ -51,30 +52,30 @@ export async function mergeCommand(argv: string[]): Promise<void> {
     throw new TunekitError('ERR_FORMAT', `merge: ${values.adapter}/labels.json names ${labels.length} labels but the adapter's head has ${numLabels} outputs`);
   }
   prepareOutputDir(values.output!);
-  const nf4Base = isNf4CheckpointSync(modelDir);
+  const nf4Base = await isNf4Checkpoint(modelDir);
   if (values.requantize && !values.nf4 && !nf4Base) throw new TunekitError('ERR_CONFIG', 'merge: --requantize needs an NF4 base (--nf4, or a 4-bit --model folder)');
   if (values.nf4 || nf4Base) {
     let model, dense;
-    if (nf4Base) model = loadNf4PretrainedSync(modelDir, { task, numLabels, labels }).model;
+    if (nf4Base) model = (await loadNf4Pretrained(modelDir, { task, numLabels, labels })).model;
     else {
-      model = loadPretrainedSync(modelDir, { task, numLabels, labels }).model;
-      dense = quantizeModelSync(model, { keepDense: true }).dense;
+      model = (await loadPretrained(modelDir, { task, numLabels, labels })).model;
+      dense = (await quantizeModel(model, { keepDense: true })).dense;
     }
-    const lora = LoraModel.fromPretrainedSync(model, values.adapter!);
+    const lora = await LoraModel.fromPretrained(model, values.adapter!);
     const { model: merged, report } = mergeQlora(lora, { reference: dense, requantize: !!values.requantize });
-    if (values.requantize) saveNf4PretrainedSync(merged, values.output!, { dtype });
-    else savePretrainedSync(merged, values.output!, { dtype });
+    if (values.requantize) await saveNf4Pretrained(merged, values.output!, { dtype });
+    else await savePretrained(merged, values.output!, { dtype });
     console.log(formatMergeReport(report));
   } else {
-    const { model } = loadPretrainedSync(modelDir, { task, numLabels, labels });
+    const { model } = await loadPretrained(modelDir, { task, numLabels, labels });
     // LoRA and AdaLoRA (its B diag(E) A folds in the same way); prompt methods have no weights to fold into
-    const peft = loadPeftFolderSync(model, values.adapter!);
+    const peft = await loadPeftFolder(model, values.adapter!);
     if (!(peft instanceof LoraModel)) throw new TunekitError('ERR_CONFIG', `merge: ${values.adapter} holds a ${String(config.peft_type)} adapter; only LoRA-family adapters (LORA, ADALORA) fold into the weights (prompt methods stay adapters: use them with tunekit generate/eval --adapter)`);
     const merged = peft.mergeAndUnload();
-    savePretrainedSync(merged, values.output!, { dtype });
+    await savePretrained(merged, values.output!, { dtype });
   }
   for (const f of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'preprocessor_config.json']) {
-    if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(values.output!, f));
+    if (existsSync(join(modelDir, f))) await copyFile(join(modelDir, f), join(values.output!, f));
   }
   console.log(`merged ${values.adapter} into ${values.model}${values.nf4 || nf4Base ? ' (NF4 base)' : ''} -> ${values.output} (${task}, ${values.requantize ? 'nf4 + ' : ''}${dtype})`);
 }

@@ -15,7 +15,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
-import { loadPretrainedSync, readConfigSync, savePretrainedSync } from '../models/loader.js';
+import { loadPretrained, readConfig, savePretrained } from '../models/loader.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { architectureFor } from '../models/registry.js';
 import type { PretrainedModel } from '../models/common.js';
 import { loadDataset } from '../data/dataset.js';
@@ -56,13 +57,12 @@ function wrap(base: PretrainedModel, config: TrainConfig): TrainableModel {
 }
 
 /** The token a prompt starts with: BOS, else EOS, else padding. */
-function leadToken(ctx: RunJobContext): number {
-  const t = ctx.tokenizer;
-  return t.bosTokenId ?? t.eosTokenId ?? padTokenOf(ctx);
+function leadToken(t: Tokenizer): number {
+  return t.bosTokenId ?? t.eosTokenId ?? padTokenOf(t);
 }
 
-function padTokenOf(ctx: RunJobContext): number {
-  return ctx.tokenizer.padTokenId ?? ctx.tokenizer.eosTokenId ?? 0;
+function padTokenOf(t: Tokenizer): number {
+  return t.padTokenId ?? t.eosTokenId ?? 0;
 }
 
 async function records(ctx: RunJobContext): Promise<{ train: NormalizedRecord[]; eval: NormalizedRecord[] }> {
@@ -80,8 +80,8 @@ async function records(ctx: RunJobContext): Promise<{ train: NormalizedRecord[];
 async function preferenceData(ctx: RunJobContext): Promise<RunJobData<PreferenceExample>> {
   refuseNf4(ctx.config);
   const data = await records(ctx);
-  const tok = ctx.tokenizer;
-  const lead = leadToken(ctx);
+  const tok = await ctx.loadTokenizer();
+  const lead = leadToken(tok);
   const maxLength = ctx.config.dataset.max_length;
   const pairs = (recs: NormalizedRecord[]) => recs.map((r, i) => {
     const ex = buildPreferenceExample(r, tok, { maxLength }, i);
@@ -90,38 +90,38 @@ async function preferenceData(ctx: RunJobContext): Promise<RunJobData<Preference
   return { train: pairs(data.train), eval: pairs(data.eval), unit: 'preference pairs' };
 }
 
-function writeAdapterOrModel(ctx: RunJobContext, model: TrainableModel): void {
+async function writeAdapterOrModel(ctx: RunJobContext, model: TrainableModel): Promise<void> {
   const out = ctx.config.output_dir;
-  if (model instanceof PeftModel) model.saveAdapterSync(join(out, 'adapter'));
-  else savePretrainedSync(model, join(out, 'model'));
+  if (model instanceof PeftModel) await model.saveAdapter(join(out, 'adapter'));
+  else await savePretrained(model, join(out, 'model'));
 }
 
 export const rewardJob: RunJob<PreferenceExample, PairFigures> = {
   prepareData: preferenceData,
-  buildModel(ctx) {
-    const { model: base } = loadPretrainedSync(ctx.modelDir, { task: 'seq_cls', numLabels: 1 });
+  async buildModel(ctx) {
+    const { model: base } = await loadPretrained(ctx.modelDir, { task: 'seq_cls', numLabels: 1 });
     return { model: wrap(base, ctx.config), base };
   },
-  objective(ctx, model) {
-    return new RewardObjective(model, { padTokenId: padTokenOf(ctx) });
+  async objective(ctx, model) {
+    return new RewardObjective(model, { padTokenId: padTokenOf(await ctx.loadTokenizer()) });
   },
-  writeOutputs(ctx, model) {
+  async writeOutputs(ctx, model) {
     const out = ctx.config.output_dir;
-    if (model instanceof PeftModel) model.saveAdapterSync(join(out, 'adapter'));
+    if (model instanceof PeftModel) await model.saveAdapter(join(out, 'adapter'));
     // the merged reward model, loadable by PPO's rlhf.reward_model and by transformers
     const merged = model instanceof LoraModel ? model.mergeAndUnload() : (model as PretrainedModel);
-    savePretrainedSync(merged, join(out, 'model'));
+    await savePretrained(merged, join(out, 'model'));
   },
 };
 
 export const dpoJob: RunJob<PreferenceExample, PairFigures> = {
   prepareData: preferenceData,
-  buildModel(ctx) {
-    const { model: base } = loadPretrainedSync(ctx.modelDir, { task: 'causal_lm' });
+  async buildModel(ctx) {
+    const { model: base } = await loadPretrained(ctx.modelDir, { task: 'causal_lm' });
     return { model: wrap(base, ctx.config), base };
   },
-  objective(ctx, model, data) {
-    const objective = new DpoObjective(model, { padTokenId: padTokenOf(ctx), beta: rlhfBlock(ctx.config).beta });
+  async objective(ctx, model, data) {
+    const objective = new DpoObjective(model, { padTokenId: padTokenOf(await ctx.loadTokenizer()), beta: rlhfBlock(ctx.config).beta });
     // full fine-tuning: the reference is the base before training, computed once here, before
     // any checkpoint is restored (a resumed run computes the same numbers from the same base)
     if (!(model instanceof PeftModel)) {
@@ -140,41 +140,43 @@ export const ppoJob: RunJob<number[], Promise<PpoEval>> = {
     const rl = rlhfBlock(ctx.config);
     if (ctx.config.training.batch_size < 2) throw new TunekitError('ERR_CONFIG', `training.batch_size: expected at least 2 prompts per PPO rollout (advantages are whitened over the batch) but received ${ctx.config.training.batch_size}`);
     const data = await records(ctx);
-    const lead = leadToken(ctx);
-    const maxPositions = loadedMaxPositions(ctx);
+    const tok = await ctx.loadTokenizer();
+    const lead = leadToken(tok);
+    const maxPositions = await loadedMaxPositions(ctx);
     const room = Math.max(1, Math.min(ctx.config.dataset.max_length, maxPositions) - rl.max_new_tokens);
     // the prompt of any record format: the preference/completion prompt, or the start of the text
     const promptOf = (r: NormalizedRecord): number[] => {
       const text = r.kind === 'preference' || r.kind === 'prompt_completion' ? r.prompt : r.kind === 'text' || r.kind === 'labelled' ? r.text : '';
-      const ids = ctx.tokenizer.encode(text, { addSpecialTokens: false }).ids;
+      const ids = tok.encode(text, { addSpecialTokens: false }).ids;
       return [lead, ...ids.slice(0, room - 1)];
     };
     return { train: data.train.map(promptOf), eval: data.eval.map(promptOf), unit: 'prompts' };
   },
-  buildModel(ctx) {
-    const { model: base } = loadPretrainedSync(ctx.modelDir, { task: 'causal_lm' });
+  async buildModel(ctx) {
+    const { model: base } = await loadPretrained(ctx.modelDir, { task: 'causal_lm' });
     return { model: wrap(base, ctx.config), base };
   },
-  objective(ctx, model) {
+  async objective(ctx, model) {
     const rl = rlhfBlock(ctx.config);
     const rmPath = rl.reward_model!;
     const rmDir = existsSync(join(rmPath, 'config.json')) ? rmPath : join(rmPath, 'model');
     if (!existsSync(join(rmDir, 'config.json'))) throw new TunekitError('ERR_NOT_FOUND', `rlhf.reward_model: no reward model in ${rmPath} (expected a Hugging Face folder, or a tunekit reward run with model/)`);
-    const { model: rm } = loadPretrainedSync(rmDir, { task: 'seq_cls', numLabels: 1 });
-    const pad = padTokenOf(ctx);
+    const { model: rm } = await loadPretrained(rmDir, { task: 'seq_cls', numLabels: 1 });
+    const tok = await ctx.loadTokenizer();
+    const pad = padTokenOf(tok);
     return new PpoObjective({
-      policy: model, reward: rewardModelScorer(rm, pad), padTokenId: pad, eosTokenId: ctx.tokenizer.eosTokenId ?? null,
+      policy: model, reward: rewardModelScorer(rm, pad), padTokenId: pad, eosTokenId: tok.eosTokenId ?? null,
       klCoef: rl.kl_coef, klTarget: rl.kl_target, klHorizon: rl.kl_horizon, gamma: rl.gamma, lam: rl.lam, cliprange: rl.cliprange,
       cliprangeValue: rl.cliprange_value, ppoEpochs: rl.ppo_epochs, maxNewTokens: rl.max_new_tokens, seed: ctx.config.training.seed,
-      refModel: model instanceof PeftModel ? undefined : loadPretrainedSync(ctx.modelDir).model,
+      refModel: model instanceof PeftModel ? undefined : (await loadPretrained(ctx.modelDir)).model,
     });
   },
   writeOutputs: (ctx, model) => writeAdapterOrModel(ctx, model),
 };
 
 /** The base's positions, from its config.json (the weights are loaded later, by buildModel). */
-function loadedMaxPositions(ctx: RunJobContext): number {
-  const raw = readConfigSync(ctx.modelDir);
+async function loadedMaxPositions(ctx: RunJobContext): Promise<number> {
+  const raw = await readConfig(ctx.modelDir);
   return architectureFor(raw.model_type).parseConfig(raw).maxPositions;
 }
 

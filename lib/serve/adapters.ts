@@ -1,6 +1,7 @@
 /**
- * The adapters a server holds on one base model, each in a numbered slot. An adapter is read
- * from its PEFT folder by the project's own loader (loadPeftFolderSync: the same config checks,
+ * The adapters a server holds on one base model, each in a numbered slot. An adapter's folder is
+ * read through promises (the server keeps decoding meanwhile), then applied in one synchronous
+ * block, between two forwards, by the project's own LoRA loader (the same config checks,
  * target resolution, rank_pattern / alpha_pattern and scale as `tunekit generate --adapter`),
  * its per-layer A, B and scale are taken out, and the targeted Linear layers of the base become
  * MultiLoraLinear layers holding every slot's A/B stacked.
@@ -19,12 +20,11 @@ import type { Tensor } from '../tensor/tensor.js';
 import { keep } from '../tensor/scope.js';
 import { noGrad } from '../autograd/tape.js';
 import type { PretrainedModel } from '../models/common.js';
-import { loadPeftFolderSync } from '../peft/base/registry.js';
-import { readAdapterConfigSync, ADAPTER_WEIGHTS } from '../peft/base/adapter_io.js';
+import { readAdapterConfig, readAdapterConfigSync, readAdapterFolder, readAdapterFolderSync, ADAPTER_WEIGHTS, type AdapterFolder } from '../peft/base/adapter_io.js';
 import { LoraModel } from '../peft/lora/model.js';
 import { LoraLinear } from '../peft/lora/layer.js';
 import { LoraEmbedding } from '../peft/lora/embedding.js';
-import { openSafetensorsSync } from '../io/safetensors.js';
+import { openSafetensors, openSafetensorsSync } from '../io/safetensors.js';
 import { packLoraSlots } from '../tensor/lora_batched.js';
 import { MultiLoraLinear, RowSlots } from './multi_lora.js';
 import '../peft/index.js';
@@ -62,6 +62,8 @@ export class AdapterSet {
   readonly rowSlots = new RowSlots();
   private readonly slots: (Slot | null)[] = [];
   private readonly byName = new Map<string, number>();
+  /** names whose folders are being read (load() before its slot is filled): they count against the limit */
+  private readonly reading = new Set<string>();
   /** module path -> its serving layer, with where it hangs */
   private readonly layers = new Map<string, { parent: Module; child: string; layer: MultiLoraLinear }>();
 
@@ -86,17 +88,45 @@ export class AdapterSet {
   }
 
   /**
-   * Loads a PEFT LoRA folder into a free slot under `name`. Synchronous: call it between forwards.
-   * @example adapters.load('sql', 'runs/sql/adapter') // -> { name: 'sql', slot: 0, ... }
+   * Loads a PEFT LoRA folder into a free slot under `name`. The files are read through promises
+   * (forwards go on meanwhile); the slot is filled in one synchronous block after the last read.
+   * @example await adapters.load('sql', 'runs/sql/adapter') // -> { name: 'sql', slot: 0, ... }
    */
-  load(name: string, dir: string): AdapterInfo {
+  async load(name: string, dir: string): Promise<AdapterInfo> {
+    this.checkLoadable(name);
+    // the name is taken while the files are read: a second load of it, or one past the limit, is refused now
+    this.reading.add(name);
+    try {
+      await checkServable(dir);
+      const folder = await readAdapterFolder(dir);
+      return this.install(name, dir, folder);
+    } finally {
+      this.reading.delete(name);
+    }
+  }
+
+  /**
+   * The blocking form of {@link load}: the same checks and slot. Call it between forwards.
+   * @example adapters.loadSync('sql', 'runs/sql/adapter')
+   */
+  loadSync(name: string, dir: string): AdapterInfo {
+    this.checkLoadable(name);
+    checkServableSync(dir);
+    return this.install(name, dir, readAdapterFolderSync(dir));
+  }
+
+  private checkLoadable(name: string): void {
     if (typeof name !== 'string' || !ADAPTER_NAME.test(name)) {
       throw new TunekitError('ERR_VALUE', `adapter name ${JSON.stringify(name)}: expected 1-128 characters of letters, digits and . _ - : / (starting with a letter or digit)`);
     }
-    if (this.byName.has(name)) throw new TunekitError('ERR_VALUE', `adapter '${name}' is already loaded (unload it first to replace it)`);
-    if (this.byName.size >= this.maxAdapters) throw new TunekitError('ERR_LIMIT', `adapter '${name}': ${this.byName.size} adapters are loaded, the most this server holds (max_adapters ${this.maxAdapters}); unload one first`);
-    checkServable(dir);
-    const weights = this.harvest(dir);
+    if (this.byName.has(name) || this.reading.has(name)) throw new TunekitError('ERR_VALUE', `adapter '${name}' is already loaded (unload it first to replace it)`);
+    const held = this.byName.size + this.reading.size;
+    if (held >= this.maxAdapters) throw new TunekitError('ERR_LIMIT', `adapter '${name}': ${held} adapters are loaded or loading, the most this server holds (max_adapters ${this.maxAdapters}); unload one first`);
+  }
+
+  /** Fills a free slot with a folder already read and checked (synchronous: between two forwards). */
+  private install(name: string, dir: string, folder: AdapterFolder): AdapterInfo {
+    const weights = this.harvest(dir, folder);
     let slot = this.slots.indexOf(null);
     if (slot < 0) slot = this.slots.push(null) - 1;
     const rank = Math.max(0, ...[...weights.values()].map((w) => w.A.shape[0]!));
@@ -135,16 +165,16 @@ export class AdapterSet {
   }
 
   /**
-   * Runs loadPeftFolderSync on the plain base (serving layers swapped back to their Linear first)
-   * and takes each LoRA layer's A, B and scale out; the model's structure is restored whatever
-   * happens.
+   * Runs the LoRA loader on the plain base (serving layers swapped back to their Linear first)
+   * with a folder already read, and takes each LoRA layer's A, B and scale out; the model's
+   * structure is restored whatever happens.
    */
-  private harvest(dir: string): Map<string, LayerWeights> {
+  private harvest(dir: string, folder: AdapterFolder): Map<string, LayerWeights> {
     const out = new Map<string, LayerWeights>();
     this.unwrapAll();
     try {
-      const loaded = loadPeftFolderSync(this.model, dir, INTERNAL_NAME);
-      if (!(loaded instanceof LoraModel)) throw new TunekitError('ERR_UNSUPPORTED', `${dir}: tunekit serve batches LoRA adapters; this folder loaded as ${loaded.constructor.name}`);
+      // peft_type LORA was checked: LoRA's own loader reads it
+      const loaded = LoraFolderLoader.loadRead(this.model, folder, dir, INTERNAL_NAME);
       for (const [path, layer] of loaded.layers) {
         if (!(layer instanceof LoraLinear) || !(layer.base_layer instanceof Linear)) {
           throw new TunekitError('ERR_UNSUPPORTED', `${dir}: LoRA on '${path}' (${layer.constructor.name} over ${layer.base_layer.constructor.name}) cannot be batched per row; tunekit serve applies LoRA on dense linear layers (merge this adapter with tunekit merge to serve it)`);
@@ -217,8 +247,32 @@ export class AdapterSet {
  * layers' A and B (PEFT writes base embedding weights when embeddings are targeted; loading
  * those would overwrite the base every other request shares).
  */
-function checkServable(dir: string): void {
-  const cfg = readAdapterConfigSync(dir);
+async function checkServable(dir: string): Promise<void> {
+  checkServableConfig(dir, await readAdapterConfig(dir));
+  const weights = join(dir, ADAPTER_WEIGHTS);
+  if (!existsSync(weights)) throw new TunekitError('ERR_NOT_FOUND', `no ${ADAPTER_WEIGHTS} in ${dir}`);
+  const file = await openSafetensors(weights); // the header only
+  try {
+    checkServableNames(dir, file.names);
+  } finally {
+    await file.close();
+  }
+}
+
+/** The blocking form of {@link checkServable}. */
+function checkServableSync(dir: string): void {
+  checkServableConfig(dir, readAdapterConfigSync(dir));
+  const weights = join(dir, ADAPTER_WEIGHTS);
+  if (!existsSync(weights)) throw new TunekitError('ERR_NOT_FOUND', `no ${ADAPTER_WEIGHTS} in ${dir}`);
+  const file = openSafetensorsSync(weights);
+  try {
+    checkServableNames(dir, file.names);
+  } finally {
+    file.close();
+  }
+}
+
+function checkServableConfig(dir: string, cfg: Record<string, unknown>): void {
   if (cfg.peft_type !== 'LORA') {
     throw new TunekitError('ERR_UNSUPPORTED', `${dir} holds a ${String(cfg.peft_type)} adapter; tunekit serve batches LoRA adapters per row (merge a LoRA-family adapter with tunekit merge, or use tunekit generate for prompt methods)`);
   }
@@ -227,15 +281,18 @@ function checkServable(dir: string): void {
   if (Array.isArray(mts) && mts.length > 0) {
     throw new TunekitError('ERR_UNSUPPORTED', `${dir}: modules_to_save ${JSON.stringify(mts)} replaces whole modules of the base, which one shared batch cannot do per request; merge this adapter with tunekit merge and serve the merged model`);
   }
-  const weights = join(dir, ADAPTER_WEIGHTS);
-  if (!existsSync(weights)) throw new TunekitError('ERR_NOT_FOUND', `no ${ADAPTER_WEIGHTS} in ${dir}`);
-  const file = openSafetensorsSync(weights);
-  try {
-    const other = file.names.filter((n) => !/\.lora_[AB]\.weight$/.test(n));
-    if (other.length) {
-      throw new TunekitError('ERR_UNSUPPORTED', `${dir}: tensors other than LoRA A/B of linear layers (${other.slice(0, 3).join(', ')}${other.length > 3 ? ', ...' : ''}); embedding LoRA and saved base weights are not served`);
-    }
-  } finally {
-    file.close();
+}
+
+function checkServableNames(dir: string, names: readonly string[]): void {
+  const other = names.filter((n) => !/\.lora_[AB]\.weight$/.test(n));
+  if (other.length) {
+    throw new TunekitError('ERR_UNSUPPORTED', `${dir}: tensors other than LoRA A/B of linear layers (${other.slice(0, 3).join(', ')}${other.length > 3 ? ', ...' : ''}); embedding LoRA and saved base weights are not served`);
+  }
+}
+
+/** LoRA's folder loader, applied to a folder already read (never instantiated). */
+class LoraFolderLoader extends LoraModel {
+  static loadRead(base: PretrainedModel, folder: AdapterFolder, dir: string, adapterName: string): LoraModel {
+    return LoraModel.fromAdapterFolder(base, folder, dir, adapterName);
   }
 }

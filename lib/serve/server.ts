@@ -23,7 +23,7 @@ import { basename, resolve as resolvePath } from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { TunekitError } from '../errors.js';
 import { setNumThreads } from '../backend.js';
-import { loadPretrainedSync } from '../models/loader.js';
+import { loadPretrained } from '../models/loader.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { maxSequenceLength, type PretrainedModel } from '../models/common.js';
 import { Tokenizer } from '../tokenizer/index.js';
@@ -102,8 +102,8 @@ export class TunekitServer {
     }
     if (config.threads) setNumThreads(config.threads);
     const dir = resolveModelPath(config.model);
-    const tokenizer = Tokenizer.fromFolderSync(dir);
-    const { model } = loadPretrainedSync(dir, { task: 'causal_lm' });
+    const tokenizer = await Tokenizer.fromFolder(dir);
+    const { model } = await loadPretrained(dir, { task: 'causal_lm' });
     const context = maxSequenceLength(model);
     const limits = { ...config.limits, max_prompt_tokens: Math.min(config.limits.max_prompt_tokens ?? context - 1, context - 1) };
     const adapters = new AdapterSet(model, limits.max_adapters);
@@ -111,7 +111,7 @@ export class TunekitServer {
     try {
       for (const [name, path] of Object.entries(config.adapters)) {
         if (name === modelName) throw new TunekitError('ERR_CONFIG', `serve: adapter name '${name}' is the base model's name`);
-        adapters.load(name, path);
+        await adapters.load(name, path);
       }
     } catch (e) {
       adapters.dispose();
@@ -145,8 +145,8 @@ export class TunekitServer {
     return this.closing;
   }
 
-  /** Loads an adapter while serving (between decode steps). */
-  loadAdapter(name: string, path: string): AdapterInfo {
+  /** Loads an adapter while serving: its files are read while decoding goes on, then it joins between two decode steps. */
+  async loadAdapter(name: string, path: string): Promise<AdapterInfo> {
     if (name === this.modelName) throw new TunekitError('ERR_VALUE', `adapter name '${name}' is the base model's name`);
     return this.adapters.load(name, resolvePath(path));
   }
@@ -209,7 +209,7 @@ export class TunekitServer {
     app.post('/v1/load_lora_adapter', async (req, reply) => {
       this.checkAdapterLoading();
       const body = parseRequest(LoadAdapterSchema, req.body);
-      const info = this.loadAdapter(body.lora_name, body.lora_path);
+      const info = await this.loadAdapter(body.lora_name, body.lora_path);
       return reply.send({ object: 'model', id: info.name, loaded: true, layers: info.layers, rank: info.rank });
     });
     app.post('/v1/unload_lora_adapter', async (req, reply) => {

@@ -24,10 +24,10 @@ export async function evaluateRun(config: TrainConfig, opts: { runDir: string; b
   const device = resolveDevice(config.training.device, 'training.device').device;
   if (config.task === 'image_cls') return evaluateImageRun(config, opts, device);
   const modelDir = resolveModelPath(config.model);
-  checkSequenceLength(config, modelDir);
-  const tokenizer = Tokenizer.fromFolderSync(modelDir);
+  await checkSequenceLength(config, modelDir);
+  const tokenizer = await Tokenizer.fromFolder(modelDir);
   const data = await prepareRunData(config, { tokenizer, modelDir, splits: 'eval' });
-  const model = loadRunModel(config, { runDir: opts.runDir, base: opts.base, labels: data.labels });
+  const model = await loadRunModel(config, { runDir: opts.runDir, base: opts.base, labels: data.labels });
   const trainer = new Trainer({
     model, task: config.task, train: data.eval.slice(0, 1), eval: data.eval, padTokenId: data.padTokenId,
     settings: { batchSize: config.training.batch_size }, progress: 'none', choices: data.choices, device,
@@ -46,9 +46,9 @@ export async function evaluateRun(config: TrainConfig, opts: { runDir: string; b
  */
 async function evaluateImageRun(config: TrainConfig, opts: { runDir: string; base?: boolean }, device: Device): Promise<EvalResult> {
   const modelDir = resolveModelPath(config.model);
-  const ctx = { config, modelDir, log: () => undefined, get tokenizer(): Tokenizer { throw new TunekitError('ERR_STATE', 'image runs have no tokenizer'); } };
+  const ctx = { config, modelDir, log: () => undefined, loadTokenizer: (): Promise<Tokenizer> => Promise.reject(new TunekitError('ERR_STATE', 'image runs have no tokenizer')) };
   const data = await imageClassificationJob.prepareData(ctx);
-  const model = loadRunModel(config, { runDir: opts.runDir, base: opts.base, labels: data.labels });
+  const model = await loadRunModel(config, { runDir: opts.runDir, base: opts.base, labels: data.labels });
   if (model.device !== device) model.to(device);
   return new ImageClassificationObjective(model).evaluate(data.eval, { batchSize: config.training.batch_size * 2, evalSplit: true });
 }

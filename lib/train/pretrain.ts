@@ -11,7 +11,7 @@ import { noGrad } from '../autograd/tape.js';
 import { randn, zeros, ones } from '../tensor/creation.js';
 import { manualSeed, nextSeed } from '../nn/random.js';
 import { GPT2, parseGPT2Config } from '../models/gpt2.js';
-import { savePretrainedSync } from '../models/loader.js';
+import { savePretrained } from '../models/loader.js';
 import { trainByteLevelBpe, saveTrainedBpe, Tokenizer } from '../tokenizer/index.js';
 import { Trainer, type FitResult } from './trainer.js';
 import type { CausalLmExample } from '../data/types.js';
@@ -86,7 +86,7 @@ export async function pretrainBase(opts: PretrainOptions): Promise<PretrainResul
   log(`training a ${V}-token byte-level BPE tokenizer on ${corpus.train.length} documents`);
   const bpe = trainByteLevelBpe(corpus.train, { vocabSize: V, specialTokens: ['<|endoftext|>'] });
   saveTrainedBpe(opts.outputDir, bpe, { eosToken: '<|endoftext|>', bosToken: '<|endoftext|>', unkToken: '<|endoftext|>', modelMaxLength: 512 });
-  const tok = Tokenizer.fromFolderSync(opts.outputDir);
+  const tok = await Tokenizer.fromFolder(opts.outputDir);
   const eos = tok.eosTokenId ?? 0;
   const enc = (docs: string[]) => docs.map((d) => tok.encode(d, { addSpecialTokens: false }).ids);
   const train = windows(enc(corpus.train), eos, T);
@@ -134,7 +134,7 @@ export async function pretrainBase(opts: PretrainOptions): Promise<PretrainResul
     }
   });
   const final = trainer.evaluate(evalAll.filter((_, i) => i % Math.max(1, Math.floor(evalAll.length / 1024)) === 0));
-  savePretrainedSync(model, opts.outputDir, { dtype: 'bf16' });
+  await savePretrained(model, opts.outputDir, { dtype: 'bf16' });
   const params = model.countParameters();
   writeFileSync(join(opts.outputDir, 'README.md'), `# ${opts.outputDir.split('/').pop()}
 

@@ -13,7 +13,7 @@ import '../autograd/index.js';
 import { getNumThreads } from '../backend.js';
 import { manualSeed } from '../nn/random.js';
 import { ResNet, parseResNetConfig } from '../models/resnet.js';
-import { loadPretrainedSync, savePretrainedSync } from '../models/loader.js';
+import { loadPretrained, savePretrained } from '../models/loader.js';
 import { parseImageProcessorConfig } from '../data/image_processor.js';
 import { loadBuiltinDigits, blackPixel } from '../data/images.js';
 import { labelMapToConfig } from '../data/labels.js';
@@ -80,10 +80,10 @@ export async function pretrainImageBase(opts: PretrainImageOptions): Promise<{ e
   const fit = await trainer.fit({ log });
   mkdirSync(opts.output, { recursive: true });
   model.eval();
-  savePretrainedSync(model, opts.output, { dtype: 'bf16' });
+  await savePretrained(model, opts.output, { dtype: 'bf16' });
   writeFileSync(join(opts.output, 'preprocessor_config.json'), JSON.stringify(DIGITS_PREPROCESSOR, null, 2) + '\n');
   // the figure of the README is the saved (bf16) model's, reloaded as a user loads it
-  const { model: saved } = loadPretrainedSync(opts.output, { task: 'image_cls' });
+  const { model: saved } = await loadPretrained(opts.output, { task: 'image_cls' });
   const last = new ImageClassificationObjective(saved).evaluate(data.eval, { batchSize: 256, evalSplit: true });
   saved.dispose();
   writeFileSync(join(opts.output, 'README.md'), `# tunekit-resnet-digits

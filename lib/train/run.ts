@@ -127,14 +127,14 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   const job = runJobFor(config.method, config.task);
   const modelDir = resolveModelPath(config.model);
   // read when a job asks for it: an image model's folder has no tokenizer
-  let tokenizer: Tokenizer | null = null;
-  const ctx: RunJobContext = { config, modelDir, get tokenizer() { return (tokenizer ??= Tokenizer.fromFolderSync(modelDir)); }, log };
+  let tokenizer: Promise<Tokenizer> | null = null;
+  const ctx: RunJobContext = { config, modelDir, loadTokenizer: () => (tokenizer ??= Tokenizer.fromFolder(modelDir)), log };
 
   // 1. data preparation
   const data = await job.prepareData(ctx);
   if (data.train.length === 0) throw new TunekitError('ERR_VALUE', `the training split of ${config.dataset.path} produced no ${data.unit}`);
   // 2. model wrapping
-  const { model, base } = job.buildModel(ctx, data);
+  const { model, base } = await job.buildModel(ctx, data);
   const trainable = model.countParameters(true);
   const totalParams = base.countParameters();
   log(`model ${config.model}: ${(totalParams / 1e6).toFixed(2)}M parameters, method ${config.method}: ${trainable.toLocaleString('en-US')} trainable (${((100 * trainable) / totalParams).toFixed(3)}%)`);
@@ -142,7 +142,7 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   log(`device: ${device.note}`);
 
   // 3. the run
-  const objective = job.objective(ctx, model, data);
+  const objective = await job.objective(ctx, model, data);
   const outputDir = config.output_dir;
   // `distributed` stays out: the Trainer records and checks the number of ranks itself, and a
   // run may resume with another timeout or bucket size
@@ -179,7 +179,7 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
     return { outputDir, fit: { ...fit, evals: fit.evals as { step: number; result: RunEval }[] }, trainableParameters: trainable, totalParameters: totalParams, eval: null };
   }
 
-  job.writeOutputs(ctx, model, data);
+  await job.writeOutputs(ctx, model, data);
   const evals = fit.evals as { step: number; result: RunEval }[];
   const last = evals.filter((e) => e.step > 0).at(-1)?.result ?? null;
   const before = evals.find((e) => e.step === 0)?.result ?? null;

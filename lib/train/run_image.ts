@@ -10,17 +10,18 @@
  * (dataset.image_field / label_field); eval: dataset.eval.path, or a seeded split (fraction,
  * default 0.1, or size).
  */
-import { copyFileSync, existsSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
-import { loadPretrainedSync, readConfigSync, savePretrainedSync } from '../models/loader.js';
+import { loadPretrained, readConfig, savePretrained } from '../models/loader.js';
 import type { PretrainedModel } from '../models/common.js';
 import { labelMapToConfig, LABELS_FILE, type LabelMap } from '../data/labels.js';
 import { splitTrainEval } from '../data/split.js';
 import { readImageProcessor, type ImageProcessorConfig } from '../data/image_processor.js';
 import { loadBuiltinDigits, loadImageFolder, loadImageList, blackPixel, type ImageExample, type ImageLoadReport, type ImageDatasetOptions } from '../data/images.js';
 import { PeftModel } from '../peft/base/peft_model.js';
-import { writeJsonAtomicSync } from '../io/atomic.js';
+import { writeJsonAtomic } from '../io/atomic.js';
 import { wrapForMethod } from './run_model.js';
 import { ImageClassificationObjective } from './objectives/image_cls.js';
 import type { EvalResult } from './objectives/supervised.js';
@@ -29,8 +30,8 @@ import { registerRunJob, type RunJob, type RunJobContext, type RunJobData } from
 type Data = RunJobData<ImageExample> & { labelMap: LabelMap; processor: ImageProcessorConfig; channels: number };
 
 /** The model folder's preprocessing and channel count; an image model without preprocessor_config.json is ERR_CONFIG. */
-function modelImageSetup(modelDir: string): { processor: ImageProcessorConfig; channels: number } {
-  const raw = readConfigSync(modelDir);
+async function modelImageSetup(modelDir: string): Promise<{ processor: ImageProcessorConfig; channels: number }> {
+  const raw = await readConfig(modelDir);
   const processor = readImageProcessor(modelDir);
   if (!processor) {
     throw new TunekitError('ERR_CONFIG', `${modelDir} has no preprocessor_config.json: an image model needs it (how images are resized, rescaled and normalized, as transformers' image processors read it)`);
@@ -50,7 +51,7 @@ export const imageClassificationJob: RunJob<ImageExample, EvalResult> = {
   async prepareData(ctx) {
     const { config, modelDir } = ctx;
     const d = config.dataset;
-    const { processor, channels } = modelImageSetup(modelDir);
+    const { processor, channels } = await modelImageSetup(modelDir);
     const base: ImageDatasetOptions = { processor, channels, onError: d.on_error, imageField: d.image_field, labelField: d.label_field };
     let train: ImageExample[], ev: ImageExample[], labelMap: LabelMap;
     if (d.path.startsWith('builtin:')) {
@@ -77,10 +78,10 @@ export const imageClassificationJob: RunJob<ImageExample, EvalResult> = {
     return data;
   },
 
-  buildModel(ctx, data) {
-    const { model: base, report } = loadPretrainedSync(ctx.modelDir, { task: 'image_cls', labels: data.labels });
+  async buildModel(ctx, data) {
+    const { model: base, report } = await loadPretrained(ctx.modelDir, { task: 'image_cls', labels: data.labels });
     if (report.initialised.length) ctx.log(`new head initialised: ${report.initialised.join(', ')}`);
-    return { model: wrapForMethod(base, ctx.config), base };
+    return { model: await wrapForMethod(base, ctx.config), base };
   },
 
   objective(ctx, model, data) {
@@ -93,17 +94,17 @@ export const imageClassificationJob: RunJob<ImageExample, EvalResult> = {
     });
   },
 
-  writeOutputs(ctx, model, data) {
+  async writeOutputs(ctx, model, data) {
     const out = ctx.config.output_dir;
     const { labelMap } = data as Data;
     if (model instanceof PeftModel) {
-      model.saveAdapterSync(join(out, 'adapter'));
-      writeJsonAtomicSync(join(out, 'adapter', LABELS_FILE), labelMapToConfig(labelMap), { indent: 2 });
+      await model.saveAdapter(join(out, 'adapter'));
+      await writeJsonAtomic(join(out, 'adapter', LABELS_FILE), labelMapToConfig(labelMap), { indent: 2 });
       for (const line of model.writeRunReport(out)) ctx.log(line);
     } else {
-      savePretrainedSync(model as PretrainedModel, join(out, 'model'), { extraConfig: labelMapToConfig(labelMap) });
+      await savePretrained(model as PretrainedModel, join(out, 'model'), { extraConfig: labelMapToConfig(labelMap) });
       // the saved model is a complete Hugging Face folder: its preprocessing goes with it
-      copyFileSync(join(ctx.modelDir, 'preprocessor_config.json'), join(out, 'model', 'preprocessor_config.json'));
+      await copyFile(join(ctx.modelDir, 'preprocessor_config.json'), join(out, 'model', 'preprocessor_config.json'));
     }
   },
 };

@@ -19,7 +19,8 @@ export interface RunJobContext {
   config: TrainConfig;
   /** the base model's folder (builtin names resolved) */
   modelDir: string;
-  tokenizer: Tokenizer;
+  /** the base's tokenizer, read (through promises) on the first call; an image model's folder has none */
+  loadTokenizer(): Promise<Tokenizer>;
   log: (line: string) => void;
 }
 
@@ -46,12 +47,15 @@ export interface RunJobModel {
 export interface RunJob<E = unknown, R = unknown> {
   /** reads and prepares the config's dataset (refuses what the method cannot do before loading anything big) */
   prepareData(ctx: RunJobContext): Promise<RunJobData<E>>;
-  /** loads the base for the job's task and wraps it for the config's method */
-  buildModel(ctx: RunJobContext, data: RunJobData<E>): RunJobModel;
-  /** the objective that trains the model; built before any checkpoint is restored (the model is at its initial weights) */
-  objective(ctx: RunJobContext, model: TrainableModel, data: RunJobData<E>): Objective<E, R>;
+  /** loads the base for the job's task (through promises) and wraps it for the config's method */
+  buildModel(ctx: RunJobContext, data: RunJobData<E>): Promise<RunJobModel>;
+  /**
+   * the objective that trains the model; built before any checkpoint is restored (the model is at
+   * its initial weights); a promise when it loads something (PPO: the reward model)
+   */
+  objective(ctx: RunJobContext, model: TrainableModel, data: RunJobData<E>): Objective<E, R> | Promise<Objective<E, R>>;
   /** writes the run's artefacts beside metrics.jsonl and checkpoint/ (adapter/, model/, label names) */
-  writeOutputs(ctx: RunJobContext, model: TrainableModel, data: RunJobData<E>): void;
+  writeOutputs(ctx: RunJobContext, model: TrainableModel, data: RunJobData<E>): Promise<void>;
 }
 
 /**

@@ -7,14 +7,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
-import { loadPretrainedSync, readConfigSync } from '../models/loader.js';
+import { loadPretrained, readConfig } from '../models/loader.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { architectureFor } from '../models/registry.js';
 import type { PretrainedModel } from '../models/common.js';
-import { loadPeftFolderSync, peftMethodFor } from '../peft/base/registry.js';
+import { loadPeftFolder, peftMethodFor } from '../peft/base/registry.js';
 import { parseQloraConfig, splitQloraConfig } from '../peft/qlora/config.js';
 import type { PeftModel } from '../peft/base/peft_model.js';
-import { quantizeModelSync } from '../quant/quantize.js';
+import { LoraModel } from '../peft/lora/model.js';
+import { quantizeModel } from '../quant/quantize.js';
 import type { TrainConfig } from './config.js';
 import '../peft/index.js';
 
@@ -25,8 +26,8 @@ const PROMPT_METHODS = new Set(['prompt_tuning', 'p_tuning', 'prefix_tuning']);
  * the field and the limit (it was `gatherRows: id 512 ... out of range` deep in the forward pass).
  * Prompt methods' virtual tokens take positions too.
  */
-export function checkSequenceLength(config: TrainConfig, modelDir: string): void {
-  const raw = readConfigSync(modelDir);
+export async function checkSequenceLength(config: TrainConfig, modelDir: string): Promise<void> {
+  const raw = await readConfig(modelDir);
   const mc = architectureFor(raw.model_type).parseConfig(raw);
   const virtual = PROMPT_METHODS.has(config.method) ? Number((config.peft as { num_virtual_tokens?: number } | null)?.num_virtual_tokens ?? 0) : 0;
   if (config.dataset.max_length + virtual > mc.maxSequenceLength) {
@@ -36,13 +37,17 @@ export function checkSequenceLength(config: TrainConfig, modelDir: string): void
 }
 
 /** QLoRA's base as training made it: linear layers -> NF4 with the peft block's blocksize and double quantization. */
-function quantizeForConfig(base: PretrainedModel, config: TrainConfig): void {
+async function quantizeForConfig(base: PretrainedModel, config: TrainConfig): Promise<void> {
   const { quantization } = splitQloraConfig(parseQloraConfig(config.peft ?? {}));
-  quantizeModelSync(base, quantization);
+  await quantizeModel(base, quantization);
 }
 
-/** The model the method trains: a PEFT wrapper, or the base model itself for full fine-tuning. */
-export function wrapForMethod(base: PretrainedModel, config: TrainConfig): PretrainedModel | PeftModel {
+/**
+ * The model the method trains: a PEFT wrapper, or the base model itself for full fine-tuning.
+ * QLoRA's base is quantized layer by layer with the event loop running between layers (a
+ * promise), then LoRA is added as the qlora method's create() does.
+ */
+export async function wrapForMethod(base: PretrainedModel, config: TrainConfig): Promise<PretrainedModel | PeftModel> {
   if (config.method === 'full') {
     base.requiresGrad_(true);
     return base;
@@ -58,7 +63,10 @@ export function wrapForMethod(base: PretrainedModel, config: TrainConfig): Pretr
   if (config.quantization === 'nf4') {
     // QLoRA: the qlora method quantizes the base (blocksize, double_quant from the block) and adds LoRA
     if (config.method !== 'qlora' && config.method !== 'lora') throw new TunekitError('ERR_CONFIG', `quantization nf4 works with methods qlora and lora, not '${config.method}'`);
-    return peftMethodFor('qlora').create(base, config.peft ?? {}, 'default');
+    // the qlora method's create() in two halves: quantizing yields between layers, then LoRA on top
+    const { quantization, lora } = splitQloraConfig(parseQloraConfig(config.peft ?? {}));
+    await quantizeModel(base, quantization);
+    return new LoraModel(base, lora, 'default');
   }
   const method = peftMethodFor(config.method);
   const peft = { ...(config.peft ?? {}) } as Record<string, unknown>;
@@ -72,12 +80,12 @@ export function wrapForMethod(base: PretrainedModel, config: TrainConfig): Pretr
  * the base with `runDir/adapter` applied (on the NF4 base for QLoRA runs); with `base: true` the
  * base alone (a zero-shot or frozen-base baseline).
  */
-export function loadRunModel(config: TrainConfig, opts: { runDir: string; base?: boolean; labels?: string[] }): PretrainedModel | PeftModel {
+export async function loadRunModel(config: TrainConfig, opts: { runDir: string; base?: boolean; labels?: string[] }): Promise<PretrainedModel | PeftModel> {
   const fullModel = join(opts.runDir, 'model');
   const useFull = !opts.base && existsSync(fullModel);
-  const { model: base } = loadPretrainedSync(useFull ? fullModel : resolveModelPath(config.model), { task: config.task, labels: opts.labels });
+  const { model: base } = await loadPretrained(useFull ? fullModel : resolveModelPath(config.model), { task: config.task, labels: opts.labels });
   const adapterDir = join(opts.runDir, 'adapter');
   if (opts.base || useFull || !existsSync(adapterDir)) return base;
-  if (config.quantization === 'nf4') quantizeForConfig(base, config);
-  return loadPeftFolderSync(base, adapterDir);
+  if (config.quantization === 'nf4') await quantizeForConfig(base, config);
+  return loadPeftFolder(base, adapterDir);
 }

@@ -5,12 +5,12 @@
  */
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
-import { loadPretrainedSync, savePretrainedSync } from '../models/loader.js';
+import { loadPretrained, savePretrained } from '../models/loader.js';
 import type { PretrainedModel } from '../models/common.js';
 import { labelMapToConfig, LABELS_FILE } from '../data/labels.js';
 import { PeftModel } from '../peft/base/peft_model.js';
 import { peftMethods } from '../peft/index.js';
-import { writeJsonAtomicSync } from '../io/atomic.js';
+import { writeJsonAtomic } from '../io/atomic.js';
 import { prepareRunData, type RunData } from './run_data.js';
 import { checkSequenceLength, wrapForMethod } from './run_model.js';
 import { SupervisedObjective, type EvalResult, type SupervisedExample } from './objectives/supervised.js';
@@ -21,16 +21,16 @@ type Data = RunJobData<SupervisedExample> & { run: RunData };
 export const supervisedJob: RunJob<SupervisedExample, EvalResult> = {
   async prepareData(ctx) {
     // dataset.max_length (+ virtual tokens) against the model's positions, before any data is read
-    checkSequenceLength(ctx.config, ctx.modelDir);
-    const run = await prepareRunData(ctx.config, { tokenizer: ctx.tokenizer, modelDir: ctx.modelDir, log: ctx.log });
+    await checkSequenceLength(ctx.config, ctx.modelDir);
+    const run = await prepareRunData(ctx.config, { tokenizer: await ctx.loadTokenizer(), modelDir: ctx.modelDir, log: ctx.log });
     const data: Data = { train: run.train, eval: run.eval, unit: 'examples', labels: run.labels, run };
     return data;
   },
 
-  buildModel(ctx, data) {
-    const { model: base, report } = loadPretrainedSync(ctx.modelDir, { task: ctx.config.task, labels: data.labels });
+  async buildModel(ctx, data) {
+    const { model: base, report } = await loadPretrained(ctx.modelDir, { task: ctx.config.task, labels: data.labels });
     if (report.initialised.length) ctx.log(`new head initialised: ${report.initialised.join(', ')}`);
-    return { model: wrapForMethod(base, ctx.config), base };
+    return { model: await wrapForMethod(base, ctx.config), base };
   },
 
   objective(ctx, model, data) {
@@ -40,16 +40,16 @@ export const supervisedJob: RunJob<SupervisedExample, EvalResult> = {
     return new SupervisedObjective(model, { task: ctx.config.task, padTokenId: run.padTokenId, choices: run.choices });
   },
 
-  writeOutputs(ctx, model, data) {
+  async writeOutputs(ctx, model, data) {
     const out = ctx.config.output_dir;
     const { labelMap } = (data as Data).run;
     if (model instanceof PeftModel) {
-      model.saveAdapterSync(join(out, 'adapter'));
+      await model.saveAdapter(join(out, 'adapter'));
       // PEFT's folder has no place for label names; a side file keeps them for merge and eval
-      if (labelMap) writeJsonAtomicSync(join(out, 'adapter', LABELS_FILE), labelMapToConfig(labelMap), { indent: 2 });
+      if (labelMap) await writeJsonAtomic(join(out, 'adapter', LABELS_FILE), labelMapToConfig(labelMap), { indent: 2 });
       for (const line of model.writeRunReport(out)) ctx.log(line);
     } else {
-      savePretrainedSync(model as PretrainedModel, join(out, 'model'), { extraConfig: labelMap ? labelMapToConfig(labelMap) : {} });
+      await savePretrained(model as PretrainedModel, join(out, 'model'), { extraConfig: labelMap ? labelMapToConfig(labelMap) : {} });
     }
   },
 };

@@ -262,7 +262,7 @@ describe('training configs reach the methods through wrapForMethod', () => {
       const { loadConfig } = await import('../../lib/train/config.js');
       const { wrapForMethod } = await import('../../lib/train/run_model.js');
       const cfg = loadConfig({ model: modelDir('gpt2_lm'), method, peft, dataset: { path: 'x.jsonl' } } as Record<string, unknown>);
-      const m = wrapForMethod(baseModel('gpt2_lm'), cfg) as PromptLearningModel;
+      const m = (await wrapForMethod(baseModel('gpt2_lm'), cfg)) as PromptLearningModel;
       expect(m.adapterConfigs.get('default')).toMatchObject({ peft_type: method.toUpperCase(), num_virtual_tokens: 5, token_dim: 48 });
       expect(noGrad(() => m.forward({ inputIds: ids2d([[1, 2, 3]]) })).logits.shape).toEqual([1, 3, 97]);
     });

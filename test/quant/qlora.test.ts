@@ -64,11 +64,11 @@ describe('quantizeModel', () => {
 });
 
 describe('QLoRA (LoRA over NF4 layers)', () => {
-  it('trains only the adapters and the loss drops on the tiny GPT-2', () => {
+  it('trains only the adapters and the loss drops on the tiny GPT-2', async () => {
     manualSeed(7);
     const { model: base } = loadPretrainedSync(dir('gpt2_lm'));
     const cfg = { method: 'qlora', quantization: 'nf4', peft: { r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: 'all-linear', blocksize: 64, double_quant: true } } as unknown as TrainConfig;
-    const lora = wrapForMethod(base, cfg) as LoraModel;
+    const lora = (await wrapForMethod(base, cfg)) as LoraModel;
     expect([...lora.layers.values()].every((l) => l.base_layer instanceof NF4Linear)).toBe(true);
     expect(lora.layers.size).toBe(8);
     const trainable = lora.trainableParameters().map(([n]) => n);

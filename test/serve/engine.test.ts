@@ -56,7 +56,7 @@ describe('BatchEngine', () => {
     expect(new Set(expected.map((e) => JSON.stringify(e.slice(0, 6)))).size).toBeGreaterThan(3);
     const { model } = loadPretrainedSync(w.modelDir, { task: 'causal_lm' });
     const set = new AdapterSet(model);
-    for (const n of ['alpha', 'beta', 'gamma']) set.load(n, w.adapterDirs[n]!);
+    for (const n of ['alpha', 'beta', 'gamma']) await set.load(n, w.adapterDirs[n]!);
     const eng = new BatchEngine(model, tok, set, { maxBatch: 4, maxPrefillTokens: 4096 });
     // three now, three more while those decode (they join the running batch)
     const first = [0, 1, 2].map((i) => eng.submit(request(set, i, lens[i]!)));
@@ -75,11 +75,37 @@ describe('BatchEngine', () => {
     model.dispose();
   });
 
+  it('an adapter loads while the engine decodes (its files are read between decode steps); its name is taken while it loads', async () => {
+    use('gpt2');
+    const { model } = loadPretrainedSync(w.modelDir, { task: 'causal_lm' });
+    const set = new AdapterSet(model, 2);
+    await set.load('alpha', w.adapterDirs.alpha!);
+    const eng = new BatchEngine(model, tok, set, { maxBatch: 4, maxPrefillTokens: 4096 });
+    const running = eng.submit(request(set, 0, 40)); // NAMES[0]: alpha
+    await new Promise((r) => setTimeout(r, 5));
+    const stepsBefore = eng.stats.decodeSteps;
+    const loading = set.load('beta', w.adapterDirs.beta!);
+    // while beta's files are read: the same name again, or one more adapter past max 2, is refused
+    await expect(set.load('beta', w.adapterDirs.beta!)).rejects.toMatchObject({ code: 'ERR_VALUE' });
+    await expect(set.load('gamma', w.adapterDirs.gamma!)).rejects.toMatchObject({ code: 'ERR_LIMIT' });
+    const info = await loading;
+    expect(info).toMatchObject({ name: 'beta', slot: 1 });
+    const r = await running.result;
+    expect(r.tokens).toEqual((await alone('alpha', PROMPTS[0]!, 40)).slice(0, r.tokens.length));
+    expect(eng.stats.decodeSteps).toBeGreaterThan(stepsBefore);
+    // beta serves as generate() alone with it
+    const b = await eng.submit(request(set, 1, 8)).result; // NAMES[1]: beta
+    const expectedB = await alone('beta', PROMPTS[1]!, 8);
+    expect(b.tokens).toEqual(expectedB.slice(0, b.tokens.length));
+    set.dispose();
+    model.dispose();
+  });
+
   it('a cancelled or timed-out sequence leaves the batch; the others are untouched', async () => {
     use('gpt2');
     const { model } = loadPretrainedSync(w.modelDir, { task: 'causal_lm' });
     const set = new AdapterSet(model);
-    for (const n of ['alpha', 'beta', 'gamma']) set.load(n, w.adapterDirs[n]!);
+    for (const n of ['alpha', 'beta', 'gamma']) set.loadSync(n, w.adapterDirs[n]!); // the blocking form fills the same slots
     const eng = new BatchEngine(model, tok, set, { maxBatch: 8, maxPrefillTokens: 4096 });
     const keep = eng.submit(request(set, 1, 12));
     const cancelled = eng.submit(request(set, 0, 200));

@@ -11,7 +11,7 @@ import { registerRunJob, runJobFor, type RunJob } from '../../lib/train/run_job.
 import { supervisedJob } from '../../lib/train/run_supervised.js';
 import { rewardJob, dpoJob, ppoJob } from '../../lib/rlhf/jobs.js';
 
-const fake = (): RunJob => ({ prepareData: async () => ({ train: [], eval: [], unit: 'x' }), buildModel: () => { throw new Error('unused'); }, objective: () => { throw new Error('unused'); }, writeOutputs: () => {} });
+const fake = (): RunJob => ({ prepareData: async () => ({ train: [], eval: [], unit: 'x' }), buildModel: () => { throw new Error('unused'); }, objective: () => { throw new Error('unused'); }, writeOutputs: async () => {} });
 
 describe('run jobs', () => {
   it('the registered jobs of the methods', () => {
