@@ -35,6 +35,10 @@ namespace {
 // Rows of the adapter path handled together: a block of xd [kRows, in], its slice of y and of dy
 // stay in L2 while the thin products run on them.
 constexpr int64_t kRows = 64;
+// The backward's row blocks are grouped in at most this many chunks, each with its own dA and dB^T
+// partials (r (in + out) floats): enough to keep the cores busy, few enough that summing the
+// partials stays small next to the products.
+constexpr int64_t kMaxChunks = 16;
 
 // The adapter's input xd [M, in]: an explicit buffer, x itself, or x * mask / (1 - p).
 struct AdapterInput {
@@ -161,8 +165,8 @@ void forward_impl(const LoraShape& s, const float* x, const AdapterInput& xin, c
 // dx, dA, dB of the fused layer; dxd (legacy, may be null) receives the adapter path's input
 // gradient instead of adding it into dx.
 //
-// t = dy B runs first over blocks of rows, with dA's block partials (t^T xd, the block's xd
-// rebuilt from x and the mask); then dx = dy W with the adapter path's s t A appended to the
+// t = dy B runs first over blocks of rows, with the partials of dB^T (xa^T dy) and dA (t^T xd,
+// the block's xd rebuilt from x and the mask) while the block's dy is in cache; then dx = dy W with the adapter path's s t A appended to the
 // GEMM's last K block (one pass over dx) when no dropout mask sits between them; with a mask
 // the product goes through it in a second, row-blocked pass.
 void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin, const float* w, const float* a,
@@ -183,26 +187,40 @@ void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin,
     if (dxd) std::fill(dxd, dxd + M * in, 0.0f);
     return;
   }
-  // dB [out, r] = s dy^T xa: one product over all rows (all threads; a per-block dB^T built from
-  // row outer products while dy is in cache measured slower than this GEMM)
-  gemm_call(true, false, out, r, M, s.scale, dy, out, xa, r, 0.0f, db, r);
   if (M == 0) {
     std::fill(da, da + r * in, 0.0f);
+    std::fill(db, db + out * r, 0.0f);
     return;
   }
   const std::vector<float> bt = transposed_b(b, out, r);
   const int64_t blocks = (M + kRows - 1) / kRows;
+  // Row blocks go in fixed chunks of consecutive blocks (their number depends on M only): one
+  // thread runs a chunk's blocks in order, accumulating the chunk's dA and dB^T partials, and the
+  // partials are summed in chunk order. Same bits for any thread count.
+  const int64_t chunk_blocks = (blocks + kMaxChunks - 1) / kMaxChunks;
+  const int64_t chunks = (blocks + chunk_blocks - 1) / chunk_blocks;
+  const int64_t part = r * (in + out);  // a chunk's partials: dA [r, in], then dB^T [r, out]
   float* const t_all = caller_buffer(2, M * r);  // t [M, r]
-  float* const da_part = caller_buffer(0, blocks * r * in);
-  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      const int64_t i0 = blk * kRows, n = std::min(kRows, M - i0);
-      // t [n, r] = dy [n, out] B [out, r]: the gradient at the adapter's bottleneck (before s)
-      float* t = t_all + i0 * r;
-      thin_rowdot(dy + i0 * out, out, bt.data(), n, r, out, 1.0f, t, r);
-      // dA partial [r, in] = s t^T xd over this block's rows
-      const float* xdb = xin.rows(i0, n, scratch(0, n * in));
-      thin_outer(t, r, xdb, in, n, r, in, s.scale, da_part + blk * r * in, false);
+  float* const parts = caller_buffer(0, chunks * part);
+  parallel_for(chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t ch = c0; ch < c1; ++ch) {
+      float* const da_part = parts + ch * part;
+      float* const dbt_part = da_part + r * in;
+      const int64_t blk1 = std::min(blocks, (ch + 1) * chunk_blocks);
+      for (int64_t blk = ch * chunk_blocks; blk < blk1; ++blk) {
+        const int64_t i0 = blk * kRows, n = std::min(kRows, M - i0);
+        const bool first = blk == ch * chunk_blocks;
+        const float* dyb = dy + i0 * out;
+        // t [n, r] = dy [n, out] B [out, r]: the gradient at the adapter's bottleneck (before s)
+        float* t = t_all + i0 * r;
+        thin_rowdot(dyb, out, bt.data(), n, r, out, 1.0f, t, r);
+        // dB^T partial [r, out] += s xa^T dy over this block's rows, while dy's block is in cache
+        // (dB as its own GEMM over all rows read dy from memory once more)
+        thin_outer(xa + i0 * r, r, dyb, out, n, r, out, s.scale, dbt_part, !first);
+        // dA partial [r, in] += s t^T xd over this block's rows
+        const float* xdb = xin.rows(i0, n, scratch(0, n * in));
+        thin_outer(t, r, xdb, in, n, r, in, s.scale, da_part, !first);
+      }
     }
   });
   const bool append = !dxd && !xin.mask && out > 0;
@@ -230,12 +248,27 @@ void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin,
       }
     });
   }
-  // dA = the block partials summed in block order (fixed: the same bits for any thread count)
-  parallel_for(r * in, 4096, [&](int64_t e0, int64_t e1) {
-    for (int64_t e = e0; e < e1; ++e) da[e] = da_part[e];
-    for (int64_t blk = 1; blk < blocks; ++blk) {
-      const float* part = da_part + blk * r * in;
-      for (int64_t e = e0; e < e1; ++e) da[e] += part[e];
+  // dA, dB = the chunk partials summed in chunk order (fixed: the same bits for any thread count);
+  // dB^T's sums are transposed into dB [out, r]
+  parallel_for(r * (in + out), 2048, [&](int64_t e0, int64_t e1) {
+    constexpr int64_t kSpan = 512;  // a span of partial sums kept on the stack between chunks
+    float acc[kSpan];
+    for (int64_t s0 = e0; s0 < e1; s0 += kSpan) {
+      const int64_t ns = std::min(kSpan, e1 - s0);
+      std::copy(parts + s0, parts + s0 + ns, acc);
+      for (int64_t ch = 1; ch < chunks; ++ch) {
+        const float* pp = parts + ch * part + s0;
+        for (int64_t e = 0; e < ns; ++e) acc[e] += pp[e];
+      }
+      for (int64_t e = 0; e < ns; ++e) {
+        const int64_t ge = s0 + e;
+        if (ge < r * in) {
+          da[ge] = acc[e];
+        } else {  // dB^T[k, o] -> dB[o, k]
+          const int64_t k = (ge - r * in) / out, o = (ge - r * in) % out;
+          db[o * r + k] = acc[e];
+        }
+      }
     }
   });
 }

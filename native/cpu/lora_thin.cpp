@@ -24,11 +24,6 @@ inline v16 load(const float* p) {
 }
 inline void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
 inline v16 splat(float x) { return v16{} + x; }
-inline float hsum(v16 v) {
-  float t = 0.0f;
-  for (int l = 0; l < kW; ++l) t += v[l];
-  return t;
-}
 // 16 mask bytes (0/1) as floats
 inline v16 mask16(const uint8_t* m) {
   v16 v;
@@ -36,18 +31,62 @@ inline v16 mask16(const uint8_t* m) {
   return v;
 }
 
+// The 8 horizontal sums of acc[0..7] as lanes 0..7 of one vector: a transpose-and-add tree
+// (16 -> 8 -> 4 -> 2 -> 1 lanes per accumulator) instead of 8 serial 16-lane sums.
+inline v16 hsum8(const v16* a) {
+  v16 u[4], w[2];
+  for (int j = 0; j < 4; ++j)
+    u[j] = __builtin_shufflevector(a[2 * j], a[2 * j + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+           __builtin_shufflevector(a[2 * j], a[2 * j + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+  for (int j = 0; j < 2; ++j)
+    w[j] = __builtin_shufflevector(u[2 * j], u[2 * j + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+           __builtin_shufflevector(u[2 * j], u[2 * j + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+  const v16 z = __builtin_shufflevector(w[0], w[1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29) +
+                __builtin_shufflevector(w[0], w[1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+  return __builtin_shufflevector(z, z, 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15) +
+         __builtin_shufflevector(z, z, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10, 12, 14);
+}
+
 }  // namespace
 
 TK_SIMD_CLONES void thin_rowdot(const float* X, int64_t ldx, const float* Wt, int64_t n, int64_t r, int64_t K,
                                 float alpha, float* out, int64_t ldo) {
-  constexpr int kGroup = 8;  // output columns per pass over a row of X: 8 accumulators + loads fit the registers
-  for (int64_t i = 0; i < n; ++i) {
-    const float* x = X + i * ldx;
-    for (int64_t k0 = 0; k0 < r; k0 += kGroup) {
-      const int64_t kn = std::min<int64_t>(kGroup, r - k0);
-      // rows past r repeat row k0: computed and dropped, so the loop body has a fixed shape
-      const float* w[kGroup];
-      for (int g = 0; g < kGroup; ++g) w[g] = Wt + (k0 + (g < kn ? g : 0)) * K;
+  // Two rows of X per pass (16 accumulators): each 16-float slice of Wt loaded from L1 serves two
+  // rows. Output columns in groups of 8; a group's columns past r repeat column k0 (computed and
+  // dropped, so the loop body has a fixed shape). Lanes 0..7 of hsum8 are the 8 sums.
+  constexpr int kGroup = 8;
+  for (int64_t k0 = 0; k0 < r; k0 += kGroup) {
+    const int64_t kn = std::min<int64_t>(kGroup, r - k0);
+    const float* w[kGroup];
+    for (int g = 0; g < kGroup; ++g) w[g] = Wt + (k0 + (g < kn ? g : 0)) * K;
+    int64_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+      const float* x0 = X + i * ldx;
+      const float* x1 = x0 + ldx;
+      v16 a0[kGroup], a1[kGroup];
+      for (int g = 0; g < kGroup; ++g) a0[g] = a1[g] = v16{};
+      int64_t c = 0;
+      for (; c + kW <= K; c += kW) {
+        const v16 xv0 = load(x0 + c), xv1 = load(x1 + c);
+        for (int g = 0; g < kGroup; ++g) {
+          const v16 wv = load(w[g] + c);
+          a0[g] += xv0 * wv;
+          a1[g] += xv1 * wv;
+        }
+      }
+      const v16 s0 = hsum8(a0), s1 = hsum8(a1);
+      for (int g = 0; g < kn; ++g) {
+        float t0 = s0[g], t1 = s1[g];
+        for (int64_t cc = c; cc < K; ++cc) {
+          t0 += x0[cc] * w[g][cc];
+          t1 += x1[cc] * w[g][cc];
+        }
+        out[i * ldo + k0 + g] = alpha * t0;
+        out[(i + 1) * ldo + k0 + g] = alpha * t1;
+      }
+    }
+    for (; i < n; ++i) {
+      const float* x = X + i * ldx;
       v16 acc[kGroup];
       for (int g = 0; g < kGroup; ++g) acc[g] = v16{};
       int64_t c = 0;
@@ -55,8 +94,9 @@ TK_SIMD_CLONES void thin_rowdot(const float* X, int64_t ldx, const float* Wt, in
         const v16 xv = load(x + c);
         for (int g = 0; g < kGroup; ++g) acc[g] += xv * load(w[g] + c);
       }
+      const v16 sv = hsum8(acc);
       for (int g = 0; g < kn; ++g) {
-        float t = hsum(acc[g]);
+        float t = sv[g];
         for (int64_t cc = c; cc < K; ++cc) t += x[cc] * w[g][cc];
         out[i * ldo + k0 + g] = alpha * t;
       }
@@ -101,18 +141,55 @@ TK_SIMD_CLONES void thin_rowaxpy(const float* C, int64_t ldc, const float* Wt, i
 
 TK_SIMD_CLONES void thin_outer(const float* C, int64_t ldc, const float* X, int64_t ldx, int64_t n, int64_t r,
                                int64_t K, float alpha, float* D, bool accumulate) {
-  if (!accumulate) std::memset(D, 0, static_cast<size_t>(r * K) * sizeof(float));
-  // row by row: D (r x K) stays in L1/L2 while each row of X is read r times from L1
-  for (int64_t i = 0; i < n; ++i) {
-    const float* x = X + i * ldx;
-    for (int64_t k = 0; k < r; ++k) {
-      const float ck = alpha * C[i * ldc + k];
-      const v16 cv = splat(ck);
-      float* d = D + k * K;
-      int64_t c = 0;
-      for (; c + kW <= K; c += kW) store(d + c, load(d + c) + cv * load(x + c));
-      for (; c < K; ++c) d[c] += ck * x[c];
+  // Column tiles of 16 with up to 8 rows of D in registers: for each row i of X one 16-float load
+  // feeds 8 FMAs (C[i, k] broadcast), and D is loaded and stored once per tile instead of once
+  // per row i. A group's rows past r repeat row k0 (computed, not stored). The sum over i runs in
+  // row order for every element (fixed: no dependence on how callers split rows between calls).
+  constexpr int kGroup = 8;
+  for (int64_t k0 = 0; k0 < std::max<int64_t>(r, 0); k0 += kGroup) {
+    const int64_t kn = std::min<int64_t>(kGroup, r - k0);
+    int64_t col[kGroup];
+    for (int g = 0; g < kGroup; ++g) col[g] = k0 + (g < kn ? g : 0);
+    const v16 av = splat(alpha);
+    int64_t c = 0;
+    for (; c + 2 * kW <= K; c += 2 * kW) {
+      v16 acc[kGroup], acc2[kGroup];
+      for (int g = 0; g < kGroup; ++g) acc[g] = acc2[g] = v16{};
+      for (int64_t i = 0; i < n; ++i) {
+        const v16 xv = load(X + i * ldx + c), xv2 = load(X + i * ldx + c + kW);
+        const float* ci = C + i * ldc;
+        for (int g = 0; g < kGroup; ++g) {
+          const v16 cv = splat(ci[col[g]]);
+          acc[g] += cv * xv;
+          acc2[g] += cv * xv2;
+        }
+      }
+      for (int g = 0; g < kn; ++g) {
+        float* d = D + (k0 + g) * K + c;
+        store(d, accumulate ? load(d) + av * acc[g] : av * acc[g]);
+        store(d + kW, accumulate ? load(d + kW) + av * acc2[g] : av * acc2[g]);
+      }
     }
+    for (; c + kW <= K; c += kW) {
+      v16 acc[kGroup];
+      for (int g = 0; g < kGroup; ++g) acc[g] = v16{};
+      for (int64_t i = 0; i < n; ++i) {
+        const v16 xv = load(X + i * ldx + c);
+        const float* ci = C + i * ldc;
+        for (int g = 0; g < kGroup; ++g) acc[g] += splat(ci[col[g]]) * xv;
+      }
+      for (int g = 0; g < kn; ++g) {
+        float* d = D + (k0 + g) * K + c;
+        store(d, accumulate ? load(d) + av * acc[g] : av * acc[g]);
+      }
+    }
+    for (; c < K; ++c)
+      for (int g = 0; g < kn; ++g) {
+        float t = 0.0f;
+        for (int64_t i = 0; i < n; ++i) t += C[i * ldc + k0 + g] * X[i * ldx + c];
+        float* d = D + (k0 + g) * K + c;
+        *d = accumulate ? *d + alpha * t : alpha * t;
+      }
   }
 }
 
