@@ -8,7 +8,10 @@
  * Node, by scripts/gpu-check.sh; this script checks that they compose into a training step.
  *
  *   node scripts/gpu-train-check.mjs [--model builtin:tunekit-gpt2-small | <folder of a GPT-2 checkpoint>]
- *                                    [--steps 5] [--batch 4] [--max-length 128] [--tol 2e-3]
+ *                                    [--steps 5] [--batch 4] [--max-length 128] [--tol 2e-3] [--device cuda]
+ *
+ * --device names the device compared with the CPU (default cuda; `--device cpu` runs the script's
+ * own logic on a machine without a GPU: two CPU runs, which must agree exactly).
  *
  * Needs dist/ (npx tsc -p tsconfig.build.json), node_modules and an addon built with the CUDA
  * backend (npm run build:cuda). Exit status: 0 the losses agree, 1 they do not (or a run failed),
@@ -32,23 +35,24 @@ const steps = Number(args.steps ?? 5);
 const batch = Number(args.batch ?? 4);
 const maxLength = Number(args['max-length'] ?? 128);
 const tol = Number(args.tol ?? 2e-3);
+const device = args.device ?? 'cuda';
 
 const tk = await import(join(ROOT, 'dist', 'index.js'));
 const info = tk.backendInfo();
-if (!info.cuda?.compiled || info.cuda.devices === 0) {
-  console.log(`no CUDA device: ${info.cuda?.reason ?? 'this addon has no CUDA backend (npm run build:cuda)'}`);
+if (device !== 'cpu' && (!info.cuda?.compiled || info.cuda.devices === 0)) {
+  console.log(`${info.cuda?.reason ?? 'no CUDA device: this addon has no CUDA backend (npm run build:cuda)'}`);
   process.exit(2);
 }
 
-async function run(device) {
-  const out = mkdtempSync(join(tmpdir(), `tunekit-gpu-train-${device}-`));
+async function run(dev) {
+  const out = mkdtempSync(join(tmpdir(), `tunekit-gpu-train-${dev}-`));
   const config = tk.loadConfig({
     model,
     task: 'causal_lm',
     method: 'lora',
     peft: { r: 8, lora_alpha: 16, lora_dropout: 0.1, target_modules: ['c_attn', 'c_proj', 'c_fc'] },
     dataset: { path: join(ROOT, 'test', 'fixtures', 'chat', 'chat.jsonl'), max_length: maxLength },
-    training: { max_steps: steps, batch_size: batch, lr: 1e-3, seed: 42, device },
+    training: { max_steps: steps, batch_size: batch, lr: 1e-3, seed: 42, device: dev },
     output_dir: out,
     logging: { every: 1, progress: 'none', plot: false },
   });
@@ -67,30 +71,31 @@ async function run(device) {
 
 let failed = false;
 const results = {};
-for (const device of ['cpu', 'cuda']) {
+for (const [key, d] of [['cpu', 'cpu'], ['other', device]]) {
   try {
-    results[device] = await run(device);
+    results[key] = await run(d);
   } catch (e) {
-    console.log(`FAIL ${device} run threw: ${e.code ?? ''} ${e.message}`);
+    console.log(`FAIL ${d} run threw: ${e.code ?? ''} ${e.message}`);
     failed = true;
   }
 }
-if (results.cpu && results.cuda) {
+if (results.cpu && results.other) {
   console.log(`model ${model}, ${steps} LoRA steps, batch ${batch}, max_length ${maxLength}; relative tolerance ${tol}`);
-  console.log('| step | cpu loss | cuda loss | relative difference |');
+  console.log(`| step | cpu loss | ${device} loss | relative difference |`);
   console.log('|---:|---:|---:|---:|');
-  const cuda = new Map(results.cuda.losses);
-  if (results.cpu.losses.length !== steps || results.cuda.losses.length !== steps) {
-    console.log(`FAIL expected ${steps} train losses, got cpu ${results.cpu.losses.length} and cuda ${results.cuda.losses.length}`);
+  const other = new Map(results.other.losses);
+  if (results.cpu.losses.length !== steps || results.other.losses.length !== steps) {
+    console.log(`FAIL expected ${steps} train losses, got cpu ${results.cpu.losses.length} and ${device} ${results.other.losses.length}`);
     failed = true;
   }
   for (const [step, l] of results.cpu.losses) {
-    const g = cuda.get(step);
+    const g = other.get(step);
     const rel = g === undefined ? Infinity : Math.abs(g - l) / Math.max(1e-6, Math.abs(l));
     if (!(rel <= tol)) failed = true;
     console.log(`| ${step} | ${l.toFixed(6)} | ${g === undefined ? '-' : g.toFixed(6)} | ${rel.toExponential(2)}${rel <= tol ? '' : ' FAIL'} |`);
   }
-  console.log(`tokens/s: cpu ${results.cpu.tokensPerSecond.toFixed(0)}, cuda ${results.cuda.tokensPerSecond.toFixed(0)} (${info.cuda.name ?? 'device 0'})`);
+  console.log(`tokens/s: cpu ${results.cpu.tokensPerSecond.toFixed(0)}, ${device} ${results.other.tokensPerSecond.toFixed(0)}` +
+    (device === 'cpu' ? '' : ` (${info.cuda.name ?? 'device 0'})`));
 }
 console.log(`RESULT ${failed ? 'FAIL' : 'PASS'}`);
 process.exit(failed ? 1 : 0);

@@ -12,9 +12,10 @@
 //   data.cu       fill, cast, strided / row / byte copies, counter-based random fills, arange
 //   nn.cu         dropout, embedding rows (gather, scatter-add), RoPE, reductions, argmax,
 //                 sum of squares, non-finite count, AdaLoRA triplet scores
+//   lstm.cu       one direction of one LSTM layer, forward and backward through time
 //
 // Not yet on the GPU: SVD (AdaLoRA's rank re-allocation runs it rarely; it stays on the CPU),
-// NF4 quantization itself (weights are quantized on the host at load), LSTM, vision ops.
+// NF4 quantization itself (weights are quantized on the host at load), vision ops.
 #pragma once
 #include <cstdint>
 
@@ -171,5 +172,15 @@ void argmax(const float* x, int32_t* out, int64_t rows, int64_t cols);
 // synchronise (the value comes back): sum of squares in double; count of infinities and NaNs
 double sum_squares(const float* x, int64_t n);
 int64_t count_non_finite(const float* x, int64_t n);
+
+// ---- LSTM (lstm.cu): cpu/lstm.h semantics (PyTorch's gate order i, f, g, o; batch first) ------
+// x [B, T, in], w_ih [4H, in], w_hh [4H, H], b_ih / b_hh [4H] or null; y, cell [B, T, H] and the
+// activated gates [B, T, 4H] written; reverse walks T-1 .. 0. The backward overwrites dx (may be
+// null), dw_ih, dw_hh and db (the gradient of b_ih and of b_hh). Temporaries: [B, T, 4H] + [B, T, H].
+void lstm_forward_f32(int64_t B, int64_t T, int64_t in, int64_t H, bool reverse, const float* x, const float* w_ih,
+                      const float* w_hh, const float* b_ih, const float* b_hh, float* y, float* gates, float* cell);
+void lstm_backward_f32(int64_t B, int64_t T, int64_t in, int64_t H, bool reverse, const float* dy, const float* x,
+                       const float* w_ih, const float* w_hh, const float* y, const float* gates, const float* cell,
+                       float* dx, float* dw_ih, float* dw_hh, float* db);
 
 }  // namespace tk::cuda

@@ -1,14 +1,14 @@
 // The GPU check of the training step's remaining ops (tunekit_gpu_check calls check_step_ops()):
 // f32 GEMM, f32 linear + LoRA with dropout, dropout, embedding rows, RoPE, reductions, data
-// movement, random fills and AdaLoRA's triplet scores, each against its CPU kernel at awkward
-// sizes. Masks, casts, copies, fills and arange must be bit-identical; arithmetic within the
-// tolerance printed beside each case (scaled_err: max |cuda - cpu| / max(1, max |cpu|)).
+// movement, random fills, AdaLoRA's triplet scores, NF4 double dequantization and the LSTM, each
+// against its CPU kernel at awkward sizes. Masks, casts, copies, fills and arange must be
+// bit-identical; arithmetic within the tolerance printed beside each case (scaled_err:
+// max |cuda - cpu| / max(1, max |cpu|)).
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
 
-#include "core/counter_hash.h"
 #include "core/dtype.h"
 #include "core/status.h"
 #include "cpu/adalora.h"
@@ -18,6 +18,7 @@
 #include "cpu/embedding.h"
 #include "cpu/gemm.h"
 #include "cpu/lora.h"
+#include "cpu/lstm.h"
 #include "cpu/nf4.h"
 #include "cpu/reduce.h"
 #include "cpu/rope.h"
@@ -184,12 +185,6 @@ void check_dropout() {
         check(name + " backward accumulate", gacc.host(), dx_acc_ref, 1e-7);
       });
     }
-  // a seed's high word and an index past 2^32 use the next block's key: the hash itself
-  guarded("dropout key of block hi=1", [&] {
-    const uint64_t seed = 0x0123456789abcdefull;
-    const uint32_t a = dropout_bits(seed, (uint64_t(1) << 32) + 5), b = dropout_bits(dropout_key(seed, 1), 5u);
-    report("dropout key of block hi=1", a == b ? 0 : 1, 0);
-  });
 }
 
 void check_embedding() {
@@ -463,6 +458,46 @@ void check_nf4_double_dequant() {
   }
 }
 
+void check_lstm() {
+  std::printf("LSTM forward / backward through time\n");
+  struct Case { int64_t B, T, in, H; bool reverse, bias, dx; };
+  const Case cases[] = {{1, 1, 1, 1, false, true, true}, {2, 7, 33, 17, false, true, true}, {3, 20, 64, 96, true, false, true},
+                        {2, 9, 768, 128, true, true, false}};
+  for (const Case& c : cases) {
+    const std::string name = "lstm " + dims({c.B, c.T, c.in, c.H}) + (c.reverse ? " reverse" : "") + (c.bias ? "" : " nobias");
+    guarded(name, [&] {
+      cpu::LstmShape s;
+      s.B = c.B;
+      s.T = c.T;
+      s.in = c.in;
+      s.H = c.H;
+      s.reverse = c.reverse;
+      const int64_t G = 4 * c.H, BT = c.B * c.T;
+      const F x = randf(BT * c.in), wih = randf(G * c.in, -0.2f, 0.2f), whh = randf(G * c.H, -0.2f, 0.2f), bih = randf(G),
+              bhh = randf(G), dy = randf(BT * c.H);
+      F y(BT * c.H), gates(BT * G), cell(BT * c.H), dx(BT * c.in), dwih(G * c.in), dwhh(G * c.H), db(G);
+      cpu::lstm_forward_f32(s, x.data(), wih.data(), whh.data(), c.bias ? bih.data() : nullptr, c.bias ? bhh.data() : nullptr,
+                            y.data(), gates.data(), cell.data());
+      cpu::lstm_backward_f32(s, dy.data(), x.data(), wih.data(), whh.data(), y.data(), gates.data(), cell.data(),
+                             c.dx ? dx.data() : nullptr, dwih.data(), dwhh.data(), db.data());
+      Dev<float> gx(x), gwih(wih), gwhh(whh), gbih(bih), gbhh(bhh), gdy(dy), gy(y.size()), gg(gates.size()), gc(cell.size()),
+          gdx(dx.size()), gdwih(dwih.size()), gdwhh(dwhh.size()), gdb(db.size());
+      cu::lstm_forward_f32(c.B, c.T, c.in, c.H, c.reverse, gx.p(), gwih.p(), gwhh.p(), c.bias ? gbih.p() : nullptr,
+                           c.bias ? gbhh.p() : nullptr, gy.p(), gg.p(), gc.p());
+      cu::lstm_backward_f32(c.B, c.T, c.in, c.H, c.reverse, gdy.p(), gx.p(), gwih.p(), gwhh.p(), gy.p(), gg.p(), gc.p(),
+                            c.dx ? gdx.p() : nullptr, gdwih.p(), gdwhh.p(), gdb.p());
+      const double tol = 1e-5 * std::sqrt(static_cast<double>(c.in + c.H + c.T) + 1);
+      check(name + " y", gy.host(), y, tol);
+      check(name + " gates", gg.host(), gates, tol);
+      check(name + " cell", gc.host(), cell, tol);
+      if (c.dx) check(name + " dx", gdx.host(), dx, tol * 4);
+      check(name + " dW_ih", gdwih.host(), dwih, tol * 4);
+      check(name + " dW_hh", gdwhh.host(), dwhh, tol * 4);
+      check(name + " db", gdb.host(), db, tol * 4);
+    });
+  }
+}
+
 }  // namespace
 
 void check_step_ops() {
@@ -475,4 +510,5 @@ void check_step_ops() {
   check_data_movement();
   check_adalora_scores();
   check_nf4_double_dequant();
+  check_lstm();
 }

@@ -9,7 +9,8 @@ const CUDA_OPS = [
   'adaloraApplyPattern', 'adaloraCostThreshold', 'adaloraKthSmallest', 'adaloraMask', 'adaloraUpdateScores',
   'adamw', 'arange', 'argmax', 'attention', 'attentionBackward', 'binary', 'cast', 'copyBytes', 'copyRows', 'copyStrided',
   'countNonFinite', 'crossEntropy', 'crossEntropyBackward', 'dropout', 'dropoutBackward', 'fill', 'gatherRows', 'gemm',
-  'layerNorm', 'layerNormBackward', 'loraLinearBackward', 'loraLinearForward', 'nf4Dequantize', 'nf4DoubleDequantize',
+  'layerNorm', 'layerNormBackward', 'loraLinearBackward',
+  'lstmBackward', 'lstmForward', 'loraLinearForward', 'nf4Dequantize', 'nf4DoubleDequantize',
   'nf4Gemm', 'nf4GemmDx', 'randomNormal', 'randomUniform', 'reduce', 'rmsNorm', 'rmsNormBackward', 'rope', 'scatterAddRows',
   'softmax', 'softmaxBackward', 'sumSquares', 'unary', 'unaryBackward',
 ];
