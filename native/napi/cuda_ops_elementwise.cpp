@@ -4,11 +4,42 @@
 #include "cuda_ops.h"
 #ifdef TUNEKIT_WITH_CUDA
 #include <limits>
+#include <utility>
+#include <vector>
 
 using namespace tk;
 using namespace tk::napi;
 
-// binary({ op, a, b, out, outShape, aStrides, bStrides }); at most cuda::kMaxDims dimensions
+namespace {
+
+// Merges the dimensions of a broadcasting binary op that walk all three operands as one (size-1
+// axes dropped; axis k folded into k+1 when both a's and b's strides satisfy stride[k] ==
+// stride[k+1] * shape[k+1], out being contiguous), so that views of any rank whose strides merge
+// fit the kernel's kMaxDims and contiguous operands reach its fast path. The element order is
+// unchanged.
+void merge_dims(std::vector<int64_t>& shape, std::vector<int64_t>& as, std::vector<int64_t>& bs) {
+  std::vector<int64_t> sh, sa, sb;
+  for (size_t k = 0; k < shape.size(); ++k) {
+    if (shape[k] == 1) continue;
+    if (!sh.empty() && sa.back() == as[k] * shape[k] && sb.back() == bs[k] * shape[k]) {
+      sh.back() *= shape[k];
+      sa.back() = as[k];
+      sb.back() = bs[k];
+    } else {
+      sh.push_back(shape[k]);
+      sa.push_back(as[k]);
+      sb.push_back(bs[k]);
+    }
+  }
+  shape = std::move(sh);
+  as = std::move(sa);
+  bs = std::move(sb);
+}
+
+}  // namespace
+
+// binary({ op, a, b, out, outShape, aStrides, bStrides }); after merging, at most cuda::kMaxDims
+// dimensions that do not merge
 TK_CUDA_OP(binary) {
   Opts o(info, "binary", Backend::Cuda);
   const BinaryOp op = binary_op(o);
@@ -17,8 +48,6 @@ TK_CUDA_OP(binary) {
   std::vector<int64_t> bs = o.ints("bStrides");
   TK_CHECK(as.size() == shape.size() && bs.size() == shape.size(), Shape, "binary: outShape has ", shape.size(),
            " dims but aStrides has ", as.size(), " and bStrides ", bs.size());
-  TK_CHECK(shape.size() <= static_cast<size_t>(cuda::kMaxDims), Shape, "binary: outShape has ", shape.size(),
-           " dims but the cuda kernel takes at most ", cuda::kMaxDims);
   int64_t total = 1;
   for (size_t k = 0; k < shape.size(); ++k) {
     TK_CHECK(shape[k] >= 0, Shape, "binary: outShape[", k, "] = ", shape[k], " is negative");
@@ -28,7 +57,11 @@ TK_CUDA_OP(binary) {
   const float* b = o.tensor<float>("b", operand_extent(shape, bs, "binary b"));
   float* out = o.tensor<float>("out", total);
   use_call_device(o);
-  if (total > 0) cuda::binary(op, a, b, out, static_cast<int>(shape.size()), shape.data(), as.data(), bs.data());
+  if (total == 0) return info.Env().Undefined();
+  merge_dims(shape, as, bs);
+  TK_CHECK(shape.size() <= static_cast<size_t>(cuda::kMaxDims), Shape, "binary: the operands' strides leave ", shape.size(),
+           " dimensions that do not merge but the cuda kernel takes at most ", cuda::kMaxDims);
+  cuda::binary(op, a, b, out, static_cast<int>(shape.size()), shape.data(), as.data(), bs.data());
   return info.Env().Undefined();
 }
 
