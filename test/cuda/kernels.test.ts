@@ -10,7 +10,7 @@ const CUDA_OPS = [
   'adamw', 'arange', 'argmax', 'attention', 'attentionBackward', 'binary', 'cast', 'copyBytes', 'copyRows', 'copyStrided',
   'countNonFinite', 'crossEntropy', 'crossEntropyBackward', 'dropout', 'dropoutBackward', 'fill', 'gatherRows', 'gemm',
   'layerNorm', 'layerNormBackward', 'loraLinearBackward',
-  'lstmBackward', 'lstmForward', 'loraLinearForward', 'nf4Dequantize', 'nf4DoubleDequantize',
+  'lstmBackward', 'lstmForward', 'loraLinearForward', 'nf4Dequantize', 'nf4DoubleDequantize', 'nf4DoubleQuantize', 'nf4Quantize',
   'nf4Gemm', 'nf4GemmDx', 'randomNormal', 'randomUniform', 'reduce', 'rmsNorm', 'rmsNormBackward', 'rope', 'scatterAddRows',
   'softmax', 'softmaxBackward', 'sumSquares', 'unary', 'unaryBackward',
 ];
