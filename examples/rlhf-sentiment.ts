@@ -27,7 +27,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadPretrainedSync, Tokenizer, LoraModel, generate, setNumThreads, data, resolveModelPath } from '../dist/index.js';
+import { loadPretrained, Tokenizer, LoraModel, generate, setNumThreads, data, resolveModelPath } from '../dist/index.js';
 import {
   RewardTrainer, DpoTrainer, PpoTrainer, rewardModelScorer, writePpoPlot, splitSentences, polarSentences, contrastPairs, pairByScore, ppoStatsOf,
   type PpoStats,
@@ -75,7 +75,7 @@ const say = (s: string) => console.log(`[${secs()} s] ${s}`);
 const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 const LORA = { r: 8, lora_alpha: 16, target_modules: ['c_attn', 'c_proj', 'c_fc'] };
 
-const tokenizer = Tokenizer.fromFolderSync(modelDir);
+const tokenizer = await Tokenizer.fromFolder(modelDir);
 const eos = tokenizer.eosTokenId ?? 0;
 const pad = tokenizer.padTokenId ?? eos;
 const enc = (s: string) => tokenizer.encode(s, { addSpecialTokens: false }).ids;
@@ -109,7 +109,7 @@ const evalPrompts = heldOpenings.slice(0, nEval), ppoPrompts = heldOpenings.slic
 // ---- 1. reward model on AFINN-labelled real sentences
 const rmTrain = sentencePairs('train', num('rm-pairs'), 1), rmEval = sentencePairs('eval', 400, 2);
 say(`reward data: ${rmTrain.length} train / ${rmEval.length} held-out (AFINN >= 2, AFINN <= -2) sentence pairs from sotu + moby-dick`);
-const { model: rmBase } = loadPretrainedSync(modelDir, { task: 'seq_cls', numLabels: 1 });
+const { model: rmBase } = await loadPretrained(modelDir, { task: 'seq_cls', numLabels: 1 });
 const rm = new LoraModel(rmBase, LORA);
 const rmTrainer = new RewardTrainer({ model: rm, train: rmTrain, eval: rmEval, padTokenId: pad, settings: { batchSize: 16, lr: num('rm-lr'), epochs: 1, logEvery: 25 }, outputDir: join(out, 'reward'), log: say });
 // the Trainer evaluates the reward objective before the first step and after the last
@@ -149,7 +149,7 @@ async function assess(model: LoraModel, label: string) {
 // ---- 2. PPO with the adaptive KL controller
 // --kl-target none: a fixed kl_coef, for comparison
 const B = num('ppo-batch'), klTarget = args['kl-target'] === 'none' ? null : num('kl-target');
-const { model: polBase } = loadPretrainedSync(modelDir);
+const { model: polBase } = await loadPretrained(modelDir);
 const policy = new LoraModel(polBase, LORA);
 const base = await assess(policy, 'base model'); // LoRA's B starts at 0: still the base model
 async function runPpo() {
@@ -181,7 +181,7 @@ const ppoResult = stages.has('ppo') ? await runPpo() : null;
 
 // ---- 3. DPO on pairs of base-model continuations ranked by AFINN
 async function runDpo() {
-  const { model: dpoBase } = loadPretrainedSync(modelDir);
+  const { model: dpoBase } = await loadPretrained(modelDir);
   const dpoPolicy = new LoraModel(dpoBase, LORA);
   const dpoPrompts = openings('train', 4, 5).slice(0, num('dpo-prompts'));
   const samples: number[][][] = [];

@@ -3,4 +3,4 @@ export { NF4Tensor, codebook, dynamicMap, doubleQuantize, relativeError, type Qu
 export { NF4Linear } from './nf4_linear.js';
 export { nf4Linear, loraNf4Linear } from '../autograd/nf4_ops.js';
 export { quantizeModel, quantizeModelSync, DEFAULT_SKIP, type QuantizeModelOptions, type QuantizeModelReport } from './quantize.js';
-export { saveNf4PretrainedSync, loadNf4PretrainedSync, isNf4CheckpointSync, nf4StateTensors, nf4FromState, quantStateBytes } from './checkpoint.js';
+export { saveNf4Pretrained, saveNf4PretrainedSync, loadNf4Pretrained, loadNf4PretrainedSync, isNf4Checkpoint, isNf4CheckpointSync, nf4StateTensors, nf4FromState, quantStateBytes } from './checkpoint.js';
