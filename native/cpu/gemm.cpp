@@ -110,10 +110,12 @@ void run_split(const GemmShape& s, const T* A, const T* B, float* C, const IsaGe
     GemmShape sub = s;
     if (split_n) {
       sub.N = e - b;
+      sub.epilogue_j0 = s.epilogue_j0 + b;
       if (s.K2 > 0) sub.B2 = s.B2 + b;
       serial(sub, A, s.transB ? B + b * s.ldb : B + b, C + b, &thread_workspace);
     } else {
       sub.M = e - b;
+      sub.epilogue_i0 = s.epilogue_i0 + b;
       if (s.K2 > 0) sub.A2 = s.A2 + b * s.lda2;
       serial(sub, s.transA ? A + b : A + b * s.lda, B, C + b * s.ldc, &thread_workspace);
     }
@@ -147,16 +149,20 @@ SerialBF16 bf16_serial_for(const IsaGemm& isa) {
 void gemm_f32(const GemmShape& s, const float* A, const float* B, float* C) {
   check_shape(s, A, B, C, "gemm_f32");
   if (s.M == 0 || s.N == 0) return;
-  if (s.K == 0 || s.alpha == 0.0f) return scale_c(s, C);
+  if (s.K == 0 || s.alpha == 0.0f) {
+    scale_c(s, C);
+    if (s.epilogue) s.epilogue(s.epilogue_ctx, s.epilogue_i0, s.M, s.epilogue_j0, s.N, C, s.ldc);
+    return;
+  }
   const IsaGemm& isa = isa_gemm_best();
-  // the streaming M == 1 path has no second product: the packed path takes both
-  if (s.M == 1 && isa.gemv && s.K2 == 0) return run_gemv(s, A, B, C, isa);
+  // the streaming M == 1 path has no second product or epilogue: the packed path takes them
+  if (s.M == 1 && isa.gemv && s.K2 == 0 && !s.epilogue) return run_gemv(s, A, B, C, isa);
   run_split(s, A, B, C, isa, isa.f32);
 }
 
 void gemm_bf16(const GemmShape& s, const uint16_t* A, const uint16_t* B, float* C) {
   check_shape(s, A, B, C, "gemm_bf16");
-  TK_CHECK(s.K2 == 0, Value, "gemm_bf16: a second product (K2) is f32 only");
+  TK_CHECK(s.K2 == 0 && !s.epilogue, Value, "gemm_bf16: a second product (K2) and an epilogue are f32 only");
   if (s.M == 0 || s.N == 0) return;
   if (s.K == 0 || s.alpha == 0.0f) return scale_c(s, C);
   const IsaGemm& isa = isa_gemm_best();
@@ -167,7 +173,7 @@ void gemm_f32_batched(const GemmShape& s, int64_t batch, const float* A, int64_t
                       int64_t strideB, float* C, int64_t strideC) {
   TK_CHECK(batch >= 0, Shape, "gemm_f32_batched: negative batch ", batch);
   check_shape(s, A, B, C, "gemm_f32_batched");
-  TK_CHECK(s.K2 == 0, Value, "gemm_f32_batched: a second product (K2) is not supported");
+  TK_CHECK(s.K2 == 0 && !s.epilogue, Value, "gemm_f32_batched: a second product (K2) or an epilogue is not supported");
   TK_CHECK(strideA >= 0 && strideB >= 0 && strideC >= 0, Shape,
            "gemm_f32_batched: negative stride (A ", strideA, ", B ", strideB, ", C ", strideC, ")");
   TK_CHECK(batch <= 1 || strideC >= s.M * s.ldc - (s.ldc - s.N) || s.M == 0 || s.N == 0, Shape,

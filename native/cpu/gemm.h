@@ -25,6 +25,13 @@ struct GemmShape : tk::GemmShape {
   const float* A2 = nullptr;
   const float* B2 = nullptr;
   int64_t K2 = 0, lda2 = 0, ldb2 = 0;
+  // An epilogue on each finished block of C, run by the thread that computed it right after the
+  // block's last K step, while it is still in L2: epilogue(ctx, i0, m, j0, n, Cb, ldc) with Cb
+  // the block [m, n] at rows i0.., columns j0.. of the whole C (indices count from the caller's
+  // C, whatever the thread split). Blocks tile C exactly once. f32 only (gemm_f32, not batched).
+  void (*epilogue)(void* ctx, int64_t i0, int64_t m, int64_t j0, int64_t n, float* Cb, int64_t ldc) = nullptr;
+  void* epilogue_ctx = nullptr;
+  int64_t epilogue_i0 = 0, epilogue_j0 = 0;  // this (sub-)shape's C within the caller's (set by the split)
 };
 
 // Fast path: packed panels, AVX-512 / AVX2-FMA / portable microkernel chosen at run time,

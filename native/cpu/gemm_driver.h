@@ -250,6 +250,10 @@ void gemm_serial(const GemmShape& s, const typename T::InA* A, const typename T:
             T::kernel(mr, nr, kcp, Ap + ir * kcp, bp, c, s.ldc, s.alpha, beta);
           }
         }
+        // the block [mc, nc] of C is final after the last K block (GemmShape::epilogue); per
+        // [mc, NR] panel (still in L1) measured slower: the epilogue's rows get too short
+        if (s.epilogue && pc + kc >= s.K)
+          s.epilogue(s.epilogue_ctx, s.epilogue_i0 + ic, mc, s.epilogue_j0 + jc, nc, C + ic * s.ldc + jc, s.ldc);
       }
     }
   }

@@ -26,6 +26,8 @@ void reference(const GemmShape& s, const T* A, const T* B, float* C, Load load) 
 
 void gemm_f32_reference(const GemmShape& s, const float* A, const float* B, float* C) {
   reference(s, A, B, C, [](float v) { return v; });
+  // the epilogue, once over the whole of C (the fast path calls it per block)
+  if (s.epilogue && s.M > 0 && s.N > 0) s.epilogue(s.epilogue_ctx, s.epilogue_i0, s.M, s.epilogue_j0, s.N, C, s.ldc);
 }
 
 void gemm_bf16_reference(const GemmShape& s, const uint16_t* A, const uint16_t* B, float* C) {

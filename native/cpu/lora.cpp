@@ -162,13 +162,28 @@ void forward_impl(const LoraShape& s, const float* x, const AdapterInput& xin, c
   gemm_f32(g, x, w, y);
 }
 
+// GemmShape::epilogue of the dx GEMM under a dropout mask: dx[i, j] += mask[i, j] keep s (t A)[i, j]
+// on the finished block rows i0.., columns j0.. (dx and the mask share the row stride `in`).
+struct MaskedAdapterGrad {
+  const float* t;        // [M, r]
+  const float* a;        // A [r, in]
+  const uint8_t* mask;   // [M, in], or null (no mask: out == 0)
+  int64_t r, in;
+  float scale, keep;
+  static void add(void* ctx, int64_t i0, int64_t m, int64_t j0, int64_t n, float* cb, int64_t ldc) {
+    const auto* e = static_cast<const MaskedAdapterGrad*>(ctx);
+    thin_rowaxpy(e->t + i0 * e->r, e->r, e->a + j0, e->in, m, e->r, n, e->scale, nullptr,
+                 e->mask ? e->mask + i0 * e->in + j0 : nullptr, e->keep, cb, ldc, true);
+  }
+};
+
 // dx, dA, dB of the fused layer; dxd (legacy, may be null) receives the adapter path's input
 // gradient instead of adding it into dx.
 //
 // t = dy B runs first over blocks of rows, with the partials of dB^T (xa^T dy) and dA (t^T xd,
 // the block's xd rebuilt from x and the mask) while the block's dy is in cache; then dx = dy W with the adapter path's s t A appended to the
 // GEMM's last K block (one pass over dx) when no dropout mask sits between them; with a mask
-// the product goes through it in a second, row-blocked pass.
+// the product goes through it in the GEMM's epilogue on each finished block of dx.
 void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin, const float* w, const float* a,
                    const float* b, const float* xa, float* dx, float* dxd, float* da, float* db) {
   check_lora_shape(s);
@@ -178,8 +193,8 @@ void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin,
   g.N = in;
   g.K = out;
   g.transB = s.w_in_out;
-  g.lda = out;
-  g.ldb = s.w_in_out ? out : in;
+  g.lda = std::max<int64_t>(out, 1);  // (at least 1 for the GEMM's check when out == 0: nothing read then)
+  g.ldb = std::max<int64_t>(s.w_in_out ? out : in, 1);
   g.ldc = in;
   g.beta = 0.0f;
   if (r == 0) {
@@ -223,9 +238,14 @@ void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin,
       }
     }
   });
+  // The adapter path's input gradient s t A [M, in]: without a mask, appended to the dx GEMM's
+  // last K block (dx = [dy | t] [W^T ; s A], one pass over dx); with the dropout mask, added
+  // through it by an epilogue on each finished block of dx while the block is in L2 (a separate
+  // pass read and wrote all of dx from memory once more); into dxd (legacy API) in its own pass.
   const bool append = !dxd && !xin.mask && out > 0;
   std::vector<float> sa;
-  if (append) {  // dx = [dy | t] [W^T ; s A]: one pass over dx
+  MaskedAdapterGrad masked{t_all, a, xin.mask, r, in, s.scale, xin.keep_scale};
+  if (append) {
     sa.assign(a, a + r * in);
     for (float& v : sa) v *= s.scale;
     g.A2 = t_all;
@@ -233,18 +253,16 @@ void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin,
     g.B2 = sa.data();
     g.ldb2 = in;
     g.K2 = r;
+  } else if (!dxd) {
+    g.epilogue = &MaskedAdapterGrad::add;
+    g.epilogue_ctx = &masked;
   }
-  if (out == 0) std::fill(dx, dx + M * in, 0.0f);
-  else gemm_f32(g, dy, w, dx);
-  if (!append) {
-    // the adapter path's input gradient s t A [n, in]: into dxd, or added into dx (through the
-    // dropout mask when there is one)
+  gemm_f32(g, dy, w, dx);  // K = out = 0: dx = 0 (then the epilogue)
+  if (dxd) {
     parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t blk = b0; blk < b1; ++blk) {
         const int64_t i0 = blk * kRows, n = std::min(kRows, M - i0);
-        const float* t = t_all + i0 * r;
-        if (dxd) thin_rowaxpy(t, r, a, n, r, in, s.scale, nullptr, nullptr, 0.0f, dxd + i0 * in, in, false);
-        else thin_rowaxpy(t, r, a, n, r, in, s.scale, nullptr, xin.mask ? xin.mask + i0 * in : nullptr, xin.keep_scale, dx + i0 * in, in, true);
+        thin_rowaxpy(t_all + i0 * r, r, a, in, n, r, in, s.scale, nullptr, nullptr, 0.0f, dxd + i0 * in, in, false);
       }
     });
   }

@@ -31,6 +31,16 @@ inline v16 mask16(const uint8_t* m) {
   return v;
 }
 
+// AVX-512's 32 vector registers (the multi-versioned loops pick their tile width by it)
+inline bool wide_registers() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool wide = __builtin_cpu_supports("avx512f");
+  return wide;
+#else
+  return false;
+#endif
+}
+
 // The 8 horizontal sums of acc[0..7] as lanes 0..7 of one vector: a transpose-and-add tree
 // (16 -> 8 -> 4 -> 2 -> 1 lanes per accumulator) instead of 8 serial 16-lane sums.
 inline v16 hsum8(const v16* a) {
@@ -104,9 +114,9 @@ TK_SIMD_CLONES void thin_rowdot(const float* X, int64_t ldx, const float* Wt, in
   }
 }
 
-TK_SIMD_CLONES void thin_rowaxpy(const float* C, int64_t ldc, const float* Wt, int64_t n, int64_t r, int64_t N,
-                                 float alpha, const float* bias, const uint8_t* mask, float mask_scale, float* Y,
-                                 int64_t ldy, bool accumulate) {
+TK_SIMD_CLONES void thin_rowaxpy(const float* C, int64_t ldc, const float* Wt, int64_t ldw, int64_t n, int64_t r,
+                                 int64_t N, float alpha, const float* bias, const uint8_t* mask, float mask_scale,
+                                 float* Y, int64_t ldy, bool accumulate) {
   constexpr int64_t kMaxR = 256;  // coefficients per row kept on the stack; larger ranks in slices
   float coef[kMaxR];
   const v16 ms = splat(mask_scale);
@@ -122,15 +132,31 @@ TK_SIMD_CLONES void thin_rowaxpy(const float* C, int64_t ldc, const float* Wt, i
       const bool acc_in = accumulate || !first;
       const float* bb = first ? bias : nullptr;
       int64_t o = 0;
+      // 64 columns per step: four independent FMA chains over k (one 16-column chain is r FMAs
+      // back to back, bound by the FMA latency rather than its throughput)
+      for (; o + 4 * kW <= N; o += 4 * kW) {
+        v16 v[4];
+        for (int u = 0; u < 4; ++u) v[u] = bb ? load(bb + o + u * kW) : v16{};
+        for (int64_t k = 0; k < kn; ++k) {
+          const v16 cv = splat(coef[k]);
+          const float* w = Wt + (k0 + k) * ldw + o;
+          for (int u = 0; u < 4; ++u) v[u] += cv * load(w + u * kW);
+        }
+        for (int u = 0; u < 4; ++u) {
+          if (m) v[u] *= mask16(m + o + u * kW) * ms;
+          float* yo = y + o + u * kW;
+          store(yo, acc_in ? load(yo) + v[u] : v[u]);
+        }
+      }
       for (; o + kW <= N; o += kW) {
         v16 v = bb ? load(bb + o) : v16{};
-        for (int64_t k = 0; k < kn; ++k) v += splat(coef[k]) * load(Wt + (k0 + k) * N + o);
+        for (int64_t k = 0; k < kn; ++k) v += splat(coef[k]) * load(Wt + (k0 + k) * ldw + o);
         if (m) v *= mask16(m + o) * ms;
         store(y + o, acc_in ? load(y + o) + v : v);
       }
       for (; o < N; ++o) {
         float v = bb ? bb[o] : 0.0f;
-        for (int64_t k = 0; k < kn; ++k) v += coef[k] * Wt[(k0 + k) * N + o];
+        for (int64_t k = 0; k < kn; ++k) v += coef[k] * Wt[(k0 + k) * ldw + o];
         if (m) v *= static_cast<float>(static_cast<int32_t>(m[o])) * mask_scale;
         y[o] = acc_in ? y[o] + v : v;
       }
@@ -152,7 +178,9 @@ TK_SIMD_CLONES void thin_outer(const float* C, int64_t ldc, const float* X, int6
     for (int g = 0; g < kGroup; ++g) col[g] = k0 + (g < kn ? g : 0);
     const v16 av = splat(alpha);
     int64_t c = 0;
-    for (; c + 2 * kW <= K; c += 2 * kW) {
+    // two column tiles at once (16 accumulators) where there are 32 vector registers; under AVX2
+    // the 16-float vectors take two registers each and 32 accumulators would spill
+    for (; wide_registers() && c + 2 * kW <= K; c += 2 * kW) {
       v16 acc[kGroup], acc2[kGroup];
       for (int g = 0; g < kGroup; ++g) acc[g] = acc2[g] = v16{};
       for (int64_t i = 0; i < n; ++i) {

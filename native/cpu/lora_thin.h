@@ -13,12 +13,13 @@ namespace tk::cpu {
 void thin_rowdot(const float* X, int64_t ldx, const float* Wt, int64_t n, int64_t r, int64_t K, float alpha,
                  float* out, int64_t ldo);
 
-// Y [n, N] (row stride ldy) (+)= mask o (alpha * C [n, r] Wt + bias), Wt [r, N]:
+// Y [n, N] (row stride ldy) (+)= mask o (alpha * C [n, r] Wt + bias), Wt [r, N] (row stride ldw):
 // Y[i, o] = (accumulate ? Y[i, o] : 0) + m(i, o) (alpha sum_k C[i, k] Wt[k, o] + bias[o]).
 // bias may be null. mask (u8, same layout as Y) may be null; where given, m = mask * mask_scale
 // (the dropout backward: the adapter path's input gradient through the kept flags).
-void thin_rowaxpy(const float* C, int64_t ldc, const float* Wt, int64_t n, int64_t r, int64_t N, float alpha,
-                  const float* bias, const uint8_t* mask, float mask_scale, float* Y, int64_t ldy, bool accumulate);
+void thin_rowaxpy(const float* C, int64_t ldc, const float* Wt, int64_t ldw, int64_t n, int64_t r, int64_t N,
+                  float alpha, const float* bias, const uint8_t* mask, float mask_scale, float* Y, int64_t ldy,
+                  bool accumulate);
 
 // D [r, K] (+)= alpha * C [n, r]^T X [n, K]: D[k, c] += alpha sum_i C[i, k] X[i, c]   (dA = s t^T xd)
 void thin_outer(const float* C, int64_t ldc, const float* X, int64_t ldx, int64_t n, int64_t r, int64_t K, float alpha,
