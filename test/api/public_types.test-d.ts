@@ -8,9 +8,9 @@ import { expectTypeOf } from 'vitest';
 import * as tunekit from 'tunekit';
 import {
   TunekitError, tidy, tidyAsync, keep, backendInfo, memoryStats, setNumThreads, getNumThreads, resetPeakMemory,
-  loadPretrainedSync, Trainer, rlhf, quant, data, io, zeros,
+  loadPretrained, loadPretrainedSync, Tokenizer, LoraModel, Trainer, generate, rlhf, quant, data, io, zeros,
   type TunekitErrorCode, type BackendInfo, type MemoryStats, type TrainerOptions, type TrainSettings, type LoraConfigInput, type Tensor,
-  type PretrainedModel,
+  type PretrainedModel, type TokenizerLike, type GenerateOptions, type GenerateResult, type LoadReport,
 } from 'tunekit';
 import * as rlhfEntry from 'tunekit/rlhf';
 import * as quantEntry from 'tunekit/quant';
@@ -56,6 +56,44 @@ expectTypeOf<TrainerOptions>().toHaveProperty('padTokenId');
 expectTypeOf<TrainSettings>().toHaveProperty('batchSize');
 expectTypeOf<TrainSettings>().toHaveProperty('maxSteps');
 
-// ---- loading and training (I/O is synchronous in this version; docs/api.md)
-expectTypeOf(loadPretrainedSync).returns.toHaveProperty('model').toEqualTypeOf<PretrainedModel>();
+// ---- I/O returns promises; the blocking forms are ...Sync (docs/api.md)
+expectTypeOf(loadPretrained).returns.toEqualTypeOf<Promise<{ model: PretrainedModel; report: LoadReport }>>();
+expectTypeOf(loadPretrainedSync).returns.toEqualTypeOf<{ model: PretrainedModel; report: LoadReport }>();
+expectTypeOf(Tokenizer.fromFolder).returns.toEqualTypeOf<Promise<Tokenizer>>();
+expectTypeOf(Tokenizer.fromFolderSync).returns.toEqualTypeOf<Tokenizer>();
+expectTypeOf(quant.quantizeModel).returns.toExtend<Promise<unknown>>();
+expectTypeOf(quant.quantizeModelSync).returns.not.toExtend<Promise<unknown>>();
+expectTypeOf(quant.loadNf4Pretrained).returns.toExtend<Promise<{ model: PretrainedModel }>>();
+expectTypeOf(quant.saveNf4Pretrained).returns.toExtend<Promise<unknown>>();
+expectTypeOf(LoraModel.fromPretrained).returns.toEqualTypeOf<Promise<LoraModel>>();
+expectTypeOf(LoraModel.fromPretrainedSync).returns.toEqualTypeOf<LoraModel>();
+expectTypeOf<LoraModel['saveAdapter']>().returns.toEqualTypeOf<Promise<void>>();
+expectTypeOf<LoraModel['saveAdapterSync']>().returns.toEqualTypeOf<void>();
+expectTypeOf(io.openCheckpoint).returns.toEqualTypeOf<Promise<io.SafetensorsReader>>();
+expectTypeOf<io.SafetensorsReader['readTensor']>().returns.toEqualTypeOf<Promise<io.RawTensor>>();
 expectTypeOf<InstanceType<typeof Trainer>['fit']>().returns.toExtend<Promise<unknown>>();
+expectTypeOf<InstanceType<typeof Trainer>['saveCheckpoint']>().returns.toEqualTypeOf<Promise<string>>();
+expectTypeOf<InstanceType<typeof Trainer>['saveCheckpointSync']>().returns.toEqualTypeOf<string>();
+expectTypeOf<InstanceType<typeof Trainer>['loadCheckpoint']>().returns.toEqualTypeOf<Promise<void>>();
+expectTypeOf<InstanceType<typeof Trainer>['loadCheckpointSync']>().returns.toEqualTypeOf<void>();
+
+// ---- generate(model, inputIds, { tokenizer, ...settings }): one options object
+expectTypeOf(generate).parameters.toEqualTypeOf<[model: PretrainedModel, inputIds: number[][], opts?: GenerateOptions]>();
+expectTypeOf(generate).returns.toEqualTypeOf<Promise<GenerateResult>>();
+expectTypeOf<GenerateOptions['tokenizer']>().toEqualTypeOf<TokenizerLike | null | undefined>();
+declare const model: PretrainedModel;
+declare const tok: Tokenizer;
+// @ts-expect-error: the tokenizer goes in the options, not before the ids
+void generate(model, tok, [[1, 2]]);
+
+// ---- one TokenizerLike: a Tokenizer is one as it is, and so is a plain object; the data builders take either
+expectTypeOf<Tokenizer>().toExtend<TokenizerLike>();
+expectTypeOf<TokenizerLike>().toEqualTypeOf<data.TokenizerLike>();
+const chars = { encode: (s: string) => ({ ids: [...s].map((c) => c.charCodeAt(0)) }), decode: (ids: readonly number[]) => String.fromCharCode(...ids), eosTokenId: 0 };
+expectTypeOf(chars).toExtend<TokenizerLike>();
+declare const records: data.NormalizedRecord[];
+declare const labels: data.LabelMap;
+expectTypeOf(data.buildClassificationExamples(records, tok, labels, { maxLength: 128 })).toEqualTypeOf<data.ClassificationExample[]>();
+expectTypeOf(data.buildClassificationExamples(records, chars, labels)).toEqualTypeOf<data.ClassificationExample[]>();
+// @ts-expect-error: an object without decode is not a TokenizerLike (the quick start's old `enc` adapter)
+data.buildClassificationExamples(records, { encode: chars.encode, eosTokenId: 0 }, labels);
