@@ -351,12 +351,21 @@ export interface Binding {
   cuda?: Partial<BackendKernels>;
   /** the op-code lists the addon was built with (native/core/op_codes.h) */
   opCodes(): { binary: string[]; unary: string[]; reduce: string[]; quant4: string[]; dtypes: string[] };
+  /**
+   * Registers the field names of options passed by position and returns its id (the same list,
+   * the same id): a kernel (or alloc) called as `k(id, v0, v1, ...)` reads field names[i] from
+   * v_i, by name as from an options object, without the per-field property reads (about 80 ns
+   * each). The kernel table (lib/tensor/kernel_table.ts) calls kernels this way.
+   */
+  kernelSchema(names: readonly string[]): number;
 
   // ---- storage (native/napi/storage_ops.cpp)
   /** the class native errors are thrown as; the addon passes codes of TunekitErrorCode only */
   setErrorClass(ctor: new (code: TunekitErrorCode, message: string) => Error): void;
   /** A new storage of `bytes` bytes: host memory (device -1 or absent) or CUDA device `device`. */
   alloc(o: { bytes: number; zero?: boolean; device?: number }): H;
+  /** alloc by a kernelSchema id and the values of its fields */
+  alloc(schema: number, ...values: unknown[]): H;
   dispose(h: H): void;
   isDisposed(h: H): boolean;
   byteLength(h: H): number;

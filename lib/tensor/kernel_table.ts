@@ -12,7 +12,7 @@
  * This file imports Tensor as a type only, so that tensor.ts itself can run its copies and fills
  * through the table.
  */
-import { native, type OpName, type OpArgs, type OpResult, type BackendKernels, type TensorRef, type NativeKernel } from '../native.js';
+import { native, nativeProfile, type OpName, type OpArgs, type OpResult, type BackendKernels, type TensorRef, type NativeKernel } from '../native.js';
 import { TunekitError } from '../errors.js';
 import { Storage } from './storage.js';
 import { deviceKind, type Device, type DeviceKind } from './device.js';
@@ -25,6 +25,8 @@ export type KernelArgs<K extends OpName> = {
 
 /** The table: one backend object of kernels per device kind. */
 const TABLE: Record<DeviceKind, Partial<BackendKernels>> = { cpu: native.cpu, cuda: native.cuda ?? {} };
+/** The CPU backend (every op): run()'s path for host tensors, without the table's device lookup. */
+const CPU = native.cpu as unknown as Record<string, unknown>;
 
 /** Whether the backend of `device` has a kernel for `op`. */
 export function supports(op: OpName, device: Device | DeviceKind): boolean {
@@ -49,11 +51,82 @@ export function kernelFor<K extends OpName>(op: K, device: Device): NativeKernel
 }
 
 /**
+ * An options layout of one op: its field names in the order a call lists them, which are
+ * tensors (they travel as handle + byte offset), and the addon's id for the names
+ * (native.kernelSchema): the kernel is then called as `k(id, v0, v1, ...)` and reads each field
+ * by name from its position, instead of reading ~10 properties of an options object (~80 ns each,
+ * most of a small op's time).
+ */
+interface Layout {
+  keys: string[];
+  /** bit i: field i is a tensor (a tensor and a null of one field are two layouts) */
+  tensors: number;
+  id: number;
+}
+/** Layouts seen per op (a few per op: optional fields present or not, null or a tensor). */
+const LAYOUTS = new Map<string, Layout[]>();
+/** The layout of each op's last call: what the next call is compared with as it is read. */
+const LAST: Record<string, Layout | undefined> = Object.create(null) as Record<string, Layout | undefined>;
+/** TUNEKIT_PROFILE: the profiler reads the options object of each call (GEMM shapes), so calls keep it. */
+const OBJECT_CALLS = nativeProfile() !== null;
+
+function layoutFor(op: string, keys: string[], tensors: number): Layout {
+  let list = LAYOUTS.get(op);
+  if (!list) LAYOUTS.set(op, (list = []));
+  for (const l of list) {
+    if (l.tensors !== tensors || l.keys.length !== keys.length) continue;
+    let same = true;
+    for (let i = 0; i < keys.length && same; i++) same = l.keys[i] === keys[i];
+    if (same) return l;
+  }
+  const names: string[] = [];
+  keys.forEach((k, i) => (Math.floor(tensors / 2 ** i) % 2 === 1 ? names.push(k, `${k}Off`) : names.push(k)));
+  const layout = { keys, tensors, id: native.kernelSchema(names) };
+  list.push(layout);
+  return layout;
+}
+
+/**
  * Runs `op` on the device of its tensor arguments. Tensor fields become (handle, byte offset)
  * pairs; every tensor must be on one device (ERR_DEVICE naming the first two that differ).
  * @example run('unary', { op: 'relu', x, out, n: x.numel, param: 0 });
  */
 export function run<K extends OpName>(op: K, args: KernelArgs<K>): OpResult<K> {
+  if (OBJECT_CALLS) return runWithObject(op, args);
+  // values[0] is the layout id, then each field's value (a tensor's handle, then its byte offset)
+  const values: unknown[] = [0];
+  let layout = LAST[op];
+  let same = layout !== undefined;
+  let fields = 0;
+  let tensors = 0;
+  let device: Device | null = null;
+  let first = '';
+  for (const key in args) {
+    const v = (args as Record<string, unknown>)[key];
+    if (same && layout!.keys[fields] !== key) same = false;
+    if (isTensor(v)) {
+      const d = v.storage.device;
+      if (device === null) {
+        device = d;
+        first = key;
+      } else if (d !== device) {
+        throw new TunekitError('ERR_DEVICE', `${op}: ${first} is on ${device} but ${key} is on ${d} (the tensors of one op must be on one device: move one with .to())`);
+      }
+      tensors += 2 ** fields;
+      values.push(v.storage.handle, v.byteOffset);
+    } else {
+      values.push(v);
+    }
+    fields++;
+  }
+  if (!same || layout!.tensors !== tensors || layout!.keys.length !== fields) LAST[op] = layout = layoutFor(op, Object.keys(args), tensors);
+  values[0] = layout!.id;
+  const kernel = device === null || device === 'cpu' ? CPU[op] : kernelFor(op, device);
+  return (kernel as unknown as (...v: unknown[]) => OpResult<K>)(...values);
+}
+
+/** run() with one options object per call (what the profiler reads). */
+function runWithObject<K extends OpName>(op: K, args: KernelArgs<K>): OpResult<K> {
   const o: Record<string, unknown> = {};
   let device: Device | null = null;
   let first = '';

@@ -9,6 +9,9 @@ import { deviceOrdinal, type Device } from './device.js';
 
 export type { Device };
 
+/** The kernelSchema id of alloc's (bytes, zero) (made on first use). */
+let HOST_ALLOC: number | undefined;
+
 export class Storage {
   readonly handle: Handle;
   readonly bytes: number;
@@ -29,7 +32,8 @@ export class Storage {
    * the CUDA caching allocator's (ERR_DEVICE naming CUDA's reason where no device is usable).
    */
   static allocate(bytes: number, zero = false, device: Device = 'cpu'): Storage {
-    return new Storage(device === 'cpu' ? native.alloc({ bytes, zero }) : native.alloc({ bytes, zero, device: deviceOrdinal(device) }), bytes, device);
+    // host memory by position (kernelSchema: no property reads, a small op's allocation is most of its cost)
+    return new Storage(device === 'cpu' ? native.alloc((HOST_ALLOC ??= native.kernelSchema(['bytes', 'zero'])), bytes, zero) : native.alloc({ bytes, zero, device: deviceOrdinal(device) }), bytes, device);
   }
 
   get isReleased(): boolean {

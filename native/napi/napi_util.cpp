@@ -3,12 +3,22 @@
 #include <sstream>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <new>
 
 namespace tk::napi {
 
 EnvState& env_state(Napi::Env env) { return *env.GetInstanceData<EnvState>(); }
+
+// null or undefined (an absent optional field)
+namespace {
+bool absent(napi_env env, napi_value v) {
+  napi_valuetype t;
+  return napi_typeof(env, v, &t) != napi_ok || t == napi_undefined || t == napi_null;
+}
+}  // namespace
+
 
 Napi::Error make_error(Napi::Env env, const char* code, const std::string& message) {
   EnvState* st = env.GetInstanceData<EnvState>();
@@ -101,59 +111,137 @@ std::string describe_value(const Napi::Value& v) {
   return "an object";
 }
 
-Opts::Opts(const Napi::CallbackInfo& info, const char* op, Backend backend) : op_(op), backend_(backend) {
+Opts::Opts(const Napi::CallbackInfo& info, const char* op, Backend backend) : env_(info.Env()), op_(op), backend_(backend) {
+  double id = 0;
+  if (info.Length() >= 1 && napi_get_value_double(env_, info[0], &id) == napi_ok) {
+    // kernel(schemaId, v0, v1, ...): the fields named by kernelSchema's list, by position
+    std::vector<EnvState::Schema>& schemas = env_state(env_).schemas;
+    if (!(id >= 0 && id < static_cast<double>(schemas.size())) || std::trunc(id) != id)
+      fail(ErrorCode::Value, op, ": unknown options schema ", id, " (register the field names with kernelSchema first)");
+    schema_ = &schemas[static_cast<size_t>(id)];
+    if (info.Length() != schema_->names.size() + 1)
+      fail(ErrorCode::Value, op, ": options schema ", id, " has ", schema_->names.size(), " fields but the call passed ", info.Length() - 1, " values");
+    info_ = &info;
+    return;
+  }
   if (info.Length() < 1 || !info[0].IsObject() || info[0].IsArray())
     fail(ErrorCode::Value, op, ": expected one options object but received ",
          info.Length() < 1 ? std::string("nothing") : describe_value(info[0]));
   o_ = info[0].As<Napi::Object>();
 }
 
-Napi::Value Opts::get(const char* key) const { return o_.Get(key); }
+napi_value Opts::slot(const char* key, bool off) const {
+  auto& memo = off ? schema_->off : schema_->plain;
+  int at = -2;
+  for (const auto& [k, i] : memo) {
+    if (k == key) {
+      at = i;
+      break;
+    }
+  }
+  if (at == -2) {
+    const size_t len = std::strlen(key);
+    at = -1;
+    for (size_t i = 0; i < schema_->names.size(); ++i) {
+      const std::string& name = schema_->names[i];
+      if (name.size() == len + (off ? 3 : 0) && name.compare(0, len, key) == 0 && (!off || name.compare(len, 3, "Off") == 0)) {
+        at = static_cast<int>(i);
+        break;
+      }
+    }
+    // a key built at run time (not a literal) could reuse an address: only literals are memoised
+    // in practice, and a wrong memo would name another field, so keep the memo small and exact
+    if (memo.size() < 64) memo.emplace_back(key, at);
+  }
+  return at < 0 ? nullptr : static_cast<napi_value>((*info_)[1 + static_cast<size_t>(at)]);
+}
+
+const char* Opts::short_string(const char* key, char* buf, size_t size) const {
+  Napi::Value v = get(key);
+  size_t n = 0;
+  if (napi_get_value_string_utf8(env_, v, buf, size, &n) != napi_ok) bad(key, "a string", v);
+  if (n + 1 >= size) bad(key, "a short string", v);
+  return buf;
+}
+
+Napi::Value Opts::get(const char* key) const {
+  if (schema_) {
+    const napi_value v = slot(key, false);
+    return v ? Napi::Value(env_, v) : env_.Undefined();
+  }
+  return o_.Get(key);
+}
+
+int64_t Opts::integer_or(const char* key, int64_t fallback) const {
+  return absent(env_, get(key)) ? fallback : integer(key);
+}
+
+int64_t Opts::offset(const char* key) const {
+  Napi::Value v;
+  if (schema_) {
+    const napi_value s = slot(key, true);
+    v = s ? Napi::Value(env_, s) : env_.Undefined();
+  } else {
+    v = o_.Get(std::string(key) + "Off");
+  }
+  double d;
+  if (napi_get_value_double(env_, v, &d) != napi_ok) {
+    if (absent(env_, v)) return 0;
+    d = NAN;
+  }
+  if (!(std::fabs(d) <= 9007199254740992.0) || std::trunc(d) != d) bad((std::string(key) + "Off").c_str(), "an integer byte offset", v);
+  return static_cast<int64_t>(d);
+}
 
 void Opts::bad(const char* key, const char* expected, const Napi::Value& v) const {
   fail(ErrorCode::Value, op_, ": options.", key, ": expected ", expected, " but received ", describe_value(v));
 }
 
-bool Opts::has(const char* key) const {
-  Napi::Value v = get(key);
-  return !v.IsUndefined() && !v.IsNull();
-}
+// The readers below make as few N-API calls as they can (each costs tens of ns and a small op
+// reads ~10 fields): a number is read with napi_get_value_double, whose failure says it is no
+// number, instead of a type query first.
+bool Opts::has(const char* key) const { return !absent(env_, get(key)); }
 
 double Opts::number(const char* key) const {
   Napi::Value v = get(key);
-  if (!v.IsNumber()) bad(key, "a number", v);
-  return v.As<Napi::Number>().DoubleValue();
+  double d;
+  if (napi_get_value_double(env_, v, &d) != napi_ok) bad(key, "a number", v);
+  return d;
 }
 
 int64_t Opts::integer(const char* key) const {
   Napi::Value v = get(key);
-  if (!v.IsNumber()) bad(key, "an integer", v);
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!(std::fabs(d) <= 9007199254740992.0) || std::trunc(d) != d) bad(key, "an integer", v);
+  double d;
+  if (napi_get_value_double(env_, v, &d) != napi_ok || !(std::fabs(d) <= 9007199254740992.0) || std::trunc(d) != d) bad(key, "an integer", v);
   return static_cast<int64_t>(d);
 }
 
 int64_t Opts::count(const char* key) const {
-  Napi::Value v = get(key);
   const int64_t n = integer(key);
-  if (n < 0) bad(key, "an integer >= 0", v);
+  if (n < 0) bad(key, "an integer >= 0", get(key));
   return n;
 }
 
 float Opts::finite_f32(const char* key) const {
-  Napi::Value v = get(key);
   const double d = number(key);
-  if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<float>::max()) bad(key, "a finite f32 number", v);
+  if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<float>::max()) bad(key, "a finite f32 number", get(key));
   return static_cast<float>(d);
 }
 
 bool Opts::flag(const char* key) const {
   Napi::Value v = get(key);
-  if (!v.IsBoolean()) bad(key, "a boolean", v);
-  return v.As<Napi::Boolean>().Value();
+  bool b;
+  if (napi_get_value_bool(env_, v, &b) != napi_ok) bad(key, "a boolean", v);
+  return b;
 }
 
-bool Opts::flag_or(const char* key, bool fallback) const { return has(key) ? flag(key) : fallback; }
+bool Opts::flag_or(const char* key, bool fallback) const {
+  Napi::Value v = get(key);
+  bool b;
+  if (napi_get_value_bool(env_, v, &b) == napi_ok) return b;
+  if (absent(env_, v)) return fallback;
+  bad(key, "a boolean", v);
+}
 
 std::vector<int64_t> Opts::ints(const char* key) const {
   Napi::Value v = get(key);
@@ -185,8 +273,9 @@ DType Opts::dtype(const char* key) const {
 
 Storage* Opts::storage(const char* key) const {
   Napi::Value v = get(key);
-  if (!v.IsExternal()) bad(key, "a storage handle", v);
-  Handle* h = v.As<Napi::External<Handle>>().Data();
+  void* data = nullptr;
+  if (napi_get_value_external(env_, v, &data) != napi_ok) bad(key, "a storage handle", v);
+  Handle* h = static_cast<Handle*>(data);
   if (!h || !h->storage) fail(ErrorCode::Disposed, op_, ": options.", key, ": the tensor's storage was already disposed");
   return h->storage;
 }
@@ -202,11 +291,9 @@ void* Opts::bytes_at(const char* key, int64_t count, size_t elem_size, size_t al
              " but an earlier tensor of the call is on cuda:", device_);
     device_ = s->device;
   }
-  std::string off_key = std::string(key) + "Off";
-  int64_t off = 0;
-  if (has(off_key.c_str())) off = integer(off_key.c_str());
+  const int64_t off = offset(key);
   TK_CHECK(count >= 0, Shape, op_, ": ", key, ": negative element count ", count);
-  TK_CHECK(off >= 0 && off % static_cast<int64_t>(align) == 0, Value, op_, ": options.", off_key, ": bad byte offset ", off);
+  TK_CHECK(off >= 0 && off % static_cast<int64_t>(align) == 0, Value, op_, ": options.", key, "Off: bad byte offset ", off);
   const uint64_t need = static_cast<uint64_t>(off) + static_cast<uint64_t>(count) * elem_size;
   TK_CHECK(need <= s->bytes, Index, op_, ": ", key, " needs bytes [", off, ", ", need, ") but its storage holds ", s->bytes);
   return static_cast<uint8_t*>(s->data) + off;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -34,6 +35,18 @@ struct EnvState {
   int64_t external_live = 0;
   int64_t external_reported = 0;
   double external_raised_at = 0;  // seconds (steady clock) when the reported figure last rose
+  // The field-name lists of options passed by position (kernelSchema): a kernel called as
+  // kernel(schemaId, v0, v1, ...) reads field schemas[schemaId][i] from argument 1 + i. Reading
+  // named properties of an object costs about 80 ns a field (N-API builds and internalizes the
+  // name each time): most of a small op's time; positions cost nothing. Deduplicated by content.
+  struct Schema {
+    std::vector<std::string> names;
+    // field index by the address of the C string Opts asked with (kernels ask with literals: a
+    // pointer compare instead of a string compare after the first call); -1 = absent
+    std::vector<std::pair<const char*, int>> plain, off;
+  };
+  std::vector<Schema> schemas;
+  std::unordered_map<std::string, int> schema_ids;  // names joined by ',' -> id
 };
 
 EnvState& env_state(Napi::Env env);
@@ -89,11 +102,15 @@ enum class Backend { Cpu, Cuda };
 // `count` elements the kernel will touch and that it lives where the backend reads: host memory
 // for Backend::Cpu (ERR_DEVICE naming the tensor's device otherwise), and one CUDA device for
 // Backend::Cuda, the same for every tensor of the call.
+//
+// The same fields may come by position: kernel(schemaId, v0, v1, ...) with the names registered
+// once by kernelSchema (what the kernel table does: no per-field property reads); every reader
+// below works the same in both modes.
 class Opts {
  public:
   Opts(const Napi::CallbackInfo& info, const char* op, Backend backend = Backend::Cpu);
   const char* op() const { return op_; }
-  Napi::Env env() const { return o_.Env(); }
+  Napi::Env env() const { return env_; }
   // present and neither null nor undefined
   bool has(const char* key) const;
   int64_t integer(const char* key) const;
@@ -104,12 +121,19 @@ class Opts {
   bool flag_or(const char* key, bool fallback) const;
   std::vector<int64_t> ints(const char* key) const;
   std::string string(const char* key) const;
+  // a string field of at most size - 1 bytes read into buf (op codes: no allocation); longer ones are ERR_VALUE
+  const char* short_string(const char* key, char* buf, size_t size) const;
   DType dtype(const char* key) const;  // by name: 'f32', 'bf16', ...
+  // present: the value; null or absent: fallback (one property read)
+  int64_t integer_or(const char* key, int64_t fallback) const;
+  // the byte offset of tensor field `key`: options[key + 'Off'], 0 when absent
+  int64_t offset(const char* key) const;
   // an op code by name from one of core/op_codes.h's lists
   template <typename E, int N>
   E code(const char* key, const char* const (&names)[N]) const {
-    const std::string name = string(key);
-    const int i = op_code_index(name.c_str(), names);
+    char buf[64];
+    const char* name = short_string(key, buf, sizeof buf);
+    const int i = op_code_index(name, names);
     if (i < 0) {
       std::string all;
       for (int k = 0; k < N; ++k) all += (k ? ", " : "") + std::string(names[k]);
@@ -132,10 +156,15 @@ class Opts {
 
  private:
   Napi::Value get(const char* key) const;
+  // positional mode: the argument holding field `key` (with "Off" appended when off), or nullptr
+  napi_value slot(const char* key, bool off) const;
   void* bytes_at(const char* key, int64_t count, size_t elem_size, size_t align) const;
   [[noreturn]] void bad(const char* key, const char* expected, const Napi::Value& v) const;
 
-  Napi::Object o_;
+  Napi::Env env_;
+  Napi::Object o_;                                        // the options object (object mode)
+  const Napi::CallbackInfo* info_ = nullptr;              // the call (positional mode)
+  EnvState::Schema* schema_ = nullptr;                    // field names by position (positional mode)
   const char* op_;
   Backend backend_;
   mutable int device_ = -1;

@@ -67,8 +67,8 @@ void finalize_handle(Napi::Env env, Handle* h) {
 // `count` bytes of a storage field at its offset, on whichever device it lives (bounds checked).
 void* any_device_bytes(const Opts& o, const char* key, int64_t count) {
   Storage* s = o.storage(key);
-  std::string off_key = std::string(key) + "Off";
-  const int64_t off = o.has(off_key.c_str()) ? o.count(off_key.c_str()) : 0;
+  const int64_t off = o.offset(key);
+  TK_CHECK(off >= 0, Value, o.op(), ": options.", key, "Off: bad byte offset ", off);
   const uint64_t need = static_cast<uint64_t>(off) + static_cast<uint64_t>(count);
   TK_CHECK(need <= s->bytes, Index, o.op(), ": ", key, " needs bytes [", off, ", ", need, ") but its storage holds ", s->bytes);
   return static_cast<uint8_t*>(s->data) + off;
@@ -90,11 +90,35 @@ TK_EXPORT(setErrorClass) {
 }
 
 // alloc({ bytes, zero, device }) -> handle. device -1 (or absent): host memory; N >= 0: CUDA device N.
+// kernelSchema(names) -> id: registers the field names of options passed by position
+// (kernel(id, v0, v1, ...) reads field names[i] from v_i; see EnvState::schemas). The same list
+// gives the same id.
+TK_EXPORT(kernelSchema) {
+  if (info.Length() < 1 || !info[0].IsArray()) fail(ErrorCode::Value, "kernelSchema: expected an array of field names");
+  Napi::Array a = info[0].As<Napi::Array>();
+  std::vector<std::string> names;
+  std::string joined;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value v = a.Get(i);
+    if (!v.IsString()) fail(ErrorCode::Value, "kernelSchema: field ", i, " is not a string");
+    names.push_back(v.As<Napi::String>().Utf8Value());
+    joined += (i ? "," : "") + names.back();
+  }
+  EnvState& st = env_state(info.Env());
+  auto it = st.schema_ids.find(joined);
+  if (it != st.schema_ids.end()) return Napi::Number::New(info.Env(), it->second);
+  TK_CHECK(st.schemas.size() < 100000, Value, "kernelSchema: more than 100000 option layouts");
+  st.schemas.push_back(EnvState::Schema{std::move(names), {}, {}});
+  const int id = static_cast<int>(st.schemas.size() - 1);
+  st.schema_ids.emplace(joined, id);
+  return Napi::Number::New(info.Env(), id);
+}
+
 TK_EXPORT(alloc) {
   Opts o(info, "alloc");
   const int64_t bytes = o.count("bytes");
   const bool zero = o.flag_or("zero", false);
-  const int64_t device = o.has("device") ? o.integer("device") : -1;
+  const int64_t device = o.integer_or("device", -1);
   if (device >= 0) return wrap_storage(info.Env(), allocate_device_storage(static_cast<size_t>(bytes), zero, static_cast<int>(device)));
   return wrap_storage(info.Env(), Storage::allocate(static_cast<size_t>(bytes), zero));
 }
