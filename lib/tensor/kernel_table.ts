@@ -67,6 +67,8 @@ interface Layout {
 const LAYOUTS = new Map<string, Layout[]>();
 /** The layout of each op's last call: what the next call is compared with as it is read. */
 const LAST: Record<string, Layout | undefined> = Object.create(null) as Record<string, Layout | undefined>;
+/** run()'s argument list, reused (see run). */
+const VALUES: unknown[] = [];
 /** TUNEKIT_PROFILE: the profiler reads the options object of each call (GEMM shapes), so calls keep it. */
 const OBJECT_CALLS = nativeProfile() !== null;
 
@@ -93,8 +95,10 @@ function layoutFor(op: string, keys: string[], tensors: number): Layout {
  */
 export function run<K extends OpName>(op: K, args: KernelArgs<K>): OpResult<K> {
   if (OBJECT_CALLS) return runWithObject(op, args);
-  // values[0] is the layout id, then each field's value (a tensor's handle, then its byte offset)
-  const values: unknown[] = [0];
+  // values[0] is the layout id, then each field's value (a tensor's handle, then its byte offset);
+  // one array reused by every call (kernels run synchronously and never call back into run())
+  const values = VALUES;
+  let n = 1;
   let layout = LAST[op];
   let same = layout !== undefined;
   let fields = 0;
@@ -113,16 +117,20 @@ export function run<K extends OpName>(op: K, args: KernelArgs<K>): OpResult<K> {
         throw new TunekitError('ERR_DEVICE', `${op}: ${first} is on ${device} but ${key} is on ${d} (the tensors of one op must be on one device: move one with .to())`);
       }
       tensors += 2 ** fields;
-      values.push(v.storage.handle, v.byteOffset);
+      values[n++] = v.storage.handle;
+      values[n++] = v.byteOffset;
     } else {
-      values.push(v);
+      values[n++] = v;
     }
     fields++;
   }
+  values.length = n;
   if (!same || layout!.tensors !== tensors || layout!.keys.length !== fields) LAST[op] = layout = layoutFor(op, Object.keys(args), tensors);
   values[0] = layout!.id;
   const kernel = device === null || device === 'cpu' ? CPU[op] : kernelFor(op, device);
-  return (kernel as unknown as (...v: unknown[]) => OpResult<K>)(...values);
+  const result = (kernel as unknown as (...v: unknown[]) => OpResult<K>)(...values);
+  values.length = 0; // hold no handle past the call
+  return result;
 }
 
 /** run() with one options object per call (what the profiler reads). */

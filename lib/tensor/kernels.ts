@@ -17,18 +17,21 @@ export type { BinaryOp, UnaryOp, ReduceOp, OpName };
 
 /** The one device of a set of tensors (nulls skipped); ERR_DEVICE naming the first two that differ. */
 export function commonDevice(what: string, tensors: readonly (Tensor | null | undefined)[], names?: readonly string[]): Device {
+  // a plain loop: this runs before every op (no closure per call)
   let device: Device | null = null;
   let at = -1;
-  tensors.forEach((t, i) => {
-    if (!t) return;
+  for (let i = 0; i < tensors.length; i++) {
+    const t = tensors[i];
+    if (!t) continue;
+    const d = t.storage.device;
     if (device === null) {
-      device = t.device;
+      device = d;
       at = i;
-    } else if (t.device !== device) {
+    } else if (d !== device) {
       const n = (j: number) => names?.[j] ?? `input ${j}`;
-      throw new TunekitError('ERR_DEVICE', `${what}: ${n(at)} is on ${device} but ${n(i)} is on ${t.device} (the tensors of one op must be on one device: move one with .to())`);
+      throw new TunekitError('ERR_DEVICE', `${what}: ${n(at)} is on ${device} but ${n(i)} is on ${d} (the tensors of one op must be on one device: move one with .to())`);
     }
-  });
+  }
   return device ?? 'cpu';
 }
 
