@@ -53,10 +53,7 @@ struct AdapterInput {
   const float* rows(int64_t i0, int64_t n, float* scratch) const {
     if (xd) return xd + i0 * in;
     if (!mask) return x + i0 * in;
-    const float* xs = x + i0 * in;
-    const uint8_t* ms = mask + i0 * in;
-    const int64_t count = n * in;
-    for (int64_t e = 0; e < count; ++e) scratch[e] = xs[e] * (static_cast<float>(static_cast<int32_t>(ms[e])) * keep_scale);
+    thin_dropped(x + i0 * in, mask + i0 * in, keep_scale, n * in, scratch);
     return scratch;
   }
 };

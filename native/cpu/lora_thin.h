@@ -25,4 +25,8 @@ void thin_rowaxpy(const float* C, int64_t ldc, const float* Wt, int64_t ldw, int
 void thin_outer(const float* C, int64_t ldc, const float* X, int64_t ldx, int64_t n, int64_t r, int64_t K, float alpha,
                 float* D, bool accumulate);
 
+// out[e] = x[e] * mask[e] * scale for e < count: rows of the dropped input rebuilt from x and the
+// dropout's kept flags (u8 0/1) in the backward.
+void thin_dropped(const float* x, const uint8_t* mask, float scale, int64_t count, float* out);
+
 }  // namespace tk::cpu
