@@ -8,6 +8,7 @@
  */
 import { TunekitError, describe } from '../errors.js';
 import { native, KERNEL_OPS, type OpName } from '../native.js';
+import { LOOPBACK_DEVICE, LOOPBACK_NAME } from './loopback.js';
 
 /** Where a tensor lives. */
 export type Device = 'cpu' | `cuda:${number}`;
@@ -56,6 +57,8 @@ export interface ResolvedDevice {
  * there are none ("built without the CUDA backend ..." or the driver's reason).
  */
 export function cudaStatus(): { devices: number; reason: string; name?: string; computeCapability?: string; totalBytes?: number } {
+  // the loopback device (a testing aid, lib/tensor/loopback.ts) is one usable device with every op
+  if (LOOPBACK_DEVICE) return { devices: 1, reason: '', name: LOOPBACK_NAME };
   const info = native.cudaInfo();
   // a build whose CUDA half is compiled but exports no kernel object cannot run anything there
   if (info.devices > 0 && !native.cuda) return { devices: 0, reason: 'this build of tunekit has no CUDA backend (no native.cuda kernels)' };
@@ -67,6 +70,7 @@ const CPU_ONLY_OPS: readonly OpName[] = ['svd'];
 
 /** The ops of a training step the CUDA backend has no kernel for (all of them in a build without it). */
 export function cudaMissingOps(): OpName[] {
+  if (LOOPBACK_DEVICE) return [];
   const cuda = (native.cuda ?? {}) as Record<string, unknown>;
   return KERNEL_OPS.filter((op) => !CPU_ONLY_OPS.includes(op) && typeof cuda[op] !== 'function');
 }

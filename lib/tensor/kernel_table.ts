@@ -16,6 +16,7 @@ import { native, nativeProfile, type OpName, type OpArgs, type OpResult, type Ba
 import { TunekitError } from '../errors.js';
 import { Storage } from './storage.js';
 import { deviceKind, type Device, type DeviceKind } from './device.js';
+import { LOOPBACK_DEVICE, loopbackKernels } from './loopback.js';
 import type { Tensor } from './tensor.js';
 
 /** An op's arguments as the table takes them: Tensors where the kernel reads memory. */
@@ -23,8 +24,11 @@ export type KernelArgs<K extends OpName> = {
   [P in keyof OpArgs<K>]: OpArgs<K>[P] extends TensorRef ? Tensor : OpArgs<K>[P] extends TensorRef | null ? Tensor | null : OpArgs<K>[P];
 };
 
-/** The table: one backend object of kernels per device kind. */
-const TABLE: Record<DeviceKind, Partial<BackendKernels>> = { cpu: native.cpu, cuda: native.cuda ?? {} };
+/**
+ * The table: one backend object of kernels per device kind (`cuda`: the loopback device's
+ * kernels under TUNEKIT_LOOPBACK_DEVICE=1, a testing aid: lib/tensor/loopback.ts).
+ */
+const TABLE: Record<DeviceKind, Partial<BackendKernels>> = { cpu: native.cpu, cuda: LOOPBACK_DEVICE ? loopbackKernels() : native.cuda ?? {} };
 /** The CPU backend (every op): run()'s path for host tensors, without the table's device lookup. */
 const CPU = native.cpu as unknown as Record<string, unknown>;
 
@@ -43,7 +47,7 @@ export function kernelFor<K extends OpName>(op: K, device: Device): NativeKernel
   const kind = deviceKind(device);
   const k = TABLE[kind][op];
   if (!k) {
-    throw new TunekitError('ERR_DEVICE', kind === 'cuda' && !native.cuda
+    throw new TunekitError('ERR_DEVICE', kind === 'cuda' && !native.cuda && !LOOPBACK_DEVICE
       ? `${op} on ${device}: this build of tunekit has no CUDA backend (build it where nvcc exists: npm run build:cuda)`
       : `${op} has no ${kind} kernel (tensors on ${device}); move its inputs to a device whose backend has it (.to('cpu'))`);
   }

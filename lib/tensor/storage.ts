@@ -6,6 +6,7 @@
 import { native, type Handle } from '../native.js';
 import { TunekitError } from '../errors.js';
 import { deviceOrdinal, type Device } from './device.js';
+import { LOOPBACK_DEVICE } from './loopback.js';
 
 export type { Device };
 
@@ -30,10 +31,14 @@ export class Storage {
   /**
    * A new native buffer of `bytes` bytes (zero-filled when `zero`) on `device`: host memory, or
    * the CUDA caching allocator's (ERR_DEVICE naming CUDA's reason where no device is usable).
+   * The loopback device (TUNEKIT_LOOPBACK_DEVICE=1) allocates host memory labelled `device`.
    */
   static allocate(bytes: number, zero = false, device: Device = 'cpu'): Storage {
+    if (LOOPBACK_DEVICE && device !== 'cpu' && device !== 'cuda:0') {
+      throw new TunekitError('ERR_DEVICE', `${device}: the loopback device (TUNEKIT_LOOPBACK_DEVICE=1) is cuda:0 only`);
+    }
     // host memory by position (kernelSchema: no property reads, a small op's allocation is most of its cost)
-    return new Storage(device === 'cpu' ? native.alloc((HOST_ALLOC ??= native.kernelSchema(['bytes', 'zero'])), bytes, zero) : native.alloc({ bytes, zero, device: deviceOrdinal(device) }), bytes, device);
+    return new Storage(device === 'cpu' || LOOPBACK_DEVICE ? native.alloc((HOST_ALLOC ??= native.kernelSchema(['bytes', 'zero'])), bytes, zero) : native.alloc({ bytes, zero, device: deviceOrdinal(device) }), bytes, device);
   }
 
   get isReleased(): boolean {

@@ -1,0 +1,264 @@
+/**
+ * Training on a device, on a CPU-only machine: the loopback device (TUNEKIT_LOOPBACK_DEVICE=1,
+ * lib/tensor/loopback.ts) serves `cuda:0` with the CPU kernels on host memory labelled cuda:0,
+ * so any tensor left on the CPU and mixed into a device op is ERR_DEVICE, and any host view of a
+ * device tensor (data()) is ERR_DEVICE, as on a GPU. Every method on every architecture trains
+ * 2 steps on `cuda` and on the CPU through runTraining, and the two runs must agree exactly (the
+ * same kernels): the loss of every step, the evaluation, and the saved weights byte for byte.
+ * Also: evaluateRun, generate(), reward / DPO / PPO, a resume from a device checkpoint, and the
+ * CLI with `device: cuda`. Before the fixes each device run stopped with ERR_DEVICE.
+ */
+import './loopback_env.js'; // first: the switch is read when lib/tensor loads
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import '../../lib/index.js';
+import { architectureFor, savePretrainedSync, loadPretrainedSync, type Task } from '../../lib/models/index.js';
+import { generate } from '../../lib/models/generate.js';
+import { manualSeed } from '../../lib/nn/random.js';
+import { loadConfig } from '../../lib/train/config.js';
+import { runTraining } from '../../lib/train/run.js';
+import { evaluateRun } from '../../lib/train/evaluate.js';
+import { cudaStatus } from '../../lib/tensor/device.js';
+import { LOOPBACK_DEVICE, LOOPBACK_NAME, loopbackKernelCalls } from '../../lib/tensor/loopback.js';
+import { tensor } from '../../lib/tensor/creation.js';
+import { makeTinyRlhfWork, type TinyRlhfWork } from '../rlhf/tiny_run.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
+const TOKENIZERS = path.join(ROOT, 'test', 'fixtures', 'tokenizers');
+const SPAM = path.join(ROOT, 'test', 'fixtures', 'cli', 'tiny_spam.jsonl');
+
+type Arch = 'gpt2' | 'bert' | 'llama';
+const TOKENIZER_OF: Record<Arch, string> = { gpt2: 'gpt2-bpe', bert: 'bert-wordpiece', llama: 'llama-bpe' };
+
+function rawConfig(arch: Arch, vocab: number): Record<string, unknown> {
+  if (arch === 'gpt2') {
+    return {
+      model_type: 'gpt2', vocab_size: vocab, n_embd: 16, n_layer: 2, n_head: 2, n_positions: 32, n_inner: 32,
+      activation_function: 'gelu_new', resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0, layer_norm_epsilon: 1e-5,
+      bos_token_id: 0, eos_token_id: 0, tie_word_embeddings: true,
+    };
+  }
+  if (arch === 'bert') {
+    return {
+      model_type: 'bert', vocab_size: vocab, hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 32,
+      max_position_embeddings: 32, type_vocab_size: 2, hidden_act: 'gelu', hidden_dropout_prob: 0, attention_probs_dropout_prob: 0,
+      layer_norm_eps: 1e-12, pad_token_id: 0,
+    };
+  }
+  return {
+    model_type: 'llama', vocab_size: vocab, hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
+    intermediate_size: 32, max_position_embeddings: 32, rms_norm_eps: 1e-6, rope_theta: 10000, hidden_act: 'silu',
+    bos_token_id: 1, eos_token_id: 2, tie_word_embeddings: false,
+  };
+}
+
+const TARGETS: Record<Arch, string[]> = { gpt2: ['c_attn'], bert: ['query', 'value'], llama: ['q_proj', 'v_proj'] };
+function peftFor(arch: Arch, method: string): Record<string, unknown> | undefined {
+  switch (method) {
+    case 'lora': return { r: 2, lora_alpha: 4, target_modules: TARGETS[arch] };
+    // dropout on: the mask must be drawn the same way on both devices
+    case 'qlora': return { r: 2, lora_alpha: 4, lora_dropout: 0.1, target_modules: TARGETS[arch] };
+    // total_step 2 with tinit 0 / tfinal 0: the allocator masks ranks at both steps
+    case 'adalora': return { init_r: 4, target_r: 2, lora_alpha: 4, target_modules: TARGETS[arch], total_step: 3, tinit: 0, tfinal: 0, deltaT: 1 };
+    case 'prompt_tuning': return { num_virtual_tokens: 3 };
+    case 'p_tuning': return { num_virtual_tokens: 3, encoder_hidden_size: 8 };
+    case 'prefix_tuning': return { num_virtual_tokens: 3 };
+    default: return undefined;
+  }
+}
+
+interface Cell { arch: Arch; task: Task; method: string }
+const METHODS = ['full', 'lora', 'qlora', 'adalora', 'prompt_tuning', 'p_tuning', 'prefix_tuning'];
+const CELLS: Cell[] = [
+  // every method on every architecture (BERT is an encoder: sequence classification)
+  ...METHODS.map((method) => ({ arch: 'gpt2' as Arch, task: 'causal_lm' as Task, method })),
+  ...METHODS.map((method) => ({ arch: 'llama' as Arch, task: 'causal_lm' as Task, method })),
+  ...METHODS.map((method) => ({ arch: 'bert' as Arch, task: 'seq_cls' as Task, method })),
+  // the other heads
+  { arch: 'gpt2', task: 'seq_cls', method: 'lora' },
+  { arch: 'llama', task: 'seq_cls', method: 'full' },
+  { arch: 'gpt2', task: 'token_cls', method: 'full' },
+  { arch: 'bert', task: 'token_cls', method: 'lora' },
+  { arch: 'llama', task: 'token_cls', method: 'lora' },
+];
+
+let proj = '';
+let rlhf: TinyRlhfWork;
+
+beforeAll(() => {
+  expect(LOOPBACK_DEVICE).toBe(true);
+  proj = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-loopback-'));
+  for (const d of ['models', 'data', 'runs']) fs.mkdirSync(path.join(proj, d));
+  const records = fs.readFileSync(SPAM, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { text: string; label: string }).slice(0, 12);
+  fs.writeFileSync(path.join(proj, 'data', 'spam.jsonl'), records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  fs.writeFileSync(path.join(proj, 'data', 'text.jsonl'), records.map((r) => JSON.stringify({ text: r.text })).join('\n') + '\n');
+  const hamWords = new Set(records.filter((r) => r.label === 'ham').flatMap((r) => r.text.split(' ')));
+  fs.writeFileSync(
+    path.join(proj, 'data', 'tagged.jsonl'),
+    records.map((r) => { const tokens = r.text.split(' '); return JSON.stringify({ tokens, tags: tokens.map((w) => (hamWords.has(w) ? 'O' : 'SPAMWORD')) }); }).join('\n') + '\n',
+  );
+  for (const arch of ['gpt2', 'bert', 'llama'] as Arch[]) {
+    const dir = path.join(proj, 'models', arch);
+    fs.mkdirSync(dir);
+    for (const f of fs.readdirSync(path.join(TOKENIZERS, TOKENIZER_OF[arch]))) fs.copyFileSync(path.join(TOKENIZERS, TOKENIZER_OF[arch], f), path.join(dir, f));
+    const tok = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> }; added_tokens?: { id: number }[] };
+    const vocab = Math.max(...Object.values(tok.model.vocab), ...(tok.added_tokens ?? []).map((t) => t.id)) + 1;
+    manualSeed(7);
+    const a = architectureFor(arch);
+    const m = a.build(a.parseConfig(rawConfig(arch, vocab)), arch === 'bert' ? 'base' : 'causal_lm');
+    savePretrainedSync(m, dir);
+    m.dispose();
+  }
+  rlhf = makeTinyRlhfWork('tunekit-loopback-rlhf-');
+});
+
+afterAll(() => {
+  if (proj) fs.rmSync(proj, { recursive: true, force: true });
+  rlhf?.remove();
+});
+
+function cellConfig(cell: Cell, device: string, name: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const data = cell.task === 'seq_cls' ? 'spam.jsonl' : cell.task === 'causal_lm' ? 'text.jsonl' : 'tagged.jsonl';
+  const peft = peftFor(cell.arch, cell.method);
+  return {
+    model: path.join(proj, 'models', cell.arch), task: cell.task, method: cell.method, ...(peft ? { peft } : {}),
+    dataset: { path: path.join(proj, 'data', data), max_length: 12, eval: { fraction: 0.25, seed: 1 } },
+    training: { max_steps: 2, batch_size: 3, lr: 1e-2, threads: 1, device, max_grad_norm: 0.5, ...extra },
+    output_dir: path.join(proj, 'runs', name), logging: { every: 1, progress: 'none', plot: false },
+  };
+}
+
+/** What a run computed: every step's loss and figures, the evaluations, and the saved weight files' hashes. */
+interface Outcome { steps: unknown[]; evals: unknown; files: Record<string, string>; device: string; kernelCalls: number }
+
+async function train(raw: Record<string, unknown>, resume = false): Promise<Outcome> {
+  const steps: unknown[] = [];
+  const calls0 = loopbackKernelCalls();
+  const r = await runTraining(loadConfig(raw), {
+    log: () => {},
+    resume,
+    callbacks: { onStep: (info) => steps.push({ step: info.step, loss: info.loss, gradNorm: info.gradNorm, figures: info.figures }) },
+  });
+  const files: Record<string, string> = {};
+  for (const sub of ['adapter', 'model']) {
+    const dir = path.join(r.outputDir, sub);
+    if (!fs.existsSync(dir)) continue;
+    for (const f of fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors') || f.endsWith('.bin'))) {
+      files[`${sub}/${f}`] = createHash('sha256').update(fs.readFileSync(path.join(dir, f))).digest('hex');
+    }
+  }
+  return { steps, evals: r.fit.evals, files, device: r.fit.device, kernelCalls: loopbackKernelCalls() - calls0 };
+}
+
+function expectSame(onDevice: Outcome, onCpu: Outcome): void {
+  expect(onCpu.device).toBe('cpu');
+  expect(onCpu.kernelCalls).toBe(0);
+  expect(onDevice.device).toBe('cuda:0');
+  expect(onDevice.kernelCalls).toBeGreaterThan(0);
+  expect(onDevice.steps.length).toBeGreaterThan(0);
+  expect(onDevice.steps).toEqual(onCpu.steps);
+  expect(onDevice.evals).toEqual(onCpu.evals);
+  expect(Object.keys(onDevice.files).length).toBeGreaterThan(0);
+  expect(onDevice.files).toEqual(onCpu.files);
+}
+
+describe('the loopback device', () => {
+  it('is cuda:0, refuses host views and mixed ops, copies through the device path; tunekit info names it', () => {
+    expect(cudaStatus()).toMatchObject({ devices: 1, name: LOOPBACK_NAME });
+    const a = tensor([1, 2, 3]);
+    const d = a.to('cuda');
+    expect(d.device).toBe('cuda:0');
+    expect(() => d.data()).toThrow(/ERR_DEVICE|no host view/);
+    expect(() => d.storage.arrayBuffer()).toThrow(/cuda:0/);
+    expect(() => a.to('cuda:1')).toThrow(/cuda:0 only/);
+    expect(d.toArray()).toEqual([1, 2, 3]);
+    expect(d.to('cpu').data()).toEqual(Float32Array.from([1, 2, 3]));
+    const calls = loopbackKernelCalls();
+    expect((d as unknown as { add(o: unknown): { toArray(): number[] } }).add(d).toArray()).toEqual([2, 4, 6]);
+    expect(loopbackKernelCalls()).toBeGreaterThan(calls);
+    expect(() => (d as unknown as { add(o: unknown): unknown }).add(a)).toThrow(/cuda:0.*cpu|cpu.*cuda:0/);
+    const info = spawnSync(process.execPath, [MAIN, 'info'], { encoding: 'utf8', env: { ...process.env, TUNEKIT_LOOPBACK_DEVICE: '1' } });
+    expect(info.status).toBe(0);
+    const devices = (JSON.parse(info.stdout) as { devices: { device: string; name?: string; available: boolean }[] }).devices;
+    expect(devices[1]).toMatchObject({ device: 'cuda:0', available: true, name: LOOPBACK_NAME, missingOps: 0 });
+  });
+});
+
+describe('every method on every architecture trains on the device exactly as on the CPU', () => {
+  for (const cell of CELLS) {
+    const name = `${cell.arch}-${cell.task}-${cell.method}`;
+    it(name, async () => {
+      const cpu = await train(cellConfig(cell, 'cpu', `${name}-cpu`));
+      const dev = await train(cellConfig(cell, 'cuda', `${name}-cuda`));
+      expectSame(dev, cpu);
+      // tunekit eval of the device run: the same figures as the CPU run's
+      const evDev = await evaluateRun(loadConfig(cellConfig(cell, 'cuda', `${name}-cuda`)), { runDir: path.join(proj, 'runs', `${name}-cuda`) });
+      const evCpu = await evaluateRun(loadConfig(cellConfig(cell, 'cpu', `${name}-cpu`)), { runDir: path.join(proj, 'runs', `${name}-cpu`) });
+      expect(evDev).toEqual(evCpu);
+    });
+  }
+});
+
+describe('generate() and resume on the device', () => {
+  it('generate() on a model on cuda:0 gives the CPU\'s tokens (greedy and sampled)', async () => {
+    for (const arch of ['gpt2', 'llama'] as Arch[]) {
+      const { model } = loadPretrainedSync(path.join(proj, 'models', arch), { task: 'causal_lm' });
+      const prompts = [[5, 6, 7], [8, 9]];
+      const onCpu = [await generate(model, prompts, { maxNewTokens: 4 }), await generate(model, prompts, { maxNewTokens: 4, temperature: 0.9, topP: 0.9, seed: 3 })];
+      model.to('cuda');
+      const calls = loopbackKernelCalls();
+      const onDev = [await generate(model, prompts, { maxNewTokens: 4 }), await generate(model, prompts, { maxNewTokens: 4, temperature: 0.9, topP: 0.9, seed: 3 })];
+      expect(loopbackKernelCalls()).toBeGreaterThan(calls);
+      expect(onDev).toEqual(onCpu);
+      model.dispose();
+    }
+  });
+
+  it('a device run resumed from its checkpoint continues as the CPU run does', async () => {
+    const cell: Cell = { arch: 'gpt2', task: 'causal_lm', method: 'lora' };
+    const cpu = await train(cellConfig(cell, 'cpu', 'resume-cpu', { max_steps: 3 }));
+    await train(cellConfig(cell, 'cuda', 'resume-cuda', { max_steps: 1 }));
+    const resumed = await train(cellConfig(cell, 'cuda', 'resume-cuda', { max_steps: 3 }), true);
+    expect(resumed.device).toBe('cuda:0');
+    expect(resumed.steps).toEqual(cpu.steps.slice(1));
+    expect(resumed.files).toEqual(cpu.files);
+  });
+});
+
+describe('RLHF on the device', () => {
+  const rlhfConfig = (method: string, device: string, extra: Record<string, unknown> = {}) => {
+    const raw = rlhf.config(method, `${method}-${device}`, extra);
+    raw.training = { ...(raw.training as Record<string, unknown>), max_steps: 2, device };
+    return raw;
+  };
+  it('reward, DPO and PPO give the CPU\'s figures', async () => {
+    for (const method of ['reward', 'dpo']) {
+      const cpu = await train(rlhfConfig(method, 'cpu', method === 'dpo' ? { rlhf: { beta: 0.1 } } : {}));
+      const dev = await train(rlhfConfig(method, 'cuda', method === 'dpo' ? { rlhf: { beta: 0.1 } } : {}));
+      expectSame(dev, cpu);
+    }
+    const ppo = (device: string) => rlhfConfig('ppo', device, { rlhf: { reward_model: path.join(rlhf.work, 'reward-cpu'), max_new_tokens: 3, ppo_epochs: 2 } });
+    const cpu = await train(ppo('cpu'));
+    const dev = await train(ppo('cuda'));
+    expectSame(dev, cpu);
+  });
+});
+
+describe('tunekit train with device: cuda', () => {
+  it('trains on the loopback device and says so', () => {
+    const cell: Cell = { arch: 'llama', task: 'seq_cls', method: 'lora' };
+    const cfg = path.join(proj, 'cli.json');
+    fs.writeFileSync(cfg, JSON.stringify(cellConfig(cell, 'cuda', 'cli-cuda')));
+    const r = spawnSync(process.execPath, [MAIN, 'train', cfg], { encoding: 'utf8', env: { ...process.env, TUNEKIT_LOOPBACK_DEVICE: '1', NO_COLOR: '1' }, timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`device: cuda:0 (${LOOPBACK_NAME})`);
+    const results = JSON.parse(fs.readFileSync(path.join(proj, 'runs', 'cli-cuda', 'results.json'), 'utf8')) as { device: string; steps: number };
+    expect(results).toMatchObject({ device: 'cuda:0', steps: 2 });
+  });
+});
