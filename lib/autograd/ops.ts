@@ -7,6 +7,7 @@ import { TunekitError, describe } from '../errors.js';
 import { Tensor, numelOf, contiguousStrides, type Shape } from '../tensor/tensor.js';
 import * as K from '../tensor/kernels.js';
 import type { DType } from '../tensor/dtype.js';
+import type { Device } from '../tensor/device.js';
 import { full } from '../tensor/creation.js';
 import { record, needsGrad } from './tape.js';
 
@@ -17,16 +18,18 @@ function expectF32(ts: readonly T[], what: readonly string[]): void {
   ts.forEach((t, i) => K.expectDtype(t, 'f32', what[i]!));
 }
 
-function asTensor(x: T | number): T {
-  return typeof x === 'number' ? full([], x, 'f32') : x;
+/** A number as a 0-d f32 tensor on `device` (the other operand's), a tensor as is. */
+function asTensor(x: T | number, device: Device): T {
+  return typeof x === 'number' ? full([], x, 'f32', device) : x;
 }
 
 // ---------------------------------------------------------------- element-wise
 
 function binaryOp(op: 'add' | 'sub' | 'mul' | 'div', a: T | number, b: T | number): F32 {
   if (typeof a === 'number' && typeof b === 'number') throw new TunekitError('ERR_VALUE', `${op}: expected at least one tensor`);
-  const ta = asTensor(a);
-  const tb = asTensor(b);
+  const device = typeof a === 'number' ? (b as T).device : a.device;
+  const ta = asTensor(a, device);
+  const tb = asTensor(b, device);
   const out = K.binary(op, ta, tb);
   record(op, [ta, tb], out, null);
   return out;
@@ -52,7 +55,7 @@ export const maximum = (a: T, b: T): F32 => extremum('maximum', a, b);
 /** element-wise minimum with broadcasting; the gradient goes to the smaller operand (ties split evenly). */
 export const minimum = (a: T, b: T): F32 => extremum('minimum', a, b);
 /** clamp to [lo, hi]. */
-export const clamp = (x: T, lo: number, hi: number): F32 => minimum(maximum(x, full([], lo, 'f32')), full([], hi, 'f32'));
+export const clamp = (x: T, lo: number, hi: number): F32 => minimum(maximum(x, full([], lo, 'f32', x.device)), full([], hi, 'f32', x.device));
 
 function unaryOp(op: K.UnaryOp, x: T, param = 0): F32 {
   const out = K.unary(op, x, param);
@@ -244,7 +247,7 @@ export function linear(x: T, w: T, bias: T | null, wInOut = false): F32 {
   const M = numelOf(lead);
   const xc = x.contiguousRaw();
   const x2 = xc.viewAs([M, inF], [inF, 1], xc.offset);
-  const y2 = bias ? K.broadcastRows(bias as F32, M) : Tensor.empty([M, outF], 'f32');
+  const y2 = bias ? K.broadcastRows(bias as F32, M) : Tensor.empty([M, outF], 'f32', false, w.device);
   K.gemmWeight(x2, w, !needsGrad(w), { transB: !wInOut, into: y2, beta: bias ? 1 : 0 });
   const out = y2.viewAs([...lead, outF], contiguousStrides([...lead, outF]), 0) as F32;
   xc.dispose(); x2.dispose(); y2.dispose();

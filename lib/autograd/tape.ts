@@ -138,7 +138,7 @@ export function backward(root: Tensor, gradOutput?: Tensor<'f32'>): void {
   const table = ruleTable;
   noGradRun(() => {
     const grads = new Map<Tensor, Tensor<'f32'>>();
-    grads.set(root, gradOutput ?? full(root.shape, 1, 'f32'));
+    grads.set(root, gradOutput ?? full(root.shape, 1, 'f32', root.device));
     for (let k = order.length - 1; k >= 0; k--) {
       const t = order[k]!;
       const g = grads.get(t);

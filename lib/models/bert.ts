@@ -145,11 +145,11 @@ class BertEmbeddings extends Module {
     // absolute positions P..P+T-1 for every row (transformers' default, whatever the padding)
     const pos = new Int32Array(B * T);
     for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) pos[b * T + t] = P + t;
-    const types = inputs.tokenTypeIds ?? (zeros([B, T], 'i32') as Tensor<'i32'>);
+    const types = inputs.tokenTypeIds ?? (zeros([B, T], 'i32', emb.device) as Tensor<'i32'>);
     if (types.shape[0] !== B || types.shape[1] !== T) {
       throw new TunekitError('ERR_SHAPE', `BERT: token_type_ids are [${types.shape}] but the input is [${B}, ${T}]`);
     }
-    let x = F.add(emb, this.position_embeddings.forward(tensor(pos, [B, T], 'i32') as Tensor<'i32'>));
+    let x = F.add(emb, this.position_embeddings.forward(tensor(pos, [B, T], 'i32', emb.device)));
     x = F.add(x, this.token_type_embeddings.forward(types));
     return this.dropout.forward(this.LayerNorm.forward(x));
   }
@@ -259,7 +259,7 @@ class BertPooler extends Module {
     const [B, T, C] = hidden.shape as [number, number, number];
     const rows = new Int32Array(B);
     for (let b = 0; b < B; b++) rows[b] = b * T;
-    const cls = F.gatherRows(F.reshape(hidden, [B * T, C]), tensor(rows, [B], 'i32') as Tensor<'i32'>);
+    const cls = F.gatherRows(F.reshape(hidden, [B * T, C]), tensor(rows, [B], 'i32', hidden.device));
     return F.tanh(this.dense.forward(cls));
   }
 }

@@ -3,6 +3,7 @@
  * position helpers, and the heads' pooling.
  */
 import { Tensor } from '../tensor/tensor.js';
+import type { Device } from '../tensor/device.js';
 import { tensor } from '../tensor/creation.js';
 import { totalmem } from 'node:os';
 import { TunekitError, describe } from '../errors.js';
@@ -76,11 +77,15 @@ export interface ModelConfig {
   raw: Record<string, unknown>;
 }
 
-/** Positions of each token: cumulative count of real tokens - 1 (0 for padding), offset by the cache. */
-export function positionIds(B: number, T: number, mask: Tensor<'i32'> | null | undefined, past: number): Tensor<'i32'> {
+/**
+ * Positions of each token: cumulative count of real tokens - 1 (0 for padding), offset by the
+ * cache, plus `offset` (prefix tuning's virtual tokens), as i32 [B, T] on `device` (the model's:
+ * the mask may be elsewhere or absent).
+ */
+export function positionIds(B: number, T: number, mask: Tensor<'i32'> | null | undefined, past: number, device: Device = 'cpu', offset = 0): Tensor<'i32'> {
   const out = new Int32Array(B * T);
   if (!mask) {
-    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) out[b * T + t] = past + t;
+    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) out[b * T + t] = offset + past + t;
   } else {
     const m = mask.toTypedArray() as Int32Array;
     const Tm = mask.shape[1]!;
@@ -89,11 +94,11 @@ export function positionIds(B: number, T: number, mask: Tensor<'i32'> | null | u
       let c = 0;
       for (let t = 0; t < Tm; t++) {
         c += m[b * Tm + t]!;
-        if (t >= past) out[b * T + t - past] = Math.max(0, c - 1);
+        if (t >= past) out[b * T + t - past] = offset + Math.max(0, c - 1);
       }
     }
   }
-  return tensor(out, [B, T]) as Tensor<'i32'>;
+  return tensor(out, [B, T], 'i32', device);
 }
 
 /**
@@ -104,9 +109,10 @@ export function positionIds(B: number, T: number, mask: Tensor<'i32'> | null | u
  * EOS equal to the pad id is classified from the token before it, as transformers does; the mask
  * keeps padding written with another id out. Without ids (prompt tuning's embeddings) or a pad
  * id, the last real token by the mask.
- * @example lastTokenRows(2, 4, mask, ids, 0) // rows of [B] sequences into [B*T]
+ * The rows are i32 [B] on `device` (the hidden states').
+ * @example lastTokenRows(2, 4, mask, ids, 0, hidden.device) // rows of [B] sequences into [B*T]
  */
-export function lastTokenRows(B: number, T: number, mask: Tensor<'i32'> | null | undefined, ids?: Tensor<'i32'> | null, padTokenId?: number | null): Tensor<'i32'> {
+export function lastTokenRows(B: number, T: number, mask: Tensor<'i32'> | null | undefined, ids?: Tensor<'i32'> | null, padTokenId?: number | null, device: Device = 'cpu'): Tensor<'i32'> {
   const out = new Int32Array(B);
   const m = mask ? (mask.toTypedArray() as Int32Array) : null;
   const Tm = mask ? mask.shape[1]! : T;
@@ -120,7 +126,7 @@ export function lastTokenRows(B: number, T: number, mask: Tensor<'i32'> | null |
     }
     out[b] = b * T + Math.max(0, last);
   }
-  return tensor(out, [B]) as Tensor<'i32'>;
+  return tensor(out, [B], 'i32', device);
 }
 
 /** [B, T, H*D] -> [B, H, T, D] */
@@ -181,7 +187,7 @@ export function keyMask(B: number, total: number, inputs: ModelInputs): Tensor<'
     for (let p = 0; p < P; p++) out[b * total + p] = 1;
     for (let t = 0; t < Tm; t++) out[b * total + P + t] = src[b * Tm + t]!;
   }
-  return tensor(out, [B, total]) as Tensor<'i32'>;
+  return tensor(out, [B, total], 'i32', m.device);
 }
 
 /**

@@ -99,14 +99,15 @@ export async function generate(model: PretrainedModel, inputIds: number[][], opt
       const T = stepIds[0]!.length;
       // last-position logits of every row, copied out of the scope
       const rows = noGrad(() => inferenceMode(() => tidy(() => {
-        const ids = tensor(Int32Array.from(stepIds.flat()), [B, T], 'i32') as Tensor<'i32'>;
-        const m = tensor(Int32Array.from(mask.flat()), [B, mask[0]!.length], 'i32') as Tensor<'i32'>;
+        // the step's ids and mask where the model's weights are (a GPU's memory when it was moved there)
+        const ids = tensor(Int32Array.from(stepIds.flat()), [B, T], 'i32', model.device);
+        const m = tensor(Int32Array.from(mask.flat()), [B, mask[0]!.length], 'i32', model.device);
         const { logits } = model.forward({ inputIds: ids, attentionMask: m, cache });
         for (const kv of cache) { keep(kv.k); keep(kv.v); }
         // gather the last rows natively first: a typed-array view pins its storage until GC, so
         // only [B, V] is read from JS, never the whole [B, T, V]
         const last = Int32Array.from({ length: B }, (_, r) => (r + 1) * T - 1);
-        const picked = F.gatherRows(F.reshape(logits, [B * T, V]), tensor(last, [B], 'i32') as Tensor<'i32'>);
+        const picked = F.gatherRows(F.reshape(logits, [B * T, V]), tensor(last, [B], 'i32', logits.device));
         const data = picked.toTypedArray() as Float32Array;
         const res: Float32Array[] = [];
         for (let r = 0; r < B; r++) res.push(data.slice(r * V, (r + 1) * V));

@@ -205,12 +205,8 @@ export class GPT2Model extends Module {
     checkSequenceLength(this.cfg, P, past, T, 'n_positions');
     const emb = inputs.inputsEmbeds ?? this.wte.forward(inputs.inputIds!);
     const B = emb.shape[0]!;
-    const pos = positionIds(B, T, inputs.attentionMask, past);
     // prefix tuning: the real tokens' positions start after the virtual ones (as with PEFT)
-    if (P > 0) {
-      const d = pos.data() as Int32Array; // in-place edit of the positions tensor
-      for (let i = 0; i < d.length; i++) d[i] = d[i]! + P;
-    }
+    const pos = positionIds(B, T, inputs.attentionMask, past, emb.device, P);
     let x: Tensor = this.drop.forward(F.add(emb, this.wpe.forward(pos)));
     for (const block of this.h) x = block.forward(x, inputs);
     return this.ln_f.forward(x);
@@ -252,7 +248,7 @@ export class GPT2 extends Module implements PretrainedModel {
     const hidden = this.transformer.forward(inputs);
     const [B, T, C] = hidden.shape as [number, number, number];
     if (this.task === 'seq_cls') {
-      const rows = lastTokenRows(B, T, inputs.attentionMask, inputs.inputsEmbeds ? null : inputs.inputIds, this.config.padTokenId);
+      const rows = lastTokenRows(B, T, inputs.attentionMask, inputs.inputsEmbeds ? null : inputs.inputIds, this.config.padTokenId, hidden.device);
       const pooled = F.gatherRows(F.reshape(hidden, [B * T, C]), rows);
       return { logits: this.score!.forward(pooled), hidden };
     }

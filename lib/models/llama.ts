@@ -338,13 +338,9 @@ export class LlamaModel extends Module {
   forward(inputs: ModelInputs): Tensor<'f32'> {
     const emb = inputs.inputsEmbeds ?? this.embed_tokens.forward(inputs.inputIds!);
     const [B, T] = emb.shape as [number, number, number];
-    const pos = positionIds(B, T, inputs.attentionMask, cachedLength(inputs));
     // prefix tuning: the real tokens' positions start after the virtual ones (as with PEFT)
     const P = inputs.prefix?.[0]?.k.shape[2] ?? 0;
-    if (P > 0) {
-      const d = pos.data() as Int32Array; // in-place edit of the positions tensor
-      for (let i = 0; i < d.length; i++) d[i] = d[i]! + P;
-    }
+    const pos = positionIds(B, T, inputs.attentionMask, cachedLength(inputs), emb.device, P);
     let x: Tensor = emb;
     for (const layer of this.layers) x = layer.forward(x, inputs, pos, this.invFreq);
     return this.norm.forward(x);
@@ -387,7 +383,7 @@ export class Llama extends Module implements PretrainedModel {
     const hidden = this.model.forward(inputs);
     const [B, T, C] = hidden.shape as [number, number, number];
     if (this.task === 'seq_cls') {
-      const rows = lastTokenRows(B, T, inputs.attentionMask, inputs.inputsEmbeds ? null : inputs.inputIds, this.config.padTokenId);
+      const rows = lastTokenRows(B, T, inputs.attentionMask, inputs.inputsEmbeds ? null : inputs.inputIds, this.config.padTokenId, hidden.device);
       const pooled = F.gatherRows(F.reshape(hidden, [B * T, C]), rows);
       return { logits: this.score!.forward(pooled), hidden };
     }

@@ -184,7 +184,8 @@ export abstract class Module {
    * torch's Module.to): each tensor not already there is copied (Tensor.to: the storage
    * transfer), swapped in under its name and the old one disposed. A tensor shared by several
    * modules (tied embeddings) is copied once and stays shared; requiresGrad and names are kept,
-   * gradients are dropped. Returns this module.
+   * gradients are dropped. A module holding tensors besides its maps re-points them in
+   * onMoved(). Returns this module.
    * @example model.to('cuda:0'); // then batches: tensor(ids, shape, 'i32').to('cuda:0')
    */
   to(device: Device | 'cuda'): this {
@@ -199,17 +200,24 @@ export abstract class Module {
       }
       return n;
     };
-    for (const [, m] of this.namedModules()) {
-      const self = m as unknown as Record<string, unknown>;
+    const modules = this.namedModules().map(([, m]) => m);
+    for (const m of modules) {
       for (const map of [m._params, m._buffers] as Map<string, Tensor | null>[]) {
         for (const [name, t] of map) {
-          if (!t) continue;
-          const n = swap(t);
-          if (n === t) continue;
-          map.set(name, n);
-          if (self[name] === t) self[name] = n;
+          if (t) map.set(name, swap(t));
         }
       }
+    }
+    // then the fields that hold one of those tensors, under any name (Llama's invFreq is the
+    // buffer rotary_emb.inv_freq; a tied head's weight is another module's), and what a
+    // module keeps elsewhere (onMoved)
+    for (const m of modules) {
+      const self = m as unknown as Record<string, unknown>;
+      for (const key of Object.keys(self)) {
+        const v = self[key];
+        if (v instanceof Tensor && moved.has(v)) self[key] = moved.get(v);
+      }
+      m.onMoved(swap, d);
     }
     for (const old of moved.keys()) {
       old.grad?.dispose();
@@ -217,6 +225,18 @@ export abstract class Module {
       old.dispose();
     }
     return this;
+  }
+
+  /**
+   * Called by to() on every module after its parameters and buffers moved: a module that keeps
+   * references to tensors besides its maps (LoRA's adapter records, NF4Linear's quantized
+   * weight) points them at `swap(t)`, t's copy on `device` (made once per tensor: a tensor of a
+   * map gets the copy its map holds; the originals are disposed after every module was visited).
+   * Nothing by default.
+   */
+  protected onMoved(swap: (t: Tensor) => Tensor, device: Device): void {
+    void swap;
+    void device;
   }
 
   /** Disposes every parameter and buffer. */

@@ -18,7 +18,7 @@ import { Module } from '../nn/module.js';
 import { Linear, type LinearLike } from '../nn/layers.js';
 import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../autograd/tape.js';
-import { NF4Tensor, type QuantizeOptions } from '../tensor/nf4.js';
+import { NF4Tensor, type AbsmaxState, type QuantizeOptions } from '../tensor/nf4.js';
 import { nf4Linear } from '../autograd/nf4_ops.js';
 
 export class NF4Linear extends Module implements LinearLike {
@@ -65,6 +65,16 @@ export class NF4Linear extends Module implements LinearLike {
 
   forward(x: Tensor): Tensor<'f32'> {
     return nf4Linear(x, this.qweight, this.bias);
+  }
+
+  /** Module.to() moved the codes (the `weight` buffer); the absmax state follows them. */
+  protected override onMoved(swap: (t: Tensor) => Tensor): void {
+    const q = this.qweight;
+    const st = q.absmaxState;
+    const moved: AbsmaxState = st.kind === 'f32'
+      ? { kind: 'f32', absmax: swap(st.absmax) as Tensor<'f32'> }
+      : { kind: 'double', q: swap(st.q) as Tensor<'u8'>, nestedAbsmax: swap(st.nestedAbsmax) as Tensor<'f32'>, offset: st.offset };
+    (this as { qweight: NF4Tensor }).qweight = new NF4Tensor(swap(q.packed) as Tensor<'u8'>, moved, q.shape, q.blocksize, q.quantType, q.dtype);
   }
 
   /** The dense weight f32 in `layout` ([out, in] by default, or the source layout with 'source'). */

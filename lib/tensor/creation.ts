@@ -33,12 +33,14 @@ const FROM_NUMBERS: Partial<Record<DType, (v: number[]) => ArrayBufferView>> = {
 };
 
 /**
- * A tensor from nested arrays or a typed array.
+ * A tensor from nested arrays or a typed array, on `device` (default the CPU: on a device the
+ * values are written straight into its memory, one copy).
  * @example
  * const x = tensor([[1, 2], [3, 4]]);            // f32 [2, 2]
  * const ids = tensor(new Int32Array([5, 7]), [2]); // i32 from a typed array
+ * const pos = tensor(positions, [B, T], 'i32', model.device); // beside the model's weights
  */
-export function tensor<D extends DType = 'f32'>(data: NestedNumbers | ArrayBufferView, shape?: Shape, dtype?: D): Tensor<D> {
+export function tensor<D extends DType = 'f32'>(data: NestedNumbers | ArrayBufferView, shape?: Shape, dtype?: D, device: Device = 'cpu'): Tensor<D> {
   if (ArrayBuffer.isView(data)) {
     const dt = (dtype ?? dtypeOfTypedArray(data)) as D;
     const n = data.byteLength / DTYPE_SIZE[dt];
@@ -46,7 +48,7 @@ export function tensor<D extends DType = 'f32'>(data: NestedNumbers | ArrayBuffe
     if (numelOf(sh) !== n) {
       throw new TunekitError('ERR_SHAPE', `tensor(): shape [${sh}] holds ${numelOf(sh)} elements but the data has ${n}`);
     }
-    return Tensor.empty(sh, dt).copyFrom(data);
+    return Tensor.empty(sh, dt, false, device).copyFrom(data);
   }
   const dt = (dtype ?? 'f32') as D;
   const flat: number[] = [];
@@ -56,9 +58,9 @@ export function tensor<D extends DType = 'f32'>(data: NestedNumbers | ArrayBuffe
     throw new TunekitError('ERR_SHAPE', `tensor(): shape [${sh}] holds ${numelOf(sh)} elements but the data has ${flat.length}`);
   }
   const conv = FROM_NUMBERS[dt];
-  if (conv) return Tensor.empty(sh, dt).copyFrom(conv(flat));
+  if (conv) return Tensor.empty(sh, dt, false, device).copyFrom(conv(flat));
   // bf16 / f16: go through f32 and cast natively (correct rounding)
-  const f = Tensor.empty(sh, 'f32').copyFrom(new Float32Array(flat));
+  const f = Tensor.empty(sh, 'f32', false, device).copyFrom(new Float32Array(flat));
   const out = f.castRaw(dt);
   f.dispose();
   return out;
@@ -90,11 +92,11 @@ export function ones<D extends DType = 'f32'>(shape: Shape, dtype?: D, device: D
   return full(shape, 1, dtype, device);
 }
 
-/** [start, start+step, ...) below end. @example arange(0, 5) // [0,1,2,3,4] */
-export function arange<D extends DType = 'f32'>(start: number, end: number, step = 1, dtype?: D): Tensor<D> {
+/** [start, start+step, ...) below end (on `device`, default the CPU). @example arange(0, 5) // [0,1,2,3,4] */
+export function arange<D extends DType = 'f32'>(start: number, end: number, step = 1, dtype?: D, device: Device = 'cpu'): Tensor<D> {
   if (step === 0) throw new TunekitError('ERR_VALUE', 'arange: step must not be 0');
   const n = Math.max(0, Math.ceil((end - start) / step));
-  const t = Tensor.empty([n], (dtype ?? 'f32') as D);
+  const t = Tensor.empty([n], (dtype ?? 'f32') as D, false, device);
   run('arange', { dst: t, dtype: t.dtype, n, start, step });
   return t;
 }

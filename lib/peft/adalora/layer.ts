@@ -77,6 +77,12 @@ export class AdaLoraLinear extends LoraLinear {
     return ad;
   }
 
+  /** The SVD records hold E beside lora_E (and A, B: the LoRA records): they follow Module.to(). */
+  protected override onMoved(swap: (t: Tensor) => Tensor): void {
+    super.onMoved(swap);
+    for (const ad of this.svd.values()) ad.E = swap(ad.E);
+  }
+
   override forward(x: Tensor): Tensor<'f32'> {
     const name = this.active;
     const ad = name && !this.disabled && !this.merged.has(name) ? this.svd.get(name) : undefined;

@@ -43,6 +43,14 @@ export abstract class LoraAdaptedModule extends Module {
     return null;
   }
 
+  /** The adapter records hold A and B beside the parameter maps: they follow Module.to(). */
+  protected override onMoved(swap: (t: Tensor) => Tensor): void {
+    for (const ad of this.adapters.values()) {
+      ad.A = swap(ad.A);
+      ad.B = swap(ad.B);
+    }
+  }
+
   /** Registers a new adapter; the first one becomes active. */
   protected registerAdapter(name: string, ad: LoraAdapter): LoraAdapter {
     this.adapters.set(name, ad);

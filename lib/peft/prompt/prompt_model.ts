@@ -172,14 +172,14 @@ export abstract class PromptLearningModel extends PeftModel {
   }
 }
 
-/** [B, T] i32 -> [B, n + T] with n leading `value`s. */
+/** [B, T] i32 -> [B, n + T] with n leading `value`s, on m's device. */
 function prependConstant(m: Tensor<'i32'>, n: number, value: number): Tensor<'i32'> {
   const [B, T] = m.shape as [number, number];
-  const src = m.data() as Int32Array;
+  const src = m.toTypedArray() as Int32Array;
   const out = new Int32Array(B * (n + T));
   for (let b = 0; b < B; b++) {
     out.fill(value, b * (n + T), b * (n + T) + n);
     out.set(src.subarray(b * T, (b + 1) * T), b * (n + T) + n);
   }
-  return tensor(out, [B, n + T], 'i32') as Tensor<'i32'>;
+  return tensor(out, [B, n + T], 'i32', m.device);
 }
