@@ -104,10 +104,12 @@ export class RankAllocator {
       return d;
     });
     this.totalRanks = offset;
+    // the EMAs, scores, masks and costs live beside the adapters (on a GPU, in its memory)
+    const device = layers[0]!.A.device;
     if (opts.budgetUnit === 'params') {
       const cost = new Float32Array(Math.max(1, offset));
       for (const d of this.dims) cost.fill(d.inF + d.outF + 1, d.offset, d.offset + d.r);
-      this.costs = keep(Tensor.empty([cost.length], 'f32', true));
+      this.costs = keep(Tensor.empty([cost.length], 'f32', true, device));
       this.costs.copyFrom(cost);
       this.initBudget = this.dims.reduce((s, d) => s + d.r * (d.inF + d.outF + 1), 0);
       this.targetBudget = opts.targetR * this.dims.reduce((s, d) => s + d.inF + d.outF, 0);
@@ -116,9 +118,9 @@ export class RankAllocator {
       this.initBudget = offset;
       this.targetBudget = opts.targetR * layers.length;
     }
-    this.state = this.dims.map((d) => keep(Tensor.empty([2 * (d.r * d.inF + d.r + d.outF * d.r)], 'f32', true)));
-    this.scores = keep(Tensor.empty([Math.max(1, offset)], 'f32', true));
-    this.keepMasks = this.dims.map((d) => keep(Tensor.empty([Math.max(1, d.r)], 'u8', true)));
+    this.state = this.dims.map((d) => keep(Tensor.empty([2 * (d.r * d.inF + d.r + d.outF * d.r)], 'f32', true, device)));
+    this.scores = keep(Tensor.empty([Math.max(1, offset)], 'f32', true, device));
+    this.keepMasks = this.dims.map((d) => keep(Tensor.empty([Math.max(1, d.r)], 'u8', true, device)));
   }
 
   setTotalStep(totalStep: number): void {
@@ -153,7 +155,7 @@ export class RankAllocator {
   /** Triplet scores of every layer (from the current EMAs), by layer name. */
   tripletScores(): Map<string, Float32Array> {
     this.computeScores();
-    const all = this.scores.data() as Float32Array;
+    const all = this.scores.toTypedArray() as Float32Array;
     return new Map(this.layers.map((l, i) => [l.name, all.slice(this.dims[i]!.offset, this.dims[i]!.offset + this.dims[i]!.r)]));
   }
 
@@ -196,7 +198,7 @@ export class RankAllocator {
       } finally {
         scores.dispose();
       }
-      pattern[`${l.name}.lora_E`] = Array.from((m.data() as Uint8Array).subarray(0, d.r), (v) => v === 1);
+      pattern[`${l.name}.lora_E`] = Array.from((m.toTypedArray() as Uint8Array).subarray(0, d.r), (v) => v === 1);
     });
     return pattern;
   }
