@@ -6,6 +6,7 @@
  */
 import { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
+import type { Device } from '../tensor/device.js';
 import * as F from '../autograd/ops.js';
 import { TunekitError } from '../errors.js';
 import type { ModelInputs, ModelOutput } from './common.js';
@@ -78,11 +79,12 @@ export function gatherLogprobs(logits: Tensor, positions: Int32Array, targets: I
   const n = positions.length;
   if (targets.length !== n) throw new TunekitError('ERR_SHAPE', `gatherLogprobs: ${n} positions but ${targets.length} targets`);
   for (const t of targets) if (t < 0 || t >= V) throw new TunekitError('ERR_INDEX', `gatherLogprobs: target token ${t} is outside the vocabulary [0, ${V})`);
-  if (n === 0) return tensor(new Float32Array(0), [0]) as F32;
-  const rows = F.gatherRows(F.reshape(logits, [-1, V]), tensor(positions, [n], 'i32') as Tensor<'i32'>);
+  if (n === 0) return tensor(new Float32Array(0), [0], 'f32', logits.device);
+  // the indices beside the logits (on a GPU, in its memory)
+  const rows = F.gatherRows(F.reshape(logits, [-1, V]), tensor(positions, [n], 'i32', logits.device));
   const lsm = F.logSoftmax(temperature === 1 ? rows : F.scale(rows, 1 / temperature));
   const flatIdx = Int32Array.from(targets, (t, i) => i * V + t);
-  return F.reshape(F.gatherRows(F.reshape(lsm, [n * V, 1]), tensor(flatIdx, [n], 'i32') as Tensor<'i32'>), [n]);
+  return F.reshape(F.gatherRows(F.reshape(lsm, [n * V, 1]), tensor(flatIdx, [n], 'i32', logits.device)), [n]);
 }
 
 /**
@@ -91,10 +93,10 @@ export function gatherLogprobs(logits: Tensor, positions: Int32Array, targets: I
  */
 export function sumBySequence(values: Tensor, owner: Int32Array, B: number): F32 {
   const n = owner.length;
-  if (n === 0) return tensor(new Float32Array(B), [B]) as F32;
+  if (n === 0) return tensor(new Float32Array(B), [B], 'f32', values.device);
   const S = new Float32Array(B * n);
   owner.forEach((b, i) => { S[b * n + i] = 1; });
-  return F.reshape(F.matmul(tensor(S, [B, n]) as F32, F.reshape(values, [n, 1])), [B]);
+  return F.reshape(F.matmul(tensor(S, [B, n], 'f32', values.device), F.reshape(values, [n, 1])), [B]);
 }
 
 /**
@@ -105,9 +107,11 @@ export function sumBySequence(values: Tensor, owner: Int32Array, B: number): F32
  * const { sums } = completionLogprobs(model, batch); // logp(y | x) per sequence
  */
 export function completionLogprobs(model: CausalForward, batch: CompletionBatch, opts: { temperature?: number } = {}): { sums: F32; perToken: F32; output: ModelOutput } {
+  // the batch where the model's weights are (a Module's device: on a GPU, in its memory; the CPU for a bare forward)
+  const device = (model as { device?: Device }).device ?? 'cpu';
   const inputs: ModelInputs = {
-    inputIds: tensor(batch.inputIds, [batch.batch, batch.seqLen], 'i32') as Tensor<'i32'>,
-    attentionMask: tensor(batch.attentionMask, [batch.batch, batch.seqLen], 'i32') as Tensor<'i32'>,
+    inputIds: tensor(batch.inputIds, [batch.batch, batch.seqLen], 'i32', device),
+    attentionMask: tensor(batch.attentionMask, [batch.batch, batch.seqLen], 'i32', device),
   };
   const output = model.forward(inputs);
   if (output.logits.ndim !== 3) throw new TunekitError('ERR_VALUE', `completionLogprobs: expected a causal LM's [B, T, V] logits but received [${output.logits.shape}]`);

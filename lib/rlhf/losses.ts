@@ -16,13 +16,15 @@
  */
 import { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
+import type { Device } from '../tensor/device.js';
 import * as F from '../autograd/ops.js';
 import { TunekitError } from '../errors.js';
 
 type F32 = Tensor<'f32'>;
 
-function vec(x: ArrayLike<number>, shape: number[]): F32 {
-  return tensor(Float32Array.from(x as ArrayLike<number>), shape) as F32;
+/** Constants as an f32 tensor on `device` (the differentiable operand's: a GPU's memory in a device run). */
+function vec(x: ArrayLike<number>, shape: number[], device: Device): F32 {
+  return tensor(Float32Array.from(x as ArrayLike<number>), shape, 'f32', device);
 }
 
 function checkLen(what: string, a: ArrayLike<number>, n: number): void {
@@ -40,8 +42,8 @@ function checkLen(what: string, a: ArrayLike<number>, n: number): void {
 export function logSigmoidStable(x: Tensor): F32 {
   const v = x.toArray();
   const shape = [...x.shape];
-  const pos = vec(v.map((e) => (e >= 0 ? 1 : 0)), shape);
-  const sign = vec(v.map((e) => (e >= 0 ? -1 : 1)), shape);
+  const pos = vec(v.map((e) => (e >= 0 ? 1 : 0)), shape, x.device);
+  const sign = vec(v.map((e) => (e >= 0 ? -1 : 1)), shape, x.device);
   const negAbs = F.mul(x, sign); // -|x| with the gradient of the chosen branch
   const lin = F.mul(x, F.addScalar(F.neg(pos), 1)); // x on the negative branch, 0 elsewhere
   return F.sub(lin, F.log(F.addScalar(F.exp(negAbs), 1)));
@@ -72,7 +74,7 @@ export function pairwiseRewardLoss(rChosen: Tensor, rRejected: Tensor, margin?: 
   let diff: F32 = F.sub(F.reshape(rChosen, [n]), F.reshape(rRejected, [n]));
   if (margin) {
     checkLen('pairwiseRewardLoss margin', margin, n);
-    diff = F.sub(diff, vec(margin, [n]));
+    diff = F.sub(diff, vec(margin, [n], diff.device));
   }
   const loss = F.neg(F.mean(logSigmoidStable(diff)));
   const c = rChosen.toArray(), r = rRejected.toArray();
@@ -119,8 +121,8 @@ export function dpoLoss(policyChosen: Tensor, policyRejected: Tensor, refChosen:
   checkLen('dpoLoss reference chosen', rc, n);
   checkLen('dpoLoss reference rejected', rr, n);
   const pc = F.reshape(policyChosen, [n]), pr = F.reshape(policyRejected, [n]);
-  const chosenRatio = F.sub(pc, vec(rc, [n]));
-  const rejectedRatio = F.sub(pr, vec(rr, [n]));
+  const chosenRatio = F.sub(pc, vec(rc, [n], pc.device));
+  const rejectedRatio = F.sub(pr, vec(rr, [n], pr.device));
   const loss = F.neg(F.mean(logSigmoidStable(F.scale(F.sub(chosenRatio, rejectedRatio), beta))));
   const pcv = pc.toArray(), prv = pr.toArray();
   let sc = 0, sr = 0, acc = 0, lc = 0, lr = 0;
@@ -256,7 +258,7 @@ function exactClamp(x: Tensor, lo: ArrayLike<number>, hi: ArrayLike<number>): F3
     else inside[i] = 1;
   }
   const shape = [...x.shape];
-  return F.add(F.mul(x, vec(inside, shape)), vec(bound, shape));
+  return F.add(F.mul(x, vec(inside, shape, x.device)), vec(bound, shape, x.device));
 }
 
 export interface PolicyLossOutput {
@@ -281,7 +283,8 @@ export function ppoPolicyLoss(newLogprobs: Tensor, oldLogprobs: ArrayLike<number
   checkLen('ppoPolicyLoss oldLogprobs', oldLogprobs, n);
   checkLen('ppoPolicyLoss advantages', advantages, n);
   checkLen('ppoPolicyLoss mask', mask, n);
-  const old = vec(oldLogprobs, shape), A = vec(advantages, shape), M = vec(mask, shape);
+  const dev = newLogprobs.device;
+  const old = vec(oldLogprobs, shape, dev), A = vec(advantages, shape, dev), M = vec(mask, shape, dev);
   const diff = F.sub(newLogprobs, old);
   const ratio = F.exp(diff);
   const negA = F.neg(A);
@@ -318,7 +321,7 @@ export function ppoValueLoss(vpred: Tensor, oldValues: ArrayLike<number>, return
   checkLen('ppoValueLoss oldValues', oldValues, n);
   checkLen('ppoValueLoss returns', returns, n);
   checkLen('ppoValueLoss mask', mask, n);
-  const R = vec(returns, shape), M = vec(mask, shape);
+  const R = vec(returns, shape, vpred.device), M = vec(mask, shape, vpred.device);
   // clip(v, old - eps, old + eps) elementwise: min(max(v, old - eps), old + eps)
   const clipped = exactClamp(vpred, Array.from(oldValues, (v) => Math.fround(v) - cliprangeValue), Array.from(oldValues, (v) => Math.fround(v) + cliprangeValue));
   const l1 = F.square(F.sub(vpred, R));

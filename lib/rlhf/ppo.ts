@@ -34,6 +34,7 @@
  */
 import { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
+import type { Device } from '../tensor/device.js';
 import { tidy } from '../tensor/scope.js';
 import { noGrad } from '../autograd/tape.js';
 import * as F from '../autograd/ops.js';
@@ -82,6 +83,17 @@ export type RewardFn = (queries: number[][], responses: number[][]) => number[] 
  */
 export function rewardModelScorer(model: ScalarModel, padTokenId: number, batchSize = 16): RewardFn {
   return (q, r) => scoreSequences(model, q.map((qi, i) => [...qi, ...r[i]!]), padTokenId, batchSize);
+}
+
+/**
+ * A grid's inputs where `model` is: the grid's own (made on the policy's device), or copies
+ * (freed by the caller's tidy) for a reference model left on another device.
+ */
+function gridInputsFor(model: CausalForward, g: { inputs: ModelInputs }): ModelInputs {
+  const device = (model as { device?: Device }).device ?? 'cpu';
+  const { inputIds, attentionMask } = g.inputs;
+  if (!inputIds || inputIds.device === device) return g.inputs;
+  return { inputIds: inputIds.to(device), attentionMask: attentionMask?.to(device) };
 }
 
 /** The policy: a causal LM (a PeftModel, whose disabled-adapter self is the reference). */
@@ -248,22 +260,23 @@ export class PpoObjective implements Objective<number[], Promise<PpoEval>> {
       for (let t = 0; t < R; t++) positions[b * R + t] = b * T + L - 1 + t;
     }
     return {
-      inputs: { inputIds: tensor(ids, [B, T], 'i32') as Tensor<'i32'>, attentionMask: tensor(mask, [B, T], 'i32') as Tensor<'i32'> },
+      // on the policy's device (a GPU's memory in a device run)
+      inputs: { inputIds: tensor(ids, [B, T], 'i32', this.o.policy.device), attentionMask: tensor(mask, [B, T], 'i32', this.o.policy.device) },
       positions, targets,
     };
   }
 
   /** Log-probs [B, R] of the response tokens (masked positions filled with 1.0) and values [B, R]. */
   private evaluateGrid(model: CausalForward, g: Grid, B: number, R: number, mask: Float32Array, withValues: boolean): { logprobs: Tensor<'f32'>; values: Tensor<'f32'> | null } {
-    const out = model.forward(g.inputs);
+    const out = model.forward(gridInputsFor(model, g));
     const lp = F.reshape(gatherLogprobs(out.logits, g.positions, g.targets, this.o.temperature), [B, R]);
-    const M = tensor(mask, [B, R]) as Tensor<'f32'>;
-    const fill = tensor(Float32Array.from(mask, (m) => (1 - m) * INVALID_LOGPROB), [B, R]) as Tensor<'f32'>;
+    const M = tensor(mask, [B, R], 'f32', lp.device);
+    const fill = tensor(Float32Array.from(mask, (m) => (1 - m) * INVALID_LOGPROB), [B, R], 'f32', lp.device);
     const logprobs = F.add(F.mul(lp, M), fill);
     let values: Tensor<'f32'> | null = null;
     if (withValues) {
       const C = out.hidden.shape[out.hidden.ndim - 1]!;
-      const h = F.gatherRows(F.reshape(out.hidden, [-1, C]), tensor(g.positions, [B * R], 'i32') as Tensor<'i32'>);
+      const h = F.gatherRows(F.reshape(out.hidden, [-1, C]), tensor(g.positions, [B * R], 'i32', out.hidden.device));
       values = F.mul(F.reshape(this.valueHead.forward(h), [B, R]), M);
     }
     return { logprobs, values };
@@ -281,9 +294,9 @@ export class PpoObjective implements Objective<number[], Promise<PpoEval>> {
   /** Mean per-token entropy of the sampling distribution over the masked response positions. */
   private meanEntropy(model: CausalForward, g: Grid, mask: Float32Array): number {
     return noGrad(() => tidy(() => {
-      const out = model.forward(g.inputs);
+      const out = model.forward(gridInputsFor(model, g));
       const V = out.logits.shape[out.logits.ndim - 1]!;
-      let rows = F.gatherRows(F.reshape(out.logits, [-1, V]), tensor(g.positions, [g.positions.length], 'i32') as Tensor<'i32'>);
+      let rows = F.gatherRows(F.reshape(out.logits, [-1, V]), tensor(g.positions, [g.positions.length], 'i32', out.logits.device));
       if (this.o.temperature !== 1) rows = F.scale(rows, 1 / this.o.temperature);
       const lsm = F.logSoftmax(rows);
       const ent = F.neg(F.sum(F.mul(F.exp(lsm), lsm), 1)).toArray();

@@ -15,6 +15,7 @@
  */
 import { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
+import type { Device } from '../tensor/device.js';
 import { tidy } from '../tensor/scope.js';
 import { noGrad } from '../autograd/tape.js';
 import * as F from '../autograd/ops.js';
@@ -39,14 +40,14 @@ function checkScalar(model: ScalarModel): void {
   }
 }
 
-/** Right-pads token sequences into model inputs. */
-export function padRight(seqs: readonly (readonly number[])[], padTokenId: number): ModelInputs {
+/** Right-pads token sequences into model inputs on `device` (the model's). */
+export function padRight(seqs: readonly (readonly number[])[], padTokenId: number, device: Device = 'cpu'): ModelInputs {
   const B = seqs.length, T = Math.max(1, ...seqs.map((s) => s.length));
   const ids = new Int32Array(B * T).fill(padTokenId), mask = new Int32Array(B * T);
   seqs.forEach((s, b) => s.forEach((id, t) => { ids[b * T + t] = id; mask[b * T + t] = 1; }));
   return {
-    inputIds: tensor(ids, [B, T], 'i32') as Tensor<'i32'>,
-    attentionMask: tensor(mask, [B, T], 'i32') as Tensor<'i32'>,
+    inputIds: tensor(ids, [B, T], 'i32', device),
+    attentionMask: tensor(mask, [B, T], 'i32', device),
   };
 }
 
@@ -62,7 +63,7 @@ export function scoreSequences(model: ScalarModel, seqs: readonly (readonly numb
   try {
     noGrad(() => {
       for (let i = 0; i < seqs.length; i += batchSize) {
-        tidy(() => { out.push(...model.forward(padRight(seqs.slice(i, i + batchSize), padTokenId)).logits.toArray()); });
+        tidy(() => { out.push(...model.forward(padRight(seqs.slice(i, i + batchSize), padTokenId, model.device)).logits.toArray()); });
       }
     });
   } finally {
@@ -74,7 +75,7 @@ export function scoreSequences(model: ScalarModel, seqs: readonly (readonly numb
 /** Rewards of the chosen and rejected sequences of pairs, from one forward: [B] each. */
 export function pairRewards(model: ScalarModel, pairs: readonly PreferenceExample[], padTokenId: number): { chosen: Tensor<'f32'>; rejected: Tensor<'f32'> } {
   const seqs = [...pairs.map((p) => [...p.promptIds, ...p.chosenIds]), ...pairs.map((p) => [...p.promptIds, ...p.rejectedIds])];
-  const r = F.reshape(model.forward(padRight(seqs, padTokenId)).logits, [2 * pairs.length]);
+  const r = F.reshape(model.forward(padRight(seqs, padTokenId, model.device)).logits, [2 * pairs.length]);
   return { chosen: F.slice(r, 0, 0, pairs.length), rejected: F.slice(r, 0, pairs.length) };
 }
 
