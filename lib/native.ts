@@ -215,9 +215,9 @@ export interface KernelOps {
   nf4GemmDx: { args: { dy: TensorRef; M: number; packed: TensorRef; absmax: TensorRef; N: number; K: number; blocksize: number; quantType: Quant4Type; dx: TensorRef; beta: number }; result: void };
 
   // ---- GEMM (native/napi/ops_gemm.cpp)
-  /** C[i] = alpha op(A[i]) op(B[i]) + beta C[i], i < batch, row-major, packed back to back; dtype f32, or bf16 inputs (C f32). */
+  /** C[i] = alpha op(A[i]) op(B[i]) + beta C[i], i < batch, row-major, packed back to back; dtype f32, or bf16 inputs (C f32); roundA (CPU only): A f32, rounded to bf16 while packed, B bf16. */
   gemm: {
-    args: { a: TensorRef; b: TensorRef; c: TensorRef; transA: boolean; transB: boolean; M: number; N: number; K: number; alpha: number; beta: number; batch: number; dtype: 'f32' | 'bf16' };
+    args: { a: TensorRef; b: TensorRef; c: TensorRef; transA: boolean; transB: boolean; M: number; N: number; K: number; alpha: number; beta: number; batch: number; dtype: 'f32' | 'bf16'; roundA?: boolean };
     result: void;
   };
 

@@ -191,12 +191,14 @@ export function sumToShape(g: Tensor<'f32'>, shape: Shape): Tensor<'f32'> {
 
 /**
  * C = alpha op(A) op(B) (+ beta C when `into` is given). A, B are 2-D (or 3-D batched with the
- * same batch); dtype f32, or bf16 inputs with an f32 result.
+ * same batch); dtype f32, or bf16 inputs with an f32 result. `roundA` (CPU): A is f32 and B bf16,
+ * A rounded to bf16 as the GEMM packs it, bit for bit a castRaw('bf16') of A first.
  */
-export function gemm(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean; alpha?: number; beta?: number; into?: Tensor<'f32'> } = {}): Tensor<'f32'> {
+export function gemm(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean; alpha?: number; beta?: number; into?: Tensor<'f32'>; roundA?: boolean } = {}): Tensor<'f32'> {
   const transA = opts.transA ?? false, transB = opts.transB ?? false;
-  if (a.dtype !== b.dtype || (a.dtype !== 'f32' && a.dtype !== 'bf16')) {
-    throw new TunekitError('ERR_DTYPE', `matmul: expected two f32 or two bf16 operands but received ${a.dtype} and ${b.dtype}`);
+  const roundA = opts.roundA ?? false;
+  if (roundA ? a.dtype !== 'f32' || b.dtype !== 'bf16' : a.dtype !== b.dtype || (a.dtype !== 'f32' && a.dtype !== 'bf16')) {
+    throw new TunekitError('ERR_DTYPE', `matmul: expected ${roundA ? 'an f32 and a bf16 operand (roundA)' : 'two f32 or two bf16 operands'} but received ${a.dtype} and ${b.dtype}`);
   }
   const batched = a.ndim === 3;
   if (!(a.ndim === 2 || a.ndim === 3) || b.ndim !== a.ndim) {
@@ -217,7 +219,8 @@ export function gemm(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: bo
     throw new TunekitError('ERR_SHAPE', `gemm: output is [${opts.into.shape}] but the product is [${outShape}]`);
   }
   const ac_ = contig(a), bc_ = contig(b);
-  run('gemm', { a: ac_, b: bc_, c: out, transA, transB, M, N, K, alpha: opts.alpha ?? 1, beta: opts.into ? (opts.beta ?? 0) : 0, batch, dtype: a.dtype });
+  const args = { a: ac_, b: bc_, c: out, transA, transB, M, N, K, alpha: opts.alpha ?? 1, beta: opts.into ? (opts.beta ?? 0) : 0, batch, dtype: b.dtype as 'f32' | 'bf16' }; // checked above
+  run('gemm', roundA ? { ...args, roundA } : args);
   ac_.dispose();
   bc_.dispose();
   if (opts.into) out.storage.markWritten(); // an in-place write (LoRA merge: W += s B A)
@@ -305,6 +308,8 @@ export function gemmWeight(a: Tensor, w: Tensor, frozen: boolean, opts: { transA
     bf16Weights.set(w, cached);
   }
   const wb = cached.copy;
+  // on the CPU the activation is rounded while the GEMM packs it (no cast pass, no bf16 buffer)
+  if (a.device === 'cpu') return gemm(a, wb, { ...opts, roundA: true });
   const ab = a.castRaw('bf16');
   const out = gemm(ab, wb, opts);
   ab.dispose();

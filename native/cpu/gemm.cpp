@@ -85,9 +85,9 @@ void scale_c(const GemmShape& s, float* C) {
   }
 }
 
-// Runs serial(sub-shape) on each thread's slice of C. T is float or uint16_t (bf16 bits).
-template <class T, class Serial>
-void run_split(const GemmShape& s, const T* A, const T* B, float* C, const IsaGemm& isa, Serial serial) {
+// Runs serial(sub-shape) on each thread's slice of C. TA, TB: float or uint16_t (bf16 bits).
+template <class TA, class TB, class Serial>
+void run_split(const GemmShape& s, const TA* A, const TB* B, float* C, const IsaGemm& isa, Serial serial) {
   const double flops = 2.0 * static_cast<double>(s.M) * static_cast<double>(s.N) * static_cast<double>(s.K);
   const int nt = num_threads();
   const bool split_n = s.N >= s.M;
@@ -144,6 +144,11 @@ SerialBF16 bf16_serial_for(const IsaGemm& isa) {
   return isa.bf16;
 }
 
+SerialBF16RoundA bf16_round_a_serial_for(const IsaGemm& isa) {
+  if (&isa == &isa_gemm_avx512() && !cpu_features().avx512_bf16) return &gemm_bf16_round_a_avx512_via_f32;
+  return isa.bf16_round_a;
+}
+
 }  // namespace
 
 void gemm_f32(const GemmShape& s, const float* A, const float* B, float* C) {
@@ -167,6 +172,15 @@ void gemm_bf16(const GemmShape& s, const uint16_t* A, const uint16_t* B, float* 
   if (s.K == 0 || s.alpha == 0.0f) return scale_c(s, C);
   const IsaGemm& isa = isa_gemm_best();
   run_split(s, A, B, C, isa, bf16_serial_for(isa));
+}
+
+void gemm_bf16_round_a(const GemmShape& s, const float* A, const uint16_t* B, float* C) {
+  check_shape(s, A, B, C, "gemm_bf16_round_a");
+  TK_CHECK(s.K2 == 0 && !s.epilogue, Value, "gemm_bf16_round_a: a second product (K2) and an epilogue are f32 only");
+  if (s.M == 0 || s.N == 0) return;
+  if (s.K == 0 || s.alpha == 0.0f) return scale_c(s, C);
+  const IsaGemm& isa = isa_gemm_best();
+  run_split(s, A, B, C, isa, bf16_round_a_serial_for(isa));
 }
 
 void gemm_f32_batched(const GemmShape& s, int64_t batch, const float* A, int64_t strideA, const float* B,

@@ -55,6 +55,11 @@ inline void gemm_f32(bool transA, bool transB, int64_t M, int64_t N, int64_t K, 
 }
 // bf16 inputs (raw uint16 bf16 bits), f32 accumulation and f32 output.
 void gemm_bf16(const GemmShape& s, const uint16_t* A, const uint16_t* B, float* C);
+// gemm_bf16 with an f32 A that is rounded to bf16 (f32_to_bf16: nearest even, NaN kept quiet)
+// while it is packed: bit for bit cast(A -> bf16) followed by gemm_bf16 (same packed panels,
+// blocking, thread split and kernel), without the cast's pass over A and its [M, K] bf16 buffer.
+// For an f32 activation times a frozen weight's bf16 copy (TUNEKIT_COMPUTE_DTYPE=bf16).
+void gemm_bf16_round_a(const GemmShape& s, const float* A, const uint16_t* B, float* C);
 
 // Batched: batch independent products, matrices `strideX` elements apart (0 = shared operand).
 void gemm_f32_batched(const GemmShape& s, int64_t batch, const float* A, int64_t strideA,

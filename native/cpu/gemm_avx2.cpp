@@ -74,17 +74,27 @@ struct TraitsBF16ViaF32 : TraitsF32 {
   static float to_packed(uint16_t v) { return bf16_bits_to_f32(v); }
 };
 
+// f32 A rounded to bf16 (and widened back) while packing: gemm_bf16_round_a.
+struct TraitsBF16RoundAViaF32 : TraitsBF16ViaF32 {
+  using InA = float;
+  using TraitsBF16ViaF32::to_packed;
+  static float to_packed(float v) { return bf16_bits_to_f32(round_to_bf16_bits(v)); }
+};
+
 void serial_f32(const GemmShape& s, const float* A, const float* B, float* C, WorkspaceFn ws) {
   gemm_serial<TraitsF32>(s, A, B, C, ws);
 }
 void serial_bf16(const GemmShape& s, const uint16_t* A, const uint16_t* B, float* C, WorkspaceFn ws) {
   gemm_serial<TraitsBF16ViaF32>(s, A, B, C, ws);
 }
+void serial_bf16_round_a(const GemmShape& s, const float* A, const uint16_t* B, float* C, WorkspaceFn ws) {
+  gemm_serial<TraitsBF16RoundAViaF32>(s, A, B, C, ws);
+}
 
 }  // namespace
 
 const IsaGemm& isa_gemm_avx2() {
-  static const IsaGemm g{"avx2", &serial_f32, &serial_bf16, kMR, kNR};
+  static const IsaGemm g{"avx2", &serial_f32, &serial_bf16, kMR, kNR, nullptr, &serial_bf16_round_a};
   return g;
 }
 

@@ -13,6 +13,9 @@ void serial_f32(const GemmShape& s, const float* A, const float* B, float* C, Wo
 void serial_bf16(const GemmShape& s, const uint16_t* A, const uint16_t* B, float* C, WorkspaceFn ws) {
   gemm_serial<TraitsBF16>(s, A, B, C, ws);
 }
+void serial_bf16_round_a(const GemmShape& s, const float* A, const uint16_t* B, float* C, WorkspaceFn ws) {
+  gemm_serial<TraitsBF16RoundA>(s, A, B, C, ws);
+}
 
 }  // namespace
 
@@ -21,8 +24,13 @@ void gemm_bf16_avx512_via_f32(const GemmShape& s, const uint16_t* A, const uint1
   gemm_serial<TraitsBF16ViaF32>(s, A, B, C, ws);
 }
 
+void gemm_bf16_round_a_avx512_via_f32(const GemmShape& s, const float* A, const uint16_t* B, float* C,
+                                      WorkspaceFn ws) {
+  gemm_serial<TraitsBF16RoundAViaF32>(s, A, B, C, ws);
+}
+
 const IsaGemm& isa_gemm_avx512() {
-  static const IsaGemm g{"avx512", &serial_f32, &serial_bf16, kMR, kNR, &gemv_f32_avx512};
+  static const IsaGemm g{"avx512", &serial_f32, &serial_bf16, kMR, kNR, &gemv_f32_avx512, &serial_bf16_round_a};
   return g;
 }
 

@@ -273,6 +273,38 @@ __attribute__((always_inline)) inline void load_transpose(const E* base, int64_t
   transpose16(r);
 }
 
+// 16 f32 -> 16 bf16 bits, round to nearest even, a NaN kept and made quiet: round_to_bf16_bits
+// lane by lane (integer arithmetic: vcvtne2ps2bf16 would flush denormals, which cast() keeps).
+__attribute__((always_inline)) inline __m256i round_to_bf16x16(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                                _mm512_set1_epi32(0x7f800000));
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb);
+  r = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x00400000));
+  return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+}
+
+// load_transpose for bf16 pairs read from f32: rows 0..rows-1 of a strided f32 matrix, first n
+// (<= 32) values each (masked, the rest zero), rounded to bf16; r[c] = column c of 32-bit pairs.
+__attribute__((always_inline)) inline void load_round_transpose(const float* base, int64_t ld, int rows, int n,
+                                                                __m512 (&r)[16]) {
+  const __mmask16 m0 = low_mask16(std::min(n, 16)), m1 = low_mask16(std::max(0, n - 16));
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) {
+    if (i < rows) {
+      const float* row = base + i * ld;
+      _mm_prefetch(reinterpret_cast<const char*>(row) + 512, _MM_HINT_T0);  // 4 chunks ahead
+      const __m256i lo = round_to_bf16x16(_mm512_maskz_loadu_ps(m0, row));
+      const __m256i hi = round_to_bf16x16(_mm512_maskz_loadu_ps(m1, row + 16));
+      r[i] = _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+    } else {
+      r[i] = _mm512_setzero_ps();
+    }
+  }
+  transpose16(r);
+}
+
 // Interleave two rows of uint16 (k and k+1) into 32-bit pairs: lo = columns 0..15, hi = 16..31.
 __attribute__((always_inline)) inline void interleave_pairs(__m512i r0, __m512i r1, __m512i& lo, __m512i& hi) {
   alignas(64) static const uint16_t kLo[32] = {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,
@@ -564,6 +596,37 @@ struct TraitsBF16 : PackBF16 {
     if (mr == kMR) kernel_bf16_rows<kMR>(kcp, Ap, Bp, nr, C, ldc, alpha, beta);
     else kBF16ByRows[mr](kcp, Ap, Bp, nr, C, ldc, alpha, beta);
   }
+};
+
+// bf16 pairs with an f32 A rounded while it is packed (gemm_bf16_round_a): the same panels,
+// blocking and kernel as TraitsBF16, so the result is that of cast-then-TraitsBF16 bit for bit.
+struct TraitsBF16RoundA : TraitsBF16 {
+  using InA = float;
+  using TraitsBF16::to_packed;
+  static uint16_t to_packed(float v) { return round_to_bf16_bits(v); }
+  // A not transposed (activations [M, K]): 16 pairs of each of the mr rows rounded and
+  // transposed in registers, as PackBF16 does for bf16 A; transposed A takes the generic packer.
+  static bool fast_pack_a(const GemmShape& s, const float* A, int64_t i0, int mr, int64_t k0, int64_t kc,
+                          int64_t kcp, uint16_t* dst) {
+    if (s.transA) return false;
+    const int64_t pairs = kcp / 2;
+    __m512 r[16];
+    for (int64_t p = 0; p < pairs; p += 16) {
+      const int np = static_cast<int>(std::min<int64_t>(16, pairs - p));
+      const int n = static_cast<int>(std::min<int64_t>(32, kc - 2 * p));
+      load_round_transpose(A + i0 * s.lda + k0 + 2 * p, s.lda, mr, n, r);
+      for (int pp = 0; pp < np; ++pp)
+        _mm512_mask_storeu_epi32(dst + (p + pp) * 2 * kMR, low_mask16(kMR), _mm512_castps_si512(r[pp]));
+    }
+    return true;
+  }
+};
+
+// The same without AVX512_BF16: A rounded to bf16 and widened back to f32 while packing.
+struct TraitsBF16RoundAViaF32 : TraitsBF16ViaF32 {
+  using InA = float;
+  using TraitsBF16ViaF32::to_packed;
+  static float to_packed(float v) { return bf16_bits_to_f32(round_to_bf16_bits(v)); }
 };
 
 // ---- GEMV (M == 1) ---------------------------------------------------------------------------

@@ -39,6 +39,17 @@ namespace tk::cpu::gemm_detail {
 namespace {
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// f32 -> bf16 bits, round to nearest even, a NaN kept and made quiet: core/dtype.h's
+// f32_to_bf16, repeated here because no inline code may be shared with the ISA files (see
+// gemm_internal.h); gemm_bf16_round_a must match cast() bit for bit (test_gemm_basic.cpp).
+inline uint16_t round_to_bf16_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
 inline int64_t ceil_div(int64_t x, int64_t m) { return (x + m - 1) / m; }
 
 // Largest packed op(A) that gemm_serial packs once for all NC blocks (see there): 4 MiB stays

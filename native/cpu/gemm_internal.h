@@ -20,6 +20,8 @@ using WorkspaceFn = void* (*)(size_t bytes);
 // already validated; M, N > 0; K may be anything >= 1. Threads split the problem above this.
 using SerialF32 = void (*)(const GemmShape& s, const float* A, const float* B, float* C, WorkspaceFn ws);
 using SerialBF16 = void (*)(const GemmShape& s, const uint16_t* A, const uint16_t* B, float* C, WorkspaceFn ws);
+// f32 A rounded to bf16 while packing, bf16 B (gemm_bf16_round_a).
+using SerialBF16RoundA = void (*)(const GemmShape& s, const float* A, const uint16_t* B, float* C, WorkspaceFn ws);
 
 // y[n0:n1] = alpha * x op(B) + beta * y for one row x (contiguous, K values); B as in GemmShape.
 using GemvF32 = void (*)(const float* x, const float* B, int64_t ldb, bool transB, int64_t K, int64_t n0,
@@ -31,6 +33,7 @@ struct IsaGemm {
   SerialBF16 bf16;         // bf16 inputs (converted to f32 while packing unless the ISA has dot-bf16)
   int mr, nr;              // microtile (used by the driver to align thread splits)
   GemvF32 gemv = nullptr;  // M == 1 streaming path, where the ISA has one
+  SerialBF16RoundA bf16_round_a = nullptr;  // the bf16 entry with an f32 A rounded while packing
 };
 
 // Defined in their own files; the avx512/avx2 tables are only called when cpu_features() allows.
@@ -42,6 +45,8 @@ const IsaGemm& isa_gemm_portable();
 // runs the f32 AVX-512 kernel (for AVX-512 CPUs without bf16 dot products).
 void gemm_bf16_avx512_via_f32(const GemmShape& s, const uint16_t* A, const uint16_t* B, float* C,
                               WorkspaceFn ws);
+void gemm_bf16_round_a_avx512_via_f32(const GemmShape& s, const float* A, const uint16_t* B, float* C,
+                                      WorkspaceFn ws);
 
 // The WorkspaceFn the front end passes: a grow-only buffer per thread (defined in gemm.cpp).
 void* thread_workspace(size_t bytes);

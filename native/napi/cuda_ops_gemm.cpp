@@ -38,6 +38,8 @@ TK_CUDA_OP(gemm) {
   const int64_t batch = o.integer("batch");
   const DType dt = o.dtype("dtype");
   TK_CHECK(batch >= 1, Shape, "gemm: batch must be >= 1 but is ", batch);
+  // the CPU op's roundA (an f32 A rounded to bf16 while packed) has no CUDA kernel: lib/ casts first
+  TK_CHECK(!o.flag_or("roundA", false), Value, "gemm: roundA (an f32 A with bf16 B) is CPU only; cast A to bf16 first");
   const int64_t na = checked_elems({batch, s.M, s.K}, "gemm A"), nb = checked_elems({batch, s.K, s.N}, "gemm B");
   float* C = o.tensor<float>("c", checked_elems({batch, s.M, s.N}, "gemm C"));
   if (dt == DType::F32) {
