@@ -19,6 +19,7 @@ import { inferenceMode } from '../nn/module.js';
 import * as F from '../autograd/ops.js';
 import { Rng } from '../data/rng.js';
 import type { TokenizerLike } from '../data/types.js';
+import { yieldToEventLoop } from '../event_loop.js';
 import { maxSequenceLength, type LayerKV, type PretrainedModel } from './common.js';
 
 export type { TokenizerLike };
@@ -141,7 +142,7 @@ export async function generate(model: PretrainedModel, inputIds: number[][], opt
       if (done.every(Boolean)) break;
       stepIds = next.map((t) => [t]);
       for (const m of mask) m.push(1);
-      await new Promise<void>((resolve) => setImmediate(resolve)); // let the event loop breathe
+      await yieldToEventLoop(); // timers and I/O run between any two tokens
     }
   } finally {
     for (const kv of cache) { kv.k.dispose(); kv.v.dispose(); }

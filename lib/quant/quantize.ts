@@ -7,7 +7,7 @@
  * const report = await quantizeModel(model, { blocksize: 64, doubleQuant: true });
  * console.log(report.bytesBefore, report.bytesAfter);
  */
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { yieldToEventLoop as yieldToLoop } from '../event_loop.js';
 import type { Module } from '../nn/module.js';
 import { Linear } from '../nn/layers.js';
 import { TunekitError } from '../errors.js';

@@ -389,15 +389,11 @@ export type CheckpointCheck =
   | { complete: false; reason: string };
 
 /**
- * Checks a checkpoint folder: its manifest and every file it lists (size, then sha256), and
- * trainer_state.json. A folder without manifest.json is accepted only as `checkpoint/` itself
- * (`legacyName`), where tunekit before manifests only ever renamed complete folders.
- *
- * @example
- * const c = checkCheckpoint('runs/x/checkpoint');
- * if (!c.complete) console.log(c.reason);
+ * The checks of one checkpoint folder, handed to a driver: each yield asks for a file's sha256
+ * (the async driver reads it through fs/promises, the sync one blocks) and receives it, or the
+ * read's error thrown at the yield. Manifest, sizes and trainer_state.json are small reads.
  */
-export function checkCheckpoint(dir: string, opts: { allowLegacy?: boolean } = {}): CheckpointCheck {
+function* checkSteps(dir: string, opts: { allowLegacy?: boolean }): Generator<string, CheckpointCheck, string> {
   const manifestPath = join(dir, MANIFEST_FILE);
   const statePath = join(dir, TRAINER_STATE_FILE);
   let manifestText: string | null = null;
@@ -435,7 +431,7 @@ export function checkCheckpoint(dir: string, opts: { allowLegacy?: boolean } = {
     }
     for (const [f, want] of Object.entries(manifest.files)) {
       const p = join(dir, ...f.split('/'));
-      if (sha256File(p) !== want.sha256) return { complete: false, reason: `${p} does not match its sha256 in the manifest` };
+      if ((yield p) !== want.sha256) return { complete: false, reason: `${p} does not match its sha256 in the manifest` };
     }
     const state = parseTrainerState(readText(statePath), statePath);
     if (state.step !== manifest.step) return { complete: false, reason: `${statePath} has step ${state.step}, the manifest says ${manifest.step}` };
@@ -443,6 +439,55 @@ export function checkCheckpoint(dir: string, opts: { allowLegacy?: boolean } = {
   } catch (e) {
     return { complete: false, reason: (e as Error).message };
   }
+}
+
+/**
+ * Checks a checkpoint folder: its manifest and every file it lists (size, then sha256), and
+ * trainer_state.json. A folder without manifest.json is accepted only as `checkpoint/` itself
+ * (`legacyName`), where tunekit before manifests only ever renamed complete folders. The hashes
+ * are read through fs/promises, in 4 MiB chunks: the event loop runs between chunks (hashing a
+ * checkpoint takes about 1 s per GB).
+ *
+ * @example
+ * const c = await checkCheckpoint('runs/x/checkpoint');
+ * if (!c.complete) console.log(c.reason);
+ */
+export async function checkCheckpoint(dir: string, opts: { allowLegacy?: boolean } = {}): Promise<CheckpointCheck> {
+  const steps = checkSteps(dir, opts);
+  let r = steps.next();
+  while (!r.done) {
+    let hash: string;
+    try {
+      hash = await sha256FileAsync(r.value);
+    } catch (e) {
+      r = steps.throw(e);
+      continue;
+    }
+    r = steps.next(hash);
+  }
+  return r.value;
+}
+
+/**
+ * {@link checkCheckpoint} with blocking reads.
+ *
+ * @example
+ * const c = checkCheckpointSync('runs/x/checkpoint');
+ */
+export function checkCheckpointSync(dir: string, opts: { allowLegacy?: boolean } = {}): CheckpointCheck {
+  const steps = checkSteps(dir, opts);
+  let r = steps.next();
+  while (!r.done) {
+    let hash: string;
+    try {
+      hash = sha256File(r.value);
+    } catch (e) {
+      r = steps.throw(e);
+      continue;
+    }
+    r = steps.next(hash);
+  }
+  return r.value;
 }
 
 function readText(p: string): string {
@@ -485,18 +530,32 @@ function parseManifest(text: string, file: string): Manifest {
   return v as Manifest;
 }
 
-/**
- * Reads a checkpoint folder's state after checking it ({@link checkCheckpoint}); an incomplete
- * or corrupt folder is an ERR_FORMAT naming what is wrong.
- *
- * @example
- * const { state } = readCheckpoint('runs/x/checkpoint');
- */
-export function readCheckpoint(dir: string): { state: TrainerState; legacy: boolean } {
-  if (!isDir(dir)) throw new TunekitError('ERR_NOT_FOUND', `no checkpoint folder ${dir}`);
-  const c = checkCheckpoint(dir, { allowLegacy: true });
+/** An ERR_NOT_FOUND / ERR_FORMAT for a checkpoint folder that is not there or did not check out. */
+function stateOf(dir: string, c: CheckpointCheck | null): { state: TrainerState; legacy: boolean } {
+  if (!c) throw new TunekitError('ERR_NOT_FOUND', `no checkpoint folder ${dir}`);
   if (!c.complete) throw new TunekitError('ERR_FORMAT', `checkpoint ${dir} is incomplete or corrupt: ${c.reason}`);
   return { state: c.state, legacy: c.legacy };
+}
+
+/**
+ * Reads a checkpoint folder's state after checking it ({@link checkCheckpoint}: the hashes are
+ * read through fs/promises); an incomplete or corrupt folder is an ERR_FORMAT naming what is wrong.
+ *
+ * @example
+ * const { state } = await readCheckpoint('runs/x/checkpoint');
+ */
+export async function readCheckpoint(dir: string): Promise<{ state: TrainerState; legacy: boolean }> {
+  return stateOf(dir, isDir(dir) ? await checkCheckpoint(dir, { allowLegacy: true }) : null);
+}
+
+/**
+ * {@link readCheckpoint} with blocking reads.
+ *
+ * @example
+ * const { state } = readCheckpointSync('runs/x/checkpoint');
+ */
+export function readCheckpointSync(dir: string): { state: TrainerState; legacy: boolean } {
+  return stateOf(dir, isDir(dir) ? checkCheckpointSync(dir, { allowLegacy: true }) : null);
 }
 
 /** What {@link recoverCheckpoint} found and did. */
@@ -519,17 +578,40 @@ export interface RecoverOptions {
   accept?(state: TrainerState, dir: string): void;
 }
 
+/** The checkpoint folders of an output folder to check: checkpoint/ may be a legacy folder. */
+function candidates(outputDir: string): { name: string; dir: string; opts: { allowLegacy: boolean } }[] {
+  return candidateNames(outputDir).map((name) => ({ name, dir: join(outputDir, name), opts: { allowLegacy: name === CHECKPOINT_DIR } }));
+}
+
 /**
  * Makes `<outputDir>/checkpoint` the newest complete checkpoint among it and the leftovers of
  * an interrupted save, then removes the others. With no complete checkpoint, returns null and
- * removes nothing; `found` then lists each folder seen and why it is not usable.
+ * removes nothing; `found` then lists each folder seen and why it is not usable. The checks'
+ * hashes are read through fs/promises; the renames and removals block (metadata operations).
  *
  * @example
- * const r = recoverCheckpoint('runs/x');
+ * const r = await recoverCheckpoint('runs/x');
  * if (r) await trainer.fit({ resumeFrom: r.dir });
  */
-export function recoverCheckpoint(outputDir: string, found: string[] = [], opts: RecoverOptions = {}): RecoveredCheckpoint | null {
-  const checked = candidateNames(outputDir).map((name) => ({ name, check: checkCheckpoint(join(outputDir, name), { allowLegacy: name === CHECKPOINT_DIR }) }));
+export async function recoverCheckpoint(outputDir: string, found: string[] = [], opts: RecoverOptions = {}): Promise<RecoveredCheckpoint | null> {
+  const checked: { name: string; check: CheckpointCheck }[] = [];
+  for (const c of candidates(outputDir)) checked.push({ name: c.name, check: await checkCheckpoint(c.dir, c.opts) });
+  return recoverFrom(outputDir, checked, found, opts);
+}
+
+/**
+ * {@link recoverCheckpoint} with blocking reads.
+ *
+ * @example
+ * const r = recoverCheckpointSync('runs/x');
+ */
+export function recoverCheckpointSync(outputDir: string, found: string[] = [], opts: RecoverOptions = {}): RecoveredCheckpoint | null {
+  const checked = candidates(outputDir).map((c) => ({ name: c.name, check: checkCheckpointSync(c.dir, c.opts) }));
+  return recoverFrom(outputDir, checked, found, opts);
+}
+
+/** The renames and removals of a recovery, once every candidate folder is checked. */
+function recoverFrom(outputDir: string, checked: { name: string; check: CheckpointCheck }[], found: string[], opts: RecoverOptions): RecoveredCheckpoint | null {
   let best: { name: string; step: number; state: TrainerState } | null = null;
   for (const { name, check } of checked) {
     if (!check.complete) {
@@ -572,12 +654,25 @@ export function recoverCheckpoint(outputDir: string, found: string[] = [], opts:
  * corrupt, tampered), ERR_NOT_FOUND otherwise (nothing, or only an interrupted first save).
  *
  * @example
- * const ck = requireCheckpoint(config.output_dir);   // then trainer.fit({ resumeFrom: ck.dir })
+ * const ck = await requireCheckpoint(config.output_dir);   // then trainer.fit({ resumeFrom: ck.dir })
  */
-export function requireCheckpoint(outputDir: string, opts: RecoverOptions = {}): RecoveredCheckpoint {
+export async function requireCheckpoint(outputDir: string, opts: RecoverOptions = {}): Promise<RecoveredCheckpoint> {
   const found: string[] = [];
-  const r = recoverCheckpoint(outputDir, found, opts);
-  if (r) return r;
+  return (await recoverCheckpoint(outputDir, found, opts)) ?? nothingToResume(outputDir, found);
+}
+
+/**
+ * {@link requireCheckpoint} with blocking reads.
+ *
+ * @example
+ * const ck = requireCheckpointSync(config.output_dir);
+ */
+export function requireCheckpointSync(outputDir: string, opts: RecoverOptions = {}): RecoveredCheckpoint {
+  const found: string[] = [];
+  return recoverCheckpointSync(outputDir, found, opts) ?? nothingToResume(outputDir, found);
+}
+
+function nothingToResume(outputDir: string, found: string[]): never {
   const what = found.length ? `; found only incomplete checkpoints:\n  ${found.join('\n  ')}\n` : isDir(outputDir) ? ` (the folder has no ${CHECKPOINT_DIR}/). ` : ' (the folder does not exist). ';
   const damaged = found.some((l) => l.startsWith(`${CHECKPOINT_DIR}: `));
   throw new TunekitError(damaged ? 'ERR_FORMAT' : 'ERR_NOT_FOUND', `nothing to resume: no complete checkpoint in ${outputDir}${what}Run without --resume to start a new run.`);

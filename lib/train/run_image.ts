@@ -100,7 +100,7 @@ export const imageClassificationJob: RunJob<ImageExample, EvalResult> = {
     if (model instanceof PeftModel) {
       await model.saveAdapter(join(out, 'adapter'));
       await writeJsonAtomic(join(out, 'adapter', LABELS_FILE), labelMapToConfig(labelMap), { indent: 2 });
-      for (const line of model.writeRunReport(out)) ctx.log(line);
+      for (const line of await model.writeRunReport(out)) ctx.log(line);
     } else {
       await savePretrained(model as PretrainedModel, join(out, 'model'), { extraConfig: labelMapToConfig(labelMap) });
       // the saved model is a complete Hugging Face folder: its preprocessing goes with it

@@ -15,6 +15,7 @@ import { loadPeftFolder, peftMethodFor } from '../peft/base/registry.js';
 import { parseQloraConfig, splitQloraConfig } from '../peft/qlora/config.js';
 import type { PeftModel } from '../peft/base/peft_model.js';
 import { LoraModel } from '../peft/lora/model.js';
+import { PromptTuningModel } from '../peft/prompt_tuning/model.js';
 import { quantizeModel } from '../quant/quantize.js';
 import type { TrainConfig } from './config.js';
 import '../peft/index.js';
@@ -70,8 +71,12 @@ export async function wrapForMethod(base: PretrainedModel, config: TrainConfig):
   }
   const method = peftMethodFor(config.method);
   const peft = { ...(config.peft ?? {}) } as Record<string, unknown>;
-  // prompt tuning's TEXT init tokenises its text with the base model's own tokenizer unless told otherwise
-  if (config.method === 'prompt_tuning' && peft.prompt_tuning_init === 'TEXT' && !peft.tokenizer_name_or_path) peft.tokenizer_name_or_path = resolveModelPath(config.model);
+  if (config.method === 'prompt_tuning') {
+    // TEXT init tokenises its text with the base model's own tokenizer unless told otherwise, read
+    // through fs/promises (create() would read it with blocking calls)
+    if (peft.prompt_tuning_init === 'TEXT' && !peft.tokenizer_name_or_path) peft.tokenizer_name_or_path = resolveModelPath(config.model);
+    return PromptTuningModel.create(base, peft, 'default');
+  }
   return method.create(base, peft, 'default');
 }
 

@@ -47,7 +47,7 @@ export const supervisedJob: RunJob<SupervisedExample, EvalResult> = {
       await model.saveAdapter(join(out, 'adapter'));
       // PEFT's folder has no place for label names; a side file keeps them for merge and eval
       if (labelMap) await writeJsonAtomic(join(out, 'adapter', LABELS_FILE), labelMapToConfig(labelMap), { indent: 2 });
-      for (const line of model.writeRunReport(out)) ctx.log(line);
+      for (const line of await model.writeRunReport(out)) ctx.log(line);
     } else {
       await savePretrained(model as PretrainedModel, join(out, 'model'), { extraConfig: labelMap ? labelMapToConfig(labelMap) : {} });
     }

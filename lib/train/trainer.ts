@@ -17,7 +17,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { yieldToEventLoop as yieldToLoop } from '../event_loop.js';
 import { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { resolveDevice, type Device, type DeviceRequest } from '../tensor/device.js';
@@ -39,7 +39,7 @@ import { rawFromTensor, f32FromRaw } from '../models/weights.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
 import { makeLrSchedule, warmupFromRatio, type ScheduleName } from './lr_schedule.js';
 import { MetricsLog, readMetrics, truncateMetrics, type MetricsRecord } from './metrics_log.js';
-import { readCheckpoint, requireCheckpoint, writeCheckpoint, writeCheckpointSync, CHECKPOINT_DIR, OPTIMIZER_FILE, TRAINER_STATE_FILE, type CheckpointStatus, type TrainerState } from './checkpoint.js';
+import { readCheckpoint, readCheckpointSync, requireCheckpoint, writeCheckpoint, writeCheckpointSync, CHECKPOINT_DIR, OPTIMIZER_FILE, TRAINER_STATE_FILE, type CheckpointStatus, type TrainerState } from './checkpoint.js';
 import { writeLossPlot, writePanelsPlot } from './plot.js';
 import { ProgressReporter } from './progress.js';
 import type { TrainTask } from './losses.js';
@@ -418,7 +418,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
           from = this.dp.shareFromRoot<{ dir: string }>(() => ({ dir: '' }), 'broadcast of the checkpoint to resume from').dir;
         } else {
           // the checks run on the newest complete checkpoint before recovery moves anything
-          const ck = requireCheckpoint(outputDir, { accept: (state, dir) => this.checkResumable(dir, state, this.totalSteps) });
+          const ck = await requireCheckpoint(outputDir, { accept: (state, dir) => this.checkResumable(dir, state, this.totalSteps) });
           if (ck.recoveredFrom) log?.(`recovered the checkpoint of step ${ck.step} from ${ck.recoveredFrom} (a save was interrupted)`);
           if (ck.removed.length) log?.(`removed older or incomplete checkpoint folders: ${ck.removed.join(', ')}`);
           log?.(`resuming from ${ck.dir} (step ${ck.step} of ${this.totalSteps})`);
@@ -442,7 +442,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     const writes = !this.dp || this.dp.rank === 0;
     const metricsPath = this.outputDir && writes ? join(this.outputDir, 'metrics.jsonl') : null;
     if (resumeFrom) {
-      const state = checkedState ?? readCheckpoint(resumeFrom).state;
+      const state = checkedState ?? (await readCheckpoint(resumeFrom)).state;
       if (!checkedState) this.checkResumable(resumeFrom, state, total);
       await this.restore(resumeFrom, state);
       if (metricsPath && existsSync(metricsPath)) truncateMetrics(metricsPath, this.step);
@@ -739,12 +739,12 @@ export class Trainer<E = TrainExample, R = EvalResult> {
    * Restores weights, optimizer, data position, RNG and the objective's state from a checkpoint
    * folder, after checking it: incomplete or corrupt is ERR_FORMAT, another run config or
    * objective ERR_CONFIG (naming the fields), a step above this run's steps ERR_STATE. The
-   * weights and optimizer state are read through promises; the check (sizes and sha256 of every
-   * file in the manifest) blocks.
+   * check (sizes and sha256 of every file in the manifest), the weights and the optimizer state
+   * are read through promises.
    * @example await trainer.loadCheckpoint('runs/x/checkpoint');
    */
   async loadCheckpoint(dir: string): Promise<void> {
-    const { state } = readCheckpoint(dir);
+    const { state } = await readCheckpoint(dir);
     this.checkConfig(dir, state);
     this.checkStep(dir, state, this.totalSteps);
     await this.restore(dir, state);
@@ -755,7 +755,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
    * @example trainer.loadCheckpointSync('runs/x/checkpoint');
    */
   loadCheckpointSync(dir: string): void {
-    const { state } = readCheckpoint(dir);
+    const { state } = readCheckpointSync(dir);
     this.checkConfig(dir, state);
     this.checkStep(dir, state, this.totalSteps);
     this.restoreSync(dir, state);

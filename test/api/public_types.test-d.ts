@@ -76,6 +76,11 @@ expectTypeOf<InstanceType<typeof Trainer>['saveCheckpoint']>().returns.toEqualTy
 expectTypeOf<InstanceType<typeof Trainer>['saveCheckpointSync']>().returns.toEqualTypeOf<string>();
 expectTypeOf<InstanceType<typeof Trainer>['loadCheckpoint']>().returns.toEqualTypeOf<Promise<void>>();
 expectTypeOf<InstanceType<typeof Trainer>['loadCheckpointSync']>().returns.toEqualTypeOf<void>();
+expectTypeOf<LoraModel['writeRunReport']>().returns.toEqualTypeOf<Promise<string[]>>();
+expectTypeOf(tunekit.PromptTuningModel.create).returns.toEqualTypeOf<Promise<tunekit.PromptTuningModel>>();
+// prompt tuning's TEXT init takes a Tokenizer, or any object with a TokenizerLike's encode
+expectTypeOf<Tokenizer>().toExtend<NonNullable<tunekit.PromptTuningOptions['tokenizer']>>();
+expectTypeOf<{ encode: TokenizerLike['encode'] }>().toExtend<NonNullable<tunekit.PromptTuningOptions['tokenizer']>>();
 
 // ---- generate(model, inputIds, { tokenizer, ...settings }): one options object
 expectTypeOf(generate).parameters.toEqualTypeOf<[model: PretrainedModel, inputIds: number[][], opts?: GenerateOptions]>();

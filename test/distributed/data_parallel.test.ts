@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readMetrics } from '../../lib/train/metrics_log.js';
-import { checkCheckpoint } from '../../lib/train/checkpoint.js';
+import { checkCheckpointSync } from '../../lib/train/checkpoint.js';
 import { findLauncher } from '../../lib/train/distributed/launch.js';
 import { cli, jobConfig, makeTinyBase, maxAbsDiff, mpiUnavailable, processesOf, readTensors, snapshot, writeConfig, DATA, MAIN, ROOT } from './helpers.js';
 
@@ -99,7 +99,7 @@ describe.skipIf(whyNot !== null)('tunekit train --nproc (MPI ranks on this machi
     const stopped = await cli(['train', c, '--nproc', '2'], { cwd: work, env: { TUNEKIT_FAULT_SIGINT_AT_STEP: '1' } });
     expect(stopped.code, stopped.stderr).toBe(0);
     expect(stopped.stdout).toMatch(/\(interrupted\)/);
-    const ck = checkCheckpoint(path.join(work, 'c', 'checkpoint'));
+    const ck = checkCheckpointSync(path.join(work, 'c', 'checkpoint'));
     const at = ck.complete ? ck.step : -1;
     expect([2, 3]).toContain(at);
     expect(ck.complete && ck.state.status).toBe('interrupted');
@@ -134,7 +134,7 @@ describe.skipIf(whyNot !== null)('tunekit train --nproc (MPI ranks on this machi
     expect(await exited, stderr).toBe(0);
     expect(stderr).toMatch(/interrupt: the ranks stop after this step and save a checkpoint/);
     expect(stdout).toMatch(/^done: \d+ steps \(interrupted\)/m);
-    const ck = checkCheckpoint(path.join(out, 'checkpoint'));
+    const ck = checkCheckpointSync(path.join(out, 'checkpoint'));
     expect(ck.complete && ck.state.status).toBe('interrupted');
     expect(ck.complete && ck.step).toBeLessThan(3000);
   }, 60_000);
@@ -154,7 +154,7 @@ describe.skipIf(whyNot !== null)('tunekit train --nproc (MPI ranks on this machi
     expect(r.stderr).toMatch(/error \[ERR_BACKEND\] the 2-rank job stopped: mpirun exited with status \d+ .*The last checkpoint, step 2 of 40, is intact in .*checkpoint \(its files match its manifest\): run the same command with --resume/);
     // generous for a loaded machine: the stop itself takes about a second (kill) or the 2 s timeout (hang)
     expect(r.seconds).toBeLessThan(30);
-    const ck = checkCheckpoint(path.join(out, 'checkpoint'));
+    const ck = checkCheckpointSync(path.join(out, 'checkpoint'));
     expect(ck.complete && ck.step).toBe(2);
     expect(processesOf(`${MAIN} train ${cfg}`)).toEqual([]);
   }, 60_000);

@@ -91,7 +91,7 @@ describe('AdaLoRA training', () => {
     expect(table).toContain(`parameters kept ${keptParams.toLocaleString('en-US')}`);
     const svg = rankChartSvg(report);
     expect(svg.match(/fill="#1f77b4"/g)).toHaveLength(report.rows.length);
-    const lines = model.writeRunReport(dir);
+    const lines = await model.writeRunReport(dir);
     expect(lines[0]).toBe(table);
     expect(fs.readFileSync(path.join(dir, 'ranks.svg'), 'utf8')).toBe(svg);
     fs.rmSync(dir, { recursive: true, force: true });

@@ -21,7 +21,7 @@ import { manualSeed } from '../../lib/nn/random.js';
 import { Trainer, type TrainExample, type TrainSettings } from '../../lib/train/trainer.js';
 import { readMetrics } from '../../lib/train/metrics_log.js';
 import {
-  CHECKPOINT_WRITE_STEPS, checkCheckpoint, recoverCheckpoint, requireCheckpoint, setCheckpointFaultHook, type CheckpointWriteStep,
+  CHECKPOINT_WRITE_STEPS, checkCheckpointSync, recoverCheckpoint, recoverCheckpointSync, requireCheckpointSync, setCheckpointFaultHook, type CheckpointWriteStep,
 } from '../../lib/train/checkpoint.js';
 import { dir as modelDir } from '../models/helpers.js';
 
@@ -73,7 +73,7 @@ class SimulatedKill extends Error {}
 /** The checkpoint folders of a run folder, each with its step when complete. */
 function checkpointFolders(d: string): { name: string; step: number | null }[] {
   return fs.readdirSync(d).filter((n) => n === 'checkpoint' || n.startsWith('.checkpoint')).sort().map((name) => {
-    const c = checkCheckpoint(path.join(d, name), { allowLegacy: name === 'checkpoint' });
+    const c = checkCheckpointSync(path.join(d, name), { allowLegacy: name === 'checkpoint' });
     return { name, step: c.complete ? c.step : null };
   });
 }
@@ -117,7 +117,8 @@ describe.each(['full', 'lora'] as const)('a crash in every window of the checkpo
     expect(readMetrics(path.join(d, 'metrics.jsonl')).map((r) => r.step)).toEqual([1, 2, 3, 4]);
 
     const found: string[] = [];
-    const rec = recoverCheckpoint(d, found)!;
+    // both forms recover the same way: the async one (hashes through fs/promises) for LoRA runs
+    const rec = (kind === 'lora' ? await recoverCheckpoint(d, found) : recoverCheckpointSync(d, found))!;
     expect(rec.step).toBe(expectStep);
     expect(checkpointFolders(d)).toEqual([{ name: 'checkpoint', step: expectStep }]);
     // only folders older than the one kept, or incomplete, were removed
@@ -171,7 +172,7 @@ describe.each(['full', 'lora'] as const)('a crash in every window of the checkpo
       expect(readMetrics(path.join(d, 'metrics.jsonl')).map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6]);
       m3.dispose();
     } else {
-      expect(requireCheckpoint(d).step).toBe(2);
+      expect(requireCheckpointSync(d).step).toBe(2);
       expect(checkpointFolders(d)).toEqual([{ name: 'checkpoint', step: 2 }]);
     }
   });
@@ -204,7 +205,7 @@ describe('recovery refuses what is not complete', () => {
         fs.writeFileSync(f, b);
       }
       const found: string[] = [];
-      const r = recoverCheckpoint(d, found)!;
+      const r = recoverCheckpointSync(d, found)!;
       expect(r.step, damage).toBe(2);
       expect(found.join('\n')).toMatch(damage === 'truncate' ? /has \d+ bytes, the manifest says/ : damage === 'flip' ? /does not match its sha256/ : /optimizer\.safetensors is missing/);
       expect(checkpointFolders(d)).toEqual([{ name: 'checkpoint', step: 2 }]);
@@ -219,12 +220,12 @@ describe('recovery refuses what is not complete', () => {
     expect(before.every((f) => f.step === null)).toBe(true);
     let err: { code?: string } | null = null;
     try {
-      requireCheckpoint(d);
+      requireCheckpointSync(d);
     } catch (e) {
       err = e as { code?: string };
     }
     expect(err?.code).toBe('ERR_FORMAT');
-    expect(() => requireCheckpoint(d)).toThrow(/nothing to resume: no complete checkpoint in [\s\S]*\n  checkpoint: \S+trainer_state\.json has 18 bytes, the manifest says \d+/);
+    expect(() => requireCheckpointSync(d)).toThrow(/nothing to resume: no complete checkpoint in [\s\S]*\n  checkpoint: \S+trainer_state\.json has 18 bytes, the manifest says \d+/);
     expect(checkpointFolders(d)).toEqual(before);
   });
 
@@ -250,6 +251,6 @@ describe('recovery refuses what is not complete', () => {
     const man = JSON.parse(fs.readFileSync(mf, 'utf8'));
     man.files['../../etc/passwd'] = { bytes: 1, sha256: '0'.repeat(64) };
     fs.writeFileSync(mf, JSON.stringify(man));
-    expect(checkCheckpoint(path.join(d, 'checkpoint'))).toMatchObject({ complete: false, reason: expect.stringMatching(/expected a relative path inside the checkpoint but received "\.\.\/\.\.\/etc\/passwd"/) });
+    expect(checkCheckpointSync(path.join(d, 'checkpoint'))).toMatchObject({ complete: false, reason: expect.stringMatching(/expected a relative path inside the checkpoint but received "\.\.\/\.\.\/etc\/passwd"/) });
   });
 });

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { writeFile } from 'node:fs/promises';
-import { writeCheckpoint, writeCheckpointSync, setCheckpointFaultHook, readCheckpoint, type TrainerState, type CheckpointWriteStep } from '../../lib/train/checkpoint.js';
+import { writeCheckpoint, writeCheckpointSync, setCheckpointFaultHook, readCheckpointSync, type TrainerState, type CheckpointWriteStep } from '../../lib/train/checkpoint.js';
 
 const dirs: string[] = [];
 const newDir = () => { const d = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-ckforms-')); dirs.push(d); return d; };
@@ -59,7 +59,7 @@ describe('writeCheckpoint and writeCheckpointSync', () => {
     expect(a.seen).toContain('old-removed');
     expect(tree(a.out)).toEqual(tree(b.out));
     expect(fs.readdirSync(a.out)).toEqual(['checkpoint']);
-    expect(readCheckpoint(path.join(a.out, 'checkpoint')).state.step).toBe(3);
+    expect(readCheckpointSync(path.join(a.out, 'checkpoint')).state.step).toBe(3);
   });
 
   it('the async form lets timers run while it hashes and writes', async () => {

@@ -20,7 +20,7 @@ import { LoraModel } from '../lora/model.js';
 import { findTargets, isTarget } from '../base/targets.js';
 import { readAdapterFolder, readAdapterFolderSync, writeAdapterFolder, writeAdapterFolderSync, KEY_PREFIX, type AdapterFolder } from '../base/adapter_io.js';
 import { rankReportOf, rankTable, rankChartSvg, type RankReport } from './rank_report.js';
-import { writeFileAtomicSync } from '../../io/atomic.js';
+import { writeFileAtomic } from '../../io/atomic.js';
 import { withPeftHeads, type TrainingHooks } from '../base/peft_model.js';
 import { AdaLoraLinear, type SvdAdapter } from './layer.js';
 import { normalizeAdaloraConfig, checkSchedule, type AdaloraConfig } from './config.js';
@@ -215,10 +215,10 @@ export class AdaLoraModel extends LoraModel {
     return rankReportOf(cfg.target_r, rows);
   }
 
-  /** After a training run: the rank table (returned for the log) and ranks.svg in the run folder. */
-  override writeRunReport(outputDir: string): string[] {
+  /** After a training run: the rank table (returned for the log) and ranks.svg in the run folder (written through fs/promises). */
+  override async writeRunReport(outputDir: string): Promise<string[]> {
     const report = this.rankReport();
-    writeFileAtomicSync(join(outputDir, 'ranks.svg'), rankChartSvg(report));
+    await writeFileAtomic(join(outputDir, 'ranks.svg'), rankChartSvg(report));
     return [rankTable(report), `rank chart: ${join(outputDir, 'ranks.svg')}`];
   }
 

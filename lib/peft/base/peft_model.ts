@@ -206,9 +206,10 @@ export abstract class PeftModel extends Module {
 
   /**
    * Method-specific results written after a training run into its folder; returns lines for the
-   * log (none by default; AdaLoRA: the kept ranks per layer and ranks.svg).
+   * log (none by default; AdaLoRA: the kept ranks per layer and ranks.svg). Files are written
+   * through fs/promises.
    */
-  writeRunReport(_outputDir: string): string[] {
+  async writeRunReport(_outputDir: string): Promise<string[]> {
     return [];
   }
 

@@ -12,5 +12,5 @@ registerPeftMethod({
   fromPretrainedSync: (model, dir, adapterName) => PromptTuningModel.fromPretrainedSync(model, dir, adapterName),
 });
 
-export { PromptTuningModel, PromptEmbedding, initTokenIds, type PromptTuningOptions, type TextEncoder } from './model.js';
+export { PromptTuningModel, PromptEmbedding, initTokenIds, type PromptTuningOptions } from './model.js';
 export { PromptTuningSchema, parsePromptTuningConfig, normalizePromptTuningConfig, type PromptTuningConfig, type PromptTuningConfigInput } from './config.js';

@@ -9,7 +9,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { TunekitError, describe } from '../../errors.js';
-import { checkCheckpoint, CHECKPOINT_DIR } from '../checkpoint.js';
+import { checkCheckpointSync, CHECKPOINT_DIR } from '../checkpoint.js';
 import { mpiLibrary } from './process_group.js';
 
 export interface LaunchOptions {
@@ -66,7 +66,7 @@ export function findLauncher(env: NodeJS.ProcessEnv = process.env): Launcher {
 function checkpointNote(outputDir: string | undefined): string {
   if (!outputDir) return '';
   const dir = join(outputDir, CHECKPOINT_DIR);
-  const c = checkCheckpoint(dir, { allowLegacy: true });
+  const c = checkCheckpointSync(dir, { allowLegacy: true });
   if (c.complete) {
     const of = c.state.totalSteps ? ` of ${c.state.totalSteps}` : '';
     return ` The last checkpoint, step ${c.step}${of}, is intact in ${dir} (its files match its manifest): run the same command with --resume to continue from it.`;
