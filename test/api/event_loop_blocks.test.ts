@@ -1,8 +1,8 @@
 /**
  * The blocks test/api/event_loop.test.ts does not cover, one at a time:
- * - fit() yields so that a timer due when a step ends runs before the next step, also when fit()
- *   starts inside an I/O callback (where one setImmediate ran the first two steps back to back);
- *   the yield costs well under 1 ms;
+ * - fit(), generate() and quantizeModel() yield so that a timer due when a step, token or layer
+ *   ends runs before the next one, also when they start inside an I/O callback (where one
+ *   setImmediate ran the first two back to back); the yield costs well under 1 ms;
  * - fit({ resume: true }) and loadCheckpoint hash the checkpoint's files through fs/promises: the
  *   longest pause of the loop is a fraction of what the blocking check holds it;
  * - `tunekit train`'s model building (wrapForMethod) reads prompt tuning's TEXT-init tokenizer
