@@ -151,7 +151,7 @@ class ViTEmbeddings extends Module {
     const patches = this.patch_embeddings.forward(x);
     const N = patches.shape[0]!;
     // [CLS] for every image: broadcasting add onto zeros, so its gradient sums over the batch
-    const cls = F.add(zeros([N, 1, this.cfg.hiddenSize]), this.cls_token);
+    const cls = F.add(zeros([N, 1, this.cfg.hiddenSize], 'f32', patches.device), this.cls_token);
     const tokens = F.add(F.concat([cls, patches], 1), this.position_embeddings);
     return this.dropout.forward(tokens);
   }

@@ -105,8 +105,16 @@ export class BatchNorm2d extends Module {
     const train = this.usesBatchStatistics;
     const y = V.batchNorm2d(x, this.weight, this.bias, this.runningMean, this.runningVar, { training: train, momentum: this.momentum, eps: this.eps });
     if (train) {
-      const n = this.numBatchesTracked.data() as BigInt64Array;
-      n[0] = n[0]! + 1n;
+      const t = this.numBatchesTracked;
+      if (t.device === 'cpu') {
+        const n = t.data() as BigInt64Array; // in place through the host view
+        n[0] = n[0]! + 1n;
+      } else {
+        // a device's memory has no host view: read the count back and write it again
+        const n = t.toTypedArray() as BigInt64Array;
+        n[0] = n[0]! + 1n;
+        t.copyFrom(n);
+      }
     }
     return y;
   }

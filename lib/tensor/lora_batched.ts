@@ -51,11 +51,11 @@ export function packLoraSlots(slots: readonly (LoraSlotAdapter | null)[], inF: n
     scales[a] = s ? s.scale : 1;
   });
   const R = rOff[slots.length]!;
+  // the pack lives beside the adapters (a GPU's memory when they were moved there)
+  const device = slots.find((s) => s)?.A.device ?? 'cpu';
   let aPack: Tensor<'f32'> | null = null, btPack: Tensor<'f32'> | null = null;
   if (R > 0) {
-    aPack = Tensor.empty([R, inF], 'f32');
-    btPack = Tensor.empty([R, outF], 'f32');
-    const aData = aPack.data() as Float32Array, btData = btPack.data() as Float32Array;
+    const aData = new Float32Array(R * inF), btData = new Float32Array(R * outF);
     slots.forEach((s, a) => {
       if (!s) return;
       const r = s.A.shape[0]!, r0 = rOff[a]!;
@@ -63,8 +63,10 @@ export function packLoraSlots(slots: readonly (LoraSlotAdapter | null)[], inF: n
       const b = s.B.toTypedArray() as Float32Array; // [out, r] -> rows of B^T [r, out]
       for (let k = 0; k < r; k++) for (let o = 0; o < outF; o++) btData[(r0 + k) * outF + o] = b[o * r + k]!;
     });
+    aPack = tensor(aData, [R, inF], 'f32', device);
+    btPack = tensor(btData, [R, outF], 'f32', device);
   }
-  return { aPack, btPack, rOff: tensor(rOff, [slots.length + 1], 'i32'), scales: tensor(scales, [slots.length], 'f32'), slots: slots.length, R };
+  return { aPack, btPack, rOff: tensor(rOff, [slots.length + 1], 'i32', device), scales: tensor(scales, [slots.length], 'f32', device), slots: slots.length, R };
 }
 
 /** Frees a pack's tensors. */

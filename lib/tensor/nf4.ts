@@ -214,7 +214,7 @@ export function doubleQuantize(absmax: Tensor<'f32'>): { kind: 'double'; q: Tens
 /** Relative Frobenius error ||a - b|| / ||a|| of two same-shape f32 tensors (computed in f64). */
 export function relativeError(ref: Tensor, approx: Tensor): { rel: number; sqErr: number; sqRef: number } {
   const a = ref.contiguousRaw(), b = approx.contiguousRaw();
-  const x = a.data() as Float32Array, y = b.data() as Float32Array;
+  const x = a.toTypedArray() as Float32Array, y = b.toTypedArray() as Float32Array; // copies: either may be on a device
   if (x.length !== y.length) throw new TunekitError('ERR_SHAPE', `relativeError: [${ref.shape}] vs [${approx.shape}]`);
   let se = 0, sr = 0;
   for (let i = 0; i < x.length; i++) {

@@ -25,7 +25,9 @@ import { runTraining } from '../../lib/train/run.js';
 import { evaluateRun } from '../../lib/train/evaluate.js';
 import { cudaStatus } from '../../lib/tensor/device.js';
 import { LOOPBACK_DEVICE, LOOPBACK_NAME, loopbackKernelCalls } from '../../lib/tensor/loopback.js';
-import { tensor } from '../../lib/tensor/creation.js';
+import { tensor, randn } from '../../lib/tensor/creation.js';
+import type { Tensor } from '../../lib/tensor/tensor.js';
+import { loraBatchedLinear, packLoraSlots, type LoraSlotAdapter } from '../../lib/tensor/lora_batched.js';
 import { makeTinyRlhfWork, type TinyRlhfWork } from '../rlhf/tiny_run.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -33,10 +35,11 @@ const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 const TOKENIZERS = path.join(ROOT, 'test', 'fixtures', 'tokenizers');
 const SPAM = path.join(ROOT, 'test', 'fixtures', 'cli', 'tiny_spam.jsonl');
 
-type Arch = 'gpt2' | 'bert' | 'llama';
-const TOKENIZER_OF: Record<Arch, string> = { gpt2: 'gpt2-bpe', bert: 'bert-wordpiece', llama: 'llama-bpe' };
+type Arch = 'gpt2' | 'bert' | 'llama' | 'vit' | 'resnet_basic';
+const TOKENIZER_OF: Record<'gpt2' | 'bert' | 'llama', string> = { gpt2: 'gpt2-bpe', bert: 'bert-wordpiece', llama: 'llama-bpe' };
+const VISION = path.join(ROOT, 'test', 'fixtures', 'vision');
 
-function rawConfig(arch: Arch, vocab: number): Record<string, unknown> {
+function rawConfig(arch: 'gpt2' | 'bert' | 'llama', vocab: number): Record<string, unknown> {
   if (arch === 'gpt2') {
     return {
       model_type: 'gpt2', vocab_size: vocab, n_embd: 16, n_layer: 2, n_head: 2, n_positions: 32, n_inner: 32,
@@ -58,7 +61,7 @@ function rawConfig(arch: Arch, vocab: number): Record<string, unknown> {
   };
 }
 
-const TARGETS: Record<Arch, string[]> = { gpt2: ['c_attn'], bert: ['query', 'value'], llama: ['q_proj', 'v_proj'] };
+const TARGETS: Record<Arch, string[]> = { gpt2: ['c_attn'], bert: ['query', 'value'], llama: ['q_proj', 'v_proj'], vit: ['q_proj', 'v_proj'], resnet_basic: [] };
 function peftFor(arch: Arch, method: string): Record<string, unknown> | undefined {
   switch (method) {
     case 'lora': return { r: 2, lora_alpha: 4, target_modules: TARGETS[arch] };
@@ -86,6 +89,9 @@ const CELLS: Cell[] = [
   { arch: 'gpt2', task: 'token_cls', method: 'full' },
   { arch: 'bert', task: 'token_cls', method: 'lora' },
   { arch: 'llama', task: 'token_cls', method: 'lora' },
+  // images: a ViT with LoRA, a ResNet (BatchNorm's running statistics and batch count) fully
+  { arch: 'vit', task: 'image_cls', method: 'lora' },
+  { arch: 'resnet_basic', task: 'image_cls', method: 'full' },
 ];
 
 let proj = '';
@@ -103,7 +109,20 @@ beforeAll(() => {
     path.join(proj, 'data', 'tagged.jsonl'),
     records.map((r) => { const tokens = r.text.split(' '); return JSON.stringify({ tokens, tags: tokens.map((w) => (hamWords.has(w) ? 'O' : 'SPAMWORD')) }); }).join('\n') + '\n',
   );
-  for (const arch of ['gpt2', 'bert', 'llama'] as Arch[]) {
+  // an ImageFolder of two classes from the fixture pictures, and the fixture image models with a
+  // preprocessor that brings every picture to their size
+  const pics = ['rgb.png', 'gray.png', 'rgba.png', 'photo.jpg'];
+  for (const [i, c] of ['stripes', 'waves'].entries()) {
+    fs.mkdirSync(path.join(proj, 'data', 'images', c), { recursive: true });
+    for (let k = 0; k < 4; k++) fs.copyFileSync(path.join(VISION, 'images', pics[(i + k) % 4]!), path.join(proj, 'data', 'images', c, `${k}${path.extname(pics[(i + k) % 4]!)}`));
+  }
+  for (const [name, size] of [['vit', { height: 20, width: 16 }], ['resnet_basic', { height: 19, width: 17 }]] as const) {
+    const dir = path.join(proj, 'models', name);
+    fs.mkdirSync(dir);
+    for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(VISION, name, f), path.join(dir, f));
+    fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), JSON.stringify({ image_processor_type: 'ViTImageProcessor', size, resample: 2 }));
+  }
+  for (const arch of ['gpt2', 'bert', 'llama'] as const) {
     const dir = path.join(proj, 'models', arch);
     fs.mkdirSync(dir);
     for (const f of fs.readdirSync(path.join(TOKENIZERS, TOKENIZER_OF[arch]))) fs.copyFileSync(path.join(TOKENIZERS, TOKENIZER_OF[arch], f), path.join(dir, f));
@@ -124,11 +143,11 @@ afterAll(() => {
 });
 
 function cellConfig(cell: Cell, device: string, name: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  const data = cell.task === 'seq_cls' ? 'spam.jsonl' : cell.task === 'causal_lm' ? 'text.jsonl' : 'tagged.jsonl';
+  const data = cell.task === 'seq_cls' ? 'spam.jsonl' : cell.task === 'causal_lm' ? 'text.jsonl' : cell.task === 'image_cls' ? 'images' : 'tagged.jsonl';
   const peft = peftFor(cell.arch, cell.method);
   return {
     model: path.join(proj, 'models', cell.arch), task: cell.task, method: cell.method, ...(peft ? { peft } : {}),
-    dataset: { path: path.join(proj, 'data', data), max_length: 12, eval: { fraction: 0.25, seed: 1 } },
+    dataset: { path: path.join(proj, 'data', data), ...(cell.task === 'image_cls' ? {} : { max_length: 12 }), eval: { fraction: 0.25, seed: 1 } },
     training: { max_steps: 2, batch_size: 3, lr: 1e-2, threads: 1, device, max_grad_norm: 0.5, ...extra },
     output_dir: path.join(proj, 'runs', name), logging: { every: 1, progress: 'none', plot: false },
   };
@@ -220,14 +239,21 @@ describe('generate() and resume on the device', () => {
     }
   });
 
-  it('a device run resumed from its checkpoint continues as the CPU run does', async () => {
-    const cell: Cell = { arch: 'gpt2', task: 'causal_lm', method: 'lora' };
-    const cpu = await train(cellConfig(cell, 'cpu', 'resume-cpu', { max_steps: 3 }));
-    await train(cellConfig(cell, 'cuda', 'resume-cuda', { max_steps: 1 }));
-    const resumed = await train(cellConfig(cell, 'cuda', 'resume-cuda', { max_steps: 3 }), true);
-    expect(resumed.device).toBe('cuda:0');
-    expect(resumed.steps).toEqual(cpu.steps.slice(1));
-    expect(resumed.files).toEqual(cpu.files);
+});
+
+describe('batched LoRA (serving) on the device', () => {
+  it('packs the adapters where they are and gives the CPU\'s rows', () => {
+    const inF = 7, outF = 5;
+    const slots = (device: 'cpu' | 'cuda'): (LoraSlotAdapter | null)[] =>
+      [2, 0, 3].map((r, a) => (r === 0 ? null : { A: randn([r, inF], { seed: 10 + a, std: 0.3 }).to(device), B: randn([outF, r], { seed: 20 + a, std: 0.3 }).to(device), scale: 2 }));
+    const rows = Int32Array.of(0, 2, -1, 2);
+    const run = (device: 'cpu' | 'cuda') => {
+      const pack = packLoraSlots(slots(device), inF, outF);
+      expect(pack.aPack!.device).toBe(device === 'cpu' ? 'cpu' : 'cuda:0');
+      const x = randn([4, inF], { seed: 1 }).to(device), w = randn([outF, inF], { seed: 2 }).to(device);
+      return loraBatchedLinear(x, w, null, pack, tensor(rows, [4], 'i32', x.device) as Tensor<'i32'>).toArray();
+    };
+    expect(run('cuda')).toEqual(run('cpu'));
   });
 });
 
@@ -251,14 +277,27 @@ describe('RLHF on the device', () => {
 });
 
 describe('tunekit train with device: cuda', () => {
-  it('trains on the loopback device and says so', () => {
+  it('trains on the loopback device, is interrupted, resumes from its checkpoint and ends as the CPU run does', async () => {
     const cell: Cell = { arch: 'llama', task: 'seq_cls', method: 'lora' };
+    const cpu = await train(cellConfig(cell, 'cpu', 'cli-cpu', { max_steps: 3, save_every: 1 }));
     const cfg = path.join(proj, 'cli.json');
-    fs.writeFileSync(cfg, JSON.stringify(cellConfig(cell, 'cuda', 'cli-cuda')));
-    const r = spawnSync(process.execPath, [MAIN, 'train', cfg], { encoding: 'utf8', env: { ...process.env, TUNEKIT_LOOPBACK_DEVICE: '1', NO_COLOR: '1' }, timeout: 60_000 });
-    expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toContain(`device: cuda:0 (${LOOPBACK_NAME})`);
-    const results = JSON.parse(fs.readFileSync(path.join(proj, 'runs', 'cli-cuda', 'results.json'), 'utf8')) as { device: string; steps: number };
-    expect(results).toMatchObject({ device: 'cuda:0', steps: 2 });
+    fs.writeFileSync(cfg, JSON.stringify(cellConfig(cell, 'cuda', 'cli-cuda', { max_steps: 3, save_every: 1 })));
+    const tunekit = (args: string[], env: Record<string, string> = {}) =>
+      spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { ...process.env, TUNEKIT_LOOPBACK_DEVICE: '1', NO_COLOR: '1', ...env }, timeout: 60_000 });
+    const stopped = tunekit(['train', cfg], { TUNEKIT_FAULT_SIGINT_AT_STEP: '1' });
+    expect(stopped.stderr).toContain(`device: cuda:0 (${LOOPBACK_NAME})`);
+    expect(stopped.stdout + stopped.stderr).toMatch(/interrupted/);
+    // the checkpoint was copied to the host and written; the resumed run loads it onto the device
+    const resumed = tunekit(['train', cfg, '--resume']);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/resuming from .*\(step [12] of 3\)/);
+    const run = path.join(proj, 'runs', 'cli-cuda');
+    const results = JSON.parse(fs.readFileSync(path.join(run, 'results.json'), 'utf8')) as { device: string; steps: number };
+    expect(results).toMatchObject({ device: 'cuda:0', steps: 3 });
+    const losses = fs.readFileSync(path.join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { split: string; step: number; loss: number })
+      .filter((l) => l.split === 'train').map((l) => [l.step, l.loss]);
+    expect(losses).toEqual((cpu.steps as { step: number; loss: number }[]).map((s) => [s.step, s.loss]));
+    const hash = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+    expect(hash(path.join(run, 'adapter', 'adapter_model.safetensors'))).toBe(cpu.files['adapter/adapter_model.safetensors']);
   });
 });

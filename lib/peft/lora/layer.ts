@@ -135,7 +135,7 @@ function pissaFactors(base: Linear, r: number, scale: number): { A: Tensor; B: T
   const inF = base.inFeatures, outF = base.outFeatures;
   if (r > Math.min(inF, outF)) throw new TunekitError('ERR_CONFIG', `PiSSA: r (${r}) exceeds the rank of a [${outF}, ${inF}] weight`);
   const wc = base.weight.contiguousRaw();
-  const w = Float64Array.from(wc.data() as Float32Array);
+  const w = Float64Array.from(wc.toTypedArray() as Float32Array); // a copy: the weight may be on a device
   wc.dispose();
   const inOut = base.layout === 'in_out';
   // the stored matrix is W [out, in], or W^T [in, out] for Conv1D: W^T = U S Vt means W = Vt^T S U^T

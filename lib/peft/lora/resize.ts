@@ -92,7 +92,7 @@ export function resizeAdapter(model: LoraModel, k: number, adapter = model.activ
     if (!ad) continue;
     if (layer.merged.has(adapter)) throw new TunekitError('ERR_STATE', `resizeAdapter: adapter '${adapter}' is merged into ${path}; unmerge first`);
     const r = ad.r, inF = ad.A.shape[1]!, outF = ad.B.shape[0]!;
-    const { u, s, vt, p } = lowRankProductSvd(Float64Array.from(ad.B.data() as Float32Array), Float64Array.from(ad.A.data() as Float32Array), outF, r, inF);
+    const { u, s, vt, p } = lowRankProductSvd(Float64Array.from(ad.B.toTypedArray() as Float32Array), Float64Array.from(ad.A.toTypedArray() as Float32Array), outF, r, inF);
     const sv = Array.from(s, (x) => x * Math.abs(ad.scale));
     const total = sv.reduce((acc, x) => acc + x * x, 0);
     const nk = Math.min(k, r);
@@ -110,7 +110,8 @@ export function resizeAdapter(model: LoraModel, k: number, adapter = model.activ
       for (let j = 0; j < inF; j++) A2[i * inF + j] = i < p ? root * vt[i * inF + j]! : 0;
       for (let o = 0; o < outF; o++) B2[o * nk + i] = i < p ? sign * root * u[o * p + i]! : 0;
     }
-    const At = tensor(A2, [nk, inF]), Bt = tensor(B2, [outF, nk]);
+    // the new factors where the old ones were (a GPU's memory when the model was moved there)
+    const At = tensor(A2, [nk, inF], 'f32', ad.A.device), Bt = tensor(B2, [outF, nk], 'f32', ad.B.device);
     paramHolder(layer, 'lora_A', adapter).setParam('weight', At);
     paramHolder(layer, 'lora_B', adapter).setParam('weight', Bt);
     ad.A = At;
