@@ -259,7 +259,9 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     }
     this.loader = new DataLoader<E, E[]>(opts.train, { batchSize: loaderBatch, seed: s.seed, shuffle: s.shuffle, dropLast: this.objective.dropLast ?? false });
     this.extraModules = Object.entries(this.objective.extraModules ?? {});
-    if (opts.device !== undefined) for (const m of [this.model, ...this.extraModules.map(([, e]) => e)]) if (m.device !== this.device) m.to(this.device);
+    // every tensor, not only when the first parameter is elsewhere (module.device): adapters added
+    // after the base was moved stay behind otherwise; tensors already there are not copied
+    if (opts.device !== undefined) for (const m of [this.model, ...this.extraModules.map(([, e]) => e)]) m.to(this.device);
     if (this.trainableParameters().length === 0) throw new TunekitError('ERR_VALUE', 'AdamW: no trainable parameters (is everything frozen?)');
     this.hooks = this.model instanceof PeftModel ? this.model.trainingHooks() : {};
   }

@@ -29,6 +29,8 @@ import { tensor, randn } from '../../lib/tensor/creation.js';
 import type { Tensor } from '../../lib/tensor/tensor.js';
 import { loraBatchedLinear, packLoraSlots, type LoraSlotAdapter } from '../../lib/tensor/lora_batched.js';
 import { makeTinyRlhfWork, type TinyRlhfWork } from '../rlhf/tiny_run.js';
+import { LoraModel } from '../../lib/peft/lora/model.js';
+import { Trainer } from '../../lib/train/trainer.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -239,6 +241,19 @@ describe('generate() and resume on the device', () => {
     }
   });
 
+});
+
+describe('Trainer({ device })', () => {
+  it('moves adapters added after the base was moved (the first parameter was there already)', async () => {
+    const { model: base } = loadPretrainedSync(path.join(proj, 'models', 'gpt2'), { task: 'causal_lm' });
+    base.to('cuda');
+    const lora = new LoraModel(base, { r: 2, target_modules: ['c_attn'] });
+    const data = [[5, 6, 7, 8], [9, 10, 11, 12]].map((ids) => ({ inputIds: ids, labels: ids }));
+    const t = new Trainer({ model: lora, task: 'causal_lm', train: data, padTokenId: 0, progress: 'none', device: 'cuda', settings: { maxSteps: 1, batchSize: 2, lr: 1e-3 } });
+    expect(lora.trainableParameters().every(([, p]) => p.device === 'cuda:0')).toBe(true);
+    expect((await t.fit()).steps).toBe(1);
+    lora.dispose();
+  });
 });
 
 describe('batched LoRA (serving) on the device', () => {

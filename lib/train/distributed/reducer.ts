@@ -177,7 +177,7 @@ export class GradientReducer {
     for (const b of this.buckets) {
       for (const slot of b.slots) {
         const p = slot.param;
-        if (!p.grad) p.grad = keep(zeros(p.shape)) as Tensor<'f32'>;
+        if (!p.grad) p.grad = keep(zeros(p.shape, 'f32', p.device)) as Tensor<'f32'>; // beside its parameter (assign copies across devices)
         const part = b.flat.viewAs([p.numel], [1], b.flat.offset + slot.offset);
         p.grad.assign(part);
         part.dispose();
