@@ -236,7 +236,8 @@ export class AdapterSet {
         const w = s?.weights.get(path);
         return w ? { A: w.A, B: w.B, scale: w.scale } : null;
       });
-      layer.setPack(perSlot.some(Boolean) ? packLoraSlots(perSlot, layer.inFeatures, layer.outFeatures) : null);
+      // beside the layer's weight: a GPU's memory when the model was moved there
+      layer.setPack(perSlot.some(Boolean) ? packLoraSlots(perSlot, layer.inFeatures, layer.outFeatures, layer.base_layer.weight.device) : null);
     }
   }
 }

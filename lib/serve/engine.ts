@@ -271,7 +271,7 @@ export class BatchEngine {
     try {
       logits = this.forward(seqs, L, ids, mask, cache, (out) => {
         const last = Int32Array.from({ length: B }, (_, b) => (b + 1) * L - 1);
-        return F.gatherRows(F.reshape(out, [B * L, V]), tensor(last, [B], 'i32') as Tensor<'i32'>);
+        return F.gatherRows(F.reshape(out, [B * L, V]), tensor(last, [B], 'i32', out.device));
       });
     } catch (e) {
       disposeKv(cache);
@@ -332,11 +332,13 @@ export class BatchEngine {
    */
   private forward(seqs: Sequence[], T: number, ids: Int32Array, mask: Int32Array, cache: LayerKV[], pick: (logits: Tensor) => Tensor): Float32Array {
     const B = seqs.length;
-    this.adapters.rowSlots.begin(Int32Array.from(seqs, (s) => s.req.slot), T);
+    // the step's ids, mask and row slots where the model's weights are (a GPU's memory when moved there)
+    const device = this.model.device;
+    this.adapters.rowSlots.begin(Int32Array.from(seqs, (s) => s.req.slot), T, device);
     try {
       return noGrad(() => inferenceMode(() => tidy(() => {
-        const idT = tensor(ids, [B, T], 'i32') as Tensor<'i32'>;
-        const mT = tensor(mask, [B, mask.length / B], 'i32') as Tensor<'i32'>;
+        const idT = tensor(ids, [B, T], 'i32', device);
+        const mT = tensor(mask, [B, mask.length / B], 'i32', device);
         const { logits } = this.model.forward({ inputIds: idT, attentionMask: mT, cache });
         for (const kv of cache) { keep(kv.k); keep(kv.v); }
         return pick(logits).toTypedArray() as Float32Array;

@@ -48,7 +48,7 @@ export function gatherKvRows(sources: readonly RowSource[], numLayers: number): 
           parts.push(v);
         } else {
           const [, H, , D] = src.shape as [number, number, number, number];
-          const pad = zeros([1, H, T - s.len, D]);
+          const pad = zeros([1, H, T - s.len, D], 'f32', src.device);
           const row = concat([pad, v], 2);
           temps.push(pad, row);
           parts.push(row);

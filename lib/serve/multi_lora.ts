@@ -11,6 +11,7 @@ import { Module } from '../nn/module.js';
 import { Linear } from '../nn/layers.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
+import type { Device } from '../tensor/device.js';
 import { TunekitError } from '../errors.js';
 import { loraBatchedLinear, disposeLoraSlotPack, type LoraSlotPack } from '../tensor/lora_batched.js';
 
@@ -20,14 +21,15 @@ export class RowSlots {
 
   /**
    * Assigns slots for a forward of `perSequence.length` sequences of `tokens` tokens each (the
-   * rows of [B, T] in order: sequence b owns rows b*T .. b*T+T-1). Call end() after the forward.
+   * rows of [B, T] in order: sequence b owns rows b*T .. b*T+T-1), on `device` (the model's).
+   * Call end() after the forward.
    * @example rowSlots.begin(Int32Array.of(0, -1, 2), 1); model.forward(...); rowSlots.end();
    */
-  begin(perSequence: Int32Array, tokens: number): void {
+  begin(perSequence: Int32Array, tokens: number, device: Device = 'cpu'): void {
     this.end();
     const rows = new Int32Array(perSequence.length * tokens);
     for (let b = 0; b < perSequence.length; b++) rows.fill(perSequence[b]!, b * tokens, (b + 1) * tokens);
-    this.rows = tensor(rows, [rows.length], 'i32');
+    this.rows = tensor(rows, [rows.length], 'i32', device);
   }
 
   end(): void {

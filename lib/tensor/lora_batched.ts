@@ -12,6 +12,7 @@ import { run } from './kernel_table.js';
 import { TunekitError } from '../errors.js';
 import { Tensor, numelOf } from './tensor.js';
 import { tensor } from './creation.js';
+import type { Device } from './device.js';
 
 /** The adapters of one layer, stacked by slot. */
 export interface LoraSlotPack {
@@ -35,10 +36,11 @@ export interface LoraSlotAdapter {
 }
 
 /**
- * Stacks per-slot adapters into one pack (copies; the caller keeps its tensors).
+ * Stacks per-slot adapters into one pack (copies; the caller keeps its tensors) on `device`
+ * (default: the first adapter's; the layer's when its adapters were read from files on the host).
  * @example const pack = packLoraSlots([{ A, B, scale: 2 }, null], 768, 2304); // slot 1 has rank 0
  */
-export function packLoraSlots(slots: readonly (LoraSlotAdapter | null)[], inF: number, outF: number): LoraSlotPack {
+export function packLoraSlots(slots: readonly (LoraSlotAdapter | null)[], inF: number, outF: number, device?: Device): LoraSlotPack {
   const rOff = new Int32Array(slots.length + 1);
   const scales = new Float32Array(slots.length);
   slots.forEach((s, a) => {
@@ -52,7 +54,7 @@ export function packLoraSlots(slots: readonly (LoraSlotAdapter | null)[], inF: n
   });
   const R = rOff[slots.length]!;
   // the pack lives beside the adapters (a GPU's memory when they were moved there)
-  const device = slots.find((s) => s)?.A.device ?? 'cpu';
+  device ??= slots.find((s) => s)?.A.device ?? 'cpu';
   let aPack: Tensor<'f32'> | null = null, btPack: Tensor<'f32'> | null = null;
   if (R > 0) {
     const aData = new Float32Array(R * inF), btData = new Float32Array(R * outF);

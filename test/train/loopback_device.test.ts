@@ -31,6 +31,10 @@ import { loraBatchedLinear, packLoraSlots, type LoraSlotAdapter } from '../../li
 import { makeTinyRlhfWork, type TinyRlhfWork } from '../rlhf/tiny_run.js';
 import { LoraModel } from '../../lib/peft/lora/model.js';
 import { Trainer } from '../../lib/train/trainer.js';
+import { makeServeWorld } from '../serve/helpers.js';
+import { Tokenizer } from '../../lib/tokenizer/index.js';
+import { AdapterSet } from '../../lib/serve/adapters.js';
+import { BatchEngine } from '../../lib/serve/engine.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -269,6 +273,37 @@ describe('batched LoRA (serving) on the device', () => {
       return loraBatchedLinear(x, w, null, pack, tensor(rows, [4], 'i32', x.device) as Tensor<'i32'>).toArray();
     };
     expect(run('cuda')).toEqual(run('cpu'));
+  });
+});
+
+describe('serving on the device', () => {
+  it('the batch engine with a model on cuda:0 gives the CPU\'s tokens for mixed-adapter batches', async () => {
+    const world = makeServeWorld('gpt2');
+    try {
+      const tok = Tokenizer.fromFolderSync(world.modelDir);
+      const serve = async (device: 'cpu' | 'cuda') => {
+        const { model } = loadPretrainedSync(world.modelDir, { task: 'causal_lm' });
+        model.to(device);
+        const set = new AdapterSet(model);
+        for (const n of ['alpha', 'beta']) await set.load(n, world.adapterDirs[n]!);
+        const eng = new BatchEngine(model, tok, set, { maxBatch: 4, maxPrefillTokens: 4096 });
+        const prompts: [string, string | null][] = [['Hello there', 'alpha'], ['free money now', 'beta'], ['a', null]];
+        const handles = prompts.map(([p, name], i) => eng.submit({
+          promptIds: tok.encode(p, { addSpecialTokens: false }).ids, slot: name ? set.slotOf(name)! : -1, adapter: name ?? 'base',
+          maxNewTokens: 4 + i, temperature: 0, topP: 1, topK: 0, repetitionPenalty: 1, seed: 0, stop: [], deadline: Date.now() + 60_000,
+        }));
+        const out = (await Promise.all(handles.map((h) => h.result))).map((r) => r.tokens);
+        set.dispose();
+        model.dispose();
+        return out;
+      };
+      const cpu = await serve('cpu');
+      const calls = loopbackKernelCalls();
+      expect(await serve('cuda')).toEqual(cpu);
+      expect(loopbackKernelCalls()).toBeGreaterThan(calls);
+    } finally {
+      world.cleanup();
+    }
   });
 });
 
