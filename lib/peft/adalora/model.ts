@@ -234,7 +234,7 @@ export class AdaLoraModel extends LoraModel {
       const r = ad.lora.A.shape[0]!;
       const eye = new Float32Array(r * r);
       for (let i = 0; i < r; i++) eye[i * r + i] = 1;
-      const I = tensor(eye, [r, r]);
+      const I = tensor(eye, [r, r], 'f32', ad.lora.A.device);
       const covA = F.matmul(ad.lora.A, ad.lora.A, { transB: true });
       const covB = F.matmul(ad.lora.B, ad.lora.B, { transA: true });
       for (const cov of [covA, covB]) terms.push(F.sqrt(F.sum(F.square(F.sub(cov, I)))));
@@ -378,7 +378,7 @@ export class AdaLoraModel extends LoraModel {
     let parameters = 0;
     tidy(() => {
       for (const { path, ad } of this.svdAdapters(adapter)) {
-        const e = ad.E.data() as Float32Array;
+        const e = ad.E.toTypedArray() as Float32Array;
         const rows = this.keptRows(path, ad.ranknum, cfg).filter((i) => e[i] !== 0);
         if (!rows.length) continue;
         const { A, E, B } = gatherRanks(ad, rows);
@@ -449,9 +449,10 @@ export class AdaLoraModel extends LoraModel {
   }
 }
 
-/** A [k, in], E [k, 1], B [out, k] holding ranks `rows` of an adapter (new tensors). */
+/** A [k, in], E [k, 1], B [out, k] holding ranks `rows` of an adapter (new host tensors, for files). */
 function gatherRanks(ad: SvdAdapter, rows: number[]): { A: Tensor<'f32'>; E: Tensor<'f32'>; B: Tensor<'f32'> } {
-  const a = ad.lora.A.data() as Float32Array, e = ad.E.data() as Float32Array, b = ad.lora.B.data() as Float32Array;
+  // copies (from a device too): the adapter may live in a GPU's memory
+  const a = ad.lora.A.toTypedArray() as Float32Array, e = ad.E.toTypedArray() as Float32Array, b = ad.lora.B.toTypedArray() as Float32Array;
   const r = ad.ranknum, inF = ad.lora.A.shape[1]!, outF = ad.lora.B.shape[0]!, k = rows.length;
   const A = new Float32Array(k * inF), E = new Float32Array(k), B = new Float32Array(outF * k);
   rows.forEach((src, j) => {
