@@ -19,6 +19,7 @@ import { loadPretrained, readConfig, savePretrained } from '../models/loader.js'
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { architectureFor } from '../models/registry.js';
 import type { PretrainedModel } from '../models/common.js';
+import { resolveDevice } from '../tensor/device.js';
 import { loadDataset } from '../data/dataset.js';
 import { buildPreferenceExample } from '../data/examples.js';
 import type { NormalizedRecord, PreferenceExample } from '../data/types.js';
@@ -162,13 +163,18 @@ export const ppoJob: RunJob<number[], Promise<PpoEval>> = {
     const rmDir = existsSync(join(rmPath, 'config.json')) ? rmPath : join(rmPath, 'model');
     if (!existsSync(join(rmDir, 'config.json'))) throw new TunekitError('ERR_NOT_FOUND', `rlhf.reward_model: no reward model in ${rmPath} (expected a Hugging Face folder, or a tunekit reward run with model/)`);
     const { model: rm } = await loadPretrained(rmDir, { task: 'seq_cls', numLabels: 1 });
+    // the frozen models score on the run's device too (the Trainer moves only the policy and the
+    // value head; runTraining resolved training.device already, so this cannot fail here)
+    const device = resolveDevice(ctx.config.training.device, 'training.device').device;
+    rm.to(device);
+    const ref = model instanceof PeftModel ? undefined : (await loadPretrained(ctx.modelDir)).model.to(device);
     const tok = await ctx.loadTokenizer();
     const pad = padTokenOf(tok);
     return new PpoObjective({
       policy: model, reward: rewardModelScorer(rm, pad), padTokenId: pad, eosTokenId: tok.eosTokenId ?? null,
       klCoef: rl.kl_coef, klTarget: rl.kl_target, klHorizon: rl.kl_horizon, gamma: rl.gamma, lam: rl.lam, cliprange: rl.cliprange,
       cliprangeValue: rl.cliprange_value, ppoEpochs: rl.ppo_epochs, maxNewTokens: rl.max_new_tokens, seed: ctx.config.training.seed,
-      refModel: model instanceof PeftModel ? undefined : (await loadPretrained(ctx.modelDir)).model,
+      refModel: ref,
     });
   },
   writeOutputs: (ctx, model) => writeAdapterOrModel(ctx, model),

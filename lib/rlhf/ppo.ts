@@ -34,7 +34,6 @@
  */
 import { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
-import type { Device } from '../tensor/device.js';
 import { tidy } from '../tensor/scope.js';
 import { noGrad } from '../autograd/tape.js';
 import * as F from '../autograd/ops.js';
@@ -85,17 +84,6 @@ export function rewardModelScorer(model: ScalarModel, padTokenId: number, batchS
   return (q, r) => scoreSequences(model, q.map((qi, i) => [...qi, ...r[i]!]), padTokenId, batchSize);
 }
 
-/**
- * A grid's inputs where `model` is: the grid's own (made on the policy's device), or copies
- * (freed by the caller's tidy) for a reference model left on another device.
- */
-function gridInputsFor(model: CausalForward, g: { inputs: ModelInputs }): ModelInputs {
-  const device = (model as { device?: Device }).device ?? 'cpu';
-  const { inputIds, attentionMask } = g.inputs;
-  if (!inputIds || inputIds.device === device) return g.inputs;
-  return { inputIds: inputIds.to(device), attentionMask: attentionMask?.to(device) };
-}
-
 /** The policy: a causal LM (a PeftModel, whose disabled-adapter self is the reference). */
 export interface PolicyLike extends Module, CausalForward {
   readonly config: ModelConfig;
@@ -105,7 +93,7 @@ export interface PolicyLike extends Module, CausalForward {
 /** What PPO computes with: everything but the optimizer's settings (the Trainer's). */
 export interface PpoObjectiveOptions {
   policy: PolicyLike;
-  /** a frozen reference for a policy without adapters */
+  /** a frozen reference for a policy without adapters, on the policy's device (the grids are made there) */
   refModel?: CausalForward;
   reward: RewardFn;
   padTokenId: number;
@@ -268,7 +256,7 @@ export class PpoObjective implements Objective<number[], Promise<PpoEval>> {
 
   /** Log-probs [B, R] of the response tokens (masked positions filled with 1.0) and values [B, R]. */
   private evaluateGrid(model: CausalForward, g: Grid, B: number, R: number, mask: Float32Array, withValues: boolean): { logprobs: Tensor<'f32'>; values: Tensor<'f32'> | null } {
-    const out = model.forward(gridInputsFor(model, g));
+    const out = model.forward(g.inputs);
     const lp = F.reshape(gatherLogprobs(out.logits, g.positions, g.targets, this.o.temperature), [B, R]);
     const M = tensor(mask, [B, R], 'f32', lp.device);
     const fill = tensor(Float32Array.from(mask, (m) => (1 - m) * INVALID_LOGPROB), [B, R], 'f32', lp.device);
@@ -294,7 +282,7 @@ export class PpoObjective implements Objective<number[], Promise<PpoEval>> {
   /** Mean per-token entropy of the sampling distribution over the masked response positions. */
   private meanEntropy(model: CausalForward, g: Grid, mask: Float32Array): number {
     return noGrad(() => tidy(() => {
-      const out = model.forward(gridInputsFor(model, g));
+      const out = model.forward(g.inputs);
       const V = out.logits.shape[out.logits.ndim - 1]!;
       let rows = F.gatherRows(F.reshape(out.logits, [-1, V]), tensor(g.positions, [g.positions.length], 'i32', out.logits.device));
       if (this.o.temperature !== 1) rows = F.scale(rows, 1 / this.o.temperature);

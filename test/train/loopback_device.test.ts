@@ -309,7 +309,7 @@ describe('serving on the device', () => {
 
 describe('RLHF on the device', () => {
   const rlhfConfig = (method: string, device: string, extra: Record<string, unknown> = {}) => {
-    const raw = rlhf.config(method, `${method}-${device}`, extra);
+    const raw = rlhf.config(method, `${method}${extra.peft === null ? '-full' : ''}-${device}`, extra);
     raw.training = { ...(raw.training as Record<string, unknown>), max_steps: 2, device };
     return raw;
   };
@@ -319,10 +319,14 @@ describe('RLHF on the device', () => {
       const dev = await train(rlhfConfig(method, 'cuda', method === 'dpo' ? { rlhf: { beta: 0.1 } } : {}));
       expectSame(dev, cpu);
     }
-    const ppo = (device: string) => rlhfConfig('ppo', device, { rlhf: { reward_model: path.join(rlhf.work, 'reward-cpu'), max_new_tokens: 3, ppo_epochs: 2 } });
-    const cpu = await train(ppo('cpu'));
-    const dev = await train(ppo('cuda'));
-    expectSame(dev, cpu);
+    // LoRA (the reference is the policy with its adapters off) and full fine-tuning (a reference
+    // model, moved to the run's device with the reward model)
+    for (const peft of [{}, { peft: null }]) {
+      const ppo = (device: string) => rlhfConfig('ppo', device, { rlhf: { reward_model: path.join(rlhf.work, 'reward-cpu'), max_new_tokens: 3, ppo_epochs: 2 }, ...peft });
+      const cpu = await train(ppo('cpu'));
+      const dev = await train(ppo('cuda'));
+      expectSame(dev, cpu);
+    }
   });
 });
 
