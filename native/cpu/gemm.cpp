@@ -11,9 +11,11 @@
 #include <vector>
 
 #include "../core/cpu_features.h"
+#include "../core/dtype.h"
 #include "../core/status.h"
 #include "../core/storage.h"
 #include "../core/thread_pool.h"
+#include "copy.h"
 #include "gemm.h"
 #include "gemm_internal.h"
 
@@ -83,6 +85,13 @@ void scale_c(const GemmShape& s, float* C) {
     if (s.beta == 0.0f) std::fill(c, c + s.N, 0.0f);
     else if (s.beta != 1.0f) for (int64_t j = 0; j < s.N; ++j) c[j] *= s.beta;
   }
+}
+
+// Whether run_split gives the threads column slices of C, so that each of them packs all of op(A).
+bool splits_by_columns(const GemmShape& s, const IsaGemm& isa) {
+  const double flops = 2.0 * static_cast<double>(s.M) * static_cast<double>(s.N) * static_cast<double>(s.K);
+  const int64_t units = (s.N + isa.nr - 1) / isa.nr;
+  return num_threads() > 1 && flops >= kMinParallelFlops && s.N >= s.M && units >= 2;
 }
 
 // Runs serial(sub-shape) on each thread's slice of C. TA, TB: float or uint16_t (bf16 bits).
@@ -180,6 +189,19 @@ void gemm_bf16_round_a(const GemmShape& s, const float* A, const uint16_t* B, fl
   if (s.M == 0 || s.N == 0) return;
   if (s.K == 0 || s.alpha == 0.0f) return scale_c(s, C);
   const IsaGemm& isa = isa_gemm_best();
+  if (splits_by_columns(s, isa)) {
+    // Every thread would round all of A while packing it (the threads split C by columns): the
+    // rounding work, and A's f32 reads, times the thread count (measured: the GPT-2 step's
+    // GEMMs took as long as the separate cast they replaced). A is rounded once instead, by all
+    // threads, into a grow-only buffer of the calling thread (no fresh pages per call), then the
+    // plain bf16 GEMM runs. Same bits either way (cast rounds as the packers do).
+    const int64_t rows = s.transA ? s.K : s.M, cols = s.transA ? s.M : s.K;
+    const int64_t span = (rows - 1) * s.lda + cols;  // A's storage up to its last element
+    thread_local std::vector<uint16_t> rounded;
+    if (static_cast<int64_t>(rounded.size()) < span) rounded.resize(static_cast<size_t>(span));
+    cast(A, DType::F32, rounded.data(), DType::BF16, span);
+    return run_split(s, rounded.data(), B, C, isa, bf16_serial_for(isa));
+  }
   run_split(s, A, B, C, isa, bf16_round_a_serial_for(isa));
 }
 

@@ -58,7 +58,10 @@ void gemm_bf16(const GemmShape& s, const uint16_t* A, const uint16_t* B, float* 
 // gemm_bf16 with an f32 A that is rounded to bf16 (f32_to_bf16: nearest even, NaN kept quiet)
 // while it is packed: bit for bit cast(A -> bf16) followed by gemm_bf16 (same packed panels,
 // blocking, thread split and kernel), without the cast's pass over A and its [M, K] bf16 buffer.
-// For an f32 activation times a frozen weight's bf16 copy (TUNEKIT_COMPUTE_DTYPE=bf16).
+// For an f32 activation times a frozen weight's bf16 copy (TUNEKIT_COMPUTE_DTYPE=bf16). When
+// the threads split C by columns (each would pack, so round, all of A) A is instead rounded once
+// by all threads into a grow-only buffer of the calling thread (2 M K bytes, kept for reuse: the
+// GPT-2 LM head's logits gradient makes it 51 MB) and the bf16 GEMM runs on that.
 void gemm_bf16_round_a(const GemmShape& s, const float* A, const uint16_t* B, float* C);
 
 // Batched: batch independent products, matrices `strideX` elements apart (0 = shared operand).
