@@ -314,9 +314,10 @@ describe('RLHF on the device', () => {
     return raw;
   };
   it('reward, DPO and PPO give the CPU\'s figures', async () => {
-    for (const method of ['reward', 'dpo']) {
-      const cpu = await train(rlhfConfig(method, 'cpu', method === 'dpo' ? { rlhf: { beta: 0.1 } } : {}));
-      const dev = await train(rlhfConfig(method, 'cuda', method === 'dpo' ? { rlhf: { beta: 0.1 } } : {}));
+    // DPO with LoRA (reference: adapters off) and full fine-tuning (reference log-probs precomputed)
+    for (const [method, extra] of [['reward', {}], ['dpo', { rlhf: { beta: 0.1 } }], ['dpo', { rlhf: { beta: 0.1 }, peft: null }]] as const) {
+      const cpu = await train(rlhfConfig(method, 'cpu', extra));
+      const dev = await train(rlhfConfig(method, 'cuda', extra));
       expectSame(dev, cpu);
     }
     // LoRA (the reference is the policy with its adapters off) and full fine-tuning (a reference
