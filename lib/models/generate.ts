@@ -11,7 +11,6 @@
  * to eval and restored "what it saw" once left a training model in eval mode).
  */
 import { TunekitError, describe } from '../errors.js';
-import { Tensor } from '../tensor/tensor.js';
 import { tensor } from '../tensor/creation.js';
 import { tidy, keep } from '../tensor/scope.js';
 import { noGrad } from '../autograd/tape.js';

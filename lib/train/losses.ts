@@ -2,7 +2,7 @@
  * Task losses and metrics on padded batches (see lib/data Batch).
  */
 import { Tensor } from '../tensor/tensor.js';
-import { tensor, onDevice } from '../tensor/creation.js';
+import { tensor } from '../tensor/creation.js';
 import * as F from '../autograd/ops.js';
 import { TunekitError } from '../errors.js';
 import type { Batch } from '../data/types.js';
@@ -35,7 +35,7 @@ export function taskLoss(task: TrainTask, out: ModelOutput, batch: Batch): { los
   }
   let count = 0;
   for (const l of labels) if (l !== -100) count++;
-  const loss = F.crossEntropy(flat, onDevice(tensor(labels, [labels.length]) as Tensor<'i32'>, flat.device));
+  const loss = F.crossEntropy(flat, tensor(labels, [labels.length], 'i32', flat.device));
   return { loss, count };
 }
 

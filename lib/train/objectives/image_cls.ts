@@ -6,7 +6,7 @@
  * evaluation batches are never augmented. Evaluation gives the loss, accuracy and macro F1.
  */
 import type { Tensor } from '../../tensor/tensor.js';
-import { tensor, onDevice } from '../../tensor/creation.js';
+import { tensor } from '../../tensor/creation.js';
 import type { Device } from '../../tensor/device.js';
 import { tidy } from '../../tensor/scope.js';
 import { noGrad } from '../../autograd/tape.js';
@@ -33,14 +33,14 @@ export interface ImageClassificationOptions {
  * @example model.forward(imageInputs(collateImages(examples), model.device))
  */
 export function imageInputs(batch: ImageBatch, device: Device = 'cpu'): ModelInputs {
-  return { pixelValues: onDevice(tensor(batch.pixels, batch.shape) as Tensor<'f32'>, device) };
+  return { pixelValues: tensor(batch.pixels, batch.shape, 'f32', device) };
 }
 
 /** Mean cross-entropy of logits [B, classes] on the batch's class ids (out-of-range ids refused). */
 export function imageLoss(logits: Tensor<'f32'>, batch: ImageBatch): Tensor<'f32'> {
   const C = logits.shape[logits.ndim - 1]!;
   for (const l of batch.labels) if (l < 0 || l >= C) throw new TunekitError('ERR_VALUE', `label ${l} is out of range for the model's ${C} classes`);
-  return F.crossEntropy(logits, onDevice(tensor(batch.labels, [batch.labels.length], 'i32') as Tensor<'i32'>, logits.device));
+  return F.crossEntropy(logits, tensor(batch.labels, [batch.labels.length], 'i32', logits.device));
 }
 
 /**

@@ -5,8 +5,7 @@
  * loss with accuracy and macro F1 (classification), or perplexity plus the multiple-choice
  * accuracy of the eval split's choice items (causal LM with a few fixed answers).
  */
-import type { Tensor } from '../../tensor/tensor.js';
-import { tensor, onDevice } from '../../tensor/creation.js';
+import { tensor } from '../../tensor/creation.js';
 import type { Device } from '../../tensor/device.js';
 import { tidy } from '../../tensor/scope.js';
 import { noGrad } from '../../autograd/tape.js';
@@ -48,8 +47,8 @@ export interface SupervisedObjectiveOptions {
  */
 export function batchInputs(batch: Batch, device: Device = 'cpu'): ModelInputs {
   return {
-    inputIds: onDevice(tensor(batch.inputIds, [batch.batch, batch.seqLen]) as Tensor<'i32'>, device),
-    attentionMask: onDevice(tensor(batch.attentionMask, [batch.batch, batch.seqLen]) as Tensor<'i32'>, device),
+    inputIds: tensor(batch.inputIds, [batch.batch, batch.seqLen], 'i32', device),
+    attentionMask: tensor(batch.attentionMask, [batch.batch, batch.seqLen], 'i32', device),
   };
 }
 
