@@ -23,7 +23,7 @@ import { manualSeed } from '../../lib/nn/random.js';
 import { loadConfig } from '../../lib/train/config.js';
 import { runTraining } from '../../lib/train/run.js';
 import { evaluateRun } from '../../lib/train/evaluate.js';
-import { cudaStatus } from '../../lib/tensor/device.js';
+import { cudaStatus, resolveDevice } from '../../lib/tensor/device.js';
 import { LOOPBACK_DEVICE, LOOPBACK_NAME, loopbackKernelCalls } from '../../lib/tensor/loopback.js';
 import { tensor, randn } from '../../lib/tensor/creation.js';
 import type { Tensor } from '../../lib/tensor/tensor.js';
@@ -146,6 +146,8 @@ beforeAll(() => {
 afterAll(() => {
   if (proj) fs.rmSync(proj, { recursive: true, force: true });
   rlhf?.remove();
+  // this file's modules keep the loopback (read at load); a later file in this process must not get it
+  delete process.env.TUNEKIT_LOOPBACK_DEVICE;
 });
 
 function cellConfig(cell: Cell, device: string, name: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -196,6 +198,9 @@ function expectSame(onDevice: Outcome, onCpu: Outcome): void {
 describe('the loopback device', () => {
   it('is cuda:0, refuses host views and mixed ops, copies through the device path; tunekit info names it', () => {
     expect(cudaStatus()).toMatchObject({ devices: 1, name: LOOPBACK_NAME });
+    // auto takes it (every op of a training step is served), cuda:1 does not exist
+    expect(resolveDevice('auto')).toEqual({ device: 'cuda:0', note: `cuda:0 (${LOOPBACK_NAME}, auto)` });
+    expect(() => resolveDevice('cuda:1')).toThrow(/1 usable CUDA device/);
     const a = tensor([1, 2, 3]);
     const d = a.to('cuda');
     expect(d.device).toBe('cuda:0');
