@@ -19,9 +19,10 @@
  *    native.transfer, toTypedArray() native.read, copyFrom() native.write (each a host memcpy
  *    here, cudaMemcpy on a GPU).
  * Because the kernels are the CPU's, a run on the loopback device computes bit for bit what the
- * CPU run computes (test/train/loopback_device.test.ts compares the losses exactly). What it
- * cannot check is native/cuda itself (its kernels, and which ops it lacks: every op is served
- * here); test/tensor/backend_ops.test.ts and scripts/gpu-check.sh do that on a GPU.
+ * CPU run computes (test/train/loopback_device.test.ts compares the losses exactly). Every op is
+ * served here, so the ops a run used are noted (takeLoopbackOps) for a test to compare with the
+ * ops this build's native/cuda has (nativeCudaOps). What it cannot check is native/cuda's kernels
+ * themselves: test/tensor/backend_ops.test.ts and scripts/gpu-check.sh do that on a GPU.
  */
 import { native, type BackendKernels } from '../native.js';
 
@@ -32,10 +33,13 @@ export const LOOPBACK_DEVICE = process.env.TUNEKIT_LOOPBACK_DEVICE === '1';
 export const LOOPBACK_NAME = 'loopback (CPU kernels on host memory labelled cuda:0; TUNEKIT_LOOPBACK_DEVICE=1, a testing aid)';
 
 let calls = 0;
+/** the ops run since the last takeLoopbackOps() */
+const used = new Set<string>();
 
 /**
- * The loopback backend's kernels: each CPU kernel, counting its calls (so a test can tell that
- * the ops really went through the device's backend). Made once, when the kernel table loads.
+ * The loopback backend's kernels: each CPU kernel, counting its calls and noting its op (so a
+ * test can tell that the ops really went through the device's backend, and which ones a GPU run
+ * would need). Made once, when the kernel table loads.
  */
 export function loopbackKernels(): Partial<BackendKernels> {
   const cpu = native.cpu as unknown as Record<string, (...v: unknown[]) => unknown>;
@@ -45,6 +49,7 @@ export function loopbackKernels(): Partial<BackendKernels> {
     if (typeof k !== 'function') continue;
     out[op] = (...v: unknown[]) => {
       calls++;
+      used.add(op);
       return k(...v);
     };
   }
@@ -54,4 +59,21 @@ export function loopbackKernels(): Partial<BackendKernels> {
 /** Kernel calls the loopback backend has run in this process. */
 export function loopbackKernelCalls(): number {
   return calls;
+}
+
+/** The ops the loopback backend ran since the last call (sorted), and forgets them. */
+export function takeLoopbackOps(): string[] {
+  const ops = [...used].sort();
+  used.clear();
+  return ops;
+}
+
+/**
+ * The ops this build's real CUDA backend (native.cuda) has kernels for, or null in a build
+ * without it: what the ops a loopback run used are checked against, so that a GPU run of the
+ * same job is known to find every kernel.
+ */
+export function nativeCudaOps(): string[] | null {
+  const cuda = native.cuda as Record<string, unknown> | undefined;
+  return cuda ? Object.keys(cuda).filter((op) => typeof cuda[op] === 'function').sort() : null;
 }

@@ -24,7 +24,7 @@ import { loadConfig } from '../../lib/train/config.js';
 import { runTraining } from '../../lib/train/run.js';
 import { evaluateRun } from '../../lib/train/evaluate.js';
 import { cudaStatus, resolveDevice } from '../../lib/tensor/device.js';
-import { LOOPBACK_DEVICE, LOOPBACK_NAME, loopbackKernelCalls } from '../../lib/tensor/loopback.js';
+import { LOOPBACK_DEVICE, LOOPBACK_NAME, loopbackKernelCalls, takeLoopbackOps, nativeCudaOps } from '../../lib/tensor/loopback.js';
 import { tensor, randn } from '../../lib/tensor/creation.js';
 import type { Tensor } from '../../lib/tensor/tensor.js';
 import { loraBatchedLinear, packLoraSlots, type LoraSlotAdapter } from '../../lib/tensor/lora_batched.js';
@@ -162,11 +162,15 @@ function cellConfig(cell: Cell, device: string, name: string, extra: Record<stri
 }
 
 /** What a run computed: every step's loss and figures, the evaluations, and the saved weight files' hashes. */
-interface Outcome { steps: unknown[]; evals: unknown; files: Record<string, string>; device: string; kernelCalls: number }
+interface Outcome { steps: unknown[]; evals: unknown; files: Record<string, string>; device: string; kernelCalls: number; ops: string[] }
+
+/** The ops the device runs of text models used (GPT-2, BERT, Llama: every method, RLHF): checked against native/cuda's at the end. */
+const TEXT_OPS = new Set<string>();
 
 async function train(raw: Record<string, unknown>, resume = false): Promise<Outcome> {
   const steps: unknown[] = [];
   const calls0 = loopbackKernelCalls();
+  takeLoopbackOps();
   const r = await runTraining(loadConfig(raw), {
     log: () => {},
     resume,
@@ -180,7 +184,7 @@ async function train(raw: Record<string, unknown>, resume = false): Promise<Outc
       files[`${sub}/${f}`] = createHash('sha256').update(fs.readFileSync(path.join(dir, f))).digest('hex');
     }
   }
-  return { steps, evals: r.fit.evals, files, device: r.fit.device, kernelCalls: loopbackKernelCalls() - calls0 };
+  return { steps, evals: r.fit.evals, files, device: r.fit.device, kernelCalls: loopbackKernelCalls() - calls0, ops: takeLoopbackOps() };
 }
 
 function expectSame(onDevice: Outcome, onCpu: Outcome): void {
@@ -227,6 +231,7 @@ describe('every method on every architecture trains on the device exactly as on 
       const cpu = await train(cellConfig(cell, 'cpu', `${name}-cpu`));
       const dev = await train(cellConfig(cell, 'cuda', `${name}-cuda`));
       expectSame(dev, cpu);
+      if (cell.task !== 'image_cls') dev.ops.forEach((op) => TEXT_OPS.add(op));
       // tunekit eval of the device run: the same figures as the CPU run's
       const evDev = await evaluateRun(loadConfig(cellConfig(cell, 'cuda', `${name}-cuda`)), { runDir: path.join(proj, 'runs', `${name}-cuda`) });
       const evCpu = await evaluateRun(loadConfig(cellConfig(cell, 'cpu', `${name}-cpu`)), { runDir: path.join(proj, 'runs', `${name}-cpu`) });
@@ -324,6 +329,7 @@ describe('RLHF on the device', () => {
       const cpu = await train(rlhfConfig(method, 'cpu', extra));
       const dev = await train(rlhfConfig(method, 'cuda', extra));
       expectSame(dev, cpu);
+      dev.ops.forEach((op) => TEXT_OPS.add(op));
     }
     // LoRA (the reference is the policy with its adapters off) and full fine-tuning (a reference
     // model, moved to the run's device with the reward model)
@@ -332,6 +338,7 @@ describe('RLHF on the device', () => {
       const cpu = await train(ppo('cpu'));
       const dev = await train(ppo('cuda'));
       expectSame(dev, cpu);
+      dev.ops.forEach((op) => TEXT_OPS.add(op));
     }
   });
 });
@@ -359,5 +366,14 @@ describe('tunekit train with device: cuda', () => {
     expect(losses).toEqual((cpu.steps as { step: number; loss: number }[]).map((s) => [s.step, s.loss]));
     const hash = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
     expect(hash(path.join(run, 'adapter', 'adapter_model.safetensors'))).toBe(cpu.files['adapter/adapter_model.safetensors']);
+  });
+});
+
+describe('what a GPU run of these jobs needs', () => {
+  const cudaOps = nativeCudaOps();
+  // runs after the matrix and RLHF (tests of a file run in order)
+  it.skipIf(cudaOps === null)(`every op the text runs used has a kernel in this build's CUDA backend${cudaOps === null ? ' (skipped: this build has no CUDA backend)' : ''}`, () => {
+    expect(TEXT_OPS.size).toBeGreaterThan(20);
+    expect([...TEXT_OPS].filter((op) => !cudaOps!.includes(op))).toEqual([]);
   });
 });
