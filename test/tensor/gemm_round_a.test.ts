@@ -6,6 +6,7 @@ import { describe, it, expect } from 'vitest';
 import { ops as F, randn, tidy } from '../../lib/index.js';
 import { gemm, setComputeDtype } from '../../lib/tensor/kernels.js';
 import { TunekitError } from '../../lib/errors.js';
+import type { Tensor } from '../../lib/tensor/tensor.js';
 
 /** The f32 bits of a result, so that equality is bit equality (NaN payloads and -0 included). */
 function bits(t: { toTypedArray(): unknown }): Uint32Array {
@@ -44,9 +45,9 @@ describe('gemm roundA (f32 A rounded while packed, bf16 B)', () => {
   it('refuses operands of other dtypes (ERR_DTYPE naming both)', () => {
     tidy(() => {
       const a = randn([4, 8], { seed: 1 });
-      const run = (x: typeof a, y: typeof a) => {
+      const run = (x: Tensor<'f32'> | Tensor<'bf16'>, y: Tensor<'f32'> | Tensor<'bf16'>) => {
         try {
-          gemm(x, y, { roundA: true });
+          gemm(x as Tensor<'f32'>, y as Tensor<'bf16'>, { roundA: true });
         } catch (e) {
           return e;
         }
