@@ -17,6 +17,7 @@ import { run } from '../../tensor/kernels.js';
 import { Tensor } from '../../tensor/tensor.js';
 import { keep } from '../../tensor/scope.js';
 import { TunekitError } from '../../errors.js';
+import type { Device } from '../../tensor/device.js';
 
 /** One adapted layer: its module path and SVD-form parameters A [r, in], E [r, 1], B [out, r]. */
 export interface AllocatorLayer {
@@ -85,10 +86,10 @@ export class RankAllocator {
   /** per layer: [Ibar_A | U_A | Ibar_E | U_E | Ibar_B | U_B] (native layout) */
   private readonly state: Tensor<'f32'>[];
   /** the triplet scores of every layer, concatenated */
-  private readonly scores: Tensor<'f32'>;
+  private scores: Tensor<'f32'>;
   private readonly keepMasks: Tensor<'u8'>[];
   /** parameters per rank (in + out + 1), one per entry of `scores`; null when the budget counts ranks */
-  private readonly costs: Tensor<'f32'> | null;
+  private costs: Tensor<'f32'> | null;
 
   constructor(layers: AllocatorLayer[], opts: AllocatorOptions) {
     if (layers.length === 0) throw new TunekitError('ERR_VALUE', 'AdaLoRA allocator: no adapted layers');
@@ -121,6 +122,29 @@ export class RankAllocator {
     this.state = this.dims.map((d) => keep(Tensor.empty([2 * (d.r * d.inF + d.r + d.outF * d.r)], 'f32', true, device)));
     this.scores = keep(Tensor.empty([Math.max(1, offset)], 'f32', true, device));
     this.keepMasks = this.dims.map((d) => keep(Tensor.empty([Math.max(1, d.r)], 'u8', true, device)));
+  }
+
+  /**
+   * Follows its model to `device` (AdaLoraModel.onMoved, from Module.to): the layers' A, E, B
+   * become `swap(t)`, the moved parameters (the originals are disposed after the move), and the
+   * EMAs, scores, masks and costs are copied there (the old ones freed), so the scores carry on.
+   */
+  moveTo(swap: (t: Tensor) => Tensor, device: Device): void {
+    for (const l of this.layers) {
+      l.A = swap(l.A);
+      l.E = swap(l.E);
+      l.B = swap(l.B);
+    }
+    const move = <T extends Tensor>(t: T): T => {
+      if (t.device === device) return t;
+      const n = keep(t.to(device)) as T;
+      t.dispose();
+      return n;
+    };
+    this.state.forEach((t, i) => { this.state[i] = move(t); });
+    this.keepMasks.forEach((t, i) => { this.keepMasks[i] = move(t); });
+    this.scores = move(this.scores);
+    if (this.costs) this.costs = move(this.costs);
   }
 
   setTotalStep(totalStep: number): void {

@@ -28,6 +28,7 @@ import { RankAllocator, type RankPattern } from './allocator.js';
 import { f32FromRaw, rawFromTensor } from '../../models/weights.js';
 import type { PretrainedModel } from '../../models/common.js';
 import { Tensor } from '../../tensor/tensor.js';
+import type { Device } from '../../tensor/device.js';
 import { tensor } from '../../tensor/creation.js';
 import { tidy } from '../../tensor/scope.js';
 import { noGrad } from '../../autograd/tape.js';
@@ -71,6 +72,12 @@ export class AdaLoraModel extends LoraModel {
   /** AdaLoRA's schema and model step (LoraModel's constructor calls this through `new.target`). */
   protected static override configFor(config: unknown, base: PretrainedModel): AdaloraConfig {
     return normalizeAdaloraConfig(config, base.config.modelType, base.task);
+  }
+
+  /** The allocator holds the adapters' tensors and its own state: it follows Module.to() (after the layers re-pointed theirs). */
+  protected override onMoved(swap: (t: Tensor) => Tensor, device: Device): void {
+    super.onMoved(swap, device);
+    this.allocator?.moveTo(swap, device);
   }
 
   /** The (normalised, snake_case) AdaLoRA config of an adapter. */
