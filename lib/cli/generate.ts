@@ -7,6 +7,7 @@ import { generate } from '../models/generate.js';
 import type { PretrainedModel } from '../models/common.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { loadPeftFolder } from '../peft/index.js';
+import { resolveDevice, GENERATE_PATH } from '../tensor/device.js';
 import '../peft/index.js';
 
 const HELP = `Usage: tunekit generate --prompt <text> [options]
@@ -17,7 +18,10 @@ Options:
   --prompt <text>              the prompt (repeat --prompt for a batch)
   --max-new-tokens <n>         (default 60)
   --temperature <x>            0 = greedy (default 0.8)
-  --top-k <n>  --top-p <x>  --repetition-penalty <x>  --seed <n>`;
+  --top-k <n>  --top-p <x>  --repetition-penalty <x>  --seed <n>
+  --device <d>                 cpu | cuda | cuda:N | auto (default auto: the GPU when one is usable
+                               and its backend has every op of generation, else the CPU; the choice
+                               is printed on stderr). cuda without a usable GPU fails before loading.`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -25,7 +29,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     options: {
       model: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string', multiple: true },
       'max-new-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' },
-      'repetition-penalty': { type: 'string' }, seed: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'repetition-penalty': { type: 'string' }, seed: { type: 'string' }, device: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return void console.log(HELP);
@@ -36,6 +40,9 @@ export async function generateCommand(argv: string[]): Promise<void> {
     if (!Number.isFinite(x) || x < 0) throw new TunekitError('ERR_CONFIG', `--${k}: expected a non-negative number but received '${v}'`);
     return x;
   };
+  // before anything loads: cuda without a usable GPU (or without a kernel generation needs) stops here
+  const { device, note } = resolveDevice(values.device ?? 'auto', '--device', { path: GENERATE_PATH });
+  console.error(`device: ${note}`);
   const dir = resolveModelPath(values.model ?? 'builtin:tunekit-gpt2-small');
   const tok = await Tokenizer.fromFolder(dir);
   let { model } = (await loadPretrained(dir, { task: 'causal_lm' })) as { model: PretrainedModel };
@@ -44,6 +51,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
     peft.eval();
     model = peft as unknown as PretrainedModel;
   }
+  // the base and its adapter together (an adapter loaded onto a moved base would stay on the CPU)
+  model.to(device);
   const prompts = values.prompt.map((p) => tok.encode(p, { addSpecialTokens: false }).ids);
   const single = prompts.length === 1;
   if (single) process.stdout.write(values.prompt[0]!);

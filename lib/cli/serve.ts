@@ -24,6 +24,9 @@ Options:
   --max-concurrent <n>         prompts in flight before 429 (default 64)
   --request-timeout-ms <n>     time per request before 504 (default 120000)
   --threads <n>                native threads (default: all cores)
+  --device <d>                 cpu | cuda | cuda:N | auto (default auto: the GPU when one is usable and
+                               its backend has every op serving runs, else the CPU; printed at start).
+                               cuda without a usable GPU, or without one of those ops, fails at start.
   -h, --help                   this help
 
 Stops on SIGINT/SIGTERM after draining the requests in flight (a second signal stops at once).`;
@@ -37,7 +40,7 @@ export function serveConfigFromArgs(argv: string[]): Record<string, unknown> | n
       model: { type: 'string' }, adapter: { type: 'string', multiple: true }, 'served-model-name': { type: 'string' },
       host: { type: 'string' }, port: { type: 'string' }, 'api-key': { type: 'string' }, 'allow-adapter-loading': { type: 'boolean' },
       'max-batch': { type: 'string' }, 'max-tokens': { type: 'string' }, 'max-concurrent': { type: 'string' },
-      'request-timeout-ms': { type: 'string' }, threads: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'request-timeout-ms': { type: 'string' }, threads: { type: 'string' }, device: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return null;
@@ -54,6 +57,7 @@ export function serveConfigFromArgs(argv: string[]): Record<string, unknown> | n
   if (values['api-key'] !== undefined) out.api_key = values['api-key'];
   if (values['allow-adapter-loading']) out.allow_adapter_loading = true;
   if (values.threads !== undefined) out.threads = num(values.threads);
+  if (values.device !== undefined) out.device = values.device;
   if (values.adapter?.length) {
     const adapters = { ...((raw.adapters as Record<string, string> | undefined) ?? {}) };
     for (const spec of values.adapter) {
@@ -75,6 +79,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
   if (raw === null) return void console.log(HELP);
   const server = await TunekitServer.start(raw);
   const adapters = server.adapters.list();
+  console.error(`device: ${server.deviceNote}`);
   console.log(`tunekit serve: ${server.modelName}${adapters.length ? ` + ${adapters.length} adapter${adapters.length === 1 ? '' : 's'} (${adapters.map((a) => a.name).join(', ')})` : ''} on ${server.url}`);
   let stopping = false;
   const stop = (signal: string) => {

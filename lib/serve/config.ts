@@ -7,6 +7,7 @@
  *   spam: runs/spam/adapter
  * host: 127.0.0.1           # any other address needs api_key (or TUNEKIT_API_KEY)
  * port: 8000
+ * device: auto              # cpu | cuda | cuda:N | auto (the GPU only when its backend has every op serving runs)
  * limits: { max_batch: 16, max_tokens: 256, request_timeout_ms: 120000 }
  * ```
  * Relative paths resolve against the working directory (as tunekit train's config).
@@ -56,6 +57,13 @@ export const ServeConfigSchema = z.object({
   allow_adapter_loading: z.boolean().default(false),
   /** native threads (default: all cores) */
   threads: z.number().int().min(1).max(1024).optional(),
+  /**
+   * where the model and adapters live and decode: as training.device (lib/tensor/device.ts
+   * resolveDevice with SERVE_PATH): `cuda` without a usable GPU, or whose backend lacks an op
+   * serving runs (the mixed-adapter loraBatchedLinear), is ERR_DEVICE before anything loads;
+   * `auto` takes the GPU only when neither is so
+   */
+  device: z.string().regex(/^(cpu|cuda(:\d+)?|auto)$/, 'expected "cpu", "cuda", "cuda:N" or "auto"').default('auto'),
   limits: LimitsSchema.default(LimitsSchema.parse({})),
 }).strict();
 

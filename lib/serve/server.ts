@@ -24,6 +24,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { TunekitError } from '../errors.js';
 import { setNumThreads } from '../backend.js';
 import { loadPretrained } from '../models/loader.js';
+import { resolveDevice, SERVE_PATH } from '../tensor/device.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { maxSequenceLength, type PretrainedModel } from '../models/common.js';
 import { Tokenizer } from '../tokenizer/index.js';
@@ -67,6 +68,8 @@ export class TunekitServer {
   private readonly created = Math.floor(Date.now() / 1000);
   /** the address the server listens on, e.g. http://127.0.0.1:8000 */
   url = '';
+  /** where the model decodes and why, e.g. "cpu (auto: no CUDA device: ...)" or "cuda:0 (NVIDIA H100)" */
+  deviceNote = '';
 
   private constructor(
     private readonly config: ServeConfig,
@@ -100,10 +103,19 @@ export class TunekitServer {
     if (!isLoopbackHost(config.host) && !apiKey) {
       throw new TunekitError('ERR_CONFIG', `serve: binding ${config.host} accepts connections from other machines; set an API key (TUNEKIT_API_KEY, --api-key or api_key) that clients send as 'Authorization: Bearer <key>', or bind 127.0.0.1`);
     }
+    // before anything loads: `cuda` without a usable GPU, or whose backend lacks an op serving runs, stops here
+    const device = resolveDevice(config.device, 'serve device', { path: SERVE_PATH });
     if (config.threads) setNumThreads(config.threads);
     const dir = resolveModelPath(config.model);
     const tokenizer = await Tokenizer.fromFolder(dir);
     const { model } = await loadPretrained(dir, { task: 'causal_lm' });
+    // adapters loaded later are packed beside the base's weights (AdapterSet: on the model's device)
+    try {
+      model.to(device.device);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
     const context = maxSequenceLength(model);
     const limits = { ...config.limits, max_prompt_tokens: Math.min(config.limits.max_prompt_tokens ?? context - 1, context - 1) };
     const adapters = new AdapterSet(model, limits.max_adapters);
@@ -122,6 +134,7 @@ export class TunekitServer {
     const server = new TunekitServer({ ...config, api_key: apiKey }, modelName, model, tokenizer, adapters, engine, limits);
     const address = await server.app.listen({ host: config.host, port: config.port });
     server.url = address;
+    server.deviceNote = device.note;
     return server;
   }
 

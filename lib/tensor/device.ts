@@ -68,27 +68,88 @@ export function cudaStatus(): { devices: number; reason: string; name?: string; 
 /** Ops that stay on the CPU by design (the SVD of AdaLoRA's rank analysis): 'auto' does not wait for them. */
 const CPU_ONLY_OPS: readonly OpName[] = ['svd'];
 
-/** The ops of a training step the CUDA backend has no kernel for (all of them in a build without it). */
-export function cudaMissingOps(): OpName[] {
-  if (LOOPBACK_DEVICE) return [];
+/**
+ * What runs on a device, for the resolver's op check: the ops it calls through the kernel table,
+ * and whether an explicit `cuda` is refused at start when the backend lacks one of them.
+ */
+export interface DevicePath {
+  /** for messages, e.g. 'a training step', 'serving' */
+  what: string;
+  /** the kernel ops it may run on the device */
+  ops: readonly OpName[];
+  /**
+   * true: `cuda` whose backend lacks one of `ops` is ERR_DEVICE at start naming them (the list is
+   * exactly this path's). false (training: its list is every architecture's, and a text model
+   * needs none of the vision ops): `cuda` goes on and an op the backend lacks stops the run when it runs.
+   */
+  strict: boolean;
+}
+
+/** Every op of a training step of any model (text, vision, every method). */
+export const TRAINING_PATH: DevicePath = { what: 'a training step', ops: KERNEL_OPS.filter((op) => !CPU_ONLY_OPS.includes(op)), strict: false };
+
+/**
+ * The forward ops of a text model (GPT-2, BERT, Llama) with any adapter tunekit loads (LoRA,
+ * AdaLoRA, QLoRA's NF4, prompt methods with P-tuning's LSTM), and sampling: what generation
+ * runs. test/cli/device_cli.test.ts checks that generate() and the serving engine on the
+ * loopback device use no op outside these lists.
+ */
+const TEXT_INFERENCE_OPS: readonly OpName[] = [
+  'binary', 'unary', 'reduce', 'argmax', 'fill', 'cast', 'copyBytes', 'copyRows', 'copyStrided',
+  'randomNormal', 'randomUniform', 'arange', 'gemm', 'softmax', 'layerNorm', 'rmsNorm', 'gatherRows',
+  'rope', 'attention', 'loraLinearForward', 'nf4Quantize', 'nf4Dequantize', 'nf4DoubleQuantize',
+  'nf4DoubleDequantize', 'nf4Gemm', 'lstmForward',
+];
+
+/** `tunekit generate` / generate(): a causal LM, optionally with one adapter. */
+export const GENERATE_PATH: DevicePath = { what: 'generation', ops: TEXT_INFERENCE_OPS, strict: true };
+
+/** `tunekit serve`: generation, with every adapter of a mixed batch applied per row (loraBatchedLinear). */
+export const SERVE_PATH: DevicePath = { what: 'serving', ops: [...TEXT_INFERENCE_OPS, 'loraBatchedLinear'], strict: true };
+
+/** What the resolver asks of CUDA: the usable devices (or CUDA's reason) and the ops its backend has kernels for. */
+export interface CudaProbe {
+  status: ReturnType<typeof cudaStatus>;
+  /** the ops with a kernel in the `cuda` backend */
+  ops: readonly string[];
+}
+
+/** This process's CUDA: the addon's devices and native.cuda's kernels (the loopback device has every op). */
+export function cudaProbe(): CudaProbe {
+  const status = cudaStatus();
+  if (LOOPBACK_DEVICE) return { status, ops: KERNEL_OPS };
   const cuda = (native.cuda ?? {}) as Record<string, unknown>;
-  return KERNEL_OPS.filter((op) => !CPU_ONLY_OPS.includes(op) && typeof cuda[op] !== 'function');
+  return { status, ops: KERNEL_OPS.filter((op) => typeof cuda[op] === 'function') };
+}
+
+/** The ops of `path` (default: a training step) the CUDA backend has no kernel for (all of them in a build without it). */
+export function cudaMissingOps(path: DevicePath = TRAINING_PATH, probe: CudaProbe = cudaProbe()): OpName[] {
+  return path.ops.filter((op) => !probe.ops.includes(op));
+}
+
+function listOps(ops: readonly string[]): string {
+  return `${ops.slice(0, 6).join(', ')}${ops.length > 6 ? `, ... (${ops.length} in all)` : ''}`;
 }
 
 /**
  * Resolves a device request before any work: 'cpu'; 'cuda' / 'cuda:N' when that CUDA device is
- * usable, else ERR_DEVICE carrying CUDA's reason (never a silent CPU run; an op its backend
- * lacks is ERR_DEVICE when it runs); 'auto': cuda:0 when a GPU is usable and the CUDA backend
- * has every op of a training step, else the CPU (the note says which and why).
+ * usable, else ERR_DEVICE carrying CUDA's reason (never a silent CPU run), and, for a strict
+ * path (serving, generation), ERR_DEVICE naming the ops of the path the backend lacks; 'auto':
+ * cuda:0 when a GPU is usable and the CUDA backend has every op of the path, else the CPU (the
+ * note says which and why). `path` defaults to a training step; `probe` (what CUDA offers) is
+ * this process's unless a test gives another.
  * @example resolveDevice('auto'); // { device: 'cpu', note: 'cpu (auto: no CUDA device: ...)' } on a CPU-only machine
+ * @example resolveDevice('cuda', '--device', { path: SERVE_PATH }); // ERR_DEVICE: ... lacks loraBatchedLinear
  */
-export function resolveDevice(request: unknown, what = 'device'): ResolvedDevice {
+export function resolveDevice(request: unknown, what = 'device', opts: { path?: DevicePath; probe?: CudaProbe } = {}): ResolvedDevice {
+  const path = opts.path ?? TRAINING_PATH;
+  const probe = () => opts.probe ?? cudaProbe();
   if (request === 'auto') {
-    const cuda = cudaStatus();
+    const { status: cuda } = probe();
     if (cuda.devices === 0) return { device: 'cpu', note: `cpu (auto: ${cuda.reason})` };
-    const missing = cudaMissingOps();
+    const missing = cudaMissingOps(path, probe());
     if (missing.length > 0) {
-      return { device: 'cpu', note: `cpu (auto: cuda:0 (${cuda.name ?? 'CUDA device 0'}) is usable but this build's CUDA backend lacks ${missing.length} op(s) of a training step: ${missing.slice(0, 6).join(', ')}${missing.length > 6 ? ', ...' : ''}; device: cuda runs there anyway and stops at the first)` };
+      return { device: 'cpu', note: `cpu (auto: cuda:0 (${cuda.name ?? 'CUDA device 0'}) is usable but this build's CUDA backend lacks ${missing.length} op(s) of ${path.what}: ${listOps(missing)}${path.strict ? '' : '; device: cuda runs there anyway and stops at the first'})` };
     }
     return { device: 'cuda:0', note: `cuda:0 (${cuda.name ?? 'CUDA device 0'}, auto)` };
   }
@@ -99,13 +160,20 @@ export function resolveDevice(request: unknown, what = 'device'): ResolvedDevice
     throw new TunekitError('ERR_DEVICE', `Expected ${what} to be 'cpu', 'cuda', 'cuda:N' or 'auto' but received ${describe(request)}`);
   }
   if (device === 'cpu') return { device, note: 'cpu' };
-  const cuda = cudaStatus();
+  const cudaNow = probe();
+  const cuda = cudaNow.status;
   if (cuda.devices === 0) {
-    throw new TunekitError('ERR_DEVICE', `${what} '${String(request)}' asks for a GPU but none is usable: ${cuda.reason}. Use device: cpu (or auto) to train on the CPU.`);
+    throw new TunekitError('ERR_DEVICE', `${what} '${String(request)}' asks for a GPU but none is usable: ${cuda.reason}. Use ${what === 'training.device' ? 'device: cpu (or auto) to train' : 'cpu (or auto) to run'} on the CPU.`);
   }
   const ordinal = deviceOrdinal(device);
   if (ordinal >= cuda.devices) {
     throw new TunekitError('ERR_DEVICE', `${what} '${String(request)}': this machine has ${cuda.devices} usable CUDA device(s) (cuda:0${cuda.devices > 1 ? `..cuda:${cuda.devices - 1}` : ''})`);
+  }
+  if (path.strict) {
+    const missing = cudaMissingOps(path, cudaNow);
+    if (missing.length > 0) {
+      throw new TunekitError('ERR_DEVICE', `${what} '${String(request)}': this build's CUDA backend has no kernel for ${missing.length} op(s) of ${path.what}: ${listOps(missing)}. Use cpu (or auto, which picks the CPU here).`);
+    }
   }
   return { device, note: ordinal === 0 && cuda.name ? `${device} (${cuda.name})` : device };
 }
