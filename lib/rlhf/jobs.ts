@@ -19,7 +19,7 @@ import { loadPretrained, readConfig, savePretrained } from '../models/loader.js'
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { architectureFor } from '../models/registry.js';
 import type { PretrainedModel } from '../models/common.js';
-import { resolveDevice } from '../tensor/device.js';
+import { resolveDevice, trainingPath } from '../tensor/device.js';
 import { loadDataset } from '../data/dataset.js';
 import { buildPreferenceExample } from '../data/examples.js';
 import type { NormalizedRecord, PreferenceExample } from '../data/types.js';
@@ -165,7 +165,7 @@ export const ppoJob: RunJob<number[], Promise<PpoEval>> = {
     const { model: rm } = await loadPretrained(rmDir, { task: 'seq_cls', numLabels: 1 });
     // the frozen models score on the run's device too (the Trainer moves only the policy and the
     // value head; runTraining resolved training.device already, so this cannot fail here)
-    const device = resolveDevice(ctx.config.training.device, 'training.device').device;
+    const device = resolveDevice(ctx.config.training.device, 'training.device', { path: trainingPath(ctx.config.task) }).device;
     rm.to(device);
     const ref = model instanceof PeftModel ? undefined : (await loadPretrained(ctx.modelDir)).model.to(device);
     const tok = await ctx.loadTokenizer();

@@ -85,8 +85,31 @@ export interface DevicePath {
   strict: boolean;
 }
 
-/** Every op of a training step of any model (text, vision, every method). */
+/** Every op of the table but the CPU-only ones: what `tunekit info` counts, and a training step when the model's task is not known. */
 export const TRAINING_PATH: DevicePath = { what: 'a training step', ops: KERNEL_OPS.filter((op) => !CPU_ONLY_OPS.includes(op)), strict: false };
+
+/** The ops only image models run (convolutions, pooling, batch norm, LoRA on a convolution). */
+const VISION_OPS: readonly OpName[] = [
+  'conv2dForward', 'conv2dBackward', 'maxPool2d', 'maxPool2dBackward', 'avgPool2d', 'avgPool2dBackward', 'adaptiveAvgPool2d',
+  'adaptiveAvgPool2dBackward', 'batchNormTrain', 'batchNormEval', 'batchNormBackward', 'loraConv2dForward', 'loraConv2dBackward',
+];
+
+/** A training step of a text model (GPT-2, BERT, Llama; every method, RLHF): no vision op, nor serving's loraBatchedLinear. */
+const TEXT_TRAINING_PATH: DevicePath = { what: 'a training step', ops: TRAINING_PATH.ops.filter((op) => !VISION_OPS.includes(op) && op !== 'loraBatchedLinear'), strict: false };
+/** A training step of an image model (ViT, ResNet): the vision ops too. */
+const IMAGE_TRAINING_PATH: DevicePath = { what: 'a training step', ops: TRAINING_PATH.ops.filter((op) => op !== 'loraBatchedLinear'), strict: false };
+
+/**
+ * The path of a training (or evaluation) run of `task`: image_cls needs the vision ops, a text
+ * task none of them (neither needs serving's loraBatchedLinear; an unknown task: every op), so that `auto` takes a GPU whose backend has
+ * every kernel of a text step even while it lacks the convolutions. Every resolver of one
+ * run's training.device (runTraining, evaluateRun, the RLHF jobs, the Trainer) passes it, so
+ * that `auto` resolves the same way in each.
+ */
+export function trainingPath(task: string | undefined): DevicePath {
+  if (task === 'causal_lm' || task === 'seq_cls' || task === 'token_cls') return TEXT_TRAINING_PATH;
+  return task === 'image_cls' ? IMAGE_TRAINING_PATH : TRAINING_PATH;
+}
 
 /**
  * The forward ops of a text model (GPT-2, BERT, Llama) with any adapter tunekit loads (LoRA,

@@ -3,7 +3,7 @@
  * examples, labels and model (NF4 base included) that training evaluated on.
  */
 import { TunekitError } from '../errors.js';
-import { resolveDevice, type Device } from '../tensor/device.js';
+import { resolveDevice, trainingPath, type Device } from '../tensor/device.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { Trainer, type EvalResult } from './trainer.js';
@@ -21,7 +21,7 @@ import { ImageClassificationObjective } from './objectives/image_cls.js';
  */
 export async function evaluateRun(config: TrainConfig, opts: { runDir: string; base?: boolean }): Promise<EvalResult> {
   // training.device as in training: a GPU asked for and not usable fails before anything is read
-  const device = resolveDevice(config.training.device, 'training.device').device;
+  const device = resolveDevice(config.training.device, 'training.device', { path: trainingPath(config.task) }).device;
   if (config.task === 'image_cls') return evaluateImageRun(config, opts, device);
   const modelDir = resolveModelPath(config.model);
   await checkSequenceLength(config, modelDir);

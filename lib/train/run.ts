@@ -14,7 +14,7 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { writeJsonAtomicSync } from '../io/atomic.js';
 import { prepareOutputDir } from '../io/output_dir.js';
 import { manualSeed } from '../nn/random.js';
-import { resolveDevice } from '../tensor/device.js';
+import { resolveDevice, trainingPath } from '../tensor/device.js';
 import { Trainer, type TrainerCallbacks, type TrainSettings } from './trainer.js';
 import { warmupStepsFor, type TrainConfig } from './config.js';
 import type { Objective } from './objective.js';
@@ -108,7 +108,7 @@ function progressMode(config: TrainConfig, distributed: boolean): TrainConfig['l
 export async function runTraining(config: TrainConfig, opts: RunOptions = {}): Promise<RunResult> {
   // training.device before anything else: `cuda` without a usable GPU is ERR_DEVICE with CUDA's
   // reason here, before the output folder, the data or the model are touched
-  const device = resolveDevice(config.training.device, 'training.device');
+  const device = resolveDevice(config.training.device, 'training.device', { path: trainingPath(config.task) });
   // started by an MPI launcher (mpirun, or `tunekit train --nproc N`): join the other ranks first,
   // so that a missing MPI library is reported before anything is loaded
   const group = initProcessGroup({ timeoutSeconds: config.distributed?.timeout_s });

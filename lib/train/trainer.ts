@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { yieldToEventLoop as yieldToLoop } from '../event_loop.js';
 import { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
-import { resolveDevice, type Device, type DeviceRequest } from '../tensor/device.js';
+import { resolveDevice, trainingPath, type Device, type DeviceRequest } from '../tensor/device.js';
 import { memoryStats, resetPeakMemory } from '../backend.js';
 import { backward } from '../autograd/tape.js';
 import * as F from '../autograd/ops.js';
@@ -234,7 +234,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     if (!Number.isInteger(s.logEvery) || s.logEvery < 1) throw new TunekitError('ERR_CONFIG', `logEvery must be a positive integer, got ${s.logEvery}`);
     if (opts.train.length === 0) throw new TunekitError('ERR_VALUE', 'the training set is empty');
     // the device first: a GPU asked for and not usable stops here, before anything is allocated
-    const resolved = opts.device !== undefined ? resolveDevice(opts.device, 'Trainer device') : { device: opts.model.device, note: opts.model.device };
+    const resolved = opts.device !== undefined ? resolveDevice(opts.device, 'Trainer device', { path: trainingPath(opts.task) }) : { device: opts.model.device, note: opts.model.device };
     this.device = resolved.device;
     this.deviceNote = resolved.note;
     if (opts.objective) this.objective = opts.objective;

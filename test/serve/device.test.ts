@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeServeWorld, type ServeWorld } from './helpers.js';
 import { KERNEL_OPS } from '../../lib/native.js';
-import { resolveDevice, GENERATE_PATH, SERVE_PATH, TRAINING_PATH, type CudaProbe } from '../../lib/tensor/device.js';
+import { resolveDevice, trainingPath, GENERATE_PATH, SERVE_PATH, TRAINING_PATH, type CudaProbe } from '../../lib/tensor/device.js';
 import { LOOPBACK_DEVICE, LOOPBACK_NAME, takeLoopbackOps } from '../../lib/tensor/loopback.js';
 import { loadPretrainedSync } from '../../lib/models/index.js';
 import { loadPeftFolderSync } from '../../lib/peft/index.js';
@@ -109,6 +109,12 @@ describe('the resolver checks the ops of the path (fake CUDA backends)', () => {
     expect(resolveDevice('cuda', 'training.device', { probe: today })).toEqual({ device: 'cuda:0', note: 'cuda:0 (Fake GPU)' });
     expect(resolveDevice('auto', 'training.device', { probe: today }).note).toMatch(/lacks 3 op\(s\) of a training step: loraBatchedLinear, conv2dForward, maxPool2d; device: cuda runs there anyway/);
     expect(TRAINING_PATH.ops).not.toContain('svd');
+    // a text model's training step needs no vision op (nor loraBatchedLinear): auto takes that GPU; an image model's does
+    for (const task of ['causal_lm', 'seq_cls', 'token_cls']) {
+      expect(resolveDevice('auto', 'training.device', { path: trainingPath(task), probe: today })).toEqual({ device: 'cuda:0', note: 'cuda:0 (Fake GPU, auto)' });
+    }
+    expect(resolveDevice('auto', 'training.device', { path: trainingPath('image_cls'), probe: today }).note).toMatch(/lacks 2 op\(s\) of a training step: conv2dForward, maxPool2d;/);
+    expect(resolveDevice('auto', 'training.device', { path: trainingPath('causal_lm'), probe: lacking('attentionBackward') }).device).toBe('cpu');
     // the device count and bad names are checked as for training
     expect(() => resolveDevice('cuda:2', 'serve device', { path: SERVE_PATH, probe: lacking() })).toThrow(/2 usable CUDA device\(s\) \(cuda:0\.\.cuda:1\)/);
     expect(() => resolveDevice('gpu', '--device', { path: GENERATE_PATH, probe: lacking() })).toThrow(/Expected --device to be 'cpu', 'cuda', 'cuda:N' or 'auto' but received "gpu"/);

@@ -23,7 +23,7 @@ import { manualSeed } from '../../lib/nn/random.js';
 import { loadConfig } from '../../lib/train/config.js';
 import { runTraining } from '../../lib/train/run.js';
 import { evaluateRun } from '../../lib/train/evaluate.js';
-import { cudaStatus, resolveDevice } from '../../lib/tensor/device.js';
+import { cudaStatus, resolveDevice, trainingPath } from '../../lib/tensor/device.js';
 import { LOOPBACK_DEVICE, LOOPBACK_NAME, loopbackKernelCalls, takeLoopbackOps, nativeCudaOps } from '../../lib/tensor/loopback.js';
 import { tensor, randn } from '../../lib/tensor/creation.js';
 import type { Tensor } from '../../lib/tensor/tensor.js';
@@ -371,6 +371,11 @@ describe('tunekit train with device: cuda', () => {
 
 describe('what a GPU run of these jobs needs', () => {
   const cudaOps = nativeCudaOps();
+  it('every op the text runs used is in the text training path (what auto asks of the CUDA backend)', () => {
+    expect(TEXT_OPS.size).toBeGreaterThan(20);
+    const ops: readonly string[] = trainingPath('causal_lm').ops;
+    expect([...TEXT_OPS].filter((op) => !ops.includes(op))).toEqual([]);
+  });
   // runs after the matrix and RLHF (tests of a file run in order)
   it.skipIf(cudaOps === null)(`every op the text runs used has a kernel in this build's CUDA backend${cudaOps === null ? ' (skipped: this build has no CUDA backend)' : ''}`, () => {
     expect(TEXT_OPS.size).toBeGreaterThan(20);
