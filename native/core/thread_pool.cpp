@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -21,6 +23,8 @@ class Pool {
   ~Pool() { stop(); }
 
   int threads() const { return wanted_; }
+  int spin_us() const { return spin_us_.load(); }
+  void set_spin_us(int us) { spin_us_.store(std::clamp(us, 0, 100000)); }
   void set_threads(int n) {
     std::lock_guard<std::mutex> g(run_mutex_);
     stop();
@@ -35,24 +39,29 @@ class Pool {
     }
     ensure_started();
     int n = wanted_;
+    bool wake;
     {
       std::lock_guard<std::mutex> g(m_);
       job_ = &fn;
       job_threads_ = n;
       pending_ = n - 1;
       error_ = nullptr;
-      generation_++;
+      generation_.fetch_add(1, std::memory_order_release);
+      wake = sleepers_ > 0;
     }
-    cv_.notify_all();
+    // Workers still spinning from the last job see the new generation without a futex wake-up.
+    if (wake) cv_.notify_all();
     try {
       fn(0, n);
     } catch (...) {
       std::lock_guard<std::mutex> g(m_);
       if (!error_) error_ = std::current_exception();
     }
-    // Wait for workers: spin briefly (short kernels), then sleep.
+    // Wait for workers: poll (a worker's share rarely ends at the same instant as ours), then
+    // sleep; a futex wake-up of this thread costs as much as the workers' (spin_for_job).
     for (int spin = 0; spin < 20000 && pending_.load(std::memory_order_acquire) != 0; ++spin) {
     }
+    poll_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
     {
       std::unique_lock<std::mutex> lk(m_);
       done_cv_.wait(lk, [&] { return pending_.load() == 0; });
@@ -67,7 +76,7 @@ class Pool {
     uint64_t start_gen;
     {
       std::lock_guard<std::mutex> g(m_);
-      start_gen = generation_;
+      start_gen = generation_.load();
     }
     for (int i = static_cast<int>(workers_.size()) + 1; i < wanted_; ++i) {
       workers_.emplace_back([this, i, start_gen] { loop(i, start_gen); });
@@ -78,12 +87,55 @@ class Pool {
     {
       std::lock_guard<std::mutex> g(m_);
       quit_ = true;
-      generation_++;
+      generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
     workers_.clear();
     quit_ = false;
+  }
+
+  // A worker that has finished a job polls for the next one for up to spin_us_ before it
+  // sleeps on cv_. A training step posts hundreds of jobs, a few to a few hundred microseconds
+  // apart (the JS between native calls); waking a sleeping worker costs a futex call on the
+  // poster and tens of microseconds of scheduler (and, in a VM, IPI) latency on the worker,
+  // during which the poster computes its share alone and then waits. TUNEKIT_POOL_SPIN_US
+  // sets the window (0: sleep at once, the old behaviour).
+  void spin_for_job(uint64_t seen) const {
+    poll_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
+  }
+
+  // Polls done() for up to spin_us_ (pausing between polls, yielding every 64), then returns.
+  template <class Done>
+  void poll_until(Done done) const {
+    int us = spin_us_.load(std::memory_order_relaxed);
+    if (us <= 0 || done()) return;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(us);
+    for (;;) {
+      for (int i = 0; i < 64; ++i) {
+        if (done()) return;
+        cpu_relax();
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return;
+      // Give the core to another runnable thread (with more threads than free cores, the
+      // poster or a sibling that has yet to finish may be waiting for it).
+      std::this_thread::yield();
+    }
+  }
+
+  static void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+  }
+
+  static int spin_us_from_env() {
+    const char* e = std::getenv("TUNEKIT_POOL_SPIN_US");
+    if (!e || !*e) return kDefaultSpinUs;
+    long v = std::strtol(e, nullptr, 10);
+    return static_cast<int>(std::clamp<long>(v, 0, 100000));
   }
 
   // start_gen: the generation when the worker was created, so a job posted before the thread
@@ -93,10 +145,15 @@ class Pool {
     for (;;) {
       const std::function<void(int, int)>* job;
       int n;
+      spin_for_job(seen);
       {
         std::unique_lock<std::mutex> lk(m_);
-        cv_.wait(lk, [&] { return generation_ != seen; });
-        seen = generation_;
+        if (generation_.load() == seen) {
+          ++sleepers_;
+          cv_.wait(lk, [&] { return generation_.load() != seen; });
+          --sleepers_;
+        }
+        seen = generation_.load();
         if (quit_) return;
         job = job_;
         n = job_threads_;
@@ -116,6 +173,8 @@ class Pool {
     }
   }
 
+  static constexpr int kDefaultSpinUs = 200;
+  std::atomic<int> spin_us_{spin_us_from_env()};
   int wanted_;
   std::vector<std::thread> workers_;
   std::mutex run_mutex_;
@@ -125,7 +184,9 @@ class Pool {
   const std::function<void(int, int)>* job_ = nullptr;
   int job_threads_ = 0;
   std::atomic<int> pending_{0};
-  uint64_t generation_ = 0;
+  // Bumped under m_ for each job and for stop(); read without the lock while a worker spins.
+  std::atomic<uint64_t> generation_{0};
+  int sleepers_ = 0;  // workers blocked on cv_ (under m_): a job needs a futex wake-up only then
   bool quit_ = false;
   std::exception_ptr error_;
 };
@@ -139,6 +200,8 @@ Pool& pool() {
 
 int num_threads() { return pool().threads(); }
 void set_num_threads(int n) { pool().set_threads(n); }
+int pool_spin_us() { return pool().spin_us(); }
+void set_pool_spin_us(int us) { pool().set_spin_us(us); }
 
 void parallel_run(const std::function<void(int, int)>& fn) { pool().run(fn); }
 

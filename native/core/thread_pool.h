@@ -10,6 +10,11 @@ namespace tk {
 int num_threads();              // threads a parallel call uses (default: hardware threads)
 void set_num_threads(int n);    // n >= 1; takes effect on the next call
 
+// How long (microseconds) an idle worker polls for the next job before it sleeps: 200 unless
+// TUNEKIT_POOL_SPIN_US says otherwise; 0 sleeps at once. Clamped to [0, 100000].
+int pool_spin_us();
+void set_pool_spin_us(int us);
+
 // fn(tid, nthreads) once on each of nthreads threads (tid 0 is the caller).
 void parallel_run(const std::function<void(int, int)>& fn);
 
