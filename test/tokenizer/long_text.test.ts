@@ -105,6 +105,30 @@ for (const [name, dir] of FAMILIES) {
       }
     });
 
+    it('an e-mail-sized text (1-12k units) with maxLength: only a prefix near the need is tokenized, same tokens and offsets', () => {
+      // the main job keeps 128 tokens of e-mails of a few thousand characters: the first window
+      // is n x 4 units (doubled while short), not n x the tokenizer's bound on units a token
+      // (128 for byte-level BPE: every such e-mail was tokenized whole)
+      const plan = (tok as unknown as Internals).cutPlan;
+      for (const [seed, units] of [[21, 1_500], [22, 4_000], [23, 7_000], [24, 12_000]] as const) {
+        const text = hostileText(seed, units);
+        const content = reference(tok, text);
+        const offsets = (tok as unknown as Internals).computeOffsets(text, content);
+        for (const n of [16, 128]) {
+          const head = tok.encode(text, { maxLength: n, addSpecialTokens: false });
+          expect(head.tokens, `seed ${seed} n ${n}`).toEqual(content.slice(0, n));
+          expect(head.offsets).toEqual(offsets?.slice(0, n));
+          const tail = tok.encode(text, { maxLength: n, addSpecialTokens: false, truncationSide: 'left' });
+          expect(tail.tokens, `seed ${seed} n ${n} (left)`).toEqual(content.slice(content.length - n));
+          let seen = 0;
+          const counted = (t: string) => { seen += t.length; return reference(tok, t); };
+          expect(keptTokens(tokenizeHead(text, n, plan, counted))).toEqual(content.slice(0, n));
+          // hostile text runs 2-4 units a token: 16 tokens need a window of 128-256 units
+          if (n === 16) expect(seen, `seed ${seed}: units tokenized for 16 tokens of ${units}`).toBeLessThan(1_200);
+        }
+      }
+    });
+
     it('a whole text over CHUNK_UNITS, tokenized cut by cut, equals the whole at once (offsets too)', () => {
       const text = hostileText(42, CHUNK_UNITS * 3 + 123);
       const enc = tok.encode(text, { addSpecialTokens: false });
