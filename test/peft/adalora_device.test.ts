@@ -40,7 +40,7 @@ function step(model: AdaLoraModel, n: number): unknown {
     p.grad?.dispose();
     p.grad = null;
   }
-  const E = model.svdAdapters().map(({ ad }) => Array.from(ad.E.toTypedArray()));
+  const E = model.svdAdapters().map(({ ad }) => Array.from(ad.E.toTypedArray() as Float32Array));
   const scores = [...model.rankAllocator().tripletScores()];
   return { info, E, scores, pattern: model.adaloraConfig().rank_pattern };
 }
