@@ -27,4 +27,14 @@ void check_adalora_shape(const AdaloraShape& s) {
            " out=", s.out);
 }
 
+void check_lstm_shape(const LstmShape& s) {
+  TK_CHECK(s.B >= 0 && s.T >= 0 && s.in >= 0 && s.H >= 0, Shape, "lstm: negative size B=", s.B, " T=", s.T,
+           " in=", s.in, " H=", s.H);
+  const int64_t lim = int64_t{1} << 40;
+  TK_CHECK(s.B < lim && s.T < lim && s.in < lim && s.H < lim / 4, Shape, "lstm: sizes too large");
+  int64_t n = 0;
+  TK_CHECK(!__builtin_mul_overflow(s.B * s.T, 4 * s.H + s.in, &n) && n < (int64_t{1} << 60), Shape,
+           "lstm: sizes overflow");
+}
+
 }  // namespace tk

@@ -52,6 +52,15 @@ struct Nf4Weight {
   Quant4Type type = Quant4Type::NF4;
 };
 
+// One direction of one LSTM layer (cpu/lstm.h for the semantics): x [B, T, in], hidden size H,
+// gates [B, T, 4H]; `reverse` walks the sequence from T-1 down to 0.
+struct LstmShape {
+  int64_t B = 0, T = 0, in = 0, H = 0;
+  bool reverse = false;
+};
+// Throws tk::Error (ERR_SHAPE) on negative sizes or products that overflow.
+void check_lstm_shape(const LstmShape& s);
+
 // AdamW's hyper-parameters (PyTorch's torch.optim.AdamW). Doubles, as JS and PyTorch hold them:
 // 1 - beta2 must be formed before rounding to f32 (1 - 0.999f is off by 5e-5 relative).
 struct AdamWHyper {

@@ -45,16 +45,6 @@ inline int64_t step_at(const LstmShape& s, int64_t k) { return s.reverse ? s.T -
 
 }  // namespace
 
-void check_lstm_shape(const LstmShape& s) {
-  TK_CHECK(s.B >= 0 && s.T >= 0 && s.in >= 0 && s.H >= 0, Shape, "lstm: negative size B=", s.B, " T=", s.T,
-           " in=", s.in, " H=", s.H);
-  const int64_t lim = int64_t{1} << 40;
-  TK_CHECK(s.B < lim && s.T < lim && s.in < lim && s.H < lim / 4, Shape, "lstm: sizes too large");
-  int64_t n = 0;
-  TK_CHECK(!__builtin_mul_overflow(s.B * s.T, 4 * s.H + s.in, &n) && n < (int64_t{1} << 60), Shape,
-           "lstm: sizes overflow");
-}
-
 void lstm_forward_f32(const LstmShape& s, const float* x, const float* w_ih, const float* w_hh, const float* b_ih,
                       const float* b_hh, float* y, float* gates, float* cell) {
   check_lstm_shape(s);

@@ -15,15 +15,13 @@
 #pragma once
 #include <cstdint>
 
+#include "core/shapes.h"
+
 namespace tk::cpu {
 
-struct LstmShape {
-  int64_t B = 0, T = 0, in = 0, H = 0;
-  bool reverse = false;
-};
-
-// Throws tk::Error (ERR_SHAPE) on negative sizes or products that overflow.
-void check_lstm_shape(const LstmShape& s);
+// The shape and its check are backend-neutral (core/shapes.h), shared with native/cuda.
+using tk::check_lstm_shape;
+using tk::LstmShape;
 
 void lstm_forward_f32(const LstmShape& s, const float* x, const float* w_ih, const float* w_hh, const float* b_ih,
                       const float* b_hh, float* y, float* gates, float* cell);

@@ -16,7 +16,18 @@
 #include "napi_util.h"
 #include "op_options.h"
 
+#include <vector>
+
 namespace tk::napi {
+
+// A copy on the host of n elements of device memory p (waits for the queued work): for the ops
+// whose few values are worked on by the CPU kernel (AdaLoRA's allocator, quantization).
+template <typename T>
+std::vector<T> to_host(const T* p, int64_t n) {
+  std::vector<T> h(static_cast<size_t>(n));
+  cuda::copy_to_host(h.data(), p, static_cast<size_t>(n) * sizeof(T));
+  return h;
+}
 
 // Makes the device the call's tensors live on current for this thread (after they were read).
 inline void use_call_device(const Opts& o) {

@@ -42,69 +42,42 @@ void merge_dims(std::vector<int64_t>& shape, std::vector<int64_t>& as, std::vect
 // dimensions that do not merge
 TK_CUDA_OP(binary) {
   Opts o(info, "binary", Backend::Cuda);
-  const BinaryOp op = binary_op(o);
-  std::vector<int64_t> shape = o.ints("outShape");
-  std::vector<int64_t> as = o.ints("aStrides");
-  std::vector<int64_t> bs = o.ints("bStrides");
-  TK_CHECK(as.size() == shape.size() && bs.size() == shape.size(), Shape, "binary: outShape has ", shape.size(),
-           " dims but aStrides has ", as.size(), " and bStrides ", bs.size());
-  int64_t total = 1;
-  for (size_t k = 0; k < shape.size(); ++k) {
-    TK_CHECK(shape[k] >= 0, Shape, "binary: outShape[", k, "] = ", shape[k], " is negative");
-    total = checked_elems(total, shape[k], "binary outShape");
-  }
-  const float* a = o.tensor<float>("a", operand_extent(shape, as, "binary a"));
-  const float* b = o.tensor<float>("b", operand_extent(shape, bs, "binary b"));
-  float* out = o.tensor<float>("out", total);
+  BinaryArgs r = binary_args(o);
   use_call_device(o);
-  if (total == 0) return info.Env().Undefined();
-  merge_dims(shape, as, bs);
+  if (r.total == 0) return info.Env().Undefined();
+  std::vector<int64_t>& shape = r.shape;
+  merge_dims(shape, r.a_strides, r.b_strides);
   TK_CHECK(shape.size() <= static_cast<size_t>(cuda::kMaxDims), Shape, "binary: the operands' strides leave ", shape.size(),
            " dimensions that do not merge but the cuda kernel takes at most ", cuda::kMaxDims);
-  cuda::binary(op, a, b, out, static_cast<int>(shape.size()), shape.data(), as.data(), bs.data());
+  cuda::binary(r.op, r.a, r.b, r.out, static_cast<int>(shape.size()), shape.data(), r.a_strides.data(),
+               r.b_strides.data());
   return info.Env().Undefined();
 }
 
 // unary({ op, x, out, n, param })
 TK_CUDA_OP(unary) {
   Opts o(info, "unary", Backend::Cuda);
-  const UnaryOp op = unary_op(o);
-  const int64_t n = o.count("n");
-  const float param = static_cast<float>(o.number("param"));
-  const float* x = o.tensor<float>("x", n);
-  float* y = o.tensor<float>("out", n);
+  const UnaryArgs r = unary_args(o, false);
   use_call_device(o);
-  cuda::unary(op, x, y, n, param);
+  cuda::unary(r.op, r.x, r.out, r.n, r.param);
   return info.Env().Undefined();
 }
 
 // unaryBackward({ op, x, y, dy, dx, n, param })
 TK_CUDA_OP(unaryBackward) {
   Opts o(info, "unaryBackward", Backend::Cuda);
-  const UnaryOp op = unary_op(o);
-  const int64_t n = o.count("n");
-  const float param = static_cast<float>(o.number("param"));
-  const float* x = o.tensor<float>("x", n);
-  const float* y = o.tensor<float>("y", n);
-  const float* dy = o.tensor<float>("dy", n);
-  float* dx = o.tensor<float>("dx", n);
+  const UnaryArgs r = unary_args(o, true);
   use_call_device(o);
-  cuda::unary_backward(op, x, y, dy, dx, n, param);
+  cuda::unary_backward(r.op, r.x, r.y, r.dy, r.out, r.n, r.param);
   return info.Env().Undefined();
 }
 
 // reduce({ op, x, out, outer, n, inner })
 TK_CUDA_OP(reduce) {
   Opts o(info, "reduce", Backend::Cuda);
-  const ReduceOp rop = reduce_op(o);
-  const int64_t outer = o.count("outer"), n = o.count("n"), inner = o.count("inner");
-  const int64_t out_count = checked_elems(outer, inner, "reduce");
-  TK_CHECK(n > 0 || out_count == 0 || rop == ReduceOp::Sum || rop == ReduceOp::Mean, Shape,
-           "reduce: max/min over an empty axis (n = 0) has no identity");
-  const float* x = o.tensor<float>("x", checked_elems(out_count, n, "reduce"));
-  float* out = o.tensor<float>("out", out_count);
+  const ReduceArgs r = reduce_args(o);
   use_call_device(o);
-  cuda::reduce(rop, x, out, outer, n, inner);
+  cuda::reduce(r.op, r.x, r.out, r.outer, r.n, r.inner);
   return info.Env().Undefined();
 }
 

@@ -24,24 +24,13 @@ constexpr int64_t kNf4GemvMaxRows = 8;
 // gemm({ a, b, c, transA, transB, M, N, K, alpha, beta, batch, dtype })
 TK_CUDA_OP(gemm) {
   Opts o(info, "gemm", Backend::Cuda);
-  GemmShape s;
-  s.transA = o.flag("transA");
-  s.transB = o.flag("transB");
-  s.M = o.count("M");
-  s.N = o.count("N");
-  s.K = o.count("K");
-  s.alpha = static_cast<float>(o.number("alpha"));
-  s.beta = static_cast<float>(o.number("beta"));
-  s.lda = s.transA ? s.M : s.K;
-  s.ldb = s.transB ? s.K : s.N;
-  s.ldc = s.N;
-  const int64_t batch = o.integer("batch");
-  const DType dt = o.dtype("dtype");
-  TK_CHECK(batch >= 1, Shape, "gemm: batch must be >= 1 but is ", batch);
+  const GemmArgs g = gemm_args(o);
+  const GemmShape& s = g.shape;
+  const int64_t batch = g.batch, na = g.na, nb = g.nb;
+  const DType dt = g.dtype;
   // the CPU op's roundA (an f32 A rounded to bf16 while packed) has no CUDA kernel: lib/ casts first
   TK_CHECK(!o.flag_or("roundA", false), Value, "gemm: roundA (an f32 A with bf16 B) is CPU only; cast A to bf16 first");
-  const int64_t na = checked_elems({batch, s.M, s.K}, "gemm A"), nb = checked_elems({batch, s.K, s.N}, "gemm B");
-  float* C = o.tensor<float>("c", checked_elems({batch, s.M, s.N}, "gemm C"));
+  float* C = o.tensor<float>("c", g.nc);
   if (dt == DType::F32) {
     const float* A = o.tensor<float>("a", na);
     const float* B = o.tensor<float>("b", nb);
@@ -62,49 +51,18 @@ TK_CUDA_OP(gemm) {
 // loraLinearForward({ x, w, bias | null, a, b, y, xa, mask | null, M, inF, outF, r, scale, wInOut, p, seed })
 TK_CUDA_OP(loraLinearForward) {
   Opts o(info, "loraLinearForward", Backend::Cuda);
-  const LoraShape s = lora_shape(o);
-  const float p = dropout_p_opt(o);
-  const int64_t seed = o.count("seed");
-  const int64_t n_x = checked_elems(s.M, s.in, "loraLinearForward x"), n_w = checked_elems(s.out, s.in, "loraLinearForward w");
-  const float* x = o.tensor<float>("x", n_x);
-  const float* w = o.tensor<float>("w", n_w);
-  const float* bias = o.optional_tensor<float>("bias", s.out);
-  const float* a = o.tensor<float>("a", checked_elems(s.r, s.in, "loraLinearForward a"));
-  const float* b = o.tensor<float>("b", checked_elems(s.out, s.r, "loraLinearForward b"));
-  float* y = o.tensor<float>("y", checked_elems(s.M, s.out, "loraLinearForward y"));
-  float* xa = o.tensor<float>("xa", checked_elems(s.M, s.r, "loraLinearForward xa"));
-  uint8_t* mask = nullptr;
-  if (p > 0) {
-    TK_CHECK(o.has("mask"), Value, "loraLinearForward: options.mask is required when the dropout p > 0");
-    mask = o.tensor<uint8_t>("mask", n_x);
-  }
+  const LoraForwardArgs r = lora_forward_args(o);
   use_call_device(o);
-  cuda::lora_linear_forward_dropout_f32(s, x, w, bias, a, b, p, static_cast<uint64_t>(seed), mask, y, xa);
+  cuda::lora_linear_forward_dropout_f32(r.s, r.x, r.w, r.bias, r.a, r.b, r.p, r.seed, r.mask, r.y, r.xa);
   return info.Env().Undefined();
 }
 
 // loraLinearBackward({ dy, x, mask | null, w, a, b, xa, dx, da, db, M, inF, outF, r, scale, wInOut, p })
 TK_CUDA_OP(loraLinearBackward) {
   Opts o(info, "loraLinearBackward", Backend::Cuda);
-  const LoraShape s = lora_shape(o);
-  const float p = dropout_p_opt(o);
-  const int64_t n_x = checked_elems(s.M, s.in, "loraLinearBackward x");
-  const float* dy = o.tensor<float>("dy", checked_elems(s.M, s.out, "loraLinearBackward dy"));
-  const float* x = o.tensor<float>("x", n_x);
-  const uint8_t* mask = nullptr;
-  if (p > 0) {
-    TK_CHECK(o.has("mask"), Value, "loraLinearBackward: options.mask (the forward's) is required when the dropout p > 0");
-    mask = o.tensor<uint8_t>("mask", n_x);
-  }
-  const float* w = o.tensor<float>("w", checked_elems(s.out, s.in, "loraLinearBackward w"));
-  const float* a = o.tensor<float>("a", checked_elems(s.r, s.in, "loraLinearBackward a"));
-  const float* b = o.tensor<float>("b", checked_elems(s.out, s.r, "loraLinearBackward b"));
-  const float* xa = o.tensor<float>("xa", checked_elems(s.M, s.r, "loraLinearBackward xa"));
-  float* dx = o.tensor<float>("dx", n_x);
-  float* da = o.tensor<float>("da", checked_elems(s.r, s.in, "loraLinearBackward da"));
-  float* db = o.tensor<float>("db", checked_elems(s.out, s.r, "loraLinearBackward db"));
+  const LoraBackwardArgs r = lora_backward_args(o);
   use_call_device(o);
-  cuda::lora_linear_backward_dropout_f32(s, dy, x, mask, p, w, a, b, xa, dx, da, db);
+  cuda::lora_linear_backward_dropout_f32(r.s, r.dy, r.x, r.mask, r.p, r.w, r.a, r.b, r.xa, r.dx, r.da, r.db);
   return info.Env().Undefined();
 }
 

@@ -16,13 +16,6 @@ using namespace tk::napi;
 namespace {
 
 template <typename T>
-std::vector<T> to_host(const T* p, int64_t n) {
-  std::vector<T> h(static_cast<size_t>(n));
-  cuda::copy_to_host(h.data(), p, static_cast<size_t>(n) * sizeof(T));  // waits for queued work
-  return h;
-}
-
-template <typename T>
 void to_device(T* p, const std::vector<T>& h) {
   cuda::copy_to_device(p, h.data(), h.size() * sizeof(T));
 }
@@ -32,20 +25,15 @@ void to_device(T* p, const std::vector<T>& h) {
 // nf4Quantize({ w, n, blocksize, quantType, packed, absmax })
 TK_CUDA_OP(nf4Quantize) {
   Opts o(info, "nf4Quantize", Backend::Cuda);
-  const int64_t n = o.count("n");
-  const int bs = quant4_blocksize(o);
-  const Quant4Type t = quant4_type(o);
-  const float* w = o.tensor<float>("w", n);
-  uint8_t* packed = o.tensor<uint8_t>("packed", (n + 1) / 2);
-  float* absmax = o.tensor<float>("absmax", quant4_blocks(n, bs));
+  const Quant4QuantizeArgs r = quant4_quantize_args(o);
   use_call_device(o);
-  const std::vector<float> hw = to_host(w, n);
-  std::vector<uint8_t> hp(static_cast<size_t>((n + 1) / 2));
-  std::vector<float> ha(static_cast<size_t>(quant4_blocks(n, bs)));
-  if (t == Quant4Type::NF4) cpu::nf4_quantize(hw.data(), n, bs, hp.data(), ha.data());
-  else cpu::fp4_quantize(hw.data(), n, bs, hp.data(), ha.data());
-  to_device(packed, hp);
-  to_device(absmax, ha);
+  const std::vector<float> hw = to_host(r.w, r.n);
+  std::vector<uint8_t> hp(static_cast<size_t>((r.n + 1) / 2));
+  std::vector<float> ha(static_cast<size_t>(quant4_blocks(r.n, r.blocksize)));
+  if (r.type == Quant4Type::NF4) cpu::nf4_quantize(hw.data(), r.n, r.blocksize, hp.data(), ha.data());
+  else cpu::fp4_quantize(hw.data(), r.n, r.blocksize, hp.data(), ha.data());
+  to_device(r.packed, hp);
+  to_device(r.absmax, ha);
   return info.Env().Undefined();
 }
 

@@ -2,6 +2,7 @@
 #include "op_options.h"
 
 #include <cmath>
+#include <vector>
 
 namespace tk::napi {
 
@@ -106,6 +107,237 @@ int64_t operand_extent(const std::vector<int64_t>& shape, const std::vector<int6
     TK_CHECK(extent <= (int64_t(1) << 53), Shape, what, " extent overflows");
   }
   return extent;
+}
+
+BinaryArgs binary_args(const Opts& o) {
+  BinaryArgs r;
+  r.op = binary_op(o);
+  r.shape = o.ints("outShape");
+  r.a_strides = o.ints("aStrides");
+  r.b_strides = o.ints("bStrides");
+  const std::vector<int64_t>& shape = r.shape;
+  TK_CHECK(r.a_strides.size() == shape.size() && r.b_strides.size() == shape.size(), Shape, "binary: outShape has ",
+           shape.size(), " dims but aStrides has ", r.a_strides.size(), " and bStrides ", r.b_strides.size());
+  r.total = 1;
+  for (size_t k = 0; k < shape.size(); ++k) {
+    TK_CHECK(shape[k] >= 0, Shape, "binary: outShape[", k, "] = ", shape[k], " is negative");
+    r.total = checked_elems(r.total, shape[k], "binary outShape");
+  }
+  r.a = o.tensor<float>("a", operand_extent(shape, r.a_strides, "binary a"));
+  r.b = o.tensor<float>("b", operand_extent(shape, r.b_strides, "binary b"));
+  r.out = o.tensor<float>("out", r.total);
+  return r;
+}
+
+UnaryArgs unary_args(const Opts& o, bool backward) {
+  UnaryArgs r;
+  r.op = unary_op(o);
+  r.n = o.count("n");
+  r.param = static_cast<float>(o.number("param"));
+  r.x = o.tensor<float>("x", r.n);
+  if (backward) {
+    r.y = o.tensor<float>("y", r.n);
+    r.dy = o.tensor<float>("dy", r.n);
+    r.out = o.tensor<float>("dx", r.n);
+  } else {
+    r.out = o.tensor<float>("out", r.n);
+  }
+  return r;
+}
+
+ReduceArgs reduce_args(const Opts& o) {
+  ReduceArgs r;
+  r.op = reduce_op(o);
+  r.outer = o.count("outer");
+  r.n = o.count("n");
+  r.inner = o.count("inner");
+  const int64_t out_count = checked_elems(r.outer, r.inner, "reduce");
+  TK_CHECK(r.n > 0 || out_count == 0 || r.op == ReduceOp::Sum || r.op == ReduceOp::Mean, Shape,
+           "reduce: max/min over an empty axis (n = 0) has no identity");
+  r.x = o.tensor<float>("x", checked_elems(out_count, r.n, "reduce"));
+  r.out = o.tensor<float>("out", out_count);
+  return r;
+}
+
+GemmArgs gemm_args(const Opts& o) {
+  GemmArgs g;
+  GemmShape& s = g.shape;
+  s.transA = o.flag("transA");
+  s.transB = o.flag("transB");
+  s.M = o.count("M");
+  s.N = o.count("N");
+  s.K = o.count("K");
+  s.alpha = static_cast<float>(o.number("alpha"));
+  s.beta = static_cast<float>(o.number("beta"));
+  s.lda = s.transA ? s.M : s.K;
+  s.ldb = s.transB ? s.K : s.N;
+  s.ldc = s.N;
+  g.batch = o.integer("batch");
+  g.dtype = o.dtype("dtype");
+  TK_CHECK(g.batch >= 1, Shape, "gemm: batch must be >= 1 but is ", g.batch);
+  g.na = checked_elems({g.batch, s.M, s.K}, "gemm A");
+  g.nb = checked_elems({g.batch, s.K, s.N}, "gemm B");
+  g.nc = checked_elems({g.batch, s.M, s.N}, "gemm C");
+  return g;
+}
+
+LoraForwardArgs lora_forward_args(const Opts& o) {
+  LoraForwardArgs r;
+  const LoraShape& s = r.s = lora_shape(o);
+  r.p = dropout_p_opt(o);
+  r.seed = static_cast<uint64_t>(o.count("seed"));
+  const int64_t n_x = checked_elems(s.M, s.in, "loraLinearForward x"), n_w = checked_elems(s.out, s.in, "loraLinearForward w");
+  r.x = o.tensor<float>("x", n_x);
+  r.w = o.tensor<float>("w", n_w);
+  r.bias = o.optional_tensor<float>("bias", s.out);
+  r.a = o.tensor<float>("a", checked_elems(s.r, s.in, "loraLinearForward a"));
+  r.b = o.tensor<float>("b", checked_elems(s.out, s.r, "loraLinearForward b"));
+  r.y = o.tensor<float>("y", checked_elems(s.M, s.out, "loraLinearForward y"));
+  r.xa = o.tensor<float>("xa", checked_elems(s.M, s.r, "loraLinearForward xa"));
+  if (r.p > 0) {
+    TK_CHECK(o.has("mask"), Value, "loraLinearForward: options.mask is required when the dropout p > 0");
+    r.mask = o.tensor<uint8_t>("mask", n_x);
+  }
+  return r;
+}
+
+LoraBackwardArgs lora_backward_args(const Opts& o) {
+  LoraBackwardArgs r;
+  const LoraShape& s = r.s = lora_shape(o);
+  r.p = dropout_p_opt(o);
+  const int64_t n_x = checked_elems(s.M, s.in, "loraLinearBackward x");
+  r.dy = o.tensor<float>("dy", checked_elems(s.M, s.out, "loraLinearBackward dy"));
+  r.x = o.tensor<float>("x", n_x);
+  if (r.p > 0) {
+    TK_CHECK(o.has("mask"), Value, "loraLinearBackward: options.mask (the forward's) is required when the dropout p > 0");
+    r.mask = o.tensor<uint8_t>("mask", n_x);
+  }
+  r.w = o.tensor<float>("w", checked_elems(s.out, s.in, "loraLinearBackward w"));
+  r.a = o.tensor<float>("a", checked_elems(s.r, s.in, "loraLinearBackward a"));
+  r.b = o.tensor<float>("b", checked_elems(s.out, s.r, "loraLinearBackward b"));
+  r.xa = o.tensor<float>("xa", checked_elems(s.M, s.r, "loraLinearBackward xa"));
+  r.dx = o.tensor<float>("dx", n_x);
+  r.da = o.tensor<float>("da", checked_elems(s.r, s.in, "loraLinearBackward da"));
+  r.db = o.tensor<float>("db", checked_elems(s.out, s.r, "loraLinearBackward db"));
+  return r;
+}
+
+LstmShape lstm_shape(const Opts& o) {
+  LstmShape s;
+  s.B = o.integer("B");
+  s.T = o.integer("T");
+  s.in = o.integer("inF");
+  s.H = o.integer("hidden");
+  s.reverse = o.flag("reverse");
+  check_lstm_shape(s);
+  return s;
+}
+
+LstmForwardArgs lstm_forward_args(const Opts& o) {
+  LstmForwardArgs r;
+  const LstmShape& s = r.s = lstm_shape(o);
+  const int64_t G = 4 * s.H, BT = s.B * s.T;
+  r.x = o.tensor<float>("x", BT * s.in);
+  r.wih = o.tensor<float>("wih", G * s.in);
+  r.whh = o.tensor<float>("whh", G * s.H);
+  r.bih = o.optional_tensor<float>("bih", G);
+  r.bhh = o.optional_tensor<float>("bhh", G);
+  r.y = o.tensor<float>("y", BT * s.H);
+  r.gates = o.tensor<float>("gates", BT * G);
+  r.cell = o.tensor<float>("cell", BT * s.H);
+  return r;
+}
+
+LstmBackwardArgs lstm_backward_args(const Opts& o) {
+  LstmBackwardArgs r;
+  const LstmShape& s = r.s = lstm_shape(o);
+  const int64_t G = 4 * s.H, BT = s.B * s.T;
+  r.dy = o.tensor<float>("dy", BT * s.H);
+  r.x = o.tensor<float>("x", BT * s.in);
+  r.wih = o.tensor<float>("wih", G * s.in);
+  r.whh = o.tensor<float>("whh", G * s.H);
+  r.y = o.tensor<float>("y", BT * s.H);
+  r.gates = o.tensor<float>("gates", BT * G);
+  r.cell = o.tensor<float>("cell", BT * s.H);
+  r.dx = o.optional_tensor<float>("dx", BT * s.in);
+  r.dwih = o.tensor<float>("dwih", G * s.in);
+  r.dwhh = o.tensor<float>("dwhh", G * s.H);
+  r.db = o.tensor<float>("db", G);
+  return r;
+}
+
+AdaloraScoresArgs adalora_scores_args(const Opts& o) {
+  AdaloraScoresArgs r;
+  AdaloraShape& s = r.s;
+  s.r = o.integer("r");
+  s.in = o.integer("inF");
+  s.out = o.integer("outF");
+  check_adalora_shape(s);
+  const double beta1 = o.number("beta1");
+  const double beta2 = o.number("beta2");
+  r.update = o.flag("update");
+  const int64_t na = checked_elems(s.r, s.in, "adaloraUpdateScores a"), nb = checked_elems(s.out, s.r, "adaloraUpdateScores b");
+  float* state = o.tensor<float>("state", 2 * (na + s.r + nb));
+  r.st.ibar_a = state;
+  r.st.unc_a = state + na;
+  r.st.ibar_e = state + 2 * na;
+  r.st.unc_e = state + 2 * na + s.r;
+  r.st.ibar_b = state + 2 * na + 2 * s.r;
+  r.st.unc_b = state + 2 * na + 2 * s.r + nb;
+  r.scores = o.optional_tensor<float>("scores", s.r);
+  if (r.update) {
+    TK_CHECK(std::isfinite(beta1) && std::isfinite(beta2), Value, "adaloraUpdateScores: betas must be finite");
+    r.beta1 = static_cast<float>(beta1);
+    r.beta2 = static_cast<float>(beta2);
+    r.a = o.tensor<float>("a", na);
+    r.ga = o.optional_tensor<float>("ga", na);
+    r.e = o.tensor<float>("e", s.r);
+    r.ge = o.optional_tensor<float>("ge", s.r);
+    r.b = o.tensor<float>("b", nb);
+    r.gb = o.optional_tensor<float>("gb", nb);
+  }
+  return r;
+}
+
+AdaloraKthArgs adalora_kth_args(const Opts& o) {
+  AdaloraKthArgs r;
+  r.n = o.integer("n");
+  r.k = o.integer("k");
+  TK_CHECK(r.n >= 1 && r.k >= 1 && r.k <= r.n, Value, "adaloraKthSmallest: needs 1 <= k <= n but k=", r.k, " n=", r.n);
+  r.values = o.tensor<float>("values", r.n);
+  return r;
+}
+
+AdaloraCostArgs adalora_cost_args(const Opts& o) {
+  AdaloraCostArgs r;
+  r.n = o.integer("n");
+  TK_CHECK(r.n >= 1, Value, "adaloraCostThreshold: needs n >= 1 but n=", r.n);
+  r.budget = o.number("budget");
+  r.scores = o.tensor<float>("scores", r.n);
+  r.costs = o.tensor<float>("costs", r.n);
+  return r;
+}
+
+AdaloraMaskArgs adalora_mask_args(const Opts& o) {
+  AdaloraMaskArgs m;
+  m.r = o.integer("r");
+  TK_CHECK(m.r >= 0, Shape, "adaloraMask: negative rank ", m.r);
+  m.threshold = static_cast<float>(o.number("threshold"));
+  m.e = o.tensor<float>("e", m.r);
+  m.scores = o.tensor<float>("scores", m.r);
+  m.keep = o.optional_tensor<uint8_t>("keep", m.r);
+  return m;
+}
+
+Quant4QuantizeArgs quant4_quantize_args(const Opts& o) {
+  Quant4QuantizeArgs r;
+  r.n = o.count("n");
+  r.blocksize = quant4_blocksize(o);
+  r.type = quant4_type(o);
+  r.w = o.tensor<float>("w", r.n);
+  r.packed = o.tensor<uint8_t>("packed", (r.n + 1) / 2);
+  r.absmax = o.tensor<float>("absmax", quant4_blocks(r.n, r.blocksize));
+  return r;
 }
 
 }  // namespace tk::napi

@@ -1,6 +1,7 @@
 // GEMM bindings.
 #include "cpu/gemm.h"
 #include "napi_util.h"
+#include "op_options.h"
 
 using namespace tk;
 using namespace tk::napi;
@@ -11,22 +12,12 @@ using namespace tk::napi;
 // rounded to bf16 while packed (cpu::gemm_bf16_round_a: bit for bit a cast, without its pass).
 TK_CPU_OP(gemm) {
   Opts o(info, "gemm");
+  const GemmArgs g = gemm_args(o);
   cpu::GemmShape s;
-  s.transA = o.flag("transA");
-  s.transB = o.flag("transB");
-  s.M = o.count("M");
-  s.N = o.count("N");
-  s.K = o.count("K");
-  s.alpha = static_cast<float>(o.number("alpha"));
-  s.beta = static_cast<float>(o.number("beta"));
-  s.lda = s.transA ? s.M : s.K;
-  s.ldb = s.transB ? s.K : s.N;
-  s.ldc = s.N;
-  const int64_t batch = o.integer("batch");
-  const DType dt = o.dtype("dtype");
-  TK_CHECK(batch >= 1, Shape, "gemm: batch must be >= 1 but is ", batch);
-  const int64_t na = checked_elems({batch, s.M, s.K}, "gemm A"), nb = checked_elems({batch, s.K, s.N}, "gemm B");
-  float* C = o.tensor<float>("c", checked_elems({batch, s.M, s.N}, "gemm C"));
+  static_cast<tk::GemmShape&>(s) = g.shape;  // no second product, no epilogue
+  const int64_t batch = g.batch, na = g.na, nb = g.nb;
+  const DType dt = g.dtype;
+  float* C = o.tensor<float>("c", g.nc);
   if (dt == DType::F32) {
     const float* A = o.tensor<float>("a", na);
     const float* B = o.tensor<float>("b", nb);

@@ -34,14 +34,9 @@ TK_EXPORT(nf4DynamicMap) { return floats(info.Env(), cpu::dynamic_map_signed(), 
 // nf4Quantize({ w, n, blocksize, quantType, packed, absmax })
 TK_CPU_OP(nf4Quantize) {
   Opts o(info, "nf4Quantize");
-  const int64_t n = o.count("n");
-  const int bs = quant4_blocksize(o);
-  const Quant4Type t = quant4_type(o);
-  const float* w = o.tensor<float>("w", n);
-  uint8_t* packed = o.tensor<uint8_t>("packed", (n + 1) / 2);
-  float* absmax = o.tensor<float>("absmax", quant4_blocks(n, bs));
-  if (t == Quant4Type::NF4) cpu::nf4_quantize(w, n, bs, packed, absmax);
-  else cpu::fp4_quantize(w, n, bs, packed, absmax);
+  const Quant4QuantizeArgs r = quant4_quantize_args(o);
+  if (r.type == Quant4Type::NF4) cpu::nf4_quantize(r.w, r.n, r.blocksize, r.packed, r.absmax);
+  else cpu::fp4_quantize(r.w, r.n, r.blocksize, r.packed, r.absmax);
   return info.Env().Undefined();
 }
 
