@@ -187,7 +187,7 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   writeJsonAtomicSync(join(outputDir, 'results.json'), {
     model: config.model, method: config.method, task: model.task, objective: objective.name, steps: fit.steps, status: fit.status,
     device: device.device, device_note: device.note,
-    train_seconds: fit.trainSeconds, tokens_per_second: fit.tokensPerSecond, step_seconds: fit.trainSeconds / Math.max(1, fit.steps),
+    train_seconds: fit.trainSeconds, eval_seconds: fit.evalSeconds, save_seconds: fit.saveSeconds, tokens_per_second: fit.tokensPerSecond, step_seconds: fit.trainSeconds / Math.max(1, fit.steps),
     peak_native_bytes: fit.peakBytes, peak_rss_bytes: process.resourceUsage().maxRSS * 1024, trainable_parameters: trainable, total_parameters: totalParams,
     eval: last, before, train: fit.lastTrain, labels: data.labels, ...(distributed ? { distributed } : {}),
   }, { indent: 2 });

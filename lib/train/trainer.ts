@@ -183,7 +183,12 @@ export interface FitResult<M = EvalResult> {
   lastTrain: Figures;
   /** every evaluation of this fit (step 0: before training, when the objective evaluates on start) */
   evals: { step: number; result: M }[];
+  /** seconds of training steps: the fit's wall time less evaluations, checkpoint saves and charts */
   trainSeconds: number;
+  /** seconds spent evaluating (included in no step) */
+  evalSeconds: number;
+  /** seconds spent writing checkpoints and charts */
+  saveSeconds: number;
   /** real tokens processed by this fit's steps per second of training */
   tokensPerSecond: number;
   peakBytes: number;
@@ -485,10 +490,14 @@ export class Trainer<E = TrainExample, R = EvalResult> {
     let lastTrain: Figures = {};
     let tokensSeen = 0;
     const t0 = performance.now();
+    // evaluation and saving are timed apart, so that trainSeconds (and tokens/s) is training alone
+    let evalMs = 0, saveMs = 0;
     resetPeakMemory();
     const evaluateAt = async (step: number, epoch: number): Promise<boolean> => {
       // data-parallel: rank 0 evaluates; its result (and so every early-stopping decision) is every rank's
+      const te = performance.now();
       const result = this.dp ? await this.dp.fromRoot(() => this.evaluate()) : await this.evaluate();
+      evalMs += performance.now() - te;
       evals.push({ step, result });
       this.opts.callbacks?.onEval?.(step, result);
       metricsLog?.append({ step, epoch, split: 'eval', ...(result as Record<string, number>) });
@@ -588,8 +597,10 @@ export class Trainer<E = TrainExample, R = EvalResult> {
         if (this.interrupted && !finished && status === 'completed') status = 'interrupted';
         const saveNow = s.saveEvery > 0 ? this.step % s.saveEvery === 0 : epochEnded;
         if (this.outputDir && (saveNow || finished || status !== 'completed')) {
+          const tw = performance.now();
           if (writes) await this.saveCheckpoint(status === 'completed' ? (finished ? 'completed' : 'running') : status);
           else this.lastCheckpoint = { dir: join(this.outputDir, CHECKPOINT_DIR), step: this.step };
+          saveMs += performance.now() - tw;
         }
         if (status !== 'completed') break;
         await yieldToLoop();
@@ -603,10 +614,12 @@ export class Trainer<E = TrainExample, R = EvalResult> {
       this.model.train(wasTraining);
       this.dp?.dispose();
     }
+    const tc = performance.now();
     if (metricsPath && existsSync(metricsPath)) await this.writeCharts(readMetrics(metricsPath));
-    const trainSeconds = (performance.now() - t0) / 1000;
+    saveMs += performance.now() - tc;
+    const trainSeconds = Math.max(1e-9, (performance.now() - t0 - evalMs - saveMs) / 1000);
     return {
-      steps: this.step, status, lastTrainLoss: lastLoss, lastTrain, evals, trainSeconds,
+      steps: this.step, status, lastTrainLoss: lastLoss, lastTrain, evals, trainSeconds, evalSeconds: evalMs / 1000, saveSeconds: saveMs / 1000,
       tokensPerSecond: tokensSeen / trainSeconds, peakBytes: memoryStats().peakBytes, device: this.device, deviceNote: this.deviceNote,
     };
   }

@@ -87,6 +87,26 @@ describe('Trainer', () => {
     model.dispose();
   });
 
+  it('trainSeconds is the steps alone: evaluation and checkpoint time are reported apart (as the PEFT reference times its loop)', async () => {
+    const model = tinyGpt2(3);
+    const d = newDir();
+    let stepMs = 0;
+    const t0 = performance.now();
+    const res = await new Trainer({
+      model, task: 'causal_lm', train: lmData(16), eval: lmData(64, 9), padTokenId: 0, progress: 'none', outputDir: d,
+      settings: { ...quiet, maxSteps: 4, batchSize: 8, evalEvery: 2 }, callbacks: { onStep: (i) => { stepMs += i.stepSeconds * 1000; } },
+    }).fit();
+    const wallMs = performance.now() - t0;
+    expect(res.evals.length).toBe(2);
+    expect(res.evalSeconds).toBeGreaterThan(0);
+    expect(res.saveSeconds).toBeGreaterThan(0);
+    // the parts add up to no more than the fit's wall time, and the training part holds the steps
+    expect((res.trainSeconds + res.evalSeconds + res.saveSeconds) * 1000).toBeLessThanOrEqual(wallMs + 1);
+    expect(res.trainSeconds * 1000).toBeGreaterThanOrEqual(stepMs - 1);
+    expect(res.trainSeconds * 1000).toBeLessThan(wallMs - (res.evalSeconds + res.saveSeconds) * 1000 + 1);
+    model.dispose();
+  });
+
   it('gradient accumulation 2 x batch 4 equals batch 8 on the first step', async () => {
     // equal-length sequences: every micro-batch has the same number of targets, so the mean of
     // the two micro-batch means is the mean over all 8
