@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import '../../lib/index.js';
 import { architectureFor, savePretrainedSync, type Task } from '../../lib/models/index.js';
 import { manualSeed } from '../../lib/nn/random.js';
+import { tinyRawConfig } from '../models/helpers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -26,27 +27,6 @@ const SPAM = path.join(ROOT, 'test', 'fixtures', 'cli', 'tiny_spam.jsonl');
 type Arch = 'gpt2' | 'bert' | 'llama';
 const TOKENIZER_OF: Record<Arch, string> = { gpt2: 'gpt2-bpe', bert: 'bert-wordpiece', llama: 'llama-bpe' };
 
-function rawConfig(arch: Arch, vocab: number): Record<string, unknown> {
-  if (arch === 'gpt2') {
-    return {
-      model_type: 'gpt2', vocab_size: vocab, n_embd: 32, n_layer: 2, n_head: 2, n_positions: 64, n_inner: 64,
-      activation_function: 'gelu_new', resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0, layer_norm_epsilon: 1e-5,
-      bos_token_id: 0, eos_token_id: 0, tie_word_embeddings: true,
-    };
-  }
-  if (arch === 'bert') {
-    return {
-      model_type: 'bert', vocab_size: vocab, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 64,
-      max_position_embeddings: 64, type_vocab_size: 2, hidden_act: 'gelu', hidden_dropout_prob: 0, attention_probs_dropout_prob: 0,
-      layer_norm_eps: 1e-12, pad_token_id: 0,
-    };
-  }
-  return {
-    model_type: 'llama', vocab_size: vocab, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
-    intermediate_size: 64, max_position_embeddings: 64, rms_norm_eps: 1e-6, rope_theta: 10000, hidden_act: 'silu',
-    bos_token_id: 1, eos_token_id: 2, tie_word_embeddings: false,
-  };
-}
 
 interface Cell {
   arch: Arch;
@@ -110,7 +90,7 @@ beforeAll(() => {
     const vocab = Math.max(...Object.values(tok.model.vocab), ...(tok.added_tokens ?? []).map((t) => t.id)) + 1;
     manualSeed(7);
     const a = architectureFor(arch);
-    const m = a.build(a.parseConfig(rawConfig(arch, vocab)), arch === 'bert' ? 'base' : 'causal_lm');
+    const m = a.build(a.parseConfig(tinyRawConfig(arch, vocab, 32, 64)), arch === 'bert' ? 'base' : 'causal_lm');
     savePretrainedSync(m, dir);
     m.dispose();
   }

@@ -83,3 +83,31 @@ export function maxAbsErr(got: ArrayLike<number>, want: ArrayLike<number>, shape
   }
   return worst;
 }
+
+/**
+ * config.json of a tiny random GPT-2, BERT or Llama (2 layers, dropout off; Llama with
+ * grouped-query attention, 4 query heads over 2 key/value heads, and RoPE): `width` hidden units,
+ * 2 x width in the MLP, `positions` positions. The CLI, device and serving tests build their
+ * models from it.
+ */
+export function tinyRawConfig(arch: 'gpt2' | 'bert' | 'llama', vocab: number, width: number, positions: number): Record<string, unknown> {
+  if (arch === 'gpt2') {
+    return {
+      model_type: 'gpt2', vocab_size: vocab, n_embd: width, n_layer: 2, n_head: 2, n_positions: positions, n_inner: 2 * width,
+      activation_function: 'gelu_new', resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0, layer_norm_epsilon: 1e-5,
+      bos_token_id: 0, eos_token_id: 0, tie_word_embeddings: true,
+    };
+  }
+  if (arch === 'bert') {
+    return {
+      model_type: 'bert', vocab_size: vocab, hidden_size: width, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 2 * width,
+      max_position_embeddings: positions, type_vocab_size: 2, hidden_act: 'gelu', hidden_dropout_prob: 0, attention_probs_dropout_prob: 0,
+      layer_norm_eps: 1e-12, pad_token_id: 0,
+    };
+  }
+  return {
+    model_type: 'llama', vocab_size: vocab, hidden_size: width, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
+    intermediate_size: 2 * width, max_position_embeddings: positions, rms_norm_eps: 1e-6, rope_theta: 10000, hidden_act: 'silu',
+    bos_token_id: 1, eos_token_id: 2, tie_word_embeddings: false,
+  };
+}

@@ -12,6 +12,7 @@ import '../../lib/index.js';
 import { architectureFor, savePretrainedSync, loadPretrainedSync, type PretrainedModel } from '../../lib/models/index.js';
 import { LoraModel } from '../../lib/peft/index.js';
 import { manualSeed } from '../../lib/nn/random.js';
+import { tinyRawConfig } from '../models/helpers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const TOKENIZERS = path.join(ROOT, 'test', 'fixtures', 'tokenizers');
@@ -32,20 +33,6 @@ export const ADAPTERS: Record<Arch, Record<string, Record<string, unknown>>> = {
   },
 };
 
-const CONFIGS: Record<Arch, (vocab: number) => Record<string, unknown>> = {
-  gpt2: (vocab) => ({
-    model_type: 'gpt2', vocab_size: vocab, n_embd: 32, n_layer: 2, n_head: 2, n_positions: 512, n_inner: 64,
-    activation_function: 'gelu_new', resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0, layer_norm_epsilon: 1e-5,
-    bos_token_id: 0, eos_token_id: 0, tie_word_embeddings: true,
-  }),
-  // grouped-query attention (4 query heads over 2 key/value heads) and RoPE
-  llama: (vocab) => ({
-    model_type: 'llama', vocab_size: vocab, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
-    intermediate_size: 64, max_position_embeddings: 512, rms_norm_eps: 1e-6, rope_theta: 10000, hidden_act: 'silu',
-    bos_token_id: 1, eos_token_id: 2, tie_word_embeddings: false,
-  }),
-};
-
 export interface ServeWorld {
   dir: string;
   modelDir: string;
@@ -64,7 +51,7 @@ export function makeServeWorld(arch: Arch = 'gpt2'): ServeWorld {
   const vocab = Math.max(...Object.values(tok.model.vocab), ...(tok.added_tokens ?? []).map((t) => t.id)) + 1;
   manualSeed(7);
   const a = architectureFor(arch);
-  const raw = CONFIGS[arch](vocab);
+  const raw = tinyRawConfig(arch, vocab, 32, 512);
   const m = a.build(a.parseConfig(raw), 'causal_lm');
   savePretrainedSync(m, modelDir);
   m.dispose();

@@ -35,6 +35,7 @@ import { makeServeWorld } from '../serve/helpers.js';
 import { Tokenizer } from '../../lib/tokenizer/index.js';
 import { AdapterSet } from '../../lib/serve/adapters.js';
 import { BatchEngine } from '../../lib/serve/engine.js';
+import { tinyRawConfig } from '../models/helpers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -45,27 +46,6 @@ type Arch = 'gpt2' | 'bert' | 'llama' | 'vit' | 'resnet_basic';
 const TOKENIZER_OF: Record<'gpt2' | 'bert' | 'llama', string> = { gpt2: 'gpt2-bpe', bert: 'bert-wordpiece', llama: 'llama-bpe' };
 const VISION = path.join(ROOT, 'test', 'fixtures', 'vision');
 
-function rawConfig(arch: 'gpt2' | 'bert' | 'llama', vocab: number): Record<string, unknown> {
-  if (arch === 'gpt2') {
-    return {
-      model_type: 'gpt2', vocab_size: vocab, n_embd: 16, n_layer: 2, n_head: 2, n_positions: 32, n_inner: 32,
-      activation_function: 'gelu_new', resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0, layer_norm_epsilon: 1e-5,
-      bos_token_id: 0, eos_token_id: 0, tie_word_embeddings: true,
-    };
-  }
-  if (arch === 'bert') {
-    return {
-      model_type: 'bert', vocab_size: vocab, hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 32,
-      max_position_embeddings: 32, type_vocab_size: 2, hidden_act: 'gelu', hidden_dropout_prob: 0, attention_probs_dropout_prob: 0,
-      layer_norm_eps: 1e-12, pad_token_id: 0,
-    };
-  }
-  return {
-    model_type: 'llama', vocab_size: vocab, hidden_size: 16, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
-    intermediate_size: 32, max_position_embeddings: 32, rms_norm_eps: 1e-6, rope_theta: 10000, hidden_act: 'silu',
-    bos_token_id: 1, eos_token_id: 2, tie_word_embeddings: false,
-  };
-}
 
 const TARGETS: Record<Arch, string[]> = { gpt2: ['c_attn'], bert: ['query', 'value'], llama: ['q_proj', 'v_proj'], vit: ['q_proj', 'v_proj'], resnet_basic: [] };
 function peftFor(arch: Arch, method: string): Record<string, unknown> | undefined {
@@ -136,7 +116,7 @@ beforeAll(() => {
     const vocab = Math.max(...Object.values(tok.model.vocab), ...(tok.added_tokens ?? []).map((t) => t.id)) + 1;
     manualSeed(7);
     const a = architectureFor(arch);
-    const m = a.build(a.parseConfig(rawConfig(arch, vocab)), arch === 'bert' ? 'base' : 'causal_lm');
+    const m = a.build(a.parseConfig(tinyRawConfig(arch, vocab, 16, 32)), arch === 'bert' ? 'base' : 'causal_lm');
     savePretrainedSync(m, dir);
     m.dispose();
   }
