@@ -13,7 +13,7 @@ Options:
   --steps <n>        optimizer steps (default 1500)
   --vocab <n>        tokenizer vocabulary (default 8192)
   --hidden <n>       hidden size (default 256)     --layers <n>  (default 4)   --heads <n> (default 4)
-  --context <n>      tokens per sequence (default 128)   --batch <n> (default 16)   --lr <x> (default 2e-3)
+  --context <n>      tokens per sequence (default 512, every position of the base)   --batch <n> (default 16)   --lr <x> (default 2e-3)
   --seed <n>         seed (default 1234)`;
 
 export async function pretrainCommand(argv: string[]): Promise<void> {

@@ -216,8 +216,13 @@ export function buildCausalLmExamples(records: NormalizedRecord[], tok: Tokenize
 }
 
 export interface ClassificationOptions {
-  /** Truncate to this many tokens, keeping the start and the tokenizer's special tokens. */
+  /** Truncate to this many tokens (the tokenizer's special tokens are always kept). */
   maxLength?: number;
+  /**
+   * Which part of a longer text is kept: `keep_start` (default), `keep_end`, or
+   * `keep_start_and_end`: the first three quarters of the room and the last quarter (head + tail).
+   */
+  truncation?: 'keep_start' | 'keep_end' | 'keep_start_and_end';
   /** Add the tokenizer's special tokens (default true). */
   addSpecialTokens?: boolean;
 }
@@ -244,8 +249,25 @@ export function buildClassificationExample(
   const layout = opts.addSpecialTokens === false ? { prefix: [], suffix: [] } : specialTokenLayout(tok);
   const nSpecial = layout.prefix.length + layout.suffix.length;
   checkMaxLength(opts.maxLength, nSpecial + 1);
-  const body = encodePlain(tok, rec.text, opts.maxLength === undefined ? undefined : { maxTokens: opts.maxLength - nSpecial });
+  const body = opts.maxLength === undefined ? encodePlain(tok, rec.text) : boundedBody(tok, rec.text, opts.maxLength - nSpecial, opts.truncation ?? 'keep_start');
   return { inputIds: [...layout.prefix, ...body, ...layout.suffix], label: encodeLabel(labelMap, rec.label, where) };
+}
+
+/**
+ * At most `room` ids of a text, cut as `truncation` says. Head + tail reads only the ends of a
+ * long text (two bounded encodes), so its cost does not grow with the text.
+ *
+ * @example
+ * boundedBody(tok, longEmail, 256, 'keep_start_and_end'); // its first 192 ids, then its last 64
+ */
+function boundedBody(tok: TokenizerLike, text: string, room: number, truncation: 'keep_start' | 'keep_end' | 'keep_start_and_end'): number[] {
+  if (truncation !== 'keep_start_and_end') return encodePlain(tok, text, { maxTokens: room, keepEnd: truncation === 'keep_end' });
+  const head = encodePlain(tok, text, { maxTokens: room });
+  if (head.length < room) return head; // the whole text fits
+  // the text has at least `room` ids, so its last `tail` ids do not overlap the first room - tail
+  const tail = Math.floor(room / 4);
+  if (tail === 0) return head;
+  return [...head.slice(0, room - tail), ...encodePlain(tok, text, { maxTokens: tail, keepEnd: true })];
 }
 
 /**

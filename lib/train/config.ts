@@ -105,8 +105,13 @@ export const DatasetSchema = z.strictObject({
   label_field: z.string().min(1).default('label'),
   max_length: posInt.default(512),
   packing: z.boolean().default(false),
-  /** Causal LM: which end a too-long example keeps; keep_end keeps prompt/completion answers (and the question). */
-  truncation: z.enum(['keep_start', 'keep_end']).default('keep_start'),
+  /**
+   * Which part of a too-long example is kept. keep_start (default) cuts the end; keep_end cuts the
+   * start (causal LM: keeps prompt/completion answers and the question); keep_start_and_end
+   * (sequence classification) keeps the first three quarters of max_length and the last quarter
+   * (head + tail, as Sun et al. 2019 for long documents: an e-mail's closing lines carry signal).
+   */
+  truncation: z.enum(['keep_start', 'keep_end', 'keep_start_and_end']).default('keep_start'),
   /** Causal LM: end each example with the EOS token (learnt as a target). Default: on, except for chat records. */
   add_eos: z.boolean().optional(),
   /**
@@ -386,6 +391,13 @@ export function loadConfig(pathOrObject: string | Record<string, unknown>, opts:
     quantization = q ?? (top.data.method === 'qlora' ? 'nf4' : 'none');
     if (top.data.method === 'qlora' && q === 'none') problems.push('quantization: expected "nf4" for method "qlora" (QLoRA trains adapters on a 4-bit base), but received "none"');
     if (quantization === 'nf4' && (top.data.method === 'full' || top.data.method === 'head_only')) problems.push('quantization: expected "none" for method "full" (4-bit weights cannot be trained) but received "nf4"');
+    const trunc = top.data.dataset.truncation;
+    if (trunc === 'keep_start_and_end' && top.data.task !== 'seq_cls') {
+      problems.push(`dataset.truncation: expected "keep_start" or "keep_end" for task "${top.data.task}" ("keep_start_and_end" is for seq_cls) but received "keep_start_and_end"`);
+    }
+    if (trunc !== 'keep_start' && (top.data.task === 'token_cls' || top.data.task === 'image_cls')) {
+      problems.push(`dataset.truncation: expected "keep_start" for task "${top.data.task}" (its examples are cut at the end) but received "${trunc}"`);
+    }
     if (top.data.task === 'causal_lm' && top.data.dataset.record_format === 'labelled') {
       problems.push('dataset.record_format: expected a text, prompt/completion, alpaca or chat format for task "causal_lm" but received "labelled" (use task "seq_cls")');
     }

@@ -75,8 +75,8 @@ export async function prepareRunData(
   if (config.task === 'seq_cls') {
     const labelMap = buildLabelMap(data.train as never);
     return {
-      train: both ? buildClassificationExamples(data.train, tokenizer, labelMap, { maxLength }) : [],
-      eval: buildClassificationExamples(data.eval, tokenizer, labelMap, { maxLength }),
+      train: both ? buildClassificationExamples(data.train, tokenizer, labelMap, { maxLength, truncation: d.truncation }) : [],
+      eval: buildClassificationExamples(data.eval, tokenizer, labelMap, { maxLength, truncation: d.truncation }),
       labels: labelMap.names,
       labelMap,
       padTokenId,
@@ -101,5 +101,5 @@ export function causalLmExamplesFor(config: TrainConfig, records: NormalizedReco
     : undefined;
   if (format === 'chat' && !renderChat) throw new TunekitError('ERR_CONFIG', `chat records need a chat_template in ${modelDir}/tokenizer_config.json`);
   const d = config.dataset;
-  return buildCausalLmSplit(records, tokenizer, { maxLength: d.max_length, renderChat, addEos: d.add_eos, packing: d.packing, truncation: d.truncation });
+  return buildCausalLmSplit(records, tokenizer, { maxLength: d.max_length, renderChat, addEos: d.add_eos, packing: d.packing, truncation: d.truncation as 'keep_start' | 'keep_end' }); // loadConfig refuses keep_start_and_end for causal_lm
 }

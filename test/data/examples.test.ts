@@ -119,6 +119,25 @@ describe('classification examples and label maps', () => {
     expect(() => buildClassificationExamples(evalRecs, charTokenizer(), map)).toThrow(/labels_eval_unknown\.csv:3.*unknown label "phishing"/);
   });
 
+  test('truncation keep_end and keep_start_and_end (head + tail) keep the [CLS] ... [SEP] frame', () => {
+    const tok = charTokenizer('bert');
+    const map = buildLabelMap([{ kind: 'labelled', text: 'x', label: 'a' }]);
+    const rec: LabelledRecord = { kind: 'labelled', text: 'abcdefghijklmnopqrstuvwxyz', label: 'a' };
+    const body = (truncation: 'keep_start' | 'keep_end' | 'keep_start_and_end', maxLength: number) => {
+      const ids = buildClassificationExamples([rec], tok, map, { maxLength, truncation })[0]!.inputIds;
+      expect(ids).toHaveLength(Math.min(maxLength, 28));
+      expect([ids[0], ids.at(-1)]).toEqual([1, 2]);
+      return dec(ids.slice(1, -1));
+    };
+    expect(body('keep_start', 10)).toBe('abcdefgh');
+    expect(body('keep_end', 10)).toBe('stuvwxyz');
+    expect(body('keep_start_and_end', 10)).toBe('abcdefyz'); // room 8: the first 6, the last 2
+    expect(body('keep_start_and_end', 18)).toBe('abcdefghijklwxyz'); // room 16: 12 + 4
+    expect(body('keep_start_and_end', 28)).toBe('abcdefghijklmnopqrstuvwxyz'); // fits exactly: whole text once
+    expect(body('keep_start_and_end', 40)).toBe('abcdefghijklmnopqrstuvwxyz');
+    expect(body('keep_start_and_end', 5)).toBe('abc'); // room 3: no tail
+  });
+
   test('integer labels: ids used directly, out of range names the row', () => {
     const map = buildLabelMap(load('labels_int.jsonl') as LabelledRecord[]);
     expect(map).toEqual({ kind: 'int', names: ['0', '1', '2'], numLabels: 3 });

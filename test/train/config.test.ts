@@ -133,6 +133,15 @@ describe('every bad field is listed', () => {
     expect(configError({ ...minimal, dataset: { path: 'x.jsonl', eval: { fraction: 0.1, size: 10 } } }).message).toContain('dataset.eval: expected only one of path, fraction or size');
   });
 
+  test('dataset.truncation: head + tail is for seq_cls; token and image classification cut the end only', () => {
+    expect(loadConfig({ ...minimal, task: 'seq_cls', dataset: { path: 'builtin:spam-assassin', truncation: 'keep_start_and_end' } }).dataset.truncation).toBe('keep_start_and_end');
+    expect(configError({ ...minimal, task: 'causal_lm', dataset: { path: 'builtin:sotu', truncation: 'keep_start_and_end' } }).message).toContain(
+      'dataset.truncation: expected "keep_start" or "keep_end" for task "causal_lm" ("keep_start_and_end" is for seq_cls) but received "keep_start_and_end"',
+    );
+    expect(configError({ ...minimal, task: 'token_cls', dataset: { path: 'x.jsonl', truncation: 'keep_end' } }).message).toContain('dataset.truncation: expected "keep_start" for task "token_cls"');
+    expect(configError({ ...minimal, dataset: { path: 'builtin:sotu', truncation: 'middle' } }).message).toContain('dataset.truncation: expected one of "keep_start" | "keep_end" | "keep_start_and_end"');
+  });
+
   test('not a mapping', () => {
     expect(configError([] as unknown as Record<string, unknown>).message).toContain('(top level): expected a mapping of settings but received a list');
   });
