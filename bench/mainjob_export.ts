@@ -16,7 +16,7 @@ import { data, resolveModelPath } from 'tunekit';
 interface MainJobConfig {
   model: string;
   peft: Record<string, unknown>;
-  dataset: { path: string; max_length: number };
+  dataset: { path: string; max_length: number; truncation?: string };
   training: Record<string, unknown>;
   logging: Record<string, unknown>;
 }
@@ -39,6 +39,6 @@ writeFileSync(join(out, 'config.json'), JSON.stringify(config, null, 2));
 // what the reference needs to run the identical job
 writeFileSync(join(out, 'job.json'), JSON.stringify({
   model: resolveModelPath(DEFAULT_TRAIN_CONFIG.model), ...DEFAULT_TRAIN_CONFIG.peft, ...DEFAULT_TRAIN_CONFIG.training,
-  max_length: DEFAULT_TRAIN_CONFIG.dataset.max_length, max_grad_norm: 1.0, train: split.train.length, eval: split.eval.length,
+  max_length: DEFAULT_TRAIN_CONFIG.dataset.max_length, truncation: DEFAULT_TRAIN_CONFIG.dataset.truncation ?? 'keep_start', max_grad_norm: 1.0, train: split.train.length, eval: split.eval.length,
 }, null, 2));
 console.log(JSON.stringify({ out, train: split.train.length, eval: split.eval.length }));

