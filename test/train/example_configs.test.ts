@@ -8,6 +8,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import '../../lib/index.js';
 import { loadConfig } from '../../lib/train/config.js';
+import { DEFAULT_TRAIN_CONFIG } from '../../lib/cli/defaults.js';
 
 const dir = join(__dirname, '..', '..', 'examples');
 
@@ -19,6 +20,11 @@ describe('example configs', () => {
       expect(() => loadConfig(join(dir, f))).not.toThrow();
     });
   }
+  it('spam-lora.yaml is the main job spelled out (what `tunekit train` runs with no config)', () => {
+    const spelled = loadConfig(join(dir, 'spam-lora.yaml'));
+    const main = loadConfig(structuredClone(DEFAULT_TRAIN_CONFIG) as unknown as Record<string, unknown>);
+    for (const k of ['model', 'task', 'method', 'peft', 'dataset', 'training', 'output_dir'] as const) expect(spelled[k], k).toEqual(main[k]);
+  });
   for (const [adaFile, loraFile] of [['spam-adalora.yaml', 'spam-lora-r8.yaml'], ['spam-adalora-r2.yaml', 'spam-lora-r2.yaml']]) {
     it(`${adaFile} ends at the parameter budget of ${loraFile} on the same layers, same scale and lr`, () => {
       const ada = loadConfig(join(dir, adaFile!));
