@@ -515,6 +515,8 @@ export class Trainer<E = TrainExample, R = EvalResult> {
         if (this.dp && this.objective.dropout) manualSeed(this.dp.stepSeed(s.seed, this.step));
         const batches: E[][] = [];
         let epoch = 0;
+        // epochs done, with the fraction of the current one (the progress line's "epoch 0.36", as transformers logs it)
+        let epochsDone = 0;
         // true when this step consumed the last batch of an epoch (with gradient accumulation
         // an epoch can end inside a step; that step ends the epoch)
         let epochEnded = false;
@@ -522,6 +524,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
           const { data, epoch: e, batchIndex } = this.loader.next();
           batches.push(data);
           epoch = e;
+          epochsDone = e + (batchIndex + 1) / this.loader.batchesPerEpoch;
           if (batchIndex === this.loader.batchesPerEpoch - 1) epochEnded = true;
         }
         const lr = schedule.lrAt(this.step);
@@ -581,7 +584,7 @@ export class Trainer<E = TrainExample, R = EvalResult> {
         const info: StepInfo = { step: this.step, epoch, loss, lr, gradNorm, tokens: plan.tokens, stepSeconds, figures, updates: optimizer.stepCount };
         lastTrain = { loss, ...figures, lr, grad_norm: gradNorm };
         this.opts.callbacks?.onStep?.(info);
-        progress.update(this.step, { loss, lr, tokens: plan.tokens, epoch, figures });
+        progress.update(this.step, { loss, lr, tokens: plan.tokens, epoch: epochsDone, figures });
         const finished = this.step === total;
         if (metricsLog && (this.step % s.logEvery === 0 || finished)) {
           metricsLog.append({

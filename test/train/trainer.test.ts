@@ -87,6 +87,16 @@ describe('Trainer', () => {
     model.dispose();
   });
 
+  it("the progress line's epoch is fractional (epochs done), as transformers logs it", async () => {
+    const model = tinyGpt2(2);
+    const lines: string[] = [];
+    // 16 examples in batches of 4: 4 steps an epoch, 2 epochs
+    await new Trainer({ model, task: 'causal_lm', train: lmData(16), padTokenId: 0, log: (l) => lines.push(l), settings: { ...quiet, epochs: 2, batchSize: 4 } }).fit();
+    const epochs = lines.map((l) => /epoch ([\d.]+)/.exec(l)?.[1]).filter((e) => e !== undefined);
+    expect(epochs).toEqual(['0.25', '0.50', '0.75', '1.00', '1.25', '1.50', '1.75', '2.00']);
+    model.dispose();
+  });
+
   it('trainSeconds is the steps alone: evaluation and checkpoint time are reported apart (as the PEFT reference times its loop)', async () => {
     const model = tinyGpt2(3);
     const d = newDir();
