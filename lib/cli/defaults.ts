@@ -8,7 +8,8 @@ export const DEFAULT_TRAIN_CONFIG = {
   method: 'lora',
   // the token table gets a LoRA adapter too: spam vocabulary is rare in the base's pretraining text
   peft: { r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: ['wte', 'c_attn', 'c_proj', 'c_fc'] },
-  dataset: { path: 'builtin:spam-assassin', max_length: 128 },
+  // head + tail of each e-mail: its first 192 tokens and its last 64
+  dataset: { path: 'builtin:spam-assassin', max_length: 256, truncation: 'keep_start_and_end' },
   training: { epochs: 1, batch_size: 16, lr: 2e-3, schedule: 'linear', warmup_ratio: 0.06, weight_decay: 0.01 },
   output_dir: 'runs/spam-lora',
   logging: { every: 10 },

@@ -158,7 +158,8 @@ context ${config.maxPositions}) pretrained from scratch by tunekit on ${corpus.n
 - Tokenizer: byte-level BPE with ${V} tokens trained by tunekit on the same training text (\`<|endoftext|>\` is BOS, EOS and padding).
 - Training: ${fit.steps} steps of ${opts.batchSize ?? 16} x ${T} tokens (AdamW, lr ${opts.lr ?? 2e-3}, cosine, weight decay 0.1, seed ${seed}),
   ${fit.trainSeconds.toFixed(0)} s at ${fit.tokensPerSecond.toFixed(0)} tokens/s on this machine's CPU.
-- Held-out perplexity: **${Math.exp(final.loss).toFixed(2)}** (loss ${final.loss.toFixed(4)} nats/token on ${final.count} tokens of held-out documents).
+- Held-out perplexity: **${Math.exp(final.loss).toFixed(2)}** (loss ${final.loss.toFixed(4)} nats/token on ${final.count} tokens of held-out documents, ${T}-token blocks).
+- Every position up to ${T} was trained (each training block has ${T} tokens).
 
 Made with \`scripts/pretrain-base.sh\`; a standard Hugging Face folder that transformers loads (GPT2LMHeadModel).
 `);
