@@ -70,6 +70,13 @@ async function defaultCorpus(): Promise<{ train: string[]; eval: string[]; name:
   }
 }
 
+/**
+ * The base's chat template (tokenizer_config.json), so chat records can be fine-tuned on it: each
+ * turn is `<|role|>` on its own line, the content, then EOS.
+ */
+const CHAT_TEMPLATE =
+  "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}<|endoftext|>\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}";
+
 /** Non-overlapping windows of `len` tokens over documents joined by EOS. */
 function windows(docs: number[][], eos: number, len: number): CausalLmExample[] {
   const stream: number[] = [];
@@ -98,7 +105,7 @@ export async function pretrainBase(opts: PretrainOptions): Promise<PretrainResul
 
   log(`training a ${V}-token byte-level BPE tokenizer on ${corpus.train.length} documents`);
   const bpe = trainByteLevelBpe(corpus.train, { vocabSize: V, specialTokens: ['<|endoftext|>'] });
-  saveTrainedBpe(opts.outputDir, bpe, { eosToken: '<|endoftext|>', bosToken: '<|endoftext|>', unkToken: '<|endoftext|>', modelMaxLength: 512 });
+  saveTrainedBpe(opts.outputDir, bpe, { eosToken: '<|endoftext|>', bosToken: '<|endoftext|>', unkToken: '<|endoftext|>', modelMaxLength: 512, chatTemplate: CHAT_TEMPLATE });
   const tok = await Tokenizer.fromFolder(opts.outputDir);
   const eos = tok.eosTokenId ?? 0;
   const enc = (docs: string[]) => docs.map((d) => tok.encode(d, { addSpecialTokens: false }).ids);
