@@ -41,8 +41,8 @@ describe('instruction tuning', () => {
     expect([b.train.length, b.eval.length]).toEqual([4836, 1210]);
     const tok = Tokenizer.fromFolderSync(resolveModelPath('builtin:tunekit-gpt2-small'));
     const config = loadConfig(join(__dirname, '..', '..', 'examples', 'instruct-lora.yaml'));
-    const { examples } = buildCausalLmExamples(b.eval, tok, { maxLength: config.dataset.max_length, truncation: config.dataset.truncation });
     expect(config.dataset.truncation).toBe('keep_end');
+    const { examples } = buildCausalLmExamples(b.eval, tok, { maxLength: config.dataset.max_length, truncation: 'keep_end' });
     expect(examples.length).toBe(b.eval.length); // every answer survives truncation (the prompt's start is cut)
     expect(examples.every((e) => e.inputIds.length <= config.dataset.max_length)).toBe(true);
     const cutEnd = buildCausalLmExamples(b.eval, tok, { maxLength: config.dataset.max_length }).examples;
