@@ -6,7 +6,7 @@ export const DEFAULT_TRAIN_CONFIG = {
   model: 'builtin:tunekit-gpt2-small',
   task: 'seq_cls',
   method: 'lora',
-  // the token table gets a LoRA adapter too: spam vocabulary is rare in the base's pretraining text
+  // the token table gets a LoRA adapter too (it mattered on the previous base; README, Results)
   peft: { r: 8, lora_alpha: 16, lora_dropout: 0.05, target_modules: ['wte', 'c_attn', 'c_proj', 'c_fc'] },
   // head + tail of each e-mail: its first 192 tokens and its last 64
   dataset: { path: 'builtin:spam-assassin', max_length: 256, truncation: 'keep_start_and_end' },
