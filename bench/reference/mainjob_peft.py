@@ -21,6 +21,8 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import GPT2ForSequenceClassification, PreTrainedTokenizerFast, get_linear_schedule_with_warmup
 
+from truncation import cut_ids  # bench/reference/truncation.py (the script's own folder is on sys.path)
+
 
 def read_jsonl(path):
     with open(path, encoding="utf-8") as f:
@@ -59,21 +61,8 @@ def main():
     evals = read_jsonl(os.path.join(args.data, "eval.jsonl"))
     names = sorted({r["label"] for r in train})  # tunekit's label map: sorted names (ham 0, spam 1)
     lid = {n: i for i, n in enumerate(names)}
-    L = job["max_length"]
     truncation = job.get("truncation", "keep_start")
-
-    def cut(ids):
-        # tunekit's dataset.truncation (the GPT-2 tokenizer adds no special tokens)
-        if len(ids) <= L:
-            return ids
-        if truncation == "keep_end":
-            return ids[-L:]
-        if truncation == "keep_start_and_end":
-            tail = L // 4  # the first 3/4 of max_length, the last 1/4
-            return ids[:L - tail] + (ids[-tail:] if tail else [])
-        return ids[:L]
-
-    enc = lambda recs: [(cut(tok(r["text"])["input_ids"]), lid[r["label"]]) for r in recs]
+    enc = lambda recs: [(cut_ids(tok(r["text"])["input_ids"], job["max_length"], truncation), lid[r["label"]]) for r in recs]
     train_ex, eval_ex = enc(train), enc(evals)
 
     model = GPT2ForSequenceClassification.from_pretrained(job["model"], num_labels=len(names), dtype=torch.float32)

@@ -5,7 +5,7 @@ judged against a linear model on the same input.
 
 Usage (the split is the one `tunekit bench --suite mainjob` exports):
   npx tsc -p bench/tsconfig.json && node bench/.out/mainjob_export.js --out bench/.out/mainjob
-  .venv/bin/python scripts/spam-baselines.py --data bench/.out/mainjob
+  .venv/bin/python bench/reference/spam_baselines.py --data bench/.out/mainjob
 """
 import argparse
 import json
@@ -18,22 +18,12 @@ from sklearn.metrics import f1_score
 from sklearn.naive_bayes import MultinomialNB
 from transformers import PreTrainedTokenizerFast
 
+from truncation import cut_ids
+
 
 def read_jsonl(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
-
-
-def cut(ids, n, truncation):
-    """tunekit's dataset.truncation for a GPT-2 tokenizer (no special tokens)."""
-    if n is None or len(ids) <= n:
-        return ids
-    if truncation == "keep_end":
-        return ids[-n:]
-    if truncation == "keep_start_and_end":
-        tail = n // 4
-        return ids[: n - tail] + (ids[-tail:] if tail else [])
-    return ids[:n]
 
 
 def main():
@@ -57,8 +47,8 @@ def main():
     print("| input | TF-IDF + logistic regression | (F1 macro) | multinomial naive Bayes | (F1 macro) |")
     print("|---|---|---|---|---|")
     for name, n, trunc in inputs:
-        xtr = [r["text"] if n is None else tok.decode(cut(i, n, trunc)) for r, i in zip(train, ids_tr)]
-        xev = [r["text"] if n is None else tok.decode(cut(i, n, trunc)) for r, i in zip(evals, ids_ev)]
+        xtr = [r["text"] if n is None else tok.decode(cut_ids(i, n, trunc)) for r, i in zip(train, ids_tr)]
+        xev = [r["text"] if n is None else tok.decode(cut_ids(i, n, trunc)) for r, i in zip(evals, ids_ev)]
         vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
         a, b = vec.fit_transform(xtr), vec.transform(xev)
         lr = LogisticRegression(C=10, max_iter=2000).fit(a, ytr).predict(b)
