@@ -163,6 +163,23 @@ export interface KernelOps {
     result: void;
   };
 
+  /**
+   * Token-major self-attention over variable-length sequences (no padding): qkv [N, 3C] (q | k | v,
+   * head h at columns h*D of each, C = H*D), i32 offsets [S + 1] (sequence i = rows offsets[i] ..
+   * offsets[i + 1], from 0 to N, never decreasing), keyMask i32 [N] or null, out [N, C], lse [H, N].
+   * Causal: a row sees its sequence's rows up to itself. The backward writes dqkv [N, 3C].
+   * lastQueryOnly: only each sequence's last row queries; out/dout [S, C], lse [H, S], dqkv's q part
+   * zero elsewhere (no sequence may be empty).
+   */
+  attentionRows: {
+    args: { qkv: TensorRef; offsets: TensorRef; keyMask: TensorRef | null; out: TensorRef; lse: TensorRef; N: number; S: number; H: number; D: number; scale: number; causal: boolean; lastQueryOnly?: boolean };
+    result: void;
+  };
+  attentionRowsBackward: {
+    args: { qkv: TensorRef; offsets: TensorRef; keyMask: TensorRef | null; out: TensorRef; lse: TensorRef; dout: TensorRef; dqkv: TensorRef; N: number; S: number; H: number; D: number; scale: number; causal: boolean; lastQueryOnly?: boolean };
+    result: void;
+  };
+
   // ---- fused linear + LoRA (native/napi/ops_lora.cpp), f32
   /**
    * y [M, out] = x [M, in] W^T + bias + s * (xd A^T) B^T, with W [out, in] (or [in, out] when
@@ -330,7 +347,7 @@ export const KERNEL_OPS = [
   'fill', 'cast', 'copyBytes', 'copyRows', 'copyStrided', 'randomNormal', 'randomUniform', 'arange',
   'gemm',
   'softmax', 'softmaxBackward', 'layerNorm', 'layerNormBackward', 'rmsNorm', 'rmsNormBackward', 'gatherRows', 'scatterAddRows',
-  'dropout', 'dropoutBackward', 'crossEntropy', 'crossEntropyBackward', 'adamw', 'rope', 'attention', 'attentionBackward',
+  'dropout', 'dropoutBackward', 'crossEntropy', 'crossEntropyBackward', 'adamw', 'rope', 'attention', 'attentionBackward', 'attentionRows', 'attentionRowsBackward',
   'loraLinearForward', 'loraLinearBackward', 'loraBatchedLinear',
   'nf4Quantize', 'nf4Dequantize', 'nf4DoubleQuantize', 'nf4DoubleDequantize', 'nf4Gemm', 'nf4GemmDx',
   'conv2dForward', 'conv2dBackward', 'maxPool2d', 'maxPool2dBackward', 'avgPool2d', 'avgPool2dBackward', 'adaptiveAvgPool2d', 'adaptiveAvgPool2dBackward',
@@ -338,6 +355,14 @@ export const KERNEL_OPS = [
   'svd', 'lstmForward', 'lstmBackward',
   'adaloraUpdateScores', 'adaloraKthSmallest', 'adaloraCostThreshold', 'adaloraMask', 'adaloraApplyPattern',
 ] as const satisfies readonly OpName[];
+/**
+ * Ops a backend may lack: faster forms its callers use where `supports()` says the backend has
+ * them, falling back to ops every backend has (the CPU's token-major attention; elsewhere
+ * attention between layout copies). Not part of any device path's requirements, and left out of
+ * the loopback device, which stands for the CUDA backend.
+ */
+export const OPTIONAL_KERNEL_OPS = ['attentionRows', 'attentionRowsBackward'] as const satisfies readonly OpName[];
+
 // every op of KernelOps is listed (a missing one makes this `false` and fails the build)
 const _allOpsListed: Exclude<OpName, (typeof KERNEL_OPS)[number]> extends never ? true : false = true;
 void _allOpsListed;

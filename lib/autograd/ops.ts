@@ -8,7 +8,7 @@ import { Tensor, numelOf, contiguousStrides, type Shape } from '../tensor/tensor
 import * as K from '../tensor/kernels.js';
 import type { DType } from '../tensor/dtype.js';
 import type { Device } from '../tensor/device.js';
-import { full } from '../tensor/creation.js';
+import { full, tensor } from '../tensor/creation.js';
 import { record, needsGrad } from './tape.js';
 
 type T = Tensor;
@@ -474,8 +474,9 @@ export function packedParts(packed: Tensor, shape: readonly [number, number, num
 /**
  * Self-attention straight from a packed projection: qkv [B, T, 3C] (q | k | v, each H heads of
  * D = C / H) -> out [B, T, C] with the heads merged. Same result as slicing, splitting heads,
- * attention() and merging heads, with two layout copies forward and two backward instead of
- * four copies forward and, backward, three zero-filled [B, T, 3C] slice gradients summed by two adds.
+ * attention() and merging heads. Where the backend has the token-major kernel (the CPU) it reads
+ * qkv and writes out in place, B sequences of T rows (no layout copies); elsewhere it runs the
+ * head-major kernel between two layout copies each way.
  */
 export function qkvAttention(qkv: T, H: number, opts: { causal: boolean; keyMask?: Tensor<'i32'> | null; scale?: number }): F32 {
   const [B, Tn, C3] = qkv.shape as [number, number, number];
@@ -491,13 +492,18 @@ export function qkvAttention(qkv: T, H: number, opts: { causal: boolean; keyMask
     }
   }
   const scale = opts.scale ?? 1 / Math.sqrt(D);
+  const dev = K.commonDevice('qkvAttention', [qkv, opts.keyMask], ['qkv', 'keyMask']);
+  if (K.supports('attentionRows', dev)) {
+    const offsets = new Int32Array(B + 1);
+    for (let b = 0; b <= B; b++) offsets[b] = b * Tn;
+    return attentionRowsOp(qkv, H, tensor(offsets, [B + 1], 'i32', dev), opts.keyMask ?? null, scale, opts.causal);
+  }
   const xc = qkv.contiguousRaw();
   const n = B * H * Tn * D;
   // [B, T, 3, H, D] -> packed [3, B, H, T, D]
   const packed = Tensor.empty([3, B, H, Tn, D], 'f32', false, qkv.device);
   K.run('copyStrided', { src: xc, dst: packed, elemSize: 4, shape: [3, B, H, Tn, D], strides: [C, Tn * C3, D, C3, 1] });
   xc.dispose();
-  const dev = K.commonDevice('qkvAttention', [qkv, opts.keyMask], ['qkv', 'keyMask']);
   const mask = opts.keyMask ? opts.keyMask.contiguousRaw() : null;
   const o4 = Tensor.empty([B, H, Tn, D], 'f32', false, dev);
   const lse = Tensor.empty([B, H, Tn], 'f32', false, dev);
@@ -509,6 +515,77 @@ export function qkvAttention(qkv: T, H: number, opts: { causal: boolean; keyMask
   K.run('copyStrided', { src: o4, dst: out, elemSize: 4, shape: [B, Tn, H, D], strides: [H * Tn * D, D, Tn * D, 1] });
   record('qkvAttention', [qkv], out, { packed, o4, lse, mask, B, H, T: Tn, D, scale, causal: opts.causal });
   if (!out.gradFn) { packed.dispose(); o4.dispose(); lse.dispose(); mask?.dispose(); }
+  return out;
+}
+
+/**
+ * Self-attention over variable-length sequences packed row after row, without padding: qkv
+ * [N, 3C] (a packed projection as in qkvAttention) -> out [N, C]; sequence i is rows offsets[i]
+ * .. offsets[i + 1] of i32 offsets [S + 1] (0 = offsets[0] <= ... <= offsets[S] = N) and attends
+ * only to its own rows (causally: row j of a sequence sees its rows <= j). keyMask i32 [N]
+ * (1 = may be attended to) or none. lastQueryOnly: only each sequence's last row queries, out
+ * [S, C] (sequence classification's last layer; every sequence needs a row). The kernel is the CPU's (`supports('attentionRows', device)`):
+ * models pack their batches only where it exists.
+ * @example packedQkvAttention(qkv, 4, tensor([0, 3, 5], [3], 'i32'), { causal: true }) // two sequences of 3 and 2 rows
+ */
+export function packedQkvAttention(qkv: T, H: number, offsets: Tensor<'i32'>, opts: { causal: boolean; keyMask?: Tensor<'i32'> | null; scale?: number; lastQueryOnly?: boolean }): F32 {
+  const [N, C3] = qkv.shape as [number, number];
+  const C = C3 / 3, D = C / H;
+  if (qkv.ndim !== 2 || !Number.isInteger(C) || !Number.isInteger(D)) {
+    throw new TunekitError('ERR_SHAPE', `packedQkvAttention: expected qkv [N, 3C] with C divisible by ${H} heads but received [${qkv.shape}]`);
+  }
+  K.expectDtype(qkv, 'f32', 'packedQkvAttention input');
+  K.expectDtype(offsets, 'i32', 'packedQkvAttention offsets');
+  if (offsets.ndim !== 1 || offsets.numel < 1) {
+    throw new TunekitError('ERR_SHAPE', `packedQkvAttention: expected offsets [S + 1] but received [${offsets.shape}]`);
+  }
+  if (opts.keyMask) {
+    K.expectDtype(opts.keyMask, 'i32', 'packedQkvAttention keyMask');
+    if (!K.sameShape(opts.keyMask.shape, [N])) {
+      throw new TunekitError('ERR_SHAPE', `packedQkvAttention: expected keyMask [N] = [${N}] but received [${opts.keyMask.shape}]`);
+    }
+  }
+  const dev = K.commonDevice('packedQkvAttention', [qkv, offsets, opts.keyMask], ['qkv', 'offsets', 'keyMask']);
+  if (!K.supports('attentionRows', dev)) {
+    throw new TunekitError('ERR_DEVICE', `packedQkvAttention: the ${dev} backend has no kernel for packed sequences (attentionRows); pad the batch and use qkvAttention there`);
+  }
+  return attentionRowsOp(qkv, H, offsets.contiguousRaw() as Tensor<'i32'>, opts.keyMask ?? null, opts.scale ?? 1 / Math.sqrt(D), opts.causal, opts.lastQueryOnly ?? false);
+}
+
+/**
+ * The token-major kernel on qkv [..., 3C] seen as rows; out [..., C], or [S, C] with lastQueryOnly
+ * (each sequence's last row alone queries). Takes ownership of `offsets`.
+ */
+function attentionRowsOp(qkv: T, H: number, offsets: Tensor<'i32'>, keyMask: Tensor<'i32'> | null, scale: number, causal: boolean, lastQueryOnly = false): F32 {
+  const C3 = qkv.shape[qkv.ndim - 1]!, C = C3 / 3, D = C / H;
+  const N = qkv.numel / C3, S = offsets.numel - 1;
+  const qc = qkv.contiguousRaw();
+  const mask = keyMask ? keyMask.contiguousRaw() : null;
+  const out = Tensor.empty(lastQueryOnly ? [S, C] : [...qkv.shape.slice(0, -1), C], 'f32', false, qkv.device);
+  const lse = Tensor.empty([H, lastQueryOnly ? S : N], 'f32', false, qkv.device);
+  K.run('attentionRows', { qkv: qc, offsets, keyMask: mask, out, lse, N, S, H, D, scale, causal, lastQueryOnly });
+  record('attentionRows', [qkv], out, { qkv: qc, offsets, mask, lse, N, S, H, D, scale, causal, lastQueryOnly });
+  if (!out.gradFn) { qc.dispose(); offsets.dispose(); mask?.dispose(); lse.dispose(); }
+  return out;
+}
+
+/**
+ * The inverse of gatherRows: x [n, C] written to rows idx [n] of a zero [R, C] (idx distinct, in
+ * [0, R)); the gradient gathers those rows back. Unpacks a packed batch into its padded layout.
+ * @example scatterRows(packed, rows, B * T) // [B*T, C], zero at the padding
+ */
+export function scatterRows(x: T, idx: Tensor<'i32'>, R: number): F32 {
+  K.expectDtype(x, 'f32', 'scatterRows input');
+  K.expectDtype(idx, 'i32', 'scatterRows indices');
+  const C = x.shape[x.ndim - 1]!;
+  if (x.numel / C !== idx.numel) throw new TunekitError('ERR_SHAPE', `scatterRows: ${x.numel / C} rows but ${idx.numel} indices`);
+  const dev = K.commonDevice('scatterRows', [x, idx], ['its input', 'its indices']);
+  const xc = x.contiguousRaw(), ic = idx.contiguousRaw();
+  const out = full([R, C], 0, 'f32', dev);
+  K.run('scatterAddRows', { src: xc, idx: ic, dst: out, n: idx.numel, rowSize: C, numRows: R });
+  xc.dispose();
+  record('scatterRows', [x], out, { idx: ic, C, shape: [...x.shape] });
+  if (!out.gradFn) ic.dispose();
   return out;
 }
 

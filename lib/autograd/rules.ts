@@ -356,6 +356,26 @@ export const GRAD_RULES = {
     return [dqkv];
   },
 
+  attentionRows: (g, node, out) => {
+    const s = node.saved as { qkv: Tensor; offsets: Tensor; mask: Tensor | null; lse: Tensor; N: number; S: number; H: number; D: number; scale: number; causal: boolean; lastQueryOnly: boolean };
+    const gc = g.contiguousRaw();
+    const dqkv = Tensor.empty(node.inputs[0]!.shape, 'f32', false, g.device);
+    K.run('attentionRowsBackward', {
+      qkv: s.qkv, offsets: s.offsets, keyMask: s.mask, out, lse: s.lse, dout: gc, dqkv, N: s.N, S: s.S, H: s.H, D: s.D, scale: s.scale, causal: s.causal, lastQueryOnly: s.lastQueryOnly,
+    });
+    gc.dispose(); s.qkv.dispose(); s.offsets.dispose(); s.mask?.dispose(); s.lse.dispose();
+    return [dqkv];
+  },
+
+  scatterRows: (g, node) => {
+    const s = node.saved as { idx: Tensor; C: number; shape: number[] };
+    const gc = g.contiguousRaw();
+    const dx = Tensor.empty(s.shape, 'f32', false, g.device);
+    K.run('gatherRows', { table: gc, idx: s.idx, out: dx, n: s.idx.numel, rowSize: s.C, numRows: gc.numel / s.C });
+    gc.dispose(); s.idx.dispose();
+    return [dx];
+  },
+
   rope: (g, node) => {
     const s = node.saved as { positions: Tensor; invFreq: Tensor; B: number; H: number; T: number; D: number; rd: number };
     const gc = g.contiguousRaw(), pc = s.positions.contiguousRaw(), fc = s.invFreq.contiguousRaw();

@@ -9,6 +9,7 @@ import { totalmem } from 'node:os';
 import { TunekitError, describe } from '../errors.js';
 import { Module } from '../nn/module.js';
 import * as F from '../autograd/ops.js';
+import * as K from '../tensor/kernels.js';
 
 export type Task = 'causal_lm' | 'seq_cls' | 'token_cls' | 'image_cls' | 'base';
 
@@ -41,8 +42,19 @@ export interface ModelInputs {
 export interface ModelOutput {
   /** [B, T, V] for causal LM, [B, labels] for sequence classification, [B, T, labels] for tokens */
   logits: Tensor<'f32'>;
-  /** final hidden states [B, T, C] */
+  /** final hidden states [B, T, C] (a model that skips padding may leave its rows zero) */
   hidden: Tensor<'f32'>;
+}
+
+/**
+ * An output whose `hidden` is computed on its first read (then kept): for heads that do not need
+ * every row's final hidden state (sequence classification). Read it in the forward's scope.
+ */
+export function withLazyHidden(logits: Tensor<'f32'>, hidden: () => Tensor<'f32'>): ModelOutput {
+  let h: Tensor<'f32'> | null = null;
+  const out = { logits } as ModelOutput;
+  Object.defineProperty(out, 'hidden', { get: () => (h ??= hidden()), enumerable: true });
+  return out;
 }
 
 /** What the trainer and the PEFT methods need to know of any model. */
@@ -169,6 +181,77 @@ export function extendKV(layer: number, k: Tensor<'f32'>, v: Tensor<'f32'>, inpu
 /** Tokens already in the cache (layer 0). */
 export function cachedLength(inputs: ModelInputs): number {
   return inputs.cache?.[0]?.k.shape[2] ?? 0;
+}
+
+/**
+ * A batch as packed rows: the real rows (attention mask 1) of the flattened [B*T], in order, and
+ * where each sequence starts among them. A model whose device has the token-major attention
+ * kernel runs its layers on these N rows only (the main job's batches are about a sixth padding),
+ * then scatters the final hidden states back to [B, T, C]. Every real token's result is the
+ * padded computation's: a sequence's rows attend to its own rows, and the masked keys (its
+ * padding) are the rows left out.
+ */
+export interface PackedBatch {
+  B: number;
+  T: number;
+  /** real rows */
+  N: number;
+  /** i32 [N]: the rows of [B*T] that are real, in order; null when all are (no padding) */
+  rows: Tensor<'i32'> | null;
+  /** i32 [B + 1]: sequence b is packed rows offsets[b] .. offsets[b + 1] */
+  offsets: Tensor<'i32'>;
+  /** the rows on the host (all B*T of them when `rows` is null) and the offsets */
+  hostRows: Int32Array;
+  hostOffsets: Int32Array;
+}
+
+/**
+ * The packing of this batch, or null where it does not apply: a KV cache or a prefix (their keys
+ * are not rows of this batch), a mask of another shape, or a device without the packed attention
+ * kernel (there the model pads, as transformers does).
+ */
+export function packBatch(inputs: ModelInputs, B: number, T: number, device: Device): PackedBatch | null {
+  const m = inputs.attentionMask;
+  if (inputs.cache || inputs.prefix || (m && (m.shape[0] !== B || m.shape[1] !== T)) || !K.supports('attentionRows', device)) return null;
+  const mask = m ? (m.toTypedArray() as Int32Array) : null;
+  let N = B * T;
+  if (mask) {
+    N = 0;
+    for (let i = 0; i < B * T; i++) if (mask[i] !== 0) N++;
+  }
+  const rows = new Int32Array(N), offsets = new Int32Array(B + 1);
+  let n = 0;
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) if (!mask || mask[b * T + t] !== 0) rows[n++] = b * T + t;
+    offsets[b + 1] = n;
+  }
+  return {
+    B, T, N, rows: N === B * T ? null : tensor(rows, [N], 'i32', device), offsets: tensor(offsets, [B + 1], 'i32', device),
+    hostRows: rows, hostOffsets: offsets,
+  };
+}
+
+/** Picks the packed rows of a [B, T] i32 tensor (ids, positions) -> [N]. */
+export function packI32(x: Tensor<'i32'>, pack: PackedBatch): Tensor<'i32'> {
+  const src = x.toTypedArray() as Int32Array;
+  const out = new Int32Array(pack.N);
+  for (let i = 0; i < pack.N; i++) out[i] = src[pack.hostRows[i]!]!;
+  return tensor(out, [pack.N], 'i32', x.device);
+}
+
+/**
+ * The packed index of each sequence's last row, when `rows` (indices into [B*T], one per
+ * sequence) are exactly those last rows; null otherwise (an empty sequence, or a row before the
+ * end: the classification token of a sequence that ends in pad ids).
+ */
+export function lastPackedRows(pack: PackedBatch, rows: Int32Array): Int32Array | null {
+  const out = new Int32Array(pack.B);
+  for (let b = 0; b < pack.B; b++) {
+    const end = pack.hostOffsets[b + 1]!;
+    if (end === pack.hostOffsets[b] || pack.hostRows[end - 1] !== rows[b]) return null;
+    out[b] = end - 1;
+  }
+  return out;
 }
 
 /** Key mask over [prefix | cache | new] tokens, i32 [B, P + Tpast + T], or null if none is needed. */

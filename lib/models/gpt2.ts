@@ -13,17 +13,21 @@
  * Refused: add_cross_attention true (an encoder-decoder layer tunekit does not build).
  * Not applied: attn_pdrop (attention-probability dropout; the fused attention kernel has none), a
  * training-only difference: eval-mode logits are unaffected.
+ * A padded batch (an attention mask with zeros, no KV cache or prefix) runs its layers on the real
+ * tokens' rows only where the device has the packed attention kernel (the CPU): the same result
+ * for every real token, no work on padding; `hidden` is then zero at the padding.
  */
 import { Module, ModuleList } from '../nn/module.js';
 import { Linear, Embedding, LayerNorm, Dropout, type LinearLike } from '../nn/layers.js';
 import { activate, parseActivation, type ActivationName } from '../nn/activation.js';
 import { Tensor } from '../tensor/tensor.js';
+import { tensor } from '../tensor/creation.js';
 import { TunekitError } from '../errors.js';
 import * as F from '../autograd/ops.js';
 import { registerArchitecture } from './registry.js';
 import {
   type ModelConfig, type ModelInputs, type ModelOutput, type PretrainedModel, type Task, type ParameterShapes,
-  positionIds, lastTokenRows, splitHeads, mergeHeads, extendKV, cachedLength, keyMask, numLabelsOf,
+  positionIds, lastTokenRows, splitHeads, mergeHeads, extendKV, cachedLength, keyMask, numLabelsOf, packBatch, packI32, lastPackedRows, withLazyHidden, type PackedBatch,
   configObject, sizeField, numberField, dropoutField, boolField, tokenIdField, refuseUnless, checkParameterBudget, checkSequenceLength,
 } from './common.js';
 
@@ -125,11 +129,18 @@ class GPT2Attention extends Module {
     if (this.cfg.scaleAttnByInverseLayerIdx) s /= this.layer + 1;
     return s;
   }
-  forward(x: Tensor, inputs: ModelInputs): Tensor {
-    const [B, T, C] = x.shape as [number, number, number];
+  /** x [N, C] packed rows -> the attention output of each sequence's last row [S, C] */
+  forwardLastRows(x: Tensor, pack: PackedBatch): Tensor {
+    const a = F.packedQkvAttention(this.c_attn.forward(x), this.cfg.numHeads, pack.offsets, { causal: true, scale: this.scaling, lastQueryOnly: true });
+    return this.resid_dropout.forward(this.c_proj.forward(a));
+  }
+  /** x [B, T, C], or the packed rows [N, C] of `pack` */
+  forward(x: Tensor, inputs: ModelInputs, pack: PackedBatch | null): Tensor {
     const H = this.cfg.numHeads;
     const scale = this.scaling;
-    const qkv = this.c_attn.forward(x); // [B, T, 3C]
+    const qkv = this.c_attn.forward(x); // [B, T, 3C] or [N, 3C]
+    if (pack) return this.resid_dropout.forward(this.c_proj.forward(F.packedQkvAttention(qkv, H, pack.offsets, { causal: true, scale })));
+    const [B, T, C] = x.shape as [number, number, number];
     if (!inputs.cache && !inputs.prefix) {
       // no KV cache or prefix to join: attend straight from the packed projection (fewer copies)
       const a = F.qkvAttention(qkv, H, { causal: true, keyMask: keyMask(B, T, inputs), scale });
@@ -175,8 +186,13 @@ class GPT2Block extends Module {
     this.ln_2 = this.module('ln_2', new LayerNorm(cfg.hiddenSize, cfg.layerNormEps));
     this.mlp = this.module('mlp', new GPT2MLP(cfg));
   }
-  forward(x: Tensor, inputs: ModelInputs): Tensor {
-    const h = F.add(x, this.attn.forward(this.ln_1.forward(x), inputs));
+  forward(x: Tensor, inputs: ModelInputs, pack: PackedBatch | null): Tensor {
+    const h = F.add(x, this.attn.forward(this.ln_1.forward(x), inputs, pack));
+    return F.add(h, this.mlp.forward(this.ln_2.forward(h)));
+  }
+  /** The block's output at packed rows `last` [S] (each its sequence's last row) only: [S, C]. */
+  forwardLastRows(x: Tensor, pack: PackedBatch, last: Tensor<'i32'>): Tensor {
+    const h = F.add(F.gatherRows(x, last), this.attn.forwardLastRows(this.ln_1.forward(x), pack));
     return F.add(h, this.mlp.forward(this.ln_2.forward(h)));
   }
 }
@@ -198,18 +214,72 @@ export class GPT2Model extends Module {
     this.ln_f = this.module('ln_f', new LayerNorm(cfg.hiddenSize, cfg.layerNormEps));
   }
   forward(inputs: ModelInputs): Tensor<'f32'> {
+    const t = this.start(inputs);
+    let x = t.x;
+    for (const block of this.h) x = block.forward(x, inputs, t.pack);
+    const hidden = this.finish(x, t);
+    if (t.pack) { t.pack.rows?.dispose(); t.pack.offsets.dispose(); }
+    return hidden;
+  }
+
+  /**
+   * Sequence classification: the final hidden state of row rows[b] (an index into the flattened
+   * [B*T]) of each sequence, pooled [B, C], and all final hidden states [B, T, C] on demand. When
+   * the batch is packed and each row is its sequence's last real token (the classification
+   * token, unless it was a trailing pad id) the last layer runs only what that token needs: keys
+   * and values of every row, but attention, projection, MLP and norms of the B classified rows
+   * alone (exact: with causal attention no other row of the last layer reaches them). `hidden()`
+   * then runs the last layer on every row (once: callers keep it); call it in the forward's scope.
+   */
+  forwardPooled(inputs: ModelInputs, rows: Int32Array): { pooled: Tensor<'f32'>; hidden: () => Tensor<'f32'> } {
+    const t = this.start(inputs);
+    const last = t.pack ? lastPackedRows(t.pack, rows) : null;
+    const C = this.cfg.hiddenSize;
+    if (!t.pack || !last) {
+      let x = t.x;
+      for (const block of this.h) x = block.forward(x, inputs, t.pack);
+      const hidden = this.finish(x, t);
+      const idx = tensor(rows, [rows.length], 'i32', hidden.device);
+      return { pooled: F.gatherRows(F.reshape(hidden, [t.B * t.T, C]), idx), hidden: () => hidden };
+    }
+    const pack = t.pack;
+    let x = t.x;
+    for (const block of this.h.slice(0, -1)) x = block.forward(x, inputs, pack);
+    const top = this.h[this.h.length - 1]!;
+    const pooled = this.ln_f.forward(top.forwardLastRows(x, pack, tensor(last, [last.length], 'i32', x.device)));
+    const below = x;
+    return { pooled, hidden: () => this.finish(top.forward(below, inputs, pack), t) };
+  }
+
+  /** Embeddings + positions (+ dropout) of the batch: [B, T, C], or its packed rows [N, C]. */
+  private start(inputs: ModelInputs): { x: Tensor; pack: PackedBatch | null; B: number; T: number } {
     const past = cachedLength(inputs);
     const P = inputs.prefix?.[0]?.k.shape[2] ?? 0;
     const T = inputs.inputsEmbeds ? inputs.inputsEmbeds.shape[1]! : inputs.inputIds!.shape[1]!;
     // positions index wpe [n_positions, C]: refuse before the lookup fails with an index error
     checkSequenceLength(this.cfg, P, past, T, 'n_positions');
-    const emb = inputs.inputsEmbeds ?? this.wte.forward(inputs.inputIds!);
-    const B = emb.shape[0]!;
+    const B = inputs.inputsEmbeds ? inputs.inputsEmbeds.shape[0]! : inputs.inputIds!.shape[0]!;
+    const device = inputs.inputsEmbeds?.device ?? inputs.inputIds!.device;
     // prefix tuning: the real tokens' positions start after the virtual ones (as with PEFT)
-    const pos = positionIds(B, T, inputs.attentionMask, past, emb.device, P);
-    let x: Tensor = this.drop.forward(F.add(emb, this.wpe.forward(pos)));
-    for (const block of this.h) x = block.forward(x, inputs);
-    return this.ln_f.forward(x);
+    const pos = positionIds(B, T, inputs.attentionMask, past, device, P);
+    // where the device has the packed attention kernel the layers run on the real rows only
+    const pack = packBatch(inputs, B, T, device);
+    if (!pack?.rows) {
+      const emb = inputs.inputsEmbeds ?? this.wte.forward(inputs.inputIds!);
+      const x = this.drop.forward(F.add(emb, this.wpe.forward(pos))); // [B, T, C]
+      return { x: pack ? F.reshape(x, [B * T, this.cfg.hiddenSize]) : x, pack, B, T };
+    }
+    const C = this.cfg.hiddenSize;
+    const emb = inputs.inputsEmbeds ? F.gatherRows(F.reshape(inputs.inputsEmbeds, [B * T, C]), pack.rows) : this.wte.forward(packI32(inputs.inputIds!, pack));
+    return { x: this.drop.forward(F.add(emb, this.wpe.forward(packI32(pos, pack)))), pack, B, T }; // [N, C]
+  }
+
+  /** ln_f, and the packed rows back to [B, T, C] (zero at padding). */
+  private finish(x: Tensor, t: { pack: PackedBatch | null; B: number; T: number }): Tensor<'f32'> {
+    const h = this.ln_f.forward(x);
+    if (!t.pack) return h;
+    const C = this.cfg.hiddenSize;
+    return F.reshape(t.pack.rows ? F.scatterRows(h, t.pack.rows, t.B * t.T) : h, [t.B, t.T, C]) as Tensor<'f32'>;
   }
 }
 
@@ -245,13 +315,16 @@ export class GPT2 extends Module implements PretrainedModel {
     return this.transformer.wte.forward(ids);
   }
   forward(inputs: ModelInputs): ModelOutput {
-    const hidden = this.transformer.forward(inputs);
-    const [B, T, C] = hidden.shape as [number, number, number];
     if (this.task === 'seq_cls') {
-      const rows = lastTokenRows(B, T, inputs.attentionMask, inputs.inputsEmbeds ? null : inputs.inputIds, this.config.padTokenId, hidden.device);
-      const pooled = F.gatherRows(F.reshape(hidden, [B * T, C]), rows);
-      return { logits: this.score!.forward(pooled), hidden };
+      const lead = inputs.inputsEmbeds ?? inputs.inputIds!;
+      const [B, T] = lead.shape as [number, number];
+      const rows = lastTokenRows(B, T, inputs.attentionMask, inputs.inputsEmbeds ? null : inputs.inputIds, this.config.padTokenId, lead.device);
+      const { pooled, hidden } = this.transformer.forwardPooled(inputs, rows.toTypedArray() as Int32Array);
+      rows.dispose();
+      // `hidden` on first read: the classification alone does not need the last layer's other rows
+      return withLazyHidden(this.score!.forward(pooled), hidden);
     }
+    const hidden = this.transformer.forward(inputs);
     if (this.task === 'token_cls') return { logits: this.classifier!.forward(this.dropout!.forward(hidden)), hidden };
     if (this.lm_head) return { logits: this.lm_head.forward(hidden), hidden };
     // tied head: logits = h wte^T

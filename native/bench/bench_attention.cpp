@@ -32,9 +32,29 @@ TK_BENCH(attention, "B H T D [causal=1]: fused attention forward/backward ms and
   const double bwd = tk::bench::best_seconds([&] {
     tk::cpu::attention_backward_f32(s, q.data(), k.data(), v.data(), o.data(), lse.data(), dout.data(), nullptr, dq.data(), dk.data(), dv.data());
   });
+  // the same sequences as token-major rows of a packed projection [B*T, 3C] (attention_rows_*)
+  tk::cpu::AttentionRowsShape rs;
+  rs.N = s.B * s.Tq;
+  rs.S = s.B;
+  rs.H = s.Hq;
+  rs.D = s.D;
+  rs.scale = s.scale;
+  rs.causal = s.causal;
+  std::vector<int32_t> offsets(s.B + 1);
+  for (int64_t b = 0; b <= s.B; ++b) offsets[b] = static_cast<int32_t>(b * s.Tq);
+  std::vector<float> qkv(3 * n), dqkv(3 * n);
+  for (int64_t i = 0; i < 3 * n; ++i) qkv[i] = static_cast<float>((i * 7919 % 1000) * 1e-3 - 0.5);
+  const double rfwd = tk::bench::best_seconds([&] {
+    tk::cpu::attention_rows_forward_f32(rs, qkv.data(), offsets.data(), nullptr, o.data(), lse.data());
+  });
+  const double rbwd = tk::bench::best_seconds([&] {
+    tk::cpu::attention_rows_backward_f32(rs, qkv.data(), offsets.data(), nullptr, o.data(), lse.data(), dout.data(), dqkv.data());
+  });
   const double pairs = static_cast<double>(s.B * s.Hq) * s.Tq * s.Tk * (s.causal ? 0.5 : 1.0);
   const double ff = 4.0 * pairs * s.D / 1e9, bf = 8.0 * pairs * s.D / 1e9;
   std::printf("attention B=%lld H=%lld T=%lld D=%lld causal=%d: forward %.3f ms (%.1f GFLOP/s), backward %.3f ms (%.1f GFLOP/s)\n",
               (long long)s.B, (long long)s.Hq, (long long)s.Tq, (long long)s.D, (int)s.causal, fwd * 1e3, ff / fwd, bwd * 1e3, bf / bwd);
+  std::printf("  token-major rows [B*T, 3C]:     forward %.3f ms (%.1f GFLOP/s), backward %.3f ms (%.1f GFLOP/s)\n", rfwd * 1e3,
+              ff / rfwd, rbwd * 1e3, bf / rbwd);
   return 0;
 }

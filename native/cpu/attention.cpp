@@ -3,6 +3,7 @@
 #include "attention.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -166,12 +167,13 @@ TK_TILE_CLONES void dscores_tile(const float* __restrict P, float* __restrict dP
   }
 }
 
-// rowsum(dO * O) for Tq rows of D: the softmax backward's row term, 16 lanes per row
-TK_TILE_CLONES void row_dots(const float* __restrict a, const float* __restrict b, int64_t rows, int64_t D, float* out) {
+// rowsum(dO * O) for Tq rows of D (row strides lda, ldb): the softmax backward's row term, 16 lanes per row
+TK_TILE_CLONES void row_dots(const float* __restrict a, int64_t lda, const float* __restrict b, int64_t ldb, int64_t rows,
+                             int64_t D, float* out) {
   for (int64_t i = 0; i < rows; ++i) {
     float lanes[16] = {};
-    const float* x = a + i * D;
-    const float* y = b + i * D;
+    const float* x = a + i * lda;
+    const float* y = b + i * ldb;
     int64_t d = 0;
     for (; d + 16 <= D; d += 16)
       for (int l = 0; l < 16; ++l) lanes[l] += x[d + l] * y[d + l];
@@ -198,116 +200,160 @@ inline bool all_masked(const int32_t* mask_row, int64_t j0, int64_t n) {
   return true;
 }
 
-// C[M,N] (+)= alpha * A[M,K] op(B), contiguous operands with the leading dims given.
+// C[M,N] (+)= alpha * A[M,K] op(B), operands with the leading dims given.
 inline void gemm_call(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                       int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   gemm_f32(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+// One query head's operands as row-major [rows, D] matrices with their own row strides, so the
+// same tile loops serve the head-major layout [B, H, T, D] (row stride D) and the token-major rows
+// of a packed projection [N, 3C] (row stride 3C; out and dout [N, C], stride C).
+//   s    : the head's geometry (Tq, Tk, D, scale, causal; B and H unused)
+//   mask : this head's keys' slice of the padding mask [Tk], or null
+struct HeadView {
+  AttentionShape s;
+  const float* q;  // [Tq, D], row stride ldq
+  const float* k;  // [Tk, D], row stride ldk
+  const float* v;  // [Tk, D], row stride ldv
+  int64_t ldq, ldk, ldv;
+  const int32_t* mask;
+};
+
+// Per-thread scratch of the forward: one score tile, the running output and softmax state of one
+// query tile.
+struct ForwardScratch {
+  std::vector<float> S, acc, m, l;
+  explicit ForwardScratch(int64_t D) : S(kQTile * kKTile), acc(kQTile * D), m(kQTile), l(kQTile) {}
+};
+
+// Forward of one query tile, rows i0 .. i0 + bq of the head: out rows O [bq, D] (row stride ldo)
+// and their log-sum-exp L [bq]. Query tiles against key tiles with the GEMM and an online
+// softmax, so scratch is per tile and never Tq x Tk.
+void forward_query_tile(const HeadView& h, int64_t i0, float* O, int64_t ldo, float* L, ForwardScratch& sc) {
+  const AttentionShape& s = h.s;
+  const int64_t D = s.D, bq = std::min(kQTile, s.Tq - i0);
+  const float* Qi = h.q + i0 * h.ldq;
+  float *S = sc.S.data(), *acc = sc.acc.data(), *m = sc.m.data(), *l = sc.l.data();
+  std::fill(m, m + bq, kNegInf);
+  std::fill(l, l + bq, 0.0f);
+  std::fill(acc, acc + bq * D, 0.0f);
+  // Keys past the last position the tile's bottom row sees are never needed.
+  const int64_t jend = s.causal ? std::min(s.Tk, last_visible_key(s, i0 + bq - 1) + 1) : s.Tk;
+  for (int64_t j0 = 0; j0 < jend; j0 += kKTile) {
+    const int64_t bk = std::min(kKTile, jend - j0);
+    if (all_masked(h.mask, j0, bk)) continue;
+    // S [bq, bk] = scale Q_i K_j^T
+    gemm_call(false, true, bq, bk, D, s.scale, Qi, h.ldq, h.k + j0 * h.ldk, h.ldk, 0.0f, S, bk);
+    // Online softmax: keep the running max m and sum l per row; rescale acc when m grows.
+    softmax_tile_forward(s, S, bq, bk, i0, j0, tile_mask(h.mask, j0, bk), m, l, acc);
+    // acc [bq, D] += P [bq, bk] V_j [bk, D]
+    gemm_call(false, false, bq, D, bk, 1.0f, S, bk, h.v + j0 * h.ldv, h.ldv, 1.0f, acc, D);
+  }
+  for (int64_t r = 0; r < bq; ++r) {
+    float* o = O + r * ldo;
+    if (l[r] > 0.0f) {
+      const float inv = 1.0f / l[r];
+      for (int64_t d = 0; d < D; ++d) o[d] = acc[r * D + d] * inv;
+      L[r] = m[r] + std::log(l[r]);
+    } else {  // every key masked
+      std::fill(o, o + D, 0.0f);
+      L[r] = kNegInf;
+    }
+  }
+}
+
 // Per-thread scratch of the backward, sized by tiles (and Tq for the row dots).
 struct BackwardScratch {
   std::vector<float> p, dp, delta;
+  BackwardScratch() : p(kQTile * kKTile), dp(kQTile * kKTile) {}
 };
 
-// Gradients of one (b, h) query head. dq's head slice is written; dk_dst / dv_dst [Tk, D] are
-// accumulated into (the caller zeroes them), so several query heads may share one destination.
-void backward_head(const AttentionShape& s, int64_t b, int64_t h, const float* q, const float* k, const float* v,
-                   const float* out, const float* lse, const float* dout, const int32_t* key_mask, float* dq,
-                   float* dk_dst, float* dv_dst, BackwardScratch& sc) {
+// Gradients of one query head. dQ [Tq, D] (row stride lddq) is written; dK / dV [Tk, D] (row
+// strides lddk, lddv) are accumulated into (the caller zeroes them), so several query heads may
+// share one destination. O, dO [Tq, D] have row strides ldo, lddo; L [Tq] is the forward's lse.
+void backward_head(const HeadView& h, const float* O, int64_t ldo, const float* L, const float* dO, int64_t lddo,
+                   float* dQ, int64_t lddq, float* dK, int64_t lddk, float* dV, int64_t lddv, BackwardScratch& sc) {
+  const AttentionShape& s = h.s;
   const int64_t D = s.D, Tq = s.Tq, Tk = s.Tk;
-  const int64_t g = h / (s.Hq / s.Hkv);
-  const int64_t bh = b * s.Hq + h;
-  const float* Qh = q + bh * Tq * D;
-  const float* Oh = out + bh * Tq * D;
-  const float* dOh = dout + bh * Tq * D;
-  const float* Lh = lse + bh * Tq;
-  const float* Kh = k + (b * s.Hkv + g) * Tk * D;
-  const float* Vh = v + (b * s.Hkv + g) * Tk * D;
-  const int32_t* mrow = key_mask ? key_mask + b * Tk : nullptr;
-  float* dQh = dq + bh * Tq * D;
-  std::fill(dQh, dQh + Tq * D, 0.0f);
+  for (int64_t r = 0; r < Tq; ++r) std::fill(dQ + r * lddq, dQ + r * lddq + D, 0.0f);
 
   // delta_i = rowsum(dO_i * O_i) = sum_j P_ij dP_ij: the softmax backward's row term.
   sc.delta.resize(Tq);
-  row_dots(dOh, Oh, Tq, D, sc.delta.data());
+  row_dots(dO, lddo, O, ldo, Tq, D, sc.delta.data());
 
   for (int64_t i0 = 0; i0 < Tq; i0 += kQTile) {
     const int64_t bq = std::min(kQTile, Tq - i0);
     const int64_t jend = s.causal ? std::min(Tk, last_visible_key(s, i0 + bq - 1) + 1) : Tk;
-    const float* Qi = Qh + i0 * D;
-    const float* dOi = dOh + i0 * D;
+    const float* Qi = h.q + i0 * h.ldq;
+    const float* dOi = dO + i0 * lddo;
     for (int64_t j0 = 0; j0 < jend; j0 += kKTile) {
       const int64_t bk = std::min(kKTile, jend - j0);
-      if (all_masked(mrow, j0, bk)) continue;
-      const float* Kj = Kh + j0 * D;
-      const float* Vj = Vh + j0 * D;
+      if (all_masked(h.mask, j0, bk)) continue;
+      const float* Kj = h.k + j0 * h.ldk;
+      const float* Vj = h.v + j0 * h.ldv;
       float* P = sc.p.data();    // [bq, bk]
       float* dP = sc.dp.data();  // [bq, bk]
       // S = scale Q_i K_j^T, then P = exp(S - lse) on visible entries, 0 elsewhere.
-      gemm_call(false, true, bq, bk, D, s.scale, Qi, D, Kj, D, 0.0f, P, bk);
-      probs_tile_backward(s, P, bq, bk, i0, j0, tile_mask(mrow, j0, bk), Lh);
+      gemm_call(false, true, bq, bk, D, s.scale, Qi, h.ldq, Kj, h.ldk, 0.0f, P, bk);
+      probs_tile_backward(s, P, bq, bk, i0, j0, tile_mask(h.mask, j0, bk), L);
       // dV_j [bk, D] += P^T dO_i
-      gemm_call(true, false, bk, D, bq, 1.0f, P, bk, dOi, D, 1.0f, dv_dst + j0 * D, D);
+      gemm_call(true, false, bk, D, bq, 1.0f, P, bk, dOi, lddo, 1.0f, dV + j0 * lddv, lddv);
       // dP = dO_i V_j^T [bq, bk]; dS = P (dP - delta) in place
-      gemm_call(false, true, bq, bk, D, 1.0f, dOi, D, Vj, D, 0.0f, dP, bk);
+      gemm_call(false, true, bq, bk, D, 1.0f, dOi, lddo, Vj, h.ldv, 0.0f, dP, bk);
       dscores_tile(P, dP, bq, bk, sc.delta.data() + i0);
       // dQ_i [bq, D] += scale dS K_j ; dK_j [bk, D] += scale dS^T Q_i
-      gemm_call(false, false, bq, D, bk, s.scale, dP, bk, Kj, D, 1.0f, dQh + i0 * D, D);
-      gemm_call(true, false, bk, D, bq, s.scale, dP, bk, Qi, D, 1.0f, dk_dst + j0 * D, D);
+      gemm_call(false, false, bq, D, bk, s.scale, dP, bk, Kj, h.ldk, 1.0f, dQ + i0 * lddq, lddq);
+      gemm_call(true, false, bk, D, bq, s.scale, dP, bk, Qi, h.ldq, 1.0f, dK + j0 * lddk, lddk);
     }
   }
+}
+
+// The view of query head h of batch b in the head-major layout [B, H, T, D].
+HeadView head_major_view(const AttentionShape& s, int64_t b, int64_t h, const float* q, const float* k,
+                         const float* v, const int32_t* key_mask) {
+  const int64_t g = h / (s.Hq / s.Hkv), D = s.D;
+  return {s,
+          q + (b * s.Hq + h) * s.Tq * D,
+          k + (b * s.Hkv + g) * s.Tk * D,
+          v + (b * s.Hkv + g) * s.Tk * D,
+          D, D, D,
+          key_mask ? key_mask + b * s.Tk : nullptr};
+}
+
+// Runs fn(u, scratch) for u = 0 .. n-1 on the pool, each unit handed to the next free thread in
+// order (an atomic counter), one scratch per thread. Units differ in cost (causal tiles, sequence
+// lengths), so this balances where a static split would not; every unit writes only its own
+// outputs, so the bits do not depend on the thread count or on which thread ran it.
+template <class Scratch, class Make, class Fn>
+void for_each_unit(int64_t n, Make make_scratch, Fn fn) {
+  if (n <= 0) return;
+  std::atomic<int64_t> next{0};
+  parallel_run([&](int, int) {
+    Scratch sc = make_scratch();
+    for (int64_t u = next.fetch_add(1, std::memory_order_relaxed); u < n; u = next.fetch_add(1, std::memory_order_relaxed)) fn(u, sc);
+  });
 }
 
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// Fast path
+// Fast path, head-major layout
 
 void attention_forward_f32(const AttentionShape& s, const float* q, const float* k, const float* v,
                            const int32_t* key_mask, float* out, float* lse) {
   check_attention_shape(s);
   // D == 0 would hand the GEMM an empty inner dimension; the reference is exact and trivial there.
   if (s.D == 0) return attention_forward_reference(s, q, k, v, key_mask, out, lse);
-  const int64_t D = s.D, Tq = s.Tq, Tk = s.Tk, group = s.Hq / s.Hkv;
+  const int64_t D = s.D, Tq = s.Tq;
   const int64_t nqt = (Tq + kQTile - 1) / kQTile;
   const int64_t units = s.B * s.Hq * nqt;  // (b, h, query tile): causal rows differ in cost
   parallel_for(units, 1, [&](int64_t u0, int64_t u1) {
-    // Per-chunk scratch: one score tile, the running output and softmax state of one query tile.
-    std::vector<float> S(kQTile * kKTile), acc(kQTile * D), m(kQTile), l(kQTile);
+    ForwardScratch sc(D);
     for (int64_t u = u0; u < u1; ++u) {
-      const int64_t qt = u % nqt, bh = u / nqt, b = bh / s.Hq, h = bh % s.Hq, g = h / group;
-      const int64_t i0 = qt * kQTile, bq = std::min(kQTile, Tq - i0);
-      const float* Qi = q + (bh * Tq + i0) * D;
-      const float* Kh = k + (b * s.Hkv + g) * Tk * D;
-      const float* Vh = v + (b * s.Hkv + g) * Tk * D;
-      const int32_t* mrow = key_mask ? key_mask + b * Tk : nullptr;
-      std::fill(m.begin(), m.end(), kNegInf);
-      std::fill(l.begin(), l.end(), 0.0f);
-      std::fill(acc.begin(), acc.begin() + bq * D, 0.0f);
-      // Keys past the last position the tile's bottom row sees are never needed.
-      const int64_t jend = s.causal ? std::min(Tk, last_visible_key(s, i0 + bq - 1) + 1) : Tk;
-      for (int64_t j0 = 0; j0 < jend; j0 += kKTile) {
-        const int64_t bk = std::min(kKTile, jend - j0);
-        if (all_masked(mrow, j0, bk)) continue;
-        // S [bq, bk] = scale Q_i K_j^T
-        gemm_call(false, true, bq, bk, D, s.scale, Qi, D, Kh + j0 * D, D, 0.0f, S.data(), bk);
-        // Online softmax: keep the running max m and sum l per row; rescale acc when m grows.
-        softmax_tile_forward(s, S.data(), bq, bk, i0, j0, tile_mask(mrow, j0, bk), m.data(), l.data(), acc.data());
-        // acc [bq, D] += P [bq, bk] V_j [bk, D]
-        gemm_call(false, false, bq, D, bk, 1.0f, S.data(), bk, Vh + j0 * D, D, 1.0f, acc.data(), D);
-      }
-      float* O = out + (bh * Tq + i0) * D;
-      float* L = lse + bh * Tq + i0;
-      for (int64_t r = 0; r < bq; ++r) {
-        if (l[r] > 0.0f) {
-          const float inv = 1.0f / l[r];
-          for (int64_t d = 0; d < D; ++d) O[r * D + d] = acc[r * D + d] * inv;
-          L[r] = m[r] + std::log(l[r]);
-        } else {  // every key masked
-          std::fill(O + r * D, O + (r + 1) * D, 0.0f);
-          L[r] = kNegInf;
-        }
-      }
+      const int64_t qt = u % nqt, bh = u / nqt, i0 = qt * kQTile;
+      const HeadView h = head_major_view(s, bh / s.Hq, bh % s.Hq, q, k, v, key_mask);
+      forward_query_tile(h, i0, out + (bh * Tq + i0) * D, D, lse + bh * Tq + i0, sc);
     }
   });
 }
@@ -317,13 +363,14 @@ void attention_backward_f32(const AttentionShape& s, const float* q, const float
                             float* dq, float* dk, float* dv) {
   check_attention_shape(s);
   if (s.D == 0) return attention_backward_reference(s, q, k, v, out, lse, dout, key_mask, dq, dk, dv);
+  const int64_t D = s.D, Tq = s.Tq;
   const int64_t group = s.Hq / s.Hkv;
-  const int64_t kv_slice = s.Tk * s.D;  // elements of one kv head's [Tk, D]
-  auto make_scratch = [] {
-    BackwardScratch sc;
-    sc.p.resize(kQTile * kKTile);
-    sc.dp.resize(kQTile * kKTile);
-    return sc;
+  const int64_t kv_slice = s.Tk * D;  // elements of one kv head's [Tk, D]
+  // Query head (b, h)'s gradients into dK / dV (its kv head's slice, or a private partial).
+  auto head = [&](int64_t b, int64_t h, float* dK, float* dV, BackwardScratch& sc) {
+    const int64_t bh = b * s.Hq + h;
+    backward_head(head_major_view(s, b, h, q, k, v, key_mask), out + bh * Tq * D, D, lse + bh * Tq,
+                  dout + bh * Tq * D, D, dq + bh * Tq * D, D, dK, D, dV, D, sc);
   };
 
   // dK/dV sum over the query heads of a group. Three ways to avoid write conflicts:
@@ -332,15 +379,14 @@ void attention_backward_f32(const AttentionShape& s, const float* q, const float
   //  - otherwise: one unit per (b, h) into private partial slices, then a reduction.
   if (group == 1 || s.B * s.Hkv >= 2 * static_cast<int64_t>(num_threads())) {
     parallel_for(s.B * s.Hkv, 1, [&](int64_t u0, int64_t u1) {
-      BackwardScratch sc = make_scratch();
+      BackwardScratch sc;
       for (int64_t u = u0; u < u1; ++u) {
         const int64_t b = u / s.Hkv, g = u % s.Hkv;
         float* dK = dk + u * kv_slice;
         float* dV = dv + u * kv_slice;
         std::fill(dK, dK + kv_slice, 0.0f);
         std::fill(dV, dV + kv_slice, 0.0f);
-        for (int64_t h = g * group; h < (g + 1) * group; ++h)
-          backward_head(s, b, h, q, k, v, out, lse, dout, key_mask, dq, dK, dV, sc);
+        for (int64_t h = g * group; h < (g + 1) * group; ++h) head(b, h, dK, dV, sc);
       }
     });
     return;
@@ -348,12 +394,9 @@ void attention_backward_f32(const AttentionShape& s, const float* q, const float
   // Partials [B, Hq, Tk, D] for dK and dV.
   std::vector<float> dkp(s.B * s.Hq * kv_slice), dvp(s.B * s.Hq * kv_slice);
   parallel_for(s.B * s.Hq, 1, [&](int64_t u0, int64_t u1) {
-    BackwardScratch sc = make_scratch();
-    for (int64_t u = u0; u < u1; ++u) {
-      // vectors start zeroed: backward_head only accumulates into them
-      backward_head(s, u / s.Hq, u % s.Hq, q, k, v, out, lse, dout, key_mask, dq, dkp.data() + u * kv_slice,
-                    dvp.data() + u * kv_slice, sc);
-    }
+    BackwardScratch sc;
+    // vectors start zeroed: backward_head only accumulates into them
+    for (int64_t u = u0; u < u1; ++u) head(u / s.Hq, u % s.Hq, dkp.data() + u * kv_slice, dvp.data() + u * kv_slice, sc);
   });
   // dk[b, g] = sum over h in group g of dkp[b, h]
   const int64_t total = s.B * s.Hkv * kv_slice;
@@ -368,6 +411,121 @@ void attention_backward_f32(const AttentionShape& s, const float* q, const float
       }
       dk[e] = sk;
       dv[e] = sv;
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fast path, token-major rows of a packed projection
+
+void check_attention_rows_shape(const AttentionRowsShape& s, const int32_t* offsets) {
+  TK_CHECK(s.N >= 0 && s.S >= 0 && s.H >= 1 && s.D >= 1, Shape, "attentionRows: expected N >= 0, S >= 0, H >= 1, D >= 1 but got N=",
+           s.N, " S=", s.S, " H=", s.H, " D=", s.D);
+  TK_CHECK(std::isfinite(s.scale), Value, "attentionRows: scale must be finite, got ", s.scale);
+  TK_CHECK(offsets != nullptr, Shape, "attentionRows: sequence offsets are required");
+  TK_CHECK(offsets[0] == 0 && offsets[s.S] == s.N, Shape, "attentionRows: sequence offsets must run from 0 to N = ", s.N,
+           ", got ", offsets[0], " .. ", offsets[s.S]);
+  for (int64_t i = 0; i < s.S; ++i) {
+    TK_CHECK(offsets[i + 1] >= offsets[i], Shape, "attentionRows: sequence offsets must not decrease: offset ", i + 1, " is ",
+             offsets[i + 1], ", below ", offsets[i]);
+    TK_CHECK(!s.last_query_only || offsets[i + 1] > offsets[i], Shape, "attentionRows: sequence ", i,
+             " is empty, but with lastQueryOnly every sequence needs a last row");
+  }
+}
+
+namespace {
+
+// The view of head h of sequence `seq` among the token-major rows (see attention.h): its queries
+// are its rows from q0 on (q0 = 0, or its last row with last_query_only), its keys all its rows.
+HeadView rows_view(const AttentionRowsShape& s, const float* qkv, const int32_t* offsets, const int32_t* key_mask,
+                   int64_t seq, int64_t h) {
+  const int64_t C = s.H * s.D, r0 = offsets[seq], len = offsets[seq + 1] - r0;
+  const int64_t q0 = s.last_query_only ? len - 1 : 0;
+  AttentionShape hs;
+  hs.B = hs.Hq = hs.Hkv = 1;
+  hs.Tq = len - q0;
+  hs.Tk = len;
+  hs.D = s.D;
+  hs.scale = s.scale;
+  hs.causal = s.causal;  // query i sits at position Tk - Tq + i = q0 + i
+  const float* row = qkv + r0 * 3 * C + h * s.D;
+  return {hs, row + q0 * 3 * C, row + C, row + 2 * C, 3 * C, 3 * C, 3 * C, key_mask ? key_mask + r0 : nullptr};
+}
+
+// Where sequence `seq`'s first query row sits in out, dout and each head's lse: its first row, or
+// the sequence's own index with last_query_only (one row a sequence).
+inline int64_t query_base(const AttentionRowsShape& s, const int32_t* offsets, int64_t seq) {
+  return s.last_query_only ? seq : offsets[seq];
+}
+inline int64_t query_rows(const AttentionRowsShape& s) { return s.last_query_only ? s.S : s.N; }
+
+}  // namespace
+
+namespace {
+
+// A unit of the token-major kernels: heads h0 .. h1 of one sequence. With enough sequences to
+// keep every thread busy a unit is a whole sequence, so two threads never work on the same rows
+// (neighbouring heads of a row share pages and prefetched cache lines); otherwise one head.
+// Costliest first (a causal head costs ~ len^2).
+struct RowsUnit {
+  int64_t seq, h0, h1, cost;
+};
+
+template <class Make, class Fn>
+void for_each_rows_unit(const AttentionRowsShape& s, const int32_t* offsets, Make make_scratch, Fn fn) {
+  const bool whole = s.S >= 2 * static_cast<int64_t>(num_threads());
+  std::vector<RowsUnit> units;
+  for (int64_t seq = 0; seq < s.S; ++seq) {
+    const int64_t len = offsets[seq + 1] - offsets[seq];
+    if (len == 0) continue;
+    if (whole) {
+      units.push_back({seq, 0, s.H, len * len * s.H});
+    } else {
+      for (int64_t h = 0; h < s.H; ++h) units.push_back({seq, h, h + 1, len * len});
+    }
+  }
+  std::stable_sort(units.begin(), units.end(), [](const RowsUnit& a, const RowsUnit& b) { return a.cost > b.cost; });
+  using Scratch = decltype(make_scratch());
+  for_each_unit<Scratch>(static_cast<int64_t>(units.size()), make_scratch, [&](int64_t u, Scratch& sc) { fn(units[u], sc); });
+}
+
+}  // namespace
+
+void attention_rows_forward_f32(const AttentionRowsShape& s, const float* qkv, const int32_t* offsets,
+                                const int32_t* key_mask, float* out, float* lse) {
+  check_attention_rows_shape(s, offsets);
+  const int64_t C = s.H * s.D, NQ = query_rows(s);
+  for_each_rows_unit(s, offsets, [] { return 0; }, [&](const RowsUnit& w, int) {
+    ForwardScratch sc(s.D);  // per unit: a unit is whole heads, its tiles reuse it
+    const int64_t q = query_base(s, offsets, w.seq);
+    for (int64_t h = w.h0; h < w.h1; ++h) {
+      const HeadView v = rows_view(s, qkv, offsets, key_mask, w.seq, h);
+      for (int64_t i0 = 0; i0 < v.s.Tq; i0 += kQTile)
+        forward_query_tile(v, i0, out + (q + i0) * C + h * s.D, C, lse + h * NQ + q + i0, sc);
+    }
+  });
+}
+
+void attention_rows_backward_f32(const AttentionRowsShape& s, const float* qkv, const int32_t* offsets,
+                                 const int32_t* key_mask, const float* out, const float* lse, const float* dout,
+                                 float* dqkv) {
+  check_attention_rows_shape(s, offsets);
+  const int64_t C = s.H * s.D, NQ = query_rows(s);
+  // each unit writes its own columns of its own rows of dqkv
+  for_each_rows_unit(s, offsets, [] { return BackwardScratch(); }, [&](const RowsUnit& w, BackwardScratch& sc) {
+    const int64_t r0 = offsets[w.seq], len = offsets[w.seq + 1] - r0, q = query_base(s, offsets, w.seq);
+    for (int64_t h = w.h0; h < w.h1; ++h) {
+      const HeadView v = rows_view(s, qkv, offsets, key_mask, w.seq, h);
+      float* dQ = dqkv + r0 * 3 * C + h * s.D;  // the sequence's first row; its queries from row len - Tq
+      float* dK = dQ + C;
+      float* dV = dQ + 2 * C;
+      for (int64_t r = 0; r < len; ++r) {
+        std::fill(dK + r * 3 * C, dK + r * 3 * C + s.D, 0.0f);
+        std::fill(dV + r * 3 * C, dV + r * 3 * C + s.D, 0.0f);
+        if (r < len - v.s.Tq) std::fill(dQ + r * 3 * C, dQ + r * 3 * C + s.D, 0.0f);  // rows that are not queries
+      }
+      backward_head(v, out + q * C + h * s.D, C, lse + h * NQ + q, dout + q * C + h * s.D, C,
+                    dQ + (len - v.s.Tq) * 3 * C, 3 * C, dK, 3 * C, dV, 3 * C, sc);
     }
   });
 }

@@ -37,3 +37,49 @@ TK_CPU_OP(attentionBackward) {
                               o.tensor<float>("dq", nq), o.tensor<float>("dk", nk), o.tensor<float>("dv", nk));
   return info.Env().Undefined();
 }
+
+namespace {
+
+// N, S, H, D, scale, causal, lastQueryOnly (optional); the offsets are checked by the kernel once they are bounds-checked.
+cpu::AttentionRowsShape attention_rows_shape(const Opts& o) {
+  cpu::AttentionRowsShape s;
+  s.N = o.count("N");
+  s.S = o.count("S");
+  s.H = o.integer("H");
+  s.D = o.count("D");
+  s.scale = o.finite_f32("scale");
+  s.causal = o.flag("causal");
+  s.last_query_only = o.flag_or("lastQueryOnly", false);
+  TK_CHECK(s.H >= 1, Shape, o.op(), ": H must be >= 1, got ", s.H);
+  return s;
+}
+
+}  // namespace
+
+// attentionRows({ qkv, offsets, keyMask | null, out, lse, N, S, H, D, scale, causal, lastQueryOnly? })
+TK_CPU_OP(attentionRows) {
+  Opts o(info, "attentionRows");
+  const cpu::AttentionRowsShape s = attention_rows_shape(o);
+  const int64_t nqkv = checked_elems({s.N, 3, s.H, s.D}, "attentionRows qkv");
+  const int64_t nq = s.last_query_only ? s.S : s.N;  // query rows
+  const int64_t nout = checked_elems({nq, s.H, s.D}, "attentionRows out");
+  const int64_t nl = checked_elems(s.H, nq, "attentionRows lse");
+  cpu::attention_rows_forward_f32(s, o.tensor<float>("qkv", nqkv), o.tensor<int32_t>("offsets", s.S + 1),
+                                  o.optional_tensor<int32_t>("keyMask", s.N), o.tensor<float>("out", nout),
+                                  o.tensor<float>("lse", nl));
+  return info.Env().Undefined();
+}
+
+// attentionRowsBackward({ qkv, offsets, keyMask | null, out, lse, dout, dqkv, N, S, H, D, scale, causal, lastQueryOnly? })
+TK_CPU_OP(attentionRowsBackward) {
+  Opts o(info, "attentionRowsBackward");
+  const cpu::AttentionRowsShape s = attention_rows_shape(o);
+  const int64_t nqkv = checked_elems({s.N, 3, s.H, s.D}, "attentionRowsBackward qkv");
+  const int64_t nq = s.last_query_only ? s.S : s.N;  // query rows
+  const int64_t nout = checked_elems({nq, s.H, s.D}, "attentionRowsBackward out");
+  const int64_t nl = checked_elems(s.H, nq, "attentionRowsBackward lse");
+  cpu::attention_rows_backward_f32(s, o.tensor<float>("qkv", nqkv), o.tensor<int32_t>("offsets", s.S + 1),
+                                   o.optional_tensor<int32_t>("keyMask", s.N), o.tensor<float>("out", nout),
+                                   o.tensor<float>("lse", nl), o.tensor<float>("dout", nout), o.tensor<float>("dqkv", nqkv));
+  return info.Env().Undefined();
+}

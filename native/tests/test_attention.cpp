@@ -3,6 +3,8 @@
 // backwards against central finite differences of an independent double-precision forward.
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <string>
 #include <vector>
 
 #include "../core/status.h"
@@ -258,4 +260,196 @@ TK_TEST(attention_rejects_bad_shapes) {
   bad.scale = NAN;
   TK_EXPECT(throws(bad), "NaN scale");
   TK_EXPECT(!throws(shape(1, 2, 2, 5, 4, 8, false)), "non-causal Tq > Tk is fine");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Token-major rows (attention_rows_*): each sequence against the head-major reference run on that
+// sequence alone, so the packing (offsets, strides, merged heads) is checked as well as the math.
+
+namespace {
+
+using tk::cpu::AttentionRowsShape;
+
+struct RowsCase {
+  std::vector<int32_t> offsets;
+  std::vector<float> qkv, dout;
+  std::vector<int32_t> mask;  // [N] or empty
+};
+
+RowsCase make_rows_case(const std::vector<int32_t>& lens, int64_t H, int64_t D, bool with_mask, uint64_t seed) {
+  RowsCase c;
+  c.offsets.push_back(0);
+  for (int32_t n : lens) c.offsets.push_back(c.offsets.back() + n);
+  const int64_t N = c.offsets.back(), C = H * D;
+  c.qkv = tk::test::randn(N * 3 * C, seed);
+  c.dout = tk::test::randn(N * C, seed + 1);
+  if (with_mask) {
+    auto r = tk::test::randn(N, seed + 2);
+    for (int64_t i = 0; i < N; ++i) c.mask.push_back(r[i] > -0.43f ? 1 : 0);
+  }
+  return c;
+}
+
+// Checks the rows forward and backward on every sequence of `c` against the head-major reference
+// (with `last`: last_query_only, the reference's queries being each sequence's last row).
+void check_rows_vs_reference(const RowsCase& c, int64_t H, int64_t D, bool causal, const char* what, bool last = false) {
+  const int before = tk::test::failures();
+  AttentionRowsShape s;
+  s.S = static_cast<int64_t>(c.offsets.size()) - 1;
+  s.N = c.offsets.back();
+  s.H = H;
+  s.D = D;
+  s.scale = 1.0f / std::sqrt(static_cast<float>(D));
+  s.causal = causal;
+  s.last_query_only = last;
+  const int64_t N = s.N, C = H * D, NQ = last ? s.S : N;
+  const int32_t* mask = c.mask.empty() ? nullptr : c.mask.data();
+  std::vector<float> out(NQ * C, 7.f), lse(H * NQ, 7.f), dqkv(N * 3 * C, 7.f);
+  tk::cpu::attention_rows_forward_f32(s, c.qkv.data(), c.offsets.data(), mask, out.data(), lse.data());
+  tk::cpu::attention_rows_backward_f32(s, c.qkv.data(), c.offsets.data(), mask, out.data(), lse.data(), c.dout.data(), dqkv.data());
+  for (int64_t seq = 0; seq < s.S; ++seq) {
+    const int64_t r0 = c.offsets[seq], T = c.offsets[seq + 1] - r0;
+    if (T == 0) continue;
+    const int64_t TQ = last ? 1 : T, q0 = T - TQ;  // the sequence's query rows: q0 .. T
+    const int64_t qb = last ? seq : r0;             // their first row in out / dout / lse
+    AttentionShape hs = shape(1, H, H, TQ, T, D, causal);
+    hs.scale = s.scale;
+    // this sequence in the head-major layout [1, H, T(Q), D]
+    const size_t n = H * T * D, nq = H * TQ * D;
+    std::vector<float> q(nq), k(n), v(n), dout(nq), o(nq), l(H * TQ), dq(nq), dk(n), dv(n);
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t d = 0; d < D; ++d) {
+          const float* row = c.qkv.data() + (r0 + t) * 3 * C + h * D + d;
+          if (t >= q0) {
+            q[(h * TQ + t - q0) * D + d] = row[0];
+            dout[(h * TQ + t - q0) * D + d] = c.dout[(qb + t - q0) * C + h * D + d];
+          }
+          k[(h * T + t) * D + d] = row[C];
+          v[(h * T + t) * D + d] = row[2 * C];
+        }
+    const int32_t* m = mask ? mask + r0 : nullptr;
+    tk::cpu::attention_forward_reference(hs, q.data(), k.data(), v.data(), m, o.data(), l.data());
+    tk::cpu::attention_backward_reference(hs, q.data(), k.data(), v.data(), o.data(), l.data(), dout.data(), m, dq.data(),
+                                          dk.data(), dv.data());
+    // gather ours into the same layout
+    std::vector<float> o2(nq), l2(H * TQ), dq2(nq), dk2(n), dv2(n);
+    bool other_dq_zero = true;
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t t = 0; t < T; ++t) {
+        if (t >= q0) l2[h * TQ + t - q0] = lse[h * NQ + qb + t - q0];
+        for (int64_t d = 0; d < D; ++d) {
+          const float* g = dqkv.data() + (r0 + t) * 3 * C + h * D + d;
+          if (t >= q0) {
+            o2[(h * TQ + t - q0) * D + d] = out[(qb + t - q0) * C + h * D + d];
+            dq2[(h * TQ + t - q0) * D + d] = g[0];
+          } else {
+            other_dq_zero = other_dq_zero && g[0] == 0.0f;
+          }
+          dk2[(h * T + t) * D + d] = g[C];
+          dv2[(h * T + t) * D + d] = g[2 * C];
+        }
+      }
+    TK_EXPECT(tk::test::worst_ratio(o2.data(), o.data(), nq, 1e-5, 1e-4) <= 1.0, "rows forward out");
+    TK_EXPECT(lse_close(l2, l, 1e-5), "rows forward lse");
+    const double rq = tk::test::worst_ratio(dq2.data(), dq.data(), nq, 1e-4, 1e-3);
+    const double rk = tk::test::worst_ratio(dk2.data(), dk.data(), n, 1e-4, 1e-3);
+    const double rv = tk::test::worst_ratio(dv2.data(), dv.data(), n, 1e-4, 1e-3);
+    TK_EXPECT(rq <= 1.0 && rk <= 1.0 && rv <= 1.0, "rows backward dq %.3g dk %.3g dv %.3g", rq, rk, rv);
+    TK_EXPECT(all_finite(dq2) && all_finite(dk2) && all_finite(dv2), "rows backward finite");
+    TK_EXPECT(other_dq_zero, "dq is zero at rows that are not queries");
+    if (tk::test::failures() > before) {
+      std::fprintf(stderr, "    at %s: sequence %lld of %lld rows, H=%lld D=%lld causal=%d mask=%d last=%d\n", what, (long long)seq,
+                   (long long)T, (long long)H, (long long)D, (int)causal, (int)(mask != nullptr), (int)last);
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+TK_TEST(attention_rows_match_reference_per_sequence) {
+  // lengths at and across the 64-query / 128-key tile edges, an empty sequence, one token
+  const std::vector<int32_t> lens = {5, 0, 64, 1, 65, 130, 33, 128, 200};
+  uint64_t seed = 1300;
+  for (int64_t D : {8, 20, 64})
+    for (int causal = 0; causal < 2; ++causal)
+      for (int m = 0; m < 2; ++m) {
+        const int64_t H = D == 64 ? 2 : 3;
+        check_rows_vs_reference(make_rows_case(lens, H, D, m, seed++), H, D, causal, "mixed lengths");
+      }
+  check_rows_vs_reference(make_rows_case({256, 256, 17}, 4, 16, false, seed++), 4, 16, true, "two full blocks");
+}
+
+TK_TEST(attention_rows_last_query_only_match_reference) {
+  // each sequence's last row alone queries all its rows (sequence classification's last layer)
+  const std::vector<int32_t> lens = {5, 64, 1, 65, 130, 33, 200};
+  uint64_t seed = 1500;
+  for (int64_t D : {8, 20, 64})
+    for (int causal = 0; causal < 2; ++causal)
+      for (int m = 0; m < 2; ++m) {
+        const int64_t H = D == 64 ? 2 : 3;
+        check_rows_vs_reference(make_rows_case(lens, H, D, m, seed++), H, D, causal, "last query only", true);
+      }
+}
+
+TK_TEST(attention_rows_bits_do_not_depend_on_thread_count) {
+  const RowsCase c = make_rows_case({70, 3, 129, 64, 200, 1}, 3, 16, true, 1400);
+  AttentionRowsShape s;
+  s.S = 6;
+  s.N = c.offsets.back();
+  s.H = 3;
+  s.D = 16;
+  s.scale = 0.25f;
+  s.causal = true;
+  const int64_t C = 48;
+  const int keep = tk::num_threads();
+  std::vector<float> out0, lse0, d0;
+  for (int th : {1, 2, 3, 8}) {
+    tk::set_num_threads(th);
+    std::vector<float> out(s.N * C), lse(s.H * s.N), d(s.N * 3 * C);
+    tk::cpu::attention_rows_forward_f32(s, c.qkv.data(), c.offsets.data(), c.mask.data(), out.data(), lse.data());
+    tk::cpu::attention_rows_backward_f32(s, c.qkv.data(), c.offsets.data(), c.mask.data(), out.data(), lse.data(), c.dout.data(), d.data());
+    if (out0.empty()) {
+      out0 = out; lse0 = lse; d0 = d;
+    } else {
+      TK_EXPECT(std::memcmp(out.data(), out0.data(), out.size() * 4) == 0 && std::memcmp(d.data(), d0.data(), d.size() * 4) == 0 &&
+                std::memcmp(lse.data(), lse0.data(), lse.size() * 4) == 0, "%d threads differ from 1", th);
+    }
+  }
+  tk::set_num_threads(keep);
+}
+
+TK_TEST(attention_rows_rejects_bad_offsets) {
+  auto throws = [](std::vector<int32_t> off, int64_t N) {
+    AttentionRowsShape s;
+    s.S = static_cast<int64_t>(off.size()) - 1;
+    s.N = N;
+    s.H = 1;
+    s.D = 4;
+    try {
+      tk::cpu::check_attention_rows_shape(s, off.data());
+    } catch (const tk::Error& e) {
+      return e.code() == tk::ErrorCode::Shape;
+    }
+    return false;
+  };
+  TK_EXPECT(throws({0, 5, 3, 8}, 8), "decreasing offsets");
+  TK_EXPECT(throws({1, 5, 8}, 8), "first offset not 0");
+  TK_EXPECT(throws({0, 5, 7}, 8), "last offset not N");
+  TK_EXPECT(!throws({0, 5, 5, 8}, 8), "an empty sequence is fine");
+  AttentionRowsShape last;
+  last.S = 2;
+  last.N = 5;
+  last.H = 1;
+  last.D = 4;
+  last.last_query_only = true;
+  const int32_t empty_second[] = {0, 5, 5};
+  bool threw = false;
+  try {
+    tk::cpu::check_attention_rows_shape(last, empty_second);
+  } catch (const tk::Error& e) {
+    threw = e.code() == tk::ErrorCode::Shape && std::string(e.what()).find("lastQueryOnly") != std::string::npos;
+  }
+  TK_EXPECT(threw, "an empty sequence has no last row to query");
 }

@@ -223,6 +223,41 @@ const lstmIn = () => ({ x: rnd(2 * 3 * 5, 1), wih: rnd(12 * 5, 2, -0.5, 0.5), wh
 const att = { B: 2, Hq: 4, Hkv: 2, Tq: 3, Tk: 5, D: 7, scale: 1 / Math.sqrt(7), causal: true };
 const attIn = () => ({ q: rnd(2 * 4 * 3 * 7, 11), k: rnd(2 * 2 * 5 * 7, 12), v: rnd(2 * 2 * 5 * 7, 13) });
 const attMask = [1, 1, 1, 1, 1, 1, 0, 1, 1, 1]; // batch 1 masks key 1
+// token-major attention: two sequences (5 and 3 rows) of qkv [8, 3 * 2 * 7], a key masked in the first
+const rowsAtt = { N: 8, S: 2, H: 2, D: 7, scale: 1 / Math.sqrt(7), causal: true };
+const rowsOffsets = [0, 5, 8];
+const rowsMask = [1, 0, 1, 1, 1, 1, 1, 1];
+const rowsIn = () => rnd(8 * 3 * 14, 61);
+/** attentionRows on the CPU: out [N or S, C], lse [H, N or S] */
+function rowsF(qkv: Float32Array, lastQueryOnly: boolean) {
+  return tidy(() => {
+    const nq = lastQueryOnly ? rowsAtt.S : rowsAtt.N;
+    const out = Z([nq, 14], 'cpu'), lse = Z([2, nq], 'cpu');
+    run('attentionRows', { qkv: T(qkv, [8, 42], 'cpu'), offsets: T(rowsOffsets, [3], 'cpu', 'i32'), keyMask: T(rowsMask, [8], 'cpu', 'i32'), out, lse, ...rowsAtt, lastQueryOnly });
+    return { out: H(out), lse: H(lse) };
+  });
+}
+/** The naive head-major reference per sequence, laid out as attentionRows lays out its outputs. */
+function rowsRef(qkv: Float32Array, lastQueryOnly: boolean) {
+  const { H: Hn, D, S } = rowsAtt, C = Hn * D, nq = lastQueryOnly ? S : rowsAtt.N;
+  const out = new Float64Array(nq * C), lse = new Float64Array(Hn * nq);
+  for (let sq = 0; sq < S; sq++) {
+    const r0 = rowsOffsets[sq]!, T = rowsOffsets[sq + 1]! - r0, Tq = lastQueryOnly ? 1 : T, q0 = T - Tq, qb = lastQueryOnly ? sq : r0;
+    const pick = (part: number, rows: number, from: number) => Float32Array.from({ length: Hn * rows * D }, (_, i) => {
+      const h = Math.floor(i / (rows * D)), t = Math.floor(i / D) % rows, d = i % D;
+      return qkv[(r0 + from + t) * 3 * C + part * C + h * D + d]!;
+    });
+    const ref = attentionRef(pick(0, Tq, q0), pick(1, T, 0), pick(2, T, 0), rowsMask.slice(r0, r0 + T), 1, Hn, Hn, Tq, T, D, rowsAtt.scale, true);
+    for (let h = 0; h < Hn; h++) {
+      for (let t = 0; t < Tq; t++) {
+        lse[h * nq + qb + t] = ref.lse[h * Tq + t]!;
+        for (let d = 0; d < D; d++) out[(qb + t) * C + h * D + d] = ref.out[(h * Tq + t) * D + d]!;
+      }
+    }
+  }
+  return { out, lse };
+}
+
 function attF(inp: Record<string, Float32Array>) {
   return tidy(() => {
     const out = Z([att.B, att.Hq, att.Tq, att.D], 'cpu'), lse = Z([att.B, att.Hq, att.Tq], 'cpu');
@@ -794,6 +829,47 @@ const CASES: Record<OpName, Case> = {
     check: (out) => {
       const n = att.B * att.Hq * att.Tq * att.D;
       directional((inp) => attF(inp).out, attIn(), rnd(n, 48), { q: F32(out.dq!), k: F32(out.dk!), v: F32(out.dv!) }, 'attentionBackward');
+    },
+  },
+
+  attentionRows: {
+    run: (dev) => tidy(() => {
+      const res: Out = {};
+      for (const last of [false, true]) {
+        const nq = last ? rowsAtt.S : rowsAtt.N;
+        const out = Z([nq, 14], dev), lse = Z([2, nq], dev);
+        run('attentionRows', { qkv: T(rowsIn(), [8, 42], dev), offsets: T(rowsOffsets, [3], dev, 'i32'), keyMask: T(rowsMask, [8], dev, 'i32'), out, lse, ...rowsAtt, lastQueryOnly: last });
+        Object.assign(res, { [`out${last}`]: H(out), [`lse${last}`]: H(lse) });
+      }
+      return res;
+    }),
+    check: (out) => {
+      for (const last of [false, true]) {
+        const ref = rowsRef(rowsIn(), last);
+        close(F32(out[`out${last}`]!), ref.out, `attentionRows out (lastQueryOnly ${last})`, 1e-5, 1e-6);
+        close(F32(out[`lse${last}`]!), ref.lse, `attentionRows lse (lastQueryOnly ${last})`, 1e-5, 1e-6);
+      }
+    },
+  },
+  attentionRowsBackward: {
+    uses: ['attentionRows', 'attentionRowsBackward'],
+    run: (dev) => tidy(() => {
+      const res: Out = {};
+      for (const last of [false, true]) {
+        const nq = last ? rowsAtt.S : rowsAtt.N;
+        const qkv = T(rowsIn(), [8, 42], dev), offsets = T(rowsOffsets, [3], dev, 'i32'), keyMask = T(rowsMask, [8], dev, 'i32');
+        const out = Z([nq, 14], dev), lse = Z([2, nq], dev), dqkv = Z([8, 42], dev);
+        run('attentionRows', { qkv, offsets, keyMask, out, lse, ...rowsAtt, lastQueryOnly: last });
+        run('attentionRowsBackward', { qkv, offsets, keyMask, out, lse, dout: T(rnd(nq * 14, 62), [nq, 14], dev), dqkv, ...rowsAtt, lastQueryOnly: last });
+        res[`dqkv${last}`] = H(dqkv);
+      }
+      return res;
+    }),
+    check: (out) => {
+      for (const last of [false, true]) {
+        const nq = last ? rowsAtt.S : rowsAtt.N;
+        directional((inp) => rowsF(inp.qkv!, last).out, { qkv: rowsIn() }, rnd(nq * 14, 62), { qkv: F32(out[`dqkv${last}`]!) }, `attentionRowsBackward (lastQueryOnly ${last})`);
+      }
     },
   },
 

@@ -20,6 +20,7 @@ import '../../lib/index.js';
 import { architectureFor, savePretrainedSync, loadPretrainedSync, type Task } from '../../lib/models/index.js';
 import { generate } from '../../lib/models/generate.js';
 import { manualSeed } from '../../lib/nn/random.js';
+import { native, OPTIONAL_KERNEL_OPS } from '../../lib/native.js';
 import { loadConfig } from '../../lib/train/config.js';
 import { runTraining } from '../../lib/train/run.js';
 import { evaluateRun } from '../../lib/train/evaluate.js';
@@ -83,8 +84,16 @@ const CELLS: Cell[] = [
 let proj = '';
 let rlhf: TinyRlhfWork;
 
+// The CPU's optional ops (its own faster forms, lib/native.ts OPTIONAL_KERNEL_OPS) are hidden while
+// this file runs: the loopback device runs what the CUDA backend runs, and the CPU runs compared
+// with it bit for bit must use the same kernels. (That the CPU's packed path computes what the
+// padded path does: test/autograd/packed_attention.test.ts.)
+const cpuKernels = native.cpu as unknown as Record<string, unknown>;
+const optionalKernels = new Map(OPTIONAL_KERNEL_OPS.map((op) => [op, cpuKernels[op]]));
+
 beforeAll(() => {
   expect(LOOPBACK_DEVICE).toBe(true);
+  for (const op of OPTIONAL_KERNEL_OPS) cpuKernels[op] = undefined;
   proj = fs.mkdtempSync(path.join(os.tmpdir(), 'tunekit-loopback-'));
   for (const d of ['models', 'data', 'runs']) fs.mkdirSync(path.join(proj, d));
   const records = fs.readFileSync(SPAM, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { text: string; label: string }).slice(0, 12);
@@ -124,6 +133,7 @@ beforeAll(() => {
 });
 
 afterAll(() => {
+  for (const [op, k] of optionalKernels) cpuKernels[op] = k;
   if (proj) fs.rmSync(proj, { recursive: true, force: true });
   rlhf?.remove();
   // this file's modules keep the loopback (read at load); a later file in this process must not get it

@@ -25,7 +25,7 @@ import { tensor } from '../../tensor/creation.js';
 import * as F from '../../autograd/ops.js';
 import { noGrad } from '../../autograd/tape.js';
 import { rawFromTensor, f32FromRaw } from '../../models/weights.js';
-import { cachedLength, type ModelInputs, type ModelOutput, type PretrainedModel, type PrefixKV } from '../../models/common.js';
+import { cachedLength, withLazyHidden, type ModelInputs, type ModelOutput, type PretrainedModel, type PrefixKV } from '../../models/common.js';
 import type { RawTensor } from '../../io/safetensors.js';
 import { TunekitError } from '../../errors.js';
 import type { PromptLearningConfig } from './config.js';
@@ -131,9 +131,10 @@ export abstract class PromptLearningModel extends PeftModel {
     const x = F.concat([virt, emb], 1) as Tensor<'f32'>;
     const tokenTypeIds = inputs.tokenTypeIds ? prependConstant(inputs.tokenTypeIds, P, 0) : undefined;
     const out = this.base.forward({ ...inputs, inputIds: undefined, inputsEmbeds: x, attentionMask: mask, tokenTypeIds });
-    const hidden = F.slice(out.hidden, 1, P, P + T) as Tensor<'f32'>;
-    if (this.base.task === 'seq_cls') return { logits: out.logits, hidden };
-    return { logits: F.slice(out.logits, 1, P, P + T) as Tensor<'f32'>, hidden };
+    // the real tokens' hidden states, read only when asked for (a classifier's base computes them on demand)
+    const hidden = () => F.slice(out.hidden, 1, P, P + T) as Tensor<'f32'>;
+    if (this.base.task === 'seq_cls') return withLazyHidden(out.logits, hidden);
+    return { logits: F.slice(out.logits, 1, P, P + T) as Tensor<'f32'>, hidden: hidden() };
   }
 
   protected adapterStateDict(): Map<string, Tensor> {
