@@ -13,9 +13,10 @@
  * Refused: add_cross_attention true (an encoder-decoder layer tunekit does not build).
  * Not applied: attn_pdrop (attention-probability dropout; the fused attention kernel has none), a
  * training-only difference: eval-mode logits are unaffected.
- * A padded batch (an attention mask with zeros, no KV cache or prefix) runs its layers on the real
- * tokens' rows only where the device has the packed attention kernel (the CPU): the same result
- * for every real token, no work on padding; `hidden` is then zero at the padding.
+ * Where the device has the packed attention kernel (the CPU) and there is no KV cache or prefix,
+ * the layers run on the batch's real rows only (common.ts packBatch): the same result for every
+ * real token, no work on padding; `hidden` is then zero at the padding. Sequence classification
+ * also runs its last layer's queries, MLP and norms on the classified rows alone (forwardPooled).
  */
 import { Module, ModuleList } from '../nn/module.js';
 import { Linear, Embedding, LayerNorm, Dropout, type LinearLike } from '../nn/layers.js';

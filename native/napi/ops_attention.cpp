@@ -40,9 +40,16 @@ TK_CPU_OP(attentionBackward) {
 
 namespace {
 
-// N, S, H, D, scale, causal, lastQueryOnly (optional); the offsets are checked by the kernel once they are bounds-checked.
-cpu::AttentionRowsShape attention_rows_shape(const Opts& o) {
+// The shape (N, S, H, D, scale, causal, lastQueryOnly optional) and the element counts it gives:
+// qkv [N, 3C], out / dout [rows, C], lse [H, rows] with rows = S under lastQueryOnly, else N. The
+// offsets are checked by the kernel once they are bounds-checked.
+struct RowsArgs {
   cpu::AttentionRowsShape s;
+  int64_t nqkv, nout, nl;
+};
+RowsArgs attention_rows_args(const Opts& o) {
+  RowsArgs a;
+  cpu::AttentionRowsShape& s = a.s;
   s.N = o.count("N");
   s.S = o.count("S");
   s.H = o.integer("H");
@@ -51,7 +58,11 @@ cpu::AttentionRowsShape attention_rows_shape(const Opts& o) {
   s.causal = o.flag("causal");
   s.last_query_only = o.flag_or("lastQueryOnly", false);
   TK_CHECK(s.H >= 1, Shape, o.op(), ": H must be >= 1, got ", s.H);
-  return s;
+  const int64_t rows = s.last_query_only ? s.S : s.N;
+  a.nqkv = checked_elems({s.N, 3, s.H, s.D}, "attentionRows qkv");
+  a.nout = checked_elems({rows, s.H, s.D}, "attentionRows out");
+  a.nl = checked_elems(s.H, rows, "attentionRows lse");
+  return a;
 }
 
 }  // namespace
@@ -59,27 +70,19 @@ cpu::AttentionRowsShape attention_rows_shape(const Opts& o) {
 // attentionRows({ qkv, offsets, keyMask | null, out, lse, N, S, H, D, scale, causal, lastQueryOnly? })
 TK_CPU_OP(attentionRows) {
   Opts o(info, "attentionRows");
-  const cpu::AttentionRowsShape s = attention_rows_shape(o);
-  const int64_t nqkv = checked_elems({s.N, 3, s.H, s.D}, "attentionRows qkv");
-  const int64_t nq = s.last_query_only ? s.S : s.N;  // query rows
-  const int64_t nout = checked_elems({nq, s.H, s.D}, "attentionRows out");
-  const int64_t nl = checked_elems(s.H, nq, "attentionRows lse");
-  cpu::attention_rows_forward_f32(s, o.tensor<float>("qkv", nqkv), o.tensor<int32_t>("offsets", s.S + 1),
-                                  o.optional_tensor<int32_t>("keyMask", s.N), o.tensor<float>("out", nout),
-                                  o.tensor<float>("lse", nl));
+  const RowsArgs a = attention_rows_args(o);
+  cpu::attention_rows_forward_f32(a.s, o.tensor<float>("qkv", a.nqkv), o.tensor<int32_t>("offsets", a.s.S + 1),
+                                  o.optional_tensor<int32_t>("keyMask", a.s.N), o.tensor<float>("out", a.nout),
+                                  o.tensor<float>("lse", a.nl));
   return info.Env().Undefined();
 }
 
 // attentionRowsBackward({ qkv, offsets, keyMask | null, out, lse, dout, dqkv, N, S, H, D, scale, causal, lastQueryOnly? })
 TK_CPU_OP(attentionRowsBackward) {
   Opts o(info, "attentionRowsBackward");
-  const cpu::AttentionRowsShape s = attention_rows_shape(o);
-  const int64_t nqkv = checked_elems({s.N, 3, s.H, s.D}, "attentionRowsBackward qkv");
-  const int64_t nq = s.last_query_only ? s.S : s.N;  // query rows
-  const int64_t nout = checked_elems({nq, s.H, s.D}, "attentionRowsBackward out");
-  const int64_t nl = checked_elems(s.H, nq, "attentionRowsBackward lse");
-  cpu::attention_rows_backward_f32(s, o.tensor<float>("qkv", nqkv), o.tensor<int32_t>("offsets", s.S + 1),
-                                   o.optional_tensor<int32_t>("keyMask", s.N), o.tensor<float>("out", nout),
-                                   o.tensor<float>("lse", nl), o.tensor<float>("dout", nout), o.tensor<float>("dqkv", nqkv));
+  const RowsArgs a = attention_rows_args(o);
+  cpu::attention_rows_backward_f32(a.s, o.tensor<float>("qkv", a.nqkv), o.tensor<int32_t>("offsets", a.s.S + 1),
+                                   o.optional_tensor<int32_t>("keyMask", a.s.N), o.tensor<float>("out", a.nout),
+                                   o.tensor<float>("lse", a.nl), o.tensor<float>("dout", a.nout), o.tensor<float>("dqkv", a.nqkv));
   return info.Env().Undefined();
 }
