@@ -127,6 +127,18 @@ export function buildLabelMap(train: readonly NormalizedRecord[], opts: { numLab
 }
 
 /**
+ * A classifier learns nothing from one class: its loss is zero from the first step and every
+ * prediction is that class. Refused by name before any training (ERR_VALUE), with the class.
+ */
+export function requireTwoClasses(values: readonly string[], what: 'label' | 'tag', where: string): void {
+  const distinct = new Set(values);
+  if (values.length > 0 && distinct.size < 2) {
+    throw new TunekitError('ERR_VALUE', `dataset: every one of ${where} (${values.length}) has the ${what} '${values[0]}'; ` +
+      `a classifier needs at least two classes to learn from (check dataset.${what === 'label' ? 'label_field' : 'label_field (the tags field)'} and the split)`);
+  }
+}
+
+/**
  * Maps one label to its class id; `where` names the row in the error.
  *
  * @example

@@ -9,7 +9,7 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { loadDataset } from '../data/dataset.js';
 import { loadTaggedRecords, buildTagMap, buildTokenClassificationExamples, splitTagged } from '../data/token_cls.js';
 import type { NormalizedRecord } from '../data/types.js';
-import { buildLabelMap, type LabelMap } from '../data/labels.js';
+import { buildLabelMap, requireTwoClasses, type LabelMap } from '../data/labels.js';
 import { buildClassificationExamples, buildCausalLmSplit } from '../data/examples.js';
 import type { ChoiceSet } from '../data/choices.js';
 import { choiceSetFor } from './choice_eval.js';
@@ -57,6 +57,7 @@ export async function prepareRunData(
     const all = loadTaggedRecords(d.path, fields);
     const split = d.eval.path ? { train: all, eval: loadTaggedRecords(d.eval.path, fields) } : splitTagged(all, d.eval);
     const labels = buildTagMap(split.train);
+    requireTwoClasses(split.train.flatMap((r) => r.tags.map(String)), 'tag', `${d.path}'s training words`);
     return {
       train: both ? buildTokenClassificationExamples(split.train, tokenizer, labels, { maxLength }) : [],
       eval: buildTokenClassificationExamples(split.eval, tokenizer, labels, { maxLength }),
@@ -74,6 +75,7 @@ export async function prepareRunData(
   for (const w of data.warnings ?? []) log(w);
   if (config.task === 'seq_cls') {
     const labelMap = buildLabelMap(data.train as never);
+    requireTwoClasses(data.train.map((r) => String((r as { label?: unknown }).label)), 'label', `${d.path}'s training records`);
     return {
       train: both ? buildClassificationExamples(data.train, tokenizer, labelMap, { maxLength, truncation: d.truncation }) : [],
       eval: buildClassificationExamples(data.eval, tokenizer, labelMap, { maxLength, truncation: d.truncation }),

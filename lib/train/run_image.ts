@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
 import { loadPretrained, readConfig, savePretrained } from '../models/loader.js';
 import type { PretrainedModel } from '../models/common.js';
-import { labelMapToConfig, LABELS_FILE, type LabelMap } from '../data/labels.js';
+import { labelMapToConfig, requireTwoClasses, LABELS_FILE, type LabelMap } from '../data/labels.js';
 import { splitTrainEval } from '../data/split.js';
 import { readImageProcessor, type ImageProcessorConfig } from '../data/image_processor.js';
 import { loadBuiltinDigits, loadImageFolder, loadImageList, blackPixel, type ImageExample, type ImageLoadReport, type ImageDatasetOptions } from '../data/images.js';
@@ -74,6 +74,7 @@ export const imageClassificationJob: RunJob<ImageExample, EvalResult> = {
         ev = s.eval;
       }
     }
+    requireTwoClasses(train.map((e) => labelMap.names[e.label] ?? String(e.label)), 'label', `${d.path}'s training images`);
     const data: Data = { train, eval: ev, unit: 'images', labels: labelMap.names, labelMap, processor, channels };
     return data;
   },

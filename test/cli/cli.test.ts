@@ -130,6 +130,20 @@ describe('tunekit CLI', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
   });
 
+  it('a training split with one label is refused by name before training', () => {
+    const hamOnly = path.join(work, 'ham_only.jsonl');
+    const rows = fs.readFileSync(DATA, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { text: string; label: string }).filter((r) => r.label === 'ham');
+    fs.writeFileSync(hamOnly, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const cfg = goodConfig();
+    const p = writeConfig('one_label.json', { ...cfg, dataset: { ...cfg.dataset, path: hamOnly }, output_dir: path.join(work, 'one-label-run') });
+    const r = cli(['train', p]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/ERR_VALUE/);
+    expect(r.stderr).toMatch(/has the label 'ham'; a classifier needs at least two classes/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(fs.existsSync(path.join(work, 'one-label-run', 'adapter'))).toBe(false);
+  });
+
   it('train runs a tiny job end to end and writes the run folder', () => {
     const p = writeConfig('train.json', goodConfig());
     const r = cli(['train', p]);

@@ -66,4 +66,18 @@ describe('token classification', () => {
     const res = await runTraining(config, { log: () => {} });
     expect(res.eval!.accuracy).toBeGreaterThan(0.9);
   });
+
+  it('a training split with one tag is refused by name before training', async () => {
+    writeFileSync(join(work, 'one_tag.jsonl'), SENTENCES.map((s) => JSON.stringify({ tokens: s.split(' '), tags: s.split(' ').map(() => 'O') })).join('\n') + '\n');
+    const config = loadConfig({
+      model: join(work, 'model'), task: 'token_cls', method: 'lora',
+      peft: { r: 4, lora_alpha: 8, target_modules: ['c_attn'] },
+      dataset: { path: join(work, 'one_tag.jsonl'), max_length: 32, eval: { fraction: 0.2 } },
+      training: { max_steps: 1, batch_size: 4 },
+      output_dir: join(work, 'one-tag-run'), logging: { progress: 'none' },
+    });
+    await expect(runTraining(config, { log: () => {} })).rejects.toMatchObject({
+      code: 'ERR_VALUE', message: expect.stringMatching(/has the tag 'O'; a classifier needs at least two classes/),
+    });
+  });
 });
