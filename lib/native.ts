@@ -362,6 +362,9 @@ export const KERNEL_OPS = [
  * the loopback device, which stands for the CUDA backend.
  */
 export const OPTIONAL_KERNEL_OPS = ['attentionRows', 'attentionRowsBackward'] as const satisfies readonly OpName[];
+export function isOptionalKernelOp(op: string): boolean {
+  return (OPTIONAL_KERNEL_OPS as readonly string[]).includes(op);
+}
 
 // every op of KernelOps is listed (a missing one makes this `false` and fails the build)
 const _allOpsListed: Exclude<OpName, (typeof KERNEL_OPS)[number]> extends never ? true : false = true;

@@ -125,6 +125,11 @@ export function positionIds(B: number, T: number, mask: Tensor<'i32'> | null | u
  * @example lastTokenRows(2, 4, mask, ids, 0, hidden.device) // rows of [B] sequences into [B*T]
  */
 export function lastTokenRows(B: number, T: number, mask: Tensor<'i32'> | null | undefined, ids?: Tensor<'i32'> | null, padTokenId?: number | null, device: Device = 'cpu'): Tensor<'i32'> {
+  return tensor(lastTokenIndices(B, T, mask, ids, padTokenId), [B], 'i32', device);
+}
+
+/** lastTokenRows on the host: the [B] row indices as an Int32Array. */
+export function lastTokenIndices(B: number, T: number, mask: Tensor<'i32'> | null | undefined, ids?: Tensor<'i32'> | null, padTokenId?: number | null): Int32Array {
   const out = new Int32Array(B);
   const m = mask ? (mask.toTypedArray() as Int32Array) : null;
   const Tm = mask ? mask.shape[1]! : T;
@@ -138,7 +143,7 @@ export function lastTokenRows(B: number, T: number, mask: Tensor<'i32'> | null |
     }
     out[b] = b * T + Math.max(0, last);
   }
-  return tensor(out, [B], 'i32', device);
+  return out;
 }
 
 /** [B, T, H*D] -> [B, H, T, D] */
@@ -192,15 +197,11 @@ export function cachedLength(inputs: ModelInputs): number {
  * padding) are the rows left out.
  */
 export interface PackedBatch {
-  B: number;
-  T: number;
-  /** real rows */
-  N: number;
   /** i32 [N]: the rows of [B*T] that are real, in order; null when all are (no padding) */
   rows: Tensor<'i32'> | null;
   /** i32 [B + 1]: sequence b is packed rows offsets[b] .. offsets[b + 1] */
   offsets: Tensor<'i32'>;
-  /** the rows on the host (all B*T of them when `rows` is null) and the offsets */
+  /** the rows on the host [N] (all B*T of them when `rows` is null) and the offsets [B + 1] */
   hostRows: Int32Array;
   hostOffsets: Int32Array;
 }
@@ -226,7 +227,7 @@ export function packBatch(inputs: ModelInputs, B: number, T: number, device: Dev
     offsets[b + 1] = n;
   }
   return {
-    B, T, N, rows: N === B * T ? null : tensor(rows, [N], 'i32', device), offsets: tensor(offsets, [B + 1], 'i32', device),
+    rows: N === B * T ? null : tensor(rows, [N], 'i32', device), offsets: tensor(offsets, [B + 1], 'i32', device),
     hostRows: rows, hostOffsets: offsets,
   };
 }
@@ -234,9 +235,8 @@ export function packBatch(inputs: ModelInputs, B: number, T: number, device: Dev
 /** Picks the packed rows of a [B, T] i32 tensor (ids, positions) -> [N]. */
 export function packI32(x: Tensor<'i32'>, pack: PackedBatch): Tensor<'i32'> {
   const src = x.toTypedArray() as Int32Array;
-  const out = new Int32Array(pack.N);
-  for (let i = 0; i < pack.N; i++) out[i] = src[pack.hostRows[i]!]!;
-  return tensor(out, [pack.N], 'i32', x.device);
+  const out = Int32Array.from(pack.hostRows, (r) => src[r]!);
+  return tensor(out, [out.length], 'i32', x.device);
 }
 
 /**
@@ -245,8 +245,8 @@ export function packI32(x: Tensor<'i32'>, pack: PackedBatch): Tensor<'i32'> {
  * end: the classification token of a sequence that ends in pad ids).
  */
 export function lastPackedRows(pack: PackedBatch, rows: Int32Array): Int32Array | null {
-  const out = new Int32Array(pack.B);
-  for (let b = 0; b < pack.B; b++) {
+  const out = new Int32Array(pack.hostOffsets.length - 1);
+  for (let b = 0; b < out.length; b++) {
     const end = pack.hostOffsets[b + 1]!;
     if (end === pack.hostOffsets[b] || pack.hostRows[end - 1] !== rows[b]) return null;
     out[b] = end - 1;

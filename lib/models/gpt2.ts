@@ -28,7 +28,7 @@ import * as F from '../autograd/ops.js';
 import { registerArchitecture } from './registry.js';
 import {
   type ModelConfig, type ModelInputs, type ModelOutput, type PretrainedModel, type Task, type ParameterShapes,
-  positionIds, lastTokenRows, splitHeads, mergeHeads, extendKV, cachedLength, keyMask, numLabelsOf, packBatch, packI32, lastPackedRows, withLazyHidden, type PackedBatch,
+  positionIds, lastTokenIndices, splitHeads, mergeHeads, extendKV, cachedLength, keyMask, numLabelsOf, packBatch, packI32, lastPackedRows, withLazyHidden, type PackedBatch,
   configObject, sizeField, numberField, dropoutField, boolField, tokenIdField, refuseUnless, checkParameterBudget, checkSequenceLength,
 } from './common.js';
 
@@ -240,6 +240,7 @@ export class GPT2Model extends Module {
       let x = t.x;
       for (const block of this.h) x = block.forward(x, inputs, t.pack);
       const hidden = this.finish(x, t);
+      if (t.pack) { t.pack.rows?.dispose(); t.pack.offsets.dispose(); }
       const idx = tensor(rows, [rows.length], 'i32', hidden.device);
       return { pooled: F.gatherRows(F.reshape(hidden, [t.B * t.T, C]), idx), hidden: () => hidden };
     }
@@ -319,9 +320,8 @@ export class GPT2 extends Module implements PretrainedModel {
     if (this.task === 'seq_cls') {
       const lead = inputs.inputsEmbeds ?? inputs.inputIds!;
       const [B, T] = lead.shape as [number, number];
-      const rows = lastTokenRows(B, T, inputs.attentionMask, inputs.inputsEmbeds ? null : inputs.inputIds, this.config.padTokenId, lead.device);
-      const { pooled, hidden } = this.transformer.forwardPooled(inputs, rows.toTypedArray() as Int32Array);
-      rows.dispose();
+      const rows = lastTokenIndices(B, T, inputs.attentionMask, inputs.inputsEmbeds ? null : inputs.inputIds, this.config.padTokenId);
+      const { pooled, hidden } = this.transformer.forwardPooled(inputs, rows);
       // `hidden` on first read: the classification alone does not need the last layer's other rows
       return withLazyHidden(this.score!.forward(pooled), hidden);
     }

@@ -7,7 +7,7 @@
  * deviceKind('cuda:1');  // 'cuda'
  */
 import { TunekitError, describe } from '../errors.js';
-import { native, KERNEL_OPS, OPTIONAL_KERNEL_OPS, type OpName } from '../native.js';
+import { native, KERNEL_OPS, isOptionalKernelOp, type OpName } from '../native.js';
 import { LOOPBACK_DEVICE, LOOPBACK_NAME } from './loopback.js';
 
 /** Where a tensor lives. */
@@ -85,12 +85,8 @@ export interface DevicePath {
   strict: boolean;
 }
 
-function isOptionalOp(op: OpName): boolean {
-  return (OPTIONAL_KERNEL_OPS as readonly OpName[]).includes(op);
-}
-
 /** Every op of the table but the CPU-only and optional ones: what `tunekit info` counts, and a training step when the model's task is not known. */
-export const TRAINING_PATH: DevicePath = { what: 'a training step', ops: KERNEL_OPS.filter((op) => !CPU_ONLY_OPS.includes(op) && !isOptionalOp(op)), strict: false };
+export const TRAINING_PATH: DevicePath = { what: 'a training step', ops: KERNEL_OPS.filter((op) => !CPU_ONLY_OPS.includes(op) && !isOptionalKernelOp(op)), strict: false };
 
 /** The ops only image models run (convolutions, pooling, batch norm, LoRA on a convolution). */
 const VISION_OPS: readonly OpName[] = [

@@ -24,7 +24,7 @@
  * ops this build's native/cuda has (nativeCudaOps). What it cannot check is native/cuda's kernels
  * themselves: test/tensor/backend_ops.test.ts and scripts/gpu-check.sh do that on a GPU.
  */
-import { native, OPTIONAL_KERNEL_OPS, type BackendKernels } from '../native.js';
+import { native, isOptionalKernelOp, type BackendKernels } from '../native.js';
 
 /** Whether the loopback device serves `cuda` in this process (TUNEKIT_LOOPBACK_DEVICE=1 at load). */
 export const LOOPBACK_DEVICE = process.env.TUNEKIT_LOOPBACK_DEVICE === '1';
@@ -47,7 +47,7 @@ export function loopbackKernels(): Partial<BackendKernels> {
   for (const op of Object.keys(cpu)) {
     const k = cpu[op];
     // the optional ops are the CPU's own faster forms: the device path runs what CUDA runs
-    if (typeof k !== 'function' || (OPTIONAL_KERNEL_OPS as readonly string[]).includes(op)) continue;
+    if (typeof k !== 'function' || isOptionalKernelOp(op)) continue;
     out[op] = (...v: unknown[]) => {
       calls++;
       used.add(op);

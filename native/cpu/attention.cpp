@@ -495,8 +495,7 @@ void attention_rows_forward_f32(const AttentionRowsShape& s, const float* qkv, c
                                 const int32_t* key_mask, float* out, float* lse) {
   check_attention_rows_shape(s, offsets);
   const int64_t C = s.H * s.D, NQ = query_rows(s);
-  for_each_rows_unit(s, offsets, [] { return 0; }, [&](const RowsUnit& w, int) {
-    ForwardScratch sc(s.D);  // per unit: a unit is whole heads, its tiles reuse it
+  for_each_rows_unit(s, offsets, [&] { return ForwardScratch(s.D); }, [&](const RowsUnit& w, ForwardScratch& sc) {
     const int64_t q = query_base(s, offsets, w.seq);
     for (int64_t h = w.h0; h < w.h1; ++h) {
       const HeadView v = rows_view(s, qkv, offsets, key_mask, w.seq, h);
