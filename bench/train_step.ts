@@ -10,12 +10,17 @@
  *        base (tunekit-gpt2-small) with its seq_cls head and the main job's LoRA (r 8, alpha 16,
  *        dropout 0.05 on wte, c_attn, c_proj, c_fc), cross-entropy on a label per sequence
  * TUNEKIT_COMPUTE_DTYPE=bf16 in the environment: frozen-weight products on the bf16 GEMM.
+ *
+ * For --mode lora|full it also prints the step's GEMM bound, measured in the same process: the
+ * step's matrix-product work (stepGflop, counted below) over our GEMM's rate on a 2048^3 product
+ * of the step's dtype (gemmGflops), as tokens/s (boundTokensPerSec), and the step's share of it.
  */
 import { parseArgs } from 'node:util';
 import {
   GPT2, parseGPT2Config, LoraModel, AdamW, clipGradNorm, backward, noGrad, tidy, tensor, randn, zeros, ones,
   manualSeed, nextSeed, setNumThreads, memoryStats, ops as F, loadPretrainedSync, resolveModelPath, type Tensor,
 } from 'tunekit';
+import { gemmStepGflop, measureGemmGflops } from './gemm_bound.js';
 
 export const MODEL_SIZES: Record<string, { n_embd: number; n_layer: number; n_head: number }> = {
   tiny: { n_embd: 128, n_layer: 2, n_head: 2 },
@@ -122,9 +127,18 @@ const profile = prof.nativeProfile()?.map((e) => ({ name: e.name, calls: e.calls
 const sorted = [...times].sort((a, b) => a - b);
 const median = sorted[Math.floor(sorted.length / 2)]!;
 const mean = times.reduce((a, b) => a + b, 0) / times.length;
+const dtype = process.env.TUNEKIT_COMPUTE_DTYPE === 'bf16' ? 'bf16' : 'f32';
+// the bound of this very run: our GEMM measured right after the steps, on the same threads
+let bound = {};
+if (!mainJob) {
+  const stepGflop = gemmStepGflop({ mode: mode as 'lora' | 'full', B, T, C: size.n_embd, L: size.n_layer, V, r: 8 });
+  const gemmGflops = measureGemmGflops(dtype);
+  const boundTokensPerSec = (B * T) / (stepGflop / gemmGflops);
+  bound = { stepGflop, gemmGflops, boundTokensPerSec, shareOfBound: (B * T) / median / boundTokensPerSec };
+}
 process.stdout.write(JSON.stringify({
   impl: 'tunekit', mode, model: values.model, batch: B, seq: T, threads: +values.threads!,
-  dtype: process.env.TUNEKIT_COMPUTE_DTYPE === 'bf16' ? 'bf16' : 'f32',
+  dtype, ...bound,
   stepSeconds: times, medianStep: median, tokensPerSec: (B * T) / median, meanTokensPerSec: (B * T) / mean,
   peakRssMB: process.resourceUsage().maxRSS / 1024, nativePeakMB: memoryStats().peakBytes / 2 ** 20,
   cpuSecondsPerStep: cpu.reduce((a, b) => a + b, 0) / cpu.length,

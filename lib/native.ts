@@ -186,21 +186,23 @@ export interface KernelOps {
    * wInOut, GPT-2 Conv1D). A [r, in], B [out, r]. xd = x, or with p > 0 PEFT's lora_dropout of x
    * fused into the kernel (never stored): element e kept iff its hash of (seed, e) clears p, the
    * kept flags written to mask (u8 [M, in]). xa [M, r] = xd A^T is written (saved for backward).
-   * bias may be null; mask may be null when p == 0.
+   * bias may be null; mask may be null when p == 0. wDtype 'bf16' (CPU only): w is the frozen
+   * weight's bf16 copy, x rounded to bf16 in the base product, the adapter path f32 (bf16 compute).
    */
   loraLinearForward: {
     args: { x: TensorRef; w: TensorRef; bias: TensorRef | null; a: TensorRef; b: TensorRef; y: TensorRef; xa: TensorRef; mask: TensorRef | null;
-      M: number; inF: number; outF: number; r: number; scale: number; wInOut: boolean; p: number; seed: number };
+      M: number; inF: number; outF: number; r: number; scale: number; wInOut: boolean; p: number; seed: number; wDtype?: 'f32' | 'bf16' };
     result: void;
   };
   /**
    * Given dy [M, out]: dx [M, in] = dy W + mask s (dy B) A / (1 - p) (the adapter path's input
    * gradient through the forward's mask), dA [r, in] = s (dy B)^T xd (xd rebuilt from x and the
-   * mask), dB [out, r] = s dy^T xa. Never a gradient for W.
+   * mask), dB [out, r] = s dy^T xa. Never a gradient for W; dx null: none for x either (its
+   * products skipped). wDtype as for the forward (dy rounded to bf16 in the base product).
    */
   loraLinearBackward: {
-    args: { dy: TensorRef; x: TensorRef; mask: TensorRef | null; w: TensorRef; a: TensorRef; b: TensorRef; xa: TensorRef; dx: TensorRef; da: TensorRef; db: TensorRef;
-      M: number; inF: number; outF: number; r: number; scale: number; wInOut: boolean; p: number };
+    args: { dy: TensorRef; x: TensorRef; mask: TensorRef | null; w: TensorRef; a: TensorRef; b: TensorRef; xa: TensorRef; dx: TensorRef | null; da: TensorRef; db: TensorRef;
+      M: number; inF: number; outF: number; r: number; scale: number; wInOut: boolean; p: number; wDtype?: 'f32' | 'bf16' };
     result: void;
   };
   // ---- linear + gathered LoRA, one adapter per row (native/napi/ops_lora_batched.cpp), f32, forward only

@@ -269,9 +269,13 @@ export function loraLinear(x: T, w: T, bias: T | null, a: T, b: T, opts: { scale
     throw new TunekitError('ERR_SHAPE', `loraLinear: x [${x.shape}], W [${w.shape}], A [${a.shape}], B [${b.shape}] do not fit (in ${inF}, out ${outF}, r ${r})`);
   }
   const p = opts.dropout ?? 0;
-  if (K.getComputeDtype() === 'bf16' && !needsGrad(w)) {
-    // bf16 compute: the frozen base product goes through the bf16 GEMM (linear), the rank-r
-    // adapter path stays f32; same dropout mask as the fused kernel (same seed and p)
+  const dev = K.commonDevice('loraLinear', [x, w, bias, a, b], ['its input', 'its weight', 'its bias', 'lora_A', 'lora_B']);
+  // bf16 compute with a frozen base: the base products go through the bf16 GEMM, the rank-r
+  // adapter path stays f32. On the CPU the fused kernel takes the weight's bf16 copy (the adapter
+  // added in the GEMM's epilogue); elsewhere the layer is composed of ops, with the dropout mask
+  // the fused kernel would draw (same seed and p)
+  const bf16Base = K.getComputeDtype() === 'bf16' && !needsGrad(w);
+  if (bf16Base && dev !== 'cpu') {
     const base = linear(x, w, bias, wInOut);
     const xd = p > 0 && needsGrad(a) ? dropout(x, p, opts.seed ?? 0) : x;
     return add(base, scale(linear(linear(xd, a, null), b, null), opts.scale));
@@ -282,15 +286,18 @@ export function loraLinear(x: T, w: T, bias: T | null, a: T, b: T, opts: { scale
   // dropout on the adapter path only (PEFT's lora_dropout), fused into the kernel: the dropped
   // input is never stored, only its kept flags (u8), which the backward reads
   const dropP = p > 0 && needsGrad(a) ? p : 0;
-  const dev = K.commonDevice('loraLinear', [x, w, bias, a, b], ['its input', 'its weight', 'its bias', 'lora_A', 'lora_B']);
   const mask = dropP > 0 ? Tensor.empty(xc.shape, 'u8', false, dev) : null;
   const y = Tensor.empty([...lead, outF], 'f32', false, dev);
   const xa = Tensor.empty([M, r], 'f32', false, dev);
-  const wc = w.contiguousRaw(), ac = a.contiguousRaw(), bc = b.contiguousRaw();
+  // the bf16 copy is the cache's (never disposed here)
+  const wc = bf16Base ? K.frozenBf16Copy(w) : w.contiguousRaw();
+  const ac = a.contiguousRaw(), bc = b.contiguousRaw();
   const bb = bias ? bias.contiguousRaw() : null;
-  K.run('loraLinearForward', { x: xc, w: wc, bias: bb, a: ac, b: bc, y, xa, mask, M, inF, outF, r, scale: opts.scale, wInOut, p: dropP, seed: opts.seed ?? 0 });
-  wc.dispose(); ac.dispose(); bc.dispose(); bb?.dispose();
-  record('loraLinear', [x, w, bias, a, b], y, { xc, xa, mask, p: dropP, scale: opts.scale, wInOut, M, inF, outF, r });
+  const wDtype = bf16Base ? { wDtype: 'bf16' as const } : {};
+  K.run('loraLinearForward', { x: xc, w: wc, bias: bb, a: ac, b: bc, y, xa, mask, M, inF, outF, r, scale: opts.scale, wInOut, p: dropP, seed: opts.seed ?? 0, ...wDtype });
+  if (!bf16Base) wc.dispose();
+  ac.dispose(); bc.dispose(); bb?.dispose();
+  record('loraLinear', [x, w, bias, a, b], y, { xc, xa, mask, p: dropP, scale: opts.scale, wInOut, M, inF, outF, r, bf16Base });
   if (!y.gradFn) {
     xc.dispose(); xa.dispose(); mask?.dispose();
   }

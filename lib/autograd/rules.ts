@@ -224,16 +224,21 @@ export const GRAD_RULES = {
 
   loraLinear: (g, node) => {
     const [, w, bias, a, b] = node.inputs as [Tensor, Tensor, Tensor | null, Tensor, Tensor];
-    const s = node.saved as { xc: Tensor; xa: Tensor; mask: Tensor | null; p: number; scale: number; wInOut: boolean; M: number; inF: number; outF: number; r: number };
+    const s = node.saved as { xc: Tensor; xa: Tensor; mask: Tensor | null; p: number; scale: number; wInOut: boolean; M: number; inF: number; outF: number; r: number; bf16Base: boolean };
     const gc = g.contiguousRaw();
     const dev = g.device;
-    const dx = Tensor.empty([s.M, s.inF], 'f32', false, dev);
+    // no dx when the input needs none (the first adapted layer over frozen embeddings): the
+    // kernel then skips dy W, the backward's largest product
+    const dx = want(node, 0) ? Tensor.empty([s.M, s.inF], 'f32', false, dev) : null;
     const da = Tensor.empty(a.shape, 'f32', false, dev), db = Tensor.empty(b.shape, 'f32', false, dev);
-    const wc = w.contiguousRaw(), ac = a.contiguousRaw(), bc = b.contiguousRaw();
+    // bf16 compute: the forward's bf16 copy of the frozen weight (the cache's, not disposed here)
+    const wc = s.bf16Base ? K.frozenBf16Copy(w) : w.contiguousRaw();
+    const ac = a.contiguousRaw(), bc = b.contiguousRaw();
     // dx = dy W + the adapter path's input gradient through the dropout mask (one kernel)
     K.run('loraLinearBackward', { dy: gc, x: s.xc, mask: s.mask, w: wc, a: ac, b: bc, xa: s.xa, dx, da, db,
-      M: s.M, inF: s.inF, outF: s.outF, r: s.r, scale: s.scale, wInOut: s.wInOut, p: s.p });
-    wc.dispose(); ac.dispose(); bc.dispose();
+      M: s.M, inF: s.inF, outF: s.outF, r: s.r, scale: s.scale, wInOut: s.wInOut, p: s.p, ...(s.bf16Base ? { wDtype: 'bf16' as const } : {}) });
+    if (!s.bf16Base) wc.dispose();
+    ac.dispose(); bc.dispose();
     let dbias: F32 | null = null;
     if (bias && want(node, 2)) {
       const g2 = gc.viewAs([s.M, s.outF], [s.outF, 1], gc.offset);
@@ -242,8 +247,8 @@ export const GRAD_RULES = {
     }
     gc.dispose();
     const x = node.inputs[0]!;
-    const dxv = dx.viewAs(x.shape, contiguousStrides(x.shape), 0) as F32;
-    dx.dispose();
+    const dxv = dx ? dx.viewAs(x.shape, contiguousStrides(x.shape), 0) as F32 : null;
+    dx?.dispose();
     // saved activations are no longer needed
     s.xc.dispose(); s.xa.dispose(); s.mask?.dispose();
     return [dxv, null, dbias, want(node, 3) ? da : (da.dispose(), null), want(node, 4) ? db : (db.dispose(), null)];

@@ -213,7 +213,15 @@ export async function benchCommand(argv: string[]): Promise<void> {
       raw.push(...g.ours, ...g.ref);
       const base = mode.startsWith('lora') ? 'GPT-2 124M LoRA r8 c_attn, 4x128, AdamW' : 'GPT-2 124M full fine-tuning, 4x128, AdamW';
       const label = mode.endsWith('-bf16') ? `${base}, bf16 compute (PEFT: autocast bf16)` : base;
-      rows.push({ name: `${label}: tokens/s`, ours: best(g.ours.map((j) => j.tokensPerSec as number), 'higher'), ref: best(g.ref.map((j) => j.tokensPerSec as number), 'higher'), unit: 'tokens/s', better: 'higher' });
+      const oursTps = best(g.ours.map((j) => j.tokensPerSec as number), 'higher'), refTps = best(g.ref.map((j) => j.tokensPerSec as number), 'higher');
+      rows.push({ name: `${label}: tokens/s`, ours: oursTps, ref: refTps, unit: 'tokens/s', better: 'higher' });
+      // the step as a share of its GEMM bound (its matrix-product work at our GEMM's 2048^3 rate,
+      // measured by each of our runs right after its steps): both sides against the same bound
+      const bound = best(g.ours.map((j) => j.boundTokensPerSec as number).filter((x) => x > 0), 'higher');
+      if (bound !== null) {
+        rows.push({ name: `${label}: share of the GEMM bound (${bound.toFixed(0)} tokens/s)`, ours: oursTps === null ? null : (100 * oursTps) / bound,
+          ref: refTps === null ? null : (100 * refTps) / bound, unit: '%', better: 'higher' });
+      }
       rows.push({ name: `${label}: peak RSS`, ours: best(g.ours.map((j) => j.peakRssMB as number), 'lower'), ref: best(g.ref.map((j) => j.peakRssMB as number), 'lower'), unit: 'MB', better: 'lower' });
     }
   }

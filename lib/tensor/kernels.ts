@@ -295,19 +295,27 @@ export function clearBf16WeightCache(): void {
 }
 
 /**
+ * The bf16 copy of a frozen f32 weight that bf16 compute multiplies by: made once per weight
+ * version and held (outside any tidy scope) for as long as the weight lives. Not the caller's to
+ * dispose.
+ */
+export function frozenBf16Copy(w: Tensor): Tensor<'bf16'> {
+  let cached = bf16Weights.get(w);
+  if (!cached || cached.version !== w.version) {
+    cached?.copy.dispose();
+    cached = { version: w.version, copy: keep(w.castRaw('bf16')) };
+    bf16Weights.set(w, cached);
+  }
+  return cached.copy;
+}
+
+/**
  * gemm(a, w) where w is a weight: in bf16 compute mode with a frozen f32 weight, through bf16
  * (see setComputeDtype); otherwise exactly gemm().
  */
 export function gemmWeight(a: Tensor, w: Tensor, frozen: boolean, opts: { transA?: boolean; transB?: boolean; beta?: number; into?: Tensor<'f32'> } = {}): Tensor<'f32'> {
   if (computeDtype !== 'bf16' || !frozen || a.dtype !== 'f32' || w.dtype !== 'f32') return gemm(a, w, opts);
-  let cached = bf16Weights.get(w);
-  if (!cached || cached.version !== w.version) {
-    cached?.copy.dispose();
-    // held outside any tidy scope for as long as the weight lives
-    cached = { version: w.version, copy: keep(w.castRaw('bf16')) };
-    bf16Weights.set(w, cached);
-  }
-  const wb = cached.copy;
+  const wb = frozenBf16Copy(w);
   // on the CPU the activation is rounded while the GEMM packs it (no cast pass, no bf16 buffer)
   if (a.device === 'cpu') return gemm(a, wb, { ...opts, roundA: true });
   const ab = a.castRaw('bf16');

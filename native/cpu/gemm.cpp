@@ -87,6 +87,12 @@ void scale_c(const GemmShape& s, float* C) {
   }
 }
 
+// scale_c, then the epilogue on all of C (its one block): what the packed path ends with.
+void scale_c_then_epilogue(const GemmShape& s, float* C) {
+  scale_c(s, C);
+  if (s.epilogue) s.epilogue(s.epilogue_ctx, s.epilogue_i0, s.M, s.epilogue_j0, s.N, C, s.ldc);
+}
+
 // Whether run_split gives the threads column slices of C, so that each of them packs all of op(A).
 bool splits_by_columns(const GemmShape& s, const IsaGemm& isa) {
   const double flops = 2.0 * static_cast<double>(s.M) * static_cast<double>(s.N) * static_cast<double>(s.K);
@@ -163,11 +169,7 @@ SerialBF16RoundA bf16_round_a_serial_for(const IsaGemm& isa) {
 void gemm_f32(const GemmShape& s, const float* A, const float* B, float* C) {
   check_shape(s, A, B, C, "gemm_f32");
   if (s.M == 0 || s.N == 0) return;
-  if (s.K == 0 || s.alpha == 0.0f) {
-    scale_c(s, C);
-    if (s.epilogue) s.epilogue(s.epilogue_ctx, s.epilogue_i0, s.M, s.epilogue_j0, s.N, C, s.ldc);
-    return;
-  }
+  if (s.K == 0 || s.alpha == 0.0f) return scale_c_then_epilogue(s, C);
   const IsaGemm& isa = isa_gemm_best();
   // the streaming M == 1 path has no second product or epilogue: the packed path takes them
   if (s.M == 1 && isa.gemv && s.K2 == 0 && !s.epilogue) return run_gemv(s, A, B, C, isa);
@@ -176,18 +178,18 @@ void gemm_f32(const GemmShape& s, const float* A, const float* B, float* C) {
 
 void gemm_bf16(const GemmShape& s, const uint16_t* A, const uint16_t* B, float* C) {
   check_shape(s, A, B, C, "gemm_bf16");
-  TK_CHECK(s.K2 == 0 && !s.epilogue, Value, "gemm_bf16: a second product (K2) and an epilogue are f32 only");
+  TK_CHECK(s.K2 == 0, Value, "gemm_bf16: a second product (K2) is f32 only");
   if (s.M == 0 || s.N == 0) return;
-  if (s.K == 0 || s.alpha == 0.0f) return scale_c(s, C);
+  if (s.K == 0 || s.alpha == 0.0f) return scale_c_then_epilogue(s, C);
   const IsaGemm& isa = isa_gemm_best();
   run_split(s, A, B, C, isa, bf16_serial_for(isa));
 }
 
 void gemm_bf16_round_a(const GemmShape& s, const float* A, const uint16_t* B, float* C) {
   check_shape(s, A, B, C, "gemm_bf16_round_a");
-  TK_CHECK(s.K2 == 0 && !s.epilogue, Value, "gemm_bf16_round_a: a second product (K2) and an epilogue are f32 only");
+  TK_CHECK(s.K2 == 0, Value, "gemm_bf16_round_a: a second product (K2) is f32 only");
   if (s.M == 0 || s.N == 0) return;
-  if (s.K == 0 || s.alpha == 0.0f) return scale_c(s, C);
+  if (s.K == 0 || s.alpha == 0.0f) return scale_c_then_epilogue(s, C);
   const IsaGemm& isa = isa_gemm_best();
   if (splits_by_columns(s, isa)) {
     // Every thread would round all of A while packing it (the threads split C by columns): the

@@ -28,7 +28,8 @@ struct GemmShape : tk::GemmShape {
   // An epilogue on each finished block of C, run by the thread that computed it right after the
   // block's last K step, while it is still in L2: epilogue(ctx, i0, m, j0, n, Cb, ldc) with Cb
   // the block [m, n] at rows i0.., columns j0.. of the whole C (indices count from the caller's
-  // C, whatever the thread split). Blocks tile C exactly once. f32 only (gemm_f32, not batched).
+  // C, whatever the thread split). Blocks tile C exactly once. gemm_f32, gemm_bf16 and
+  // gemm_bf16_round_a (not the batched GEMM).
   void (*epilogue)(void* ctx, int64_t i0, int64_t m, int64_t j0, int64_t n, float* Cb, int64_t ldc) = nullptr;
   void* epilogue_ctx = nullptr;
   int64_t epilogue_i0 = 0, epilogue_j0 = 0;  // this (sub-)shape's C within the caller's (set by the split)

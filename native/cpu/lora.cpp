@@ -58,6 +58,34 @@ struct AdapterInput {
   }
 };
 
+// The frozen base weight W: f32, or its bf16 copy (bf16 compute: the activation is rounded to
+// bf16 while the GEMM packs it, gemm_bf16_round_a). Exactly one of the two is set.
+struct BaseWeight {
+  const float* f32 = nullptr;
+  const uint16_t* bf16 = nullptr;
+};
+
+// C (+)= op(A) op(W) through the GEMM W's dtype asks for (g's epilogue included).
+void base_gemm(const GemmShape& g, const float* A, const BaseWeight& w, float* C) {
+  if (w.bf16) gemm_bf16_round_a(g, A, w.bf16, C);
+  else gemm_f32(g, A, w.f32, C);
+}
+
+// GemmShape::epilogue of the forward's GEMM when the adapter cannot ride in its last K block
+// (a bf16 base product: the appended operands are f32): y[i, j0..] += [xa | 1] [s B^T ; bias] on
+// each finished block of y, while it is in L2.
+struct AdapterUpdate {
+  const float* xa;    // [M, r]
+  const float* sbt;   // s B^T [r, out]
+  const float* bias;  // [out] or null
+  int64_t r, out;
+  static void add(void* ctx, int64_t i0, int64_t m, int64_t j0, int64_t n, float* yb, int64_t ldy) {
+    const auto* e = static_cast<const AdapterUpdate*>(ctx);
+    thin_rowaxpy(e->xa + i0 * e->r, e->r, e->sbt + j0, e->out, m, e->r, n, 1.0f, e->bias ? e->bias + j0 : nullptr,
+                 nullptr, 0.0f, yb, ldy, true);
+  }
+};
+
 // B^T [r, out] from B [out, r]: the thin row loops read the adapter's up-projection by rows.
 std::vector<float> transposed_b(const float* b, int64_t out, int64_t r) {
   std::vector<float> bt(static_cast<size_t>(r * out));
@@ -92,7 +120,7 @@ float* caller_buffer(int which, int64_t n) {
 // made in scratch); then ONE GEMM writes y, with [s xa | 1] [B^T ; bias] appended to the base
 // product's last K block (GemmShape::A2/B2): the rank-r update and the bias cost no second pass
 // over y.
-void forward_impl(const LoraShape& s, const float* x, const AdapterInput& xin, const float* w, const float* bias,
+void forward_impl(const LoraShape& s, const float* x, const AdapterInput& xin, const BaseWeight& w, const float* bias,
                   const float* a, const float* b, float* y, float* xa, float p, uint64_t seed, uint8_t* mask_out) {
   check_lora_shape(s);
   const int64_t M = s.M, in = s.in, out = s.out, r = s.r;
@@ -106,8 +134,10 @@ void forward_impl(const LoraShape& s, const float* x, const AdapterInput& xin, c
     for (int64_t k = 0; k < r; ++k) b2[k * out + o] = s.scale * b[o * r + k];
   if (bias) std::copy(bias, bias + out, b2.begin() + r * out);
   static const float kOne = 1.0f;
+  // a bf16 base product takes the adapter (and the bias) in its epilogue instead: xa as it is
+  const bool append = !w.bf16;
   if (r > 0) {
-    a2 = bias ? caller_buffer(1, M * lda2) : xa;
+    a2 = bias && append ? caller_buffer(1, M * lda2) : xa;
     const int64_t blocks = (M + kRows - 1) / kRows;
     parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t blk = b0; blk < b1; ++blk) {
@@ -123,7 +153,7 @@ void forward_impl(const LoraShape& s, const float* x, const AdapterInput& xin, c
         }
         // xa [n, r] = xd [n, in] A^T  (A [r, in])
         thin_rowdot(xdb, in, a, n, r, in, 1.0f, xa + i0 * r, r);
-        if (bias)  // [xa | 1], the ones carrying the bias row of B2
+        if (bias && append)  // [xa | 1], the ones carrying the bias row of B2
           for (int64_t i = 0; i < n; ++i) {
             std::copy(xa + (i0 + i) * r, xa + (i0 + i + 1) * r, a2 + (i0 + i) * lda2);
             a2[(i0 + i) * lda2 + r] = 1.0f;
@@ -140,23 +170,27 @@ void forward_impl(const LoraShape& s, const float* x, const AdapterInput& xin, c
   g.ldb = s.w_in_out ? out : in;
   g.ldc = out;
   g.beta = 0.0f;
-  if (k2 > 0) {
+  if (in == 0) {  // an empty base product: y = s xa B^T + bias alone (reference path, tiny)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t o = 0; o < out; ++o) {
+        float v = bias ? bias[o] : 0.0f;
+        for (int64_t k = 0; k < r; ++k) v += xa[i * r + k] * b2[k * out + o];
+        y[i * out + o] = v;
+      }
+    return;
+  }
+  AdapterUpdate update{xa, b2.data(), bias, r, out};
+  if (k2 > 0 && append) {
     g.A2 = r > 0 ? a2 : &kOne;  // bias alone: a broadcast column of ones (lda2 = 0)
     g.lda2 = r > 0 ? lda2 : 0;
     g.B2 = b2.data();
     g.K2 = k2;
     g.ldb2 = out;
+  } else if (k2 > 0) {
+    g.epilogue = &AdapterUpdate::add;
+    g.epilogue_ctx = &update;
   }
-  if (in == 0) {  // an empty base product: y = the appended product alone (reference path, tiny)
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t o = 0; o < out; ++o) {
-        float v = 0.0f;
-        for (int64_t k = 0; k < k2; ++k) v += g.A2[i * g.lda2 + k] * b2[k * out + o];
-        y[i * out + o] = v;
-      }
-    return;
-  }
-  gemm_f32(g, x, w, y);
+  base_gemm(g, x, w, y);
 }
 
 // GemmShape::epilogue of the dx GEMM under a dropout mask: dx[i, j] += mask[i, j] keep s (t A)[i, j]
@@ -181,7 +215,10 @@ struct MaskedAdapterGrad {
 // the block's xd rebuilt from x and the mask) while the block's dy is in cache; then dx = dy W with the adapter path's s t A appended to the
 // GEMM's last K block (one pass over dx) when no dropout mask sits between them; with a mask
 // the product goes through it in the GEMM's epilogue on each finished block of dx.
-void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin, const float* w, const float* a,
+//
+// dx may be null (the layer's input needs no gradient: its GEMM, the backward's largest product,
+// is skipped). A bf16 base weight takes the adapter path's input gradient in the epilogue.
+void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin, const BaseWeight& w, const float* a,
                    const float* b, const float* xa, float* dx, float* dxd, float* da, float* db) {
   check_lora_shape(s);
   const int64_t M = s.M, in = s.in, out = s.out, r = s.r;
@@ -195,7 +232,7 @@ void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin,
   g.ldc = in;
   g.beta = 0.0f;
   if (r == 0) {
-    gemm_f32(g, dy, w, dx);
+    if (dx) base_gemm(g, dy, w, dx);
     if (dxd) std::fill(dxd, dxd + M * in, 0.0f);
     return;
   }
@@ -239,10 +276,12 @@ void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin,
   // last K block (dx = [dy | t] [W^T ; s A], one pass over dx); with the dropout mask, added
   // through it by an epilogue on each finished block of dx while the block is in L2 (a separate
   // pass read and wrote all of dx from memory once more); into dxd (legacy API) in its own pass.
-  const bool append = !dxd && !xin.mask && out > 0;
+  const bool append = !dxd && !xin.mask && out > 0 && !w.bf16;
   std::vector<float> sa;
   MaskedAdapterGrad masked{t_all, a, xin.mask, r, in, s.scale, xin.keep_scale};
-  if (append) {
+  if (!dx) {
+    // no input gradient: nothing to append to
+  } else if (append) {
     sa.assign(a, a + r * in);
     for (float& v : sa) v *= s.scale;
     g.A2 = t_all;
@@ -254,7 +293,7 @@ void backward_impl(const LoraShape& s, const float* dy, const AdapterInput& xin,
     g.epilogue = &MaskedAdapterGrad::add;
     g.epilogue_ctx = &masked;
   }
-  gemm_f32(g, dy, w, dx);  // K = out = 0: dx = 0 (then the epilogue)
+  if (dx) base_gemm(g, dy, w, dx);  // K = out = 0: dx = 0 (then the epilogue)
   if (dxd) {
     parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t blk = b0; blk < b1; ++blk) {
@@ -296,7 +335,7 @@ void lora_linear_forward_f32(const LoraShape& s, const float* x, const float* xd
   xin.x = x;
   xin.xd = xd == x ? nullptr : xd;
   xin.in = s.in;
-  forward_impl(s, x, xin, w, bias, a, b, y, xa, 0.0f, 0, nullptr);
+  forward_impl(s, x, xin, BaseWeight{w, nullptr}, bias, a, b, y, xa, 0.0f, 0, nullptr);
 }
 
 void lora_linear_backward_f32(const LoraShape& s, const float* dy, const float* xd, const float* w,
@@ -307,12 +346,14 @@ void lora_linear_backward_f32(const LoraShape& s, const float* dy, const float* 
   AdapterInput xin;
   xin.xd = xd;
   xin.in = s.in;
-  backward_impl(s, dy, xin, w, a, b, xa, dx, merge_dx ? nullptr : dxd, da, db);
+  TK_CHECK(dx != nullptr || s.M * s.in == 0, Value, "loraLinearBackward: dx is required");
+  backward_impl(s, dy, xin, BaseWeight{w, nullptr}, a, b, xa, dx, merge_dx ? nullptr : dxd, da, db);
 }
 
-void lora_linear_forward_dropout_f32(const LoraShape& s, const float* x, const float* w, const float* bias,
-                                     const float* a, const float* b, float p, uint64_t seed, uint8_t* mask, float* y,
-                                     float* xa) {
+namespace {
+
+void forward_dropout(const LoraShape& s, const float* x, const BaseWeight& w, const float* bias, const float* a,
+                     const float* b, float p, uint64_t seed, uint8_t* mask, float* y, float* xa) {
   TK_CHECK(p >= 0.0f && p < 1.0f, Value, "loraLinear: dropout p must be in [0, 1) but is ", p);
   TK_CHECK(p == 0.0f || mask != nullptr || s.M * s.in == 0, Value, "loraLinear: a dropout mask buffer is required when p > 0");
   AdapterInput xin;
@@ -327,9 +368,9 @@ void lora_linear_forward_dropout_f32(const LoraShape& s, const float* x, const f
   }
 }
 
-void lora_linear_backward_dropout_f32(const LoraShape& s, const float* dy, const float* x, const uint8_t* mask,
-                                      float p, const float* w, const float* a, const float* b, const float* xa,
-                                      float* dx, float* da, float* db) {
+void backward_dropout(const LoraShape& s, const float* dy, const float* x, const uint8_t* mask, float p,
+                      const BaseWeight& w, const float* a, const float* b, const float* xa, float* dx, float* da,
+                      float* db) {
   TK_CHECK(p >= 0.0f && p < 1.0f, Value, "loraLinearBackward: dropout p must be in [0, 1) but is ", p);
   TK_CHECK(p == 0.0f || mask != nullptr || s.M * s.in == 0, Value, "loraLinearBackward: the forward's dropout mask is required when p > 0");
   AdapterInput xin;
@@ -341,6 +382,32 @@ void lora_linear_backward_dropout_f32(const LoraShape& s, const float* dy, const
     xin.keep_scale = 1.0f / (1.0f - p);
   }
   backward_impl(s, dy, xin, w, a, b, xa, dx, nullptr, da, db);
+}
+
+}  // namespace
+
+void lora_linear_forward_dropout_f32(const LoraShape& s, const float* x, const float* w, const float* bias,
+                                     const float* a, const float* b, float p, uint64_t seed, uint8_t* mask, float* y,
+                                     float* xa) {
+  forward_dropout(s, x, BaseWeight{w, nullptr}, bias, a, b, p, seed, mask, y, xa);
+}
+
+void lora_linear_backward_dropout_f32(const LoraShape& s, const float* dy, const float* x, const uint8_t* mask,
+                                      float p, const float* w, const float* a, const float* b, const float* xa,
+                                      float* dx, float* da, float* db) {
+  backward_dropout(s, dy, x, mask, p, BaseWeight{w, nullptr}, a, b, xa, dx, da, db);
+}
+
+void lora_linear_forward_dropout_bf16w(const LoraShape& s, const float* x, const uint16_t* w, const float* bias,
+                                       const float* a, const float* b, float p, uint64_t seed, uint8_t* mask,
+                                       float* y, float* xa) {
+  forward_dropout(s, x, BaseWeight{nullptr, w}, bias, a, b, p, seed, mask, y, xa);
+}
+
+void lora_linear_backward_dropout_bf16w(const LoraShape& s, const float* dy, const float* x, const uint8_t* mask,
+                                        float p, const uint16_t* w, const float* a, const float* b, const float* xa,
+                                        float* dx, float* da, float* db) {
+  backward_dropout(s, dy, x, mask, p, BaseWeight{nullptr, w}, a, b, xa, dx, da, db);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -47,9 +47,23 @@ void lora_linear_backward_f32(const LoraShape& s, const float* dy, const float* 
 void lora_linear_forward_dropout_f32(const LoraShape& s, const float* x, const float* w, const float* bias,
                                      const float* a, const float* b, float p, uint64_t seed, uint8_t* mask, float* y,
                                      float* xa);
+// dx may be null: the layer's input needs no gradient (the first adapted layer of a frozen
+// model), and dx's GEMM, the backward's largest product, is skipped.
 void lora_linear_backward_dropout_f32(const LoraShape& s, const float* dy, const float* x, const uint8_t* mask,
                                       float p, const float* w, const float* a, const float* b, const float* xa,
                                       float* dx, float* da, float* db);
+
+// bf16 compute (TUNEKIT_COMPUTE_DTYPE=bf16) with the same fusion: w is the frozen weight's bf16
+// copy (bits, W's layout), and the base products x W and dy W^T round their f32 activation to
+// bf16 while the GEMM packs it (gemm_bf16_round_a); the adapter path, its dropout and every
+// gradient stay f32, added to the finished blocks of y and dx by the GEMM's epilogue. y equals
+// round(x) W_bf16 + bias + s (xd A^T) B^T up to f32 summation order.
+void lora_linear_forward_dropout_bf16w(const LoraShape& s, const float* x, const uint16_t* w, const float* bias,
+                                       const float* a, const float* b, float p, uint64_t seed, uint8_t* mask,
+                                       float* y, float* xa);
+void lora_linear_backward_dropout_bf16w(const LoraShape& s, const float* dy, const float* x, const uint8_t* mask,
+                                        float p, const uint16_t* w, const float* a, const float* b, const float* xa,
+                                        float* dx, float* da, float* db);
 
 // Plain loops in double precision: the oracle for the fast path.
 void lora_linear_forward_reference(const LoraShape& s, const float* x, const float* xd, const float* w,

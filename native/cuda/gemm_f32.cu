@@ -200,9 +200,9 @@ void lora_linear_backward_dropout_f32(const LoraShape& s, const float* dy, const
   const int64_t M = s.M, in = s.in, out = s.out, r = s.r;
   // Empty sizes need no special case: a GEMM with K = 0 writes zeros (beta 0), so with no rows
   // dA and dB come out zero, with out = 0 dx and dA do, as the CPU writes them.
-  // dx = dy W   (W [out, in]: NN; W [in, out]: dx = dy W^T, NT)
-  if (s.w_in_out) gemm(false, true, M, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
-  else gemm(false, false, M, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
+  // dx = dy W   (W [out, in]: NN; W [in, out]: dx = dy W^T, NT); dx null: no input gradient
+  if (dx && s.w_in_out) gemm(false, true, M, in, out, 1.0f, dy, out, w, out, 0.0f, dx, in);
+  else if (dx) gemm(false, false, M, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
   if (r == 0) return;
   // g [M, r] = dy B
   DeviceBuffer g_buf(static_cast<size_t>(M * r) * sizeof(float));
@@ -212,12 +212,14 @@ void lora_linear_backward_dropout_f32(const LoraShape& s, const float* dy, const
   DeviceBuffer xd_buf(p > 0.0f ? static_cast<size_t>(M * in) * sizeof(float) : 0);
   if (p == 0.0f) {
     // dx += s g A
-    gemm(false, false, M, in, r, s.scale, g, r, a, in, 1.0f, dx, in);
+    if (dx) gemm(false, false, M, in, r, s.scale, g, r, a, in, 1.0f, dx, in);
   } else {
     // t = s g A, dx += t mask / (1 - p); xd rebuilt as x mask / (1 - p) (the forward's values)
-    DeviceBuffer t_buf(static_cast<size_t>(M * in) * sizeof(float));
-    gemm(false, false, M, in, r, s.scale, g, r, a, in, 0.0f, t_buf.get<float>(), in);
-    dropout_backward(t_buf.get<float>(), mask, dx, M * in, p, true);
+    if (dx) {
+      DeviceBuffer t_buf(static_cast<size_t>(M * in) * sizeof(float));
+      gemm(false, false, M, in, r, s.scale, g, r, a, in, 0.0f, t_buf.get<float>(), in);
+      dropout_backward(t_buf.get<float>(), mask, dx, M * in, p, true);
+    }
     dropout_backward(x, mask, xd_buf.get<float>(), M * in, p, false);
     xd = xd_buf.get<float>();
   }

@@ -124,7 +124,7 @@ void gemm_f32_batched(const GemmShape& s, int64_t batch, const float* A, int64_t
 // cpu/lora.h's lora_linear_{forward,backward}_dropout_f32, composed from gemm_f32 and the dropout
 // kernels (masks bit-identical to the CPU's for the same seed): all operands f32, f32 products.
 // Temporaries ([M, in] for the dropped input and the masked gradient, [M, r]) come from the
-// caching allocator.
+// caching allocator. The backward's dx may be null (no input gradient: its products are skipped).
 void lora_linear_forward_dropout_f32(const LoraShape& s, const float* x, const float* w, const float* bias,
                                      const float* a, const float* b, float p, uint64_t seed, uint8_t* mask, float* y,
                                      float* xa);

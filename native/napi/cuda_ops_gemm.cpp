@@ -52,15 +52,17 @@ TK_CUDA_OP(gemm) {
 TK_CUDA_OP(loraLinearForward) {
   Opts o(info, "loraLinearForward", Backend::Cuda);
   const LoraForwardArgs r = lora_forward_args(o);
+  TK_CHECK(!r.w_bf16, Dtype, "loraLinearForward: a bf16 base weight (wDtype) is CPU only; pass the f32 weight on CUDA");
   use_call_device(o);
   cuda::lora_linear_forward_dropout_f32(r.s, r.x, r.w, r.bias, r.a, r.b, r.p, r.seed, r.mask, r.y, r.xa);
   return info.Env().Undefined();
 }
 
-// loraLinearBackward({ dy, x, mask | null, w, a, b, xa, dx, da, db, M, inF, outF, r, scale, wInOut, p })
+// loraLinearBackward({ dy, x, mask | null, w, a, b, xa, dx | null, da, db, M, inF, outF, r, scale, wInOut, p })
 TK_CUDA_OP(loraLinearBackward) {
   Opts o(info, "loraLinearBackward", Backend::Cuda);
   const LoraBackwardArgs r = lora_backward_args(o);
+  TK_CHECK(!r.w_bf16, Dtype, "loraLinearBackward: a bf16 base weight (wDtype) is CPU only; pass the f32 weight on CUDA");
   use_call_device(o);
   cuda::lora_linear_backward_dropout_f32(r.s, r.dy, r.x, r.mask, r.p, r.w, r.a, r.b, r.xa, r.dx, r.da, r.db);
   return info.Env().Undefined();

@@ -181,6 +181,18 @@ GemmArgs gemm_args(const Opts& o) {
   return g;
 }
 
+namespace {
+
+// The base weight of a fused LoRA call: f32, or with wDtype 'bf16' the frozen weight's bf16 copy.
+void read_lora_weight(const Opts& o, int64_t n_w, const float*& w, const uint16_t*& w_bf16) {
+  const DType dt = o.has("wDtype") ? o.dtype("wDtype") : DType::F32;
+  TK_CHECK(dt == DType::F32 || dt == DType::BF16, Dtype, o.op(), ": options.wDtype must be f32 or bf16, got ", dtype_name(dt));
+  if (dt == DType::BF16) w_bf16 = o.tensor<uint16_t>("w", n_w);
+  else w = o.tensor<float>("w", n_w);
+}
+
+}  // namespace
+
 LoraForwardArgs lora_forward_args(const Opts& o) {
   LoraForwardArgs r;
   const LoraShape& s = r.s = lora_shape(o);
@@ -188,7 +200,7 @@ LoraForwardArgs lora_forward_args(const Opts& o) {
   r.seed = static_cast<uint64_t>(o.count("seed"));
   const int64_t n_x = checked_elems(s.M, s.in, "loraLinearForward x"), n_w = checked_elems(s.out, s.in, "loraLinearForward w");
   r.x = o.tensor<float>("x", n_x);
-  r.w = o.tensor<float>("w", n_w);
+  read_lora_weight(o, n_w, r.w, r.w_bf16);
   r.bias = o.optional_tensor<float>("bias", s.out);
   r.a = o.tensor<float>("a", checked_elems(s.r, s.in, "loraLinearForward a"));
   r.b = o.tensor<float>("b", checked_elems(s.out, s.r, "loraLinearForward b"));
@@ -212,11 +224,11 @@ LoraBackwardArgs lora_backward_args(const Opts& o) {
     TK_CHECK(o.has("mask"), Value, "loraLinearBackward: options.mask (the forward's) is required when the dropout p > 0");
     r.mask = o.tensor<uint8_t>("mask", n_x);
   }
-  r.w = o.tensor<float>("w", checked_elems(s.out, s.in, "loraLinearBackward w"));
+  read_lora_weight(o, checked_elems(s.out, s.in, "loraLinearBackward w"), r.w, r.w_bf16);
   r.a = o.tensor<float>("a", checked_elems(s.r, s.in, "loraLinearBackward a"));
   r.b = o.tensor<float>("b", checked_elems(s.out, s.r, "loraLinearBackward b"));
   r.xa = o.tensor<float>("xa", checked_elems(s.M, s.r, "loraLinearBackward xa"));
-  r.dx = o.tensor<float>("dx", n_x);
+  r.dx = o.optional_tensor<float>("dx", n_x);
   r.da = o.tensor<float>("da", checked_elems(s.r, s.in, "loraLinearBackward da"));
   r.db = o.tensor<float>("db", checked_elems(s.out, s.r, "loraLinearBackward db"));
   return r;

@@ -87,14 +87,16 @@ struct GemmArgs {
 };
 GemmArgs gemm_args(const Opts& o);
 
-// loraLinearForward({ x, w, bias | null, a, b, y, xa, mask | null, M, inF, outF, r, scale, wInOut, p, seed })
-// mask (u8 [M, in]) is required when p > 0, else nullptr
+// loraLinearForward({ x, w, bias | null, a, b, y, xa, mask | null, M, inF, outF, r, scale, wInOut, p, seed, wDtype? })
+// mask (u8 [M, in]) is required when p > 0, else nullptr. wDtype 'bf16' (default 'f32'): w is the
+// frozen weight's bf16 copy, read into w_bf16 (w is then null).
 struct LoraForwardArgs {
   LoraShape s;
   float p = 0.0f;
   uint64_t seed = 0;
   const float* x = nullptr;
   const float* w = nullptr;
+  const uint16_t* w_bf16 = nullptr;
   const float* bias = nullptr;
   const float* a = nullptr;
   const float* b = nullptr;
@@ -104,8 +106,9 @@ struct LoraForwardArgs {
 };
 LoraForwardArgs lora_forward_args(const Opts& o);
 
-// loraLinearBackward({ dy, x, mask | null, w, a, b, xa, dx, da, db, M, inF, outF, r, scale, wInOut, p })
-// mask (the forward's) is required when p > 0, else nullptr
+// loraLinearBackward({ dy, x, mask | null, w, a, b, xa, dx | null, da, db, M, inF, outF, r, scale, wInOut, p, wDtype? })
+// mask (the forward's) is required when p > 0, else nullptr; dx null: no input gradient; wDtype
+// as for the forward.
 struct LoraBackwardArgs {
   LoraShape s;
   float p = 0.0f;
@@ -113,6 +116,7 @@ struct LoraBackwardArgs {
   const float* x = nullptr;
   const uint8_t* mask = nullptr;
   const float* w = nullptr;
+  const uint16_t* w_bf16 = nullptr;
   const float* a = nullptr;
   const float* b = nullptr;
   const float* xa = nullptr;

@@ -385,9 +385,10 @@ TK_TEST(gemm_f32_second_thin_product) {
 // GemmShape::epilogue: called on every element of C exactly once, after its final value, with
 // the element's row and column in the caller's C (whatever the blocks and the thread split):
 // every ISA table, the threaded front end split by N and by M, C blocks crossing MC/NC/KC, and
-// K == 0. The epilogue here is C = 2 C + (row * 10000 + column), applied afterwards to the same
-// product without the epilogue for the expected bits.
-TK_TEST(gemm_f32_epilogue_sees_each_final_element_once) {
+// K == 0; for the f32, the bf16 and the round-A bf16 GEMM. The epilogue here is
+// C = 2 C + (row * 10000 + column), applied afterwards to the same product without the epilogue
+// for the expected bits.
+TK_TEST(gemm_epilogue_sees_each_final_element_once) {
   using namespace tk::cpu::gemm_detail;
   const auto& f = tk::cpu_features();
   std::vector<const IsaGemm*> tables = {&isa_gemm_portable()};
@@ -407,10 +408,20 @@ TK_TEST(gemm_f32_epilogue_sees_each_final_element_once) {
       }
   };
   uint64_t seed = 1300;
-  auto run = [&](const IsaGemm* t, int64_t M, int64_t N, int64_t K) {
+  enum Kind { kF32, kBF16, kBF16RoundA };
+  const char* const kind_names[] = {"f32", "bf16", "bf16 round-A"};
+  auto run = [&](const IsaGemm* t, int64_t M, int64_t N, int64_t K, Kind kind) {
     GemmShape s = shape(M, N, K, seed & 1, seed & 2, 3);
     s.beta = (seed & 4) ? 0.0f : 1.0f;
     auto A = tk::test::randn(a_size(s), seed), B = tk::test::randn(b_size(s), seed + 1);
+    std::vector<uint16_t> Ab(A.size()), Bb(B.size());
+    for (size_t i = 0; i < A.size(); ++i) Ab[i] = tk::f32_to_bf16(A[i]);
+    for (size_t i = 0; i < B.size(); ++i) Bb[i] = tk::f32_to_bf16(B[i]);
+    auto call = [&](const GemmShape& g, float* C) {
+      if (kind == kF32) return t ? t->f32(g, A.data(), B.data(), C, &thread_workspace) : tk::cpu::gemm_f32(g, A.data(), B.data(), C);
+      if (kind == kBF16) return t ? t->bf16(g, Ab.data(), Bb.data(), C, &thread_workspace) : tk::cpu::gemm_bf16(g, Ab.data(), Bb.data(), C);
+      return t ? t->bf16_round_a(g, A.data(), Bb.data(), C, &thread_workspace) : tk::cpu::gemm_bf16_round_a(g, A.data(), Bb.data(), C);
+    };
     auto C1 = tk::test::randn(c_size(s), seed + 2);
     auto C2 = C1;
     Visits v;
@@ -421,13 +432,8 @@ TK_TEST(gemm_f32_epilogue_sees_each_final_element_once) {
     se.epilogue_ctx = &v;
     // the expected bits from the same path (M == 1 takes the packed path, not gemv, with an epilogue)
     s.epilogue = [](void*, int64_t, int64_t, int64_t, int64_t, float*, int64_t) {};
-    if (t) {
-      t->f32(se, A.data(), B.data(), C1.data(), &thread_workspace);
-      t->f32(s, A.data(), B.data(), C2.data(), &thread_workspace);
-    } else {
-      tk::cpu::gemm_f32(se, A.data(), B.data(), C1.data());
-      tk::cpu::gemm_f32(s, A.data(), B.data(), C2.data());
-    }
+    call(se, C1.data());
+    call(s, C2.data());
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) {
         float& c = C2[i * s.ldc + j];
@@ -435,17 +441,22 @@ TK_TEST(gemm_f32_epilogue_sees_each_final_element_once) {
       }
     bool once = true;
     for (int c : v.count) once = once && c == 1;
-    TK_EXPECT(once && v.ldc_seen == s.ldc, "%s M=%lld N=%lld K=%lld: every element visited once (%d), ldc passed", t ? t->name : "front end",
-              (long long)M, (long long)N, (long long)K, (int)once);
-    TK_EXPECT(std::memcmp(C1.data(), C2.data(), C1.size() * 4) == 0, "%s M=%lld N=%lld K=%lld: epilogue on the final C",
-              t ? t->name : "front end", (long long)M, (long long)N, (long long)K);
+    TK_EXPECT(once && v.ldc_seen == s.ldc, "%s %s M=%lld N=%lld K=%lld: every element visited once (%d), ldc passed",
+              t ? t->name : "front end", kind_names[kind], (long long)M, (long long)N, (long long)K, (int)once);
+    TK_EXPECT(std::memcmp(C1.data(), C2.data(), C1.size() * 4) == 0, "%s %s M=%lld N=%lld K=%lld: epilogue on the final C",
+              t ? t->name : "front end", kind_names[kind], (long long)M, (long long)N, (long long)K);
     ++seed;
   };
-  for (const IsaGemm* t : tables)
-    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {30, 40, 900}, {200, 3100, 9}}) run(t, M, N, K);
-  const int nt = tk::num_threads();
-  tk::set_num_threads(std::max(2, nt));
-  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{300, 1000, 450}, {1000, 300, 450}, {1, 500, 64}, {7, 9, 0}})
-    run(nullptr, M, N, K);
-  tk::set_num_threads(nt);
+  for (Kind kind : {kF32, kBF16, kBF16RoundA}) {
+    // the bf16 entries of the avx512 table need AVX512_BF16 (the front end picks a widening path without it)
+    for (const IsaGemm* t : tables)
+      if (kind == kF32 || t != &isa_gemm_avx512() || f.avx512_bf16)
+        for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {30, 40, 900}, {200, 3100, 9}}) run(t, M, N, K, kind);
+    const int nt = tk::num_threads();
+    tk::set_num_threads(std::max(2, nt));
+    // {300, 1000, 450}: threads split by columns (round-A rounds A once, then the plain bf16 GEMM)
+    for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{300, 1000, 450}, {1000, 300, 450}, {1, 500, 64}, {7, 9, 0}})
+      run(nullptr, M, N, K, kind);
+    tk::set_num_threads(nt);
+  }
 }

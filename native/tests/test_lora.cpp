@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "../core/dtype.h"
 #include "../core/status.h"
 #include "../core/thread_pool.h"
 #include "../cpu/dropout.h"
@@ -276,4 +277,72 @@ TK_TEST(lora_dropout_fused_matches_reference_on_dropped_input) {
     TK_EXPECT(da3 == da4 && db3 == db4 && dx3 == dx4, "dA %d dB %d dx %d: bits the same on 1 and %d threads (M=%lld)",
               (int)(da3 == da4), (int)(db3 == db4), (int)(dx3 == dx4), std::max(3, nt), (long long)M);
   }
+}
+
+// The bf16-weight variant (bf16 compute): the base products round x and dy to bf16 and read W's
+// bf16 copy; the adapter path stays f32. Checked against the double reference run on the same
+// rounded operands: y's base on round(x) round(W) with the adapter on the unrounded dropped x; dx's
+// base on round(dy) round(W) with the adapter's t = dy B unrounded. Shapes cover both weight
+// layouts, dropout, rank 0, no bias, and a product the threads split by columns (round-A's
+// round-once path). Then a null dx: dA and dB keep their bits, for bf16 and f32 weights.
+TK_TEST(lora_bf16_weight_matches_reference_on_rounded_operands) {
+  auto round_vec = [](const std::vector<float>& v) {
+    std::vector<float> r(v.size());
+    for (size_t i = 0; i < v.size(); ++i) r[i] = tk::bf16_to_f32(tk::f32_to_bf16(v[i]));
+    return r;
+  };
+  const int nt = tk::num_threads();
+  tk::set_num_threads(std::max(2, nt));
+  for (auto [M, in, out, r, inOut, p, with_bias] : {std::tuple{1, 1, 1, 1, false, 0.5f, true}, {65, 33, 17, 3, true, 0.1f, true},
+                                                    {130, 70, 45, 8, false, 0.0f, false}, {129, 40, 30, 0, true, 0.2f, true},
+                                                    {96, 256, 768, 8, true, 0.05f, true}, {300, 96, 64, 4, false, 0.0f, true}}) {
+    LoraShape s = shape(M, in, out, r, inOut);
+    Inputs inp = make_inputs(s, true, 300 + M);
+    const float* bias = with_bias ? inp.bias.data() : nullptr;
+    const int64_t nx = s.M * s.in;
+    std::vector<uint16_t> wb(inp.w.size());
+    for (size_t i = 0; i < wb.size(); ++i) wb[i] = tk::f32_to_bf16(inp.w[i]);
+    const std::vector<float> xr = round_vec(inp.x), wr = round_vec(inp.w), dyr = round_vec(inp.dy);
+    std::vector<float> xd(nx);
+    std::vector<uint8_t> mask_ref(nx);
+    tk::cpu::dropout(inp.x.data(), xd.data(), mask_ref.data(), nx, p, 91);
+    std::vector<float> y1(s.M * s.out, 7.f), y2 = y1, xa1(s.M * s.r, 7.f), xa2 = xa1;
+    std::vector<uint8_t> mask(nx, 9);
+    tk::cpu::lora_linear_forward_dropout_bf16w(s, inp.x.data(), wb.data(), bias, inp.a.data(), inp.b.data(), p, 91,
+                                               p > 0 ? mask.data() : nullptr, y1.data(), xa1.data());
+    tk::cpu::lora_linear_forward_reference(s, xr.data(), xd.data(), wr.data(), bias, inp.a.data(), inp.b.data(), y2.data(),
+                                           xa2.data());
+    if (p > 0) TK_EXPECT(mask == mask_ref, "bf16 weight: mask == the dropout kernel's (M=%lld)", (long long)M);
+    std::vector<float> dx1(nx, 7.f), dxb(nx), dxd(nx), scratch(nx), da1(s.r * s.in, 7.f), da2 = da1, db1(s.out * s.r, 7.f), db2 = db1;
+    tk::cpu::lora_linear_backward_dropout_bf16w(s, inp.dy.data(), inp.x.data(), p > 0 ? mask.data() : nullptr, p, wb.data(),
+                                                inp.a.data(), inp.b.data(), xa1.data(), dx1.data(), da1.data(), db1.data());
+    std::vector<float> da_unused(s.r * s.in), db_unused(s.out * s.r);
+    // the base part from the rounded dy, the adapter's parts from dy itself
+    tk::cpu::lora_linear_backward_reference(s, dyr.data(), xd.data(), wr.data(), inp.a.data(), inp.b.data(), xa2.data(),
+                                            dxb.data(), scratch.data(), da_unused.data(), db_unused.data(), false);
+    tk::cpu::lora_linear_backward_reference(s, inp.dy.data(), xd.data(), wr.data(), inp.a.data(), inp.b.data(), xa2.data(),
+                                            scratch.data(), dxd.data(), da2.data(), db2.data(), false);
+    for (int64_t e = 0; e < nx; ++e) dxb[e] += (mask_ref[e] ? dxd[e] / (1 - p) : 0.0f);
+    const double atol_sum = std::max(1e-4, 2e-6 * static_cast<double>(M));
+    const double ry = tk::test::worst_ratio(y1.data(), y2.data(), y1.size(), 1e-4, 1e-4);
+    const double rxa = tk::test::worst_ratio(xa1.data(), xa2.data(), xa1.size(), 1e-4, 1e-4);
+    const double rdx = tk::test::worst_ratio(dx1.data(), dxb.data(), dx1.size(), 1e-4, 1e-4);
+    const double rda = tk::test::worst_ratio(da1.data(), da2.data(), da1.size(), atol_sum, 1e-4);
+    const double rdb = tk::test::worst_ratio(db1.data(), db2.data(), db1.size(), atol_sum, 1e-4);
+    TK_EXPECT(ry <= 1 && rxa <= 1 && rdx <= 1 && rda <= 1 && rdb <= 1,
+              "bf16 weight: y %.3g xa %.3g dx %.3g dA %.3g dB %.3g at M=%lld in=%lld out=%lld r=%lld p=%.2f", ry, rxa, rdx, rda,
+              rdb, (long long)M, (long long)in, (long long)out, (long long)r, p);
+    // no dx: the same dA and dB bits, bf16 and f32 weights
+    std::vector<float> da3(s.r * s.in), db3(s.out * s.r);
+    tk::cpu::lora_linear_backward_dropout_bf16w(s, inp.dy.data(), inp.x.data(), p > 0 ? mask.data() : nullptr, p, wb.data(),
+                                                inp.a.data(), inp.b.data(), xa1.data(), nullptr, da3.data(), db3.data());
+    TK_EXPECT(da3 == da1 && db3 == db1, "bf16 weight, no dx: dA %d dB %d bits kept (M=%lld)", (int)(da3 == da1), (int)(db3 == db1), (long long)M);
+    std::vector<float> dx4(nx), da4(s.r * s.in), db4(s.out * s.r), da5 = da4, db5 = db4;
+    tk::cpu::lora_linear_backward_dropout_f32(s, inp.dy.data(), inp.x.data(), p > 0 ? mask.data() : nullptr, p, inp.w.data(),
+                                              inp.a.data(), inp.b.data(), xa1.data(), dx4.data(), da4.data(), db4.data());
+    tk::cpu::lora_linear_backward_dropout_f32(s, inp.dy.data(), inp.x.data(), p > 0 ? mask.data() : nullptr, p, inp.w.data(),
+                                              inp.a.data(), inp.b.data(), xa1.data(), nullptr, da5.data(), db5.data());
+    TK_EXPECT(da5 == da4 && db5 == db4, "f32 weight, no dx: dA %d dB %d bits kept (M=%lld)", (int)(da5 == da4), (int)(db5 == db4), (long long)M);
+  }
+  tk::set_num_threads(nt);
 }

@@ -87,3 +87,67 @@ describe('loraLinear in bf16 compute mode', () => {
     });
   });
 });
+
+describe('loraLinear fused with a bf16 base weight (CPU)', () => {
+  // y = round(x) W_bf16 + bias + s (dropout(x) A^T) B^T in one kernel, the adapter added in the
+  // bf16 GEMM's epilogue: the same numbers as the layer composed of ops (bf16 linear for the
+  // base, f32 linears for the adapter, the same dropout mask), up to f32 summation order
+  for (const [p, wInOut] of [[0, true], [0.1, true], [0.2, false]] as const) {
+    it(`equals the composed layer, output and every gradient (p ${p}, ${wInOut ? 'Conv1D' : 'nn.Linear'} layout)`, async () => {
+      const K = await import('../../lib/tensor/kernels.js');
+      const x0 = randn([3, 7, 64], { seed: 11 });
+      const w = wInOut ? randn([64, 96], { seed: 12, std: 0.1 }) : randn([96, 64], { seed: 12, std: 0.1 });
+      const bias = randn([96], { seed: 13 });
+      const gy = randn([3, 7, 96], { seed: 14 });
+      const run = (fused: boolean) => tidy(() => {
+        const x = x0.contiguousRaw();
+        const a = randn([8, 64], { seed: 15, std: 0.1 }), b = randn([96, 8], { seed: 16, std: 0.1 });
+        x.requiresGrad = true; a.requiresGrad = true; b.requiresGrad = true;
+        const y = fused
+          ? F.loraLinear(x, w, bias, a, b, { scale: 2, dropout: p, seed: 5, wInOut })
+          : F.add(F.linear(x, w, bias, wInOut), F.scale(F.linear(F.linear(p > 0 ? F.dropout(x, p, 5) : x, a, null), b, null), 2));
+        backward(F.sum(F.mul(y, gy)));
+        return [y, x.grad!, a.grad!, b.grad!].map((t) => t.toTypedArray() as Float32Array);
+      });
+      const f32 = run(true);
+      K.setComputeDtype('bf16');
+      let fused: Float32Array[], composed: Float32Array[];
+      try { fused = run(true); composed = run(false); } finally { K.setComputeDtype('f32'); }
+      ['y', 'dx', 'dA', 'dB'].forEach((name, k) => {
+        const ref = composed[k]!, got = fused[k]!;
+        const m = Math.max(...ref.map(Math.abs));
+        let worst = 0;
+        for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(ref[i]! - got[i]!));
+        expect(worst, name).toBeLessThan(2e-6 * m);
+      });
+      // bf16 really ran: the output moved from the f32 layer's by more than summation order
+      let moved = 0;
+      for (let i = 0; i < f32[0]!.length; i++) moved = Math.max(moved, Math.abs(f32[0]![i]! - fused[0]![i]!));
+      expect(moved).toBeGreaterThan(1e-4);
+    });
+  }
+
+  it('an input that needs no gradient gets none, and A, B keep their gradient bits (f32 and bf16)', async () => {
+    const K = await import('../../lib/tensor/kernels.js');
+    const x0 = randn([2, 9, 32], { seed: 21 });
+    const w = randn([32, 40], { seed: 22, std: 0.1 });
+    const gy = randn([2, 9, 40], { seed: 23 });
+    const run = (xGrad: boolean) => tidy(() => {
+      const x = x0.contiguousRaw();
+      x.requiresGrad = xGrad;
+      const a = randn([4, 32], { seed: 24, std: 0.1 }), b = randn([40, 4], { seed: 25, std: 0.1 });
+      a.requiresGrad = true; b.requiresGrad = true;
+      backward(F.sum(F.mul(F.loraLinear(x, w, null, a, b, { scale: 2, dropout: 0.1, seed: 3, wInOut: true }), gy)));
+      return { xGrad: x.grad !== null, g: [a.grad!, b.grad!].map((t) => Array.from(t.toTypedArray() as Float32Array)) };
+    });
+    for (const dt of ['f32', 'bf16'] as const) {
+      K.setComputeDtype(dt);
+      try {
+        const withX = run(true), withoutX = run(false);
+        expect(withX.xGrad).toBe(true);
+        expect(withoutX.xGrad).toBe(false);
+        expect(withoutX.g).toEqual(withX.g);
+      } finally { K.setComputeDtype('f32'); }
+    }
+  });
+});
