@@ -85,6 +85,16 @@ export function getNumThreads(): number {
   return native.getNumThreads();
 }
 
+/**
+ * The compute dtype of matrix products with weights: 'f32' (default) or 'bf16', PyTorch's autocast
+ * for the GEMMs (forward, input and weight gradients on the bf16 GEMM, f32 accumulation; weights,
+ * gradients and optimizer state stay f32; see docs in lib/tensor/kernels.ts). Process-wide, like
+ * the thread count; a config's `training.dtype` sets it for the run.
+ * @example
+ * setComputeDtype('bf16'); // then train as usual
+ */
+export { setComputeDtype, getComputeDtype } from './tensor/kernels.js';
+
 /** Native memory in use by tensors and its peak. */
 export function memoryStats(): MemoryStats {
   return native.memoryStats();

@@ -24,6 +24,6 @@ export { generate, type GenerateOptions, type GenerateResult } from './models/ge
 export * as io from './io/index.js';
 export { TunekitError, type TunekitErrorCode } from './errors.js';
 // the raw native binding (lib/native.ts) is internal: its public part is backend.ts
-export { backendInfo, setNumThreads, getNumThreads, memoryStats, resetPeakMemory, type BackendInfo, type MemoryStats } from './backend.js';
+export { backendInfo, setNumThreads, getNumThreads, setComputeDtype, getComputeDtype, memoryStats, resetPeakMemory, type BackendInfo, type MemoryStats } from './backend.js';
 export * as rlhf from './rlhf/index.js';
 export * as quant from './quant/index.js';

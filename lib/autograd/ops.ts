@@ -207,7 +207,7 @@ export function matmul(a: T, b: T, opts: { transA?: boolean; transB?: boolean } 
   if (b.ndim === 2 && a.ndim >= 2 && !transA) {
     const lead = a.shape.slice(0, -1);
     const a2 = a.ndim === 2 ? a : a.contiguousRaw().viewAs([numelOf(lead), a.shape[a.ndim - 1]!], contiguousStrides([numelOf(lead), a.shape[a.ndim - 1]!]), 0);
-    const o2 = K.gemmWeight(a2.isContiguous ? a2 : a2.contiguousRaw(), b, !needsGrad(b), { transB });
+    const o2 = K.gemmWeight(a2.isContiguous ? a2 : a2.contiguousRaw(), b, { transB });
     out = o2.viewAs([...lead, o2.shape[1]!], contiguousStrides([...lead, o2.shape[1]!]), 0) as F32;
     if (a2 !== a) a2.dispose();
     o2.dispose();
@@ -248,7 +248,7 @@ export function linear(x: T, w: T, bias: T | null, wInOut = false): F32 {
   const xc = x.contiguousRaw();
   const x2 = xc.viewAs([M, inF], [inF, 1], xc.offset);
   const y2 = bias ? K.broadcastRows(bias as F32, M) : Tensor.empty([M, outF], 'f32', false, w.device);
-  K.gemmWeight(x2, w, !needsGrad(w), { transB: !wInOut, into: y2, beta: bias ? 1 : 0 });
+  K.gemmWeight(x2, w, { transB: !wInOut, into: y2, beta: bias ? 1 : 0 });
   const out = y2.viewAs([...lead, outF], contiguousStrides([...lead, outF]), 0) as F32;
   xc.dispose(); x2.dispose(); y2.dispose();
   record('linear', [x, w, bias], out, { wInOut });
@@ -274,7 +274,7 @@ export function loraLinear(x: T, w: T, bias: T | null, a: T, b: T, opts: { scale
   // adapter path stays f32. On the CPU the fused kernel takes the weight's bf16 copy (the adapter
   // added in the GEMM's epilogue); elsewhere the layer is composed of ops, with the dropout mask
   // the fused kernel would draw (same seed and p)
-  const bf16Base = K.getComputeDtype() === 'bf16' && !needsGrad(w);
+  const bf16Base = K.bf16Product(x, w) && !needsGrad(w);
   if (bf16Base && dev !== 'cpu') {
     const base = linear(x, w, bias, wInOut);
     const xd = p > 0 && needsGrad(a) ? dropout(x, p, opts.seed ?? 0) : x;
@@ -290,7 +290,7 @@ export function loraLinear(x: T, w: T, bias: T | null, a: T, b: T, opts: { scale
   const y = Tensor.empty([...lead, outF], 'f32', false, dev);
   const xa = Tensor.empty([M, r], 'f32', false, dev);
   // the bf16 copy is the cache's (never disposed here)
-  const wc = bf16Base ? K.frozenBf16Copy(w) : w.contiguousRaw();
+  const wc = bf16Base ? K.weightBf16Copy(w) : w.contiguousRaw();
   const ac = a.contiguousRaw(), bc = b.contiguousRaw();
   const bb = bias ? bias.contiguousRaw() : null;
   const wDtype = bf16Base ? { wDtype: 'bf16' as const } : {};

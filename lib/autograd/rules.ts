@@ -161,13 +161,15 @@ export const GRAD_RULES = {
       const Kd = a.shape[a.ndim - 1]!, R = a.numel / Kd, N = g.shape[g.ndim - 1]!;
       const g2 = g.contiguousRaw(); const g2v = g2.viewAs([R, N], [N, 1], g2.offset);
       if (want(node, 0)) {
-        const da = K.gemmWeight(g2v, b, !want(node, 1), { transB: !transB }); // [R, K]
+        const da = K.gemmWeight(g2v, b, { transB: !transB }); // [R, K]
         res[0] = da.viewAs(a.shape, contiguousStrides(a.shape), 0) as F32;
         da.dispose();
       }
       if (want(node, 1)) {
         const ac = a.contiguousRaw(); const a2 = ac.viewAs([R, Kd], [Kd, 1], ac.offset);
-        res[1] = transB ? K.gemm(g2v, a2, { transA: true }) : K.gemm(a2, g2v, { transA: true });
+        // a weight's gradient goes through bf16 under bf16 compute (as its products did)
+        const gemmB = K.bf16Product(a, b) ? K.gemmWeightGrad : K.gemm;
+        res[1] = transB ? gemmB(g2v, a2, { transA: true }) : gemmB(a2, g2v, { transA: true });
         ac.dispose(); a2.dispose();
       }
       g2.dispose(); g2v.dispose();
@@ -204,13 +206,15 @@ export const GRAD_RULES = {
     const gc = g.contiguousRaw(); const g2 = gc.viewAs([M, outF], [outF, 1], gc.offset);
     const res: (F32 | null)[] = [null, null, null];
     if (want(node, 0)) {
-      const dx = K.gemmWeight(g2, w, !want(node, 1), { transB: wInOut }); // [M, in]
+      const dx = K.gemmWeight(g2, w, { transB: wInOut }); // [M, in]
       res[0] = dx.viewAs(x.shape, contiguousStrides(x.shape), 0) as F32;
       dx.dispose();
     }
     if (want(node, 1)) {
       const xc = x.contiguousRaw(); const x2 = xc.viewAs([M, inF], [inF, 1], xc.offset);
-      res[1] = wInOut ? K.gemm(x2, g2, { transA: true }) : K.gemm(g2, x2, { transA: true });
+      // under bf16 compute the weight's gradient runs on the bf16 GEMM too (autocast's x^T dy)
+      const gemmW = K.bf16Product(x, w) ? K.gemmWeightGrad : K.gemm;
+      res[1] = wInOut ? gemmW(x2, g2, { transA: true }) : gemmW(g2, x2, { transA: true });
       xc.dispose(); x2.dispose();
     }
     if (bias && want(node, 2)) {
@@ -232,7 +236,7 @@ export const GRAD_RULES = {
     const dx = want(node, 0) ? Tensor.empty([s.M, s.inF], 'f32', false, dev) : null;
     const da = Tensor.empty(a.shape, 'f32', false, dev), db = Tensor.empty(b.shape, 'f32', false, dev);
     // bf16 compute: the forward's bf16 copy of the frozen weight (the cache's, not disposed here)
-    const wc = s.bf16Base ? K.frozenBf16Copy(w) : w.contiguousRaw();
+    const wc = s.bf16Base ? K.weightBf16Copy(w) : w.contiguousRaw();
     const ac = a.contiguousRaw(), bc = b.contiguousRaw();
     // dx = dy W + the adapter path's input gradient through the dropout mask (one kernel)
     K.run('loraLinearBackward', { dy: gc, x: s.xc, mask: s.mask, w: wc, a: ac, b: bc, xa: s.xa, dx, da, db,

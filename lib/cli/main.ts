@@ -51,6 +51,7 @@ Options:
   --epochs <n>        number of epochs
   --seed <n>          training seed (initialisation, dropout, data order); repeat a run with others to see its spread
   --threads <n>       native threads (default: all cores, shared among the ranks of --nproc)
+  --dtype <f32|bf16>  matrix products in bf16 (autocast; weights and optimizer stay f32) or f32 (training.dtype)
   --nproc <n>         data-parallel training on n ranks of this machine, started with mpirun
                       (across machines: mpirun -np N -H a,b tunekit train cfg.yaml; docs/distributed.md)
   --print-config      print the validated config (with defaults) and exit
@@ -84,7 +85,7 @@ async function trainCommand(argv: string[]): Promise<void> {
     allowPositionals: true,
     options: {
       output: { type: 'string' }, resume: { type: 'boolean' }, 'max-steps': { type: 'string' }, epochs: { type: 'string' }, seed: { type: 'string' },
-      threads: { type: 'string' }, nproc: { type: 'string' }, 'print-config': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      threads: { type: 'string' }, dtype: { type: 'string' }, nproc: { type: 'string' }, 'print-config': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return void console.log(HELP.train);
@@ -93,7 +94,7 @@ async function trainCommand(argv: string[]): Promise<void> {
   // flags go through the config's own schema: `--max-steps 2.5` is refused as the file's field would be
   const flags: [keyof typeof values, string[]][] = [
     ['output', ['output_dir']], ['max-steps', ['training', 'max_steps']], ['epochs', ['training', 'epochs']],
-    ['threads', ['training', 'threads']], ['seed', ['training', 'seed']], ['nproc', ['distributed', 'nproc']],
+    ['threads', ['training', 'threads']], ['dtype', ['training', 'dtype']], ['seed', ['training', 'seed']], ['nproc', ['distributed', 'nproc']],
   ];
   const overrides: ConfigOverride[] = flags
     .filter(([name]) => values[name] !== undefined)

@@ -272,18 +272,25 @@ export { contiguousStrides };
 // ---------------------------------------------------------------- bf16 compute (opt-in)
 
 let computeDtype: 'f32' | 'bf16' = process.env.TUNEKIT_COMPUTE_DTYPE === 'bf16' ? 'bf16' : 'f32';
-/** A frozen weight's bf16 copy and the weight's storage version it was made from. */
+/** A weight's bf16 copy and the weight's storage version it was made from. */
 let bf16Weights = new WeakMap<Tensor, { version: number; copy: Tensor<'bf16'> }>();
 
 /**
- * 'bf16': products with a frozen weight (one that gets no gradient: the base model under LoRA,
- * a tied LM head) run on the bf16 GEMM (AVX512_BF16 `vdpbf16ps` where present), the activation
- * rounded to bf16 per call and the weight's bf16 copy made once and cached; f32 accumulation and
- * output. Trained weights stay f32. Also set by TUNEKIT_COMPUTE_DTYPE=bf16.
+ * 'bf16' (PyTorch's autocast to bf16, for the matrix products): every product with a weight runs
+ * on the bf16 GEMM (AVX512_BF16 `vdpbf16ps` where present) with f32 accumulation and output: the
+ * forward x W, the input gradient dy W^T and, for a trained weight, its gradient x^T dy. The
+ * activation and the gradient are rounded to bf16 per call (on the CPU while the GEMM packs
+ * them); the weight's bf16 copy is made once per version and cached. Weights, their gradients and
+ * the optimizer state stay f32, as do every other op (attention, norms, losses) and the fused
+ * LoRA kernel's rank-r adapter path. A weight is a leaf tensor (a parameter, trained or frozen,
+ * or a constant), not an activation with a gradient history. Also set by TUNEKIT_COMPUTE_DTYPE=bf16
+ * and by a config's training.dtype.
  * The cached copy is keyed by the weight's storage version, which every in-place write bumps
- * (loading, merging an adapter, assign/copyFrom/fill_, the optimizer): a stale copy is remade.
+ * (loading, merging an adapter, assign/copyFrom/fill_, the optimizer): a stale copy is remade, so
+ * a trained weight is copied once per optimizer step.
  */
 export function setComputeDtype(d: 'f32' | 'bf16'): void {
+  if (d !== 'f32' && d !== 'bf16') throw new TunekitError('ERR_VALUE', `compute dtype must be 'f32' or 'bf16', got ${JSON.stringify(d)}`);
   computeDtype = d;
   if (d === 'f32') clearBf16WeightCache();
 }
@@ -294,12 +301,16 @@ export function clearBf16WeightCache(): void {
   bf16Weights = new WeakMap();
 }
 
+/** Whether bf16 compute multiplies a by `w` in bf16: the mode is on, both are f32, and w is a weight (a leaf). */
+export function bf16Product(a: Tensor, w: Tensor): boolean {
+  return computeDtype === 'bf16' && a.dtype === 'f32' && w.dtype === 'f32' && w.gradFn === null;
+}
+
 /**
- * The bf16 copy of a frozen f32 weight that bf16 compute multiplies by: made once per weight
- * version and held (outside any tidy scope) for as long as the weight lives. Not the caller's to
- * dispose.
+ * The bf16 copy of an f32 weight that bf16 compute multiplies by: made once per weight version
+ * and held (outside any tidy scope) for as long as the weight lives. Not the caller's to dispose.
  */
-export function frozenBf16Copy(w: Tensor): Tensor<'bf16'> {
+export function weightBf16Copy(w: Tensor): Tensor<'bf16'> {
   let cached = bf16Weights.get(w);
   if (!cached || cached.version !== w.version) {
     cached?.copy.dispose();
@@ -310,13 +321,29 @@ export function frozenBf16Copy(w: Tensor): Tensor<'bf16'> {
 }
 
 /**
- * gemm(a, w) where w is a weight: in bf16 compute mode with a frozen f32 weight, through bf16
- * (see setComputeDtype); otherwise exactly gemm().
+ * gemm(a, w) where w is a weight: in bf16 compute mode (bf16Product) through the bf16 GEMM with
+ * w's cached bf16 copy (see setComputeDtype); otherwise exactly gemm().
  */
-export function gemmWeight(a: Tensor, w: Tensor, frozen: boolean, opts: { transA?: boolean; transB?: boolean; beta?: number; into?: Tensor<'f32'> } = {}): Tensor<'f32'> {
-  if (computeDtype !== 'bf16' || !frozen || a.dtype !== 'f32' || w.dtype !== 'f32') return gemm(a, w, opts);
-  const wb = frozenBf16Copy(w);
-  // on the CPU the activation is rounded while the GEMM packs it (no cast pass, no bf16 buffer)
+export function gemmWeight(a: Tensor, w: Tensor, opts: { transA?: boolean; transB?: boolean; beta?: number; into?: Tensor<'f32'> } = {}): Tensor<'f32'> {
+  if (!bf16Product(a, w)) return gemm(a, w, opts);
+  return gemmRoundedA(a, weightBf16Copy(w), opts);
+}
+
+/**
+ * A weight's gradient under bf16 compute: op(a) op(b) of two f32 operands (an activation and an
+ * output gradient) on the bf16 GEMM, both rounded to bf16 (b by a cast), f32 accumulation and
+ * output. f32 compute: exactly gemm().
+ */
+export function gemmWeightGrad(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean } = {}): Tensor<'f32'> {
+  if (computeDtype !== 'bf16' || a.dtype !== 'f32' || b.dtype !== 'f32') return gemm(a, b, opts);
+  const bb = b.castRaw('bf16');
+  const out = gemmRoundedA(a, bb, opts);
+  bb.dispose();
+  return out;
+}
+
+/** op(a) op(wb) for an f32 a and a bf16 wb: a rounded while the CPU GEMM packs it (no cast pass, no bf16 buffer), cast elsewhere. */
+function gemmRoundedA(a: Tensor, wb: Tensor<'bf16'>, opts: { transA?: boolean; transB?: boolean; beta?: number; into?: Tensor<'f32'> }): Tensor<'f32'> {
   if (a.device === 'cpu') return gemm(a, wb, { ...opts, roundA: true });
   const ab = a.castRaw('bf16');
   const out = gemm(ab, wb, opts);

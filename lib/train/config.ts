@@ -166,6 +166,7 @@ export const TrainingSchema = z
     seed: z.number().int().default(42),
     /** Native thread pool size (0: all cores). */
     threads: nonNegInt.default(0),
+    /** Matrix products with weights in bf16 (PyTorch's autocast; weights, gradients, optimizer state stay f32) or f32. */
     dtype: z.enum(['f32', 'bf16']).default('f32'),
     device: z.string().regex(/^(cpu|cuda(:\d+)?|auto)$/, 'expected "cpu", "cuda", "cuda:N" or "auto"').default('auto'),
   })

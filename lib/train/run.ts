@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { setNumThreads, getNumThreads } from '../backend.js';
+import { setNumThreads, getNumThreads, setComputeDtype, getComputeDtype } from '../backend.js';
 import { TunekitError, describe } from '../errors.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { Tokenizer } from '../tokenizer/index.js';
@@ -106,6 +106,18 @@ function progressMode(config: TrainConfig, distributed: boolean): TrainConfig['l
  * console.log(result.eval?.accuracy);
  */
 export async function runTraining(config: TrainConfig, opts: RunOptions = {}): Promise<RunResult> {
+  // training.dtype: the run's matrix products in bf16 (autocast) or f32; the caller's setting
+  // (and an empty bf16 weight cache, for f32) comes back when the run ends, however it ends
+  const callerDtype = getComputeDtype();
+  setComputeDtype(config.training.dtype);
+  try {
+    return await runWithDtype(config, opts);
+  } finally {
+    setComputeDtype(callerDtype);
+  }
+}
+
+async function runWithDtype(config: TrainConfig, opts: RunOptions): Promise<RunResult> {
   // training.device before anything else: `cuda` without a usable GPU is ERR_DEVICE with CUDA's
   // reason here, before the output folder, the data or the model are touched
   const device = resolveDevice(config.training.device, 'training.device', { path: trainingPath(config.task) });
@@ -122,7 +134,6 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   if (config.training.threads > 0) setNumThreads(config.training.threads);
   // ranks on one machine share its cores
   else if (group) setNumThreads(Math.max(1, Math.floor(availableParallelism() / group.localSize)));
-  if (config.training.dtype !== 'f32') throw new TunekitError('ERR_CONFIG', `training.dtype '${config.training.dtype}' is not supported yet on this build; use f32`);
   // a job registered for the task (image_cls: images, not text) comes before the method's
   const job = runJobFor(config.method, config.task);
   const modelDir = resolveModelPath(config.model);
@@ -139,7 +150,7 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   const totalParams = base.countParameters();
   log(`model ${config.model}: ${(totalParams / 1e6).toFixed(2)}M parameters, method ${config.method}: ${trainable.toLocaleString('en-US')} trainable (${((100 * trainable) / totalParams).toFixed(3)}%)`);
   log(`data: ${data.train.length} train / ${data.eval.length} eval ${data.unit} (max_length ${config.dataset.max_length})`);
-  log(`device: ${device.note}`);
+  log(`device: ${device.note}${config.training.dtype === 'bf16' ? '; matrix products in bf16 (training.dtype)' : ''}`);
 
   // 3. the run
   const objective = await job.objective(ctx, model, data);
@@ -186,7 +197,7 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   const result: RunResult = { outputDir, fit: { ...fit, evals }, trainableParameters: trainable, totalParameters: totalParams, eval: last, ...(before ? { before } : {}) };
   writeJsonAtomicSync(join(outputDir, 'results.json'), {
     model: config.model, method: config.method, task: model.task, objective: objective.name, steps: fit.steps, status: fit.status,
-    device: device.device, device_note: device.note,
+    device: device.device, device_note: device.note, dtype: config.training.dtype,
     train_seconds: fit.trainSeconds, eval_seconds: fit.evalSeconds, save_seconds: fit.saveSeconds, tokens_per_second: fit.tokensPerSecond, step_seconds: fit.trainSeconds / Math.max(1, fit.steps),
     peak_native_bytes: fit.peakBytes, peak_rss_bytes: process.resourceUsage().maxRSS * 1024, trainable_parameters: trainable, total_parameters: totalParams,
     eval: last, before, train: fit.lastTrain, labels: data.labels, ...(distributed ? { distributed } : {}),
