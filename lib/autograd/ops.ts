@@ -203,11 +203,15 @@ export function cast<D extends DType>(x: T, dtype: D): Tensor<D> {
  */
 export function matmul(a: T, b: T, opts: { transA?: boolean; transB?: boolean } = {}): F32 {
   const transA = opts.transA ?? false, transB = opts.transB ?? false;
+  // bf16 compute: a product with a weight (a 2-D leaf b) runs in bf16, and so does its backward
+  const bf16 = b.ndim === 2 && a.ndim >= 2 && !transA && K.bf16Product(a, b);
   let out: F32;
   if (b.ndim === 2 && a.ndim >= 2 && !transA) {
     const lead = a.shape.slice(0, -1);
     const a2 = a.ndim === 2 ? a : a.contiguousRaw().viewAs([numelOf(lead), a.shape[a.ndim - 1]!], contiguousStrides([numelOf(lead), a.shape[a.ndim - 1]!]), 0);
-    const o2 = K.gemmWeight(a2.isContiguous ? a2 : a2.contiguousRaw(), b, { transB });
+    const a2c = a2.isContiguous ? a2 : a2.contiguousRaw();
+    const o2 = bf16 ? K.gemmBf16Weight(a2c, b, { transB }) : K.gemm(a2c, b, { transB });
+    if (a2c !== a2) a2c.dispose();
     out = o2.viewAs([...lead, o2.shape[1]!], contiguousStrides([...lead, o2.shape[1]!]), 0) as F32;
     if (a2 !== a) a2.dispose();
     o2.dispose();
@@ -228,7 +232,7 @@ export function matmul(a: T, b: T, opts: { transA?: boolean; transB?: boolean } 
   } else {
     throw new TunekitError('ERR_SHAPE', `matmul: unsupported operand shapes [${a.shape}] and [${b.shape}]`);
   }
-  record('matmul', [a, b], out, { transA, transB });
+  record('matmul', [a, b], out, { transA, transB, bf16 });
   return out;
 }
 
@@ -237,6 +241,11 @@ export function matmul(a: T, b: T, opts: { transA?: boolean; transB?: boolean } 
  * `wInOut`). x [..., in] -> y [..., out]. No gradient is computed for a frozen W.
  */
 export function linear(x: T, w: T, bias: T | null, wInOut = false): F32 {
+  return linearIn(x, w, bias, wInOut, K.bf16Product(x, w));
+}
+
+/** linear() with its products' precision given: bf16 (bf16 compute, forward and backward) or f32. */
+function linearIn(x: T, w: T, bias: T | null, wInOut: boolean, bf16: boolean): F32 {
   const inF = wInOut ? w.shape[0]! : w.shape[1]!;
   const outF = wInOut ? w.shape[1]! : w.shape[0]!;
   if (w.ndim !== 2 || x.shape[x.ndim - 1] !== inF) {
@@ -248,10 +257,12 @@ export function linear(x: T, w: T, bias: T | null, wInOut = false): F32 {
   const xc = x.contiguousRaw();
   const x2 = xc.viewAs([M, inF], [inF, 1], xc.offset);
   const y2 = bias ? K.broadcastRows(bias as F32, M) : Tensor.empty([M, outF], 'f32', false, w.device);
-  K.gemmWeight(x2, w, { transB: !wInOut, into: y2, beta: bias ? 1 : 0 });
+  const product = { transB: !wInOut, into: y2, beta: bias ? 1 : 0 };
+  if (bf16) K.gemmBf16Weight(x2, w, product);
+  else K.gemm(x2, w, product);
   const out = y2.viewAs([...lead, outF], contiguousStrides([...lead, outF]), 0) as F32;
   xc.dispose(); x2.dispose(); y2.dispose();
-  record('linear', [x, w, bias], out, { wInOut });
+  record('linear', [x, w, bias], out, { wInOut, bf16 });
   return out;
 }
 
@@ -276,9 +287,9 @@ export function loraLinear(x: T, w: T, bias: T | null, a: T, b: T, opts: { scale
   // the fused kernel would draw (same seed and p)
   const bf16Base = K.bf16Product(x, w) && !needsGrad(w);
   if (bf16Base && dev !== 'cpu') {
-    const base = linear(x, w, bias, wInOut);
+    const base = linearIn(x, w, bias, wInOut, true);
     const xd = p > 0 && needsGrad(a) ? dropout(x, p, opts.seed ?? 0) : x;
-    return add(base, scale(linear(linear(xd, a, null), b, null), opts.scale));
+    return add(base, scale(linearIn(linearIn(xd, a, null, false, false), b, null, false, false), opts.scale));
   }
   const lead = x.shape.slice(0, -1);
   const M = numelOf(lead);

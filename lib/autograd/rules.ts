@@ -154,21 +154,21 @@ export const GRAD_RULES = {
 
   matmul: (g, node) => {
     const [a, b] = node.inputs as [Tensor, Tensor];
-    const { transA, transB } = node.saved as { transA: boolean; transB: boolean };
+    const { transA, transB, bf16 } = node.saved as { transA: boolean; transB: boolean; bf16: boolean };
     const res: (F32 | null)[] = [null, null];
     if (b.ndim === 2 && !transA) {
       // a [..., M, K] flattened to [R, K]; b [K, N] (or [N, K] when transB); g [R, N]
       const Kd = a.shape[a.ndim - 1]!, R = a.numel / Kd, N = g.shape[g.ndim - 1]!;
       const g2 = g.contiguousRaw(); const g2v = g2.viewAs([R, N], [N, 1], g2.offset);
       if (want(node, 0)) {
-        const da = K.gemmWeight(g2v, b, { transB: !transB }); // [R, K]
+        const da = bf16 ? K.gemmBf16Weight(g2v, b, { transB: !transB }) : K.gemm(g2v, b, { transB: !transB }); // [R, K]
         res[0] = da.viewAs(a.shape, contiguousStrides(a.shape), 0) as F32;
         da.dispose();
       }
       if (want(node, 1)) {
         const ac = a.contiguousRaw(); const a2 = ac.viewAs([R, Kd], [Kd, 1], ac.offset);
         // a weight's gradient goes through bf16 under bf16 compute (as its products did)
-        const gemmB = K.bf16Product(a, b) ? K.gemmWeightGrad : K.gemm;
+        const gemmB = bf16 ? K.gemmBf16Grad : K.gemm;
         res[1] = transB ? gemmB(g2v, a2, { transA: true }) : gemmB(a2, g2v, { transA: true });
         ac.dispose(); a2.dispose();
       }
@@ -201,19 +201,19 @@ export const GRAD_RULES = {
 
   linear: (g, node) => {
     const [x, w, bias] = node.inputs as [Tensor, Tensor, Tensor | null];
-    const { wInOut } = node.saved as { wInOut: boolean };
+    const { wInOut, bf16 } = node.saved as { wInOut: boolean; bf16: boolean };
     const outF = g.shape[g.ndim - 1]!, inF = x.shape[x.ndim - 1]!, M = x.numel / inF;
     const gc = g.contiguousRaw(); const g2 = gc.viewAs([M, outF], [outF, 1], gc.offset);
     const res: (F32 | null)[] = [null, null, null];
     if (want(node, 0)) {
-      const dx = K.gemmWeight(g2, w, { transB: wInOut }); // [M, in]
+      const dx = bf16 ? K.gemmBf16Weight(g2, w, { transB: wInOut }) : K.gemm(g2, w, { transB: wInOut }); // [M, in]
       res[0] = dx.viewAs(x.shape, contiguousStrides(x.shape), 0) as F32;
       dx.dispose();
     }
     if (want(node, 1)) {
       const xc = x.contiguousRaw(); const x2 = xc.viewAs([M, inF], [inF, 1], xc.offset);
       // under bf16 compute the weight's gradient runs on the bf16 GEMM too (autocast's x^T dy)
-      const gemmW = K.bf16Product(x, w) ? K.gemmWeightGrad : K.gemm;
+      const gemmW = bf16 ? K.gemmBf16Grad : K.gemm;
       res[1] = wInOut ? gemmW(x2, g2, { transA: true }) : gemmW(g2, x2, { transA: true });
       xc.dispose(); x2.dispose();
     }

@@ -25,7 +25,8 @@ Options:
                      mainjob runs the whole main job on both sides from one exported split
   --rounds <n>       interleaved rounds, each side's best kept (default 2)
   --steps <n>        timed training steps per process, after 2 warm-up steps (default 4)
-  --modes <list>     training modes for the train suite: lora, full, lora-bf16 (default lora,full)
+  --modes <list>     training modes for the train suite: lora, full, lora-bf16, full-bf16 (default lora,full;
+                     -bf16: ours with training.dtype bf16 against PEFT under torch.autocast(bf16))
   --threads <n>      threads for ours and PyTorch (default 2; TF.js wasm runs one under Node)
   --python <path>    the reference's Python (default: $TUNEKIT_BENCH_PYTHON, bench/reference/.venv, .venv)
   --reference <list> references to run beside ours, each when installed: torch (PyTorch / transformers

@@ -321,21 +321,19 @@ export function weightBf16Copy(w: Tensor): Tensor<'bf16'> {
 }
 
 /**
- * gemm(a, w) where w is a weight: in bf16 compute mode (bf16Product) through the bf16 GEMM with
- * w's cached bf16 copy (see setComputeDtype); otherwise exactly gemm().
+ * op(a) op(w) on the bf16 GEMM for an f32 activation a and an f32 weight w (bf16 compute's
+ * forward and input-gradient products): w's cached bf16 copy, a rounded to bf16.
  */
-export function gemmWeight(a: Tensor, w: Tensor, opts: { transA?: boolean; transB?: boolean; beta?: number; into?: Tensor<'f32'> } = {}): Tensor<'f32'> {
-  if (!bf16Product(a, w)) return gemm(a, w, opts);
+export function gemmBf16Weight(a: Tensor, w: Tensor, opts: { transA?: boolean; transB?: boolean; beta?: number; into?: Tensor<'f32'> } = {}): Tensor<'f32'> {
   return gemmRoundedA(a, weightBf16Copy(w), opts);
 }
 
 /**
  * A weight's gradient under bf16 compute: op(a) op(b) of two f32 operands (an activation and an
  * output gradient) on the bf16 GEMM, both rounded to bf16 (b by a cast), f32 accumulation and
- * output. f32 compute: exactly gemm().
+ * output.
  */
-export function gemmWeightGrad(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean } = {}): Tensor<'f32'> {
-  if (computeDtype !== 'bf16' || a.dtype !== 'f32' || b.dtype !== 'f32') return gemm(a, b, opts);
+export function gemmBf16Grad(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean } = {}): Tensor<'f32'> {
   const bb = b.castRaw('bf16');
   const out = gemmRoundedA(a, bb, opts);
   bb.dispose();

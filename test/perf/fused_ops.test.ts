@@ -91,7 +91,8 @@ describe('loraLinear in bf16 compute mode', () => {
 describe('loraLinear fused with a bf16 base weight (CPU)', () => {
   // y = round(x) W_bf16 + bias + s (dropout(x) A^T) B^T in one kernel, the adapter added in the
   // bf16 GEMM's epilogue: the same numbers as the layer composed of ops (bf16 linear for the
-  // base, f32 linears for the adapter, the same dropout mask), up to f32 summation order
+  // base, the adapter's products in f32 from the f32 compute mode, the same dropout mask), up to
+  // f32 summation order
   for (const [p, wInOut] of [[0, true], [0.1, true], [0.2, false]] as const) {
     it(`equals the composed layer, output and every gradient (p ${p}, ${wInOut ? 'Conv1D' : 'nn.Linear'} layout)`, async () => {
       const K = await import('../../lib/tensor/kernels.js');
@@ -103,9 +104,15 @@ describe('loraLinear fused with a bf16 base weight (CPU)', () => {
         const x = x0.contiguousRaw();
         const a = randn([8, 64], { seed: 15, std: 0.1 }), b = randn([96, 8], { seed: 16, std: 0.1 });
         x.requiresGrad = true; a.requiresGrad = true; b.requiresGrad = true;
-        const y = fused
-          ? F.loraLinear(x, w, bias, a, b, { scale: 2, dropout: p, seed: 5, wInOut })
-          : F.add(F.linear(x, w, bias, wInOut), F.scale(F.linear(F.linear(p > 0 ? F.dropout(x, p, 5) : x, a, null), b, null), 2));
+        let y: Tensor;
+        if (fused) {
+          y = F.loraLinear(x, w, bias, a, b, { scale: 2, dropout: p, seed: 5, wInOut });
+        } else {
+          const base = F.linear(x, w, bias, wInOut); // bf16: a frozen weight
+          K.setComputeDtype('f32'); // the adapter's products (trained weights) in f32, forward and backward
+          y = F.add(base, F.scale(F.linear(F.linear(p > 0 ? F.dropout(x, p, 5) : x, a, null), b, null), 2));
+          K.setComputeDtype('bf16');
+        }
         backward(F.sum(F.mul(y, gy)));
         return [y, x.grad!, a.grad!, b.grad!].map((t) => t.toTypedArray() as Float32Array);
       });
