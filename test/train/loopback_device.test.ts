@@ -230,6 +230,35 @@ describe('every method on every architecture trains on the device exactly as on 
   }
 });
 
+describe('training.dtype bf16 on every architecture, on the CPU and on the device', () => {
+  // the matrix products with weights in bf16 (autocast): on the CPU the activation is rounded as
+  // the GEMM packs it, on the device cast first (the same bits), so a fully fine-tuned model's
+  // device run equals the CPU's exactly; LoRA's layer is one fused kernel on the CPU and composed
+  // of ops on the device (the same numbers up to summation order). Against f32: moved by bf16's
+  // rounding, and no further.
+  const cells: Cell[] = [
+    ...(['gpt2', 'llama'] as Arch[]).flatMap((arch) => ['full', 'lora'].map((method) => ({ arch, task: 'causal_lm' as Task, method }))),
+    { arch: 'bert', task: 'seq_cls', method: 'full' }, { arch: 'bert', task: 'seq_cls', method: 'lora' },
+    { arch: 'vit', task: 'image_cls', method: 'lora' },
+  ];
+  for (const cell of cells) {
+    const name = `${cell.arch}-${cell.task}-${cell.method}-bf16`;
+    it(name, async () => {
+      const f32 = await train(cellConfig(cell, 'cpu', `${name}-f32`));
+      const cpu = await train(cellConfig(cell, 'cpu', `${name}-cpu`, { dtype: 'bf16' }));
+      const dev = await train(cellConfig(cell, 'cuda', `${name}-cuda`, { dtype: 'bf16' }));
+      const losses = (o: Outcome) => o.steps.map((x) => (x as { loss: number }).loss);
+      expect(losses(cpu)).not.toEqual(losses(f32));
+      losses(f32).forEach((l, i) => expect(Math.abs(losses(cpu)[i]! - l), `step ${i + 1}`).toBeLessThan(0.05 * Math.abs(l)));
+      if (cell.method === 'full') {
+        expectSame(dev, cpu);
+      } else {
+        losses(cpu).forEach((l, i) => expect(Math.abs(losses(dev)[i]! - l), `step ${i + 1} on the device`).toBeLessThan(1e-4 * Math.abs(l)));
+      }
+    });
+  }
+});
+
 describe('generate() and resume on the device', () => {
   it('generate() on a model on cuda:0 gives the CPU\'s tokens (greedy and sampled)', async () => {
     for (const arch of ['gpt2', 'llama'] as Arch[]) {
