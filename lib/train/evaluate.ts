@@ -9,6 +9,7 @@ import { Tokenizer } from '../tokenizer/index.js';
 import { Trainer, type EvalResult } from './trainer.js';
 import type { TrainConfig } from './config.js';
 import { prepareRunData } from './run_data.js';
+import { inComputeDtype } from './compute_dtype.js';
 import { checkSequenceLength, loadRunModel } from './run_model.js';
 import { imageClassificationJob } from './run_image.js';
 import { ImageClassificationObjective } from './objectives/image_cls.js';
@@ -20,6 +21,11 @@ import { ImageClassificationObjective } from './objectives/image_cls.js';
  * const r = await evaluateRun(loadConfig('examples/spam-lora.yaml'), { runDir: 'runs/spam-lora' });
  */
 export async function evaluateRun(config: TrainConfig, opts: { runDir: string; base?: boolean }): Promise<EvalResult> {
+  // training.dtype as in training: the run's own evaluations and this one compute alike
+  return inComputeDtype(config.training.dtype, () => evaluateIn(config, opts));
+}
+
+async function evaluateIn(config: TrainConfig, opts: { runDir: string; base?: boolean }): Promise<EvalResult> {
   // training.device as in training: a GPU asked for and not usable fails before anything is read
   const device = resolveDevice(config.training.device, 'training.device', { path: trainingPath(config.task) }).device;
   if (config.task === 'image_cls') return evaluateImageRun(config, opts, device);

@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { setNumThreads, getNumThreads, setComputeDtype, getComputeDtype } from '../backend.js';
+import { setNumThreads, getNumThreads } from '../backend.js';
 import { TunekitError, describe } from '../errors.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { Tokenizer } from '../tokenizer/index.js';
@@ -17,6 +17,7 @@ import { manualSeed } from '../nn/random.js';
 import { resolveDevice, trainingPath } from '../tensor/device.js';
 import { Trainer, type TrainerCallbacks, type TrainSettings } from './trainer.js';
 import { warmupStepsFor, type TrainConfig } from './config.js';
+import { inComputeDtype } from './compute_dtype.js';
 import type { Objective } from './objective.js';
 import { runJobFor, type RunJobContext } from './run_job.js';
 import type { RunEval, RunResult } from './run_result.js';
@@ -106,15 +107,8 @@ function progressMode(config: TrainConfig, distributed: boolean): TrainConfig['l
  * console.log(result.eval?.accuracy);
  */
 export async function runTraining(config: TrainConfig, opts: RunOptions = {}): Promise<RunResult> {
-  // training.dtype: the run's matrix products in bf16 (autocast) or f32; the caller's setting
-  // (and an empty bf16 weight cache, for f32) comes back when the run ends, however it ends
-  const callerDtype = getComputeDtype();
-  setComputeDtype(config.training.dtype);
-  try {
-    return await runWithDtype(config, opts);
-  } finally {
-    setComputeDtype(callerDtype);
-  }
+  // training.dtype: the run's matrix products in bf16 (autocast) or f32, for this run only
+  return inComputeDtype(config.training.dtype, () => runWithDtype(config, opts));
 }
 
 async function runWithDtype(config: TrainConfig, opts: RunOptions): Promise<RunResult> {

@@ -165,19 +165,27 @@ describe('tunekit CLI', () => {
     expect(fs.readdirSync(d).filter((f) => f.startsWith('.'))).toEqual([]);
   });
 
-  it('train --dtype bf16 runs the matrix products in bf16 (full fine-tuning and LoRA), says so, and trains alike; a bad dtype is refused', () => {
+  it('train --dtype bf16 (or training.dtype) runs the matrix products in bf16 (full fine-tuning and LoRA), says so, and trains alike; eval computes as the run did; a bad dtype is refused', () => {
     const losses = (dir: string) => readMetrics(path.join(dir, 'metrics.jsonl')).filter((x) => x.split === 'train').map((x) => x.loss!);
     for (const method of ['full', 'lora']) {
-      const cfg = { ...goodConfig(), method, ...(method === 'full' ? { peft: null } : {}) };
       const runs: Record<string, number[]> = {};
       for (const dtype of ['f32', 'bf16']) {
         const out = path.join(work, `dtype-${method}-${dtype}`);
-        const r = cli(['train', writeConfig(`dtype-${method}.json`, { ...cfg, output_dir: out }), '--dtype', dtype]);
+        // full fine-tuning takes the flag, LoRA the config field
+        const cfg = { ...goodConfig(), method, ...(method === 'full' ? { peft: null } : {}), output_dir: out };
+        const file = writeConfig(`dtype-${method}-${dtype}.json`, method === 'full' ? cfg : { ...cfg, training: { ...cfg.training, dtype } });
+        const r = cli(['train', file, ...(method === 'full' ? ['--dtype', dtype] : [])]);
         expect(r.code, r.stderr).toBe(0);
         expect(r.stderr.includes('matrix products in bf16'), r.stderr).toBe(dtype === 'bf16');
-        const res = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) as { dtype: string; steps: number };
+        const res = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')) as { dtype: string; steps: number; eval: { loss: number } };
         expect(res).toMatchObject({ dtype, steps: 4 });
         runs[dtype] = losses(out);
+        if (method === 'lora') {
+          // tunekit eval of the config: the run's final evaluation again, in the run's dtype
+          const ev = cli(['eval', file]);
+          expect(ev.code, ev.stderr).toBe(0);
+          expect(Math.abs((JSON.parse(ev.stdout) as { loss: number }).loss - res.eval.loss)).toBeLessThan(1e-6 * res.eval.loss);
+        }
       }
       // bf16 really ran (the losses moved) and trained alike (within bf16's rounding of a tiny model)
       expect(runs.bf16, method).not.toEqual(runs.f32);
