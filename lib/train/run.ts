@@ -7,14 +7,14 @@
  */
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { setNumThreads, getNumThreads } from '../backend.js';
+import { setNumThreads, getNumThreads, backendInfo } from '../backend.js';
 import { TunekitError, describe } from '../errors.js';
 import { resolveModelPath } from '../models/builtin.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { writeJsonAtomicSync } from '../io/atomic.js';
 import { prepareOutputDir } from '../io/output_dir.js';
 import { manualSeed } from '../nn/random.js';
-import { resolveDevice, trainingPath } from '../tensor/device.js';
+import { resolveDevice, trainingPath, type Device } from '../tensor/device.js';
 import { Trainer, type TrainerCallbacks, type TrainSettings } from './trainer.js';
 import { warmupStepsFor, type TrainConfig } from './config.js';
 import { inComputeDtype } from './compute_dtype.js';
@@ -100,6 +100,12 @@ function progressMode(config: TrainConfig, distributed: boolean): TrainConfig['l
   return distributed && mode === 'auto' && process.env.TUNEKIT_LAUNCHER_TTY === '0' ? 'plain' : mode;
 }
 
+/** What bf16 compute costs on this device, when it is not what one expects (a speed-up). */
+function bf16Note(device: Device): string {
+  if (device !== 'cpu' || backendInfo().cpu.avx512bf16) return '';
+  return ': this CPU has no AVX512_BF16, so the bf16 GEMM widens to f32 (bf16\'s numbers at about f32\'s speed)';
+}
+
 /**
  * Runs the job a config describes.
  * @example
@@ -144,7 +150,7 @@ async function runWithDtype(config: TrainConfig, opts: RunOptions): Promise<RunR
   const totalParams = base.countParameters();
   log(`model ${config.model}: ${(totalParams / 1e6).toFixed(2)}M parameters, method ${config.method}: ${trainable.toLocaleString('en-US')} trainable (${((100 * trainable) / totalParams).toFixed(3)}%)`);
   log(`data: ${data.train.length} train / ${data.eval.length} eval ${data.unit} (max_length ${config.dataset.max_length})`);
-  log(`device: ${device.note}${config.training.dtype === 'bf16' ? '; matrix products in bf16 (training.dtype)' : ''}`);
+  log(`device: ${device.note}${config.training.dtype === 'bf16' ? `; matrix products in bf16 (training.dtype)${bf16Note(device.device)}` : ''}`);
 
   // 3. the run
   const objective = await job.objective(ctx, model, data);

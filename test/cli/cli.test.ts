@@ -39,8 +39,8 @@ let work = '';
 let modelDir = '';
 
 
-function cli(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { cwd: work, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' }, timeout: 60_000 });
+function cli(args: string[], env: Record<string, string> = {}): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { cwd: work, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', ...env }, timeout: 60_000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -191,6 +191,10 @@ describe('tunekit CLI', () => {
       expect(runs.bf16, method).not.toEqual(runs.f32);
       runs.f32!.forEach((l, i) => expect(Math.abs(runs.bf16![i]! - l), `${method} step ${i + 1}`).toBeLessThan(0.02 * l));
     }
+    // a CPU without AVX512_BF16 (the dispatch capped to AVX2): the run says bf16 gains no speed there
+    const avx2 = cli(['train', writeConfig('dtype-avx2.json', { ...goodConfig(), output_dir: path.join(work, 'dtype-avx2') }), '--dtype', 'bf16', '--max-steps', '1'], { TUNEKIT_ISA: 'avx2' });
+    expect(avx2.code, avx2.stderr).toBe(0);
+    expect(avx2.stderr).toMatch(/no AVX512_BF16, so the bf16 GEMM widens to f32/);
     const bad = cli(['train', '--dtype', 'fp16', '--print-config']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/--dtype \(training\.dtype\)/);
