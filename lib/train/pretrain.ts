@@ -15,6 +15,8 @@ import { GPT2, parseGPT2Config } from '../models/gpt2.js';
 import { savePretrained } from '../models/loader.js';
 import { trainByteLevelBpe, saveTrainedBpe, Tokenizer } from '../tokenizer/index.js';
 import { Trainer, type FitResult } from './trainer.js';
+import { inComputeDtype } from './compute_dtype.js';
+import { getComputeDtype } from '../backend.js';
 import type { CausalLmExample } from '../data/types.js';
 import { splitTrainEval } from '../data/split.js';
 
@@ -30,6 +32,8 @@ export interface PretrainOptions {
   steps?: number;
   lr?: number;
   seed?: number;
+  /** matrix products in bf16 (autocast; weights and optimizer f32) or f32 (default: the process's setComputeDtype) */
+  dtype?: 'f32' | 'bf16';
   /** texts to train on and to evaluate on (default: see defaultCorpus) */
   corpus?: { train: string[]; eval: string[]; name: string };
   log?: (s: string) => void;
@@ -97,6 +101,10 @@ function windows(docs: number[][], eos: number, len: number): CausalLmExample[] 
  * @example await pretrainBase({ outputDir: 'models/tunekit-gpt2-small', steps: 1800 });
  */
 export async function pretrainBase(opts: PretrainOptions): Promise<PretrainResult> {
+  return inComputeDtype(opts.dtype ?? getComputeDtype(), () => pretrainIn(opts));
+}
+
+async function pretrainIn(opts: PretrainOptions): Promise<PretrainResult> {
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const V = opts.vocabSize ?? 8192, C = opts.hidden ?? 256, L = opts.layers ?? 4, H = opts.heads ?? 4;
   const T = opts.contextLength ?? 512, seed = opts.seed ?? 1234;
@@ -163,7 +171,7 @@ context ${config.maxPositions}) pretrained from scratch by tunekit on ${corpus.n
 
 - Weights stored in bf16 (the perplexity below is measured on the bf16 weights).
 - Tokenizer: byte-level BPE with ${V} tokens trained by tunekit on the same training text (\`<|endoftext|>\` is BOS, EOS and padding).
-- Training: ${fit.steps} steps of ${opts.batchSize ?? 16} x ${T} tokens (AdamW, lr ${opts.lr ?? 2e-3}, cosine, weight decay 0.1, seed ${seed}),
+- Training: ${fit.steps} steps of ${opts.batchSize ?? 16} x ${T} tokens (AdamW, lr ${opts.lr ?? 2e-3}, cosine, weight decay 0.1, seed ${seed}, ${getComputeDtype()} matrix products),
   ${fit.trainSeconds.toFixed(0)} s at ${fit.tokensPerSecond.toFixed(0)} tokens/s on this machine's CPU.
 - Held-out perplexity: **${Math.exp(final.loss).toFixed(2)}** (loss ${final.loss.toFixed(4)} nats/token on ${final.count} tokens of held-out documents, ${T}-token blocks).
 - Every position up to ${T} was trained (each training block has ${T} tokens).

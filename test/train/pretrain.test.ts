@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import '../../lib/index.js';
 import { pretrainBase } from '../../lib/train/pretrain.js';
+import { getComputeDtype } from '../../lib/backend.js';
 import { mobyDick } from '../../lib/data/builtin.js';
 import { loadPretrainedSync } from '../../lib/models/index.js';
 import { Tokenizer } from '../../lib/tokenizer/index.js';
@@ -45,5 +46,22 @@ describe('pretrainBase', () => {
     expect(model.countParameters()).toBe(r.parameters);
     expect(tok.encode('Call me Ishmael.').ids.length).toBeGreaterThan(0);
     model.dispose();
+  }, 60_000);
+
+  it('dtype bf16 pretrains with its matrix products in bf16 (the run only), near the f32 run', async () => {
+    const m = mobyDick();
+    const corpus = { train: m.train.slice(0, 2).map((x) => x.text), eval: m.eval.slice(0, 1).map((x) => x.text), name: 'two chapters of Moby-Dick' };
+    const run = async (dtype: 'f32' | 'bf16') => {
+      const out = mkdtempSync(join(tmpdir(), 'tunekit-pretrain-'));
+      dirs.push(out);
+      const r = await pretrainBase({ outputDir: out, vocabSize: 300, hidden: 32, layers: 1, heads: 2, contextLength: 64, batchSize: 4, steps: 8, lr: 1e-2, corpus, dtype, log: () => {} });
+      return { r, readme: readFileSync(join(out, 'README.md'), 'utf8') };
+    };
+    const f32 = await run('f32'), bf16 = await run('bf16');
+    expect(getComputeDtype()).toBe('f32');
+    expect(bf16.readme).toContain('bf16 matrix products');
+    expect(f32.readme).toContain('f32 matrix products');
+    expect(bf16.r.evalLoss).not.toBe(f32.r.evalLoss);
+    expect(Math.abs(bf16.r.evalLoss - f32.r.evalLoss)).toBeLessThan(0.02 * f32.r.evalLoss);
   }, 60_000);
 });
