@@ -93,6 +93,19 @@ describe('bf16 compute for trained weights', () => {
     expect(Array.from(b16)).toEqual(Array.from(f32));
   }));
 
+  it('a one-row product (decoding a token) stays f32, where the f32 GEMV beats the bf16 GEMM; two rows go bf16', () => tidy(() => {
+    const w = randn([32, 48], { seed: 10, std: 0.2 });
+    for (const rows of [1, 2]) {
+      const x = randn([rows, 32], { seed: 11 });
+      const f32 = F.linear(x, w, null, true).toTypedArray();
+      setComputeDtype('bf16');
+      const b16 = F.linear(x, w, null, true).toTypedArray();
+      setComputeDtype('f32');
+      if (rows === 1) expect(Array.from(b16)).toEqual(Array.from(f32));
+      else expect(Array.from(b16)).not.toEqual(Array.from(f32));
+    }
+  }));
+
   it('setComputeDtype refuses anything but f32 and bf16', () => {
     expect(() => setComputeDtype('f16' as 'bf16')).toThrow(TunekitError);
     expect(getComputeDtype()).toBe('f32');
