@@ -8,6 +8,7 @@ import type { PretrainedModel } from '../models/common.js';
 import { Tokenizer } from '../tokenizer/index.js';
 import { loadPeftFolder } from '../peft/index.js';
 import { resolveDevice, GENERATE_PATH } from '../tensor/device.js';
+import { setComputeDtype } from '../backend.js';
 import '../peft/index.js';
 
 const HELP = `Usage: tunekit generate --prompt <text> [options]
@@ -21,7 +22,9 @@ Options:
   --top-k <n>  --top-p <x>  --repetition-penalty <x>  --seed <n>
   --device <d>                 cpu | cuda | cuda:N | auto (default auto: the GPU when one is usable
                                and its backend has every op of generation, else the CPU; the choice
-                               is printed on stderr). cuda without a usable GPU fails before loading.`;
+                               is printed on stderr). cuda without a usable GPU fails before loading.
+  --dtype <f32|bf16>           matrix products in bf16 (default f32): decoding streams the weights'
+                               bf16 copies, half the bytes`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -29,7 +32,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
     options: {
       model: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string', multiple: true },
       'max-new-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-k': { type: 'string' }, 'top-p': { type: 'string' },
-      'repetition-penalty': { type: 'string' }, seed: { type: 'string' }, device: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'repetition-penalty': { type: 'string' }, seed: { type: 'string' }, device: { type: 'string' }, dtype: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return void console.log(HELP);
@@ -42,7 +46,10 @@ export async function generateCommand(argv: string[]): Promise<void> {
   };
   // before anything loads: cuda without a usable GPU (or without a kernel generation needs) stops here
   const { device, note } = resolveDevice(values.device ?? 'auto', '--device', { path: GENERATE_PATH });
-  console.error(`device: ${note}`);
+  const dtype = values.dtype ?? 'f32';
+  if (dtype !== 'f32' && dtype !== 'bf16') throw new TunekitError('ERR_CONFIG', `--dtype: expected f32 or bf16 but received '${dtype}'`);
+  setComputeDtype(dtype);
+  console.error(`device: ${note}${dtype === 'bf16' ? '; matrix products in bf16 (--dtype)' : ''}`);
   const dir = resolveModelPath(values.model ?? 'builtin:tunekit-gpt2-small');
   const tok = await Tokenizer.fromFolder(dir);
   let { model } = (await loadPretrained(dir, { task: 'causal_lm' })) as { model: PretrainedModel };

@@ -138,19 +138,22 @@ void run_split(const GemmShape& s, const TA* A, const TB* B, float* C, const Isa
 }
 
 // M == 1: stream B once instead of packing it (memory bound; packing would double the traffic).
-void run_gemv(const GemmShape& s, const float* A, const float* B, float* C, const IsaGemm& isa) {
+// gemv: the ISA's entry for B's type; round_x: x rounded to bf16 first (gemm_bf16_round_a's A).
+template <class TB, class Gemv>
+void run_gemv(const GemmShape& s, const float* A, const TB* B, float* C, Gemv gemv, bool round_x) {
   const float* x = A;
   std::vector<float> xs;
-  if (s.transA && s.lda != 1) {  // A is [K,1] with a stride: gather the row
+  if ((s.transA && s.lda != 1) || round_x) {  // A is [K,1] with a stride: gather the row
     xs.resize(static_cast<size_t>(s.K));
-    for (int64_t k = 0; k < s.K; ++k) xs[k] = A[k * s.lda];
+    for (int64_t k = 0; k < s.K; ++k) {
+      const float v = A[s.transA ? k * s.lda : k];
+      xs[k] = round_x ? bf16_to_f32(f32_to_bf16(v)) : v;
+    }
     x = xs.data();
   }
   // Below ~256K multiply-adds one core finishes before a second would start.
   const int64_t grain = std::max<int64_t>(64, (int64_t{1} << 18) / std::max<int64_t>(1, s.K));
-  parallel_for(s.N, grain, [&](int64_t n0, int64_t n1) {
-    isa.gemv(x, B, s.ldb, s.transB, s.K, n0, n1, C, s.alpha, s.beta);
-  });
+  parallel_for(s.N, grain, [&](int64_t n0, int64_t n1) { gemv(x, B, s.ldb, s.transB, s.K, n0, n1, C, s.alpha, s.beta); });
 }
 
 SerialBF16 bf16_serial_for(const IsaGemm& isa) {
@@ -172,7 +175,7 @@ void gemm_f32(const GemmShape& s, const float* A, const float* B, float* C) {
   if (s.K == 0 || s.alpha == 0.0f) return scale_c_then_epilogue(s, C);
   const IsaGemm& isa = isa_gemm_best();
   // the streaming M == 1 path has no second product or epilogue: the packed path takes them
-  if (s.M == 1 && isa.gemv && s.K2 == 0 && !s.epilogue) return run_gemv(s, A, B, C, isa);
+  if (s.M == 1 && isa.gemv && s.K2 == 0 && !s.epilogue) return run_gemv(s, A, B, C, isa.gemv, false);
   run_split(s, A, B, C, isa, isa.f32);
 }
 
@@ -191,6 +194,8 @@ void gemm_bf16_round_a(const GemmShape& s, const float* A, const uint16_t* B, fl
   if (s.M == 0 || s.N == 0) return;
   if (s.K == 0 || s.alpha == 0.0f) return scale_c_then_epilogue(s, C);
   const IsaGemm& isa = isa_gemm_best();
+  // one row (decoding a token): stream the bf16 weight once, half the bytes of f32's GEMV
+  if (s.M == 1 && isa.gemv_bf16 && !s.epilogue) return run_gemv(s, A, B, C, isa.gemv_bf16, true);
   if (splits_by_columns(s, isa)) {
     // Every thread would round all of A while packing it (the threads split C by columns): the
     // rounding work, and A's f32 reads, times the thread count (measured: the GPT-2 step's

@@ -30,7 +30,7 @@ void gemm_bf16_round_a_avx512_via_f32(const GemmShape& s, const float* A, const 
 }
 
 const IsaGemm& isa_gemm_avx512() {
-  static const IsaGemm g{"avx512", &serial_f32, &serial_bf16, kMR, kNR, &gemv_f32_avx512, &serial_bf16_round_a};
+  static const IsaGemm g{"avx512", &serial_f32, &serial_bf16, kMR, kNR, &gemv_f32_avx512, &serial_bf16_round_a, &gemv_bf16_avx512};
   return g;
 }
 

@@ -634,21 +634,31 @@ struct TraitsBF16RoundAViaF32 : TraitsBF16ViaF32 {
 // once. x is contiguous [K]; y[n] for n in [n0, n1).
 //   transB: y[n] = alpha * dot(x, B[n, :]) + beta * y[n]   (B is [N, K], rows contiguous)
 //   else  : y[n] = alpha * sum_k x[k] B[k, n] + beta * y[n] (B is [K, N])
-inline void gemv_f32_avx512(const float* x, const float* B, int64_t ldb, bool transB, int64_t K, int64_t n0,
-                            int64_t n1, float* y, float alpha, float beta) {
+// B is f32, or bf16 bits widened to f32 as they are loaded (exact): half the bytes streamed, the
+// same arithmetic, so a bf16 B gives the bits of an f32 B holding the same values.
+
+// 16 values of B from p (m: the lanes to load, the others 0) as f32.
+inline __m512 gemv_load(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+inline __m512 gemv_load(__mmask16 m, const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+
+template <class TB>
+inline void gemv_avx512(const float* x, const TB* B, int64_t ldb, bool transB, int64_t K, int64_t n0, int64_t n1,
+                        float* y, float alpha, float beta) {
   auto finish = [&](int64_t n, float dot) { y[n] = alpha * dot + (beta == 0.0f ? 0.0f : beta * y[n]); };
   if (transB) {
     int64_t n = n0;
     for (; n + 4 <= n1; n += 4) {  // 4 rows share each x load
-      const float* r0 = B + n * ldb;
+      const TB* r0 = B + n * ldb;
       __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
       for (int64_t k = 0; k < K; k += 16) {
         const __mmask16 m = low_mask16(static_cast<int>(std::min<int64_t>(16, K - k)));
         const __m512 xv = _mm512_maskz_loadu_ps(m, x + k);
-        a0 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, r0 + k), a0);
-        a1 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, r0 + ldb + k), a1);
-        a2 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, r0 + 2 * ldb + k), a2);
-        a3 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, r0 + 3 * ldb + k), a3);
+        a0 = _mm512_fmadd_ps(xv, gemv_load(m, r0 + k), a0);
+        a1 = _mm512_fmadd_ps(xv, gemv_load(m, r0 + ldb + k), a1);
+        a2 = _mm512_fmadd_ps(xv, gemv_load(m, r0 + 2 * ldb + k), a2);
+        a3 = _mm512_fmadd_ps(xv, gemv_load(m, r0 + 3 * ldb + k), a3);
       }
       finish(n, _mm512_reduce_add_ps(a0));
       finish(n + 1, _mm512_reduce_add_ps(a1));
@@ -659,7 +669,7 @@ inline void gemv_f32_avx512(const float* x, const float* B, int64_t ldb, bool tr
       __m512 a0 = _mm512_setzero_ps();
       for (int64_t k = 0; k < K; k += 16) {
         const __mmask16 m = low_mask16(static_cast<int>(std::min<int64_t>(16, K - k)));
-        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + k), _mm512_maskz_loadu_ps(m, B + n * ldb + k), a0);
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + k), gemv_load(m, B + n * ldb + k), a0);
       }
       finish(n, _mm512_reduce_add_ps(a0));
     }
@@ -675,7 +685,7 @@ inline void gemv_f32_avx512(const float* x, const float* B, int64_t ldb, bool tr
   for (int64_t k0 = 0; k0 < K; k0 += 8) {
     const int kb = static_cast<int>(std::min<int64_t>(8, K - k0));
     __m512 xv[8];
-    const float* r[8];
+    const TB* r[8];
     for (int i = 0; i < kb; ++i) {
       xv[i] = _mm512_set1_ps(x[k0 + i]);
       r[i] = B + (k0 + i) * ldb + n0;
@@ -685,9 +695,9 @@ inline void gemv_f32_avx512(const float* x, const float* B, int64_t ldb, bool tr
       __m512 a = _mm512_loadu_ps(acc + c);
       if (kb == 8) {
 #pragma GCC unroll 8
-        for (int i = 0; i < 8; ++i) a = _mm512_fmadd_ps(xv[i], _mm512_maskz_loadu_ps(m, r[i] + c), a);
+        for (int i = 0; i < 8; ++i) a = _mm512_fmadd_ps(xv[i], gemv_load(m, r[i] + c), a);
       } else {
-        for (int i = 0; i < kb; ++i) a = _mm512_fmadd_ps(xv[i], _mm512_maskz_loadu_ps(m, r[i] + c), a);
+        for (int i = 0; i < kb; ++i) a = _mm512_fmadd_ps(xv[i], gemv_load(m, r[i] + c), a);
       }
       _mm512_storeu_ps(acc + c, a);
     }
@@ -696,6 +706,15 @@ inline void gemv_f32_avx512(const float* x, const float* B, int64_t ldb, bool tr
     float* yj = y + n0 + j;
     *yj = alpha * acc[j] + (beta == 0.0f ? 0.0f : beta * *yj);
   }
+}
+
+inline void gemv_f32_avx512(const float* x, const float* B, int64_t ldb, bool transB, int64_t K, int64_t n0,
+                            int64_t n1, float* y, float alpha, float beta) {
+  gemv_avx512(x, B, ldb, transB, K, n0, n1, y, alpha, beta);
+}
+inline void gemv_bf16_avx512(const float* x, const uint16_t* B, int64_t ldb, bool transB, int64_t K, int64_t n0,
+                             int64_t n1, float* y, float alpha, float beta) {
+  gemv_avx512(x, B, ldb, transB, K, n0, n1, y, alpha, beta);
 }
 
 }  // namespace

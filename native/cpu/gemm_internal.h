@@ -26,6 +26,9 @@ using SerialBF16RoundA = void (*)(const GemmShape& s, const float* A, const uint
 // y[n0:n1] = alpha * x op(B) + beta * y for one row x (contiguous, K values); B as in GemmShape.
 using GemvF32 = void (*)(const float* x, const float* B, int64_t ldb, bool transB, int64_t K, int64_t n0,
                          int64_t n1, float* y, float alpha, float beta);
+// The same with B in bf16 bits (widened as loaded: the bits of GemvF32 on the widened values).
+using GemvBF16 = void (*)(const float* x, const uint16_t* B, int64_t ldb, bool transB, int64_t K, int64_t n0,
+                          int64_t n1, float* y, float alpha, float beta);
 
 struct IsaGemm {
   const char* name;
@@ -34,6 +37,7 @@ struct IsaGemm {
   int mr, nr;              // microtile (used by the driver to align thread splits)
   GemvF32 gemv = nullptr;  // M == 1 streaming path, where the ISA has one
   SerialBF16RoundA bf16_round_a = nullptr;  // the bf16 entry with an f32 A rounded while packing
+  GemvBF16 gemv_bf16 = nullptr;  // M == 1 streaming path for a bf16 B (gemm_bf16_round_a), where the ISA has one
 };
 
 // Defined in their own files; the avx512/avx2 tables are only called when cpu_features() allows.

@@ -460,3 +460,42 @@ TK_TEST(gemm_epilogue_sees_each_final_element_once) {
     tk::set_num_threads(nt);
   }
 }
+
+// gemm_bf16_round_a with one row (decoding a token): the bf16 weight streamed by the GEMV where
+// the ISA has one, x rounded to bf16 first. Its bits are the f32 GEMV's on the rounded x and the
+// widened weight (one loop for both types); both B layouts, a strided transposed A, alpha/beta,
+// widths that end mid-vector, and threads splitting N. Without a bf16 GEMV: the packed path,
+// within f32 summation tolerance.
+TK_TEST(gemm_bf16_round_a_one_row_streams_the_bf16_weight) {
+  using namespace tk::cpu::gemm_detail;
+  const bool has_gemv = isa_gemm_best().gemv_bf16 != nullptr;
+  const int nt = tk::num_threads();
+  tk::set_num_threads(std::max(2, nt));
+  uint64_t seed = 4100;
+  for (auto [N, K] : {std::pair<int64_t, int64_t>{1, 1}, {17, 33}, {2304, 768}, {1000, 300}, {50, 4099}})
+    for (int tb = 0; tb < 2; ++tb)
+      for (int ta = 0; ta < 2; ++ta) {
+        GemmShape s = shape(1, N, K, ta, tb, ta ? 3 : 0);
+        s.alpha = (seed & 1) ? 1.0f : 0.5f;
+        s.beta = (seed & 2) ? 0.25f : 0.0f;
+        auto A = tk::test::randn(a_size(s), seed), Bf = tk::test::randn(b_size(s), seed + 1);
+        std::vector<uint16_t> Bb(Bf.size());
+        std::vector<float> Bw(Bf.size()), Ar(A.size());
+        for (size_t i = 0; i < Bf.size(); ++i) Bw[i] = tk::bf16_to_f32(Bb[i] = tk::f32_to_bf16(Bf[i]));
+        for (size_t i = 0; i < A.size(); ++i) Ar[i] = tk::bf16_to_f32(tk::f32_to_bf16(A[i]));
+        auto C1 = tk::test::randn(c_size(s), seed + 2);
+        auto C2 = C1;
+        tk::cpu::gemm_bf16_round_a(s, A.data(), Bb.data(), C1.data());
+        tk::cpu::gemm_f32(s, Ar.data(), Bw.data(), C2.data());
+        if (has_gemv) {
+          TK_EXPECT(std::memcmp(C1.data(), C2.data(), C1.size() * 4) == 0, "N=%lld K=%lld tA=%d tB=%d: the f32 GEMV's bits",
+                    (long long)N, (long long)K, ta, tb);
+        } else {
+          double worst = 0;
+          for (size_t i = 0; i < C1.size(); ++i) worst = std::max(worst, std::fabs(double(C1[i]) - C2[i]));
+          TK_EXPECT(worst <= atol_for(K), "N=%lld K=%lld tA=%d tB=%d: %.3g", (long long)N, (long long)K, ta, tb, worst);
+        }
+        ++seed;
+      }
+  tk::set_num_threads(nt);
+}

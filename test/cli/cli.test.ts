@@ -200,6 +200,16 @@ describe('tunekit CLI', () => {
     expect(bad.stderr).toMatch(/--dtype \(training\.dtype\)/);
   });
 
+  it('generate --dtype bf16 decodes with the matrix products in bf16 and says so; a bad dtype is refused', () => {
+    const r = cli(['generate', '--model', modelDir, '--prompt', 'free money', '--max-new-tokens', '4', '--temperature', '0', '--dtype', 'bf16', '--device', 'cpu']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.startsWith('free money')).toBe(true);
+    expect(r.stderr).toMatch(/matrix products in bf16 \(--dtype\)/);
+    const bad = cli(['generate', '--model', modelDir, '--prompt', 'x', '--dtype', 'f16']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--dtype: expected f32 or bf16 but received 'f16'/);
+  });
+
   it('train --resume with another config is refused with the difference', () => {
     const p = writeConfig('train.json', goodConfig());
     const r = cli(['train', p, '--resume', '--max-steps', '6']);
