@@ -104,11 +104,15 @@ export function machine(): string {
   return `${cpus()[0]?.model ?? 'unknown CPU'}${cpuFamily()}, ${availableParallelism()} cores, load ${l1!.toFixed(2)} / ${l5!.toFixed(2)} (1 / 5 min)`;
 }
 
-/** ' (CPU family 25)' from /proc/cpuinfo: the model name alone does not tell Zen 4 (25) from Zen 5 (26), whose GEMM peaks differ by 1.8x. */
+/**
+ * ' (CPU family 25 model 17)' from /proc/cpuinfo: the model name alone ('AMD EPYC' in these
+ * guests) does not tell Zen 4 (family 25) from Zen 5 (26), whose GEMM peaks differ by 1.8x.
+ */
 function cpuFamily(): string {
   try {
-    const m = /^cpu family\s*:\s*(\d+)/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    return m ? ` (CPU family ${m[1]})` : '';
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    const family = /^cpu family\s*:\s*(\d+)/m.exec(info), model = /^model\s*:\s*(\d+)/m.exec(info);
+    return family ? ` (CPU family ${family[1]}${model ? ` model ${model[1]}` : ''})` : '';
   } catch {
     return '';
   }
