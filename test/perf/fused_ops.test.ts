@@ -134,6 +134,17 @@ describe('loraLinear fused with a bf16 base weight (CPU)', () => {
     });
   }
 
+  it('the kernel refuses a base weight dtype other than f32 and bf16 by name', async () => {
+    const K = await import('../../lib/tensor/kernels.js');
+    const { Tensor } = await import('../../lib/tensor/tensor.js');
+    const M = 2, inF = 3, outF = 4, r = 1;
+    const t = (n: number, dtype: 'f32' | 'u8' = 'f32') => Tensor.empty([n], dtype, true, 'cpu');
+    const args = { x: t(M * inF), w: t(outF * inF), bias: null, a: t(r * inF), b: t(outF * r), y: t(M * outF), xa: t(M * r), mask: null,
+      M, inF, outF, r, scale: 1, wInOut: false, p: 0, seed: 0 };
+    expect(() => K.run('loraLinearForward', { ...args, wDtype: 'f16' as 'bf16' })).toThrow(/ERR_DTYPE|wDtype must be f32 or bf16, got f16/);
+    expect(() => K.run('loraLinearForward', { ...args, wDtype: 'bf16' })).not.toThrow();
+  });
+
   it('an input that needs no gradient gets none, and A, B keep their gradient bits (f32 and bf16)', async () => {
     const K = await import('../../lib/tensor/kernels.js');
     const x0 = randn([2, 9, 32], { seed: 21 });
