@@ -203,10 +203,12 @@ export function cast<D extends DType>(x: T, dtype: D): Tensor<D> {
  */
 export function matmul(a: T, b: T, opts: { transA?: boolean; transB?: boolean } = {}): F32 {
   const transA = opts.transA ?? false, transB = opts.transB ?? false;
-  // bf16 compute: a product with a weight (a 2-D leaf b) runs in bf16, and so does its backward
-  const bf16 = b.ndim === 2 && a.ndim >= 2 && !transA && K.bf16Product(a, b);
+  // a [..., K] times a shared 2-D b: the product with a weight (b a leaf) runs in bf16 under bf16
+  // compute, and so does its backward
+  const sharedB = b.ndim === 2 && a.ndim >= 2 && !transA;
+  const bf16 = sharedB && K.bf16Product(a, b);
   let out: F32;
-  if (b.ndim === 2 && a.ndim >= 2 && !transA) {
+  if (sharedB) {
     const lead = a.shape.slice(0, -1);
     const a2 = a.ndim === 2 ? a : a.contiguousRaw().viewAs([numelOf(lead), a.shape[a.ndim - 1]!], contiguousStrides([numelOf(lead), a.shape[a.ndim - 1]!]), 0);
     const a2c = a2.isContiguous ? a2 : a2.contiguousRaw();
