@@ -160,9 +160,30 @@ void kernel_f32_rows(int64_t kc, const float* __restrict Ap, const float* __rest
   else kernel_f32_rows_spread<M, MRS, NV>(kc, Ap, Bp, nr, C, ldc, alpha, beta);
 }
 
+// One k pair of the bf16 microkernel: acc[i][v] += A[i, k..k+1] . B[k..k+1, 16v .. 16v+15]
+// (vdpbf16ps sums each pair's two products into the f32 lane).
 template <int M>
-void kernel_bf16_rows(int64_t kcp, const uint16_t* __restrict Ap, const uint16_t* __restrict Bp, int nr,
-                      float* C, int64_t ldc, float alpha, float beta) {
+__attribute__((always_inline)) inline void dpbf16_step(__m512 (&acc)[M][kNV], const uint16_t* __restrict Ap,
+                                                       const uint16_t* __restrict Bp) {
+  // the B row pair: 32 columns x 2 bf16 = 2 zmm
+  const __m512bh b0 = (__m512bh)_mm512_load_si512(Bp);
+  const __m512bh b1 = (__m512bh)_mm512_load_si512(Bp + 32);
+  _mm_prefetch(reinterpret_cast<const char*>(Bp + 16 * kNR), _MM_HINT_T0);
+  const uint32_t* a32 = reinterpret_cast<const uint32_t*>(Ap);
+#pragma GCC unroll 14
+  for (int i = 0; i < M; ++i) {
+    const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(a32[i]));
+    acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
+    acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
+  }
+}
+
+// M rows x 32 columns, fewer k pairs than M * kCRowPrefetchEvery: C's rows prefetched up front
+// (as kernel_f32_rows_short).
+template <int M>
+__attribute__((noinline)) void kernel_bf16_rows_short(int64_t kcp, const uint16_t* __restrict Ap,
+                                                      const uint16_t* __restrict Bp, int nr, float* C, int64_t ldc,
+                                                      float alpha, float beta) {
   __m512 acc[M][kNV];
 #pragma GCC unroll 14
   for (int i = 0; i < M; ++i) {
@@ -171,22 +192,54 @@ void kernel_bf16_rows(int64_t kcp, const uint16_t* __restrict Ap, const uint16_t
 #pragma GCC unroll 2
     for (int v = 0; v < kNV; ++v) acc[i][v] = _mm512_setzero_ps();
   }
-  // One iteration = one k pair: B row pair is 32 columns x 2 bf16 = 2 zmm.
   for (int64_t p = 0; p < kcp; p += 2) {
-    const __m512bh b0 = (__m512bh)_mm512_load_si512(Bp);
-    const __m512bh b1 = (__m512bh)_mm512_load_si512(Bp + 32);
-    _mm_prefetch(reinterpret_cast<const char*>(Bp + 16 * kNR), _MM_HINT_T0);
-    const uint32_t* a32 = reinterpret_cast<const uint32_t*>(Ap);
-#pragma GCC unroll 14
-    for (int i = 0; i < M; ++i) {
-      const __m512bh a = (__m512bh)_mm512_set1_epi32(static_cast<int>(a32[i]));
-      acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
-      acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
-    }
+    dpbf16_step<M>(acc, Ap, Bp);
     Ap += 2 * kMR;
     Bp += 2 * kNR;
   }
   store_tile<M>(acc, nr, C, ldc, alpha, beta);
+}
+
+// Same, C row i prefetched at k pair i * kCRowPrefetchEvery (as kernel_f32_rows_spread, for the
+// same reason: the LM head's logits, 512 x 50257 with unaligned rows, come from DRAM, and 28+
+// prefetches at once stall the packed loads behind them).
+template <int M>
+__attribute__((noinline)) void kernel_bf16_rows_spread(int64_t kcp, const uint16_t* __restrict Ap,
+                                                       const uint16_t* __restrict Bp, int nr, float* C,
+                                                       int64_t ldc, float alpha, float beta) {
+  constexpr int every = static_cast<int>(kCRowPrefetchEvery);
+  __m512 acc[M][kNV];
+#pragma GCC unroll 14
+  for (int i = 0; i < M; ++i) {
+#pragma GCC unroll 2
+    for (int v = 0; v < kNV; ++v) acc[i][v] = _mm512_setzero_ps();
+  }
+  const bool unaligned = ((reinterpret_cast<uintptr_t>(C) | static_cast<uintptr_t>(ldc) * 4) & 63) != 0;
+  const float* c_row = C;
+  for (int i = 0; i < M; ++i) {  // k pairs [0, M * every)
+    prefetch_c_row<kNV>(c_row, unaligned);
+    c_row += ldc;
+#pragma GCC unroll 4
+    for (int u = 0; u < every; ++u) {
+      dpbf16_step<M>(acc, Ap, Bp);
+      Ap += 2 * kMR;
+      Bp += 2 * kNR;
+    }
+  }
+  for (int64_t p = 2 * static_cast<int64_t>(M) * every; p < kcp; p += 2) {
+    dpbf16_step<M>(acc, Ap, Bp);
+    Ap += 2 * kMR;
+    Bp += 2 * kNR;
+  }
+  store_tile<M>(acc, nr, C, ldc, alpha, beta);
+}
+
+// M rows x 32 columns from packed bf16 pairs; kcp (even) k values.
+template <int M>
+void kernel_bf16_rows(int64_t kcp, const uint16_t* __restrict Ap, const uint16_t* __restrict Bp, int nr,
+                      float* C, int64_t ldc, float alpha, float beta) {
+  if (kcp < 2 * M * kCRowPrefetchEvery) kernel_bf16_rows_short<M>(kcp, Ap, Bp, nr, C, ldc, alpha, beta);
+  else kernel_bf16_rows_spread<M>(kcp, Ap, Bp, nr, C, ldc, alpha, beta);
 }
 
 template <class P>
