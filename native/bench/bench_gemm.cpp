@@ -1,6 +1,7 @@
 // GEMM benchmarks.
-//   gemm M K N [ta tb] [dtype]   one shape, prints "ours <GFLOP/s>" (used by bench/gemm.sh, which
-//                                runs OpenBLAS on the same shape right after, in turn)
+//   gemm M K N [ta tb] [dtype] [beta]  one shape, prints "ours <GFLOP/s>" (used by bench/gemm.sh,
+//                                which runs OpenBLAS on the same shape right after, in turn);
+//                                beta 1 adds to C (a linear layer's bias rows), default 0
 //   gemm_suite                   the issue's shape list, ours only (f32 and bf16)
 // C[M,N] = op(A)[M,K] op(B)[K,N]; ta/tb are 0/1; dtype f32 (default), bf16, or bf16a (an f32 A
 // rounded to bf16 while packed: gemm_bf16_round_a, the bf16 training path's call). With
@@ -19,8 +20,9 @@
 namespace {
 using tk::cpu::GemmShape;
 
-GemmShape make_shape(int64_t M, int64_t K, int64_t N, bool ta, bool tb) {
+GemmShape make_shape(int64_t M, int64_t K, int64_t N, bool ta, bool tb, float beta = 0.0f) {
   GemmShape s;
+  s.beta = beta;
   s.M = M; s.N = N; s.K = K;
   s.transA = ta; s.transB = tb;
   s.lda = ta ? M : K; s.ldb = tb ? K : N; s.ldc = N;
@@ -67,7 +69,7 @@ double gflops(const GemmShape& s, GemmDtype dt) {
 
 }  // namespace
 
-TK_BENCH(gemm, "M K N [ta tb] [f32|bf16|bf16a]: GFLOP/s of one shape (TUNEKIT_BENCH_COLD=1: cold caches)") {
+TK_BENCH(gemm, "M K N [ta tb] [f32|bf16|bf16a] [beta]: GFLOP/s of one shape (TUNEKIT_BENCH_COLD=1: cold caches)") {
   if (args.size() < 3) {
     std::fprintf(stderr, "gemm: need M K N\n");
     return 2;
@@ -79,7 +81,8 @@ TK_BENCH(gemm, "M K N [ta tb] [f32|bf16|bf16a]: GFLOP/s of one shape (TUNEKIT_BE
     std::fprintf(stderr, "gemm: dtype must be f32, bf16 or bf16a, got %s\n", dt.c_str());
     return 2;
   }
-  std::printf("ours %.2f\n", gflops(make_shape(M, K, N, ta, tb),
+  const float beta = args.size() > 6 ? static_cast<float>(std::atof(args[6].c_str())) : 0.0f;
+  std::printf("ours %.2f\n", gflops(make_shape(M, K, N, ta, tb, beta),
                                       dt == "bf16" ? GemmDtype::BF16 : dt == "bf16a" ? GemmDtype::BF16RoundA : GemmDtype::F32));
   return 0;
 }

@@ -1,4 +1,5 @@
-// Attention on the CPU: a tiled fast path built on gemm_f32 and a plain reference.
+// Attention on the CPU: a tiled fast path (flash-attention style, its small products in
+// attention_tiles.h) and a plain reference.
 // See attention.h for shapes and semantics.
 #include "attention.h"
 
@@ -7,11 +8,12 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "../core/status.h"
 #include "../core/thread_pool.h"
-#include "gemm.h"
+#include "attention_tiles.h"
 
 namespace tk::cpu {
 
@@ -20,7 +22,7 @@ namespace {
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Tile sizes: a 64 x 128 f32 score tile is 32 KiB, so a query tile, a key/value tile and the
-// score tiles stay in L2 while the GEMM works on them. 128 keys a tile: sequences up to 128 (the
+// score tiles stay in L2 while the products work on them. 128 keys a tile: sequences up to 128 (the
 // main job's) need one key tile per query tile, so no online rescaling and fewer, larger GEMMs.
 constexpr int64_t kQTile = 64;
 constexpr int64_t kKTile = 128;
@@ -131,8 +133,10 @@ TK_TILE_CLONES void softmax_tile_forward(const AttentionShape& s, float* S, int6
       continue;
     }
     const float corr = std::exp(m[r] - m_new);  // m[r] = -inf -> 0 (acc is still 0)
-    exp_shifted(row, bk, m_new);
-    l[r] = l[r] * corr + row_sum(row, bk);
+    const int64_t v = std::max<int64_t>(0, std::min(bk, visible));
+    exp_shifted(row, v, m_new);
+    std::fill(row + v, row + bk, 0.0f);  // past the causal limit: exp(-inf)
+    l[r] = l[r] * corr + row_sum(row, v);
     if (corr != 1.0f) {
       float* a = acc + r * s.D;
       for (int64_t d = 0; d < s.D; ++d) a[d] *= corr;
@@ -151,19 +155,24 @@ TK_TILE_CLONES void probs_tile_backward(const AttentionShape& s, float* P, int64
       std::fill(row, row + bk, 0.0f);
       continue;
     }
-    mask_row(row, bk, last_visible_key(s, i0 + r) - j0 + 1, mtile);
-    exp_shifted(row, bk, lr);
+    const int64_t visible = last_visible_key(s, i0 + r) - j0 + 1, v = std::max<int64_t>(0, std::min(bk, visible));
+    mask_row(row, bk, visible, mtile);
+    exp_shifted(row, v, lr);
+    std::fill(row + v, row + bk, 0.0f);  // past the causal limit: exp(-inf)
   }
 }
 
-// dS = P (dP - delta) in place of dP, one tile
-TK_TILE_CLONES void dscores_tile(const float* __restrict P, float* __restrict dP, int64_t bq, int64_t bk,
-                                 const float* delta) {
+// dS = P (dP - delta) in place of dP, one tile; 0 past each row's causal limit, where dP was not
+// computed (a row block's products stop at its bottom row's limit, see visible_keys).
+TK_TILE_CLONES void dscores_tile(const AttentionShape& s, const float* __restrict P, float* __restrict dP, int64_t bq,
+                                 int64_t bk, int64_t i0, int64_t j0, const float* delta) {
   for (int64_t r = 0; r < bq; ++r) {
     const float dl = delta[r];
     const float* p = P + r * bk;
     float* d = dP + r * bk;
-    for (int64_t c = 0; c < bk; ++c) d[c] = p[c] * (d[c] - dl);
+    const int64_t v = std::max<int64_t>(0, std::min(bk, last_visible_key(s, i0 + r) - j0 + 1));
+    for (int64_t c = 0; c < v; ++c) d[c] = p[c] * (d[c] - dl);
+    std::fill(d + v, d + bk, 0.0f);
   }
 }
 
@@ -200,10 +209,39 @@ inline bool all_masked(const int32_t* mask_row, int64_t j0, int64_t n) {
   return true;
 }
 
-// C[M,N] (+)= alpha * A[M,K] op(B), operands with the leading dims given.
-inline void gemm_call(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                      int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  gemm_f32(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+using attention_detail::kRowBlock;
+
+// How many of key tile j0's bk keys query row i (of the head) sees: the causal limit only (the
+// padding mask works on the scores).
+inline int64_t visible_keys(const AttentionShape& s, int64_t i, int64_t j0, int64_t bk) {
+  return std::max<int64_t>(0, std::min(bk, last_visible_key(s, i) - j0 + 1));
+}
+// The first of query tile i0's bq rows that sees key j of the head (bq when none does).
+inline int64_t first_query_seeing(const AttentionShape& s, int64_t j, int64_t i0, int64_t bq) {
+  return s.causal ? std::max<int64_t>(0, std::min(bq, j - (s.Tk - s.Tq) - i0)) : 0;
+}
+
+// C[M, cols] = alpha * A B + beta * C (beta 0 or 1) by blocks of kRowBlock rows, where block r0
+// (rows r0 .. r0 + rows) has its own column count cols(r0, rows) and k range krange(r0, rows):
+// causal blocks skip the keys none of their rows sees, or the queries that see none of their
+// keys. a(i, k) = A[i * a_row + k * a_col] (see attention_tiles.h); B rows of stride ldb.
+template <class Cols, class KRange>
+void product_by_row_blocks(int64_t M, float alpha, const float* A, int64_t a_row, int64_t a_col, const float* B,
+                           int64_t ldb, float beta, float* C, int64_t ldc, Cols cols, KRange krange) {
+  const attention_detail::RowBlockProduct product = attention_detail::tile_kernels().product;
+  for (int64_t r0 = 0; r0 < M; r0 += kRowBlock) {
+    const int rows = static_cast<int>(std::min<int64_t>(kRowBlock, M - r0));
+    const int64_t n = cols(r0, rows);
+    const auto [k0, k1] = krange(r0, rows);
+    if (n <= 0 || (beta != 0.0f && k1 <= k0)) continue;  // nothing to write, or C += 0
+    product(rows, n, k0, k1, alpha, A + r0 * a_row, a_row, a_col, B, ldb, beta, C + r0 * ldc, ldc);
+  }
+}
+inline auto all_of(int64_t n) {
+  return [n](int64_t, int) { return n; };
+}
+inline auto k_from_zero(int64_t n) {
+  return [n](int64_t, int) { return std::pair<int64_t, int64_t>{0, n}; };
 }
 
 // One query head's operands as row-major [rows, D] matrices with their own row strides, so the
@@ -221,10 +259,11 @@ struct HeadView {
 };
 
 // Per-thread scratch of the forward: one score tile, the running output and softmax state of one
-// query tile.
+// query tile, a key tile transposed.
 struct ForwardScratch {
-  std::vector<float> S, acc, m, l;
-  explicit ForwardScratch(int64_t D) : S(kQTile * kKTile), acc(kQTile * D), m(kQTile), l(kQTile) {}
+  std::vector<float> S, acc, m, l, kt;
+  explicit ForwardScratch(int64_t D)
+      : S(kQTile * kKTile), acc(kQTile * D), m(kQTile), l(kQTile), kt(D * kKTile) {}
 };
 
 // Forward of one query tile, rows i0 .. i0 + bq of the head: out rows O [bq, D] (row stride ldo)
@@ -234,7 +273,8 @@ void forward_query_tile(const HeadView& h, int64_t i0, float* O, int64_t ldo, fl
   const AttentionShape& s = h.s;
   const int64_t D = s.D, bq = std::min(kQTile, s.Tq - i0);
   const float* Qi = h.q + i0 * h.ldq;
-  float *S = sc.S.data(), *acc = sc.acc.data(), *m = sc.m.data(), *l = sc.l.data();
+  float *S = sc.S.data(), *acc = sc.acc.data(), *m = sc.m.data(), *l = sc.l.data(), *KT = sc.kt.data();
+  const attention_detail::Transpose transpose = attention_detail::tile_kernels().transpose;
   std::fill(m, m + bq, kNegInf);
   std::fill(l, l + bq, 0.0f);
   std::fill(acc, acc + bq * D, 0.0f);
@@ -243,12 +283,17 @@ void forward_query_tile(const HeadView& h, int64_t i0, float* O, int64_t ldo, fl
   for (int64_t j0 = 0; j0 < jend; j0 += kKTile) {
     const int64_t bk = std::min(kKTile, jend - j0);
     if (all_masked(h.mask, j0, bk)) continue;
-    // S [bq, bk] = scale Q_i K_j^T
-    gemm_call(false, true, bq, bk, D, s.scale, Qi, h.ldq, h.k + j0 * h.ldk, h.ldk, 0.0f, S, bk);
+    // A row block's keys: up to the last one its bottom row sees.
+    const auto seen = [&](int64_t r0, int rows) { return visible_keys(s, i0 + r0 + rows - 1, j0, bk); };
+    // S [bq, bk] = scale Q_i K_j^T, K_j^T [D, bk]; entries past a row block's keys stay unwritten
+    // (the softmax masks them)
+    transpose(h.k + j0 * h.ldk, bk, D, h.ldk, KT, bk);
+    product_by_row_blocks(bq, s.scale, Qi, h.ldq, 1, KT, bk, 0.0f, S, bk, seen, k_from_zero(D));
     // Online softmax: keep the running max m and sum l per row; rescale acc when m grows.
     softmax_tile_forward(s, S, bq, bk, i0, j0, tile_mask(h.mask, j0, bk), m, l, acc);
-    // acc [bq, D] += P [bq, bk] V_j [bk, D]
-    gemm_call(false, false, bq, D, bk, 1.0f, S, bk, h.v + j0 * h.ldv, h.ldv, 1.0f, acc, D);
+    // acc [bq, D] += P [bq, bk] V_j [bk, D], over the keys each row block sees (P is 0 past them)
+    product_by_row_blocks(bq, 1.0f, S, bk, 1, h.v + j0 * h.ldv, h.ldv, 1.0f, acc, D, all_of(D),
+                          [&](int64_t r0, int rows) { return std::pair<int64_t, int64_t>{0, seen(r0, rows)}; });
   }
   for (int64_t r = 0; r < bq; ++r) {
     float* o = O + r * ldo;
@@ -263,10 +308,11 @@ void forward_query_tile(const HeadView& h, int64_t i0, float* O, int64_t ldo, fl
   }
 }
 
-// Per-thread scratch of the backward, sized by tiles (and Tq for the row dots).
+// Per-thread scratch of the backward, sized by tiles (and Tq for the row dots): P, dP, and the key
+// and value tiles transposed ([D, bk]).
 struct BackwardScratch {
-  std::vector<float> p, dp, delta;
-  BackwardScratch() : p(kQTile * kKTile), dp(kQTile * kKTile) {}
+  std::vector<float> p, dp, delta, kt, vt;
+  explicit BackwardScratch(int64_t D) : p(kQTile * kKTile), dp(kQTile * kKTile), kt(D * kKTile), vt(D * kKTile) {}
 };
 
 // Gradients of one query head. dQ [Tq, D] (row stride lddq) is written; dK / dV [Tk, D] (row
@@ -282,6 +328,11 @@ void backward_head(const HeadView& h, const float* O, int64_t ldo, const float* 
   sc.delta.resize(Tq);
   row_dots(dO, lddo, O, ldo, Tq, D, sc.delta.data());
 
+  const attention_detail::Transpose transpose = attention_detail::tile_kernels().transpose;
+  float* P = sc.p.data();    // [bq, bk]
+  float* dP = sc.dp.data();  // [bq, bk]
+  float* KT = sc.kt.data();  // [D, bk]
+  float* VT = sc.vt.data();  // [D, bk]
   for (int64_t i0 = 0; i0 < Tq; i0 += kQTile) {
     const int64_t bq = std::min(kQTile, Tq - i0);
     const int64_t jend = s.causal ? std::min(Tk, last_visible_key(s, i0 + bq - 1) + 1) : Tk;
@@ -292,19 +343,24 @@ void backward_head(const HeadView& h, const float* O, int64_t ldo, const float* 
       if (all_masked(h.mask, j0, bk)) continue;
       const float* Kj = h.k + j0 * h.ldk;
       const float* Vj = h.v + j0 * h.ldv;
-      float* P = sc.p.data();    // [bq, bk]
-      float* dP = sc.dp.data();  // [bq, bk]
-      // S = scale Q_i K_j^T, then P = exp(S - lse) on visible entries, 0 elsewhere.
-      gemm_call(false, true, bq, bk, D, s.scale, Qi, h.ldq, Kj, h.ldk, 0.0f, P, bk);
+      // Query row blocks: the keys their bottom row sees. Key row blocks (dK, dV): the queries
+      // from the first that sees their first key (P and dS are 0 elsewhere).
+      const auto seen = [&](int64_t r0, int rows) { return visible_keys(s, i0 + r0 + rows - 1, j0, bk); };
+      const auto keys_seen = [&](int64_t r0, int rows) { return std::pair<int64_t, int64_t>{0, seen(r0, rows)}; };
+      const auto seen_by = [&](int64_t r0, int) { return std::pair<int64_t, int64_t>{first_query_seeing(s, j0 + r0, i0, bq), bq}; };
+      transpose(Kj, bk, D, h.ldk, KT, bk);
+      transpose(Vj, bk, D, h.ldv, VT, bk);
+      // S = scale Q_i K_j^T, then P = exp(S - lse) on visible entries, 0 elsewhere (all of P).
+      product_by_row_blocks(bq, s.scale, Qi, h.ldq, 1, KT, bk, 0.0f, P, bk, seen, k_from_zero(D));
       probs_tile_backward(s, P, bq, bk, i0, j0, tile_mask(h.mask, j0, bk), L);
       // dV_j [bk, D] += P^T dO_i
-      gemm_call(true, false, bk, D, bq, 1.0f, P, bk, dOi, lddo, 1.0f, dV + j0 * lddv, lddv);
-      // dP = dO_i V_j^T [bq, bk]; dS = P (dP - delta) in place
-      gemm_call(false, true, bq, bk, D, 1.0f, dOi, lddo, Vj, h.ldv, 0.0f, dP, bk);
-      dscores_tile(P, dP, bq, bk, sc.delta.data() + i0);
+      product_by_row_blocks(bk, 1.0f, P, 1, bk, dOi, lddo, 1.0f, dV + j0 * lddv, lddv, all_of(D), seen_by);
+      // dP = dO_i V_j^T [bq, bk]; dS = P (dP - delta) in place (0 where dP was not computed)
+      product_by_row_blocks(bq, 1.0f, dOi, lddo, 1, VT, bk, 0.0f, dP, bk, seen, k_from_zero(D));
+      dscores_tile(s, P, dP, bq, bk, i0, j0, sc.delta.data() + i0);
       // dQ_i [bq, D] += scale dS K_j ; dK_j [bk, D] += scale dS^T Q_i
-      gemm_call(false, false, bq, D, bk, s.scale, dP, bk, Kj, h.ldk, 1.0f, dQ + i0 * lddq, lddq);
-      gemm_call(true, false, bk, D, bq, s.scale, dP, bk, Qi, h.ldq, 1.0f, dK + j0 * lddk, lddk);
+      product_by_row_blocks(bq, s.scale, dP, bk, 1, Kj, h.ldk, 1.0f, dQ + i0 * lddq, lddq, all_of(D), keys_seen);
+      product_by_row_blocks(bk, s.scale, dP, 1, bk, Qi, h.ldq, 1.0f, dK + j0 * lddk, lddk, all_of(D), seen_by);
     }
   }
 }
@@ -379,7 +435,7 @@ void attention_backward_f32(const AttentionShape& s, const float* q, const float
   //  - otherwise: one unit per (b, h) into private partial slices, then a reduction.
   if (group == 1 || s.B * s.Hkv >= 2 * static_cast<int64_t>(num_threads())) {
     parallel_for(s.B * s.Hkv, 1, [&](int64_t u0, int64_t u1) {
-      BackwardScratch sc;
+      BackwardScratch sc(D);
       for (int64_t u = u0; u < u1; ++u) {
         const int64_t b = u / s.Hkv, g = u % s.Hkv;
         float* dK = dk + u * kv_slice;
@@ -394,7 +450,7 @@ void attention_backward_f32(const AttentionShape& s, const float* q, const float
   // Partials [B, Hq, Tk, D] for dK and dV.
   std::vector<float> dkp(s.B * s.Hq * kv_slice), dvp(s.B * s.Hq * kv_slice);
   parallel_for(s.B * s.Hq, 1, [&](int64_t u0, int64_t u1) {
-    BackwardScratch sc;
+    BackwardScratch sc(D);
     // vectors start zeroed: backward_head only accumulates into them
     for (int64_t u = u0; u < u1; ++u) head(u / s.Hq, u % s.Hq, dkp.data() + u * kv_slice, dvp.data() + u * kv_slice, sc);
   });
@@ -511,7 +567,7 @@ void attention_rows_backward_f32(const AttentionRowsShape& s, const float* qkv, 
   check_attention_rows_shape(s, offsets);
   const int64_t C = s.H * s.D, NQ = query_rows(s);
   // each unit writes its own columns of its own rows of dqkv
-  for_each_rows_unit(s, offsets, [] { return BackwardScratch(); }, [&](const RowsUnit& w, BackwardScratch& sc) {
+  for_each_rows_unit(s, offsets, [&] { return BackwardScratch(s.D); }, [&](const RowsUnit& w, BackwardScratch& sc) {
     const int64_t r0 = offsets[w.seq], len = offsets[w.seq + 1] - r0, q = query_base(s, offsets, w.seq);
     for (int64_t h = w.h0; h < w.h1; ++h) {
       const HeadView v = rows_view(s, qkv, offsets, key_mask, w.seq, h);

@@ -188,6 +188,9 @@ TK_TEST(attention_fast_matches_reference) {
   // non-causal queries may outnumber keys
   check_fast_vs_reference(shape(2, 4, 2, 33, 7, 8, false), true, seed++);
   check_fast_vs_reference(shape(2, 4, 4, 129, 1, 64, false), false, seed++);
+  // head sizes that end mid-vector past the first 16 lanes (the tiles' transposes and products)
+  check_fast_vs_reference(shape(1, 2, 1, 70, 130, 24, true), true, seed++);
+  check_fast_vs_reference(shape(1, 2, 2, 41, 41, 80, false), false, seed++);
 }
 
 TK_TEST(attention_fast_matches_reference_across_thread_counts) {

@@ -1,0 +1,59 @@
+// attention_tiles.h's portable kernels and the choice between them and the AVX-512 ones.
+#include "attention_tiles.h"
+
+#include <algorithm>
+
+#include "../core/cpu_features.h"
+
+namespace tk::cpu::attention_detail {
+
+// Multi-versioned (AVX2 / baseline, picked at load time): this file is compiled for baseline
+// x86-64, where the column loops would run 4 lanes wide.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define TK_PORTABLE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define TK_PORTABLE_CLONES
+#endif
+
+namespace {
+// Columns per register block: rows x 8 accumulators stay in registers (8 ymm with AVX2).
+constexpr int64_t kCols = 8;
+}  // namespace
+
+TK_PORTABLE_CLONES void row_block_product_portable(int rows, int64_t N, int64_t k0, int64_t k1, float alpha,
+                                                   const float* A, int64_t a_row, int64_t a_col, const float* B,
+                                                   int64_t ldb, float beta, float* C, int64_t ldc) {
+  for (int64_t j = 0; j < N; j += kCols) {
+    const int64_t n = std::min(kCols, N - j);
+    float acc[kRowBlock][kCols] = {};
+    for (int64_t k = k0; k < k1; ++k) {
+      const float* b = B + k * ldb + j;
+      float bk[kCols] = {};
+      for (int64_t c = 0; c < n; ++c) bk[c] = b[c];
+      for (int i = 0; i < rows; ++i) {
+        const float a = A[i * a_row + k * a_col];
+        for (int64_t c = 0; c < kCols; ++c) acc[i][c] += a * bk[c];
+      }
+    }
+    for (int i = 0; i < rows; ++i) {
+      float* c = C + i * ldc + j;
+      for (int64_t q = 0; q < n; ++q) c[q] = alpha * acc[i][q] + (beta != 0.0f ? c[q] : 0.0f);
+    }
+  }
+}
+
+void transpose_portable(const float* src, int64_t rows, int64_t cols, int64_t lds, float* dst, int64_t ldd) {
+  constexpr int64_t kBlock = 16;  // square blocks: both sides' cache lines reused
+  for (int64_t r0 = 0; r0 < rows; r0 += kBlock)
+    for (int64_t c0 = 0; c0 < cols; c0 += kBlock)
+      for (int64_t r = r0; r < std::min(rows, r0 + kBlock); ++r)
+        for (int64_t c = c0; c < std::min(cols, c0 + kBlock); ++c) dst[c * ldd + r] = src[r * lds + c];
+}
+
+const TileKernels& tile_kernels() {
+  static const TileKernels avx512{&row_block_product_avx512, &transpose_avx512};
+  static const TileKernels portable{&row_block_product_portable, &transpose_portable};
+  return cpu_features().avx512f ? avx512 : portable;
+}
+
+}  // namespace tk::cpu::attention_detail
