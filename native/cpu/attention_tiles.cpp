@@ -1,4 +1,4 @@
-// attention_tiles.h's portable kernels and the choice between them and the AVX-512 ones.
+// attention_tiles.h's portable kernels and the choice between them and the ISA ones.
 #include "attention_tiles.h"
 
 #include <algorithm>
@@ -52,8 +52,10 @@ void transpose_portable(const float* src, int64_t rows, int64_t cols, int64_t ld
 
 const TileKernels& tile_kernels() {
   static const TileKernels avx512{&row_block_product_avx512, &transpose_avx512};
+  static const TileKernels avx2{&row_block_product_avx2, &transpose_portable};
   static const TileKernels portable{&row_block_product_portable, &transpose_portable};
-  return cpu_features().avx512f ? avx512 : portable;
+  const CpuFeatures& f = cpu_features();
+  return f.avx512f ? avx512 : f.avx2_fma ? avx2 : portable;
 }
 
 }  // namespace tk::cpu::attention_detail

@@ -6,8 +6,9 @@
 // beyond the triangle, and B is read in place (its rows contiguous: K, V, dO or Q as stored, or a
 // transposed copy made once per tile).
 //
-// Declarations only: the AVX-512 versions live in attention_tiles_avx512.cpp (compiled with
-// AVX-512 flags), the portable ones in attention_tiles.cpp; tile_kernels() picks by CPU.
+// Declarations only: the AVX-512 and AVX2 versions live in attention_tiles_avx512.cpp and
+// attention_tiles_avx2.cpp (compiled with those flags), the portable ones in attention_tiles.cpp;
+// tile_kernels() picks by CPU.
 #pragma once
 #include <cstdint>
 
@@ -32,13 +33,15 @@ struct TileKernels {
   Transpose transpose;
 };
 
-// The AVX-512 kernels where the CPU has AVX-512F (tk::cpu_features, TUNEKIT_ISA caps it), else the
-// portable ones.
+// By CPU (tk::cpu_features, which TUNEKIT_ISA caps): AVX-512F, else AVX2 with FMA (the product;
+// the transpose portable), else the portable ones.
 const TileKernels& tile_kernels();
 
 void row_block_product_avx512(int rows, int64_t N, int64_t k0, int64_t k1, float alpha, const float* A, int64_t a_row,
                               int64_t a_col, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 void transpose_avx512(const float* src, int64_t rows, int64_t cols, int64_t lds, float* dst, int64_t ldd);
+void row_block_product_avx2(int rows, int64_t N, int64_t k0, int64_t k1, float alpha, const float* A, int64_t a_row,
+                            int64_t a_col, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 void row_block_product_portable(int rows, int64_t N, int64_t k0, int64_t k1, float alpha, const float* A,
                                 int64_t a_row, int64_t a_col, const float* B, int64_t ldb, float beta, float* C,
                                 int64_t ldc);
