@@ -16,30 +16,29 @@ namespace tk::cpu::attention_detail {
 #endif
 
 namespace {
-// Columns per register block: rows x 8 accumulators stay in registers (8 ymm with AVX2).
-constexpr int64_t kCols = 8;
+// Columns per pass: a row's accumulators (1 KiB) stay in L1.
+constexpr int64_t kCols = 256;
 }  // namespace
 
+// One row at a time, an axpy of B's row k per k into the row's accumulators: the loop the
+// compiler vectorises on any ISA (no register tile to spill).
 TK_PORTABLE_CLONES void row_block_product_portable(int rows, int64_t N, int64_t k0, int64_t k1, float alpha,
                                                    const float* A, int64_t a_row, int64_t a_col, const float* B,
                                                    int64_t ldb, float beta, float* C, int64_t ldc) {
-  for (int64_t j = 0; j < N; j += kCols) {
-    const int64_t n = std::min(kCols, N - j);
-    float acc[kRowBlock][kCols] = {};
-    for (int64_t k = k0; k < k1; ++k) {
-      const float* b = B + k * ldb + j;
-      float bk[kCols] = {};
-      for (int64_t c = 0; c < n; ++c) bk[c] = b[c];
-      for (int i = 0; i < rows; ++i) {
+  float acc[kCols];
+  for (int i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < N; j += kCols) {
+      const int64_t n = std::min(kCols, N - j);
+      std::fill(acc, acc + n, 0.0f);
+      for (int64_t k = k0; k < k1; ++k) {
         const float a = A[i * a_row + k * a_col];
-        for (int64_t c = 0; c < kCols; ++c) acc[i][c] += a * bk[c];
+        const float* __restrict b = B + k * ldb + j;
+        for (int64_t c = 0; c < n; ++c) acc[c] += a * b[c];
       }
-    }
-    for (int i = 0; i < rows; ++i) {
       float* c = C + i * ldc + j;
-      for (int64_t q = 0; q < n; ++q) c[q] = alpha * acc[i][q] + (beta != 0.0f ? c[q] : 0.0f);
+      if (beta != 0.0f) for (int64_t q = 0; q < n; ++q) c[q] += alpha * acc[q];
+      else for (int64_t q = 0; q < n; ++q) c[q] = alpha * acc[q];
     }
-  }
 }
 
 void transpose_portable(const float* src, int64_t rows, int64_t cols, int64_t lds, float* dst, int64_t ldd) {
