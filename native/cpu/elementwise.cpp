@@ -5,7 +5,9 @@
 #include <cmath>
 #include <vector>
 
+#include "../core/cpu_features.h"
 #include "../core/thread_pool.h"
+#include "elementwise_simd.h"
 
 namespace tk::cpu {
 
@@ -348,6 +350,11 @@ void unary_reference(UnaryOp op, const float* x, float* y, int64_t n, float para
 
 void unary(UnaryOp op, const float* x, float* y, int64_t n, float param) {
   int64_t grain = is_transcendental(op) ? kGrainTranscend : kGrainCheap;
+  if (cpu_features().avx512f && (op == UnaryOp::GeluTanh || op == UnaryOp::Silu)) {
+    const auto fn = op == UnaryOp::GeluTanh ? &elementwise_detail::gelu_tanh_avx512 : &elementwise_detail::silu_avx512;
+    parallel_for(n, grain, [&](int64_t b, int64_t e) { fn(x + b, y + b, e - b); });
+    return;
+  }
   parallel_for(n, grain, [&](int64_t b, int64_t e) { unary_chunk(op, x + b, y + b, e - b, param); });
 }
 
@@ -364,6 +371,11 @@ void unary_backward_reference(UnaryOp op, const float* x, const float* y, const 
 void unary_backward(UnaryOp op, const float* x, const float* y, const float* dy, float* dx, int64_t n,
                     float param) {
   int64_t grain = is_transcendental(op) ? kGrainTranscend : kGrainCheap;
+  if (cpu_features().avx512f && (op == UnaryOp::GeluTanh || op == UnaryOp::Silu)) {
+    const auto fn = op == UnaryOp::GeluTanh ? &elementwise_detail::gelu_tanh_backward_avx512 : &elementwise_detail::silu_backward_avx512;
+    parallel_for(n, grain, [&](int64_t b, int64_t e) { fn(x + b, dy + b, dx + b, e - b); });
+    return;
+  }
   parallel_for(n, grain, [&](int64_t b, int64_t e) {
     unary_backward_chunk(op, x ? x + b : nullptr, y ? y + b : nullptr, dy + b, dx + b, e - b, param);
   });
