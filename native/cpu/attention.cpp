@@ -118,6 +118,14 @@ inline void mask_row(float* row, int64_t bk, int64_t visible, const int32_t* mti
   std::fill(row + v, row + bk, kNegInf);
 }
 
+// How much of a score row of bk entries, `visible` of them before the causal limit, the exp
+// passes cover: the visible ones rounded up to whole 16-lane vectors (the masked -inf entries
+// past the limit come out exactly 0 either way; a scalar remainder costs as much per element as
+// a whole vector does), the rest is filled with zeros.
+inline int64_t exp_span(int64_t visible, int64_t bk) {
+  return std::min(bk, (std::max<int64_t>(0, visible) + 15) / 16 * 16);
+}
+
 // Forward, one score tile S [bq, bk] (keys j0..): masks, the online softmax update of the rows'
 // running max m and sum l, acc [bq, D] rescaled where the max grew; S becomes P (unnormalised).
 TK_TILE_CLONES void softmax_tile_forward(const AttentionShape& s, float* S, int64_t bq, int64_t bk, int64_t i0,
@@ -133,7 +141,7 @@ TK_TILE_CLONES void softmax_tile_forward(const AttentionShape& s, float* S, int6
       continue;
     }
     const float corr = std::exp(m[r] - m_new);  // m[r] = -inf -> 0 (acc is still 0)
-    const int64_t v = std::max<int64_t>(0, std::min(bk, visible));
+    const int64_t v = exp_span(visible, bk);
     exp_shifted(row, v, m_new);
     std::fill(row + v, row + bk, 0.0f);  // past the causal limit: exp(-inf)
     l[r] = l[r] * corr + row_sum(row, v);
@@ -155,7 +163,7 @@ TK_TILE_CLONES void probs_tile_backward(const AttentionShape& s, float* P, int64
       std::fill(row, row + bk, 0.0f);
       continue;
     }
-    const int64_t visible = last_visible_key(s, i0 + r) - j0 + 1, v = std::max<int64_t>(0, std::min(bk, visible));
+    const int64_t visible = last_visible_key(s, i0 + r) - j0 + 1, v = exp_span(visible, bk);
     mask_row(row, bk, visible, mtile);
     exp_shifted(row, v, lr);
     std::fill(row + v, row + bk, 0.0f);  // past the causal limit: exp(-inf)
