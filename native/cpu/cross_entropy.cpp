@@ -5,8 +5,10 @@
 #include <cmath>
 #include <limits>
 
+#include "../core/cpu_features.h"
 #include "../core/status.h"
 #include "../core/thread_pool.h"
+#include "cross_entropy_simd.h"
 #include "elementwise.h"  // exp_fast, TK_SIMD_CLONES
 
 namespace tk::cpu {
@@ -67,12 +69,13 @@ int64_t cross_entropy_reference(const float* logits, const int32_t* labels, floa
 int64_t cross_entropy(const float* logits, const int32_t* labels, float* loss, float* lse, int64_t rows,
                       int64_t classes, int64_t ignore_index) {
   check_labels(labels, rows, classes, ignore_index);
+  const auto lse_of = cpu_features().avx512f ? &cross_entropy_detail::row_lse_avx512 : &row_lse;
   if (classes > 0)
     parallel_for(rows, row_grain(classes), [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         const float* x = logits + r * classes;
         // lse for ignored rows too: cheap next to the rest, and keeps the saved tensor defined
-        float l = row_lse(x, classes);
+        float l = lse_of(x, classes);
         lse[r] = l;
         loss[r] = labels[r] == ignore_index ? 0.0f : l - x[labels[r]];
       }
@@ -99,6 +102,7 @@ void cross_entropy_backward(const float* logits, const int32_t* labels, const fl
                             float* dlogits, int64_t rows, int64_t classes, int64_t ignore_index) {
   check_labels(labels, rows, classes, ignore_index);
   if (classes <= 0) return;
+  const auto softmax_scaled = cpu_features().avx512f ? &cross_entropy_detail::row_softmax_scaled_avx512 : &row_softmax_scaled;
   parallel_for(rows, row_grain(classes), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       float* d = dlogits + r * classes;
@@ -106,7 +110,7 @@ void cross_entropy_backward(const float* logits, const int32_t* labels, const fl
         std::fill(d, d + classes, 0.0f);
         continue;
       }
-      row_softmax_scaled(logits + r * classes, d, classes, lse[r], dloss[r]);
+      softmax_scaled(logits + r * classes, d, classes, lse[r], dloss[r]);
       d[labels[r]] -= dloss[r];
     }
   });

@@ -11,33 +11,13 @@
 #include <cstdint>
 
 #include "elementwise_simd.h"
+#include "exp_avx512.h"
 
 namespace tk::cpu::elementwise_detail {
 namespace {
 
 inline __mmask16 lanes_below(int64_t n) {
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-}
-
-// exp(t) for t clamped to [-88, 88] (the callers' arguments saturate there: e^-88 ~ 6e-39):
-// t = n ln2 + r, |r| <= ln2/2, the degree-7 Taylor polynomial of exp_fast (elementwise.h), then
-// p 2^n by vscalefps. A NaN t comes out as a clamp bound; the callers multiply by x, which
-// carries the NaN through.
-inline __m512 exp_clamped(__m512 t) {
-  t = _mm512_min_ps(_mm512_max_ps(t, _mm512_set1_ps(-88.0f)), _mm512_set1_ps(88.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), t);  // ln2 in two parts
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
 }
 
 // 1 / (1 + exp(-z)): d in [1, e^88], its reciprocal from vrcp14ps and one Newton step.
