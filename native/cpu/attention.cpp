@@ -23,7 +23,7 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Tile sizes: a 64 x 128 f32 score tile is 32 KiB, so a query tile, a key/value tile and the
 // score tiles stay in L2 while the products work on them. 128 keys a tile: sequences up to 128 (the
-// main job's) need one key tile per query tile, so no online rescaling and fewer, larger GEMMs.
+// main job's) need one key tile per query tile, so no online rescaling and fewer, larger products.
 constexpr int64_t kQTile = 64;
 constexpr int64_t kKTile = 128;
 
@@ -118,6 +118,11 @@ inline void mask_row(float* row, int64_t bk, int64_t visible, const int32_t* mti
   std::fill(row + v, row + bk, kNegInf);
 }
 
+// How many of key tile j0's bk keys query row i (of the head) sees: the causal limit only (the
+// padding mask works on the scores).
+inline int64_t visible_keys(const AttentionShape& s, int64_t i, int64_t j0, int64_t bk) {
+  return std::max<int64_t>(0, std::min(bk, last_visible_key(s, i) - j0 + 1));
+}
 // How much of a score row of bk entries, `visible` of them before the causal limit, the exp
 // passes cover: the visible ones rounded up to whole 16-lane vectors (the masked -inf entries
 // past the limit come out exactly 0 either way; a scalar remainder costs as much per element as
@@ -178,7 +183,7 @@ TK_TILE_CLONES void dscores_tile(const AttentionShape& s, const float* __restric
     const float dl = delta[r];
     const float* p = P + r * bk;
     float* d = dP + r * bk;
-    const int64_t v = std::max<int64_t>(0, std::min(bk, last_visible_key(s, i0 + r) - j0 + 1));
+    const int64_t v = visible_keys(s, i0 + r, j0, bk);
     for (int64_t c = 0; c < v; ++c) d[c] = p[c] * (d[c] - dl);
     std::fill(d + v, d + bk, 0.0f);
   }
@@ -219,11 +224,6 @@ inline bool all_masked(const int32_t* mask_row, int64_t j0, int64_t n) {
 
 using attention_detail::kRowBlock;
 
-// How many of key tile j0's bk keys query row i (of the head) sees: the causal limit only (the
-// padding mask works on the scores).
-inline int64_t visible_keys(const AttentionShape& s, int64_t i, int64_t j0, int64_t bk) {
-  return std::max<int64_t>(0, std::min(bk, last_visible_key(s, i) - j0 + 1));
-}
 // The first of query tile i0's bq rows that sees key j of the head (bq when none does).
 inline int64_t first_query_seeing(const AttentionShape& s, int64_t j, int64_t i0, int64_t bq) {
   return s.causal ? std::max<int64_t>(0, std::min(bq, j - (s.Tk - s.Tq) - i0)) : 0;
@@ -275,7 +275,7 @@ struct ForwardScratch {
 };
 
 // Forward of one query tile, rows i0 .. i0 + bq of the head: out rows O [bq, D] (row stride ldo)
-// and their log-sum-exp L [bq]. Query tiles against key tiles with the GEMM and an online
+// and their log-sum-exp L [bq]. Query tiles against key tiles with the tile products and an online
 // softmax, so scratch is per tile and never Tq x Tk.
 void forward_query_tile(const HeadView& h, int64_t i0, float* O, int64_t ldo, float* L, ForwardScratch& sc) {
   const AttentionShape& s = h.s;
@@ -407,7 +407,7 @@ void for_each_unit(int64_t n, Make make_scratch, Fn fn) {
 void attention_forward_f32(const AttentionShape& s, const float* q, const float* k, const float* v,
                            const int32_t* key_mask, float* out, float* lse) {
   check_attention_shape(s);
-  // D == 0 would hand the GEMM an empty inner dimension; the reference is exact and trivial there.
+  // D == 0 would hand the products an empty inner dimension; the reference is exact and trivial there.
   if (s.D == 0) return attention_forward_reference(s, q, k, v, key_mask, out, lse);
   const int64_t D = s.D, Tq = s.Tq;
   const int64_t nqt = (Tq + kQTile - 1) / kQTile;

@@ -26,7 +26,8 @@ using tk::AttentionShape;
 using tk::check_attention_shape;
 
 // Fast path: parallel over (batch, query head, query tile); query tiles against key tiles with
-// the GEMM and an online softmax, so scratch is per tile and never Tq x Tk.
+// small products (attention_tiles.h) and an online softmax, so scratch is per tile and never
+// Tq x Tk.
 void attention_forward_f32(const AttentionShape& s, const float* q, const float* k, const float* v,
                            const int32_t* key_mask, float* out, float* lse);
 void attention_backward_f32(const AttentionShape& s, const float* q, const float* k, const float* v,
