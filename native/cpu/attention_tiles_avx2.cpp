@@ -6,7 +6,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <utility>
 
 #include "attention_tiles.h"
 
@@ -74,23 +76,21 @@ void rows_product(int64_t N, int64_t k0, int64_t k1, float alpha, const float* A
   if (j < N) block<R, false>(N - j, k0, k1, alpha, A, a_row, a_col, B + j, ldb, beta, C + j, ldc);
 }
 
-void four_or_fewer(int rows, int64_t N, int64_t k0, int64_t k1, float alpha, const float* A, int64_t a_row,
-                   int64_t a_col, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  switch (rows) {
-    case 1: return rows_product<1>(N, k0, k1, alpha, A, a_row, a_col, B, ldb, beta, C, ldc);
-    case 2: return rows_product<2>(N, k0, k1, alpha, A, a_row, a_col, B, ldb, beta, C, ldc);
-    case 3: return rows_product<3>(N, k0, k1, alpha, A, a_row, a_col, B, ldb, beta, C, ldc);
-    case 4: return rows_product<4>(N, k0, k1, alpha, A, a_row, a_col, B, ldb, beta, C, ldc);
-    default: return;
-  }
+using RowsFn = void (*)(int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t, const float*, int64_t, float,
+                        float*, int64_t);
+// rows_product<R> for R = 1 .. sizeof...(I), at index R - 1
+template <size_t... I>
+constexpr std::array<RowsFn, sizeof...(I)> rows_table(std::index_sequence<I...>) {
+  return {&rows_product<static_cast<int>(I) + 1>...};
 }
 
 }  // namespace
 
 void row_block_product_avx2(int rows, int64_t N, int64_t k0, int64_t k1, float alpha, const float* A, int64_t a_row,
                             int64_t a_col, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  static constexpr auto by_rows = rows_table(std::make_index_sequence<4>{});
   for (int r = 0; r < rows; r += 4)
-    four_or_fewer(std::min(4, rows - r), N, k0, k1, alpha, A + r * a_row, a_row, a_col, B, ldb, beta, C + r * ldc, ldc);
+    by_rows[std::min(4, rows - r) - 1](N, k0, k1, alpha, A + r * a_row, a_row, a_col, B, ldb, beta, C + r * ldc, ldc);
 }
 
 }  // namespace tk::cpu::attention_detail

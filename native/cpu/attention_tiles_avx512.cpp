@@ -8,7 +8,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <utility>
 
 #include "attention_tiles.h"
 #include "gemm_avx512_kernels.h"  // transpose16 (internal linkage: this file's own copy)
@@ -72,21 +74,20 @@ void rows_product(int64_t N, int64_t k0, int64_t k1, float alpha, const float* A
   }
 }
 
+using RowsFn = void (*)(int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t, const float*, int64_t, float,
+                        float*, int64_t);
+// rows_product<R> for R = 1 .. sizeof...(I), at index R - 1
+template <size_t... I>
+constexpr std::array<RowsFn, sizeof...(I)> rows_table(std::index_sequence<I...>) {
+  return {&rows_product<static_cast<int>(I) + 1>...};
+}
+
 }  // namespace
 
 void row_block_product_avx512(int rows, int64_t N, int64_t k0, int64_t k1, float alpha, const float* A, int64_t a_row,
                               int64_t a_col, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  switch (rows) {
-    case 1: return rows_product<1>(N, k0, k1, alpha, A, a_row, a_col, B, ldb, beta, C, ldc);
-    case 2: return rows_product<2>(N, k0, k1, alpha, A, a_row, a_col, B, ldb, beta, C, ldc);
-    case 3: return rows_product<3>(N, k0, k1, alpha, A, a_row, a_col, B, ldb, beta, C, ldc);
-    case 4: return rows_product<4>(N, k0, k1, alpha, A, a_row, a_col, B, ldb, beta, C, ldc);
-    case 5: return rows_product<5>(N, k0, k1, alpha, A, a_row, a_col, B, ldb, beta, C, ldc);
-    case 6: return rows_product<6>(N, k0, k1, alpha, A, a_row, a_col, B, ldb, beta, C, ldc);
-    case 7: return rows_product<7>(N, k0, k1, alpha, A, a_row, a_col, B, ldb, beta, C, ldc);
-    case 8: return rows_product<8>(N, k0, k1, alpha, A, a_row, a_col, B, ldb, beta, C, ldc);
-    default: return;  // rows <= 0: nothing (the caller never passes more than kRowBlock)
-  }
+  static constexpr auto by_rows = rows_table(std::make_index_sequence<kRowBlock>{});
+  if (rows >= 1 && rows <= kRowBlock) by_rows[rows - 1](N, k0, k1, alpha, A, a_row, a_col, B, ldb, beta, C, ldc);
 }
 
 // 16 x 16 blocks through registers (gemm's transpose16); the edges under masks, so nothing past
