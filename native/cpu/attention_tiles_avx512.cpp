@@ -14,13 +14,10 @@
 
 #include "attention_tiles.h"
 #include "gemm_avx512_kernels.h"  // transpose16 (internal linkage: this file's own copy)
+#include "math_avx512.h"           // lanes_below
 
 namespace tk::cpu::attention_detail {
 namespace {
-
-inline __mmask16 lanes_below(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1u);
-}
 
 // One R x 16NV block of C (n <= 16NV valid columns from column j of B and C).
 template <int R, int NV>

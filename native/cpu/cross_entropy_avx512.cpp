@@ -1,7 +1,7 @@
 // cross_entropy.cpp's two row loops with AVX-512 intrinsics (compiled with AVX-512 flags; called
 // where tk::cpu_features() reports AVX-512F). The portable loops vectorise, but their exp builds
 // 2^n in two halves and their double sum goes through a buffer of 256 exps; here exp scales by
-// vscalefps (exp_avx512.h) and each vector of exps is widened and summed as it is made. GPT-2's
+// vscalefps (math_avx512.h) and each vector of exps is widened and summed as it is made. GPT-2's
 // 512 x 50257 logits: see bench/RESULTS.md.
 #include <immintrin.h>
 
@@ -10,16 +10,9 @@
 #include <limits>
 
 #include "cross_entropy_simd.h"
-#include "exp_avx512.h"
+#include "math_avx512.h"
 
 namespace tk::cpu::cross_entropy_detail {
-namespace {
-
-inline __mmask16 lanes_below(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-}
-
-}  // namespace
 
 float row_lse_avx512(const float* x, int64_t n) {
   const __m512 ninf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());

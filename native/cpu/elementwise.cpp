@@ -348,9 +348,16 @@ void unary_reference(UnaryOp op, const float* x, float* y, int64_t n, float para
   for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(unary_ref_one(op, x[i], param));
 }
 
+namespace {
+// The ops with an AVX-512 intrinsics form (elementwise_avx512.cpp) on this CPU.
+bool has_avx512_form(UnaryOp op) {
+  return cpu_features().avx512f && (op == UnaryOp::GeluTanh || op == UnaryOp::Silu);
+}
+}  // namespace
+
 void unary(UnaryOp op, const float* x, float* y, int64_t n, float param) {
   int64_t grain = is_transcendental(op) ? kGrainTranscend : kGrainCheap;
-  if (cpu_features().avx512f && (op == UnaryOp::GeluTanh || op == UnaryOp::Silu)) {
+  if (has_avx512_form(op)) {
     const auto fn = op == UnaryOp::GeluTanh ? &elementwise_detail::gelu_tanh_avx512 : &elementwise_detail::silu_avx512;
     parallel_for(n, grain, [&](int64_t b, int64_t e) { fn(x + b, y + b, e - b); });
     return;
@@ -371,7 +378,7 @@ void unary_backward_reference(UnaryOp op, const float* x, const float* y, const 
 void unary_backward(UnaryOp op, const float* x, const float* y, const float* dy, float* dx, int64_t n,
                     float param) {
   int64_t grain = is_transcendental(op) ? kGrainTranscend : kGrainCheap;
-  if (cpu_features().avx512f && (op == UnaryOp::GeluTanh || op == UnaryOp::Silu)) {
+  if (has_avx512_form(op)) {
     const auto fn = op == UnaryOp::GeluTanh ? &elementwise_detail::gelu_tanh_backward_avx512 : &elementwise_detail::silu_backward_avx512;
     parallel_for(n, grain, [&](int64_t b, int64_t e) { fn(x + b, dy + b, dx + b, e - b); });
     return;

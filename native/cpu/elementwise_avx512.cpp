@@ -11,14 +11,10 @@
 #include <cstdint>
 
 #include "elementwise_simd.h"
-#include "exp_avx512.h"
+#include "math_avx512.h"
 
 namespace tk::cpu::elementwise_detail {
 namespace {
-
-inline __mmask16 lanes_below(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-}
 
 // 1 / (1 + exp(-z)): d in [1, e^88], its reciprocal from vrcp14ps and one Newton step.
 inline __m512 sigmoid(__m512 z) {

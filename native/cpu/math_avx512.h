@@ -1,12 +1,20 @@
-// exp on 16 f32 lanes with AVX-512 intrinsics, for the *_avx512.cpp files only (compiled with
-// AVX-512 flags; internal linkage in each). The range reduction and the degree-7 Taylor
-// polynomial of elementwise.h's exp_fast; 2^n applied by vscalefps, which reaches the subnormals
-// and overflows to inf in one instruction (exp_fast builds 2^n in two halves for that).
+// Small AVX-512 helpers of the element-wise, cross-entropy and attention ISA files (the
+// *_avx512.cpp files only: compiled with AVX-512 flags; internal linkage in each): lane masks, and
+// exp on 16 f32 lanes with the range reduction and degree-7 Taylor polynomial of elementwise.h's
+// exp_fast, 2^n applied by vscalefps, which reaches the subnormals and overflows to inf in one
+// instruction (exp_fast builds 2^n in two halves for that).
 #pragma once
 #include <immintrin.h>
 
+#include <cstdint>
+
 namespace tk::cpu {
 namespace {
+
+// The first n of 16 lanes (none for n <= 0, all for n >= 16): a row's tail under a mask.
+inline __mmask16 lanes_below(int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1u);
+}
 
 // p(r) ~ exp(r), |r| <= ln2 / 2, and n, for x already clamped to a finite range.
 inline __m512 exp_reduced(__m512 x) {
