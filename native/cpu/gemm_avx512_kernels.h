@@ -70,6 +70,23 @@ __attribute__((always_inline)) inline void prefetch_c_row(const float* c, bool u
 // k steps between the C-row prefetches of kernel_f32_rows_spread (see there).
 constexpr int64_t kCRowPrefetchEvery = 4;
 
+// A microkernel's `steps` k steps, step() each, with C's M rows (16*NV floats each) prefetched
+// one at a time, row i at step i * kCRowPrefetchEvery (steps >= M * kCRowPrefetchEvery; see
+// kernel_f32_rows_spread for why).
+template <int M, int NV, class Step>
+__attribute__((always_inline)) inline void steps_prefetching_c(int64_t steps, const float* C, int64_t ldc, Step&& step) {
+  constexpr int every = static_cast<int>(kCRowPrefetchEvery);
+  const bool unaligned = ((reinterpret_cast<uintptr_t>(C) | static_cast<uintptr_t>(ldc) * 4) & 63) != 0;
+  const float* c_row = C;
+  for (int i = 0; i < M; ++i) {  // steps [0, M * every)
+    prefetch_c_row<NV>(c_row, unaligned);
+    c_row += ldc;
+#pragma GCC unroll 4
+    for (int u = 0; u < every; ++u) step();
+  }
+  for (int64_t k = static_cast<int64_t>(M) * every; k < steps; ++k) step();
+}
+
 // One k step of the f32 microkernel: acc[i][v] += A[i] * B[16v .. 16v+15].
 template <int M, int NV>
 __attribute__((always_inline)) inline void fma_step(__m512 (&acc)[M][NV], const float* __restrict Ap,
@@ -123,30 +140,17 @@ __attribute__((noinline)) void kernel_f32_rows_spread(int64_t kc, const float* _
                                                       const float* __restrict Bp, int nr, float* C, int64_t ldc,
                                                       float alpha, float beta) {
   constexpr int NR = 16 * NV;
-  constexpr int every = static_cast<int>(kCRowPrefetchEvery);
   __m512 acc[M][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < M; ++i) {
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
   }
-  const bool unaligned = ((reinterpret_cast<uintptr_t>(C) | static_cast<uintptr_t>(ldc) * 4) & 63) != 0;
-  const float* c_row = C;
-  for (int i = 0; i < M; ++i) {  // k steps [0, M * every)
-    prefetch_c_row<NV>(c_row, unaligned);
-    c_row += ldc;
-#pragma GCC unroll 4
-    for (int u = 0; u < every; ++u) {
-      fma_step<M, NV>(acc, Ap, Bp);
-      Ap += MRS;
-      Bp += NR;
-    }
-  }
-  for (int64_t k = static_cast<int64_t>(M) * every; k < kc; ++k) {
+  steps_prefetching_c<M, NV>(kc, C, ldc, [&]() __attribute__((always_inline)) {
     fma_step<M, NV>(acc, Ap, Bp);
     Ap += MRS;
     Bp += NR;
-  }
+  });
   store_tile<M, NV>(acc, nr, C, ldc, alpha, beta);
 }
 
@@ -207,30 +211,17 @@ template <int M>
 __attribute__((noinline)) void kernel_bf16_rows_spread(int64_t kcp, const uint16_t* __restrict Ap,
                                                        const uint16_t* __restrict Bp, int nr, float* C,
                                                        int64_t ldc, float alpha, float beta) {
-  constexpr int every = static_cast<int>(kCRowPrefetchEvery);
   __m512 acc[M][kNV];
 #pragma GCC unroll 14
   for (int i = 0; i < M; ++i) {
 #pragma GCC unroll 2
     for (int v = 0; v < kNV; ++v) acc[i][v] = _mm512_setzero_ps();
   }
-  const bool unaligned = ((reinterpret_cast<uintptr_t>(C) | static_cast<uintptr_t>(ldc) * 4) & 63) != 0;
-  const float* c_row = C;
-  for (int i = 0; i < M; ++i) {  // k pairs [0, M * every)
-    prefetch_c_row<kNV>(c_row, unaligned);
-    c_row += ldc;
-#pragma GCC unroll 4
-    for (int u = 0; u < every; ++u) {
-      dpbf16_step<M>(acc, Ap, Bp);
-      Ap += 2 * kMR;
-      Bp += 2 * kNR;
-    }
-  }
-  for (int64_t p = 2 * static_cast<int64_t>(M) * every; p < kcp; p += 2) {
+  steps_prefetching_c<M, kNV>(kcp / 2, C, ldc, [&]() __attribute__((always_inline)) {  // one k pair a step
     dpbf16_step<M>(acc, Ap, Bp);
     Ap += 2 * kMR;
     Bp += 2 * kNR;
-  }
+  });
   store_tile<M>(acc, nr, C, ldc, alpha, beta);
 }
 
